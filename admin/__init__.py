@@ -1,0 +1,1 @@
+"""Admin use-cases: authorization and audit, curation, retraining, reports."""

@@ -1,0 +1,255 @@
+"""The `gpt2bot` command line. Errors are one line on stderr and a non-zero exit status."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict
+from typing import Any
+
+from bot import plugins
+from bot.app import App
+from bot.export import FORMATS, write_export
+from bot.params import LIMITS, InvalidRequest
+from bot.platforms.base import RunOptions
+from bot.settings import Settings, SettingsError
+from bot.usecases import Finished, Origin
+from model.backends.base import BackendError
+from model.versions import ModelUnavailable, validate_version_name
+from storage import Database, GenerationRepository, ModelVersionRepository, NotFound, upgrade
+
+log = logging.getLogger("gpt2bot")
+
+DEMO_PROMPTS = (
+    "A language model is",
+    "Fine-tuning a small model on your own text",
+    "The attention mechanism",
+)
+
+
+class CommandError(Exception):
+    """An expected failure: the message is printed as is."""
+
+
+def _add_sampling_options(parser: argparse.ArgumentParser) -> None:
+    for name, (kind, low, high, _, help_text) in LIMITS.items():
+        parser.add_argument(
+            f"--{name.replace('_', '-')}",
+            dest=name,
+            type=str,  # validated (with clear messages) by bot.params, not argparse
+            metavar=kind.__name__.upper(),
+            help=f"{help_text} ({low:g} to {high:g})",
+        )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gpt2bot", description="Chat with your own fine-tuned GPT-2 and improve it."
+    )
+    parser.add_argument("--env-file", default=".env", help="settings file (default: .env)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="start the bot (Discord, Slack or the web playground)")
+    run.add_argument("--platform", choices=["discord", "slack", "web"])
+    run.add_argument("--host", default="127.0.0.1")
+    run.add_argument("--port", type=int, default=8080)
+
+    generate = sub.add_parser("generate", help="generate text once and store it")
+    generate.add_argument("prompt")
+    _add_sampling_options(generate)
+    generate.add_argument("--json", action="store_true", help="print JSON")
+
+    export = sub.add_parser("export", help="export every generation with its ratings")
+    export.add_argument("--format", choices=FORMATS, default="jsonl")
+    export.add_argument("--out", help="file to write (default: standard output)")
+
+    models = sub.add_parser("models", help="list, switch or roll back model versions")
+    models.add_argument("action", nargs="?", choices=["list", "use", "rollback"], default="list")
+    models.add_argument("version", nargs="?")
+    models.add_argument("--json", action="store_true", help="print JSON")
+
+    sub.add_parser("demo", help="generate from a few prompts, rate one, show how to export")
+    return parser
+
+
+def _pick_platform(settings: Settings, requested: str | None) -> str:
+    if requested:
+        return requested
+    if settings.discord.token:
+        return "discord"
+    if settings.slack.bot_token:
+        return "slack"
+    return "web"
+
+
+async def _run(settings: Settings, args: argparse.Namespace) -> int:
+    name = _pick_platform(settings, args.platform)
+    try:
+        factory = plugins.load(plugins.PLATFORM_GROUP, name)
+    except plugins.PluginNotFound as error:
+        raise CommandError(
+            f"the {name} platform is not available in this build ({error}). "
+            "Run `gpt2bot demo` for a local demonstration."
+        ) from None
+    app = await App.open(settings)
+    try:
+        platform = factory(app, RunOptions(host=args.host, port=args.port))
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, lambda: asyncio.ensure_future(platform.stop()))
+        await platform.run()
+    finally:
+        await app.close()
+    return 0
+
+
+def _print_generation(finished: Finished, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps({
+            "model_version": finished.result.model_version,
+            "prompt_truncated": finished.result.prompt_truncated,
+            "latency_s": round(finished.result.latency_s, 3),
+            "generations": [
+                {"id": g.id, "conversation_id": g.conversation_id, "prompt": g.prompt,
+                 "output": g.output, "seed": g.seed, "params": g.params,
+                 "completion_tokens": g.completion_tokens}
+                for g in finished.generations
+            ],
+        }, ensure_ascii=False))  # fmt: skip
+        return
+    if finished.result.prompt_truncated:
+        print("(the prompt was cut from the left to fit GPT-2's 1024-token context)")
+    for g in finished.generations:
+        print(f"{g.prompt}{g.output}")
+        params = " ".join(f"{k}={v}" for k, v in g.params.items() if k != "samples")
+        print(f"  [#{g.id} · model {g.model_version} · seed {g.seed} · {params}]\n")
+
+
+async def _generate(settings: Settings, args: argparse.Namespace) -> int:
+    raw = {name: getattr(args, name) for name in LIMITS}
+    app = await App.open(settings)
+    try:
+        finished = await app.chat.generate(Origin(platform="cli", user_id="cli"), args.prompt, raw)
+    finally:
+        await app.close()
+    _print_generation(finished, args.json)
+    return 0
+
+
+async def _demo(settings: Settings, args: argparse.Namespace) -> int:
+    app = await App.open(settings)
+    try:
+        origin = Origin(platform="cli", user_id="demo")
+        first = None
+        for seed, prompt in enumerate(DEMO_PROMPTS):
+            finished = await app.chat.generate(origin, prompt, {"seed": seed, "max_new_tokens": 40})
+            _print_generation(finished, as_json=False)
+            first = first or finished.generations[0]
+        assert first is not None
+        await app.chat.rate(first.id, "demo", "👍")
+        print(f"Rated generation #{first.id} 👍 as user 'demo'.")
+        print("Next: `gpt2bot generate \"your prompt\"`, `gpt2bot export --format csv`, "
+              "`gpt2bot models list`.")  # fmt: skip
+    finally:
+        await app.close()
+    return 0
+
+
+def _open_db(settings: Settings) -> Database:
+    db = Database(settings.storage.url)
+    upgrade(db.engine)
+    return db
+
+
+def _export(settings: Settings, args: argparse.Namespace) -> int:
+    db = _open_db(settings)
+    try:
+        records = GenerationRepository(db).iter_all()
+        if args.out:
+            with open(args.out, "w", newline="", encoding="utf-8") as handle:
+                count = write_export(records, handle, args.format)
+            print(f"wrote {count} generations to {args.out}", file=sys.stderr)
+        else:
+            write_export(records, sys.stdout, args.format)
+    finally:
+        db.dispose()
+    return 0
+
+
+def _models(settings: Settings, args: argparse.Namespace) -> int:
+    db = _open_db(settings)
+    versions = ModelVersionRepository(db)
+    try:
+        if args.action == "use":
+            if not args.version:
+                raise CommandError("name the version: gpt2bot models use VERSION")
+            versions.activate(validate_version_name(args.version))
+        elif args.action == "rollback":
+            previous = versions.previous_active()
+            if previous is None:
+                raise CommandError("there is no earlier active version to roll back to")
+            versions.activate(previous.name)
+        rows = versions.list()
+    finally:
+        db.dispose()
+    if args.json:
+        print(json.dumps([asdict(r) for r in rows], default=str))
+    elif not rows:
+        print("no model versions yet: `gpt2bot run` or `gpt2bot demo` prepares the first")
+    for r in [] if args.json else rows:
+        loss = r.metrics.get("eval_loss")
+        extra = f" eval_loss={loss:.3f}" if isinstance(loss, float) else ""
+        print(f"{'*' if r.status == 'active' else ' '} {r.name:<24} {r.status:<9} "
+              f"base={r.base_model} parent={r.parent or '-'}{extra}")  # fmt: skip
+    return 0
+
+
+COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], Any]] = {
+    "run": _run,
+    "generate": _generate,
+    "demo": _demo,
+    "export": _export,
+    "models": _models,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings.from_env(dotenv_path=args.env_file)
+    except SettingsError as error:
+        print(f"gpt2bot: setting {error}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log_level_number,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        outcome = COMMANDS[args.command](settings, args)
+        if isinstance(outcome, Awaitable):
+            outcome = asyncio.run(outcome)  # type: ignore[arg-type]
+        return int(outcome)
+    except (CommandError, InvalidRequest, BackendError, ModelUnavailable, NotFound) as error:
+        print(f"gpt2bot: {error}", file=sys.stderr)
+        return 1
+    except ValueError as error:  # bad names and values from our own validators
+        print(f"gpt2bot: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except Exception:
+        incident = uuid.uuid4().hex[:8]
+        log.exception("internal error %s", incident)
+        print(f"gpt2bot: internal error {incident}; the log above has the details", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

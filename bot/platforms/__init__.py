@@ -1,0 +1,1 @@
+"""Platform plugins (`gpt2bot.platforms` entry points): discord, slack, web."""

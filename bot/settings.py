@@ -1,0 +1,198 @@
+"""Settings from the environment (and `.env`), validated once at start-up.
+
+Every variable is documented in `.env.example`. A bad value raises `SettingsError`, whose
+message is one line naming the variable and the fix; the CLI prints it and exits.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+from dotenv import dotenv_values
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from model.config import ModelConfig
+from model.device import DEVICES, DTYPES
+from storage.db import StorageConfig
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+class SettingsError(ValueError):
+    """A setting is missing or wrong; the message names the variable and the fix."""
+
+    def __init__(self, variable: str, problem: str, fix: str) -> None:
+        super().__init__(f"{variable}: {problem}. {fix}")
+        self.variable = variable
+
+
+@dataclass(frozen=True)
+class DiscordConfig:
+    token: str | None = None  # bot token from the Discord developer portal
+    api_base: str | None = None  # REST base URL override (a proxy or a test server)
+    gateway_url: str | None = None  # gateway websocket URL override
+    guild_ids: tuple[int, ...] = ()  # sync commands to these guilds instantly
+
+
+@dataclass(frozen=True)
+class SlackConfig:
+    bot_token: str | None = None  # xoxb-...
+    signing_secret: str | None = None  # verifies HTTP requests from Slack
+    app_token: str | None = None  # xapp-...: Socket Mode instead of HTTP
+    api_url: str | None = None  # Web API base URL override
+
+
+@dataclass(frozen=True)
+class AdminConfig:
+    user_ids: tuple[str, ...] = ()  # platform user ids with admin rights
+    role: str | None = None  # Discord role name that grants admin rights
+    retrain_cron: str | None = None  # e.g. "0 3 * * 0": retrain Sundays at 03:00
+
+
+@dataclass(frozen=True)
+class Settings:
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    discord: DiscordConfig = field(default_factory=DiscordConfig)
+    slack: SlackConfig = field(default_factory=SlackConfig)
+    admin: AdminConfig = field(default_factory=AdminConfig)
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, dotenv_path: str | Path | None = ".env"
+    ) -> Settings:
+        """Read settings from `environ` (default: the process environment) over `.env`."""
+        values: dict[str, str] = {}
+        if dotenv_path is not None and Path(dotenv_path).is_file():
+            values.update({k: v for k, v in dotenv_values(dotenv_path).items() if v is not None})
+        values.update(os.environ if environ is None else environ)
+        env = {k: v.strip() for k, v in values.items() if v is not None and v.strip()}
+        return cls(
+            storage=StorageConfig(url=_database_url(env)),
+            model=_model_config(env),
+            discord=_discord_config(env),
+            slack=_slack_config(env),
+            admin=_admin_config(env),
+            log_level=_choice(env, "LOG_LEVEL", "INFO", LOG_LEVELS, upper=True),
+        )
+
+    @property
+    def log_level_number(self) -> int:
+        return int(logging.getLevelName(self.log_level))
+
+
+def _choice(
+    env: Mapping[str, str], name: str, default: str, allowed: tuple[str, ...], upper: bool = False
+) -> str:
+    value = env.get(name, default)
+    value = value.upper() if upper else value.lower()
+    if value not in allowed:
+        raise SettingsError(name, f"{value!r} is not allowed", f"Use one of: {', '.join(allowed)}.")
+    return value
+
+
+def _database_url(env: Mapping[str, str]) -> str:
+    url = env.get("DATABASE_URL", StorageConfig.url)
+    try:
+        make_url(url)
+    except ArgumentError:
+        raise SettingsError(
+            "DATABASE_URL",
+            f"{url!r} is not a database URL",
+            "Use e.g. sqlite:///./data/gpt2bot.db or postgresql+psycopg://user:pass@host/db.",
+        ) from None
+    return url
+
+
+def _model_config(env: Mapping[str, str]) -> ModelConfig:
+    model_dir = Path(env.get("MODEL_DIR", str(ModelConfig.model_dir))).expanduser()
+    if model_dir.exists() and not model_dir.is_dir():
+        raise SettingsError(
+            "MODEL_DIR", f"{model_dir} is a file", "Point it at a folder (it is created if absent)."
+        )
+    device = env.get("DEVICE", "auto").lower()
+    if device.split(":")[0] not in DEVICES:
+        raise SettingsError(
+            "DEVICE", f"{device!r} is not a device", f"Use one of: {', '.join(DEVICES)}."
+        )
+    return ModelConfig(
+        model_dir=model_dir,
+        base_model=env.get("BASE_MODEL", ModelConfig.base_model),
+        device=device,
+        dtype=_choice(env, "DTYPE", "auto", tuple(DTYPES)),
+    )
+
+
+def _http_url(env: Mapping[str, str], name: str, schemes: tuple[str, ...]) -> str | None:
+    value = env.get(name)
+    if value is None:
+        return None
+    parsed = urlparse(value)
+    if parsed.scheme not in schemes or not parsed.netloc:
+        raise SettingsError(
+            name, f"{value!r} is not a {'/'.join(schemes)} URL", f"Use e.g. {schemes[-1]}://host/."
+        )
+    return value
+
+
+def _discord_config(env: Mapping[str, str]) -> DiscordConfig:
+    raw_ids = [part.strip() for part in env.get("DISCORD_GUILD_IDS", "").split(",") if part.strip()]
+    if any(not part.isdigit() for part in raw_ids):
+        raise SettingsError(
+            "DISCORD_GUILD_IDS",
+            f"{env['DISCORD_GUILD_IDS']!r} is not a list of guild ids",
+            "Use comma-separated numeric ids, e.g. 123456789012345678,234567890123456789.",
+        )
+    return DiscordConfig(
+        token=env.get("DISCORD_TOKEN"),
+        api_base=_http_url(env, "DISCORD_API_BASE", ("http", "https")),
+        gateway_url=_http_url(env, "DISCORD_GATEWAY_URL", ("ws", "wss")),
+        guild_ids=tuple(int(part) for part in raw_ids),
+    )
+
+
+def _slack_config(env: Mapping[str, str]) -> SlackConfig:
+    config = SlackConfig(
+        bot_token=env.get("SLACK_BOT_TOKEN"),
+        signing_secret=env.get("SLACK_SIGNING_SECRET"),
+        app_token=env.get("SLACK_APP_TOKEN"),
+        api_url=_http_url(env, "SLACK_API_URL", ("http", "https")),
+    )
+    if config.bot_token and not config.app_token and not config.signing_secret:
+        raise SettingsError(
+            "SLACK_SIGNING_SECRET",
+            "missing (needed to verify Slack's HTTP requests)",
+            "Copy it from your Slack app's Basic Information page, or set SLACK_APP_TOKEN "
+            "for Socket Mode.",
+        )
+    if config.app_token and not config.app_token.startswith("xapp-"):
+        raise SettingsError(
+            "SLACK_APP_TOKEN", "does not start with 'xapp-'", "Use the app-level token."
+        )
+    return config
+
+
+def _admin_config(env: Mapping[str, str]) -> AdminConfig:
+    cron = env.get("RETRAIN_CRON")
+    if cron is not None:
+        from apscheduler.triggers.cron import CronTrigger
+
+        try:
+            CronTrigger.from_crontab(cron)
+        except ValueError as error:
+            raise SettingsError(
+                "RETRAIN_CRON",
+                f"{cron!r} is not a cron expression ({error})",
+                "Use five fields: minute hour day month weekday, e.g. '0 3 * * 0'.",
+            ) from None
+    user_ids = tuple(part.strip() for part in env.get("ADMIN_USER_IDS", "").split(",") if part)
+    return AdminConfig(
+        user_ids=tuple(u for u in user_ids if u), role=env.get("ADMIN_ROLE"), retrain_cron=cron
+    )

@@ -1,0 +1,1 @@
+"""Everything torch: loading and bootstrap, generation backends, fine-tuning, versions."""

@@ -1,0 +1,40 @@
+"""Device and dtype choice: `auto` picks cuda > mps > cpu, and bf16/fp16 on GPU, fp32 on CPU."""
+
+from __future__ import annotations
+
+import torch
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+DTYPES = {"auto": None, "fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """The torch device for a `DEVICE` setting; raises ValueError when it is not available."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    base = name.split(":")[0]
+    if base not in DEVICES:
+        raise ValueError(f"unknown device {name!r}: use one of {', '.join(DEVICES)}")
+    if base == "cuda" and not torch.cuda.is_available():
+        raise ValueError("DEVICE=cuda but no CUDA GPU is visible: use DEVICE=auto or cpu")
+    if base == "mps" and not torch.backends.mps.is_available():
+        raise ValueError("DEVICE=mps but MPS is not available: use DEVICE=auto or cpu")
+    return torch.device(name)
+
+
+def resolve_dtype(device: torch.device, name: str = "auto") -> torch.dtype:
+    """The dtype for a `DTYPE` setting on `device`."""
+    if name not in DTYPES:
+        raise ValueError(f"unknown dtype {name!r}: use one of {', '.join(DTYPES)}")
+    chosen = DTYPES[name]
+    if chosen is not None:
+        return chosen
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.type == "mps":
+        return torch.float16
+    return torch.float32

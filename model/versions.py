@@ -1,0 +1,162 @@
+"""Model versions on disk: a `save_pretrained` folder plus `metadata.json`, so a version is
+self-describing (parent, base model, training run, metrics) and loads with `from_pretrained`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
+
+from model.device import resolve_dtype
+
+log = logging.getLogger(__name__)
+
+METADATA_FILE = "metadata.json"
+VERSION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+HUB_ENDPOINT = "https://huggingface.co"
+
+
+class ModelUnavailable(Exception):
+    """The model cannot be loaded from where it was asked for."""
+
+
+@dataclass
+class LoadedModel:
+    """A model ready to generate: weights on their device, tokenizer, version name."""
+
+    version: str
+    path: str
+    model: PreTrainedModel
+    tokenizer: Any
+    device: torch.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.model.dtype
+
+
+def validate_version_name(name: str) -> str:
+    """Reject names that are not safe as a folder name (path traversal, spaces, …)."""
+    if not VERSION_NAME.match(name) or ".." in name:
+        raise ValueError(
+            f"invalid model version name {name!r}: use 1-64 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+def version_dir(model_dir: Path, name: str) -> Path:
+    return Path(model_dir) / validate_version_name(name)
+
+
+def save_version(
+    folder: Path, model: PreTrainedModel, tokenizer: Any, metadata: dict[str, Any]
+) -> Path:
+    """Write a loadable folder atomically: a crash never leaves a half-written version."""
+    folder = Path(folder)
+    staging = folder.with_name(folder.name + ".partial")
+    staging.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(staging)
+    tokenizer.save_pretrained(staging)
+    (staging / METADATA_FILE).write_text(json.dumps(metadata, indent=2, default=str))
+    staging.rename(folder)
+    return folder
+
+
+def read_metadata(path: str | Path) -> dict[str, Any]:
+    file = Path(path) / METADATA_FILE
+    return json.loads(file.read_text()) if file.exists() else {}
+
+
+def hub_reachable(timeout_s: float, endpoint: str = HUB_ENDPOINT) -> bool:
+    """A quick TCP check, so an offline machine does not spend a minute in download retries."""
+    url = urlparse(endpoint)
+    try:
+        with socket.create_connection((url.hostname or "", url.port or 443), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
+def load_model(
+    version: str,
+    path: str,
+    device: torch.device,
+    dtype_name: str = "auto",
+    hub_timeout_s: float = 3.0,
+) -> LoadedModel:
+    """Load a version from a local folder or a hub id (local cache first, then the hub).
+
+    Raises `ModelUnavailable` with the reason when neither works.
+    """
+    dtype = resolve_dtype(device, dtype_name)
+    started = time.perf_counter()
+    try:
+        model, tokenizer = _from_pretrained(path, dtype, local_files_only=True)
+    except OSError as local_error:
+        if Path(path).exists():
+            raise ModelUnavailable(
+                f"{path} is not a loadable model folder: {local_error}"
+            ) from None
+        if not hub_reachable(hub_timeout_s):
+            raise ModelUnavailable(
+                f"{path!r} is not in the local cache and the model hub is unreachable"
+            ) from None
+        try:
+            model, tokenizer = _from_pretrained(path, dtype, local_files_only=False)
+        except OSError as hub_error:
+            raise ModelUnavailable(f"could not download {path!r}: {hub_error}") from None
+    model.to(device)
+    model.eval()
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    log.info(
+        "loaded model %s from %s on %s (%s) in %.1fs",
+        version,
+        path,
+        device,
+        str(dtype).removeprefix("torch."),
+        time.perf_counter() - started,
+    )
+    return LoadedModel(version=version, path=path, model=model, tokenizer=tokenizer, device=device)
+
+
+def _from_pretrained(path: str, dtype: torch.dtype, local_files_only: bool) -> tuple[Any, Any]:
+    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=local_files_only)
+    model = AutoModelForCausalLM.from_pretrained(
+        path, dtype=dtype, local_files_only=local_files_only
+    )
+    return model, tokenizer
+
+
+class ModelCache:
+    """Keeps loaded versions so each is loaded once per process."""
+
+    def __init__(self, device: torch.device, dtype_name: str = "auto", hub_timeout_s: float = 3.0):
+        self.device = device
+        self.dtype_name = dtype_name
+        self.hub_timeout_s = hub_timeout_s
+        self._loaded: dict[str, LoadedModel] = {}
+
+    def get(self, version: str, path: str) -> LoadedModel:
+        if version not in self._loaded:
+            self._loaded[version] = load_model(
+                version, path, self.device, self.dtype_name, self.hub_timeout_s
+            )
+        return self._loaded[version]
+
+    def evict(self, version: str) -> None:
+        """Forget a version so its memory can be released (after a hot-swap)."""
+        self._loaded.pop(version, None)
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
