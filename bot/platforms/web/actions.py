@@ -96,9 +96,9 @@ def _refusal(error: Exception) -> web.Response:
         return error_response(str(error), 403)
     if isinstance(error, AlreadyRunning):
         return error_response(str(error), 409)
-    if isinstance(error, LookupError):
-        return error_response(f"Not found: {error}.".replace("'", ""), 404)
-    return error_response(str(error), 400)
+    message = str(error).strip("'\"").rstrip(".")
+    message = f"{message[:1].upper()}{message[1:]}."
+    return error_response(message, 404 if isinstance(error, LookupError) else 400)
 
 
 def action_routes(ctx: DashboardContext) -> list[web.RouteDef]:

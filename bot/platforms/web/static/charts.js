@@ -14,7 +14,7 @@ const charts = (() => {
 
   // stats: [{model_version, ratings, positive_share, mean_score}]
   function ratings(stats, title) {
-    const width = 460, rowH = 34, left = 120, right = 60;
+    const width = 480, rowH = 34, left = 110, right = 110;
     const height = Math.max(1, stats.length) * rowH + 30;
     const root = svg("svg", { viewBox: `0 0 ${width} ${height}`, class: "chart", role: "img", "aria-label": title });
     root.append(svg("title", {}, title));
@@ -27,8 +27,8 @@ const charts = (() => {
       root.append(svg("rect", { x: left, y: y + 2, width: Math.max(1, share * plot), height: 11, class: "bar-pos" }));
       const mean = (s.mean_score + 1) / 2;
       root.append(svg("rect", { x: left, y: y + 15, width: Math.max(1, mean * plot), height: 11, class: "bar-mean" }));
-      const label = s.ratings ? `${Math.round(share * 100)}% · n=${s.ratings}` : "no ratings";
-      root.append(svg("text", { x: width - right + 4, y: y + 16 }, label));
+      const label = s.ratings ? `${Math.round(share * 100)}% of ${s.ratings}` : "no ratings";
+      root.append(svg("text", { x: width - right + 6, y: y + 16 }, label));
     });
     root.append(svg("line", { x1: left, y1: 18, x2: left, y2: height, class: "axis" }));
     return root;

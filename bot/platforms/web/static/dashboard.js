@@ -8,6 +8,14 @@
   let oldest = null;
   let pollTimer = null;
 
+  const UNAVAILABLE = "Not available in this build (see the note above).";
+
+  function unavailable(reason) {
+    $("admin-banner").textContent = reason;
+    $("admin-banner").hidden = false;
+    return UNAVAILABLE;
+  }
+
   function say(id, text, isError) {
     $(id).textContent = text || "";
     $(id).classList.toggle("error", Boolean(isError));
@@ -69,7 +77,7 @@
       body.append(tr);
     }
     $("rollback").disabled = !data.admin_available;
-    if (!data.admin_available) say("models-msg", data.reason);
+    if (!data.admin_available) say("models-msg", unavailable(data.reason));
   }
 
   function renderRun(info, runs) {
@@ -96,7 +104,7 @@
     const data = await call("GET", "/admin/api/training");
     for (const id of ["retrain", "cancel"]) $(id).disabled = !data.available;
     $("schedule-form").querySelector("button").disabled = !data.available;
-    if (!data.available) say("training-msg", data.reason);
+    if (!data.available) say("training-msg", unavailable(data.reason));
     const active = renderRun(data.current, data.runs);
     const body = $("runs").tBodies[0];
     body.replaceChildren();
@@ -112,7 +120,7 @@
     for (const form of ["curate-form", "upload-form"]) {
       for (const b of $(form).querySelectorAll("button")) b.disabled = !data.available;
     }
-    if (!data.available) { say("curation-msg", data.reason); return; }
+    if (!data.available) { say("curation-msg", unavailable(data.reason)); return; }
     for (const item of data.items) {
       const source = item.source === "rating" ? `rated output #${item.generation_id}` : item.source;
       body.append(row([item.id, item.text, source, item.added_by,

@@ -133,8 +133,12 @@
           setStatus(data.position <= 1 ? "Queued: you are next." : `Queued: position ${data.position}.`);
         } else if (name === "chunk") {
           setStatus("Writing…");
-          const out = cardFor(data.sample).querySelector(".output");
+          const card = cardFor(data.sample);
+          const out = card.querySelector(".output");
           out.textContent += data.text;
+          // for extensions and the browser test: what the page showed when this chunk arrived
+          document.dispatchEvent(new CustomEvent("gpt2bot:chunk", { detail: {
+            sample: data.sample, shown: out.textContent.length, pending: card.classList.contains("pending") } }));
         } else if (name === "done") {
           finished = true;
           data.generations.forEach((g, i) => renderCard(cardFor(i), g));
