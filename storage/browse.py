@@ -60,7 +60,7 @@ def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _apply(query: Select[tuple[Generation]], flt: GenerationFilter) -> Select[tuple[Generation]]:
+def _apply(query: Select[Any], flt: GenerationFilter) -> Select[Any]:
     if flt.model_version:
         query = query.where(Generation.model_version == flt.model_version)
     if flt.platform:
@@ -115,9 +115,7 @@ class GenerationBrowser:
         while True:
             query = _apply(select(Generation), flt).where(Generation.id > last_id)
             with self._db.session() as session:
-                rows = list(
-                    session.scalars(query.order_by(Generation.id).limit(EXPORT_PAGE_SIZE))
-                )
+                rows = list(session.scalars(query.order_by(Generation.id).limit(EXPORT_PAGE_SIZE)))
                 ratings = _ratings_by_generation(session, [r.id for r in rows])
                 page = [_generation_record(r, ratings[r.id]) for r in rows]
             if not page:

@@ -96,7 +96,8 @@ def test_generate_stream_rate_and_see_it_in_the_dashboard(server: Any, chromium:
     dialogs: list[str] = []
     page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
     page.add_init_script(
-        "window.__chunks = []; document.addEventListener('gpt2bot:chunk', e => __chunks.push(e.detail));"
+        "window.__chunks = [];"
+        "document.addEventListener('gpt2bot:chunk', e => __chunks.push(e.detail));"
     )
     page.goto(server.url + "/")
     page.wait_for_selector("#model:has-text('bootstrap-1')")  # (the CSP forbids eval-based waits)
@@ -145,7 +146,14 @@ def test_generate_stream_rate_and_see_it_in_the_dashboard(server: Any, chromium:
     page.press("#token", "Enter")
     page.wait_for_selector("#stats tbody tr", timeout=WAIT_MS)
     row = page.locator("#stats tbody tr").first.locator("td")
-    assert [row.nth(i).text_content() for i in range(6)] == ["bootstrap-1", "3", "1", "1.00", "100%", "1"]
+    assert [row.nth(i).text_content() for i in range(6)] == [
+        "bootstrap-1",
+        "3",
+        "1",
+        "1.00",
+        "100%",
+        "1",
+    ]
     assert page.locator("#stats-chart svg rect").count() == 2
     page.wait_for_selector("#gens tbody tr >> nth=2")
     assert XSS in page.locator("#gens").text_content() and page.locator("#gens img").count() == 0

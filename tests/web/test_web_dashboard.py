@@ -15,12 +15,16 @@ from storage import AuditRepository
 from tests.web.conftest import ADMIN_TOKEN, Browser, InTestAdmin, parse_sse
 
 ADMIN_GETS = ("generations", "export", "stats", "models", "training", "curation", "audit")
-ADMIN_POSTS = ("models/use", "models/rollback", "training/start", "training/cancel",
-               "training/schedule", "curation/add", "curation/remove", "curation/upload")  # fmt: skip
+ADMIN_POSTS = (
+    "models/use", "models/rollback", "training/start", "training/cancel",
+    "training/schedule", "curation/add", "curation/remove", "curation/upload",
+)  # fmt: skip
 
 
 async def make_generation(browser: Browser, prompt: str, rate: str | None = None) -> int:
-    response = await browser.post("/api/generate", {"prompt": prompt, "params": {"max_new_tokens": 3}})
+    response = await browser.post(
+        "/api/generate", {"prompt": prompt, "params": {"max_new_tokens": 3}}
+    )
     gid = parse_sse(await response.text())[-1][1]["generations"][0]["id"]
     if rate:
         await browser.post(f"/api/generations/{gid}/rating", {"emoji": rate})
@@ -48,7 +52,10 @@ async def test_wrong_token_is_refused_and_audited_right_token_opens_a_session(
     cookies = {c.key: c for c in browser.client.session.cookie_jar}
     assert cookies["gpt2bot_admin"]["httponly"] and cookies["gpt2bot_admin"]["samesite"] == "Strict"
     log = await app.db.run(AuditRepository(app.db).recent)
-    assert [(e["action"], e["allowed"]) for e in log[:2]] == [("web.login", True), ("web.login", False)]
+    assert [(e["action"], e["allowed"]) for e in log[:2]] == [
+        ("web.login", True),
+        ("web.login", False),
+    ]
     await browser.post("/admin/api/logout", {})
     assert (await browser.client.get("/admin/api/stats")).status == 401
 
@@ -94,7 +101,9 @@ async def test_export_downloads_filtered_jsonl_and_csv_and_is_audited(
     up = await make_generation(browser, "Export <b>me</b>", "👍")
     await make_generation(browser, "Not me")
     await browser.login()
-    response = await browser.client.get("/admin/api/export", params={"format": "jsonl", "rating": "up"})
+    response = await browser.client.get(
+        "/admin/api/export", params={"format": "jsonl", "rating": "up"}
+    )
     assert response.status == 200
     assert "attachment" in response.headers["Content-Disposition"]
     rows = [json.loads(line) for line in (await response.text()).splitlines()]
@@ -167,13 +176,15 @@ async def test_training_panel_start_status_cancel_schedule(
 
 
 async def test_curation_add_upload_list_remove(admin_browser: tuple[Browser, InTestAdmin]) -> None:
-    browser, service = admin_browser
+    browser, _ = admin_browser
     added = await browser.post("/admin/api/curation/add", {"text": "A <script>x</script> line"})
     assert (await added.json())["message"] == "Added 1."
     empty = await browser.post("/admin/api/curation/add", {"text": "  "})
     assert empty.status == 400
     form = aiohttp.FormData()
-    form.add_field("file", b"first line\nsecond line\n", filename="data.txt", content_type="text/plain")
+    form.add_field(
+        "file", b"first line\nsecond line\n", filename="data.txt", content_type="text/plain"
+    )
     uploaded = await browser.client.post(
         "/admin/api/curation/upload", data=form, headers=browser.headers()
     )
@@ -209,4 +220,8 @@ async def test_model_use_and_rollback_switch_the_serving_version(
     assert (await back.json())["message"] == "Rolled back: now serving bootstrap-1."
     assert app.backend.model_version == "bootstrap-1"
     audit = await (await browser.client.get("/admin/api/audit")).json()
-    assert [e["action"] for e in audit["entries"][:3]] == ["model.rollback", "model.use", "model.use"]
+    assert [e["action"] for e in audit["entries"][:3]] == [
+        "model.rollback",
+        "model.use",
+        "model.use",
+    ]

@@ -23,8 +23,11 @@ async def generate(browser: Browser, prompt: str, **params: Any) -> list[tuple[s
 
 
 async def test_pages_and_static_files_are_served(browser: Browser) -> None:
-    for path, marker in [("/", "playground.js"), ("/admin", "dashboard.js"),
-                         ("/static/style.css", ".card"), ("/static/common.js", "textContent")]:  # fmt: skip
+    pages = [
+        ("/", "playground.js"), ("/admin", "dashboard.js"),
+        ("/static/style.css", ".card"), ("/static/common.js", "textContent"),
+    ]  # fmt: skip
+    for path, marker in pages:
         response = await browser.client.get(path)
         assert response.status == 200, path
         assert marker in await response.text()
@@ -113,7 +116,9 @@ async def test_regenerate_and_continue_grow_the_conversation(browser: Browser) -
     regen = await browser.post(f"/api/generations/{first['id']}/regenerate")
     sibling = parse_sse(await regen.text())[-1][1]["generations"][0]
     assert sibling["kind"] == "regenerate" and sibling["prompt"] == "Once"
-    assert sibling["conversation_id"] == first["conversation_id"] and sibling["seed"] != first["seed"]
+    assert (
+        sibling["conversation_id"] == first["conversation_id"] and sibling["seed"] != first["seed"]
+    )
     cont = await browser.post(f"/api/generations/{first['id']}/continue")
     child = parse_sse(await cont.text())[-1][1]["generations"][0]
     assert child["kind"] == "continue" and child["parent_id"] == first["id"]
@@ -123,7 +128,9 @@ async def test_regenerate_and_continue_grow_the_conversation(browser: Browser) -
     assert bad.status == 404
 
 
-async def test_history_is_per_browser_and_others_cannot_touch_it(app: App, browser: Browser) -> None:
+async def test_history_is_per_browser_and_others_cannot_touch_it(
+    app: App, browser: Browser
+) -> None:
     gid = (await generate(browser, "Mine", max_new_tokens=4))[-1][1]["generations"][0]["id"]
     mine = await (await browser.client.get("/api/history")).json()
     assert [g["id"] for g in mine["generations"]] == [gid]

@@ -32,7 +32,10 @@ def test_admin_token_is_generated_once_printed_and_kept_private(
     assert (config.admin_token_file.stat().st_mode & 0o777) == 0o600
     assert load_admin_token(config) == token  # kept, not regenerated
     assert token not in capsys.readouterr().err  # and printed only the first time
-    assert load_admin_token(WebConfig(admin_token="x" * 20, admin_token_file=tmp_path / "n")) == "x" * 20
+    assert (
+        load_admin_token(WebConfig(admin_token="x" * 20, admin_token_file=tmp_path / "n"))
+        == "x" * 20
+    )
 
 
 def test_admin_token_setting_is_validated() -> None:

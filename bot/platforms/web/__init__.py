@@ -18,10 +18,8 @@ from aiohttp import web
 from admin.auth import AdminGate, AdminPolicy
 from bot.platforms.base import RunOptions
 from bot.platforms.web.actions import action_routes
-from bot.platforms.web.dashboard import DashboardContext, require_admin
-from bot.platforms.web.dashboard import routes as dashboard_routes
-from bot.platforms.web.playground import PlaygroundContext, error_response
-from bot.platforms.web.playground import routes as playground_routes
+from bot.platforms.web.dashboard import DashboardApi, DashboardContext, require_admin
+from bot.platforms.web.playground import PlaygroundApi, PlaygroundContext, error_response
 from bot.platforms.web.security import GUARD_KEY, Guard, load_admin_token, make_middleware
 from storage import GenerationRepository
 from storage.browse import GenerationBrowser
@@ -46,7 +44,9 @@ async def catch_errors(request: web.Request, handler: web.Handler) -> web.Stream
         raise
     except Exception:
         incident = uuid.uuid4().hex[:8]
-        log.exception("web request %s %s failed (incident %s)", request.method, request.path, incident)
+        log.exception(
+            "web request %s %s failed (incident %s)", request.method, request.path, incident
+        )
         return error_response(f"Something went wrong (incident {incident}); please try again.", 500)
 
 
@@ -79,10 +79,13 @@ def build_web_app(app: App, guard: Guard) -> web.Application:
         versions=app.versions,
     )
     web_app.add_routes(
-        [web.get("/", _page("playground.html")), web.get("/admin", _page("dashboard.html"))]
-        + playground_routes(playground)
-        + dashboard_routes(dashboard)
-        + action_routes(dashboard)
+        [
+            web.get("/", _page("playground.html")),
+            web.get("/admin", _page("dashboard.html")),
+            *PlaygroundApi(playground).routes(),
+            *DashboardApi(dashboard).routes(),
+            *action_routes(dashboard),
+        ]
     )
     web_app.router.add_static("/static/", STATIC_DIR)
     return web_app

@@ -18,8 +18,9 @@ from typing import Any
 from aiohttp import web
 
 from admin.auth import Actor, AdminGate, NotAuthorized
-from admin.base import AdminService, AlreadyRunning
+from admin.base import AdminService
 from bot.export import FORMATS, write_export
+from bot.params import InvalidRequest
 from bot.platforms.web.playground import error_response, generation_json, read_json
 from bot.platforms.web.security import (
     ADMIN_COOKIE,
@@ -28,7 +29,6 @@ from bot.platforms.web.security import (
     Guard,
     client_id_of,
 )
-from bot.params import InvalidRequest
 from storage import Database, GenerationRepository, ModelVersionRepository
 from storage.browse import RATING_FILTERS, GenerationBrowser, GenerationFilter
 
@@ -54,7 +54,9 @@ class DashboardContext:
 
 
 def _actor(request: web.Request) -> Actor:
-    return Actor(platform="web", user_id=f"web-admin-{client_id_of(request)[:12]}", platform_admin=True)
+    return Actor(
+        platform="web", user_id=f"web-admin-{client_id_of(request)[:12]}", platform_admin=True
+    )
 
 
 def _day(value: str | None, name: str) -> date | None:
@@ -105,15 +107,22 @@ async def require_admin(request: web.Request, handler: web.Handler) -> web.Strea
     """Admin API calls need a session; the page and the login itself do not."""
     path = request.path
     guard = request.app[GUARD_KEY]
-    if path.startswith("/admin/api/") and path != "/admin/api/login" and not guard.is_admin(request):
+    if (
+        path.startswith("/admin/api/")
+        and path != "/admin/api/login"
+        and not guard.is_admin(request)
+    ):
         return error_response("Log in with the admin token first.", 401)
     return await handler(request)
 
 
-def routes(ctx: DashboardContext) -> list[web.RouteDef]:
-    """Login and read-only views; the admin actions are in `action_routes`."""
+class DashboardApi:
+    """Request handlers over a `DashboardContext`; `routes()` maps them to URLs."""
 
-    async def login(request: web.Request) -> web.Response:
+    def __init__(self, ctx: DashboardContext) -> None:
+        self.ctx = ctx
+
+    async def login(self, request: web.Request) -> web.Response:
         try:
             token = str((await read_json(request)).get("token") or "")
         except InvalidRequest as error:
@@ -121,10 +130,10 @@ def routes(ctx: DashboardContext) -> list[web.RouteDef]:
         actor = Actor(
             platform="web",
             user_id=f"web-admin-{client_id_of(request)[:12]}",
-            platform_admin=bool(token) and ctx.guard.token_ok(token),
+            platform_admin=bool(token) and self.ctx.guard.token_ok(token),
         )
         try:
-            await ctx.gate.authorize(actor, "web.login")
+            await self.ctx.gate.authorize(actor, "web.login")
         except NotAuthorized:
             return error_response(
                 "That admin token is not right. It was printed at first start and is kept in "
@@ -132,35 +141,48 @@ def routes(ctx: DashboardContext) -> list[web.RouteDef]:
                 403,
             )
         response = web.json_response({"ok": True})
-        ctx.guard.set_cookie(response, ADMIN_COOKIE, ctx.guard.open_session(), ADMIN_SESSION_S)
+        self.ctx.guard.set_cookie(
+            response, ADMIN_COOKIE, self.ctx.guard.open_session(), ADMIN_SESSION_S
+        )
         return response
 
-    async def logout(request: web.Request) -> web.Response:
-        ctx.guard.close_session(request.cookies.get(ADMIN_COOKIE))
+    async def logout(self, request: web.Request) -> web.Response:
+        self.ctx.guard.close_session(request.cookies.get(ADMIN_COOKIE))
         response = web.json_response({"ok": True})
         response.del_cookie(ADMIN_COOKIE, path="/")
         return response
 
-    async def generations(request: web.Request) -> web.Response:
+    async def generations(self, request: web.Request) -> web.Response:
         try:
             flt = parse_filter(request.query)
             before = request.query.get("before_id")
             before_id = int(before) if before else None
         except (InvalidRequest, ValueError) as error:
-            return error_response(str(error) if isinstance(error, InvalidRequest) else
-                                  "before_id must be a generation number.")  # fmt: skip
-        records = await ctx.db.run(ctx.browser.search, flt, PAGE_SIZE, before_id)
+            return error_response(
+                str(error)
+                if isinstance(error, InvalidRequest)
+                else "before_id must be a generation number."
+            )
+        records = await self.ctx.db.run(self.ctx.browser.search, flt, PAGE_SIZE, before_id)
         rows = [
-            {**generation_json(r), "platform": r.platform, "user_id": r.user_id,
-             "latency_s": round(r.latency_s, 3), "completion_tokens": r.completion_tokens}
+            {
+                **generation_json(r),
+                "platform": r.platform,
+                "user_id": r.user_id,
+                "latency_s": round(r.latency_s, 3),
+                "completion_tokens": r.completion_tokens,
+            }
             for r in records
-        ]  # fmt: skip
+        ]
         return web.json_response(
-            {"generations": rows, "more": len(records) == PAGE_SIZE,
-             "model_versions": await ctx.db.run(ctx.browser.model_versions)}  # fmt: skip
+            {
+                "generations": rows,
+                "more": len(records) == PAGE_SIZE,
+                "model_versions": await self.ctx.db.run(self.ctx.browser.model_versions),
+            }
         )
 
-    async def export(request: web.Request) -> web.Response:
+    async def export(self, request: web.Request) -> web.Response:
         fmt = request.query.get("format", "jsonl")
         try:
             if fmt not in FORMATS:
@@ -168,14 +190,14 @@ def routes(ctx: DashboardContext) -> list[web.RouteDef]:
             flt = parse_filter(request.query)
         except InvalidRequest as error:
             return error_response(str(error))
-        await ctx.gate.authorize(_actor(request), "web.export", {"format": fmt})
+        await self.ctx.gate.authorize(_actor(request), "web.export", {"format": fmt})
 
         def build() -> str:
             out = io.StringIO()
-            write_export(ctx.browser.iter(flt), out, fmt)
+            write_export(self.ctx.browser.iter(flt), out, fmt)
             return out.getvalue()
 
-        body = await ctx.db.run(build)
+        body = await self.ctx.db.run(build)
         stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
         return web.Response(
             text=body,
@@ -183,44 +205,52 @@ def routes(ctx: DashboardContext) -> list[web.RouteDef]:
             headers={"Content-Disposition": f'attachment; filename="gpt2bot-{stamp}.{fmt}"'},
         )
 
-    async def stats(request: web.Request) -> web.Response:
-        rows = await ctx.db.run(ctx.generations.stats_by_version)
+    async def stats(self, request: web.Request) -> web.Response:
+        rows = await self.ctx.db.run(self.ctx.generations.stats_by_version)
         return web.json_response({"stats": [asdict(r) for r in rows]})
 
-    async def models(request: web.Request) -> web.Response:
-        rows = await ctx.db.run(ctx.versions.list)
+    async def models(self, request: web.Request) -> web.Response:
+        rows = await self.ctx.db.run(self.ctx.versions.list)
         return web.json_response(
-            {"models": [_record_json(r) for r in rows], "admin_available": ctx.admin is not None,
-             "reason": None if ctx.admin else NOT_AVAILABLE}  # fmt: skip
+            {
+                "models": [_record_json(r) for r in rows],
+                "admin_available": self.ctx.admin is not None,
+                "reason": None if self.ctx.admin else NOT_AVAILABLE,
+            }
         )
 
-    async def training(request: web.Request) -> web.Response:
-        runs = await ctx.db.run(ctx.browser.training_runs)
-        current = await ctx.admin.retrain_status() if ctx.admin else None
+    async def training(self, request: web.Request) -> web.Response:
+        runs = await self.ctx.db.run(self.ctx.browser.training_runs)
+        current = await self.ctx.admin.retrain_status() if self.ctx.admin else None
         return web.json_response(
-            {"available": ctx.admin is not None, "reason": None if ctx.admin else NOT_AVAILABLE,
-             "current": _record_json(current) if current else None,
-             "runs": [_record_json(r) for r in runs]}  # fmt: skip
+            {
+                "available": self.ctx.admin is not None,
+                "reason": None if self.ctx.admin else NOT_AVAILABLE,
+                "current": _record_json(current) if current else None,
+                "runs": [_record_json(r) for r in runs],
+            }
         )
 
-    async def curation(request: web.Request) -> web.Response:
-        if ctx.admin is None:
+    async def curation(self, request: web.Request) -> web.Response:
+        if self.ctx.admin is None:
             return web.json_response({"available": False, "reason": NOT_AVAILABLE, "items": []})
-        items = await ctx.admin.curate_list(limit=100)
+        items = await self.ctx.admin.curate_list(limit=100)
         return web.json_response({"available": True, "items": [_record_json(i) for i in items]})
 
-    async def audit(request: web.Request) -> web.Response:
-        rows = await ctx.db.run(ctx.gate.audit.recent, 30)
+    async def audit(self, request: web.Request) -> web.Response:
+        rows = await self.ctx.db.run(self.ctx.gate.audit.recent, 30)
         return web.json_response({"entries": [_jsonable(r) for r in rows]})
 
-    return [
-        web.post("/admin/api/login", login),
-        web.post("/admin/api/logout", logout),
-        web.get("/admin/api/generations", generations),
-        web.get("/admin/api/export", export),
-        web.get("/admin/api/stats", stats),
-        web.get("/admin/api/models", models),
-        web.get("/admin/api/training", training),
-        web.get("/admin/api/curation", curation),
-        web.get("/admin/api/audit", audit),
-    ]
+    def routes(self) -> list[web.RouteDef]:
+        """Login and read-only views; the admin actions are in `action_routes`."""
+        return [
+            web.post("/admin/api/login", self.login),
+            web.post("/admin/api/logout", self.logout),
+            web.get("/admin/api/generations", self.generations),
+            web.get("/admin/api/export", self.export),
+            web.get("/admin/api/stats", self.stats),
+            web.get("/admin/api/models", self.models),
+            web.get("/admin/api/training", self.training),
+            web.get("/admin/api/curation", self.curation),
+            web.get("/admin/api/audit", self.audit),
+        ]

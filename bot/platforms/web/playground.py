@@ -150,23 +150,26 @@ def _origin(request: web.Request) -> Origin:
     return Origin(platform=PLATFORM, user_id=client_id_of(request), channel_id="playground")
 
 
-def routes(ctx: PlaygroundContext) -> list[web.RouteDef]:
-    """The playground's JSON/SSE endpoints (the page itself is static)."""
+class PlaygroundApi:
+    """Request handlers over a `PlaygroundContext`; `routes()` maps them to URLs."""
 
-    async def session(request: web.Request) -> web.Response:
+    def __init__(self, ctx: PlaygroundContext) -> None:
+        self.ctx = ctx
+
+    async def session(self, request: web.Request) -> web.Response:
         return web.json_response(
             {
-                "csrf": ctx.guard.csrf_token(client_id_of(request)),
+                "csrf": self.ctx.guard.csrf_token(client_id_of(request)),
                 "limits": {k: [low, high] for k, (_, low, high, _, _) in LIMITS.items()},
                 "help": {k: text for k, (*_, text) in LIMITS.items()},
                 "defaults": {k: v for k, v in DEFAULTS.items() if k != "seed"},
-                "model_version": ctx.chat.backend.model_version,
-                "is_admin": ctx.guard.is_admin(request),
+                "model_version": self.ctx.chat.backend.model_version,
+                "is_admin": self.ctx.guard.is_admin(request),
             },
             headers={"Cache-Control": "no-store"},
         )
 
-    async def generate(request: web.Request) -> web.StreamResponse:
+    async def generate(self, request: web.Request) -> web.StreamResponse:
         try:
             body = await read_json(request)
         except InvalidRequest as error:
@@ -178,61 +181,65 @@ def routes(ctx: PlaygroundContext) -> list[web.RouteDef]:
         if not isinstance(prompt, str):
             return error_response("The prompt is empty: write the start of the text to continue.")
         origin = _origin(request)
-        return await stream_events(request, lambda: ctx.chat.generate_stream(origin, prompt, params))
+        return await stream_events(
+            request, lambda: self.ctx.chat.generate_stream(origin, prompt, params)
+        )
 
-    async def regenerate(request: web.Request) -> web.StreamResponse:
+    async def regenerate(self, request: web.Request) -> web.StreamResponse:
         try:
-            gid = await _own_generation(ctx, request)
+            gid = await _own_generation(self.ctx, request)
         except InvalidRequest as error:
             return error_response(str(error), 404)
         origin = _origin(request)
-        return await stream_events(request, lambda: ctx.chat.regenerate_stream(gid, origin))
+        return await stream_events(request, lambda: self.ctx.chat.regenerate_stream(gid, origin))
 
-    async def continue_(request: web.Request) -> web.StreamResponse:
+    async def continue_(self, request: web.Request) -> web.StreamResponse:
         try:
-            gid = await _own_generation(ctx, request)
+            gid = await _own_generation(self.ctx, request)
         except InvalidRequest as error:
             return error_response(str(error), 404)
         origin = _origin(request)
-        return await stream_events(request, lambda: ctx.chat.continue_stream(gid, origin))
+        return await stream_events(request, lambda: self.ctx.chat.continue_stream(gid, origin))
 
-    async def rate(request: web.Request) -> web.Response:
+    async def rate(self, request: web.Request) -> web.Response:
         rater = client_id_of(request)
         try:
-            gid = await _own_generation(ctx, request)
+            gid = await _own_generation(self.ctx, request)
         except InvalidRequest as error:
             return error_response(str(error), 404)
         try:
             if request.method == "DELETE":
-                await ctx.chat.unrate(gid, rater)
+                await self.ctx.chat.unrate(gid, rater)
             else:
                 emoji = (await read_json(request)).get("emoji")
                 if emoji not in RATING_BUTTONS:
                     raise InvalidRequest("Rate with 👍 or 👎.")
-                await ctx.chat.rate(gid, rater, emoji)
+                await self.ctx.chat.rate(gid, rater, emoji)
         except InvalidRequest as error:
             return error_response(str(error))
-        record = await ctx.chat.get(gid)
+        record = await self.ctx.chat.get(gid)
         return web.json_response({"generation": generation_json(record, rater)})
 
-    async def history(request: web.Request) -> web.Response:
+    async def history(self, request: web.Request) -> web.Response:
         viewer = client_id_of(request)
         flt = GenerationFilter(platform=PLATFORM, user_id=viewer)
-        records = await ctx.db.run(ctx.browser.search, flt, HISTORY_LIMIT)
+        records = await self.ctx.db.run(self.ctx.browser.search, flt, HISTORY_LIMIT)
         return web.json_response(
             {"generations": [generation_json(r, viewer) for r in records]},
             headers={"Cache-Control": "no-store"},
         )
 
-    return [
-        web.get("/api/session", session),
-        web.post("/api/generate", generate),
-        web.post("/api/generations/{generation_id}/regenerate", regenerate),
-        web.post("/api/generations/{generation_id}/continue", continue_),
-        web.post("/api/generations/{generation_id}/rating", rate),
-        web.delete("/api/generations/{generation_id}/rating", rate),
-        web.get("/api/history", history),
-    ]
+    def routes(self) -> list[web.RouteDef]:
+        """The playground's JSON/SSE endpoints (the page itself is static)."""
+        return [
+            web.get("/api/session", self.session),
+            web.post("/api/generate", self.generate),
+            web.post("/api/generations/{generation_id}/regenerate", self.regenerate),
+            web.post("/api/generations/{generation_id}/continue", self.continue_),
+            web.post("/api/generations/{generation_id}/rating", self.rate),
+            web.delete("/api/generations/{generation_id}/rating", self.rate),
+            web.get("/api/history", self.history),
+        ]
 
 
-__all__ = ["PlaygroundContext", "generation_json", "routes"]
+__all__ = ["PlaygroundApi", "PlaygroundContext", "generation_json"]
