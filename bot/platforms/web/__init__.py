@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from admin.auth import AdminGate, AdminPolicy
 from bot.platforms.base import RunOptions
@@ -36,7 +37,7 @@ SHUTDOWN_GRACE_S = 5.0  # in-flight streams get this long to finish on stop
 
 
 @web.middleware
-async def catch_errors(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+async def catch_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Unexpected errors become a sentence with an incident id; the log has the traceback."""
     try:
         return await handler(request)
@@ -50,7 +51,7 @@ async def catch_errors(request: web.Request, handler: web.Handler) -> web.Stream
         return error_response(f"Something went wrong (incident {incident}); please try again.", 500)
 
 
-def _page(name: str) -> web.Handler:
+def _page(name: str) -> Handler:
     async def page(request: web.Request) -> web.FileResponse:
         return web.FileResponse(STATIC_DIR / name, headers={"Cache-Control": "no-cache"})
 

@@ -71,7 +71,7 @@ async def _curate_add(admin: AdminService, actor: str, body: dict[str, Any]) -> 
 
 async def _curate_remove(admin: AdminService, actor: str, body: dict[str, Any]) -> Any:
     try:
-        sample_id = int(body.get("id"))  # type: ignore[arg-type]
+        sample_id = int(str(body.get("id")))
     except (TypeError, ValueError):
         raise InvalidRequest("That is not a sample number.") from None
     await admin.curate_remove(actor, sample_id)

@@ -16,6 +16,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from admin.auth import Actor, AdminGate, NotAuthorized
 from admin.base import AdminService
@@ -103,7 +104,7 @@ def _record_json(record: Any) -> dict[str, Any]:
 
 
 @web.middleware
-async def require_admin(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+async def require_admin(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Admin API calls need a session; the page and the login itself do not."""
     path = request.path
     guard = request.app[GUARD_KEY]

@@ -11,9 +11,9 @@ import contextlib
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
 
@@ -114,7 +114,8 @@ async def stream_events(
     """Refuse bad requests with a status code, then stream the rest as Server-Sent Events."""
     viewer = client_id_of(request)
     events = start()
-    async with contextlib.aclosing(events):  # closing cancels the work if the browser leaves
+    # closing the generator cancels the work when the browser leaves or the server stops
+    async with contextlib.aclosing(cast(AsyncGenerator[GenerateEvent, None], events)):
         try:
             first = await anext(events)
         except InvalidRequest as error:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
 
 from bot.settings import WebConfig
 
@@ -114,11 +115,11 @@ def client_id_of(request: web.Request) -> str:
     return request[CLIENT_KEY]
 
 
-def make_middleware(guard: Guard) -> web.middleware:  # type: ignore[valid-type]
+def make_middleware(guard: Guard) -> Middleware:
     """Give every browser an id, refuse unsigned writes, and set defensive headers."""
 
     @web.middleware
-    async def middleware(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         cookie = request.cookies.get(CLIENT_COOKIE, "")
         fresh = not (16 <= len(cookie) <= 64 and cookie.replace("-", "").replace("_", "").isalnum())
         request[CLIENT_KEY] = secrets.token_urlsafe(18) if fresh else cookie
