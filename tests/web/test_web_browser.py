@@ -15,7 +15,8 @@ import pytest
 from bot.app import App
 from bot.platforms.base import RunOptions
 from bot.platforms.web import WebPlatform, create
-from tests.web.conftest import ADMIN_TOKEN, TINY, make_settings
+from storage.models import TrainingRun
+from tests.web.conftest import ADMIN_TOKEN, TINY, InTestAdmin, make_settings
 
 CHROMIUM = "/usr/bin/chromium"
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "screenshots"
@@ -28,8 +29,10 @@ pytestmark = pytest.mark.slow
 class ServerThread(threading.Thread):
     """The real web platform over a real App, on its own event loop in a thread."""
 
-    def __init__(self, tmp_path: Path, model_dir: Path) -> None:
+    def __init__(self, tmp_path: Path, model_dir: Path, with_admin: bool = False) -> None:
         super().__init__(daemon=True)
+        self.with_admin = with_admin
+        self.app: App | None = None
         self.settings = make_settings(tmp_path, model_dir)
         self.ready = threading.Event()
         self.url = ""
@@ -45,7 +48,9 @@ class ServerThread(threading.Thread):
             self.ready.set()
 
     async def _serve(self) -> None:
-        app = await App.open(self.settings, bootstrap=TINY)
+        app = self.app = await App.open(self.settings, bootstrap=TINY)
+        if self.with_admin:
+            app.admin = InTestAdmin(app)  # type: ignore[attr-defined]
         platform: WebPlatform = create(app, RunOptions(host="127.0.0.1", port=0))
         self._loop, self._stopping = asyncio.get_running_loop(), asyncio.Event()
         try:
@@ -63,13 +68,35 @@ class ServerThread(threading.Thread):
         self.join(timeout=30)
 
 
-@pytest.fixture
-def server(tmp_path: Path, model_dir: Path) -> Any:
-    thread = ServerThread(tmp_path, model_dir)
+def start_server(tmp_path: Path, model_dir: Path, with_admin: bool = False) -> ServerThread:
+    thread = ServerThread(tmp_path, model_dir, with_admin)
     thread.start()
     assert thread.ready.wait(60), "the web server did not start"
     if thread.error:
         raise thread.error
+    return thread
+
+
+@pytest.fixture
+def server(tmp_path: Path, model_dir: Path) -> Any:
+    thread = start_server(tmp_path, model_dir)
+    yield thread
+    thread.shutdown()
+
+
+@pytest.fixture
+def admin_server(tmp_path: Path, model_dir: Path) -> Any:
+    """The same server whose App has an admin service, and one finished training run."""
+    thread = start_server(tmp_path, model_dir, with_admin=True)
+    assert thread.app is not None
+    with thread.app.db.session() as session:
+        session.add(
+            TrainingRun(
+                trigger="manual", requested_by="web-admin-x", status="succeeded", dataset_size=42,
+                loss_log=[{"step": i, "loss": 4.0 / (1 + i / 5)} for i in range(1, 41)],
+                progress=1.0, model_version="bootstrap-1",
+            )
+        )  # fmt: skip
     yield thread
     thread.shutdown()
 
@@ -161,3 +188,31 @@ def test_generate_stream_rate_and_see_it_in_the_dashboard(server: Any, chromium:
     assert "no admin service" in page.locator("#admin-banner").text_content()
     page.screenshot(path=str(SCREENSHOTS / "dashboard.png"), full_page=True)
     assert dialogs == []  # the prompt's onerror=alert(1) never ran
+
+
+def test_dashboard_admin_panels_work_from_the_keyboard(admin_server: Any, chromium: Any) -> None:
+    SCREENSHOTS.mkdir(exist_ok=True)
+    page = chromium.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(admin_server.url + "/admin")
+    page.fill("#token", ADMIN_TOKEN)
+    page.press("#token", "Enter")
+    page.wait_for_selector("#loss-chart svg path.loss")
+    assert "#1" in page.locator("#runs tbody").text_content()
+    # curation: type a text that is HTML, submit with the keyboard, see it listed as text
+    page.fill("#curate-text", XSS)
+    page.focus("#curate-form button[type=submit]")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#curation-msg:has-text('Added 1')")
+    page.wait_for_selector("#curation tbody td.text")
+    assert page.locator("#curation tbody td.text").first.text_content() == XSS
+    assert page.locator("#curation img").count() == 0
+    page.click("#retrain")
+    page.wait_for_selector("#training-msg:has-text('started')")
+    page.wait_for_selector("#training-current progress")
+    page.wait_for_selector("#audit tbody tr:has-text('curate.add')")
+    page.screenshot(path=str(SCREENSHOTS / "dashboard-admin.png"), full_page=True)
+    phone = chromium.new_page(viewport={"width": 375, "height": 800})
+    phone.goto(admin_server.url + "/admin")
+    phone.wait_for_selector("#login:not([hidden])")
+    assert not phone.locator("#dashboard").is_visible()  # nothing but the login before it
+    phone.screenshot(path=str(SCREENSHOTS / "dashboard-login-phone.png"), full_page=True)

@@ -106,8 +106,11 @@ class WebPlatform:
 
     async def start(self) -> str:
         """Bind and start serving; returns the base URL."""
+        debug = self._app.settings.log_level == "DEBUG"  # one access-log line per request
         self.runner = web.AppRunner(
-            build_web_app(self._app, self._guard), shutdown_timeout=SHUTDOWN_GRACE_S
+            build_web_app(self._app, self._guard),
+            shutdown_timeout=SHUTDOWN_GRACE_S,
+            access_log=logging.getLogger("aiohttp.access") if debug else None,
         )
         await self.runner.setup()
         site = web.TCPSite(self.runner, self._options.host, self._options.port)

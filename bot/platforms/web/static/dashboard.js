@@ -46,6 +46,7 @@
     } catch (error) {
       say(msgId, error.message, true);
     }
+    loadAudit().catch(() => {}); // every action, allowed or refused, is in the audit log
   }
 
   async function loadStats() {
@@ -59,7 +60,8 @@
       body.append(tr);
     }
     if (!stats.length) body.append(row(["No generations yet."]));
-    $("stats-chart").replaceChildren(charts.ratings(stats, "Ratings per model version"));
+    $("stats-chart").replaceChildren(stats.some((s) => s.ratings)
+      ? charts.ratings(stats, "Ratings per model version") : el("p", "No ratings yet.", "dim"));
   }
 
   async function loadModels() {

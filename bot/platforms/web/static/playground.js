@@ -185,7 +185,8 @@
         const item = el("li");
         const open = el("button", null, "link");
         open.type = "button";
-        const snippet = (g.prompt.slice(-60) + g.output).replace(/\s+/g, " ").slice(0, 140);
+        const head = g.prompt.length > 60 ? "…" + g.prompt.slice(-60) : g.prompt;
+        const snippet = (head + g.output).replace(/\s+/g, " ").slice(0, 140);
         open.append(el("span", snippet, "snippet"), el("span", ` #${g.id}${g.my_rating ? " " + g.my_rating : ""}`, "dim"));
         open.addEventListener("click", () => {
           const card = newCard(g.prompt);
