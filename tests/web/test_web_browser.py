@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from web_helpers import ADMIN_TOKEN, TINY, InTestAdmin, make_settings
 
 from bot.app import App
 from bot.platforms.base import RunOptions
 from bot.platforms.web import WebPlatform, create
 from storage.models import TrainingRun
-from tests.web.conftest import ADMIN_TOKEN, TINY, InTestAdmin, make_settings
 
 CHROMIUM = "/usr/bin/chromium"
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "screenshots"

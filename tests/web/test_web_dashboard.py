@@ -9,10 +9,11 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import aiohttp
+from web_helpers import ADMIN_TOKEN, Browser, InTestAdmin, parse_sse
 
 from bot.app import App
 from storage import AuditRepository
-from tests.web.conftest import ADMIN_TOKEN, Browser, InTestAdmin, parse_sse
+from storage.models import TrainingRun
 
 ADMIN_GETS = ("generations", "export", "stats", "models", "training", "curation", "audit")
 ADMIN_POSTS = (
@@ -225,3 +226,21 @@ async def test_model_use_and_rollback_switch_the_serving_version(
         "model.use",
         "model.use",
     ]
+
+
+async def test_training_runs_come_with_their_loss_log(app: App, browser: Browser) -> None:
+    with app.db.session() as session:
+        session.add(
+            TrainingRun(
+                trigger="schedule", requested_by="scheduler", status="failed", dataset_size=7,
+                loss_log=[{"step": 1, "loss": 3.5}, {"step": 2, "loss": 3.1}],
+                error="Not enough curated samples: add at least 8.",
+            )
+        )  # fmt: skip
+    await browser.login()
+    body = await (await browser.client.get("/admin/api/training")).json()
+    assert body["current"] is None and body["available"] is False
+    [run] = body["runs"]
+    assert run["status"] == "failed" and run["trigger"] == "schedule"
+    assert run["loss_log"] == [{"step": 1, "loss": 3.5}, {"step": 2, "loss": 3.1}]
+    assert run["error"].startswith("Not enough curated samples")

@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
+from web_helpers import ADMIN_TOKEN, Browser, open_browser, parse_sse
 
 from bot.app import App
 from bot.platforms.web import build_web_app
 from bot.platforms.web.security import CLIENT_COOKIE, Guard
 from model.backends.base import Busy, GenerationRequest
-from tests.web.conftest import ADMIN_TOKEN, Browser, open_browser, parse_sse
 
 XSS = "<img src=x onerror=alert(1)>"
 
