@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any
 
+import pytest
 from aiohttp import web
 from web_helpers import ADMIN_TOKEN, Browser, open_browser, parse_sse
 
 from bot.app import App
 from bot.platforms.web import build_web_app
 from bot.platforms.web.security import CLIENT_COOKIE, Guard
+from model.backends import local
 from model.backends.base import Busy, GenerationRequest
 
 XSS = "<img src=x onerror=alert(1)>"
@@ -173,3 +177,26 @@ def test_entry_point_is_registered() -> None:
 
     assert plugins.load(plugins.PLATFORM_GROUP, "web").__module__ == "bot.platforms.web"
     assert isinstance(web.Application, type)
+
+
+async def test_leaving_mid_generation_cancels_the_work(
+    app: App, browser: Browser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    samples_started: list[int] = []
+
+    def slow_sample(*args: Any) -> Any:  # the real sampler, slowed so the browser can leave
+        samples_started.append(args[3])
+        time.sleep(0.4)
+        return real_sample(*args)
+
+    real_sample = local.generate_sample
+    monkeypatch.setattr(local, "generate_sample", slow_sample)
+    response = await browser.post(
+        "/api/generate", {"prompt": "Leave", "params": {"samples": 4, "max_new_tokens": 2}}
+    )
+    assert (await response.content.readuntil(b"\n\n")).startswith(b"event: queued")
+    response.close()  # the browser goes away (tab closed, Stop pressed)
+    await asyncio.sleep(2.5)
+    assert len(samples_started) < 4  # the remaining samples were never generated
+    history = await (await browser.client.get("/api/history")).json()
+    assert history["generations"] == []  # and nothing half-done was stored
