@@ -33,6 +33,13 @@ async def make_generation(browser: Browser, prompt: str, rate: str | None = None
 
 
 async def test_every_admin_endpoint_needs_a_login(browser: Browser) -> None:
+    assert browser.client.app is not None
+    registered = {
+        route.resource.canonical.removeprefix("/admin/api/")
+        for route in browser.client.app.router.routes()
+        if route.resource is not None and route.resource.canonical.startswith("/admin/api/")
+    }
+    assert registered == {*ADMIN_GETS, *ADMIN_POSTS, "login", "logout"}  # none forgotten here
     for name in ADMIN_GETS:
         response = await browser.client.get(f"/admin/api/{name}")
         assert response.status == 401, name

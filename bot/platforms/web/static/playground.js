@@ -142,7 +142,6 @@
         } else if (name === "done") {
           finished = true;
           data.generations.forEach((g, i) => renderCard(cardFor(i), g));
-          cards[0].querySelector(".output").focus?.();
           setStatus(data.prompt_truncated ? "Done (the prompt was cut from the left to fit GPT-2's context)." : "Done. Rate it 👍 or 👎.");
         } else if (name === "error") {
           throw new Error(data.error);
