@@ -121,6 +121,8 @@
       while (cards.length <= sample) {
         const card = newCard(prompt);
         place(card, cards.length ? cards[cards.length - 1] : after);
+        // on a phone the thread is below the form: bring the answer into view as it starts
+        if (!cards.length) card.scrollIntoView({ block: "nearest" });
         cards.push(card);
       }
       return cards[sample];
