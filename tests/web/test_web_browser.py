@@ -103,14 +103,15 @@ def admin_server(tmp_path: Path, model_dir: Path) -> Any:
 
 @pytest.fixture
 def chromium() -> Any:
-    if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
+    executable = CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium")
+    if executable is None:
         pytest.skip(f"{CHROMIUM} is absent: apt-get install -y chromium to run the browser test")
     playwright_api = pytest.importorskip(
         "playwright.sync_api", reason="Playwright for Python is absent: pip install playwright"
     )
     with playwright_api.sync_playwright() as p:
         browser = p.chromium.launch(
-            executable_path=CHROMIUM,
+            executable_path=executable,
             args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
         )
         yield browser

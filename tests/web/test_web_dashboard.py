@@ -9,9 +9,11 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import aiohttp
+import pytest
 from web_helpers import ADMIN_TOKEN, Browser, InTestAdmin, parse_sse
 
 from bot.app import App
+from bot.platforms.web import dashboard
 from storage import AuditRepository
 from storage.models import TrainingRun
 
@@ -251,3 +253,18 @@ async def test_training_runs_come_with_their_loss_log(app: App, browser: Browser
     assert run["status"] == "failed" and run["trigger"] == "schedule"
     assert run["loss_log"] == [{"step": 1, "loss": 3.5}, {"step": 2, "loss": 3.1}]
     assert run["error"].startswith("Not enough curated samples")
+
+
+async def test_generations_page_backwards_with_before_id(
+    browser: Browser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(dashboard, "PAGE_SIZE", 2)
+    ids = [await make_generation(browser, f"Page {i}") for i in range(3)]
+    await browser.login()
+    first = await (await browser.client.get("/admin/api/generations")).json()
+    assert [g["id"] for g in first["generations"]] == ids[:0:-1] and first["more"] is True
+    older = await browser.client.get("/admin/api/generations", params={"before_id": ids[1]})
+    body = await older.json()
+    assert [g["id"] for g in body["generations"]] == [ids[0]] and body["more"] is False
+    bad = await browser.client.get("/admin/api/generations", params={"before_id": "x"})
+    assert bad.status == 400
