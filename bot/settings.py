@@ -55,12 +55,19 @@ class AdminConfig:
 
 
 @dataclass(frozen=True)
+class WebConfig:
+    admin_token: str | None = None  # dashboard password; generated into admin_token_file if unset
+    admin_token_file: Path = Path("./data/admin_token")  # where a generated token is kept
+
+
+@dataclass(frozen=True)
 class Settings:
     storage: StorageConfig = field(default_factory=StorageConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     discord: DiscordConfig = field(default_factory=DiscordConfig)
     slack: SlackConfig = field(default_factory=SlackConfig)
     admin: AdminConfig = field(default_factory=AdminConfig)
+    web: WebConfig = field(default_factory=WebConfig)
     log_level: str = "INFO"
 
     @classmethod
@@ -79,6 +86,7 @@ class Settings:
             discord=_discord_config(env),
             slack=_slack_config(env),
             admin=_admin_config(env),
+            web=_web_config(env),
             log_level=_choice(env, "LOG_LEVEL", "INFO", LOG_LEVELS, upper=True),
         )
 
@@ -195,3 +203,19 @@ def _admin_config(env: Mapping[str, str]) -> AdminConfig:
     return AdminConfig(
         user_ids=tuple(u for u in user_ids if u), role=env.get("ADMIN_ROLE"), retrain_cron=cron
     )
+
+
+MIN_ADMIN_TOKEN_CHARS = 16  # shorter tokens are guessable
+
+
+def _web_config(env: Mapping[str, str]) -> WebConfig:
+    token = env.get("ADMIN_TOKEN")
+    if token is not None and len(token) < MIN_ADMIN_TOKEN_CHARS:
+        raise SettingsError(
+            "ADMIN_TOKEN",
+            f"is {len(token)} characters long, too short to be safe",
+            f"Use at least {MIN_ADMIN_TOKEN_CHARS} random characters, or remove it to have one "
+            "generated.",
+        )
+    token_file = Path(env.get("ADMIN_TOKEN_FILE", str(WebConfig.admin_token_file))).expanduser()
+    return WebConfig(admin_token=token, admin_token_file=token_file)

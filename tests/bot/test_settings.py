@@ -65,6 +65,6 @@ def test_every_variable_is_documented_in_env_example():
         "DATABASE_URL", "MODEL_DIR", "BASE_MODEL", "DEVICE", "DTYPE", "DISCORD_TOKEN",
         "DISCORD_API_BASE", "DISCORD_GATEWAY_URL", "DISCORD_GUILD_IDS", "ADMIN_USER_IDS",
         "ADMIN_ROLE", "SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN",
-        "SLACK_API_URL", "RETRAIN_CRON", "LOG_LEVEL",
+        "SLACK_API_URL", "RETRAIN_CRON", "LOG_LEVEL", "ADMIN_TOKEN", "ADMIN_TOKEN_FILE",
     ):  # fmt: skip
         assert f"{variable}=" in documented, variable

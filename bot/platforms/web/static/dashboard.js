@@ -1,0 +1,241 @@
+// The admin dashboard: login, stats, model versions, training, curation, generations, audit.
+"use strict";
+
+(() => {
+  const $ = (id) => document.getElementById(id);
+  const { el, call, when } = gpt2bot;
+  const TRAINING_POLL_MS = 2000; // live progress while a run is going
+  let oldest = null;
+  let pollTimer = null;
+
+  const UNAVAILABLE = "Not available in this build (see the note above).";
+
+  function unavailable(reason) {
+    $("admin-banner").textContent = reason;
+    $("admin-banner").hidden = false;
+    return UNAVAILABLE;
+  }
+
+  function say(id, text, isError) {
+    $(id).textContent = text || "";
+    $(id).classList.toggle("error", Boolean(isError));
+  }
+
+  function row(cells) {
+    const tr = el("tr");
+    for (const cell of cells) {
+      const td = cell instanceof Node ? el("td") : el("td", cell);
+      if (cell instanceof Node) td.append(cell);
+      tr.append(td);
+    }
+    return tr;
+  }
+
+  function button(text, onClick) {
+    const b = el("button", text);
+    b.type = "button";
+    b.addEventListener("click", onClick);
+    return b;
+  }
+
+  async function act(msgId, url, body, after) {
+    try {
+      const answer = await call("POST", url, body);
+      say(msgId, answer.message);
+      if (after) await after();
+    } catch (error) {
+      say(msgId, error.message, true);
+    }
+    loadAudit().catch(() => {}); // every action, allowed or refused, is in the audit log
+  }
+
+  async function loadStats() {
+    const { stats } = await call("GET", "/admin/api/stats");
+    const body = $("stats").tBodies[0];
+    body.replaceChildren();
+    for (const s of stats) {
+      const tr = row([s.model_version, s.generations, s.ratings, s.mean_score.toFixed(2),
+        s.ratings ? `${Math.round(s.positive_share * 100)}%` : "–", s.raters]);
+      for (const td of [...tr.children].slice(1)) td.className = "num";
+      body.append(tr);
+    }
+    if (!stats.length) body.append(row(["No generations yet."]));
+    $("stats-chart").replaceChildren(stats.some((s) => s.ratings)
+      ? charts.ratings(stats, "Ratings per model version") : el("p", "No ratings yet.", "dim"));
+  }
+
+  async function loadModels() {
+    const data = await call("GET", "/admin/api/models");
+    const body = $("models").tBodies[0];
+    body.replaceChildren();
+    for (const m of data.models) {
+      const loss = typeof m.metrics.eval_loss === "number" ? m.metrics.eval_loss.toFixed(3) : "–";
+      const use = m.status === "active" ? el("span", "serving", "dim")
+        : button(`Use ${m.name}`, () => act("models-msg", "/admin/api/models/use",
+          { version: m.name, force: $("force").checked }, refresh));
+      if (!data.admin_available && use.tagName === "BUTTON") use.disabled = true;
+      const tr = row([m.name, m.status, m.base_model, loss, use]);
+      tr.children[3].className = "num";
+      body.append(tr);
+    }
+    $("rollback").disabled = !data.admin_available;
+    if (!data.admin_available) say("models-msg", unavailable(data.reason));
+  }
+
+  function renderRun(info, runs) {
+    const box = $("training-current");
+    box.replaceChildren();
+    const latest = runs[0];
+    const run = info || latest;
+    if (!run) { box.append(el("p", "No training runs yet.", "dim")); return false; }
+    const active = ["queued", "running"].includes(run.status);
+    const eta = run.eta_s ? ` · about ${Math.round(run.eta_s)} s left` : "";
+    box.append(el("p", `Run #${run.id}: ${run.status}${eta}${run.error ? " — " + run.error : ""}`));
+    const bar = el("progress", null, "progress");
+    bar.max = 1;
+    bar.value = run.progress || 0;
+    bar.setAttribute("aria-label", `Training progress ${Math.round((run.progress || 0) * 100)}%`);
+    box.append(bar);
+    const full = runs.find((r) => r.id === run.id);
+    const points = charts.lossPoints(full ? full.loss_log : []);
+    $("loss-chart").replaceChildren(points.length ? charts.loss(points, `Training loss of run #${run.id}`) : el("p", "No loss values logged yet.", "dim"));
+    return active;
+  }
+
+  async function loadTraining() {
+    const data = await call("GET", "/admin/api/training");
+    for (const id of ["retrain", "cancel"]) $(id).disabled = !data.available;
+    $("schedule-form").querySelector("button").disabled = !data.available;
+    if (!data.available) say("training-msg", unavailable(data.reason));
+    const active = renderRun(data.current, data.runs);
+    const body = $("runs").tBodies[0];
+    body.replaceChildren();
+    for (const r of data.runs) body.append(row([`#${r.id}`, r.status, r.trigger, r.dataset_size, r.model_version || "–", when(r.created_at)]));
+    clearTimeout(pollTimer);
+    if (active) pollTimer = setTimeout(() => loadTraining().catch(() => {}), TRAINING_POLL_MS);
+  }
+
+  async function loadCuration() {
+    const data = await call("GET", "/admin/api/curation");
+    const body = $("curation").tBodies[0];
+    body.replaceChildren();
+    for (const form of ["curate-form", "upload-form"]) {
+      for (const b of $(form).querySelectorAll("button")) b.disabled = !data.available;
+    }
+    if (!data.available) { say("curation-msg", unavailable(data.reason)); return; }
+    for (const item of data.items) {
+      const source = item.source === "rating" ? `rated output #${item.generation_id}` : item.source;
+      body.append(row([item.id, item.text, source, item.added_by,
+        button("Remove", () => act("curation-msg", "/admin/api/curation/remove", { id: item.id }, loadCuration))]));
+      body.lastChild.children[1].className = "text";
+    }
+    if (!data.items.length) body.append(row(["", "No curated samples yet."]));
+  }
+
+  function filterQuery() {
+    const params = new URLSearchParams();
+    for (const [k, v] of new FormData($("filters"))) if (v) params.set(k, v);
+    return params;
+  }
+
+  async function loadGenerations(append) {
+    const params = filterQuery();
+    for (const fmt of ["jsonl", "csv"]) {
+      const link = new URLSearchParams(params);
+      link.set("format", fmt);
+      $(`export-${fmt}`).href = `/admin/api/export?${link}`;
+    }
+    if (append && oldest) params.set("before_id", oldest);
+    try {
+      const data = await call("GET", `/admin/api/generations?${params}`);
+      const select = $("f-version");
+      const chosen = select.value;
+      select.replaceChildren(el("option", "any"));
+      select.firstChild.value = "";
+      for (const v of data.model_versions) select.append(el("option", v));
+      select.value = chosen;
+      const body = $("gens").tBodies[0];
+      if (!append) body.replaceChildren();
+      for (const g of data.generations) {
+        const text = el("span");
+        text.append(el("span", g.prompt, "dim"), el("strong", g.output));
+        const tr = row([g.id, when(g.created_at), g.model_version, g.platform, text, g.ratings_up, g.ratings_down]);
+        tr.children[4].className = "text";
+        tr.children[5].className = tr.children[6].className = "num";
+        body.append(tr);
+      }
+      if (!append && !data.generations.length) body.append(row(["", "", "", "", "Nothing matches these filters."]));
+      oldest = data.generations.length ? data.generations[data.generations.length - 1].id : oldest;
+      $("more").hidden = !data.more;
+      say("gens-msg", "");
+    } catch (error) {
+      say("gens-msg", error.message, true);
+    }
+  }
+
+  async function loadAudit() {
+    const { entries } = await call("GET", "/admin/api/audit");
+    const body = $("audit").tBodies[0];
+    body.replaceChildren();
+    for (const e of entries) body.append(row([when(e.created_at), `${e.actor} (${e.platform})`, e.action, e.allowed ? "yes" : "refused"]));
+  }
+
+  async function refresh() {
+    await Promise.all([loadStats(), loadModels(), loadTraining(), loadCuration(), loadGenerations(false), loadAudit()]
+      .map((p) => p.catch((error) => console.error(error))));
+  }
+
+  function wire() {
+    $("login-form").addEventListener("submit", async (event) => {
+      event.preventDefault();
+      try {
+        await call("POST", "/admin/api/login", { token: $("token").value });
+        $("token").value = "";
+        await show(true);
+      } catch (error) {
+        say("login-msg", error.message, true);
+        $("token").focus();
+      }
+    });
+    $("logout").addEventListener("click", async () => { await call("POST", "/admin/api/logout", {}); show(false); });
+    $("rollback").addEventListener("click", () => act("models-msg", "/admin/api/models/rollback", {}, refresh));
+    $("retrain").addEventListener("click", () => act("training-msg", "/admin/api/training/start", {}, loadTraining));
+    $("cancel").addEventListener("click", () => act("training-msg", "/admin/api/training/cancel", {}, loadTraining));
+    $("schedule-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      act("training-msg", "/admin/api/training/schedule", { cron: $("cron").value }, loadAudit);
+    });
+    $("curate-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      act("curation-msg", "/admin/api/curation/add", { text: $("curate-text").value }, async () => {
+        $("curate-text").value = "";
+        await loadCuration();
+      });
+    });
+    $("upload-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      const file = $("curate-file").files[0];
+      if (!file) { say("curation-msg", "Choose a .txt or .jsonl file to upload.", true); return; }
+      const form = new FormData();
+      form.append("file", file);
+      act("curation-msg", "/admin/api/curation/upload", form, loadCuration);
+    });
+    $("filters").addEventListener("submit", (event) => { event.preventDefault(); oldest = null; loadGenerations(false); });
+    $("more").addEventListener("click", () => loadGenerations(true));
+  }
+
+  async function show(isAdmin) {
+    $("login").hidden = isAdmin;
+    $("dashboard").hidden = !isAdmin;
+    $("logout").hidden = !isAdmin;
+    if (isAdmin) await refresh(); else $("token").focus();
+  }
+
+  async function start() {
+    wire();
+    const session = await gpt2bot.loadSession();
+    await show(session.is_admin);
+  }
+
+  start();
+})();

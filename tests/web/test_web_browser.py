@@ -1,0 +1,216 @@
+"""End to end in headless Chromium (Debian's `chromium` driven by Playwright for Python):
+generate, see the text stream in, rate, then see that rating in the dashboard's stats.
+Screenshots of both pages go to screenshots/ (git-ignored) for a human to look at."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from web_helpers import ADMIN_TOKEN, TINY, InTestAdmin, make_settings
+
+from bot.app import App
+from bot.platforms.base import RunOptions
+from bot.platforms.web import WebPlatform, create
+from storage.models import TrainingRun
+
+CHROMIUM = "/usr/bin/chromium"
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "screenshots"
+XSS = "<img src=x onerror=alert(1)>"
+WAIT_MS = 30_000
+
+pytestmark = pytest.mark.slow
+
+
+class ServerThread(threading.Thread):
+    """The real web platform over a real App, on its own event loop in a thread."""
+
+    def __init__(self, tmp_path: Path, model_dir: Path, with_admin: bool = False) -> None:
+        super().__init__(daemon=True)
+        self.with_admin = with_admin
+        self.app: App | None = None
+        self.settings = make_settings(tmp_path, model_dir)
+        self.ready = threading.Event()
+        self.url = ""
+        self.error: BaseException | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping: asyncio.Event | None = None
+
+    def run(self) -> None:
+        try:
+            asyncio.run(self._serve())
+        except BaseException as error:  # reported to the test through `error`
+            self.error = error
+            self.ready.set()
+
+    async def _serve(self) -> None:
+        app = self.app = await App.open(self.settings, bootstrap=TINY)
+        if self.with_admin:
+            app.admin = InTestAdmin(app)  # type: ignore[attr-defined]
+        platform: WebPlatform = create(app, RunOptions(host="127.0.0.1", port=0))
+        self._loop, self._stopping = asyncio.get_running_loop(), asyncio.Event()
+        try:
+            self.url = await platform.start()
+            self.ready.set()
+            await self._stopping.wait()
+        finally:
+            if platform.runner is not None:
+                await platform.runner.cleanup()
+            await app.close()
+
+    def shutdown(self) -> None:
+        if self._loop is not None and self._stopping is not None:
+            self._loop.call_soon_threadsafe(self._stopping.set)
+        self.join(timeout=30)
+
+
+def start_server(tmp_path: Path, model_dir: Path, with_admin: bool = False) -> ServerThread:
+    thread = ServerThread(tmp_path, model_dir, with_admin)
+    thread.start()
+    assert thread.ready.wait(60), "the web server did not start"
+    if thread.error:
+        raise thread.error
+    return thread
+
+
+@pytest.fixture
+def server(tmp_path: Path, model_dir: Path) -> Any:
+    thread = start_server(tmp_path, model_dir)
+    yield thread
+    thread.shutdown()
+
+
+@pytest.fixture
+def admin_server(tmp_path: Path, model_dir: Path) -> Any:
+    """The same server whose App has an admin service, and one finished training run."""
+    thread = start_server(tmp_path, model_dir, with_admin=True)
+    assert thread.app is not None
+    with thread.app.db.session() as session:
+        session.add(
+            TrainingRun(
+                trigger="manual", requested_by="web-admin-x", status="succeeded", dataset_size=42,
+                loss_log=[{"step": i, "loss": 4.0 / (1 + i / 5)} for i in range(1, 41)],
+                progress=1.0, model_version="bootstrap-1",
+            )
+        )  # fmt: skip
+    yield thread
+    thread.shutdown()
+
+
+@pytest.fixture
+def chromium() -> Any:
+    executable = CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium")
+    if executable is None:
+        pytest.skip(f"{CHROMIUM} is absent: apt-get install -y chromium to run the browser test")
+    playwright_api = pytest.importorskip(
+        "playwright.sync_api", reason="Playwright for Python is absent: pip install playwright"
+    )
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=executable,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        yield browser
+        browser.close()
+
+
+def test_generate_stream_rate_and_see_it_in_the_dashboard(server: Any, chromium: Any) -> None:
+    SCREENSHOTS.mkdir(exist_ok=True)
+    page = chromium.new_page(viewport={"width": 1280, "height": 900})
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    page.add_init_script(
+        "window.__chunks = [];"
+        "document.addEventListener('gpt2bot:chunk', e => __chunks.push(e.detail));"
+    )
+    page.goto(server.url + "/")
+    page.wait_for_selector("#model:has-text('bootstrap-1')")  # (the CSP forbids eval-based waits)
+    # every sampling input has a label (keyboard and screen-reader users)
+    assert page.evaluate(
+        "[...document.querySelectorAll('#params input[type=number]')].every(i => i.labels.length)"
+    )
+
+    # Generate two samples with a prompt that is HTML
+    page.fill("#prompt", XSS)
+    page.click("#settings summary")
+    page.fill("#param-max_new_tokens", "24")
+    page.fill("#param-samples", "2")
+    page.focus("#prompt")
+    page.keyboard.press("Control+Enter")
+    page.wait_for_selector("#status:has-text('Done')", timeout=WAIT_MS)
+    chunks = page.evaluate("window.__chunks")
+    assert chunks and all(c["pending"] for c in chunks), chunks  # shown before the end
+    assert {c["sample"] for c in chunks} == {0, 1} and all(c["shown"] > 0 for c in chunks)
+    cards = page.locator("#thread .card")
+    assert cards.count() == 2
+    assert cards.first.locator(".prompt").text_content() == XSS  # as text,
+    assert page.locator("#thread img").count() == 0  # never as an element
+    assert page.locator("#history li").count() == 2
+
+    # Rate the first output, then regenerate it and continue it
+    cards.first.locator("button.up").click()
+    page.wait_for_selector("#thread .card >> nth=0 >> button.up[aria-pressed=true]")
+    cards.first.locator("button.regen").click()
+    page.wait_for_selector("#thread .card:not(.pending) >> nth=2", timeout=WAIT_MS)
+    assert "regenerated" in cards.nth(1).locator(".meta").text_content()
+    page.screenshot(path=str(SCREENSHOTS / "playground.png"), full_page=True)
+
+    phone = chromium.new_page(viewport={"width": 375, "height": 800})
+    phone.goto(server.url + "/")
+    phone.fill("#prompt", "On a small phone screen")
+    phone.click("#generate")
+    phone.wait_for_selector("#status:has-text('Done')", timeout=WAIT_MS)
+    assert phone.evaluate("document.documentElement.scrollWidth <= 375 + 1")  # no sideways scroll
+    phone.screenshot(path=str(SCREENSHOTS / "playground-phone.png"), full_page=True)
+
+    # The dashboard: log in, see the rating in the stats
+    page.goto(server.url + "/admin")
+    page.fill("#token", "wrong-token")
+    page.press("#token", "Enter")
+    page.wait_for_selector("#login-msg:has-text('not right')")
+    page.fill("#token", ADMIN_TOKEN)
+    page.press("#token", "Enter")
+    page.wait_for_selector("#stats tbody tr", timeout=WAIT_MS)
+    row = page.locator("#stats tbody tr").first.locator("td")
+    # 4 generations (3 here, 1 on the phone), 1 rating, mean 1, 100% positive, 1 rater
+    expected = ["bootstrap-1", "4", "1", "1.00", "100%", "1"]
+    assert [row.nth(i).text_content() for i in range(6)] == expected
+    assert page.locator("#stats-chart svg rect").count() == 2
+    page.wait_for_selector("#gens tbody tr >> nth=3")
+    assert XSS in page.locator("#gens").text_content() and page.locator("#gens img").count() == 0
+    assert "Not available" in page.locator("#training-msg").text_content()
+    assert "no admin service" in page.locator("#admin-banner").text_content()
+    page.screenshot(path=str(SCREENSHOTS / "dashboard.png"), full_page=True)
+    assert dialogs == []  # the prompt's onerror=alert(1) never ran
+
+
+def test_dashboard_admin_panels_work_from_the_keyboard(admin_server: Any, chromium: Any) -> None:
+    SCREENSHOTS.mkdir(exist_ok=True)
+    page = chromium.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(admin_server.url + "/admin")
+    page.fill("#token", ADMIN_TOKEN)
+    page.press("#token", "Enter")
+    page.wait_for_selector("#loss-chart svg path.loss")
+    assert "#1" in page.locator("#runs tbody").text_content()
+    # curation: type a text that is HTML, submit with the keyboard, see it listed as text
+    page.fill("#curate-text", XSS)
+    page.focus("#curate-form button[type=submit]")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#curation-msg:has-text('Added 1')")
+    page.wait_for_selector("#curation tbody td.text")
+    assert page.locator("#curation tbody td.text").first.text_content() == XSS
+    assert page.locator("#curation img").count() == 0
+    page.click("#retrain")
+    page.wait_for_selector("#training-msg:has-text('started')")
+    page.wait_for_selector("#training-current progress")
+    page.wait_for_selector("#audit tbody tr:has-text('curate.add')")
+    page.screenshot(path=str(SCREENSHOTS / "dashboard-admin.png"), full_page=True)
+    phone = chromium.new_page(viewport={"width": 375, "height": 800})
+    phone.goto(admin_server.url + "/admin")
+    phone.wait_for_selector("#login:not([hidden])")
+    assert not phone.locator("#dashboard").is_visible()  # nothing but the login before it
+    phone.screenshot(path=str(SCREENSHOTS / "dashboard-login-phone.png"), full_page=True)
