@@ -3,9 +3,10 @@ client that signs requests the way Slack does. Everything talks HTTP on 127.0.0.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 from urllib.parse import urlencode
 
@@ -25,6 +26,15 @@ from tests.slack.fakes import RecordingAdmin, ScriptedBackend
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 ADMIN = "UADMIN"
 EDIT_INTERVAL_S = 0.2  # the production 1 s, scaled down so tests stay quick
+
+
+async def eventually(condition: Callable[[], Any], timeout: float = 5.0) -> Any:
+    """Poll `condition` (e.g. a database read) until it is truthy; event handlers run after
+    Slack's request has been answered, so their effects show up a little later."""
+    async with asyncio.timeout(timeout):
+        while not (value := condition()):
+            await asyncio.sleep(0.02)
+    return value
 
 
 class SignedClient:
