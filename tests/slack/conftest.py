@@ -48,7 +48,7 @@ class SignedClient:
         self, body: str, content_type: str, secret: str = SECRET, timestamp: int | None = None
     ) -> tuple[int, str]:
         stamp = str(int(time.time()) if timestamp is None else timestamp)
-        signature = SignatureVerifier(secret).generate_signature(timestamp=stamp, body=body)
+        signature = str(SignatureVerifier(secret).generate_signature(timestamp=stamp, body=body))
         headers = {"Content-Type": content_type, "X-Slack-Request-Timestamp": stamp,
                    "X-Slack-Signature": signature}  # fmt: skip
         async with self.session.post(self.url + EVENTS_PATH, data=body, headers=headers) as r:

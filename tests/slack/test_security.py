@@ -50,7 +50,7 @@ async def test_replayed_request_is_rejected(
 async def test_tampered_body_is_rejected(slack: SignedClient) -> None:
     stamp = str(int(time.time()))
     body = slack.command_body("/generate", "hello", "U1", "C1")
-    signature = SignatureVerifier(SECRET).generate_signature(timestamp=stamp, body=body)
+    signature = str(SignatureVerifier(SECRET).generate_signature(timestamp=stamp, body=body))
     tampered = body.replace("U1", "UADMIN")
     headers = {"Content-Type": "application/x-www-form-urlencoded",
                "X-Slack-Request-Timestamp": stamp, "X-Slack-Signature": signature}  # fmt: skip

@@ -43,6 +43,15 @@ def incident_sentence(error: BaseException) -> str:
     return f"Something went wrong on our side (incident {incident}). Please try again later."
 
 
+def _privately(respond: Any) -> Say:
+    """Answer through the slash command's response URL, visible to its user alone."""
+
+    async def say(text: str) -> None:
+        await respond(text=text, response_type="ephemeral")
+
+    return say
+
+
 class SlackChat:
     """Handlers for `/generate` and reaction events; bolt injects their arguments by name."""
 
@@ -73,7 +82,7 @@ class SlackChat:
         )
         origin = Origin(PLATFORM, user, command.get("team_id"), channel)
         stream = self._chat.generate_stream(origin, prompt, options)
-        await self._render(client, target, stream, say=lambda text: respond(text=text, response_type="ephemeral"))
+        await self._render(client, target, stream, say=_privately(respond))
 
     async def reaction_added(
         self, event: dict[str, Any], client: AsyncWebClient, context: Any
