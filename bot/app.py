@@ -51,14 +51,18 @@ class App:
         progress: ProgressFn | None = None,
     ) -> App:
         db = Database(settings.storage.url)
-        await db.run(upgrade, db.engine)
-        versions = ModelVersionRepository(db)
-        active = await db.run(
-            prepare_model, settings.model, versions, bootstrap or BootstrapConfig(), progress
-        )
-        factory = plugins.load(plugins.BACKEND_GROUP, backend_name)
-        backend: Backend = factory(settings.model, active.name, active.path)
-        await backend.start()
+        try:
+            await db.run(upgrade, db.engine)
+            versions = ModelVersionRepository(db)
+            active = await db.run(
+                prepare_model, settings.model, versions, bootstrap or BootstrapConfig(), progress
+            )
+            factory = plugins.load(plugins.BACKEND_GROUP, backend_name)
+            backend: Backend = factory(settings.model, active.name, active.path)
+            await backend.start()
+        except BaseException:
+            db.dispose()
+            raise
         return cls(
             settings=settings,
             db=db,

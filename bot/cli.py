@@ -14,7 +14,6 @@ from dataclasses import asdict
 from typing import Any
 
 from bot import plugins
-from bot.app import App
 from bot.export import FORMATS, write_export
 from bot.params import LIMITS, InvalidRequest
 from bot.platforms.base import RunOptions
@@ -56,7 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = sub.add_parser("run", help="start the bot (Discord, Slack or the web playground)")
-    run.add_argument("--platform", choices=["discord", "slack", "web"])
+    run.add_argument(
+        "--platform", help="discord, slack, web or an installed plugin (default: by tokens)"
+    )
     run.add_argument("--host", default="127.0.0.1")
     run.add_argument("--port", type=int, default=8080)
 
@@ -97,7 +98,7 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
             f"the {name} platform is not available in this build ({error}). "
             "Run `gpt2bot demo` for a local demonstration."
         ) from None
-    app = await App.open(settings)
+    app = await _open_app(settings)
     try:
         platform = factory(app, RunOptions(host=args.host, port=args.port))
         loop = asyncio.get_running_loop()
@@ -133,7 +134,7 @@ def _print_generation(finished: Finished, as_json: bool) -> None:
 
 async def _generate(settings: Settings, args: argparse.Namespace) -> int:
     raw = {name: getattr(args, name) for name in LIMITS}
-    app = await App.open(settings)
+    app = await _open_app(settings)
     try:
         finished = await app.chat.generate(Origin(platform="cli", user_id="cli"), args.prompt, raw)
     finally:
@@ -143,7 +144,7 @@ async def _generate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _demo(settings: Settings, args: argparse.Namespace) -> int:
-    app = await App.open(settings)
+    app = await _open_app(settings)
     try:
         origin = Origin(platform="cli", user_id="demo")
         first = None
@@ -217,6 +218,18 @@ COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], Any]] = {
     "export": _export,
     "models": _models,
 }
+
+
+async def _open_app(settings: Settings) -> Any:
+    """The running App; torch and transformers load only for commands that need a model."""
+    from transformers.utils import logging as hf_logging
+
+    from bot.app import App
+
+    # our own log lines report progress; the libraries' tqdm bars only clutter the logs
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+    return await App.open(settings)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -48,10 +48,10 @@ def validate_prompt(prompt: str | None) -> str:
 
 def _convert(name: str, value: Any) -> float | int:
     kind, low, high, low_inclusive, _ = LIMITS[name]
-    shown = f"{low:g}" if kind is float else str(int(low))
+    shown_low, shown_high = (f"{low:g}", f"{high:g}") if kind is float else (int(low), int(high))
     allowed = (
-        f"{name} must be {'an integer' if kind is int else 'a number'} from {shown}"
-        f"{'' if low_inclusive else ' (exclusive)'} to {high:g}"
+        f"{name} must be {'an integer' if kind is int else 'a number'} from {shown_low}"
+        f"{'' if low_inclusive else ' (exclusive)'} to {shown_high}"
     )
     try:
         if kind is int:

@@ -17,8 +17,7 @@ from dotenv import dotenv_values
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from model.config import ModelConfig
-from model.device import DEVICES, DTYPES
+from model.config import DEVICES, DTYPE_NAMES, ModelConfig
 from storage.db import StorageConfig
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -126,7 +125,7 @@ def _model_config(env: Mapping[str, str]) -> ModelConfig:
         model_dir=model_dir,
         base_model=env.get("BASE_MODEL", ModelConfig.base_model),
         device=device,
-        dtype=_choice(env, "DTYPE", "auto", tuple(DTYPES)),
+        dtype=_choice(env, "DTYPE", "auto", DTYPE_NAMES),
     )
 
 

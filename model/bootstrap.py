@@ -127,7 +127,7 @@ def train_bootstrap(
             group["lr"] = _lr_at(step, config)
         index = torch.randint(0, blocks.size(0), (config.batch_size,), generator=generator)
         batch = blocks[index]  # (B, T)
-        loss = model(input_ids=batch, labels=batch).loss
+        loss = model(input_ids=batch, attention_mask=torch.ones_like(batch), labels=batch).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()

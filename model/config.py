@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+DEVICES = ("auto", "cpu", "cuda", "mps")
+DTYPE_NAMES = ("auto", "fp32", "bf16", "fp16")
+
 
 @dataclass(frozen=True)
 class ModelConfig:

@@ -11,13 +11,12 @@ import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
-import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
-
-from model.device import resolve_dtype
+if TYPE_CHECKING:  # torch and transformers load lazily: `gpt2bot models|export` stay quick
+    import torch
+    from transformers import PreTrainedModel
 
 log = logging.getLogger(__name__)
 
@@ -99,11 +98,13 @@ def load_model(
 
     Raises `ModelUnavailable` with the reason when neither works.
     """
+    from model.device import resolve_dtype
+
     dtype = resolve_dtype(device, dtype_name)
     started = time.perf_counter()
     try:
         model, tokenizer = _from_pretrained(path, dtype, local_files_only=True)
-    except OSError as local_error:
+    except (OSError, ValueError) as local_error:
         if Path(path).exists():
             raise ModelUnavailable(
                 f"{path} is not a loadable model folder: {local_error}"
@@ -132,6 +133,8 @@ def load_model(
 
 
 def _from_pretrained(path: str, dtype: torch.dtype, local_files_only: bool) -> tuple[Any, Any]:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
     tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=local_files_only)
     model = AutoModelForCausalLM.from_pretrained(
         path, dtype=dtype, local_files_only=local_files_only
@@ -159,4 +162,6 @@ class ModelCache:
         """Forget a version so its memory can be released (after a hot-swap)."""
         self._loaded.pop(version, None)
         if self.device.type == "cuda":
+            import torch
+
             torch.cuda.empty_cache()

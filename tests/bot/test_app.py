@@ -1,0 +1,68 @@
+import logging
+import socket
+
+import pytest
+
+from bot.app import BOOTSTRAP_VERSION, App, prepare_model
+from model.versions import hub_reachable
+from storage import ModelVersionRepository
+from tests.conftest import TINY_BOOTSTRAP
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_hub_check_answers_quickly_when_nothing_listens():
+    assert not hub_reachable(1.0, f"http://127.0.0.1:{closed_port()}")
+
+
+def test_unreachable_base_model_falls_back_to_the_bootstrap(db, tmp_path, monkeypatch, caplog):
+    from model.config import ModelConfig
+
+    monkeypatch.setattr("bot.app.hub_reachable", lambda timeout_s: False)
+    config = ModelConfig(model_dir=tmp_path / "models", base_model="gpt2", device="cpu")
+    versions = ModelVersionRepository(db)
+    with caplog.at_level(logging.INFO):
+        active = prepare_model(config, versions, TINY_BOOTSTRAP)
+    assert active.name == BOOTSTRAP_VERSION and active.status == "active"
+    assert (tmp_path / "models" / BOOTSTRAP_VERSION / "metadata.json").exists()
+    assert active.metrics["train_seconds"] > 0
+    assert "falling back to the offline bootstrap model" in caplog.text
+    assert "NOT OpenAI's pretrained weights" in caplog.text
+    # the next start reuses it: no second training
+    assert prepare_model(config, versions, TINY_BOOTSTRAP).name == BOOTSTRAP_VERSION
+    assert len(versions.list()) == 1
+
+
+def test_a_local_base_model_folder_is_registered_as_is(db, tiny_model_dir, tmp_path):
+    from model.config import ModelConfig
+
+    config = ModelConfig(model_dir=tmp_path / "models", base_model=str(tiny_model_dir))
+    active = prepare_model(config, ModelVersionRepository(db), TINY_BOOTSTRAP)
+    assert active.path == str(tiny_model_dir) and active.base_model == str(tiny_model_dir)
+    assert not (tmp_path / "models").exists()  # nothing trained
+
+
+async def test_app_open_prepares_everything_on_a_fresh_install(settings, tmp_path):
+    app = await App.open(settings, bootstrap=TINY_BOOTSTRAP)
+    try:
+        assert app.backend.model_version == BOOTSTRAP_VERSION
+        assert (tmp_path / "data" / "gpt2bot.db").exists()
+        from bot.usecases import Origin
+
+        finished = await app.chat.generate(Origin("cli", "me"), "Hello", {"seed": 1})
+        assert finished.generations[0].model_version == BOOTSTRAP_VERSION
+    finally:
+        await app.close()
+
+
+async def test_unknown_backend_is_a_clear_error(settings, tiny_model_dir):
+    from bot.plugins import PluginNotFound
+    from tests.conftest import register_active
+
+    register_active(settings, tiny_model_dir)
+    with pytest.raises(PluginNotFound, match=r"no gpt2bot\.backends plugin named 'nope'.*local"):
+        await App.open(settings, backend_name="nope")

@@ -1,0 +1,94 @@
+"""The `gpt2bot` console script end to end, as a subprocess on a temporary install."""
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import register_active
+
+GPT2BOT = Path(sys.executable).with_name("gpt2bot")
+
+
+@pytest.fixture
+def install(tmp_path, settings, tiny_model_dir):
+    register_active(settings, tiny_model_dir)
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("DISCORD_", "SLACK_"))},
+        "DATABASE_URL": settings.storage.url,
+        "MODEL_DIR": str(tmp_path / "models"),
+        "BASE_MODEL": "bootstrap",
+        "DEVICE": "cpu",
+        "LOG_LEVEL": "WARNING",
+    }
+    return tmp_path, env
+
+
+def gpt2bot(install, *args, check=True):
+    cwd, env = install
+    done = subprocess.run(
+        [str(GPT2BOT), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
+    )
+    if check:
+        assert done.returncode == 0, done.stderr
+    return done
+
+
+def test_generate_then_export_shows_it_with_params_and_version(install):
+    done = gpt2bot(install, "generate", "A language model", "--seed", "9", "--top-k", "20",
+                   "--max-new-tokens", "10", "--json")  # fmt: skip
+    generated = json.loads(done.stdout)
+    (generation,) = generated["generations"]
+    assert generated["model_version"] == "tiny-1" and generation["seed"] == 9
+
+    exported = gpt2bot(install, "export").stdout.splitlines()
+    row = json.loads(exported[-1])
+    assert row["id"] == generation["id"] and row["output"] == generation["output"]
+    assert row["params"]["top_k"] == 20 and row["model_version"] == "tiny-1"
+    assert row["platform"] == "cli"
+
+    out = install[0] / "export.csv"
+    gpt2bot(install, "export", "--format", "csv", "--out", str(out))
+    rows = list(csv.DictReader(io.StringIO(out.read_text())))
+    assert rows[-1]["prompt"] == "A language model"
+
+
+def test_human_output_names_the_model_version(install):
+    done = gpt2bot(install, "generate", "Fine-tuning", "--seed", "1", "--max-new-tokens", "5")
+    assert "model tiny-1" in done.stdout and "seed 1" in done.stdout
+
+
+def test_invalid_option_is_one_line_and_non_zero(install):
+    done = gpt2bot(install, "generate", "hi", "--temperature", "9", check=False)
+    assert done.returncode == 1
+    assert done.stderr.strip() == "gpt2bot: temperature must be a number from 0 to 2; got '9'."
+
+
+def test_bad_setting_stops_start_up_with_one_line(install):
+    cwd, env = install
+    done = gpt2bot((cwd, {**env, "DEVICE": "tpu"}), "models", check=False)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("gpt2bot: setting DEVICE:")
+    assert "Traceback" not in done.stderr
+
+
+def test_models_list_use_and_rollback(install):
+    listed = json.loads(gpt2bot(install, "models", "list", "--json").stdout)
+    assert [(v["name"], v["status"]) for v in listed] == [("tiny-1", "active")]
+    done = gpt2bot(install, "models", "use", "../evil", check=False)
+    assert done.returncode == 1 and "invalid model version name" in done.stderr
+    done = gpt2bot(install, "models", "rollback", check=False)
+    assert done.returncode == 1 and "no earlier active version" in done.stderr
+
+
+def test_platform_not_installed_is_explained(install):
+    done = gpt2bot(install, "run", "--platform", "nosuch", check=False)
+    assert done.returncode == 1
+    assert done.stderr.startswith("gpt2bot: the nosuch platform is not available")
+    assert "Traceback" not in done.stderr

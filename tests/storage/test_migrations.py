@@ -1,0 +1,61 @@
+import os
+
+import pytest
+from sqlalchemy import inspect, text
+
+from storage import Database, GenerationRepository, NewGeneration, upgrade
+from storage.migrate import current_revision, head_revision
+
+TABLES = {
+    "conversations", "generations", "ratings", "model_versions", "curated_samples",
+    "training_runs", "admin_audit",
+}  # fmt: skip
+
+
+def test_an_empty_database_upgrades_to_head(tmp_path):
+    db = Database(f"sqlite:///{tmp_path / 'nested' / 'fresh.db'}")  # folder is created
+    upgrade(db.engine)
+    assert current_revision(db.engine) == head_revision()
+    assert set(inspect(db.engine).get_table_names()) >= TABLES
+    upgrade(db.engine)  # idempotent: a second start changes nothing
+    db.dispose()
+
+
+def test_an_older_revision_upgrades_and_keeps_its_data(tmp_path):
+    db = Database(f"sqlite:///{tmp_path / 'old.db'}")
+    upgrade(db.engine, "0001")
+    assert "curated_samples" not in inspect(db.engine).get_table_names()
+    stored = GenerationRepository(db).add(
+        NewGeneration(
+            platform="cli", user_id="u", prompt="p", output="o", params={}, seed=1,
+            model_version="v1", prompt_tokens=1, completion_tokens=1, latency_s=0.1,
+        )
+    )  # fmt: skip
+    upgrade(db.engine)
+    assert current_revision(db.engine) == head_revision()
+    assert GenerationRepository(db).get(stored.id).output == "o"
+    db.dispose()
+
+
+def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(db):
+    with db.engine.connect() as connection:
+        assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        assert connection.execute(text("PRAGMA busy_timeout")).scalar() == 5000
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(not os.environ.get("TEST_DATABASE_URL"), reason="TEST_DATABASE_URL not set")
+def test_postgresql_by_url():
+    db = Database(os.environ["TEST_DATABASE_URL"])
+    upgrade(db.engine)
+    repo = GenerationRepository(db)
+    stored = repo.add(
+        NewGeneration(
+            platform="cli", user_id="u", prompt="p", output="o", params={"top_k": 5}, seed=2**62,
+            model_version="v1", prompt_tokens=1, completion_tokens=1, latency_s=0.1,
+        )
+    )  # fmt: skip
+    repo.rate(stored.id, "r", 1, "👍")
+    assert repo.get(stored.id).ratings[0].score == 1
+    assert repo.get(stored.id).seed == 2**62
+    db.dispose()
