@@ -37,6 +37,18 @@ async def eventually(condition: Callable[[], Any], timeout: float = 5.0) -> Any:
     return value
 
 
+def command_form(
+    command: str, text: str, user: str, channel: str, response_url: str
+) -> dict[str, str]:
+    """The fields Slack sends with a slash command."""
+    return {
+        "token": "legacy", "team_id": TEAM_ID, "team_domain": "test", "channel_id": channel,
+        "channel_name": "general", "user_id": user, "user_name": user.lower(),
+        "command": command, "text": text, "api_app_id": "A0001", "is_enterprise_install":
+        "false", "response_url": response_url, "trigger_id": "13345224609.8534",
+    }  # fmt: skip
+
+
 class SignedClient:
     """Sends the bot what Slack sends: form-encoded slash commands and JSON events, signed."""
 
@@ -55,12 +67,7 @@ class SignedClient:
             return r.status, await r.text()
 
     def command_body(self, command: str, text: str, user: str, channel: str) -> str:
-        return urlencode({
-            "token": "legacy", "team_id": TEAM_ID, "team_domain": "test", "channel_id": channel,
-            "channel_name": "general", "user_id": user, "user_name": user.lower(),
-            "command": command, "text": text, "api_app_id": "A0001", "is_enterprise_install":
-            "false", "response_url": self.fake.response_url(), "trigger_id": "13345224609.8534",
-        })  # fmt: skip
+        return urlencode(command_form(command, text, user, channel, self.fake.response_url()))
 
     async def command(
         self, command: str, text: str, user: str = "U1", channel: str = "C1", **kwargs: Any

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiohttp import web
+from aiohttp import WSMsgType, web
 
 BOT_USER_ID = "UBOT"
 BOT_ID = "BBOT"
@@ -35,6 +36,8 @@ class FakeSlack:
     rate_limited: dict[str, int] = field(default_factory=dict)  # method -> 429s still to send
     closed_channels: set[str] = field(default_factory=set)  # the bot is not a member
     uploads: list[bytes] = field(default_factory=list)
+    sockets: list[web.WebSocketResponse] = field(default_factory=list)  # Socket Mode clients
+    acks: list[dict[str, Any]] = field(default_factory=list)  # what they sent back
 
     def __post_init__(self) -> None:
         self._ts = itertools.count(1)
@@ -47,6 +50,7 @@ class FakeSlack:
         app.router.add_post("/api/{method}", self._api)
         app.router.add_post("/respond/{token}", self._respond)
         app.router.add_post("/upload/{file_id}", self._upload)
+        app.router.add_get("/socket", self._socket)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -56,6 +60,8 @@ class FakeSlack:
         return self.url
 
     async def stop(self) -> None:
+        for ws in self.sockets:
+            await ws.close()
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -79,7 +85,8 @@ class FakeSlack:
 
     async def _api(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
-        if request.headers.get("Authorization") != "Bearer xoxb-test":
+        token = "xapp-1-test" if method == "apps.connections.open" else "xoxb-test"
+        if request.headers.get("Authorization") != f"Bearer {token}":
             return web.json_response({"ok": False, "error": "invalid_auth"})
         args: dict[str, Any] = dict(request.query)  # slack_sdk sends some methods' args here
         if request.content_type == "application/json":
@@ -133,6 +140,28 @@ class FakeSlack:
 
     def _files_completeUploadExternal(self, args: dict[str, Any]) -> dict[str, Any]:
         return {"ok": True, "files": [{"id": "F1", "title": "chart"}]}
+
+    def _apps_connections_open(self, args: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": True, "url": self.url.replace("http://", "ws://") + "/socket"}
+
+    async def _socket(self, request: web.Request) -> web.WebSocketResponse:
+        """Socket Mode: say hello, then read the client's acks until it goes away."""
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        self.sockets.append(ws)
+        await ws.send_json({"type": "hello", "num_connections": 1,
+                            "debug_info": {"host": "fake", "approximate_connection_time": 3600},
+                            "connection_info": {"app_id": "A0001"}})  # fmt: skip
+        self._record("socket_open", {})
+        async for message in ws:
+            if message.type == WSMsgType.TEXT:
+                self.acks.append(json.loads(message.data))
+                self._record("socket_ack", self.acks[-1])
+        return ws
+
+    async def push(self, envelope: dict[str, Any]) -> None:
+        """Send a Socket Mode envelope (a slash command, an event) to the connected bot."""
+        await self.sockets[-1].send_json(envelope)
 
     async def _respond(self, request: web.Request) -> web.Response:
         body = await request.json()

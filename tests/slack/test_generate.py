@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from bot.app import App
+from bot.platforms.slack import SlackPlatform
+from bot.platforms.slack.chat import SHUTTING_DOWN
 from storage import GenerationRepository
 from tests.slack.conftest import EDIT_INTERVAL_S, SignedClient
 from tests.slack.fake_slack import FakeSlack
@@ -112,3 +116,18 @@ async def test_rate_limited_post_is_retried_after_retry_after(
     await fake_slack.wait_for(lambda: finished_messages(fake_slack))
     assert len(fake_slack.called("chat.postMessage")) == 2  # the 429, then the retry
     assert len(fake_slack.messages) == 1
+
+
+async def test_stopping_the_bot_tells_readers_of_unfinished_answers(
+    slack: SignedClient, fake_slack: FakeSlack, backend: ScriptedBackend, platform: SlackPlatform
+) -> None:
+    backend.delay_s = 0.5  # ten words: five seconds, far longer than the test waits
+    await slack.command("/generate", "Once upon a time")
+    await fake_slack.wait_for(lambda: fake_slack.called("chat.postMessage"))
+
+    await platform.close()
+
+    (message,) = fake_slack.messages.values()
+    assert message["text"].endswith(SHUTTING_DOWN)
+    await asyncio.sleep(0.6)  # the generation was cancelled: no further edits arrive
+    assert message["text"].endswith(SHUTTING_DOWN)

@@ -31,6 +31,7 @@ CONTINUE_REACTION = "fast_forward"
 NOT_IN_CHANNEL = (
     "I can't post in this channel yet: invite me with `/invite @gpt2bot`, then try again."
 )
+STOP_GRACE_S = 5.0
 SHUTTING_DOWN = "The bot is restarting, so this answer was stopped. Please ask again in a minute."
 
 Say = Callable[[str], Awaitable[Any]]
@@ -113,12 +114,18 @@ class SlackChat:
 
     async def stop(self) -> None:
         """Stop in-flight answers and tell their readers."""
-        for task, stream in list(self._inflight.items()):
+        inflight = dict(self._inflight)
+        for task in inflight:
             task.cancel()
+        if inflight:  # let them unwind first, so no late edit overwrites the notice
+            await asyncio.wait(inflight, timeout=STOP_GRACE_S)
+        for stream in inflight.values():
+            if stream.finished:  # only its affordance reactions were still being added
+                continue
             try:
                 await stream.fail(SHUTTING_DOWN)
             except SlackApiError as error:
-                log.warning("could not mark an answer as stopped: %s", error)
+                log.warning("could not mark an answer as stopped: %s", slack_error(error))
 
     async def _reacted_generation(
         self, event: dict[str, Any], context: Any

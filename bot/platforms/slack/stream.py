@@ -61,6 +61,7 @@ class SlackStream:
         self._texts: dict[int, str] = {}
         self._ts: dict[int, str] = {}
         self._edited_at: dict[int, float] = {}
+        self.finished = False  # the final texts are written: nothing to take back
 
     @property
     def posted(self) -> bool:
@@ -84,6 +85,7 @@ class SlackStream:
             await attach(generation, message_id(self._target.channel, ts))
             body = self._body(generation.output) + "\n" + _footer(generation)
             await self._show(index, body, force=True)
+        self.finished = True
 
     async def fail(self, sentence: str) -> None:
         """Replace what was shown with an error sentence (posted if nothing was shown yet)."""
