@@ -38,6 +38,9 @@ async def test_admin_curates_and_is_audited(
     (entry,) = app.audit.recent()
     assert entry["allowed"] is True and entry["action"] == "slack curate add"
 
+    await admin(slack, fake_slack, "curate  add First line\n  second line")
+    assert admin_service.calls[-1] == ("curate_add", (ADMIN, ["First line\n  second line"]))
+
     listing = await admin(slack, fake_slack, "curate list")
     assert "`#7` [admin] by UADMIN: A fine &lt;example&gt;" in listing
     assert await admin(slack, fake_slack, "curate remove 8") == "There is no curated sample #8."

@@ -131,3 +131,14 @@ async def test_stopping_the_bot_tells_readers_of_unfinished_answers(
     assert message["text"].endswith(SHUTTING_DOWN)
     await asyncio.sleep(0.6)  # the generation was cancelled: no further edits arrive
     assert message["text"].endswith(SHUTTING_DOWN)
+
+
+async def test_a_rate_limited_progress_edit_is_skipped_not_fatal(
+    slack: SignedClient, fake_slack: FakeSlack, backend: ScriptedBackend
+) -> None:
+    backend.delay_s = 0.08
+    fake_slack.rate_limited["chat.update"] = 4  # more 429s than the client retries (3)
+    await slack.command("/generate", "Once upon a time")
+    await fake_slack.wait_for(lambda: finished_messages(fake_slack))
+    (message,) = fake_slack.messages.values()
+    assert f"*Once upon a time*{FINAL}" in message["text"]

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
+from slack_bolt.async_app import AsyncAck, AsyncRespond
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -52,8 +54,10 @@ class AdminContext:
         client: AsyncWebClient,
         channel: str,
         spawn: Callable[[Coroutine[Any, Any, None]], None],
+        rest: str = "",
     ) -> None:
         self.service, self.actor, self.client, self.channel = service, actor, client, channel
+        self.rest = rest  # the text after the command words, line breaks kept
         self.spawn = spawn  # runs a follow-up (e.g. "training finished") in the background
 
     async def tell(self, text: str) -> None:
@@ -78,11 +82,12 @@ class SlackAdmin:
         return AdminGate(policy=policy, db=self._app.db)
 
     async def command(
-        self, ack: Any, command: dict[str, Any], respond: Any, client: AsyncWebClient
+        self, ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
     ) -> None:
         """`/gpt2bot-admin <group> <action> [arguments]`: curate, retrain, model, stats."""
         await ack()
-        words = unescape(command.get("text", "")).split()
+        text = unescape(command.get("text", "")).strip()
+        words = text.split()
         action = " ".join(words[:2]) if words else "help"
         actor = Actor(platform=PLATFORM, user_id=command["user_id"])
         try:
@@ -93,13 +98,14 @@ class SlackAdmin:
         service = getattr(self._app, "admin", None)
         handler, args = _lookup(words)
         if service is None:
-            text = NOT_AVAILABLE
+            answer = NOT_AVAILABLE
         elif handler is None:
-            text = USAGE if action == "help" else f"I don't know `{escape(action)}`.\n{USAGE}"
+            answer = USAGE if action == "help" else f"I don't know `{escape(action)}`.\n{USAGE}"
         else:
-            context = AdminContext(service, actor, client, command["channel_id"], self._spawn)
-            text = await self._run(handler, context, args)
-        await respond(text=text, response_type="ephemeral")
+            rest = re.split(r"\s+", text, maxsplit=len(words) - len(args))[-1] if args else ""
+            context = AdminContext(service, actor, client, command["channel_id"], self._spawn, rest)
+            answer = await self._run(handler, context, args)
+        await respond(text=answer, response_type="ephemeral")
 
     async def _run(self, handler: Handler, context: AdminContext, args: list[str]) -> str:
         try:
@@ -125,7 +131,7 @@ def _lookup(words: list[str]) -> tuple[Handler | None, list[str]]:
 
 
 async def _curate_add(ctx: AdminContext, args: list[str]) -> str:
-    text = " ".join(args).strip()
+    text = ctx.rest.strip()
     if not text:
         return f"Give the text to add: `{COMMAND} curate add Some good example text`."
     report = await ctx.service.curate_add(ctx.actor.user_id, [text])

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+from slack_bolt.async_app import AsyncAck, AsyncBoltContext, AsyncRespond
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -44,7 +45,7 @@ def incident_sentence(error: BaseException) -> str:
     return f"Something went wrong on our side (incident {incident}). Please try again later."
 
 
-def _privately(respond: Any) -> Say:
+def _privately(respond: AsyncRespond) -> Say:
     """Answer through the slash command's response URL, visible to its user alone."""
 
     async def say(text: str) -> None:
@@ -62,7 +63,7 @@ class SlackChat:
         self._inflight: dict[asyncio.Task[Any], SlackStream] = {}
 
     async def generate(
-        self, ack: Any, command: dict[str, Any], respond: Any, client: AsyncWebClient
+        self, ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
     ) -> None:
         """`/generate [option=value ...] prompt`: write a continuation of the prompt."""
         try:
@@ -86,14 +87,14 @@ class SlackChat:
         await self._render(client, target, stream, say=_privately(respond))
 
     async def reaction_added(
-        self, event: dict[str, Any], client: AsyncWebClient, context: Any
+        self, event: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext
     ) -> None:
         """Rate, regenerate or continue the answer the reaction is on."""
         found = await self._reacted_generation(event, context)
         if found is None:
             return
         generation, user, name = found
-        origin = Origin(PLATFORM, user, context.get("team_id"), event["item"]["channel"])
+        origin = Origin(PLATFORM, user, context.team_id, event["item"]["channel"])
         if name in RATING_EMOJI:
             await self._chat.rate(generation.id, user, name)
         elif name == REGENERATE_REACTION:
@@ -105,7 +106,7 @@ class SlackChat:
             stream = self._chat.continue_stream(generation.id, origin)
             await self._render(client, target, stream, say=self._ephemeral(client, origin))
 
-    async def reaction_removed(self, event: dict[str, Any], context: Any) -> None:
+    async def reaction_removed(self, event: dict[str, Any], context: AsyncBoltContext) -> None:
         """Removing a rating reaction removes the rating (if it is still the current one)."""
         found = await self._reacted_generation(event, context)
         if found is not None and found[2] in RATING_EMOJI:
@@ -128,11 +129,11 @@ class SlackChat:
                 log.warning("could not mark an answer as stopped: %s", slack_error(error))
 
     async def _reacted_generation(
-        self, event: dict[str, Any], context: Any
+        self, event: dict[str, Any], context: AsyncBoltContext
     ) -> tuple[GenerationRecord, str, str] | None:
         item = event.get("item") or {}
         user = event.get("user")
-        if item.get("type") != "message" or not user or user == context.get("bot_user_id"):
+        if item.get("type") != "message" or not user or user == context.bot_user_id:
             return None  # not a message, or the bot's own affordance reactions
         name = reaction_name(event.get("reaction", ""))
         if name not in RATING_EMOJI and name not in (REGENERATE_REACTION, CONTINUE_REACTION):

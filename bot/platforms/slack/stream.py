@@ -73,7 +73,14 @@ class SlackStream:
             await self._show(0, f"_{waiting or 'writing'}…_")
         elif isinstance(event, Chunk):
             self._texts[event.sample] = self._texts.get(event.sample, "") + event.text
-            await self._show(event.sample, self._body(self._texts[event.sample]) + CURSOR)
+            text = self._body(self._texts[event.sample]) + CURSOR
+            if event.sample not in self._ts:
+                await self._show(event.sample, text)
+                return
+            try:
+                await self._show(event.sample, text)
+            except SlackApiError as error:  # a missed progress edit is fine: the final one counts
+                log.warning("skipped a progress edit: %s", slack_error(error))
 
     async def finish(self, generations: list[GenerationRecord], attach: Attach) -> None:
         """Link each generation to its message, then write its final text.
