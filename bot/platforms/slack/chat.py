@@ -19,7 +19,13 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.params import InvalidRequest
 from bot.platforms.slack.stream import EDIT_INTERVAL_S, SlackStream, Target, message_id
-from bot.platforms.slack.text import GENERATE_USAGE, parse_generate, reaction_name, slack_error
+from bot.platforms.slack.text import (
+    GENERATE_USAGE,
+    escape,
+    parse_generate,
+    reaction_name,
+    slack_error,
+)
 from bot.usecases import RATING_EMOJI, ChatService, Finished, GenerateEvent, Origin
 from model.backends.base import BackendError
 from storage import GenerationRecord
@@ -76,7 +82,7 @@ class SlackChat:
             return
         await ack()
         user, channel = command["user_id"], command["channel_id"]
-        shown = " ".join(f"{k}={v}" for k, v in options.items())
+        shown = escape(" ".join(f"{k}={v}" for k, v in options.items()))
         target = Target(
             channel=channel,
             header=f"<@{user}> asked" + (f" with `{shown}`" if shown else "") + ":",
