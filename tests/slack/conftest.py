@@ -75,19 +75,26 @@ class SignedClient:
         body = self.command_body(command, text, user, channel)
         return await self.post(body, "application/x-www-form-urlencoded", **kwargs)
 
-    async def event(self, event: dict[str, Any]) -> tuple[int, str]:
+    async def event(self, event: dict[str, Any], event_id: str | None = None) -> tuple[int, str]:
         self._event_ids += 1
+        event_id = event_id or f"Ev{self._event_ids:04d}"
         authorization = {"team_id": TEAM_ID, "user_id": "UBOT", "is_bot": True,
                          "is_enterprise_install": False}  # fmt: skip
         envelope = {"token": "legacy", "team_id": TEAM_ID, "api_app_id": "A0001", "event": event,
-                    "type": "event_callback", "event_id": f"Ev{self._event_ids:04d}",
+                    "type": "event_callback", "event_id": event_id,
                     "event_time": int(time.time()), "authorizations": [authorization]}  # fmt: skip
         return await self.post(json.dumps(envelope), "application/json")
 
     async def react(
-        self, user: str, reaction: str, ts: str, channel: str = "C1", removed: bool = False
+        self,
+        user: str,
+        reaction: str,
+        ts: str,
+        channel: str = "C1",
+        removed: bool = False,
+        event_id: str | None = None,
     ) -> tuple[int, str]:
-        return await self.event({
+        return await self.event(event_id=event_id, event={
             "type": "reaction_removed" if removed else "reaction_added", "user": user,
             "reaction": reaction, "item_user": "UBOT",
             "item": {"type": "message", "channel": channel, "ts": ts},

@@ -83,3 +83,15 @@ async def test_repeat_and_fast_forward_answer_in_the_thread(
     reply = fake_slack.text_of("C1", follow_up.message_id.split(":")[1])
     assert f"<@U2> {'another take on' if kind == 'regenerate' else 'continued'} #1" in reply
     assert "#2 ·" in reply
+
+
+async def test_a_redelivered_event_does_not_answer_twice(
+    slack: SignedClient, fake_slack: FakeSlack, app: App
+) -> None:
+    ts = await answer(slack, fake_slack)
+    await slack.react("U2", "repeat", ts, event_id="Ev-retried")
+    await slack.react("U2", "repeat", ts, event_id="Ev-retried")  # Slack's retry
+    await fake_slack.wait_for(lambda: len(fake_slack.called("reactions.add")) == 8)
+    await asyncio.sleep(0.3)  # a second answer would have started by now
+    assert len(fake_slack.called("chat.postMessage")) == 2
+    assert GenerationRepository(app.db).count() == 2

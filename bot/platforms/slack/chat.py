@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -39,6 +40,9 @@ NOT_IN_CHANNEL = (
     "I can't post in this channel yet: invite me with `/invite @gpt2bot`, then try again."
 )
 STOP_GRACE_S = 5.0
+# Slack re-sends an event it thinks was lost (same event_id); a repeated :repeat: must not
+# write two answers. Remember this many recent event ids.
+SEEN_EVENTS = 1000
 SHUTTING_DOWN = "The bot is restarting, so this answer was stopped. Please ask again in a minute."
 
 Say = Callable[[str], Awaitable[Any]]
@@ -67,6 +71,7 @@ class SlackChat:
         self._chat = chat
         self._interval = edit_interval_s
         self._inflight: dict[asyncio.Task[Any], SlackStream] = {}
+        self._seen_events: OrderedDict[str, None] = OrderedDict()
 
     async def generate(
         self, ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
@@ -93,9 +98,15 @@ class SlackChat:
         await self._render(client, target, stream, say=_privately(respond))
 
     async def reaction_added(
-        self, event: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext
+        self,
+        event: dict[str, Any],
+        body: dict[str, Any],
+        client: AsyncWebClient,
+        context: AsyncBoltContext,
     ) -> None:
         """Rate, regenerate or continue the answer the reaction is on."""
+        if self._seen(body.get("event_id")):
+            return
         found = await self._reacted_generation(event, context)
         if found is None:
             return
@@ -133,6 +144,18 @@ class SlackChat:
                 await stream.fail(SHUTTING_DOWN)
             except SlackApiError as error:
                 log.warning("could not mark an answer as stopped: %s", slack_error(error))
+
+    def _seen(self, event_id: str | None) -> bool:
+        """True for an event already handled (Slack's retry of it)."""
+        if event_id is None:
+            return False
+        if event_id in self._seen_events:
+            log.info("ignoring a repeated delivery of event %s", event_id)
+            return True
+        self._seen_events[event_id] = None
+        if len(self._seen_events) > SEEN_EVENTS:
+            self._seen_events.popitem(last=False)
+        return False
 
     async def _reacted_generation(
         self, event: dict[str, Any], context: AsyncBoltContext
