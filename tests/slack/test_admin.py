@@ -58,6 +58,9 @@ async def test_models_schedule_and_errors_are_sentences(
     assert "next runs" in await admin(slack, fake_slack, "retrain schedule 0 3 * * 0")
     assert ("retrain_schedule", (ADMIN, "0 3 * * 0")) in admin_service.calls
     assert await admin(slack, fake_slack, "retrain cancel") == "No training run is running."
+    status = await admin(slack, fake_slack, "retrain status")
+    assert status == "Training run #3 (manual, by UADMIN): running, 50%, about 30s left."
+    assert "`/gpt2bot-admin curate add TEXT`" in await admin(slack, fake_slack, "")
     usage = await admin(slack, fake_slack, "frobnicate")
     assert "I don't know `frobnicate`" in usage and "curate add TEXT" in usage
 

@@ -86,6 +86,13 @@ class SlackAdmin:
     ) -> None:
         """`/gpt2bot-admin <group> <action> [arguments]`: curate, retrain, model, stats."""
         await ack()
+        try:
+            answer = await self._answer(command, client)
+        except Exception as error:  # e.g. the audit log could not be written
+            answer = incident_sentence(error)
+        await respond(text=answer, response_type="ephemeral")
+
+    async def _answer(self, command: dict[str, Any], client: AsyncWebClient) -> str:
         text = unescape(command.get("text", "")).strip()
         words = text.split()
         action = " ".join(words[:2]) if words else "help"
@@ -93,19 +100,16 @@ class SlackAdmin:
         try:
             await self._gate().authorize(actor, f"slack {action}", {"text": command.get("text")})
         except NotAuthorized as refusal:
-            await respond(text=str(refusal), response_type="ephemeral")
-            return
-        service = getattr(self._app, "admin", None)
+            return str(refusal)
+        service: AdminService | None = getattr(self._app, "admin", None)
         handler, args = _lookup(words)
         if service is None:
-            answer = NOT_AVAILABLE
-        elif handler is None:
-            answer = USAGE if action == "help" else f"I don't know `{escape(action)}`.\n{USAGE}"
-        else:
-            rest = re.split(r"\s+", text, maxsplit=len(words) - len(args))[-1] if args else ""
-            context = AdminContext(service, actor, client, command["channel_id"], self._spawn, rest)
-            answer = await self._run(handler, context, args)
-        await respond(text=answer, response_type="ephemeral")
+            return NOT_AVAILABLE
+        if handler is None:
+            return USAGE if action == "help" else f"I don't know `{escape(action)}`.\n{USAGE}"
+        rest = re.split(r"\s+", text, maxsplit=len(words) - len(args))[-1] if args else ""
+        context = AdminContext(service, actor, client, command["channel_id"], self._spawn, rest)
+        return await self._run(handler, context, args)
 
     async def _run(self, handler: Handler, context: AdminContext, args: list[str]) -> str:
         try:
