@@ -1,0 +1,280 @@
+"""`/gpt2bot-admin ...`: the admin use-cases (`admin.base.AdminService`) from Slack.
+
+Every attempt is authorized and audited by `admin.auth.AdminGate` before anything happens;
+admins are the Slack user ids in `ADMIN_USER_IDS`. Answers are ephemeral (only the admin sees
+them), except the stats chart, which is uploaded to the channel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import TYPE_CHECKING, Any
+
+from slack_bolt.async_app import AsyncAck, AsyncRespond
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from admin.auth import Actor, AdminGate, AdminPolicy, NotAuthorized
+from admin.base import AdminService, AlreadyRunning, TrainingRunInfo
+from bot.platforms.slack.chat import PLATFORM, incident_sentence
+from bot.platforms.slack.text import escape, slack_error, unescape
+from storage import ModelVersionRecord
+
+if TYPE_CHECKING:
+    from bot.app import App
+
+log = logging.getLogger(__name__)
+
+COMMAND = "/gpt2bot-admin"
+FINISHED_STATES = ("succeeded", "failed", "cancelled", "skipped")
+LIST_LIMIT = 20
+USAGE = f"""Admin commands:
+`{COMMAND} curate add TEXT` · `curate list [N]` · `curate remove ID`
+`{COMMAND} retrain now` · `retrain status` · `retrain cancel` · `retrain schedule CRON|off`
+`{COMMAND} model list` · `model use VERSION [force]` · `model rollback`
+`{COMMAND} stats`"""
+NOT_AVAILABLE = (
+    "Admin commands are not available in this installation (no admin service is configured). "
+    "Ask the operator to install the learning loop; `gpt2bot models` works from the server."
+)
+
+Handler = Callable[["AdminContext", list[str]], Awaitable[str]]
+
+
+class AdminContext:
+    """One admin command: who asked, where, and how to answer later."""
+
+    def __init__(
+        self,
+        service: AdminService,
+        actor: Actor,
+        client: AsyncWebClient,
+        channel: str,
+        spawn: Callable[[Coroutine[Any, Any, None]], None],
+        rest: str = "",
+    ) -> None:
+        self.service, self.actor, self.client, self.channel = service, actor, client, channel
+        self.rest = rest  # the text after the command words, line breaks kept
+        self.spawn = spawn  # runs a follow-up (e.g. "training finished") in the background
+
+    async def tell(self, text: str) -> None:
+        """An ephemeral message to the admin, usable after the response URL has expired."""
+        await self.client.chat_postEphemeral(
+            channel=self.channel, user=self.actor.user_id, text=text
+        )
+
+
+class SlackAdmin:
+    """The `/gpt2bot-admin` handler; bolt injects its arguments by name."""
+
+    def __init__(self, app: App) -> None:
+        self._app = app
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def _gate(self) -> AdminGate:
+        gate = getattr(self._app, "gate", None)
+        if isinstance(gate, AdminGate):
+            return gate
+        policy = AdminPolicy(user_ids=self._app.settings.admin.user_ids)
+        return AdminGate(policy=policy, db=self._app.db)
+
+    async def command(
+        self, ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
+    ) -> None:
+        """`/gpt2bot-admin <group> <action> [arguments]`: curate, retrain, model, stats."""
+        await ack()
+        try:
+            answer = await self._answer(command, client)
+        except Exception as error:  # e.g. the audit log could not be written
+            answer = incident_sentence(error)
+        await respond(text=answer, response_type="ephemeral")
+
+    async def _answer(self, command: dict[str, Any], client: AsyncWebClient) -> str:
+        text = unescape(command.get("text", "")).strip()
+        words = text.split()
+        action = " ".join(words[:2]) if words else "help"
+        actor = Actor(platform=PLATFORM, user_id=command["user_id"])
+        try:
+            await self._gate().authorize(actor, f"slack {action}", {"text": command.get("text")})
+        except NotAuthorized as refusal:
+            return str(refusal)
+        service: AdminService | None = getattr(self._app, "admin", None)
+        handler, args = _lookup(words)
+        if service is None:
+            return NOT_AVAILABLE
+        if handler is None:
+            return USAGE if action == "help" else f"I don't know `{escape(action)}`.\n{USAGE}"
+        rest = re.split(r"\s+", text, maxsplit=len(words) - len(args))[-1] if args else ""
+        context = AdminContext(service, actor, client, command["channel_id"], self._spawn, rest)
+        return await self._run(handler, context, args)
+
+    async def _run(self, handler: Handler, context: AdminContext, args: list[str]) -> str:
+        try:
+            return await handler(context, args)
+        except (AlreadyRunning, LookupError, ValueError) as error:
+            return str(error)
+        except Exception as error:
+            return incident_sentence(error)
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)  # the loop holds tasks weakly
+        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(_log_failure)
+
+
+def _lookup(words: list[str]) -> tuple[Handler | None, list[str]]:
+    for size in (2, 1):
+        handler = HANDLERS.get(tuple(words[:size]))
+        if handler is not None and len(words) >= size:
+            return handler, words[size:]
+    return None, []
+
+
+async def _curate_add(ctx: AdminContext, args: list[str]) -> str:
+    text = ctx.rest.strip()
+    if not text:
+        return f"Give the text to add: `{COMMAND} curate add Some good example text`."
+    report = await ctx.service.curate_add(ctx.actor.user_id, [text])
+    return f"Curated data: {report.summary()}."
+
+
+async def _curate_list(ctx: AdminContext, args: list[str]) -> str:
+    limit = _int_arg(args, "N", default=LIST_LIMIT)
+    items = await ctx.service.curate_list(limit)
+    if not items:
+        return "No curated samples yet: add one with `curate add TEXT` or rate answers :+1:."
+    lines = [f"`#{i.id}` [{i.source}] by {i.added_by}: {escape(i.text[:80])}" for i in items]
+    return "\n".join(lines)
+
+
+async def _curate_remove(ctx: AdminContext, args: list[str]) -> str:
+    sample_id = _int_arg(args, "ID")
+    await ctx.service.curate_remove(ctx.actor.user_id, sample_id)
+    return f"Removed curated sample #{sample_id}."
+
+
+async def _retrain_now(ctx: AdminContext, args: list[str]) -> str:
+    def progress(info: TrainingRunInfo) -> None:
+        if info.status in FINISHED_STATES:
+            ctx.spawn(_tell_finished(ctx, info))
+
+    run = await ctx.service.retrain_now(ctx.actor.user_id, progress)
+    return (
+        f"Training run #{run.id} started on {run.dataset_size} samples; I'll tell you when it ends."
+    )
+
+
+async def _tell_finished(ctx: AdminContext, info: TrainingRunInfo) -> None:
+    await ctx.tell(_run_text(info))
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("could not report a training run", exc_info=task.exception())
+
+
+async def _retrain_status(ctx: AdminContext, args: list[str]) -> str:
+    run = await ctx.service.retrain_status()
+    return "No training run yet: start one with `retrain now`." if run is None else _run_text(run)
+
+
+async def _retrain_cancel(ctx: AdminContext, args: list[str]) -> str:
+    cancelled = await ctx.service.retrain_cancel(ctx.actor.user_id)
+    return "Cancelled the running training run." if cancelled else "No training run is running."
+
+
+async def _retrain_schedule(ctx: AdminContext, args: list[str]) -> str:
+    if not args:
+        return f"Give a cron expression or `off`: `{COMMAND} retrain schedule 0 3 * * 0`."
+    cron = None if args == ["off"] else " ".join(args)
+    upcoming = await ctx.service.retrain_schedule(ctx.actor.user_id, cron)
+    if cron is None:
+        return "Scheduled retraining is off."
+    times = ", ".join(t.strftime("%Y-%m-%d %H:%M %Z").strip() for t in upcoming)
+    return f"Retraining on `{escape(cron)}`; next runs: {times}."
+
+
+async def _model_list(ctx: AdminContext, args: list[str]) -> str:
+    rows = await ctx.service.models_list()
+    return "\n".join(_version_line(r) for r in rows) or "No model versions yet."
+
+
+async def _model_use(ctx: AdminContext, args: list[str]) -> str:
+    if not args:
+        return f"Name the version: `{COMMAND} model use VERSION [force]`."
+    record = await ctx.service.model_use(ctx.actor.user_id, args[0], force=args[1:] == ["force"])
+    return f"Now serving {record.name}."
+
+
+async def _model_rollback(ctx: AdminContext, args: list[str]) -> str:
+    record = await ctx.service.model_rollback(ctx.actor.user_id)
+    return f"Rolled back: now serving {record.name}."
+
+
+async def _stats(ctx: AdminContext, args: list[str]) -> str:
+    rows = await ctx.service.stats()
+    if not rows:
+        return "No generations yet, so no ratings to compare."
+    lines = ["`version · generations · ratings · mean · 👍 share · raters`"] + [
+        f"`{r.model_version}` · {r.generations} · {r.ratings} · {r.mean_score:+.2f} · "
+        f"{r.positive_share:.0%} · {r.raters}"
+        for r in rows
+    ]
+    try:
+        chart = await ctx.service.stats_chart()
+        await ctx.client.files_upload_v2(
+            channel=ctx.channel, content=chart, filename="ratings.png", title="Ratings per version"
+        )
+    except SlackApiError as error:
+        lines.append(f"_(chart not posted: Slack said `{slack_error(error)}`)_")
+    return "\n".join(lines)
+
+
+def _run_text(run: TrainingRunInfo) -> str:
+    text = f"Training run #{run.id} ({run.trigger}, by {run.requested_by}): {run.status}"
+    if run.status in ("queued", "running"):
+        eta = f", about {run.eta_s:.0f}s left" if run.eta_s is not None else ""
+        return f"{text}, {run.progress:.0%}{eta}."
+    if run.error:
+        return f"{text}: {escape(run.error)}."
+    loss_before, loss_after = run.eval_before.get("eval_loss"), run.eval_after.get("eval_loss")
+    if run.model_version:
+        outcome = "promoted" if run.promoted else "kept as candidate"
+        text += f"; version {run.model_version} {outcome}"
+    if isinstance(loss_before, float) and isinstance(loss_after, float):
+        text += f"; held-out loss {loss_before:.3f} → {loss_after:.3f}"
+    return text + "."
+
+
+def _version_line(r: ModelVersionRecord) -> str:
+    loss = r.metrics.get("eval_loss")
+    extra = f" · eval_loss {loss:.3f}" if isinstance(loss, float) else ""
+    marker = "▶" if r.status == "active" else "·"
+    return f"{marker} `{r.name}` {r.status} · parent {r.parent or '-'}{extra}"
+
+
+def _int_arg(args: list[str], name: str, default: int | None = None) -> int:
+    if not args and default is not None:
+        return default
+    if len(args) != 1 or not args[0].lstrip("#").isdigit():
+        raise ValueError(f"{name} must be a number, e.g. `12`.")
+    return int(args[0].lstrip("#"))
+
+
+HANDLERS: dict[tuple[str, ...], Handler] = {
+    ("curate", "add"): _curate_add,
+    ("curate", "list"): _curate_list,
+    ("curate", "remove"): _curate_remove,
+    ("retrain", "now"): _retrain_now,
+    ("retrain", "status"): _retrain_status,
+    ("retrain", "cancel"): _retrain_cancel,
+    ("retrain", "schedule"): _retrain_schedule,
+    ("model", "list"): _model_list,
+    ("model", "use"): _model_use,
+    ("model", "rollback"): _model_rollback,
+    ("stats",): _stats,
+}

@@ -1,0 +1,141 @@
+"""Showing a generation in Slack while it streams: post once, then edit in place.
+
+Slack rate-limits `chat.update` (Web API tier 3, about 50 a minute per workspace, and bursts
+per channel are throttled), so edits of one message are at most one per `edit_interval_s`;
+the final text is always written. Each sample gets its own message, so each can be rated.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.platforms.slack.text import escape, slack_error
+from model.backends.base import Chunk, Queued
+from storage import GenerationRecord
+
+log = logging.getLogger(__name__)
+
+EDIT_INTERVAL_S = 1.0  # about one chat.update per message per second
+CURSOR = " …"  # marks text that is still being written
+# Reactions the bot adds to each finished answer, so users see what they can do.
+AFFORDANCES = ("+1", "-1", "repeat", "fast_forward")
+Attach = Callable[[GenerationRecord, str], Awaitable[None]]  # (generation, stored message id)
+HINT = "react :+1: / :-1: to rate, :repeat: for another take, :fast_forward: to continue"
+
+
+def message_id(channel: str, ts: str) -> str:
+    """A Slack message's id in storage: `ts` is unique only within its channel."""
+    return f"{channel}:{ts}"
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where and how an answer is shown."""
+
+    channel: str
+    header: str  # mrkdwn line above the text, e.g. who asked and with which options
+    prompt: str = ""  # shown in bold before the output; empty for continuations
+    thread_ts: str | None = None
+
+
+class SlackStream:
+    """Renders one request's events as Slack messages (one per sample)."""
+
+    def __init__(
+        self,
+        client: AsyncWebClient,
+        target: Target,
+        edit_interval_s: float = EDIT_INTERVAL_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._client = client
+        self._target = target
+        self._interval = edit_interval_s
+        self._clock = clock
+        self._texts: dict[int, str] = {}
+        self._ts: dict[int, str] = {}
+        self._edited_at: dict[int, float] = {}
+        self.finished = False  # the final texts are written: nothing to take back
+
+    @property
+    def posted(self) -> bool:
+        return bool(self._ts)
+
+    async def on_event(self, event: Queued | Chunk) -> None:
+        if isinstance(event, Queued):
+            waiting = f"waiting in line (position {event.position})" if event.position > 1 else ""
+            await self._show(0, f"_{waiting or 'writing'}…_")
+        elif isinstance(event, Chunk):
+            self._texts[event.sample] = self._texts.get(event.sample, "") + event.text
+            text = self._body(self._texts[event.sample]) + CURSOR
+            if event.sample not in self._ts:
+                await self._show(event.sample, text)
+                return
+            try:
+                await self._show(event.sample, text)
+            except SlackApiError as error:  # a missed progress edit is fine: the final one counts
+                log.warning("skipped a progress edit: %s", slack_error(error))
+
+    async def finish(self, generations: list[GenerationRecord], attach: Attach) -> None:
+        """Link each generation to its message, then write its final text.
+
+        Linking first means a reaction on the finished text always finds its generation.
+        """
+        for index, generation in enumerate(generations):
+            ts = self._ts.get(index) or await self._show(index, "_writing…_", force=True)
+            await attach(generation, message_id(self._target.channel, ts))
+            body = self._body(generation.output) + "\n" + _footer(generation)
+            await self._show(index, body, force=True)
+        self.finished = True
+
+    async def fail(self, sentence: str) -> None:
+        """Replace what was shown with an error sentence (posted if nothing was shown yet)."""
+        for index in sorted(self._ts) or [0]:
+            await self._show(index, f":warning: {sentence}", force=True)
+
+    def _body(self, output: str) -> str:
+        prompt = f"*{escape(self._target.prompt)}*" if self._target.prompt else "…"
+        return f"{prompt}{escape(output)}"
+
+    async def _show(self, index: int, body: str, force: bool = False) -> str:
+        """Post or edit message `index`; throttled unless `force`. Returns its ts."""
+        text = f"{self._target.header}\n{body}"
+        now = self._clock()
+        if index not in self._ts:
+            response = await self._client.chat_postMessage(
+                channel=self._target.channel, text=text, thread_ts=self._target.thread_ts
+            )
+            self._ts[index] = str(response["ts"])
+        elif force or now - self._edited_at.get(index, float("-inf")) >= self._interval:
+            await self._client.chat_update(
+                channel=self._target.channel, ts=self._ts[index], text=text
+            )
+        else:
+            return self._ts[index]
+        self._edited_at[index] = now
+        return self._ts[index]
+
+    async def add_affordances(self) -> None:
+        """React with the rating/regenerate/continue emoji; best effort."""
+        for ts in self._ts.values():
+            for name in AFFORDANCES:
+                try:
+                    await self._client.reactions_add(
+                        channel=self._target.channel, timestamp=ts, name=name
+                    )
+                except SlackApiError as error:
+                    log.warning("could not add :%s: to %s: %s", name, ts, slack_error(error))
+
+
+def _footer(generation: GenerationRecord) -> str:
+    truncated = " · prompt cut to fit" if generation.prompt_truncated else ""
+    return (
+        f"_#{generation.id} · model {generation.model_version} · seed {generation.seed}"
+        f"{truncated}_ · {HINT}"
+    )

@@ -1,0 +1,95 @@
+"""`/gpt2bot-admin`: admins by Slack user id, every attempt audited, non-admins refused."""
+
+from __future__ import annotations
+
+from bot.app import App
+from tests.slack.conftest import ADMIN, SignedClient, eventually
+from tests.slack.fake_slack import FakeSlack
+from tests.slack.fakes import RecordingAdmin
+
+
+async def admin(slack: SignedClient, fake: FakeSlack, text: str, user: str = ADMIN) -> str:
+    """Run an admin command and return the private answer."""
+    before = len(fake.responses)
+    status, body = await slack.command("/gpt2bot-admin", text, user=user)
+    assert status == 200 and body == ""
+    responses = await fake.wait_for(lambda: fake.responses[before:])
+    assert responses[0]["response_type"] == "ephemeral"
+    return str(responses[0]["text"])
+
+
+async def test_non_admin_is_refused_politely_and_audited(
+    slack: SignedClient, fake_slack: FakeSlack, app: App, admin_service: RecordingAdmin
+) -> None:
+    answer = await admin(slack, fake_slack, "model use fake-1", user="U1")
+    assert answer == "Sorry, only gpt2bot admins can do that. Nothing was changed."
+    assert admin_service.calls == []
+    (entry,) = app.audit.recent()
+    assert entry["actor"] == "U1" and entry["platform"] == "slack"
+    assert entry["allowed"] is False and entry["action"] == "slack model use"
+
+
+async def test_admin_curates_and_is_audited(
+    slack: SignedClient, fake_slack: FakeSlack, app: App, admin_service: RecordingAdmin
+) -> None:
+    answer = await admin(slack, fake_slack, "curate add A &lt;good&gt; example")
+    assert answer == "Curated data: added 1."
+    assert admin_service.calls == [("curate_add", (ADMIN, ["A <good> example"]))]
+    (entry,) = app.audit.recent()
+    assert entry["allowed"] is True and entry["action"] == "slack curate add"
+
+    await admin(slack, fake_slack, "curate  add First line\n  second line")
+    assert admin_service.calls[-1] == ("curate_add", (ADMIN, ["First line\n  second line"]))
+
+    listing = await admin(slack, fake_slack, "curate list")
+    assert "`#7` [admin] by UADMIN: A fine &lt;example&gt;" in listing
+    assert await admin(slack, fake_slack, "curate remove 8") == "There is no curated sample #8."
+    assert "must be a number" in await admin(slack, fake_slack, "curate remove eight")
+
+
+async def test_models_schedule_and_errors_are_sentences(
+    slack: SignedClient, fake_slack: FakeSlack, admin_service: RecordingAdmin
+) -> None:
+    assert "▶ `fake-1` active" in await admin(slack, fake_slack, "model list")
+    assert await admin(slack, fake_slack, "model use fake-1 force") == "Now serving fake-1."
+    assert ("model_use", (ADMIN, "fake-1", True)) in admin_service.calls
+    assert "no model version 'v9'" in await admin(slack, fake_slack, "model use v9")
+    assert "too often" in await admin(slack, fake_slack, "retrain schedule * * * * *")
+    assert "next runs" in await admin(slack, fake_slack, "retrain schedule 0 3 * * 0")
+    assert ("retrain_schedule", (ADMIN, "0 3 * * 0")) in admin_service.calls
+    assert await admin(slack, fake_slack, "retrain cancel") == "No training run is running."
+    status = await admin(slack, fake_slack, "retrain status")
+    assert status == "Training run #3 (manual, by UADMIN): running, 50%, about 30s left."
+    assert "`/gpt2bot-admin curate add TEXT`" in await admin(slack, fake_slack, "")
+    usage = await admin(slack, fake_slack, "frobnicate")
+    assert "I don't know `frobnicate`" in usage and "curate add TEXT" in usage
+
+
+async def test_retrain_now_reports_when_the_run_ends(
+    slack: SignedClient, fake_slack: FakeSlack, admin_service: RecordingAdmin
+) -> None:
+    answer = await admin(slack, fake_slack, "retrain now")
+    assert answer.startswith("Training run #3 started on 120 samples")
+    (note,) = await fake_slack.wait_for(lambda: fake_slack.called("chat.postEphemeral"))
+    assert note["user"] == ADMIN and note["channel"] == "C1"
+    assert "succeeded" in note["text"] and "v3 promoted" in note["text"]
+    assert "3.200 → 3.000" in note["text"]
+
+
+async def test_stats_answer_with_a_table_and_post_the_chart(
+    slack: SignedClient, fake_slack: FakeSlack, admin_service: RecordingAdmin
+) -> None:
+    answer = await admin(slack, fake_slack, "stats")
+    assert "`fake-1` · 10 · 4 · +0.50 · 75% · 3" in answer
+    assert fake_slack.uploads == [admin_service.chart]
+    (done,) = fake_slack.called("files.completeUploadExternal")
+    assert done["channel_id"] == "C1"
+
+
+async def test_without_an_admin_service_the_answer_says_so(
+    slack: SignedClient, fake_slack: FakeSlack, app: App
+) -> None:
+    assert not hasattr(app, "admin")
+    answer = await admin(slack, fake_slack, "stats")
+    assert "not available in this installation" in answer
+    await eventually(lambda: app.audit.recent())

@@ -1,0 +1,33 @@
+"""Socket Mode: with SLACK_APP_TOKEN the bot dials out to Slack instead of serving HTTP."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from bot.app import App
+from bot.platforms.base import RunOptions
+from bot.platforms.slack import SlackPlatform
+from tests.slack.conftest import EDIT_INTERVAL_S, command_form
+from tests.slack.fake_slack import FakeSlack
+
+
+async def test_slash_command_over_socket_mode(app: App, fake_slack: FakeSlack) -> None:
+    slack_config = replace(app.settings.slack, app_token="xapp-1-test", signing_secret=None)
+    app.settings = replace(app.settings, slack=slack_config)
+    platform = SlackPlatform(app, RunOptions(port=0), EDIT_INTERVAL_S)
+    await platform.start()
+    try:
+        assert platform.port is None  # no HTTP server in Socket Mode
+        await fake_slack.wait_for(lambda: fake_slack.sockets)
+        form = command_form("/generate", "max_new_tokens=3 Once upon a time", "U1", "C1",
+                            fake_slack.response_url())  # fmt: skip
+        await fake_slack.push({"envelope_id": "e-1", "type": "slash_commands",
+                               "accepts_response_payload": True, "payload": form})  # fmt: skip
+
+        acks = await fake_slack.wait_for(lambda: fake_slack.acks)
+        assert acks[0]["envelope_id"] == "e-1"
+        await fake_slack.wait_for(lambda: len(fake_slack.called("reactions.add")) == 4)
+        (message,) = fake_slack.messages.values()
+        assert "*Once upon a time*" in message["text"] and "#1 ·" in message["text"]
+    finally:
+        await platform.close()
