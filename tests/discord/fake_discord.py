@@ -487,9 +487,11 @@ class FakeDiscord:
             return error(404, "Unknown Message", 10008)
         user_id = self.bot_id if who == "@me" else int(who)
         users = message.reactions.setdefault(emoji, set())
+        if (user_id in users) == (method == "PUT"):
+            return web.Response(status=204)  # no change, no event (like Discord)
         if method == "PUT":
             users.add(user_id)
-        elif method == "DELETE":
+        else:
             users.discard(user_id)
         # like Discord, tell the bot about the change, its own reactions included
         event = p.reaction_event(message_id, message.channel_id, self.guild_id, user_id, emoji)

@@ -149,6 +149,11 @@ class DiscordPlatform:
         running = len(self.inflight)
         stopped = await self.inflight.drain(self.shutdown_grace_s)
         log.info("shutting down: %d generation(s) finished, %d stopped", running - stopped, stopped)
+        # discord.py does not cancel its "wait for more servers before on_ready" task on close;
+        # left running, it dispatches into a closed client when we stop right after connecting
+        ready_task = getattr(self.client._connection, "_ready_task", None)
+        if ready_task is not None:
+            ready_task.cancel()
         await self.client.close()
 
 

@@ -107,12 +107,13 @@ class GenerateHandler:
         if self.inflight.closing:
             await send_ephemeral(interaction, render.NOT_ACCEPTING)
             return
+
+        async def tell(error: Exception) -> None:
+            await send_ephemeral(interaction, describe_error(error, "/generate"))
+
         stream = self.chat.generate_stream(origin_of(interaction), prompt, raw)
         async with aclosing(stream):
-            try:
-                await self.inflight.run(self._answer(interaction, prompt, stream))
-            except Exception as error:
-                await send_ephemeral(interaction, describe_error(error, "/generate"))
+            await self.inflight.run(self._answer(interaction, prompt, stream), tell)
 
     async def _answer(
         self, interaction: discord.Interaction, prompt: str, stream: AsyncIterator[GenerateEvent]

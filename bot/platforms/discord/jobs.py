@@ -6,16 +6,14 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Coroutine, Hashable
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable, Coroutine, Hashable
+from typing import Any
 
 from bot.params import InvalidRequest
 from bot.platforms.discord import render
 from model.backends.base import BackendError, Busy
 
 log = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 COOLDOWN_PRUNE_AT = 10_000  # forget expired cooldowns once this many users are remembered
 CANCEL_WAIT_S = 10.0  # after cancelling, how long stop() waits for the goodbye messages
@@ -30,38 +28,53 @@ class InFlight:
 
     def __init__(self) -> None:
         self.closing = False
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._work: dict[asyncio.Task[Any], asyncio.Event] = {}  # work -> its answer was sent
 
     def __len__(self) -> int:
-        return len(self._tasks)
+        return len(self._work)
 
-    async def run(self, work: Coroutine[Any, Any, T]) -> T:
-        """Run `work` as a tracked task; raises `ShuttingDown` if `drain()` had to stop it."""
+    async def run(
+        self, work: Coroutine[Any, Any, None], on_error: Callable[[Exception], Awaitable[None]]
+    ) -> None:
+        """Run `work` as a tracked task; any failure (`ShuttingDown` when `drain()` stopped
+        it) goes to `on_error`, which tells the user. `drain()` waits for that too."""
         task = asyncio.ensure_future(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        answered = asyncio.Event()
+        self._work[task] = answered
         try:
-            return await task
-        except asyncio.CancelledError:
-            current = asyncio.current_task()
-            if task.cancelled() and self.closing and (current is None or not current.cancelling()):
-                raise ShuttingDown() from None
-            task.cancel()
-            raise
+            try:
+                await task
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if not (task.cancelled() and self.closing and not _cancelling(current)):
+                    task.cancel()
+                    raise
+                await on_error(ShuttingDown())
+            except Exception as error:
+                await on_error(error)
+        finally:
+            answered.set()
+            del self._work[task]
 
     async def drain(self, grace_s: float) -> int:
-        """Stop accepting; wait up to `grace_s` for running work, then cancel the rest.
-
-        Returns how many were cancelled. Waits for their goodbye messages too (bounded)."""
+        """Stop accepting; wait up to `grace_s` for running work, then cancel the rest and
+        wait (bounded) for their goodbye messages. Returns how many were cancelled."""
         self.closing = True
-        if self._tasks:
-            await asyncio.wait(set(self._tasks), timeout=grace_s)
-        left = set(self._tasks)
+        if self._work:
+            await asyncio.wait(set(self._work), timeout=grace_s)
+        left = {task: answered for task, answered in self._work.items() if not task.done()}
         for task in left:
             task.cancel()
-        if left:
-            await asyncio.wait(left, timeout=CANCEL_WAIT_S)
+        answers = [asyncio.ensure_future(event.wait()) for event in self._work.values()]
+        if answers:
+            await asyncio.wait(answers, timeout=CANCEL_WAIT_S)
+            for waiter in answers:
+                waiter.cancel()
         return len(left)
+
+
+def _cancelling(task: asyncio.Task[Any] | None) -> bool:
+    return task is not None and task.cancelling() > 0
 
 
 class UserCooldown:

@@ -110,13 +110,14 @@ class ReactionHandler:
         start: Callable[[int, Origin], AsyncIterator[GenerateEvent]] = (
             self.chat.regenerate_stream if emoji == REGENERATE_EMOJI else self.chat.continue_stream
         )
+
+        async def tell(error: Exception) -> None:
+            message = describe_error(error, f"{emoji} on generation {record.id}")
+            await surface.fail(f"<@{event.user_id}> {message}")
+
         stream = start(record.id, origin)
         async with aclosing(stream):
-            try:
-                await self.inflight.run(self._answer(surface, record, emoji, stream))
-            except Exception as error:
-                message = describe_error(error, f"{emoji} on generation {record.id}")
-                await surface.fail(f"<@{event.user_id}> {message}")
+            await self.inflight.run(self._answer(surface, record, emoji, stream), tell)
 
     async def _answer(
         self,
