@@ -71,6 +71,8 @@ class GenerationClient(discord.Client):
     """The discord.py client; events are forwarded to the platform's handlers."""
 
     def __init__(self, platform: DiscordPlatform) -> None:
+        # text only: no "PyNaCl/davey is not installed, voice will NOT be supported" warnings
+        discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False
         super().__init__(intents=intents(), allowed_mentions=discord.AllowedMentions.none())
         self.platform = platform
         self.tree: app_commands.CommandTree[GenerationClient] = app_commands.CommandTree(self)
