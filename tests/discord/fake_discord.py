@@ -22,6 +22,7 @@ from aiohttp import WSMsgType, web
 from tests.discord import payloads as p
 
 API = "/api/v10"
+BOT_AUTHORIZED = ("users", "oauth2", "gateway", "applications", "channels")
 
 
 @dataclass
@@ -191,7 +192,11 @@ class FakeDiscord:
                 guild={"id": str(self.guild_id), "locale": "en-US", "features": []},
             )
         else:
-            dm = {"id": str(self.next_id()), "type": 1, "recipients": [p.user(member.id, member.name)]}
+            dm = {
+                "id": str(self.next_id()),
+                "type": 1,
+                "recipients": [p.user(member.id, member.name)],
+            }
             payload.update(channel_id=dm["id"], channel=dm, user=p.user(member.id, member.name))
         await self.dispatch("INTERACTION_CREATE", payload)
         return interaction
@@ -202,9 +207,9 @@ class FakeDiscord:
         event = p.reaction_event(message_id, channel_id, self.guild_id, member.id, emoji)
         if add:
             event["member"] = member.payload()
-            self.messages.get(message_id, Message(0, 0, "")).reactions.setdefault(
-                emoji, set()
-            ).add(member.id)
+            self.messages.get(message_id, Message(0, 0, "")).reactions.setdefault(emoji, set()).add(
+                member.id
+            )
         else:
             self.messages.get(message_id, Message(0, 0, "")).reactions.get(emoji, set()).discard(
                 member.id
@@ -331,7 +336,7 @@ class FakeDiscord:
             return error(404, "404: Not Found")
         return web.Response(body=content, headers={"Content-Type": "text/plain"})
 
-    async def _rest(self, request: web.Request) -> web.StreamResponse:
+    async def _rest(self, request: web.Request) -> web.Response:
         body: Any = None
         files: list[tuple[str, bytes]] = []
         if request.content_type == "multipart/form-data":
@@ -346,14 +351,15 @@ class FakeDiscord:
         call = Call(request.method, request.path[len(API) :], dict(request.query), body,
                     time.monotonic(), files)  # fmt: skip
         self.calls.append(call)
-        return await self._route(call, request.headers.get("Authorization"))
-
-    async def _route(self, call: Call, auth: str | None) -> web.StreamResponse:
         parts = call.path.strip("/").split("/")
-        method = call.method
-        if parts[0] in ("users", "oauth2", "gateway", "applications", "channels"):
-            if auth != f"Bot {self.token}":
-                return error(401, "401: Unauthorized")
+        if (
+            parts[0] in BOT_AUTHORIZED
+            and request.headers.get("Authorization") != f"Bot {self.token}"
+        ):
+            return error(401, "401: Unauthorized")
+        return self._setup_route(call, parts) or self._message_route(call, parts)
+
+    def _setup_route(self, call: Call, parts: list[str]) -> web.Response | None:
         match parts:
             case ["users", "@me"]:
                 return json_response(p.user(self.bot_id, "gpt2bot", bot=True))
@@ -365,22 +371,26 @@ class FakeDiscord:
                                             "reset_after": 0, "max_concurrency": 1}})  # fmt: skip
             case ["applications", _, "commands"] | ["applications", _, "guilds", _, "commands"]:
                 scope = int(parts[3]) if len(parts) == 5 else None
-                if method == "PUT":
+                if call.method == "PUT":
                     self.commands[scope] = [self._registered(c, scope) for c in call.body]
                 return json_response(self.commands.get(scope, []))
+        return None
+
+    def _message_route(self, call: Call, parts: list[str]) -> web.Response:
+        match parts:
             case ["interactions", interaction_id, token, "callback"]:
                 return self._callback(int(interaction_id), token, call)
             case ["webhooks", _, token]:
                 return self._followup(token, call)
             case ["webhooks", _, token, "messages", message_id]:
                 return self._webhook_message(token, message_id, call)
-            case ["channels", channel_id, "messages"] if method == "POST":
+            case ["channels", channel_id, "messages"] if call.method == "POST":
                 return self._channel_send(int(channel_id), call)
             case ["channels", _, "messages", message_id]:
                 return self._edit_or_delete(int(message_id), call)
             case ["channels", _, "messages", message_id, "reactions", emoji, who]:
-                return self._reaction(int(message_id), emoji, who, method)
-        return error(404, f"404: no fake for {method} {call.path}")
+                return self._reaction(int(message_id), emoji, who, call.method)
+        return error(404, f"404: no fake for {call.method} {call.path}")
 
     def _registered(self, command: dict[str, Any], guild_id: int | None) -> dict[str, Any]:
         stored = {**command, "id": str(self.next_id()), "application_id": str(self.app_id),

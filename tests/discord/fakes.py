@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from admin.base import CurationReport, CuratedItem, ProgressCallback, TrainingRunInfo
+from admin.base import CuratedItem, CurationReport, ProgressCallback, TrainingRunInfo
 from model.backends.base import (
     Busy,
     Cancelled,
@@ -111,7 +111,8 @@ def _run(status: str, progress: float = 0.0) -> TrainingRunInfo:
         eta_s=30.0 if status == "running" else None, dataset_size=42,
         model_version="ft-7" if status == "succeeded" else None,
         promoted=True if status == "succeeded" else None,
-        eval_before={"eval_loss": 3.5}, eval_after={"eval_loss": 3.1} if status == "succeeded" else {},
+        eval_before={"eval_loss": 3.5},
+        eval_after={"eval_loss": 3.1} if status == "succeeded" else {},
         error=None, created_at=datetime.now(UTC),
         finished_at=datetime.now(UTC) if status == "succeeded" else None,
     )  # fmt: skip

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from discord.utils import remove_markdown
 
 from bot.params import LIMITS
@@ -62,7 +64,7 @@ async def test_answer_is_deferred_streamed_and_final(fake, start_bot):
     # streamed: several edits, but at most one per edit interval (plus the final one)
     streaming = [at for at, text in message.edits if text.endswith(render.CURSOR) or "▌\n" in text]
     assert 2 <= len(streaming) < 10
-    gaps = [b - a for a, b in zip(streaming, streaming[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(streaming)]
     assert min(gaps) >= 0.2
     [generation] = bot.generations()
     assert generation.message_id == str(message.id)
@@ -79,9 +81,10 @@ async def test_invalid_option_values_are_refused_privately(fake, start_bot, back
     assert "temperature must be a number from 0 to 2" in reply.content
 
     zero_p = await fake.slash("generate", {"prompt": "hi", "top_p": 0.0})
-    assert "top_p must be a number from 0 (exclusive) to 1" in (
-        await ephemeral_reply(fake, zero_p)
-    ).content
+    assert (
+        "top_p must be a number from 0 (exclusive) to 1"
+        in (await ephemeral_reply(fake, zero_p)).content
+    )
 
     blank = await fake.slash("generate", {"prompt": "   "})
     assert "The prompt is empty" in (await ephemeral_reply(fake, blank)).content

@@ -85,7 +85,9 @@ class AdminCommands:
         files = [reply.file] if reply.file else []
         await interaction.edit_original_response(content=reply.text, attachments=files)
 
-    def progress_reporter(self, interaction: discord.Interaction) -> Callable[[TrainingRunInfo], None]:
+    def progress_reporter(
+        self, interaction: discord.Interaction
+    ) -> Callable[[TrainingRunInfo], None]:
         """A callback that shows a training run's progress in the admin's answer."""
         last = [0.0]
 

@@ -81,7 +81,11 @@ def schedule(next_runs: list[datetime]) -> str:
 def rating_stats(rows: list[VersionRatingStats]) -> str:
     if not rows:
         return "No generations yet, so no ratings to compare."
-    lines = ["**Ratings per model version**", "```", "version              gens  ratings   mean  👍 share"]
+    lines = [
+        "**Ratings per model version**",
+        "```",
+        "version              gens  ratings   mean  👍 share",
+    ]
     for row in rows:
         lines.append(
             f"{row.model_version[:20]:<20} {row.generations:>5} {row.ratings:>8} "

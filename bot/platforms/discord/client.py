@@ -95,7 +95,10 @@ class GenerationClient(discord.Client):
             await handler(event)
         except Exception:
             log.exception(
-                "reaction %s by %s on message %s failed", event.emoji, event.user_id, event.message_id
+                "reaction %s by %s on message %s failed",
+                event.emoji,
+                event.user_id,
+                event.message_id,
             )
 
 
@@ -133,7 +136,9 @@ class DiscordPlatform:
             async with self.client:
                 await self.client.start(self.config.token)
         except discord.LoginFailure:
-            raise DiscordSetupError(f"DISCORD_TOKEN was rejected by Discord: {TOKEN_HELP}.") from None
+            raise DiscordSetupError(
+                f"DISCORD_TOKEN was rejected by Discord: {TOKEN_HELP}."
+            ) from None
         except (aiohttp.ClientConnectionError, TimeoutError) as error:
             raise DiscordSetupError(
                 f"cannot reach Discord's API at {Route.BASE} ({error}); check the network, "

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from contextlib import aclosing
 from typing import Any
 
 import discord
@@ -21,7 +20,7 @@ from discord import app_commands
 from admin.auth import AdminPolicy
 from bot.params import LIMITS, MAX_PROMPT_CHARS
 from bot.platforms.discord import render
-from bot.platforms.discord.jobs import InFlight, UserCooldown, describe_error
+from bot.platforms.discord.jobs import InFlight, UserCooldown, close_stream, describe_error
 from bot.platforms.discord.streaming import InteractionSurface, StreamPublisher, send_ephemeral
 from bot.usecases import ChatService, GenerateEvent, Origin
 
@@ -112,8 +111,10 @@ class GenerateHandler:
             await send_ephemeral(interaction, describe_error(error, "/generate"))
 
         stream = self.chat.generate_stream(origin_of(interaction), prompt, raw)
-        async with aclosing(stream):
+        try:
             await self.inflight.run(self._answer(interaction, prompt, stream), tell)
+        finally:
+            await close_stream(stream)
 
     async def _answer(
         self, interaction: discord.Interaction, prompt: str, stream: AsyncIterator[GenerateEvent]
@@ -127,7 +128,9 @@ class GenerateHandler:
             first = await first_step
         finally:
             first_step.cancel()
-        publisher = StreamPublisher(self.chat, InteractionSurface(interaction), self.edit_interval_s)
+        publisher = StreamPublisher(
+            self.chat, InteractionSurface(interaction), self.edit_interval_s
+        )
         await publisher.run(prompt.strip(), stream, first)
 
 
@@ -167,7 +170,9 @@ def build_generate(handler: GenerateHandler) -> app_commands.Command[Any, Any, N
     return generate
 
 
-async def on_tree_error(interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
+async def on_tree_error(
+    interaction: discord.Interaction, error: app_commands.AppCommandError
+) -> None:
     """Every command error becomes a short private sentence; details go to the log."""
     if isinstance(error, app_commands.CommandOnCooldown):
         message = render.cooldown(error.retry_after)
@@ -179,7 +184,9 @@ async def on_tree_error(interaction: discord.Interaction, error: app_commands.Ap
         message = "⚠️ This command changed; wait a minute for Discord to update it, then retry."
     else:
         cause = error.original if isinstance(error, app_commands.CommandInvokeError) else error
-        message = describe_error(cause, f"command {interaction.command and interaction.command.name}")
+        message = describe_error(
+            cause, f"command {interaction.command and interaction.command.name}"
+        )
     try:
         await send_ephemeral(interaction, message)
     except discord.HTTPException:

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine, Hashable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Hashable
 from typing import Any
 
 from bot.params import InvalidRequest
@@ -96,6 +96,13 @@ class UserCooldown:
         if len(self._last) > COOLDOWN_PRUNE_AT:
             self._last = {k: t for k, t in self._last.items() if now - t < self.seconds}
         return None
+
+
+async def close_stream(stream: AsyncIterator[Any]) -> None:
+    """Close a use-case stream now, so the backend stops work nobody will read."""
+    close = getattr(stream, "aclose", None)
+    if close is not None:
+        await close()
 
 
 def describe_error(error: BaseException, what: str = "request") -> str:

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Callable
-from contextlib import aclosing
 
 import discord
 
 from bot.platforms.discord import render
 from bot.platforms.discord.commands import PLATFORM
-from bot.platforms.discord.jobs import InFlight, UserCooldown, describe_error
+from bot.platforms.discord.jobs import InFlight, UserCooldown, close_stream, describe_error
 from bot.platforms.discord.streaming import ChannelSurface, StreamPublisher
 from bot.usecases import (
     CONTINUE_EMOJI,
@@ -116,8 +115,10 @@ class ReactionHandler:
             await surface.fail(f"<@{event.user_id}> {message}")
 
         stream = start(record.id, origin)
-        async with aclosing(stream):
+        try:
             await self.inflight.run(self._answer(surface, record, emoji, stream), tell)
+        finally:
+            await close_stream(stream)
 
     async def _answer(
         self,
@@ -129,5 +130,7 @@ class ReactionHandler:
         first = await anext(stream)  # invalid or busy: raised before anything is posted
         await surface.start(STARTING[emoji])
         regenerate = emoji == REGENERATE_EMOJI
-        publisher = StreamPublisher(self.chat, surface, self.edit_interval_s, show_prompt=regenerate)
+        publisher = StreamPublisher(
+            self.chat, surface, self.edit_interval_s, show_prompt=regenerate
+        )
         await publisher.run(record.prompt, stream, first)

@@ -104,12 +104,16 @@ class ChannelSurface:
             await self.message.edit(
                 content=content, allowed_mentions=NO_MENTIONS, delete_after=ERROR_DELETE_AFTER_S
             )
-        else:
+        elif self.reply_to is not None:
             await self.channel.send(
                 content,
                 reference=self.reply_to,
                 allowed_mentions=NO_MENTIONS,
                 delete_after=ERROR_DELETE_AFTER_S,
+            )
+        else:
+            await self.channel.send(
+                content, allowed_mentions=NO_MENTIONS, delete_after=ERROR_DELETE_AFTER_S
             )
 
     async def _send(
