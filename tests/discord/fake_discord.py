@@ -91,6 +91,7 @@ class FakeDiscord:
         self.commands: dict[int | None, list[dict[str, Any]]] = {}  # guild id (None: global)
         self.attachments: dict[int, bytes] = {}
         self.identified = 0
+        self.identify_payloads: list[dict[str, Any]] = []
         self.transport_compression: list[str | None] = []
         self._sockets: list[web.WebSocketResponse] = []
         self._send: Any = None
@@ -298,6 +299,7 @@ class FakeDiscord:
                     if message["d"]["token"] != self.token:
                         await ws.close(code=4004, message=b"Authentication failed.")
                         break
+                    self.identify_payloads.append(message["d"])
                     self._send = send
                     await self._ready(send)
                 elif message["op"] == 6:  # resume: not supported, start over

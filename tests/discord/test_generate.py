@@ -194,3 +194,27 @@ async def test_global_commands_are_synced_only_when_changed(fake, start_bot):
     assert len(puts) == 1 and puts[0].path.endswith(f"/applications/{fake.app_id}/commands")
     assert len(fake.calls_to("GET", "/commands")) == 2
     assert fake.transport_compression == ["zlib-stream", "zlib-stream"]
+
+
+class BrokenBackend(ScriptedBackend):
+    def submit(self, request):
+        raise RuntimeError("CUDA exploded")
+
+
+async def test_internal_errors_show_an_incident_id_not_a_traceback(fake, start_bot, caplog):
+    await start_bot(BrokenBackend())
+
+    reply = await ephemeral_reply(fake, await fake.slash("generate", {"prompt": "hi"}))
+
+    assert "Something went wrong on our side (incident `" in reply.content
+    assert "CUDA" not in reply.content and "Traceback" not in reply.content
+    incident = reply.content.split("`")[1]
+    assert any(incident in r.getMessage() and r.exc_info for r in caplog.records)
+
+
+async def test_no_privileged_intents_are_requested(fake, start_bot):
+    await start_bot()
+    [identify] = fake.identify_payloads
+    privileged = (1 << 1) | (1 << 8) | (1 << 15)  # members, presences, message content
+    assert identify["intents"] & privileged == 0
+    assert identify["intents"] & (1 << 10)  # guild message reactions
