@@ -36,7 +36,11 @@ class ScriptedBackend:
         delay_s: float = 0.0,
         busy_retry_s: float | None = None,
         model_version: str = "fake-1",
+        start_delay_s: float = 0.0,  # before the first event, e.g. a model still loading
+        queued_at: int = 1,  # the queue position reported first
     ) -> None:
+        self.start_delay_s = start_delay_s
+        self.queued_at = queued_at
         self.text = text
         self.chunks = chunks
         self.delay_s = delay_s
@@ -68,7 +72,10 @@ class ScriptedBackend:
         return handle
 
     async def _produce(self, request: GenerationRequest, handle: QueueHandle) -> None:
-        handle.put_event(Queued(position=1))
+        await asyncio.sleep(self.start_delay_s)
+        for position in range(self.queued_at, 0, -1):
+            handle.put_event(Queued(position=position))
+            await asyncio.sleep(self.delay_s)
         texts = []
         for sample in range(request.params.samples):
             text = self.text(request, sample)

@@ -218,3 +218,17 @@ async def test_no_privileged_intents_are_requested(fake, start_bot):
     privileged = (1 << 1) | (1 << 8) | (1 << 15)  # members, presences, message content
     assert identify["intents"] & privileged == 0
     assert identify["intents"] & (1 << 10)  # guild message reactions
+
+
+async def test_slow_start_is_deferred_at_once_and_shows_the_queue(fake, start_bot):
+    backend = ScriptedBackend(start_delay_s=2.0, queued_at=3, delay_s=0.3)
+    await start_bot(backend, edit_interval_s=0.1)
+
+    interaction = await fake.slash("generate", {"prompt": "wait for it"})
+    await finished(fake, interaction)
+
+    assert interaction.callback_type == DEFERRED
+    assert interaction.callback_at - interaction.created < 1.5  # not after the 2 s start
+    shown = [text for _, text in original(fake, interaction).edits]
+    assert any(text.endswith("-# queued: position 3") for text in shown)
+    assert any(text.endswith("-# queued: position 2") for text in shown)

@@ -96,3 +96,19 @@ async def test_continue_writes_the_next_turn(fake, start_bot):
     reply = fake.messages[int(turn.message_id)]
     assert reply.content.startswith("… and then sample 0")  # the text so far is not repeated
     assert reply.reference_id == message.id
+
+
+async def test_regenerate_when_busy_leaves_a_short_note(fake, start_bot, backend):
+    bot = await start_bot()
+    message = await generated(fake)
+    backend.busy_retry_s = 9.0
+
+    await fake.react(message.id, "🔁", fake.bob)
+
+    note = await fake.wait_for(lambda: fake.channel_messages(), what="the busy note")
+    assert (
+        note[0].content
+        == f"<@{fake.bob.id}> ⏳ The generator is busy right now. Try again in about 9 s."
+    )
+    assert note[0].reference_id == message.id and note[0].allowed_mentions == [{"parse": []}]
+    assert len(bot.generations()) == 1

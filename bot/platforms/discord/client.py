@@ -126,7 +126,7 @@ class DiscordPlatform:
         )
         self.client.tree.add_command(build_generate(self.generate))
         self.client.tree.add_command(build_admin_group(admin_commands_for(app)))
-        self.client.tree.on_error = on_tree_error  # type: ignore[method-assign]
+        self.client.tree.error(on_tree_error)
         self._stopping = False
 
     async def run(self) -> None:

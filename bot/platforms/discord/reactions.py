@@ -14,7 +14,13 @@ import discord
 
 from bot.platforms.discord import render
 from bot.platforms.discord.commands import PLATFORM
-from bot.platforms.discord.jobs import InFlight, UserCooldown, close_stream, describe_error
+from bot.platforms.discord.jobs import (
+    InFlight,
+    ShuttingDown,
+    UserCooldown,
+    close_stream,
+    describe_error,
+)
 from bot.platforms.discord.streaming import ChannelSurface, StreamPublisher
 from bot.usecases import (
     CONTINUE_EMOJI,
@@ -112,7 +118,10 @@ class ReactionHandler:
 
         async def tell(error: Exception) -> None:
             message = describe_error(error, f"{emoji} on generation {record.id}")
-            await surface.fail(f"<@{event.user_id}> {message}")
+            # while shutting down there is no later to delete the note in
+            await surface.fail(
+                f"<@{event.user_id}> {message}", keep=isinstance(error, ShuttingDown)
+            )
 
         stream = start(record.id, origin)
         try:

@@ -37,10 +37,6 @@ class Surface(Protocol):
         """Send one more message that belongs to the answer."""
         ...
 
-    async def fail(self, content: str) -> None:
-        """Tell the requester that it did not work (privately where the platform allows)."""
-        ...
-
 
 class InteractionSurface:
     """The deferred response of an interaction and its follow-ups."""
@@ -57,9 +53,6 @@ class InteractionSurface:
         return await self.interaction.followup.send(
             content, wait=True, allowed_mentions=NO_MENTIONS
         )
-
-    async def fail(self, content: str) -> None:
-        await send_ephemeral(self.interaction, content)
 
 
 async def send_ephemeral(interaction: discord.Interaction, content: str) -> None:
@@ -99,21 +92,23 @@ class ChannelSurface:
     async def add(self, content: str) -> discord.Message:
         return await self._send(content, None)
 
-    async def fail(self, content: str) -> None:
+    async def fail(self, content: str, keep: bool = False) -> None:
+        """Say it did not work, in place of the answer; the note goes away unless `keep`."""
+        delete_after = None if keep else ERROR_DELETE_AFTER_S
         if self.message is not None:
             await self.message.edit(
-                content=content, allowed_mentions=NO_MENTIONS, delete_after=ERROR_DELETE_AFTER_S
+                content=content, allowed_mentions=NO_MENTIONS, delete_after=delete_after
             )
         elif self.reply_to is not None:
             await self.channel.send(
                 content,
                 reference=self.reply_to,
                 allowed_mentions=NO_MENTIONS,
-                delete_after=ERROR_DELETE_AFTER_S,
+                delete_after=delete_after,
             )
         else:
             await self.channel.send(
-                content, allowed_mentions=NO_MENTIONS, delete_after=ERROR_DELETE_AFTER_S
+                content, allowed_mentions=NO_MENTIONS, delete_after=delete_after
             )
 
     async def _send(
