@@ -6,7 +6,8 @@ from admin.base import AdminService
 from bot.platforms.discord.admin_render import NOT_AVAILABLE
 from bot.settings import AdminConfig
 from tests.discord import payloads as p
-from tests.discord.fake_discord import FakeDiscord, Interaction, Message
+from tests.discord.fake_discord import FakeDiscord
+from tests.discord.fake_records import Interaction, Message
 from tests.discord.fakes import PNG_SIGNATURE, RecordingAdminService
 
 

@@ -64,6 +64,7 @@ async def start(env: dict[str, str], cwd: Path) -> asyncio.subprocess.Process:
     )  # fmt: skip
 
 
+@pytest.mark.slow
 async def test_run_serves_generate_and_exits_cleanly_on_sigterm(fake, tmp_path, tiny_model):
     process = await start(environment(fake, tmp_path, tiny_model, fake.token), tmp_path)
     try:
@@ -83,7 +84,7 @@ async def test_run_serves_generate_and_exits_cleanly_on_sigterm(fake, tmp_path, 
     assert process.returncode == 0, log
     assert message.content.startswith("**The model**")
     assert "· model tiny-1 ·" in message.content and "seed 3" in message.content
-    assert "shutting down: 1 generation(s) finished" in log or "shutting down: 0" in log
+    assert "shutting down: 0 generation(s) finished, 0 stopped" in log  # none was running
     assert "Traceback" not in log
     db = Database(f"sqlite:///{tmp_path / 'bot.db'}")
     [record] = list(GenerationRepository(db).iter_all())
@@ -92,6 +93,7 @@ async def test_run_serves_generate_and_exits_cleanly_on_sigterm(fake, tmp_path, 
     assert fake._send is None  # the gateway connection was closed
 
 
+@pytest.mark.slow
 async def test_bad_token_fails_with_one_clear_line(fake, tmp_path, tiny_model):
     env = environment(fake, tmp_path, tiny_model, "not-the-token")
     env["LOG_LEVEL"] = "WARNING"

@@ -8,7 +8,8 @@ from discord.utils import remove_markdown
 
 from bot.params import LIMITS
 from bot.platforms.discord import render
-from tests.discord.fake_discord import FakeDiscord, Interaction, Message
+from tests.discord.fake_discord import FakeDiscord
+from tests.discord.fake_records import Interaction, Message
 from tests.discord.fakes import ScriptedBackend
 
 DEFERRED, MESSAGE = 5, 4  # interaction callback types

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 
 from storage import GenerationRecord
-from tests.discord.fake_discord import FakeDiscord, Message
+from tests.discord.fake_discord import FakeDiscord
+from tests.discord.fake_records import Message
 from tests.discord.test_generate import finished
 
 

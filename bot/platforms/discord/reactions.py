@@ -69,9 +69,11 @@ class ReactionHandler:
             return
         emoji, user = str(event.emoji), str(event.user_id)
         if emoji in RATING_EMOJI:
+            before = next((r.emoji for r in record.ratings if r.rater_id == user), None)
             await self.chat.rate(record.id, user, emoji)
             log.info("generation %s rated %s by %s", record.id, emoji, user)
-            await self._remove_other_rating(event, emoji)
+            if before is not None and before != emoji:
+                await self._remove_reaction(event, before)
         elif not self.inflight.closing:
             await self._follow_up(event, record, emoji)
 
@@ -83,16 +85,14 @@ class ReactionHandler:
         if await self.chat.unrate(record.id, str(event.user_id), str(event.emoji)):
             log.info("generation %s: rating by %s removed", record.id, event.user_id)
 
-    async def _remove_other_rating(self, event: discord.RawReactionActionEvent, kept: str) -> None:
-        """Take away the user's opposite thumb so the message shows their one rating."""
-        opposite = "👎" if RATING_EMOJI[kept] > 0 else "👍"
-        message = self.client.get_partial_messageable(event.channel_id).get_partial_message(
-            event.message_id
-        )
+    async def _remove_reaction(self, event: discord.RawReactionActionEvent, emoji: str) -> None:
+        """Take away the user's earlier thumb so the message shows their one rating."""
+        channel = self.client.get_partial_messageable(event.channel_id)
+        message = channel.get_partial_message(event.message_id)
         try:
-            await message.remove_reaction(opposite, discord.Object(event.user_id))
+            await message.remove_reaction(emoji, discord.Object(event.user_id))
         except discord.HTTPException:  # no Manage Messages permission: the rating is right anyway
-            log.debug("could not remove %s of user %s", opposite, event.user_id)
+            log.debug("could not remove %s of user %s", emoji, event.user_id)
 
     async def _follow_up(
         self, event: discord.RawReactionActionEvent, record: GenerationRecord, emoji: str
