@@ -95,28 +95,26 @@ class ChannelSurface:
     async def fail(self, content: str, keep: bool = False) -> None:
         """Say it did not work, in place of the answer; the note goes away unless `keep`."""
         delete_after = None if keep else ERROR_DELETE_AFTER_S
-        if self.message is not None:
+        if self.message is None:
+            await self._send(content, self.reply_to, delete_after)
+        else:
             await self.message.edit(
                 content=content, allowed_mentions=NO_MENTIONS, delete_after=delete_after
             )
-        elif self.reply_to is not None:
-            await self.channel.send(
-                content,
-                reference=self.reply_to,
-                allowed_mentions=NO_MENTIONS,
-                delete_after=delete_after,
-            )
-        else:
-            await self.channel.send(
-                content, allowed_mentions=NO_MENTIONS, delete_after=delete_after
-            )
 
     async def _send(
-        self, content: str, reference: discord.MessageReference | None
+        self,
+        content: str,
+        reference: discord.MessageReference | None,
+        delete_after: float | None = None,
     ) -> discord.Message:
         if reference is None:
-            return await self.channel.send(content, allowed_mentions=NO_MENTIONS)
-        return await self.channel.send(content, reference=reference, allowed_mentions=NO_MENTIONS)
+            return await self.channel.send(
+                content, allowed_mentions=NO_MENTIONS, delete_after=delete_after
+            )
+        return await self.channel.send(
+            content, reference=reference, allowed_mentions=NO_MENTIONS, delete_after=delete_after
+        )
 
 
 class StreamPublisher:
@@ -133,7 +131,6 @@ class StreamPublisher:
         self.surface = surface
         self.edit_interval_s = edit_interval_s
         self.show_prompt = show_prompt
-        self.edits = 0
         self._last_edit = float("-inf")
 
     async def run(
@@ -161,7 +158,6 @@ class StreamPublisher:
         if now - self._last_edit < self.edit_interval_s:
             return
         self._last_edit = now
-        self.edits += 1
         await self.surface.show(content)
 
     async def publish(self, finished: Finished) -> list[discord.Message]:
