@@ -145,9 +145,6 @@ class DiscordPlatform:
                 "or DISCORD_API_BASE if you set it"
             ) from None
 
-    async def wait_until_ready(self) -> None:
-        await self.client.wait_until_ready()
-
     async def stop(self) -> None:
         """Refuse new work, let running generations finish briefly, stop the rest, disconnect."""
         if self._stopping:
