@@ -8,6 +8,7 @@ from discord.utils import remove_markdown
 
 from bot.params import LIMITS
 from bot.platforms.discord import render
+from bot.settings import AdminConfig
 from tests.discord.fake_discord import FakeDiscord
 from tests.discord.fake_records import Interaction, Message
 from tests.discord.fakes import ScriptedBackend
@@ -233,3 +234,12 @@ async def test_slow_start_is_deferred_at_once_and_shows_the_queue(fake, start_bo
     shown = [text for _, text in original(fake, interaction).edits]
     assert any(text.endswith("-# queued: position 3") for text in shown)
     assert any(text.endswith("-# queued: position 2") for text in shown)
+
+
+async def test_direct_messages_for_listed_admins_only(fake, start_bot):
+    await start_bot(dm_policy="admins", admin=AdminConfig(user_ids=(str(fake.bob.id),)))
+
+    refused = await fake.slash("generate", {"prompt": "psst"}, member=fake.boss, in_guild=False)
+    assert (await ephemeral_reply(fake, refused)).content == render.DM_ADMINS_ONLY
+    allowed = await fake.slash("generate", {"prompt": "psst"}, member=fake.bob, in_guild=False)
+    assert (await finished(fake, allowed)).content.startswith("**psst**")
