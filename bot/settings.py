@@ -21,6 +21,7 @@ from model.config import DEVICES, DTYPE_NAMES, ModelConfig
 from storage.db import StorageConfig
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+DM_POLICIES = ("allow", "deny", "admins")
 
 
 class SettingsError(ValueError):
@@ -37,6 +38,9 @@ class DiscordConfig:
     api_base: str | None = None  # REST base URL override (a proxy or a test server)
     gateway_url: str | None = None  # gateway websocket URL override
     guild_ids: tuple[int, ...] = ()  # sync commands to these guilds instantly
+    edit_interval_s: float = 1.0  # streaming: edit the answer at most this often (rate limits)
+    cooldown_s: float = 5.0  # per user, between /generate, 🔁 and ⏩; 0 turns it off
+    dm_policy: str = "allow"  # /generate in direct messages: allow | deny | admins
 
 
 @dataclass(frozen=True)
@@ -162,7 +166,25 @@ def _discord_config(env: Mapping[str, str]) -> DiscordConfig:
         api_base=_http_url(env, "DISCORD_API_BASE", ("http", "https")),
         gateway_url=_http_url(env, "DISCORD_GATEWAY_URL", ("ws", "wss")),
         guild_ids=tuple(int(part) for part in raw_ids),
+        edit_interval_s=_seconds(env, "DISCORD_EDIT_INTERVAL_SECONDS", 1.0, 0.1, 60.0),
+        cooldown_s=_seconds(env, "DISCORD_COOLDOWN_SECONDS", 5.0, 0.0, 3600.0),
+        dm_policy=_choice(env, "DISCORD_DM_POLICY", "allow", DM_POLICIES),
     )
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not low <= value <= high:  # also false for NaN
+        raise SettingsError(
+            name, f"{raw!r} is not a number of seconds", f"Use a number from {low:g} to {high:g}."
+        )
+    return value
 
 
 def _slack_config(env: Mapping[str, str]) -> SlackConfig:

@@ -66,5 +66,6 @@ def test_every_variable_is_documented_in_env_example():
         "DISCORD_API_BASE", "DISCORD_GATEWAY_URL", "DISCORD_GUILD_IDS", "ADMIN_USER_IDS",
         "ADMIN_ROLE", "SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN",
         "SLACK_API_URL", "RETRAIN_CRON", "LOG_LEVEL", "ADMIN_TOKEN", "ADMIN_TOKEN_FILE",
+        "DISCORD_EDIT_INTERVAL_SECONDS", "DISCORD_COOLDOWN_SECONDS", "DISCORD_DM_POLICY",
     ):  # fmt: skip
         assert f"{variable}=" in documented, variable

@@ -1,0 +1,271 @@
+"""`/admin`: curate, retrain, model and stats, for gpt2bot admins only.
+
+Discord hides the group from members without the Administrator permission
+(`default_permissions`; server owners can grant it to `ADMIN_ROLE` in Server Settings →
+Integrations), and every invocation is checked again here by `AdminGate`, which audits the
+attempt before anything happens. Answers are ephemeral. The work is done by the
+`AdminService` use-cases (`app.admin`); without them the commands say so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import discord
+from discord import app_commands
+
+from admin.auth import Actor, AdminGate, AdminPolicy, NotAuthorized
+from admin.base import AdminService, AlreadyRunning, TrainingRunInfo
+from bot.platforms.discord import admin_render
+from bot.platforms.discord.commands import PLATFORM
+from bot.platforms.discord.jobs import describe_error
+
+log = logging.getLogger(__name__)
+
+MAX_UPLOAD_BYTES = 8 * 1024 * 1024  # curated-sample files larger than this are refused
+PROGRESS_EDIT_INTERVAL_S = 5.0  # training progress: edit the answer at most this often
+ListLimit = app_commands.Range[int, 1, 50]
+SampleId = app_commands.Range[int, 1, None]
+
+
+@dataclass(frozen=True)
+class Reply:
+    text: str
+    file: discord.File | None = None
+
+
+Work = Callable[[AdminService, str], Awaitable[Reply]]
+
+
+def actor_of(interaction: discord.Interaction) -> Actor:
+    user = interaction.user
+    roles = tuple(role.name for role in user.roles) if isinstance(user, discord.Member) else ()
+    return Actor(
+        platform=PLATFORM,
+        user_id=str(user.id),
+        roles=roles,
+        platform_admin=interaction.guild_id is not None and interaction.permissions.administrator,
+    )
+
+
+class AdminCommands:
+    """Authorizes, audits and runs one admin action per invocation."""
+
+    def __init__(self, service: AdminService | None, gate: AdminGate) -> None:
+        self.service = service
+        self.gate = gate
+        self._progress_tasks: set[asyncio.Task[Any]] = set()
+
+    async def run(
+        self, interaction: discord.Interaction, action: str, detail: dict[str, Any], work: Work
+    ) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        actor = actor_of(interaction)
+        try:
+            await self.gate.authorize(actor, action, detail)
+        except NotAuthorized as refusal:
+            log.warning("refused /admin %s for user %s", action, actor.user_id)
+            await interaction.edit_original_response(content=str(refusal))
+            return
+        if self.service is None:
+            await interaction.edit_original_response(content=admin_render.NOT_AVAILABLE)
+            return
+        try:
+            reply = await work(self.service, actor.user_id)
+        except (ValueError, LookupError, AlreadyRunning) as error:
+            reply = Reply(f"⚠️ {error}")
+        except Exception as error:
+            reply = Reply(describe_error(error, f"/admin {action}"))
+        files = [reply.file] if reply.file else []
+        await interaction.edit_original_response(content=reply.text, attachments=files)
+
+    def progress_reporter(
+        self, interaction: discord.Interaction
+    ) -> Callable[[TrainingRunInfo], None]:
+        """A callback that shows a training run's progress in the admin's answer."""
+        last = [0.0]
+
+        def report(run: TrainingRunInfo) -> None:
+            final = run.status in admin_render.FINAL_STATUSES
+            now = time.monotonic()
+            if not final and now - last[0] < PROGRESS_EDIT_INTERVAL_S:
+                return
+            last[0] = now
+            task = asyncio.ensure_future(self._show(interaction, admin_render.training_run(run)))
+            self._progress_tasks.add(task)
+            task.add_done_callback(self._progress_tasks.discard)
+
+        return report
+
+    async def _show(self, interaction: discord.Interaction, text: str) -> None:
+        try:
+            await interaction.edit_original_response(content=text)
+        except discord.HTTPException as error:  # e.g. the 15-minute interaction token expired
+            log.info("could not update training progress for %s: %s", interaction.user.id, error)
+
+
+def build_admin_group(admin: AdminCommands) -> app_commands.Group:
+    """The `/admin` command group bound to `admin`."""
+    group = app_commands.Group(
+        name="admin",
+        description="gpt2bot administration (admins only)",
+        default_permissions=discord.Permissions(administrator=True),
+        guild_only=True,
+    )
+    _add_curate(group, admin)
+    _add_retrain(group, admin)
+    _add_model(group, admin)
+
+    @group.command(name="stats")
+    async def stats(interaction: discord.Interaction) -> None:
+        """Ratings per model version, with a chart."""
+
+        async def work(service: AdminService, actor: str) -> Reply:
+            rows = await service.stats()
+            chart = await service.stats_chart()
+            file = discord.File(io.BytesIO(chart), filename="ratings.png")
+            return Reply(admin_render.rating_stats(rows), file)
+
+        await admin.run(interaction, "stats", {}, work)
+
+    return group
+
+
+def _add_curate(parent: app_commands.Group, admin: AdminCommands) -> None:
+    curate = app_commands.Group(name="curate", description="training samples", parent=parent)
+
+    @curate.command(name="add")
+    @app_commands.describe(text="one training sample", file=".txt (one per line) or .jsonl")
+    async def add(
+        interaction: discord.Interaction,
+        text: str | None = None,
+        file: discord.Attachment | None = None,
+    ) -> None:
+        """Add a training sample, or a file of them."""
+
+        async def work(service: AdminService, actor: str) -> Reply:
+            if file is None and not text:
+                return Reply("Give `text` or attach a `file` (.txt, one sample per line; .jsonl).")
+            reports = []
+            if text:
+                reports.append(await service.curate_add(actor, [text]))
+            if file is not None:
+                if file.size > MAX_UPLOAD_BYTES:
+                    return Reply(f"⚠️ {file.filename} is over {MAX_UPLOAD_BYTES // 2**20} MiB.")
+                content = await file.read()
+                reports.append(await service.curate_add_file(actor, file.filename, content))
+            return Reply("Curated samples: " + "; ".join(r.summary() for r in reports) + ".")
+
+        detail = {"text_chars": len(text or ""), "file": file.filename if file else None}
+        await admin.run(interaction, "curate add", detail, work)
+
+    @curate.command(name="list")
+    async def list_(interaction: discord.Interaction, limit: ListLimit = 20) -> None:
+        """The newest curated samples."""
+
+        async def work(service: AdminService, actor: str) -> Reply:
+            return Reply(admin_render.curated(await service.curate_list(limit)))
+
+        await admin.run(interaction, "curate list", {"limit": limit}, work)
+
+    @curate.command(name="remove")
+    async def remove(interaction: discord.Interaction, sample_id: SampleId) -> None:
+        """Stop using a curated sample for training."""
+
+        async def work(service: AdminService, actor: str) -> Reply:
+            await service.curate_remove(actor, sample_id)
+            return Reply(f"Sample `{sample_id}` will not be used for training any more.")
+
+        await admin.run(interaction, "curate remove", {"sample_id": sample_id}, work)
+
+
+def _add_retrain(parent: app_commands.Group, admin: AdminCommands) -> None:
+    retrain = app_commands.Group(name="retrain", description="fine-tuning runs", parent=parent)
+
+    @retrain.command(name="now")
+    async def now(interaction: discord.Interaction) -> None:
+        """Fine-tune on the curated samples now; this message shows the progress."""
+
+        async def work(service: AdminService, actor: str) -> Reply:
+            run = await service.retrain_now(actor, admin.progress_reporter(interaction))
+            return Reply(admin_render.training_run(run))
+
+        await admin.run(interaction, "retrain now", {}, work)
+
+    @retrain.command(name="schedule")
+    @app_commands.describe(cron="five cron fields, e.g. '0 3 * * 0' (Sundays 03:00), or 'off'")
+    async def schedule(interaction: discord.Interaction, cron: str) -> None:
+        """Retrain automatically on a cron schedule, or turn it off."""
+        value = None if cron.strip().lower() in ("off", "none", "") else cron.strip()
+
+        async def work(service: AdminService, actor: str) -> Reply:
+            return Reply(admin_render.schedule(await service.retrain_schedule(actor, value)))
+
+        await admin.run(interaction, "retrain schedule", {"cron": value}, work)
+
+    @retrain.command(name="status")
+    async def status(interaction: discord.Interaction) -> None:
+        """The running or most recent training run."""
+
+        async def work(service: AdminService, actor: str) -> Reply:
+            return Reply(admin_render.training_run(await service.retrain_status()))
+
+        await admin.run(interaction, "retrain status", {}, work)
+
+    @retrain.command(name="cancel")
+    async def cancel(interaction: discord.Interaction) -> None:
+        """Stop the running training run."""
+
+        async def work(service: AdminService, actor: str) -> Reply:
+            stopped = await service.retrain_cancel(actor)
+            return Reply("Training run cancelled." if stopped else "No training run is running.")
+
+        await admin.run(interaction, "retrain cancel", {}, work)
+
+
+def _add_model(parent: app_commands.Group, admin: AdminCommands) -> None:
+    model = app_commands.Group(name="model", description="model versions", parent=parent)
+
+    @model.command(name="list")
+    async def list_(interaction: discord.Interaction) -> None:
+        """All model versions and which one is serving."""
+
+        async def work(service: AdminService, actor: str) -> Reply:
+            return Reply(admin_render.model_versions(await service.models_list()))
+
+        await admin.run(interaction, "model list", {}, work)
+
+    @model.command(name="use")
+    @app_commands.describe(version="name from /admin model list", force="even if its loss is worse")
+    async def use(interaction: discord.Interaction, version: str, force: bool = False) -> None:
+        """Serve another model version (hot-swapped, no downtime)."""
+
+        async def work(service: AdminService, actor: str) -> Reply:
+            return Reply(admin_render.switched(await service.model_use(actor, version, force)))
+
+        await admin.run(interaction, "model use", {"version": version, "force": force}, work)
+
+    @model.command(name="rollback")
+    async def rollback(interaction: discord.Interaction) -> None:
+        """Go back to the previously serving model version."""
+
+        async def work(service: AdminService, actor: str) -> Reply:
+            return Reply(admin_render.switched(await service.model_rollback(actor)))
+
+        await admin.run(interaction, "model rollback", {}, work)
+
+
+def admin_commands_for(app: Any) -> AdminCommands:
+    """`AdminCommands` for the app: its admin service and gate when wired, else a gate built
+    from the `ADMIN_*` settings (so refusals are still audited) and no service."""
+    gate = getattr(app, "gate", None)
+    if gate is None:
+        policy = AdminPolicy(user_ids=app.settings.admin.user_ids, role=app.settings.admin.role)
+        gate = AdminGate(policy, app.db)
+    return AdminCommands(getattr(app, "admin", None), gate)

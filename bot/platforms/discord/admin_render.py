@@ -1,0 +1,95 @@
+"""Text of `/admin` answers: training runs, model versions, curated samples, rating stats."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from discord.utils import escape_markdown, format_dt
+
+from admin.base import CuratedItem, TrainingRunInfo
+from storage import ModelVersionRecord, VersionRatingStats
+
+SAMPLE_PREVIEW_CHARS = 80
+NOT_AVAILABLE = (
+    "Admin commands are not available in this installation: the learning loop (curation, "
+    "retraining, model switching) is not set up. Ask the operator to enable it."
+)
+FINAL_STATUSES = ("succeeded", "failed", "cancelled", "skipped")
+
+
+def _when(moment: datetime | None) -> str:
+    return "-" if moment is None else format_dt(moment, "R")
+
+
+def training_run(run: TrainingRunInfo | None) -> str:
+    if run is None:
+        return "No training run yet. Start one with `/admin retrain now`."
+    lines = [f"**Training run #{run.id}**: {run.status} ({run.trigger}, by {run.requested_by})"]
+    if run.status in ("queued", "running"):
+        eta = f", about {run.eta_s:.0f} s left" if run.eta_s is not None else ""
+        lines.append(f"progress {run.progress:.0%}{eta} · {run.dataset_size} samples")
+    else:
+        lines.append(f"{run.dataset_size} samples · finished {_when(run.finished_at)}")
+    before, after = run.eval_before.get("eval_loss"), run.eval_after.get("eval_loss")
+    if isinstance(before, float) and isinstance(after, float):
+        lines.append(f"held-out loss {before:.3f} → {after:.3f}")
+    if run.model_version:
+        promoted = {True: "promoted", False: "kept as candidate", None: ""}[run.promoted]
+        lines.append(f"new version `{run.model_version}` {promoted}".rstrip())
+    if run.error:
+        lines.append(f"error: {run.error}")
+    return "\n".join(lines)
+
+
+def model_versions(rows: list[ModelVersionRecord]) -> str:
+    if not rows:
+        return "No model versions yet."
+    lines = ["**Model versions** (★ = serving)"]
+    for row in rows:
+        loss = row.metrics.get("eval_loss")
+        extra = f" · eval loss {loss:.3f}" if isinstance(loss, float) else ""
+        mark = "★" if row.status == "active" else "·"
+        lines.append(
+            f"{mark} `{row.name}` {row.status} · parent {row.parent or '-'}{extra} · "
+            f"created {_when(row.created_at)}"
+        )
+    return "\n".join(lines)
+
+
+def switched(row: ModelVersionRecord) -> str:
+    return f"Now serving `{row.name}` (new requests use it; running ones finish on the old one)."
+
+
+def curated(items: list[CuratedItem]) -> str:
+    if not items:
+        return "No curated samples yet. Add some with `/admin curate add`."
+    lines = ["**Curated samples** (newest first)"]
+    for item in items:
+        text = item.text.replace("\n", " ")
+        if len(text) > SAMPLE_PREVIEW_CHARS:
+            text = text[:SAMPLE_PREVIEW_CHARS] + "…"
+        lines.append(f"`{item.id}` [{item.source}] {escape_markdown(text)}")
+    return "\n".join(lines)
+
+
+def schedule(next_runs: list[datetime]) -> str:
+    if not next_runs:
+        return "Scheduled retraining is off."
+    return "Retraining scheduled. Next runs: " + ", ".join(format_dt(t, "f") for t in next_runs)
+
+
+def rating_stats(rows: list[VersionRatingStats]) -> str:
+    if not rows:
+        return "No generations yet, so no ratings to compare."
+    lines = [
+        "**Ratings per model version**",
+        "```",
+        "version              gens  ratings   mean  👍 share",
+    ]
+    for row in rows:
+        lines.append(
+            f"{row.model_version[:20]:<20} {row.generations:>5} {row.ratings:>8} "
+            f"{row.mean_score:>+6.2f} {row.positive_share:>8.0%}"
+        )
+    lines.append("```")
+    return "\n".join(lines)

@@ -1,0 +1,166 @@
+"""The Discord platform: a discord.py client wired to the chat and admin use-cases.
+
+No privileged intents: slash commands arrive as interactions and reactions as raw events,
+so neither message content nor the member list is needed.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+import discord
+import yarl
+from discord import app_commands
+from discord.gateway import DiscordWebSocket
+from discord.http import INTERNAL_API_VERSION, Route
+
+from admin.auth import AdminPolicy
+from bot.platforms.discord.admin_commands import admin_commands_for, build_admin_group
+from bot.platforms.discord.commands import GenerateHandler, build_generate, on_tree_error
+from bot.platforms.discord.jobs import InFlight, UserCooldown
+from bot.platforms.discord.reactions import ReactionHandler
+from bot.platforms.discord.sync import sync_commands
+from bot.settings import DiscordConfig
+
+if TYPE_CHECKING:
+    from bot.app import App
+
+log = logging.getLogger(__name__)
+
+SHUTDOWN_GRACE_S = 5.0  # in-flight generations get this long to finish before being stopped
+TOKEN_HELP = (
+    "copy the bot token from https://discord.com/developers/applications → your app → Bot → "
+    "Reset Token, and set DISCORD_TOKEN in .env"
+)
+
+
+class DiscordSetupError(ValueError):
+    """Discord cannot be used as configured; the message says what to change."""
+
+
+def intents() -> discord.Intents:
+    """Servers (for roles and channels) and reactions; nothing privileged."""
+    wanted = discord.Intents.none()
+    wanted.guilds = True
+    wanted.guild_reactions = True
+    wanted.dm_reactions = True
+    return wanted
+
+
+def rest_base(url: str) -> str:
+    """`DISCORD_API_BASE` as discord.py's route base: `/api/v10` is added when missing."""
+    url = url.rstrip("/")
+    if re.search(r"/api/v\d+$", url):
+        return url
+    return f"{url}/api/v{INTERNAL_API_VERSION}"
+
+
+def apply_endpoints(config: DiscordConfig) -> None:
+    """Point discord.py at a proxy or test server. Process-wide: discord.py keeps these on
+    classes. A non-sharded client dials the gateway URL directly, so both are needed."""
+    if config.api_base:
+        Route.BASE = rest_base(config.api_base)
+    if config.gateway_url:
+        DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(config.gateway_url)
+
+
+class GenerationClient(discord.Client):
+    """The discord.py client; events are forwarded to the platform's handlers."""
+
+    def __init__(self, platform: DiscordPlatform) -> None:
+        # text only: no "PyNaCl/davey is not installed, voice will NOT be supported" warnings
+        discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False
+        super().__init__(intents=intents(), allowed_mentions=discord.AllowedMentions.none())
+        self.platform = platform
+        self.tree: app_commands.CommandTree[GenerationClient] = app_commands.CommandTree(self)
+
+    async def setup_hook(self) -> None:
+        await sync_commands(self, self.tree, self.platform.config.guild_ids)
+
+    async def on_ready(self) -> None:
+        log.info("connected to Discord as %s, in %d server(s)", self.user, len(self.guilds))
+
+    async def on_raw_reaction_add(self, event: discord.RawReactionActionEvent) -> None:
+        await self._guarded(self.platform.reactions.on_add, event)
+
+    async def on_raw_reaction_remove(self, event: discord.RawReactionActionEvent) -> None:
+        await self._guarded(self.platform.reactions.on_remove, event)
+
+    @staticmethod
+    async def _guarded(handler: Any, event: discord.RawReactionActionEvent) -> None:
+        try:
+            await handler(event)
+        except Exception:
+            log.exception(
+                "reaction %s by %s on message %s failed",
+                event.emoji,
+                event.user_id,
+                event.message_id,
+            )
+
+
+class DiscordPlatform:
+    """`gpt2bot run --platform discord`."""
+
+    name = "discord"
+
+    def __init__(self, app: App, shutdown_grace_s: float = SHUTDOWN_GRACE_S) -> None:
+        self.config = app.settings.discord
+        if not self.config.token:
+            raise DiscordSetupError(f"DISCORD_TOKEN is not set: {TOKEN_HELP}.")
+        self.app = app
+        self.shutdown_grace_s = shutdown_grace_s
+        self.inflight = InFlight()
+        self.client = GenerationClient(self)
+        cooldown = UserCooldown(self.config.cooldown_s)
+        admins = AdminPolicy(user_ids=app.settings.admin.user_ids, role=app.settings.admin.role)
+        self.generate = GenerateHandler(
+            app.chat, self.inflight, cooldown, self.config.edit_interval_s, self.config.dm_policy,
+            admins,
+        )  # fmt: skip
+        self.reactions = ReactionHandler(
+            self.client, app.chat, self.inflight, cooldown, self.config.edit_interval_s
+        )
+        self.client.tree.add_command(build_generate(self.generate))
+        self.client.tree.add_command(build_admin_group(admin_commands_for(app)))
+        self.client.tree.error(on_tree_error)
+        self._stopping = False
+
+    async def run(self) -> None:
+        apply_endpoints(self.config)
+        assert self.config.token is not None
+        try:
+            async with self.client:
+                await self.client.start(self.config.token)
+        except discord.LoginFailure:
+            raise DiscordSetupError(
+                f"DISCORD_TOKEN was rejected by Discord: {TOKEN_HELP}."
+            ) from None
+        except (aiohttp.ClientConnectionError, TimeoutError) as error:
+            raise DiscordSetupError(
+                f"cannot reach Discord's API at {Route.BASE} ({error}); check the network, "
+                "or DISCORD_API_BASE if you set it"
+            ) from None
+
+    async def stop(self) -> None:
+        """Refuse new work, let running generations finish briefly, stop the rest, disconnect."""
+        if self._stopping:
+            return
+        self._stopping = True
+        running = len(self.inflight)
+        stopped = await self.inflight.drain(self.shutdown_grace_s)
+        log.info("shutting down: %d generation(s) finished, %d stopped", running - stopped, stopped)
+        # discord.py does not cancel its "wait for more servers before on_ready" task on close;
+        # left running, it dispatches into a closed client when we stop right after connecting
+        ready_task = getattr(self.client._connection, "_ready_task", None)
+        if ready_task is not None:
+            ready_task.cancel()
+        await self.client.close()
+
+
+def create(app: App, options: Any = None) -> DiscordPlatform:
+    """The `discord` entry point of `gpt2bot.platforms`."""
+    return DiscordPlatform(app)

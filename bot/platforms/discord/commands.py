@@ -1,0 +1,193 @@
+"""`/generate`: parse the options, call the chat use-case, stream the answer back.
+
+Discord shows the limits (`app_commands.Range`) from `bot.params.LIMITS`, but Discord clients
+are not the only senders and discord.py does not check ranges on incoming values, so the
+use-case validates everything again. The interaction is acknowledged well within Discord's
+3 s: invalid input and "busy" are known at once and answered privately; everything else is
+deferred first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import discord
+from discord import app_commands
+
+from admin.auth import AdminPolicy
+from bot.params import LIMITS, MAX_PROMPT_CHARS
+from bot.platforms.discord import render
+from bot.platforms.discord.jobs import InFlight, UserCooldown, close_stream, describe_error
+from bot.platforms.discord.streaming import InteractionSurface, StreamPublisher, send_ephemeral
+from bot.usecases import ChatService, GenerateEvent, Origin
+
+log = logging.getLogger(__name__)
+
+ANSWER_AT_ONCE_S = 0.5  # wait this long for a validation/busy error before deferring
+DISCORD_MAX_INTEGER = 2**53 - 1  # Discord's integer options stop here (seeds above: CLI/web)
+PLATFORM = "discord"
+
+
+def _range(name: str) -> Any:
+    kind, low, high, _, _ = LIMITS[name]
+    if kind is int:
+        return app_commands.Range[int, int(low), int(min(high, DISCORD_MAX_INTEGER))]
+    return app_commands.Range[float, float(low), float(high)]
+
+
+# Option types: module-level so discord.py can resolve the callback's annotations.
+Prompt = app_commands.Range[str, 1, MAX_PROMPT_CHARS]
+Temperature = _range("temperature")
+TopK = _range("top_k")
+TopP = _range("top_p")
+MaxNewTokens = _range("max_new_tokens")
+RepetitionPenalty = _range("repetition_penalty")
+Samples = _range("samples")
+Seed = _range("seed")
+
+OPTION_HELP = {name: spec[4][:100] for name, spec in LIMITS.items()}
+
+
+class DirectMessagesRefused(app_commands.CheckFailure):
+    """The DM policy does not allow this user to generate in direct messages."""
+
+
+def origin_of(interaction: discord.Interaction) -> Origin:
+    return Origin(
+        platform=PLATFORM,
+        user_id=str(interaction.user.id),
+        guild_id=str(interaction.guild_id) if interaction.guild_id else None,
+        channel_id=str(interaction.channel_id) if interaction.channel_id else None,
+    )
+
+
+class GenerateHandler:
+    """State shared by every `/generate`: the use-case, limits, in-flight work."""
+
+    def __init__(
+        self,
+        chat: ChatService,
+        inflight: InFlight,
+        cooldown: UserCooldown,
+        edit_interval_s: float,
+        dm_policy: str,
+        admins: AdminPolicy,
+    ) -> None:
+        self.chat = chat
+        self.inflight = inflight
+        self.cooldown = cooldown
+        self.edit_interval_s = edit_interval_s
+        self.dm_policy = dm_policy
+        self.admins = admins
+
+    def check_direct_message(self, interaction: discord.Interaction) -> bool:
+        if interaction.guild_id is not None or self.dm_policy == "allow":
+            return True
+        if self.dm_policy == "admins" and str(interaction.user.id) in self.admins.user_ids:
+            return True
+        raise DirectMessagesRefused(
+            render.DM_DENIED if self.dm_policy == "deny" else render.DM_ADMINS_ONLY
+        )
+
+    def check_cooldown(self, interaction: discord.Interaction) -> bool:
+        retry_after = self.cooldown.hit(interaction.user.id)
+        if retry_after is not None:
+            raise app_commands.CommandOnCooldown(
+                app_commands.Cooldown(1, self.cooldown.seconds), retry_after
+            )
+        return True
+
+    async def handle(
+        self, interaction: discord.Interaction, prompt: str, raw: dict[str, Any]
+    ) -> None:
+        if self.inflight.closing:
+            await send_ephemeral(interaction, render.NOT_ACCEPTING)
+            return
+
+        async def tell(error: Exception) -> None:
+            await send_ephemeral(interaction, describe_error(error, "/generate"))
+
+        stream = self.chat.generate_stream(origin_of(interaction), prompt, raw)
+        try:
+            await self.inflight.run(self._answer(interaction, prompt, stream), tell)
+        finally:
+            await close_stream(stream)
+
+    async def _answer(
+        self, interaction: discord.Interaction, prompt: str, stream: AsyncIterator[GenerateEvent]
+    ) -> None:
+        first_step = asyncio.ensure_future(anext(stream))
+        try:
+            await asyncio.wait({first_step}, timeout=ANSWER_AT_ONCE_S)
+            if first_step.done() and first_step.exception() is not None:
+                first_step.result()  # invalid or busy: answered privately, nothing deferred
+            await interaction.response.defer(thinking=True)
+            first = await first_step
+        finally:
+            first_step.cancel()
+        publisher = StreamPublisher(
+            self.chat, InteractionSurface(interaction), self.edit_interval_s
+        )
+        await publisher.run(prompt.strip(), stream, first)
+
+
+def build_generate(handler: GenerateHandler) -> app_commands.Command[Any, Any, None]:
+    """The `/generate` command bound to `handler`."""
+
+    @app_commands.command(name="generate")
+    @app_commands.describe(prompt="the start of the text the model continues", **OPTION_HELP)
+    @app_commands.check(handler.check_direct_message)
+    @app_commands.check(handler.check_cooldown)
+    async def generate(
+        interaction: discord.Interaction,
+        prompt: Prompt,
+        temperature: Temperature | None = None,
+        top_k: TopK | None = None,
+        top_p: TopP | None = None,
+        max_new_tokens: MaxNewTokens | None = None,
+        repetition_penalty: RepetitionPenalty | None = None,
+        samples: Samples | None = None,
+        seed: Seed | None = None,
+    ) -> None:
+        """Continue your text with the community's GPT-2; react to rate the answer."""
+        raw = {
+            "temperature": temperature,
+            "top_k": top_k,
+            "top_p": top_p,
+            "max_new_tokens": max_new_tokens,
+            "repetition_penalty": repetition_penalty,
+            "samples": samples,
+            "seed": seed,
+        }
+        await handler.handle(interaction, prompt, raw)
+
+    allow_dms = handler.dm_policy != "deny"
+    app_commands.allowed_contexts(guilds=True, dms=allow_dms, private_channels=False)(generate)
+    app_commands.allowed_installs(guilds=True, users=False)(generate)
+    return generate
+
+
+async def on_tree_error(
+    interaction: discord.Interaction, error: app_commands.AppCommandError
+) -> None:
+    """Every command error becomes a short private sentence; details go to the log."""
+    if isinstance(error, app_commands.CommandOnCooldown):
+        message = render.cooldown(error.retry_after)
+    elif isinstance(error, DirectMessagesRefused | app_commands.NoPrivateMessage):
+        message = str(error) or render.DM_DENIED
+    elif isinstance(error, app_commands.TransformerError):
+        message = f"⚠️ {error.value!r} is not a valid value for that option."
+    elif isinstance(error, app_commands.CommandNotFound | app_commands.CommandSignatureMismatch):
+        message = "⚠️ This command changed; wait a minute for Discord to update it, then retry."
+    else:
+        cause = error.original if isinstance(error, app_commands.CommandInvokeError) else error
+        message = describe_error(
+            cause, f"command {interaction.command and interaction.command.name}"
+        )
+    try:
+        await send_ephemeral(interaction, message)
+    except discord.HTTPException:
+        log.warning("could not tell user %s about a command error", interaction.user.id)

@@ -1,0 +1,118 @@
+"""Bookkeeping around generations: in-flight tracking for shutdown, cooldowns, error sentences."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Hashable
+from typing import Any
+
+from bot.params import InvalidRequest
+from bot.platforms.discord import render
+from model.backends.base import BackendError, Busy
+
+log = logging.getLogger(__name__)
+
+COOLDOWN_PRUNE_AT = 10_000  # forget expired cooldowns once this many users are remembered
+CANCEL_WAIT_S = 10.0  # after cancelling, how long stop() waits for the goodbye messages
+
+
+class ShuttingDown(Exception):
+    """The bot is stopping; the generation was stopped on purpose."""
+
+
+class InFlight:
+    """The generations being served, so shutdown can let them finish or stop them politely."""
+
+    def __init__(self) -> None:
+        self.closing = False
+        self._work: dict[asyncio.Task[Any], asyncio.Event] = {}  # work -> its answer was sent
+
+    def __len__(self) -> int:
+        return len(self._work)
+
+    async def run(
+        self, work: Coroutine[Any, Any, None], on_error: Callable[[Exception], Awaitable[None]]
+    ) -> None:
+        """Run `work` as a tracked task; any failure (`ShuttingDown` when `drain()` stopped
+        it) goes to `on_error`, which tells the user. `drain()` waits for that too."""
+        task = asyncio.ensure_future(work)
+        answered = asyncio.Event()
+        self._work[task] = answered
+        try:
+            try:
+                await task
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if not (task.cancelled() and self.closing and not _cancelling(current)):
+                    task.cancel()
+                    raise
+                await on_error(ShuttingDown())
+            except Exception as error:
+                await on_error(error)
+        finally:
+            answered.set()
+            del self._work[task]
+
+    async def drain(self, grace_s: float) -> int:
+        """Stop accepting; wait up to `grace_s` for running work, then cancel the rest and
+        wait (bounded) for their goodbye messages. Returns how many were cancelled."""
+        self.closing = True
+        if self._work:
+            await asyncio.wait(set(self._work), timeout=grace_s)
+        left = {task: answered for task, answered in self._work.items() if not task.done()}
+        for task in left:
+            task.cancel()
+        answers = [asyncio.ensure_future(event.wait()) for event in self._work.values()]
+        if answers:
+            await asyncio.wait(answers, timeout=CANCEL_WAIT_S)
+            for waiter in answers:
+                waiter.cancel()
+        return len(left)
+
+
+def _cancelling(task: asyncio.Task[Any] | None) -> bool:
+    return task is not None and task.cancelling() > 0
+
+
+class UserCooldown:
+    """At most one request per `seconds` per key (a user id); 0 seconds turns it off."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._last: dict[Hashable, float] = {}
+
+    def hit(self, key: Hashable) -> float | None:
+        """Record a request; returns the seconds to wait instead when it is too soon."""
+        if self.seconds <= 0:
+            return None
+        now = time.monotonic()
+        last = self._last.get(key)
+        if last is not None and now - last < self.seconds:
+            return self.seconds - (now - last)
+        self._last[key] = now
+        if len(self._last) > COOLDOWN_PRUNE_AT:
+            self._last = {k: t for k, t in self._last.items() if now - t < self.seconds}
+        return None
+
+
+async def close_stream(stream: AsyncIterator[Any]) -> None:
+    """Close a use-case stream now, so the backend stops work nobody will read."""
+    close = getattr(stream, "aclose", None)
+    if close is not None:
+        await close()
+
+
+def describe_error(error: BaseException, what: str = "request") -> str:
+    """The sentence a user sees for `error`; unexpected errors are logged with an incident id."""
+    if isinstance(error, ShuttingDown):
+        return render.SHUTTING_DOWN
+    if isinstance(error, Busy):
+        return render.busy(str(error), error.retry_after_s)
+    if isinstance(error, InvalidRequest | BackendError):
+        return f"⚠️ {error}"
+    incident = uuid.uuid4().hex[:8]
+    log.error("discord %s failed, incident %s", what, incident, exc_info=error)
+    return render.internal_error(incident)

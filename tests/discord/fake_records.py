@@ -1,0 +1,61 @@
+"""What the fake Discord keeps: recorded calls, messages, interactions (test support)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from tests.discord import payloads as p
+
+
+@dataclass
+class Call:
+    method: str
+    path: str
+    query: dict[str, str]
+    body: Any
+    at: float
+    files: list[tuple[str, bytes]] = field(default_factory=list)
+
+
+@dataclass
+class Message:
+    id: int
+    channel_id: int
+    content: str
+    flags: int = 0
+    interaction_id: int | None = None
+    reference_id: int | None = None
+    allowed_mentions: list[Any] = field(default_factory=list)  # one entry per write
+    edits: list[tuple[float, str]] = field(default_factory=list)
+    reactions: dict[str, set[int]] = field(default_factory=dict)
+    files: list[tuple[str, bytes]] = field(default_factory=list)
+    deleted: bool = False
+
+    @property
+    def ephemeral(self) -> bool:
+        return bool(self.flags & p.EPHEMERAL)
+
+
+@dataclass
+class Interaction:
+    id: int
+    token: str
+    created: float
+    callback_type: int | None = None
+    callback_at: float | None = None
+    original_id: int | None = None
+    followup_ids: list[int] = field(default_factory=list)
+
+
+def json_response(body: Any, status: int = 200) -> web.Response:
+    return web.Response(
+        body=json.dumps(body).encode(), status=status, headers={"Content-Type": "application/json"}
+    )
+
+
+def error(status: int, message: str, code: int = 0) -> web.Response:
+    return json_response({"message": message, "code": code}, status)

@@ -1,0 +1,78 @@
+"""The pure parts: message splitting, previews, command comparison, settings, endpoints."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.platforms.discord import render
+from bot.platforms.discord.client import rest_base
+from bot.platforms.discord.sync import same_commands
+from bot.settings import Settings, SettingsError
+
+
+def test_split_text_keeps_everything_and_prefers_spaces():
+    text = " ".join(["lorem"] * 900)  # 5,399 characters
+    pages = render.split_text(text)
+    assert "".join(pages) == text
+    assert len(pages) == 3 and all(len(page) <= render.MESSAGE_LIMIT for page in pages)
+    assert all(page.endswith(" ") for page in pages[:-1])  # cut after a space, not in a word
+
+
+def test_split_text_never_separates_an_escape_from_its_character():
+    text = "\\*" * 1500  # markdown-escaped asterisks, no spaces to cut at
+    pages = render.split_text(text)
+    assert "".join(pages) == text
+    assert all(not page.endswith("\\") for page in pages)
+
+
+def test_paginate_puts_the_footer_on_the_last_page():
+    body = "x" * 1995
+    pages = render.paginate(body, "-# footer")
+    assert pages == [body, "-# footer"]
+    assert render.paginate("short", "-# footer") == ["short\n-# footer"]
+
+
+def test_output_is_escaped_and_previews_fit_one_message():
+    assert render.output_body("Hi *you*", " __there__") == r"**Hi \*you\*** \_\_there\_\_"
+    preview = render.preview("p", {0: "word " * 1000}, "queued: position 3")
+    assert len(preview) <= render.MESSAGE_LIMIT and preview.startswith("…")
+    assert preview.endswith(render.CURSOR + "\n-# queued: position 3")
+    assert render.queued(1) == "waiting for the model…"
+
+
+def test_command_comparison_ignores_what_discord_adds():
+    local = [{"name": "generate", "description": "d", "type": 1, "nsfw": False,
+              "default_member_permissions": 8, "dm_permission": True,
+              "options": [{"name": "t", "type": 10, "min_value": 0.0, "max_value": 2,
+                           "required": False, "description": "x"}]}]  # fmt: skip
+    remote = [{**local[0], "id": "1", "version": "2", "application_id": "3",
+               "default_member_permissions": "8",
+               "options": [{"name": "t", "type": 10, "min_value": 0, "max_value": 2.0,
+                            "description": "x"}]}]  # fmt: skip
+    assert same_commands(local, remote)
+    changed = [{**remote[0], "description": "new"}]
+    assert not same_commands(local, changed)
+    assert not same_commands(local, [])
+
+
+def test_discord_settings_are_validated():
+    settings = Settings.from_env(
+        {"DISCORD_EDIT_INTERVAL_SECONDS": "1.5", "DISCORD_COOLDOWN_SECONDS": "0",
+         "DISCORD_DM_POLICY": "Admins"}, dotenv_path=None,
+    )  # fmt: skip
+    assert (settings.discord.edit_interval_s, settings.discord.cooldown_s) == (1.5, 0.0)
+    assert settings.discord.dm_policy == "admins"
+    bad = [
+        ("DISCORD_EDIT_INTERVAL_SECONDS", "0"),
+        ("DISCORD_COOLDOWN_SECONDS", "soon"),
+        ("DISCORD_DM_POLICY", "maybe"),
+    ]
+    for name, value in bad:
+        with pytest.raises(SettingsError) as error:
+            Settings.from_env({name: value}, dotenv_path=None)
+        assert str(error.value).startswith(f"{name}: ")
+
+
+def test_rest_base_adds_the_api_version_when_missing():
+    assert rest_base("http://proxy:8080/") == "http://proxy:8080/api/v10"
+    assert rest_base("http://proxy:8080/api/v10") == "http://proxy:8080/api/v10"
