@@ -168,6 +168,9 @@ class QueueHandle:
     def put_error(self, error: BaseException) -> None:
         if not self._future.done():
             self._future.set_exception(error)
+            # A caller that cancelled and left never awaits the result; the backend has
+            # logged real failures already, so asyncio need not report it as unretrieved.
+            self._future.exception()
         self._events.put_nowait(self._DONE)
 
     async def __aiter__(self) -> AsyncIterator[GenerationEvent]:
