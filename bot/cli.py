@@ -32,6 +32,13 @@ DEMO_PROMPTS = (
 )
 
 
+# platform -> (variable, check): what the built-in platforms cannot start without
+REQUIRED_TOKENS: dict[str, tuple[str, Callable[[Settings], bool]]] = {
+    "discord": ("DISCORD_TOKEN", lambda s: bool(s.discord.token)),
+    "slack": ("SLACK_BOT_TOKEN", lambda s: bool(s.slack.bot_token)),
+}
+
+
 class CommandError(Exception):
     """An expected failure: the message is printed as is."""
 
@@ -98,6 +105,10 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
             f"the {name} platform is not available in this build ({error}). "
             "Run `gpt2bot demo` for a local demonstration."
         ) from None
+    missing = REQUIRED_TOKENS.get(name)
+    if missing and not missing[1](settings):
+        # say so before spending a minute preparing the model
+        raise CommandError(f"{missing[0]} is not set: put it in .env to run the {name} bot.")
     app = await _open_app(settings)
     try:
         platform = factory(app, RunOptions(host=args.host, port=args.port))

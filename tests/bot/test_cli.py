@@ -92,3 +92,11 @@ def test_platform_not_installed_is_explained(install):
     assert done.returncode == 1
     assert done.stderr.startswith("gpt2bot: the nosuch platform is not available")
     assert "Traceback" not in done.stderr
+
+
+def test_missing_platform_token_is_reported_before_the_model_loads(install):
+    done = gpt2bot(install, "run", "--platform", "discord", check=False)
+    assert done.returncode == 1
+    assert done.stderr.strip() == (
+        "gpt2bot: DISCORD_TOKEN is not set: put it in .env to run the discord bot."
+    )
