@@ -79,7 +79,7 @@ def parse_file(filename: str, content: bytes) -> tuple[list[str], Counter[str]]:
     if kind is None:
         raise ValueError(
             f"{filename}: unsupported file type; upload a .txt (one sample per line) "
-            "or a .jsonl file (one JSON object with a \"text\" field per line)"
+            'or a .jsonl file (one JSON object with a "text" field per line)'
         )
     if len(content) > MAX_FILE_BYTES:
         raise ValueError(f"{filename}: larger than {MAX_FILE_BYTES // 1_000_000} MB; split it")

@@ -41,9 +41,7 @@ def _heldout_of(version: ModelVersionRecord) -> list[str]:
 class Registry:
     """Promotion, rollback and hot-swap; `backend` is None outside a running bot."""
 
-    def __init__(
-        self, db: Database, tolerance: float, backend: Backend | None = None
-    ) -> None:
+    def __init__(self, db: Database, tolerance: float, backend: Backend | None = None) -> None:
         self.db = db
         self.versions = ModelVersionRepository(db)
         self.tolerance = tolerance

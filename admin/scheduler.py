@@ -12,6 +12,7 @@ downtime; at start-up an existing stored job is kept as is (re-adding it with
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -48,7 +49,7 @@ def parse_cron(cron: str, min_gap_minutes: int, now: datetime | None = None) -> 
     times = next_fire_times(trigger, GAP_CHECKED_RUNS, now)
     if not times:
         raise ValueError(f"{cron!r} never fires; pick a date that exists, e.g. '0 3 1 * *'.")
-    gaps = [(b - a).total_seconds() / 60 for a, b in zip(times, times[1:], strict=False)]
+    gaps = [(b - a).total_seconds() / 60 for a, b in itertools.pairwise(times)]
     if gaps and min(gaps) < min_gap_minutes:
         raise ValueError(
             f"{cron!r} would retrain every {min(gaps):.0f} minutes; retraining needs at least "
@@ -57,7 +58,9 @@ def parse_cron(cron: str, min_gap_minutes: int, now: datetime | None = None) -> 
     return trigger
 
 
-def next_fire_times(trigger: BaseTrigger, count: int, now: datetime | None = None) -> list[datetime]:
+def next_fire_times(
+    trigger: BaseTrigger, count: int, now: datetime | None = None
+) -> list[datetime]:
     times: list[datetime] = []
     previous: datetime | None = None
     current = now or datetime.now(UTC)

@@ -96,9 +96,9 @@ class LearningLoop:
         self._closing = False
 
     # -- lifecycle ---------------------------------------------------------------------------
-    async def start(self, schedule: bool = True) -> None:
+    async def start(self, schedule: bool = True, resume: bool = True) -> None:
         """Resume runs interrupted by a crash or restart; start the retrain schedule."""
-        interrupted = await self.interrupted_run()
+        interrupted = await self.interrupted_run() if resume else None
         if interrupted is not None:
             log.warning("resuming training run %d from its last checkpoint", interrupted.id)
             await self.resume(interrupted)
@@ -255,7 +255,9 @@ class LearningLoop:
         if asyncio.iscoroutine(result):
             await result
 
-    async def _execute(self, run_id: int, job: FinetuneJob, progress: ProgressCallback | None) -> None:
+    async def _execute(
+        self, run_id: int, job: FinetuneJob, progress: ProgressCallback | None
+    ) -> None:
         assert self._process is not None
         try:
             done = await self._process.wait()
@@ -284,7 +286,9 @@ class LearningLoop:
             job.version_name, job.output_dir, base, job.base_version, done["metrics"], run_id,
         )  # fmt: skip
         run = await self.db.run(self.runs.get, run_id)
-        png = await asyncio.to_thread(loss_curve_png, run.loss_log, f"run {run_id}: {job.version_name}")
+        png = await asyncio.to_thread(
+            loss_curve_png, run.loss_log, f"run {run_id}: {job.version_name}"
+        )
         (Path(job.output_dir) / LOSS_CURVE_FILE).write_bytes(png)
         promoted, reason = False, "not promoted automatically (auto-promote is off)"
         if self.config.auto_promote:
@@ -361,7 +365,11 @@ class LearningLoop:
 
     async def loss_curve(self, run_id: int | None = None) -> bytes:
         """The loss-curve PNG of a run (default: the latest)."""
-        run = await self.db.run(self.runs.get, run_id) if run_id else await self.db.run(self.runs.latest)
+        run = (
+            await self.db.run(self.runs.get, run_id)
+            if run_id
+            else await self.db.run(self.runs.latest)
+        )
         if run is None:
             raise LookupError("no training run yet: `retrain now` starts one")
         title = f"run {run.id}" + (f": {run.model_version}" if run.model_version else "")

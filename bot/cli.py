@@ -13,7 +13,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from typing import Any
 
-from bot import plugins
+from admin.base import AlreadyRunning
+from admin.registry import PromotionRefused
+from bot import cli_learning, plugins
 from bot.app import App
 from bot.export import FORMATS, write_export
 from bot.params import LIMITS, InvalidRequest
@@ -21,7 +23,7 @@ from bot.platforms.base import RunOptions
 from bot.settings import Settings, SettingsError
 from bot.usecases import Finished, Origin
 from model.backends.base import BackendError
-from model.versions import ModelUnavailable, validate_version_name
+from model.versions import ModelUnavailable
 from storage import Database, GenerationRepository, ModelVersionRepository, NotFound, upgrade
 
 log = logging.getLogger("gpt2bot")
@@ -73,8 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("action", nargs="?", choices=["list", "use", "rollback"], default="list")
     models.add_argument("version", nargs="?")
     models.add_argument("--json", action="store_true", help="print JSON")
+    models.add_argument("--force", action="store_true", help="promote even if the gate refuses")
 
     sub.add_parser("demo", help="generate from a few prompts, rate one, show how to export")
+    cli_learning.add_parsers(sub)  # train, bench
     return parser
 
 
@@ -97,7 +101,7 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
             f"the {name} platform is not available in this build ({error}). "
             "Run `gpt2bot demo` for a local demonstration."
         ) from None
-    app = await App.open(settings)
+    app = await App.open(settings, background=True)
     try:
         platform = factory(app, RunOptions(host=args.host, port=args.port))
         loop = asyncio.get_running_loop()
@@ -183,18 +187,11 @@ def _export(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _models(settings: Settings, args: argparse.Namespace) -> int:
+    if args.action in ("use", "rollback"):  # through the registry: gate, atomic switch
+        asyncio.run(cli_learning.models_switch(settings, args.action, args.version, args.force))
     db = _open_db(settings)
     versions = ModelVersionRepository(db)
     try:
-        if args.action == "use":
-            if not args.version:
-                raise CommandError("name the version: gpt2bot models use VERSION")
-            versions.activate(validate_version_name(args.version))
-        elif args.action == "rollback":
-            previous = versions.previous_active()
-            if previous is None:
-                raise CommandError("there is no earlier active version to roll back to")
-            versions.activate(previous.name)
         rows = versions.list()
     finally:
         db.dispose()
@@ -216,6 +213,8 @@ COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], Any]] = {
     "demo": _demo,
     "export": _export,
     "models": _models,
+    "train": cli_learning.train,
+    "bench": cli_learning.bench,
 }
 
 
@@ -236,7 +235,10 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(outcome, Awaitable):
             outcome = asyncio.run(outcome)  # type: ignore[arg-type]
         return int(outcome)
-    except (CommandError, InvalidRequest, BackendError, ModelUnavailable, NotFound) as error:
+    except (
+        CommandError, InvalidRequest, BackendError, ModelUnavailable, NotFound, LookupError,
+        PromotionRefused, AlreadyRunning, OSError,
+    ) as error:  # fmt: skip
         print(f"gpt2bot: {error}", file=sys.stderr)
         return 1
     except ValueError as error:  # bad names and values from our own validators

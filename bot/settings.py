@@ -17,8 +17,10 @@ from dotenv import dotenv_values
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from admin.config import LearningConfig
 from model.config import ModelConfig
 from model.device import DEVICES, DTYPES
+from model.finetune import FinetuneConfig
 from storage.db import StorageConfig
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -62,6 +64,7 @@ class Settings:
     discord: DiscordConfig = field(default_factory=DiscordConfig)
     slack: SlackConfig = field(default_factory=SlackConfig)
     admin: AdminConfig = field(default_factory=AdminConfig)
+    learning: LearningConfig = field(default_factory=LearningConfig)
     log_level: str = "INFO"
 
     @classmethod
@@ -80,6 +83,7 @@ class Settings:
             discord=_discord_config(env),
             slack=_slack_config(env),
             admin=_admin_config(env),
+            learning=_learning_config(env),
             log_level=_choice(env, "LOG_LEVEL", "INFO", LOG_LEVELS, upper=True),
         )
 
@@ -195,4 +199,38 @@ def _admin_config(env: Mapping[str, str]) -> AdminConfig:
     user_ids = tuple(part.strip() for part in env.get("ADMIN_USER_IDS", "").split(",") if part)
     return AdminConfig(
         user_ids=tuple(u for u in user_ids if u), role=env.get("ADMIN_ROLE"), retrain_cron=cron
+    )
+
+
+def _number(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not low <= value <= high:
+        raise SettingsError(name, f"{raw!r} is not a number from {low:g} to {high:g}", "Fix it.")
+    return value
+
+
+def _learning_config(env: Mapping[str, str]) -> LearningConfig:
+    base, tune = LearningConfig(), FinetuneConfig()
+    finetune = FinetuneConfig(
+        epochs=int(_number(env, "TRAIN_EPOCHS", tune.epochs, 1, 100)),
+        learning_rate=_number(env, "TRAIN_LEARNING_RATE", tune.learning_rate, 1e-7, 1.0),
+        batch_size=int(_number(env, "TRAIN_BATCH_SIZE", tune.batch_size, 1, 512)),
+        grad_accum=int(_number(env, "TRAIN_GRAD_ACCUM", tune.grad_accum, 1, 512)),
+        block_size=int(_number(env, "TRAIN_BLOCK_SIZE", tune.block_size, 16, 1024)),
+        checkpoint_every=int(_number(env, "TRAIN_CHECKPOINT_EVERY", tune.checkpoint_every, 1, 1e6)),
+        device=env.get("DEVICE", "auto").lower(),
+        dtype=env.get("DTYPE", "auto").lower(),
+    )
+    return LearningConfig(
+        rating_min_score=int(_number(env, "RATING_MIN_SCORE", base.rating_min_score, -1e6, 1e6)),
+        rating_min_raters=int(_number(env, "RATING_MIN_RATERS", base.rating_min_raters, 1, 1e6)),
+        promote_tolerance=_number(env, "PROMOTE_TOLERANCE", base.promote_tolerance, 0, 100),
+        auto_promote=_choice(env, "AUTO_PROMOTE", "true", ("true", "false")) == "true",
+        finetune=finetune,
     )

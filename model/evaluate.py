@@ -94,7 +94,9 @@ def sample_outputs(
     return samples
 
 
-def compare_on_heldout(paths: dict[str, str], texts: Sequence[str], block_size: int) -> dict[str, float]:
+def compare_on_heldout(
+    paths: dict[str, str], texts: Sequence[str], block_size: int
+) -> dict[str, float]:
     """Held-out loss of several version folders on the same texts (blocking; run in a thread)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

@@ -43,7 +43,7 @@ class FinetuneConfig:
     """Defaults suit a few hundred short samples on a small model."""
 
     epochs: int = 3
-    learning_rate: float = 5e-5  # small data: a gentle rate keeps what the model knew
+    learning_rate: float = 1e-4  # small data: a gentle rate keeps what the model knew
     warmup_ratio: float = 0.1
     weight_decay: float = 0.01
     batch_size: int = 8
@@ -138,7 +138,9 @@ class _Run:
             (lambda: torch.autocast("cuda", dtype=dtype)) if on_gpu else (lambda: nullcontext())
         )
         # Preprocess: held-out split, EOS between samples, fixed blocks
-        train, self.heldout = split_heldout(job.texts, self.config.heldout_fraction, self.config.seed)
+        train, self.heldout = split_heldout(
+            job.texts, self.config.heldout_fraction, self.config.seed
+        )
         eos = self.tokenizer.eos_token_id
         ids = [self.tokenizer.encode(t) for t in train]
         self.blocks = pack_cyclic(ids, eos, self.config.block_size)  # (N, T)

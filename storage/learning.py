@@ -134,9 +134,7 @@ class CuratedSampleRepository:
         those whose ratings no longer do. Returns (added, removed)."""
         with self._db.session() as session:
             totals: dict[int, list[int]] = defaultdict(list)
-            for generation_id, score in session.execute(
-                select(Rating.generation_id, Rating.score)
-            ):
+            for generation_id, score in session.execute(select(Rating.generation_id, Rating.score)):
                 totals[generation_id].append(score)
             passing = {
                 gid
