@@ -53,7 +53,8 @@ def heldout_loss(model: Any, tokenizer: Any, texts: Sequence[str], block_size: i
         if len(block) < 2:
             continue
         ids = torch.tensor([block], device=device)  # (1, T)
-        loss = model(input_ids=ids, labels=ids).loss.float().item()
+        mask = torch.ones_like(ids)
+        loss = model(input_ids=ids, attention_mask=mask, labels=ids).loss.float().item()
         total += loss * (len(block) - 1)
         count += len(block) - 1
     model.train(was_training)
