@@ -30,6 +30,7 @@ RETRAIN_JOB_ID = "gpt2bot-retrain"
 JOB_TABLE = "apscheduler_jobs"
 MISFIRE_GRACE_S = 6 * 3600  # a run missed while the bot was down still happens if this recent
 NEXT_RUNS_SHOWN = 3
+WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
 GAP_CHECKED_RUNS = 24  # fire times inspected to find the shortest gap of a schedule
 
 
@@ -37,10 +38,28 @@ async def retrain_tick() -> None:
     """The stored job. The scheduler's listener does the work (see the module docstring)."""
 
 
+def _weekday(token: str) -> str:
+    return WEEKDAYS[int(token) % 7] if token.isdigit() and int(token) <= 7 else token
+
+
+def standard_weekdays(cron: str) -> str:
+    """APScheduler 3 numbers weekdays from Monday=0; crontab from Sunday=0 (7 too). Spell the
+    weekday field in names so "0 3 * * 0" means Sunday, as it does for cron."""
+    fields = cron.split()
+    if len(fields) != 5:
+        return cron
+    parts = []
+    for part in fields[4].split(","):
+        span, _, step = part.partition("/")
+        span = "-".join(_weekday(t) for t in span.split("-"))
+        parts.append(f"{span}/{step}" if step else span)
+    return " ".join([*fields[:4], ",".join(parts)])
+
+
 def parse_cron(cron: str, min_gap_minutes: int, now: datetime | None = None) -> CronTrigger:
     """A UTC cron trigger for five-field `cron`; `ValueError` for invalid or absurd ones."""
     try:
-        trigger = CronTrigger.from_crontab(cron, timezone=UTC)
+        trigger = CronTrigger.from_crontab(standard_weekdays(cron), timezone=UTC)
     except ValueError as error:
         raise ValueError(
             f"{cron!r} is not a cron schedule ({error}). Use five fields: minute hour "
@@ -92,6 +111,7 @@ class RetrainScheduler:
                 "misfire_grace_time": MISFIRE_GRACE_S,
             },
             timezone=UTC,
+            event_loop=asyncio.get_running_loop(),
         )
         scheduler.add_listener(self._executed, EVENT_JOB_EXECUTED)
         # the job store reads the database: keep that off the event loop

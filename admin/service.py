@@ -129,7 +129,7 @@ class LearningLoop:
 
     async def curate_list(self, limit: int = 20) -> list[CuratedItem]:
         await self.sync_ratings()
-        rows = await self.db.run(self.samples.list, limit)
+        rows = await self.db.run(self.samples.recent, limit)
         return [
             CuratedItem(r.id, r.text, r.source, r.added_by, r.created_at, r.active, r.generation_id)
             for r in rows

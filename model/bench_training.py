@@ -27,7 +27,7 @@ from transformers import GPT2Config, GPT2LMHeadModel
 from model.bootstrap import train_tokenizer
 from model.finetune import FinetuneConfig, FinetuneJob, _Run
 
-CONFIGS: dict[str, dict[str, int]] = {
+CONFIGS: dict[str, dict[str, Any]] = {
     "tiny": {"n_layer": 2, "n_head": 2, "n_embd": 64, "vocab_size": 2048},
     "124m": {"n_layer": 12, "n_head": 12, "n_embd": 768, "vocab_size": 50257},
 }
@@ -70,7 +70,7 @@ def _recipe(run: _Run, steps: int) -> tuple[float, int]:
 
 def _padded(run: _Run, lines: list[str], steps: int) -> tuple[float, int]:
     eos = run.tokenizer.eos_token_id
-    rows = [(run.tokenizer.encode(line) + [eos])[:BLOCK_SIZE] for line in lines]
+    rows = [[*run.tokenizer.encode(line), eos][:BLOCK_SIZE] for line in lines]
     ids = torch.full((len(rows), BLOCK_SIZE), eos, dtype=torch.long)  # (N, T)
     mask = torch.zeros_like(ids)
     for i, row in enumerate(rows):
@@ -102,7 +102,7 @@ def _trainer(run: _Run, steps: int, out: Path) -> tuple[float, int]:
         use_cpu=True, report_to=[], save_strategy="no", logging_strategy="no",
         disable_tqdm=True, dataloader_num_workers=0,
     )  # fmt: skip
-    trainer = Trainer(model=run.model, args=args, train_dataset=dataset)  # type: ignore[arg-type]
+    trainer = Trainer(model=run.model, args=args, train_dataset=dataset)
     started = time.perf_counter()
     trainer.train()
     seconds = (time.perf_counter() - started) * steps / (steps + 1)  # drop ~one step's share

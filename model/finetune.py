@@ -130,8 +130,8 @@ class _Run:
         # Load model
         self.device = resolve_device(self.config.device)
         self.tokenizer = AutoTokenizer.from_pretrained(job.base_path)
-        self.model = AutoModelForCausalLM.from_pretrained(job.base_path, dtype=torch.float32)
-        self.model.to(self.device)
+        model: Any = AutoModelForCausalLM.from_pretrained(job.base_path, dtype=torch.float32)
+        self.model = model.to(self.device)
         dtype = resolve_dtype(self.device, self.config.dtype)
         on_gpu = self.device.type == "cuda" and dtype != torch.float32
         self.autocast = (

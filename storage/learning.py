@@ -98,7 +98,7 @@ class CuratedSampleRepository:
             query = select(CuratedSample.text).where(CuratedSample.active.is_(True))
             return list(session.scalars(query))
 
-    def list(self, limit: int = 20, active_only: bool = True) -> list[CuratedSampleRecord]:
+    def recent(self, limit: int = 20, active_only: bool = True) -> list[CuratedSampleRecord]:
         with self._db.session() as session:
             query = select(CuratedSample).order_by(CuratedSample.id.desc()).limit(limit)
             if active_only:

@@ -31,6 +31,12 @@ TINY_FINETUNE = FinetuneConfig(
 DOMAIN = [f"Robot number {i} likes to paint the blue fence in the garden." for i in range(24)]
 
 
+@pytest.fixture
+def domain() -> list[str]:
+    """Training texts of a narrow domain the tiny model learns within a few steps."""
+    return list(DOMAIN)
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small GPT-2 built once per session (copy it before changing it)."""

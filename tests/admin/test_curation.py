@@ -39,7 +39,7 @@ async def test_add_reports_what_was_skipped_and_why(loop: LearningLoop) -> None:
 
 
 async def test_files_txt_and_jsonl(loop: LearningLoop) -> None:
-    txt = "first line here\nsecond line here\n\nfirst line here\n".encode()
+    txt = b"first line here\nsecond line here\n\nfirst line here\n"
     report = await loop.curate_add_file("a", "data.txt", txt)
     assert (report.added, report.skipped) == (2, {"empty": 1, "duplicates": 1})
     jsonl = "\n".join(
