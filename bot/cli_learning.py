@@ -30,7 +30,7 @@ def add_parsers(sub: Any) -> None:
     train.add_argument("--json", action="store_true", help="print JSON")
     bench = sub.add_parser("bench", help="benchmarks (JSON with --json)")
     bench.add_argument("kind", choices=BENCH_KINDS)
-    bench.add_argument("--data", help="text file of samples (default: the bundled corpus)")
+    bench.add_argument("--data", help="training bench: text file of samples (default: bundled)")
     bench.add_argument("--configs", default="tiny,124m", help="model configs (training bench)")
     bench.add_argument("--cycles", type=int, default=3, help="retrain cycles (loop bench)")
     bench.add_argument("--json", action="store_true", help="print JSON")
@@ -129,8 +129,8 @@ async def bench(settings: Settings, args: argparse.Namespace) -> int:
 
         result = run_training_bench(args.data, tuple(args.configs.split(",")))
     else:
-        from admin.bench_loop import run_loop_bench
+        from bot.bench_loop import run_loop_bench
 
-        result = await run_loop_bench(args.data, args.cycles)
+        result = await run_loop_bench(args.cycles)
     print(json.dumps(result, indent=None if args.json else 2))
     return 0

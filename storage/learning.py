@@ -231,12 +231,3 @@ class TrainingRunRepository:
                 raise NotFound(f"training run {run_id}")
             row.loss_log = [*(row.loss_log or []), *entries]  # reassign so JSON change is seen
             row.progress = progress
-
-    def fail_interrupted(self, reason: str) -> int:
-        """Mark runs left `running` by a crashed process as failed; returns how many."""
-        with self._db.session() as session:
-            query = select(TrainingRun).where(TrainingRun.status.in_(ACTIVE_STATUSES))
-            rows = list(session.scalars(query))
-            for row in rows:
-                row.status, row.error, row.finished_at = "failed", reason, utcnow()
-            return len(rows)
