@@ -40,8 +40,12 @@ PROMPTS = (
     "The main idea is that",
     "Good results come from",
     "Before deployment,",
+    "Engineers usually",
+    "One common mistake is",
+    "The results show",
+    "A simple approach",
 )
-SAMPLES_PER_PROMPT = 6
+SAMPLES_PER_PROMPT = 4  # the most one request may ask for
 RATERS = ("rater-a", "rater-b", "rater-c")
 LOOP_FINETUNE = FinetuneConfig(
     epochs=4,
