@@ -172,7 +172,11 @@ class LearningLoop:
     ) -> TrainingRunInfo:
         self._check_idle()
         others = await self.db.run(self.runs.running)
-        if others and await self.interrupted_run() is None:
+        interrupted = await self.interrupted_run() if others else None
+        if interrupted is not None:  # finish what a crash interrupted before starting anew
+            log.warning("resuming interrupted training run %d instead", interrupted.id)
+            return await self.resume(interrupted, progress)
+        if others:
             raise AlreadyRunning(
                 f"A training run is already running ({others[0].progress:.0%}) "
                 "in another gpt2bot process."

@@ -46,10 +46,11 @@ PROMPTS = (
     "A simple approach",
 )
 SAMPLES_PER_PROMPT = 4  # the most one request may ask for
+ROUNDS = 2  # requests per prompt and cycle: 12 x 4 x 2 = 96 generations
 RATERS = ("rater-a", "rater-b", "rater-c")
 LOOP_FINETUNE = FinetuneConfig(
-    epochs=4,
-    learning_rate=5e-4,  # the bootstrap model was trained from scratch at 2e-3
+    epochs=20,  # a cycle's data is a few dozen short texts: a handful of blocks per epoch
+    learning_rate=1e-3,  # the bootstrap model was trained from scratch at 2e-3
     block_size=64,
     batch_size=8,
     eval_every=1000,  # evaluate at the end only: the runs are a few dozen steps
@@ -67,9 +68,10 @@ async def _cycle(chat: ChatService, cycle: int) -> dict[str, Any]:
     """Generate a batch, let the raters rate it; the share liked and the mean rating."""
     origin = Origin(platform="bench", user_id="bench")
     scores, liked = [], 0
-    for index, prompt in enumerate(PROMPTS):
+    requests = [(prompt, 100 * r + i) for r in range(ROUNDS) for i, prompt in enumerate(PROMPTS)]
+    for prompt, seed in requests:  # the same seeds every cycle: only the model changes
         params = {"samples": SAMPLES_PER_PROMPT, "max_new_tokens": 30, "temperature": 1.0,
-                  "seed": 1000 * cycle + index}  # fmt: skip
+                  "seed": seed}  # fmt: skip
         finished = await chat.generate(origin, prompt, params)
         for generation in finished.generations:
             good = _liked(generation.output)
@@ -77,7 +79,7 @@ async def _cycle(chat: ChatService, cycle: int) -> dict[str, Any]:
             for rater in RATERS:
                 await chat.rate(generation.id, rater, "👍" if good else "👎")
                 scores.append(1 if good else -1)
-    total = len(PROMPTS) * SAMPLES_PER_PROMPT
+    total = len(requests) * SAMPLES_PER_PROMPT
     return {
         "cycle": cycle,
         "model_version": chat.backend.model_version,
@@ -87,12 +89,15 @@ async def _cycle(chat: ChatService, cycle: int) -> dict[str, Any]:
     }
 
 
-async def run_loop_bench(cycles: int) -> dict[str, Any]:
-    """Cycle 0 plus `cycles` retrain cycles on a fresh bootstrap model."""
+async def run_loop_bench(cycles: int, base: str | None = None) -> dict[str, Any]:
+    """Cycle 0 plus `cycles` retrain cycles, from `base` (a model folder) or a fresh
+    bootstrap model."""
     with tempfile.TemporaryDirectory() as tmp:
         db = Database(f"sqlite:///{Path(tmp) / 'bench.db'}")
         upgrade(db.engine)
-        model = ModelConfig(model_dir=Path(tmp) / "models", base_model="bootstrap", device="cpu")
+        model = ModelConfig(
+            model_dir=Path(tmp) / "models", base_model=base or "bootstrap", device="cpu"
+        )
         versions = ModelVersionRepository(db)
         started = time.perf_counter()
         active = await db.run(prepare_model, model, versions, BootstrapConfig(), None)
@@ -121,7 +126,8 @@ async def run_loop_bench(cycles: int) -> dict[str, Any]:
     rising = all(b["property_share"] > a["property_share"] for a, b in pairwise(results))
     return {
         "topic_word": TOPIC_WORD,
-        "bootstrap_seconds": round(bootstrap_s, 1),
+        "base": base or "bootstrap (built for this run)",
+        "prepare_seconds": round(bootstrap_s, 1),
         "total_seconds": round(time.perf_counter() - started, 1),
         "cycles": results,
         "runs": runs,

@@ -33,6 +33,7 @@ def add_parsers(sub: Any) -> None:
     bench.add_argument("--data", help="training bench: text file of samples (default: bundled)")
     bench.add_argument("--configs", default="tiny,124m", help="model configs (training bench)")
     bench.add_argument("--cycles", type=int, default=3, help="retrain cycles (loop bench)")
+    bench.add_argument("--base", help="loop bench: start from this model folder, not bootstrap")
     bench.add_argument("--json", action="store_true", help="print JSON")
 
 
@@ -131,6 +132,6 @@ async def bench(settings: Settings, args: argparse.Namespace) -> int:
     else:
         from bot.bench_loop import run_loop_bench
 
-        result = await run_loop_bench(args.cycles)
+        result = await run_loop_bench(args.cycles, args.base)
     print(json.dumps(result, indent=None if args.json else 2))
     return 0

@@ -33,6 +33,10 @@ from model.evaluate import EVAL_PROMPTS, heldout_loss, pack_cyclic, sample_outpu
 from model.versions import save_version
 
 CHECKPOINT_FILE = "checkpoint.pt"
+# Below this size a CPU run uses one thread: measured on a shared 2-core machine, a 4-layer
+# model stepped in 0.07 s on one thread and 4.4 s on two (OpenMP threads waiting on each other
+# while other processes hold the cores); tiny ops gain nothing from threads anyway.
+SMALL_MODEL_PARAMS = 20_000_000
 BEST_FILE = "best.pt"
 
 Emit = Callable[[dict[str, Any]], None]
@@ -58,6 +62,7 @@ class FinetuneConfig:
     device: str = "auto"
     dtype: str = "auto"  # bf16/fp16 autocast on GPU; fp32 on CPU
     sample_max_new_tokens: int = 40
+    threads: int = 0  # CPU threads; 0 = one for small models, torch's default otherwise
 
 
 @dataclass(frozen=True)
@@ -132,6 +137,7 @@ class _Run:
         self.tokenizer = AutoTokenizer.from_pretrained(job.base_path)
         model: Any = AutoModelForCausalLM.from_pretrained(job.base_path, dtype=torch.float32)
         self.model = model.to(self.device)
+        self._set_threads(sum(p.numel() for p in model.parameters()))
         dtype = resolve_dtype(self.device, self.config.dtype)
         on_gpu = self.device.type == "cuda" and dtype != torch.float32
         self.autocast = (
@@ -150,6 +156,13 @@ class _Run:
         self.optimizer = _optimizer(self.model, self.config)
         self.step, self.best, self.bad_evals = 0, math.inf, 0
         self.eval_before: dict[str, Any] = {}
+
+    def _set_threads(self, parameters: int) -> None:
+        if self.device.type != "cpu":
+            return
+        threads = self.config.threads or (1 if parameters < SMALL_MODEL_PARAMS else 0)
+        if threads:
+            torch.set_num_threads(threads)
 
     def evaluate(self) -> float:
         return heldout_loss(self.model, self.tokenizer, self.heldout, self.config.block_size)
