@@ -143,6 +143,8 @@ class _Run:
         self.autocast = (
             (lambda: torch.autocast("cuda", dtype=dtype)) if on_gpu else (lambda: nullcontext())
         )
+        # fp16 gradients underflow without loss scaling; bf16 and fp32 need none
+        self.scaler = torch.amp.GradScaler("cuda", enabled=on_gpu and dtype == torch.float16)
         # Preprocess: held-out split, EOS between samples, fixed blocks
         train, self.heldout = split_heldout(
             job.texts, self.config.heldout_fraction, self.config.seed
@@ -173,6 +175,7 @@ class _Run:
             state = torch.load(checkpoint, map_location=self.device, weights_only=False)
             self.model.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])
+            self.scaler.load_state_dict(state["scaler"])
             self.step, self.best, self.bad_evals = state["step"], state["best"], state["bad"]
             self.eval_before = state["eval_before"]
             self.emit({"event": "resumed", "step": self.step, "total": self.total})
@@ -210,10 +213,12 @@ class _Run:
             batch = self.batch_for(self.step, micro)
             with self.autocast():
                 loss = self.model(input_ids=batch, labels=batch).loss / self.config.grad_accum
-            loss.backward()
+            self.scaler.scale(loss).backward()
             total_loss += loss.item()
+        self.scaler.unscale_(self.optimizer)
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
-        self.optimizer.step()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
         self.step += 1
         return total_loss
@@ -224,6 +229,7 @@ class _Run:
             {
                 "model": self.model.state_dict(),
                 "optimizer": self.optimizer.state_dict(),
+                "scaler": self.scaler.state_dict(),
                 "step": self.step,
                 "best": self.best,
                 "bad": self.bad_evals,

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+import torch
 
 from admin.config import LearningConfig
 from admin.service import LearningLoop
@@ -41,6 +42,7 @@ def domain() -> list[str]:
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small GPT-2 built once per session (copy it before changing it)."""
     folder = tmp_path_factory.mktemp("tiny") / "tiny-1"
+    torch.set_num_threads(1)  # tiny models: threads only wait on each other (see model.finetune)
     build_bootstrap(folder, lines=bundled_corpus()[:60], config=TINY)
     return folder
 

@@ -98,3 +98,33 @@ async def test_too_little_data_is_refused_with_advice(loop: LearningLoop) -> Non
     await loop.curate_add("admin", ["only one sample"])
     with pytest.raises(ValueError, match="add at least 2"):
         await loop.retrain_now("admin")
+
+
+async def test_run_interrupted_by_a_crash_resumes_at_the_next_start(
+    loop: LearningLoop, db: Database, model_dir: Path, domain: list[str]
+) -> None:
+    await loop.curate_add("admin", domain)
+    checkpointed = asyncio.Event()
+
+    def on_progress(info: TrainingRunInfo) -> None:
+        if info.progress >= 0.25:  # several checkpoints (every 2 steps) are on disk by now
+            checkpointed.set()
+
+    started = await loop.retrain_now("admin", on_progress, epochs=12)
+    await asyncio.wait_for(checkpointed.wait(), timeout=60)
+    # the bot process dies: its training process with it, the run stays `running`
+    loop._closing = True
+    assert loop._process is not None and loop._process._process is not None
+    loop._process._process.kill()
+    await asyncio.gather(loop._task, return_exceptions=True)  # type: ignore[arg-type]
+    assert loop.runs.get(started.id).status == "running"
+
+    restarted = LearningLoop(db, loop.model, loop.config)
+    await restarted.start(schedule=False)
+    final = await restarted.wait()
+    await restarted.close()
+    assert final is not None and final.id == started.id and final.status == "succeeded"
+    log = loop.runs.get(started.id).loss_log
+    resumed = next(e for e in log if e.get("event") == "resumed")
+    after = [e["step"] for e in log[log.index(resumed) :] if "loss" in e]
+    assert resumed["step"] > 0 and after[0] == resumed["step"] + 1

@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 
 from bot.cli import main
 from model.bootstrap import BootstrapConfig, build_bootstrap, bundled_corpus
@@ -20,6 +21,7 @@ TINY = BootstrapConfig(
 @pytest.fixture
 def env_file(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     base = tmp_path / "base-model"
+    torch.set_num_threads(1)  # tiny models: threads only wait on each other (see model.finetune)
     build_bootstrap(base, lines=bundled_corpus()[:60], config=TINY)
     env = tmp_path / ".env"
     env.write_text(

@@ -30,6 +30,7 @@ DOMAIN = [f"Robot number {i} likes to paint the blue fence in the garden." for i
 @pytest.fixture(scope="module")
 def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("finetune") / "base"
+    torch.set_num_threads(1)  # tiny models: threads only wait on each other (see model.finetune)
     build_bootstrap(folder, lines=bundled_corpus()[:60], config=TINY)
     return folder
 
