@@ -49,12 +49,13 @@ SAMPLES_PER_PROMPT = 4  # the most one request may ask for
 ROUNDS = 2  # requests per prompt and cycle: 12 x 4 x 2 = 96 generations
 RATERS = ("rater-a", "rater-b", "rater-c")
 LOOP_FINETUNE = FinetuneConfig(
-    epochs=20,  # a cycle's data is a few dozen short texts: a handful of blocks per epoch
+    epochs=10,  # a cycle's data is a few dozen short texts: a handful of blocks per epoch
     learning_rate=1e-3,  # the bootstrap model was trained from scratch at 2e-3
     block_size=64,
     batch_size=8,
-    eval_every=1000,  # evaluate at the end only: the runs are a few dozen steps
-    checkpoint_every=1000,
+    eval_every=5,  # early stopping keeps the best held-out weights as the data grows
+    early_stop_patience=3,
+    checkpoint_every=1000,  # short runs: nothing worth resuming
     sample_max_new_tokens=20,
     device="cpu",
 )

@@ -211,7 +211,11 @@ def _number(env: Mapping[str, str], name: str, default: float, low: float, high:
     except ValueError:
         value = float("nan")
     if not low <= value <= high:
-        raise SettingsError(name, f"{raw!r} is not a number from {low:g} to {high:g}", "Fix it.")
+        raise SettingsError(
+            name,
+            f"{raw!r} is not a number from {low:g} to {high:g}",
+            "Set a number in that range, or remove the line to use the default.",
+        )
     return value
 
 

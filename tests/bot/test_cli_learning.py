@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from bot.cli import main
+from bot.settings import Settings, SettingsError
 from model.bootstrap import BootstrapConfig, build_bootstrap, bundled_corpus
 from storage import Database, ModelVersionRepository
 
@@ -62,3 +63,11 @@ def test_train_from_a_file_then_switch_versions(
     assert "invalid model version name" in capsys.readouterr().err
     db.dispose()
     shutil.rmtree(tmp_path / "models", ignore_errors=True)
+
+
+def test_learning_settings_are_read_and_checked() -> None:
+    settings = Settings.from_env({"TRAIN_EPOCHS": "5", "PROMOTE_TOLERANCE": "0.1"}, None)
+    assert settings.learning.finetune.epochs == 5
+    assert settings.learning.promote_tolerance == 0.1
+    with pytest.raises(SettingsError, match="TRAIN_EPOCHS: 'many' is not a number from 1 to 100"):
+        Settings.from_env({"TRAIN_EPOCHS": "many"}, None)
