@@ -46,7 +46,7 @@ PROMPTS = (
     "A simple approach",
 )
 SAMPLES_PER_PROMPT = 4  # the most one request may ask for
-ROUNDS = 2  # requests per prompt and cycle: 12 x 4 x 2 = 96 generations
+ROUNDS = 4  # requests per prompt and cycle: 12 x 4 x 4 = 192 generations (less noise)
 RATERS = ("rater-a", "rater-b", "rater-c")
 LOOP_FINETUNE = FinetuneConfig(
     epochs=10,  # a cycle's data is a few dozen short texts: a handful of blocks per epoch
