@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 JOB_FILE = "job.json"
 LOG_FILE = "train.log"
 DB_FLUSH_SECONDS = 1.0  # per-step losses are written in small batches, not one row per step
+REPORT_EVERY_PROGRESS = 0.1  # and reported at least every 10 %, however fast the steps are
 STREAM_LIMIT = 16 * 1024 * 1024  # the final event carries samples and metrics
 TERMINATE_GRACE_S = 10.0
 
@@ -49,6 +50,7 @@ class RunProgress:
     cancelled_by: str | None = None
     pending: list[dict[str, Any]] = field(default_factory=list)
     last_flush: float = field(default_factory=time.monotonic)
+    last_flushed_progress: float = 0.0
 
 
 def job_path(work_dir: str | Path) -> Path:
@@ -130,12 +132,15 @@ class TrainingProcess:
 
     async def _flush(self, force: bool = False) -> None:
         state = self.state
-        if not state.pending or (
-            not force and time.monotonic() - state.last_flush < DB_FLUSH_SECONDS
-        ):
+        due = (
+            force
+            or time.monotonic() - state.last_flush >= DB_FLUSH_SECONDS
+            or state.progress - state.last_flushed_progress >= REPORT_EVERY_PROGRESS
+        )
+        if not state.pending or not due:
             return
         entries, state.pending = state.pending, []
-        state.last_flush = time.monotonic()
+        state.last_flush, state.last_flushed_progress = time.monotonic(), state.progress
         await self.db.run(self.runs.append_losses, state.run_id, entries, state.progress)
         if self.on_progress is not None:
             try:

@@ -70,7 +70,7 @@ async def test_cancel_leaves_the_active_model_and_records_why(
         if info.progress > 0:
             first_step.set()
 
-    await loop.retrain_now("admin", on_progress, epochs=50)
+    await loop.retrain_now("admin", on_progress, epochs=200)
     await asyncio.wait_for(first_step.wait(), timeout=60)
     assert await loop.retrain_cancel("admin-2") is True
     status = await loop.retrain_status()
@@ -107,10 +107,10 @@ async def test_run_interrupted_by_a_crash_resumes_at_the_next_start(
     checkpointed = asyncio.Event()
 
     def on_progress(info: TrainingRunInfo) -> None:
-        if info.progress >= 0.25:  # several checkpoints (every 2 steps) are on disk by now
+        if info.progress >= 0.05:  # several checkpoints (every 2 steps) are on disk by now
             checkpointed.set()
 
-    started = await loop.retrain_now("admin", on_progress, epochs=12)
+    started = await loop.retrain_now("admin", on_progress, epochs=100)
     await asyncio.wait_for(checkpointed.wait(), timeout=60)
     # the bot process dies: its training process with it, the run stays `running`
     loop._closing = True
