@@ -120,3 +120,11 @@ class AdminService(Protocol):
     async def stats_chart(self) -> bytes:
         """The same as a PNG chart."""
         ...
+
+    async def loss_curve(self, run_id: int | None = None) -> bytes:
+        """A training run's loss curve as a PNG (default: the latest run)."""
+        ...
+
+    async def close(self) -> None:
+        """Stop the schedule and any training (an interrupted run resumes at the next start)."""
+        ...

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from admin.auth import AdminGate, AdminPolicy
+from admin.base import AdminService
 from admin.service import LearningLoop
 from bot import plugins
 from bot.settings import Settings
@@ -43,7 +44,7 @@ class App:
     audit: AuditRepository
     backend: Backend
     chat: ChatService
-    admin: LearningLoop
+    admin: AdminService
     gate: AdminGate
 
     @classmethod
