@@ -13,6 +13,7 @@ speed does not depend on them.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import resource
 import tempfile
 import time
@@ -111,6 +112,7 @@ def _trainer(run: _Run, steps: int, out: Path) -> tuple[float, int]:
 
 def _measure(config_name: str, variant: str, data: str | None) -> dict[str, float]:
     """One variant in this (fresh) process."""
+    os.dup2(2, 1)  # libraries print progress here; the parent's stdout carries only the JSON
     torch.manual_seed(0)
     lines = _lines(data)
     with tempfile.TemporaryDirectory() as tmp:
