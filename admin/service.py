@@ -136,7 +136,7 @@ class LearningLoop:
         ]
 
     async def curate_remove(self, actor: str, sample_id: int) -> None:
-        await self.db.run(self.samples.deactivate, sample_id)
+        await self.db.run(self.samples.deactivate, sample_id, actor)
 
     async def sync_ratings(self) -> tuple[int, int]:
         """Bring rating-derived samples in line with the current ratings."""

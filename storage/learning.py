@@ -115,12 +115,13 @@ class CuratedSampleRepository:
             )
             return [_sample_record(r) for r in session.scalars(query)]
 
-    def deactivate(self, sample_id: int) -> None:
+    def deactivate(self, sample_id: int, removed_by: str) -> None:
+        """Remove a sample from the dataset for good (ratings do not bring it back)."""
         with self._db.session() as session:
             row = session.get(CuratedSample, sample_id)
             if row is None or not row.active:
                 raise NotFound(f"curated sample {sample_id}")
-            row.active = False
+            row.active, row.removed_by = False, removed_by
 
     def last_change(self) -> datetime | None:
         """When the dataset last gained a sample (removals do not call for a retrain)."""
@@ -149,7 +150,7 @@ class CuratedSampleRepository:
             }
             added = removed = 0
             for gid, row in existing.items():
-                should = gid in passing
+                should = gid in passing and row.removed_by is None
                 if row.active != should:
                     row.active = should
                     row.created_at = utcnow() if should else row.created_at

@@ -87,5 +87,10 @@ async def test_ratings_include_and_exclude_generations(loop: LearningLoop, db: D
     # and back in when they recover
     repo.rate(liked, "r2", 1, "👍")
     repo.rate(liked, "r3", 1, "👍")
-    assert [i.generation_id for i in await loop.curate_list()] == [liked]
+    items = await loop.curate_list()
+    assert [i.generation_id for i in items] == [liked]
     assert len(await db.run(loop.samples.active)) == 1
+    # an admin's removal sticks, whatever the ratings say
+    await loop.curate_remove("admin", items[0].id)
+    repo.rate(liked, "r4", 1, "👍")
+    assert await loop.curate_list() == []
