@@ -60,6 +60,10 @@ class AlreadyRunning(Exception):
     """A training run is in progress; the message says how far it is."""
 
 
+class PromotionRefused(Exception):
+    """The gate refused a promotion; the message says why and how to force it."""
+
+
 ProgressCallback = Callable[[TrainingRunInfo], Any]
 
 
@@ -119,4 +123,12 @@ class AdminService(Protocol):
 
     async def stats_chart(self) -> bytes:
         """The same as a PNG chart."""
+        ...
+
+    async def loss_curve(self, run_id: int | None = None) -> bytes:
+        """A training run's loss curve as a PNG (default: the latest run)."""
+        ...
+
+    async def close(self) -> None:
+        """Stop the schedule and any training (an interrupted run resumes at the next start)."""
         ...

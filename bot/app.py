@@ -13,6 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from admin.auth import AdminGate, AdminPolicy
+from admin.base import AdminService
+from admin.service import LearningLoop
 from bot import plugins
 from bot.settings import Settings
 from bot.usecases import ChatService
@@ -41,6 +44,10 @@ class App:
     audit: AuditRepository
     backend: Backend
     chat: ChatService
+    # None where an App is assembled without the learning loop (platform tests); platforms
+    # then answer that admin commands are not available
+    admin: AdminService | None = None
+    gate: AdminGate | None = None
 
     @classmethod
     async def open(
@@ -49,7 +56,10 @@ class App:
         backend_name: str = "local",
         bootstrap: BootstrapConfig | None = None,
         progress: ProgressFn | None = None,
+        background: bool = False,
     ) -> App:
+        """`background`: start the retrain schedule and resume interrupted training (for the
+        long-running `gpt2bot run`, not one-shot commands)."""
         db = Database(settings.storage.url)
         try:
             await db.run(upgrade, db.engine)
@@ -60,6 +70,11 @@ class App:
             factory = plugins.load(plugins.BACKEND_GROUP, backend_name)
             backend: Backend = factory(settings.model, active.name, active.path)
             await backend.start()
+            admin = LearningLoop(
+                db, settings.model, settings.learning, backend, settings.admin.retrain_cron
+            )
+            if background:
+                await admin.start()
         except BaseException:
             db.dispose()
             raise
@@ -70,9 +85,13 @@ class App:
             audit=AuditRepository(db),
             backend=backend,
             chat=ChatService(db, backend),
+            admin=admin,
+            gate=AdminGate(AdminPolicy(settings.admin.user_ids, settings.admin.role), db),
         )
 
     async def close(self) -> None:
+        if self.admin is not None:
+            await self.admin.close()
         await self.backend.close()
         self.db.dispose()
 

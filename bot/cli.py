@@ -13,14 +13,15 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from typing import Any
 
-from bot import plugins
+from admin.base import AlreadyRunning, PromotionRefused
+from bot import cli_learning, plugins
 from bot.export import FORMATS, write_export
 from bot.params import LIMITS, InvalidRequest
 from bot.platforms.base import RunOptions
 from bot.settings import Settings, SettingsError
 from bot.usecases import Finished, Origin
 from model.backends.base import BackendError
-from model.versions import ModelUnavailable, validate_version_name
+from model.versions import ModelUnavailable
 from storage import Database, GenerationRepository, ModelVersionRepository, NotFound, upgrade
 
 log = logging.getLogger("gpt2bot")
@@ -81,8 +82,10 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("action", nargs="?", choices=["list", "use", "rollback"], default="list")
     models.add_argument("version", nargs="?")
     models.add_argument("--json", action="store_true", help="print JSON")
+    models.add_argument("--force", action="store_true", help="promote even if the gate refuses")
 
     sub.add_parser("demo", help="generate from a few prompts, rate one, show how to export")
+    cli_learning.add_parsers(sub)  # train, bench
     return parser
 
 
@@ -109,7 +112,7 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
     if missing and not missing[1](settings):
         # say so before spending a minute preparing the model
         raise CommandError(f"{missing[0]} is not set: put it in .env to run the {name} bot.")
-    app = await _open_app(settings)
+    app = await _open_app(settings, background=True)
     try:
         platform = factory(app, RunOptions(host=args.host, port=args.port))
         loop = asyncio.get_running_loop()
@@ -195,18 +198,11 @@ def _export(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _models(settings: Settings, args: argparse.Namespace) -> int:
+    if args.action in ("use", "rollback"):  # through the registry: gate, atomic switch
+        asyncio.run(cli_learning.models_switch(settings, args.action, args.version, args.force))
     db = _open_db(settings)
     versions = ModelVersionRepository(db)
     try:
-        if args.action == "use":
-            if not args.version:
-                raise CommandError("name the version: gpt2bot models use VERSION")
-            versions.activate(validate_version_name(args.version))
-        elif args.action == "rollback":
-            previous = versions.previous_active()
-            if previous is None:
-                raise CommandError("there is no earlier active version to roll back to")
-            versions.activate(previous.name)
         rows = versions.list()
     finally:
         db.dispose()
@@ -228,10 +224,12 @@ COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], Any]] = {
     "demo": _demo,
     "export": _export,
     "models": _models,
+    "train": cli_learning.train,
+    "bench": cli_learning.bench,
 }
 
 
-async def _open_app(settings: Settings) -> Any:
+async def _open_app(settings: Settings, background: bool = False) -> Any:
     """The running App; torch and transformers load only for commands that need a model."""
     from transformers.utils import logging as hf_logging
 
@@ -240,7 +238,7 @@ async def _open_app(settings: Settings) -> Any:
     # our own log lines report progress; the libraries' tqdm bars only clutter the logs
     hf_logging.disable_progress_bar()
     hf_logging.set_verbosity_error()
-    return await App.open(settings)
+    return await App.open(settings, background=background)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -260,7 +258,10 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(outcome, Awaitable):
             outcome = asyncio.run(outcome)  # type: ignore[arg-type]
         return int(outcome)
-    except (CommandError, InvalidRequest, BackendError, ModelUnavailable, NotFound) as error:
+    except (
+        CommandError, InvalidRequest, BackendError, ModelUnavailable, NotFound, LookupError,
+        PromotionRefused, AlreadyRunning, OSError,
+    ) as error:  # fmt: skip
         print(f"gpt2bot: {error}", file=sys.stderr)
         return 1
     except ValueError as error:  # bad names and values from our own validators

@@ -17,7 +17,8 @@ from dotenv import dotenv_values
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from model.config import DEVICES, DTYPE_NAMES, ModelConfig
+from admin.config import LearningConfig
+from model.config import DEVICES, DTYPE_NAMES, FinetuneConfig, ModelConfig
 from storage.db import StorageConfig
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -72,6 +73,7 @@ class Settings:
     slack: SlackConfig = field(default_factory=SlackConfig)
     admin: AdminConfig = field(default_factory=AdminConfig)
     web: WebConfig = field(default_factory=WebConfig)
+    learning: LearningConfig = field(default_factory=LearningConfig)
     log_level: str = "INFO"
 
     @classmethod
@@ -91,6 +93,7 @@ class Settings:
             slack=_slack_config(env),
             admin=_admin_config(env),
             web=_web_config(env),
+            learning=_learning_config(env),
             log_level=_choice(env, "LOG_LEVEL", "INFO", LOG_LEVELS, upper=True),
         )
 
@@ -241,3 +244,41 @@ def _web_config(env: Mapping[str, str]) -> WebConfig:
         )
     token_file = Path(env.get("ADMIN_TOKEN_FILE", str(WebConfig.admin_token_file))).expanduser()
     return WebConfig(admin_token=token, admin_token_file=token_file)
+
+
+def _number(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not low <= value <= high:
+        raise SettingsError(
+            name,
+            f"{raw!r} is not a number from {low:g} to {high:g}",
+            "Set a number in that range, or remove the line to use the default.",
+        )
+    return value
+
+
+def _learning_config(env: Mapping[str, str]) -> LearningConfig:
+    base, tune = LearningConfig(), FinetuneConfig()
+    finetune = FinetuneConfig(
+        epochs=int(_number(env, "TRAIN_EPOCHS", tune.epochs, 1, 100)),
+        learning_rate=_number(env, "TRAIN_LEARNING_RATE", tune.learning_rate, 1e-7, 1.0),
+        batch_size=int(_number(env, "TRAIN_BATCH_SIZE", tune.batch_size, 1, 512)),
+        grad_accum=int(_number(env, "TRAIN_GRAD_ACCUM", tune.grad_accum, 1, 512)),
+        block_size=int(_number(env, "TRAIN_BLOCK_SIZE", tune.block_size, 16, 1024)),
+        checkpoint_every=int(_number(env, "TRAIN_CHECKPOINT_EVERY", tune.checkpoint_every, 1, 1e6)),
+        device=env.get("DEVICE", "auto").lower(),
+        dtype=env.get("DTYPE", "auto").lower(),
+    )
+    return LearningConfig(
+        rating_min_score=int(_number(env, "RATING_MIN_SCORE", base.rating_min_score, -1e6, 1e6)),
+        rating_min_raters=int(_number(env, "RATING_MIN_RATERS", base.rating_min_raters, 1, 1e6)),
+        promote_tolerance=_number(env, "PROMOTE_TOLERANCE", base.promote_tolerance, 0, 100),
+        auto_promote=_choice(env, "AUTO_PROMOTE", "true", ("true", "false")) == "true",
+        finetune=finetune,
+    )

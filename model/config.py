@@ -16,3 +16,26 @@ class ModelConfig:
     device: str = "auto"  # auto = cuda > mps > cpu
     dtype: str = "auto"  # auto = bf16/fp16 on GPU, fp32 on CPU
     hub_timeout_s: float = 3.0  # how long to wait for the model hub before going offline
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """Defaults suit a few hundred short samples on a small model."""
+
+    epochs: int = 3
+    learning_rate: float = 1e-4  # small data: a gentle rate keeps what the model knew
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.01
+    batch_size: int = 8
+    grad_accum: int = 1  # effective batch = batch_size * grad_accum blocks
+    block_size: int = 128  # tokens per training sequence
+    heldout_fraction: float = 0.1  # of the samples, at least one
+    checkpoint_every: int = 50  # optimizer steps
+    eval_every: int = 50  # optimizer steps (and at the end)
+    early_stop_patience: int = 3  # evaluations without improvement before stopping
+    max_steps: int = 0  # 0: the epochs decide
+    seed: int = 1234
+    device: str = "auto"
+    dtype: str = "auto"  # bf16/fp16 autocast on GPU; fp32 on CPU
+    sample_max_new_tokens: int = 40
+    threads: int = 0  # CPU threads; 0 = one for small models, torch's default otherwise

@@ -112,6 +112,7 @@ class CuratedSample(Base):
     added_by: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    removed_by: Mapped[str | None] = mapped_column(String(64))  # an admin's removal sticks
 
 
 class TrainingRun(Base):

@@ -67,5 +67,8 @@ def test_every_variable_is_documented_in_env_example():
         "ADMIN_ROLE", "SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN",
         "SLACK_API_URL", "RETRAIN_CRON", "LOG_LEVEL", "ADMIN_TOKEN", "ADMIN_TOKEN_FILE",
         "DISCORD_EDIT_INTERVAL_SECONDS", "DISCORD_COOLDOWN_SECONDS", "DISCORD_DM_POLICY",
+        "RATING_MIN_SCORE", "RATING_MIN_RATERS", "PROMOTE_TOLERANCE", "AUTO_PROMOTE",
+        "TRAIN_EPOCHS", "TRAIN_LEARNING_RATE", "TRAIN_BATCH_SIZE", "TRAIN_GRAD_ACCUM",
+        "TRAIN_BLOCK_SIZE", "TRAIN_CHECKPOINT_EVERY",
     ):  # fmt: skip
         assert f"{variable}=" in documented, variable

@@ -128,6 +128,9 @@ def _run(status: str, progress: float = 0.0) -> TrainingRunInfo:
 class RecordingAdminService:
     """Implements `admin.base.AdminService` in memory and records the calls."""
 
+    async def close(self) -> None:
+        """Nothing to release (the real service stops its scheduler here)."""
+
     def __init__(self) -> None:
         self.calls: list[tuple[str, Any]] = []
         self.progress: ProgressCallback | None = None

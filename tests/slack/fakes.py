@@ -94,6 +94,9 @@ class RecordingAdmin:
     calls: list[tuple[str, Any]] = field(default_factory=list)
     chart: bytes = b"\x89PNG\r\n\x1a\nfake-chart"
 
+    async def close(self) -> None:
+        """Nothing to release (the real service stops its scheduler here)."""
+
     async def curate_add(self, actor: str, texts: list[str]) -> CurationReport:
         self.calls.append(("curate_add", (actor, texts)))
         return CurationReport(added=len(texts))

@@ -89,7 +89,7 @@ async def test_stats_answer_with_a_table_and_post_the_chart(
 async def test_without_an_admin_service_the_answer_says_so(
     slack: SignedClient, fake_slack: FakeSlack, app: App
 ) -> None:
-    assert not hasattr(app, "admin")
+    assert app.admin is None
     answer = await admin(slack, fake_slack, "stats")
     assert "not available in this installation" in answer
     await eventually(lambda: app.audit.recent())

@@ -34,6 +34,7 @@ async def app(tmp_path: Path, model_dir: Path) -> AsyncIterator[App]:
 @pytest.fixture
 async def browser(app: App) -> AsyncIterator[Browser]:
     """A browser on the web app, without an admin service (as on a build without the loop)."""
+    app.admin = None
     client, visitor = await open_browser(build_web_app(app, Guard(admin_token=ADMIN_TOKEN)))
     yield visitor
     await client.close()

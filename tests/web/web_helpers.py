@@ -39,6 +39,9 @@ class InTestAdmin:
     learning loop's real one lives on another branch): it keeps curation and runs in memory
     and switches versions through the real repository and backend."""
 
+    async def close(self) -> None:
+        """Nothing to release (the real service stops its scheduler here)."""
+
     def __init__(self, app: App) -> None:
         self.app = app
         self.items: list[CuratedItem] = []

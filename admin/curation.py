@@ -1,0 +1,107 @@
+"""Cleaning curated samples: whitespace, empty and over-long lines, exact and near duplicates.
+
+Pure functions; the service stores what survives and reports the rest ("added 120, skipped 3
+duplicates, 1 too long").
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from admin.base import CurationReport
+
+MAX_SAMPLE_CHARS = 2000  # longer lines are usually pasted logs, not training text
+MIN_SAMPLE_CHARS = 3
+MAX_FILE_BYTES = 20_000_000
+FILE_KINDS = (".txt", ".jsonl")
+
+_SPACE = re.compile(r"\s+")
+_NOT_WORD = re.compile(r"[\W_]+", re.UNICODE)
+
+
+@dataclass(frozen=True)
+class Cleaned:
+    texts: list[str]
+    skipped: Counter[str]
+
+    def report(self) -> CurationReport:
+        return CurationReport(added=len(self.texts), skipped=dict(self.skipped))
+
+
+def normalize(text: str) -> str:
+    """Collapse runs of whitespace (newlines included) to one space and trim."""
+    return _SPACE.sub(" ", text).strip()
+
+
+def near_key(text: str) -> str:
+    """Texts differing only in case, punctuation or spacing share this key."""
+    return _NOT_WORD.sub(" ", text.casefold()).strip()
+
+
+def clean(
+    texts: Iterable[str], existing: Iterable[str] = (), max_chars: int = MAX_SAMPLE_CHARS
+) -> Cleaned:
+    """Keep the texts worth training on; count the others by reason.
+
+    Duplicates are checked against each other and against `existing` (the active dataset).
+    """
+    seen_exact = {normalize(t) for t in existing}
+    seen_near = {near_key(t) for t in seen_exact}
+    kept: list[str] = []
+    skipped: Counter[str] = Counter()
+    for raw in texts:
+        text = normalize(raw)
+        if len(text) < MIN_SAMPLE_CHARS:
+            skipped["empty"] += 1
+        elif len(text) > max_chars:
+            skipped["too long"] += 1
+        elif text in seen_exact:
+            skipped["duplicates"] += 1
+        elif near_key(text) in seen_near:
+            skipped["near duplicates"] += 1
+        else:
+            kept.append(text)
+            seen_exact.add(text)
+            seen_near.add(near_key(text))
+    return Cleaned(kept, skipped)
+
+
+def parse_file(filename: str, content: bytes) -> tuple[list[str], Counter[str]]:
+    """Samples of a `.txt` (one per line) or `.jsonl` (a `text` field per line) file.
+
+    Raises `ValueError` with what to do for other kinds, undecodable or oversized files.
+    """
+    kind = next((k for k in FILE_KINDS if filename.lower().endswith(k)), None)
+    if kind is None:
+        raise ValueError(
+            f"{filename}: unsupported file type; upload a .txt (one sample per line) "
+            'or a .jsonl file (one JSON object with a "text" field per line)'
+        )
+    if len(content) > MAX_FILE_BYTES:
+        raise ValueError(f"{filename}: larger than {MAX_FILE_BYTES // 1_000_000} MB; split it")
+    try:
+        body = content.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ValueError(f"{filename}: not UTF-8 text; save it as UTF-8 and retry") from None
+    lines = body.splitlines()
+    if kind == ".txt":
+        return lines, Counter()
+    texts, bad = [], Counter[str]()
+    for line in lines:
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError:
+            bad["unreadable lines"] += 1
+            continue
+        text = value.get("text") if isinstance(value, dict) else None
+        if isinstance(text, str):
+            texts.append(text)
+        else:
+            bad["lines without text"] += 1
+    return texts, bad

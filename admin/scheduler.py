@@ -1,0 +1,167 @@
+"""Scheduled retraining: APScheduler 3.x `AsyncIOScheduler` with its job store in the app
+database, so a schedule survives restarts.
+
+APScheduler stores a job as an importable callable plus picklable arguments, so the stored job
+is a tiny coroutine (`admin.scheduler:retrain_tick`) and this scheduler's listener starts the
+retrain when it has run: the live service is never pickled and no module-level registry is
+needed. `coalesce=True, max_instances=1` and a misfire grace time give one catch-up run after
+downtime; at start-up an existing stored job is kept as is (re-adding it with
+`replace_existing=True` would silently drop the missed run).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+from apscheduler.events import EVENT_JOB_EXECUTED, JobExecutionEvent
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.cron import CronTrigger
+from sqlalchemy import Engine
+
+log = logging.getLogger(__name__)
+
+RETRAIN_JOB_ID = "gpt2bot-retrain"
+JOB_TABLE = "apscheduler_jobs"
+MISFIRE_GRACE_S = 6 * 3600  # a run missed while the bot was down still happens if this recent
+NEXT_RUNS_SHOWN = 3
+WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+GAP_CHECKED_RUNS = 24  # fire times inspected to find the shortest gap of a schedule
+
+
+async def retrain_tick() -> None:
+    """The stored job. The scheduler's listener does the work (see the module docstring)."""
+
+
+def _weekday(token: str) -> str:
+    return WEEKDAYS[int(token) % 7] if token.isdigit() and int(token) <= 7 else token
+
+
+def standard_weekdays(cron: str) -> str:
+    """APScheduler 3 numbers weekdays from Monday=0; crontab from Sunday=0 (7 too). Spell the
+    weekday field in names so "0 3 * * 0" means Sunday, as it does for cron."""
+    fields = cron.split()
+    if len(fields) != 5:
+        return cron
+    parts = []
+    for part in fields[4].split(","):
+        span, _, step = part.partition("/")
+        span = "-".join(_weekday(t) for t in span.split("-"))
+        parts.append(f"{span}/{step}" if step else span)
+    return " ".join([*fields[:4], ",".join(parts)])
+
+
+def parse_cron(cron: str, min_gap_minutes: int, now: datetime | None = None) -> CronTrigger:
+    """A UTC cron trigger for five-field `cron`; `ValueError` for invalid or absurd ones."""
+    try:
+        trigger = CronTrigger.from_crontab(standard_weekdays(cron), timezone=UTC)
+    except ValueError as error:
+        raise ValueError(
+            f"{cron!r} is not a cron schedule ({error}). Use five fields: minute hour "
+            "day month weekday, e.g. '0 3 * * 0' for Sundays at 03:00 UTC."
+        ) from None
+    times = next_fire_times(trigger, GAP_CHECKED_RUNS, now)
+    if not times:
+        raise ValueError(f"{cron!r} never fires; pick a date that exists, e.g. '0 3 1 * *'.")
+    gaps = [(b - a).total_seconds() / 60 for a, b in itertools.pairwise(times)]
+    if gaps and min(gaps) < min_gap_minutes:
+        raise ValueError(
+            f"{cron!r} would retrain every {min(gaps):.0f} minutes; retraining needs at least "
+            f"{min_gap_minutes} minutes between runs. Try e.g. '0 3 * * *' (daily at 03:00 UTC)."
+        )
+    return trigger
+
+
+def next_fire_times(
+    trigger: BaseTrigger, count: int, now: datetime | None = None
+) -> list[datetime]:
+    times: list[datetime] = []
+    previous: datetime | None = None
+    current = now or datetime.now(UTC)
+    for _ in range(count):
+        fire = trigger.get_next_fire_time(previous, current)
+        if fire is None:
+            break
+        times.append(fire)
+        previous, current = fire, fire
+    return times
+
+
+class RetrainScheduler:
+    """Owns the APScheduler instance; `on_fire` is awaited when the retrain job fires."""
+
+    def __init__(self, engine: Engine, on_fire: Callable[[], Awaitable[object]]) -> None:
+        self._engine = engine
+        self._on_fire = on_fire
+        self._scheduler: AsyncIOScheduler | None = None
+        self._tasks: set[asyncio.Task[object]] = set()
+
+    async def start(self, default_cron: str | None, min_gap_minutes: int) -> None:
+        """Start; add `default_cron` (RETRAIN_CRON) only when no schedule is stored yet."""
+        scheduler = AsyncIOScheduler(
+            jobstores={"default": SQLAlchemyJobStore(engine=self._engine, tablename=JOB_TABLE)},
+            job_defaults={
+                "coalesce": True,
+                "max_instances": 1,
+                "misfire_grace_time": MISFIRE_GRACE_S,
+            },
+            timezone=UTC,
+            event_loop=asyncio.get_running_loop(),
+        )
+        scheduler.add_listener(self._executed, EVENT_JOB_EXECUTED)
+        # the job store reads the database: keep that off the event loop
+        await asyncio.to_thread(scheduler.start)
+        self._scheduler = scheduler
+        if default_cron and scheduler.get_job(RETRAIN_JOB_ID) is None:
+            await self.set_trigger(parse_cron(default_cron, min_gap_minutes))
+
+    async def set_trigger(self, trigger: BaseTrigger | None) -> list[datetime]:
+        """Replace (or with None, remove) the retrain job; returns its next run times."""
+        scheduler = self._require()
+        if trigger is None:
+            if scheduler.get_job(RETRAIN_JOB_ID) is not None:
+                await asyncio.to_thread(scheduler.remove_job, RETRAIN_JOB_ID)
+            return []
+        await asyncio.to_thread(
+            scheduler.add_job,
+            "admin.scheduler:retrain_tick",
+            trigger=trigger,
+            id=RETRAIN_JOB_ID,
+            name="retrain",
+            replace_existing=True,  # an explicit change by an admin, not the start-up path
+        )
+        return next_fire_times(trigger, NEXT_RUNS_SHOWN)
+
+    def next_runs(self) -> list[datetime]:
+        job = self._require().get_job(RETRAIN_JOB_ID)
+        return [] if job is None else next_fire_times(job.trigger, NEXT_RUNS_SHOWN)
+
+    def _executed(self, event: JobExecutionEvent) -> None:
+        if event.job_id != RETRAIN_JOB_ID:
+            return
+        task = asyncio.get_running_loop().create_task(self._fire())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _fire(self) -> None:
+        try:
+            await self._on_fire()
+        except Exception:
+            log.exception("scheduled retrain failed")
+
+    def _require(self) -> AsyncIOScheduler:
+        if self._scheduler is None:
+            raise RuntimeError("scheduler not started")
+        return self._scheduler
+
+    async def stop(self) -> None:
+        if self._scheduler is not None and self._scheduler.running:
+            self._scheduler.shutdown(wait=False)
+        for task in list(self._tasks):
+            task.cancel()
+        self._scheduler = None

@@ -1,0 +1,137 @@
+"""`gpt2bot bench loop`: does the learning loop learn what raters like?
+
+Simulated raters prefer outputs that mention a topic word. Each cycle generates a batch through
+the real chat use-case, the raters rate it through the real rating path, the learning loop
+retrains on the well-rated outputs (ratings -> curated samples), the gate promotes, the engine
+hot-swaps, and the next batch is measured. Cycle 0 is the model before any retraining.
+
+Everything runs in a temporary folder: its own database, the offline bootstrap model.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from dataclasses import asdict
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+from admin.config import LearningConfig
+from admin.service import LearningLoop
+from bot.app import prepare_model
+from bot.usecases import ChatService, Origin
+from model.backends.local import LocalBackend
+from model.bootstrap import BootstrapConfig
+from model.config import ModelConfig
+from model.finetune import FinetuneConfig
+from storage import Database, ModelVersionRepository, upgrade
+
+log = logging.getLogger(__name__)
+
+TOPIC_WORD = "data"  # the visible property the simulated raters like
+PROMPTS = (
+    "A language model",
+    "Researchers often",
+    "The training process",
+    "A neural network",
+    "In practice,",
+    "The main idea is that",
+    "Good results come from",
+    "Before deployment,",
+    "Engineers usually",
+    "One common mistake is",
+    "The results show",
+    "A simple approach",
+)
+SAMPLES_PER_PROMPT = 4  # the most one request may ask for
+ROUNDS = 4  # requests per prompt and cycle: 12 x 4 x 4 = 192 generations (less noise)
+RATERS = ("rater-a", "rater-b", "rater-c")
+LOOP_FINETUNE = FinetuneConfig(
+    epochs=10,  # a cycle's data is a few dozen short texts: a handful of blocks per epoch
+    learning_rate=1e-3,  # the bootstrap model was trained from scratch at 2e-3
+    block_size=64,
+    batch_size=8,
+    eval_every=5,  # early stopping keeps the best held-out weights as the data grows
+    early_stop_patience=3,
+    checkpoint_every=1000,  # short runs: nothing worth resuming
+    sample_max_new_tokens=20,
+    device="cpu",
+)
+
+
+def _liked(text: str) -> bool:
+    return TOPIC_WORD in text.lower()
+
+
+async def _cycle(chat: ChatService, cycle: int) -> dict[str, Any]:
+    """Generate a batch, let the raters rate it; the share liked and the mean rating."""
+    origin = Origin(platform="bench", user_id="bench")
+    scores, liked = [], 0
+    requests = [(prompt, 100 * r + i) for r in range(ROUNDS) for i, prompt in enumerate(PROMPTS)]
+    for prompt, seed in requests:  # the same seeds every cycle: only the model changes
+        params = {"samples": SAMPLES_PER_PROMPT, "max_new_tokens": 30, "temperature": 1.0,
+                  "seed": seed}  # fmt: skip
+        finished = await chat.generate(origin, prompt, params)
+        for generation in finished.generations:
+            good = _liked(generation.output)
+            liked += good
+            for rater in RATERS:
+                await chat.rate(generation.id, rater, "👍" if good else "👎")
+                scores.append(1 if good else -1)
+    total = len(requests) * SAMPLES_PER_PROMPT
+    return {
+        "cycle": cycle,
+        "model_version": chat.backend.model_version,
+        "mean_rating": round(sum(scores) / len(scores), 4),
+        "property_share": round(liked / total, 4),
+        "generations": total,
+    }
+
+
+async def run_loop_bench(cycles: int, base: str | None = None) -> dict[str, Any]:
+    """Cycle 0 plus `cycles` retrain cycles, from `base` (a model folder) or a fresh
+    bootstrap model."""
+    with tempfile.TemporaryDirectory() as tmp:
+        db = Database(f"sqlite:///{Path(tmp) / 'bench.db'}")
+        upgrade(db.engine)
+        model = ModelConfig(
+            model_dir=Path(tmp) / "models", base_model=base or "bootstrap", device="cpu"
+        )
+        versions = ModelVersionRepository(db)
+        started = time.perf_counter()
+        active = await db.run(prepare_model, model, versions, BootstrapConfig(), None)
+        bootstrap_s = time.perf_counter() - started
+        backend = LocalBackend(model, active.name, active.path)
+        await backend.start()
+        config = LearningConfig(rating_min_score=2, rating_min_raters=2, finetune=LOOP_FINETUNE)
+        loop = LearningLoop(db, model, config, backend)
+        chat = ChatService(db, backend)
+        results, runs = [], []
+        try:
+            results.append(await _cycle(chat, 0))
+            for cycle in range(1, cycles + 1):
+                await loop.retrain_now("bench", include_ratings=True)
+                info = await loop.wait()
+                assert info is not None
+                runs.append({"run": info.id, "status": info.status, "promoted": info.promoted,
+                             "dataset_size": info.dataset_size, "error": info.error,
+                             "eval_loss_before": info.eval_before.get("eval_loss"),
+                             "eval_loss_after": info.eval_after.get("eval_loss")})  # fmt: skip
+                results.append(await _cycle(chat, cycle))
+        finally:
+            await loop.close()
+            await backend.close()
+            db.dispose()
+    rising = all(b["property_share"] > a["property_share"] for a, b in pairwise(results))
+    return {
+        "topic_word": TOPIC_WORD,
+        "base": base or "bootstrap (built for this run)",
+        "prepare_seconds": round(bootstrap_s, 1),
+        "total_seconds": round(time.perf_counter() - started, 1),
+        "cycles": results,
+        "runs": runs,
+        "property_share_rises_every_cycle": rising,
+        "finetune": asdict(LOOP_FINETUNE),
+    }

@@ -1,0 +1,325 @@
+"""The fine-tuning recipe: curated texts in, a new loadable version folder out.
+
+Runs in its own process (`python -m model.finetune JOB.json`) so serving continues; it reports
+through JSON lines on stdout (`step`, `eval`, `checkpoint`, `done`, `error`) that the parent
+turns into database rows and progress messages. Stages:
+
+  Load model -> Preprocess (held-out split, EOS between samples, pack into fixed blocks)
+  -> Evaluate the starting model -> Train (warmup + linear decay, gradient accumulation,
+  autocast on GPU, checkpoints, early stopping) -> Evaluate -> Save version.
+
+A plain PyTorch loop rather than HF `Trainer`: the data is already packed into equal blocks, so
+the loop needs no collator or padding, and it keeps per-step reporting and resume in one page.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import sys
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from model.config import FinetuneConfig
+from model.device import resolve_device, resolve_dtype
+from model.evaluate import EVAL_PROMPTS, heldout_loss, pack_cyclic, sample_outputs
+from model.versions import save_version
+
+CHECKPOINT_FILE = "checkpoint.pt"
+# Below this size a CPU run uses one thread: measured on a shared 2-core machine, a 4-layer
+# model stepped in 0.07 s on one thread and 4.4 s on two (OpenMP threads waiting on each other
+# while other processes hold the cores); tiny ops gain nothing from threads anyway.
+SMALL_MODEL_PARAMS = 20_000_000
+BEST_FILE = "best.pt"
+
+Emit = Callable[[dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class FinetuneJob:
+    """Everything the training process needs, as plain data (it is written to JSON)."""
+
+    base_path: str  # the version to start from
+    base_version: str
+    texts: list[str]
+    work_dir: str  # checkpoints live here; a second launch resumes from them
+    output_dir: str  # the new version folder
+    version_name: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+    config: FinetuneConfig = field(default_factory=FinetuneConfig)
+    prompts: tuple[str, ...] = EVAL_PROMPTS
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> FinetuneJob:
+        raw = json.loads(text)
+        raw["config"] = FinetuneConfig(**raw["config"])
+        raw["prompts"] = tuple(raw["prompts"])
+        return cls(**raw)
+
+
+def split_heldout(texts: list[str], fraction: float, seed: int) -> tuple[list[str], list[str]]:
+    """(train, held-out) by sample, reproducibly, so a resumed run sees the same split."""
+    if len(texts) < 2:
+        raise ValueError("need at least 2 samples to train (one is held out for evaluation)")
+    order = list(range(len(texts)))
+    random.Random(seed).shuffle(order)
+    n_heldout = max(1, round(len(texts) * fraction))
+    held = [texts[i] for i in order[:n_heldout]]
+    train = [texts[i] for i in order[n_heldout:]]
+    return train, held
+
+
+def _lr_factor(step: int, warmup: int, total: int) -> float:
+    if step < warmup:
+        return (step + 1) / warmup
+    return max(0.0, (total - step) / max(1, total - warmup))
+
+
+def _optimizer(model: torch.nn.Module, config: FinetuneConfig) -> torch.optim.AdamW:
+    decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
+    groups = [
+        {"params": decay, "weight_decay": config.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=config.learning_rate)
+
+
+def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    partial = path.with_suffix(".partial")
+    torch.save(state, partial)
+    partial.replace(path)  # atomic: a crash never leaves a half-written checkpoint
+
+
+class _Run:
+    """One training run's state; `train()` is the loop."""
+
+    def __init__(self, job: FinetuneJob, emit: Emit) -> None:
+        self.job, self.config, self.emit = job, job.config, emit
+        self.work = Path(job.work_dir)
+        self.work.mkdir(parents=True, exist_ok=True)
+        torch.manual_seed(self.config.seed)
+        # Load model
+        self.device = resolve_device(self.config.device)
+        self.tokenizer = AutoTokenizer.from_pretrained(job.base_path)
+        model: Any = AutoModelForCausalLM.from_pretrained(job.base_path, dtype=torch.float32)
+        self.model = model.to(self.device)
+        self._set_threads(sum(p.numel() for p in model.parameters()))
+        dtype = resolve_dtype(self.device, self.config.dtype)
+        on_gpu = self.device.type == "cuda" and dtype != torch.float32
+        self.autocast = (
+            (lambda: torch.autocast("cuda", dtype=dtype)) if on_gpu else (lambda: nullcontext())
+        )
+        # fp16 gradients underflow without loss scaling; bf16 and fp32 need none
+        self.scaler = torch.amp.GradScaler("cuda", enabled=on_gpu and dtype == torch.float16)
+        # Preprocess: held-out split, EOS between samples, fixed blocks
+        train, self.heldout = split_heldout(
+            job.texts, self.config.heldout_fraction, self.config.seed
+        )
+        eos = self.tokenizer.eos_token_id
+        ids = [self.tokenizer.encode(t) for t in train]
+        self.blocks = pack_cyclic(ids, eos, self.config.block_size)  # (N, T)
+        per_step = self.config.batch_size * self.config.grad_accum
+        self.steps_per_epoch = max(1, math.ceil(self.blocks.size(0) / per_step))
+        self.total = self.config.max_steps or self.config.epochs * self.steps_per_epoch
+        self.optimizer = _optimizer(self.model, self.config)
+        self.step, self.best, self.bad_evals = 0, math.inf, 0
+        self.eval_before: dict[str, Any] = {}
+
+    def _set_threads(self, parameters: int) -> None:
+        if self.device.type != "cpu":
+            return
+        threads = self.config.threads or (1 if parameters < SMALL_MODEL_PARAMS else 0)
+        if threads:
+            torch.set_num_threads(threads)
+
+    def evaluate(self) -> float:
+        return heldout_loss(self.model, self.tokenizer, self.heldout, self.config.block_size)
+
+    def resume_or_start(self) -> None:
+        checkpoint = self.work / CHECKPOINT_FILE
+        if checkpoint.exists():
+            state = torch.load(checkpoint, map_location=self.device, weights_only=False)
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scaler.load_state_dict(state["scaler"])
+            self.step, self.best, self.bad_evals = state["step"], state["best"], state["bad"]
+            self.eval_before = state["eval_before"]
+            self.emit({"event": "resumed", "step": self.step, "total": self.total})
+            return
+        loss = self.evaluate()
+        self.eval_before = {
+            "version": self.job.base_version,
+            "eval_loss": loss,
+            "perplexity": math.exp(min(loss, 50.0)),
+            "samples": sample_outputs(
+                self.model, self.tokenizer, self.job.prompts, self.config.sample_max_new_tokens
+            ),
+        }
+        self.emit({"event": "eval", "step": 0, "eval_loss": loss, "before": self.eval_before})
+
+    def batch_for(self, step: int, micro: int) -> torch.Tensor:
+        """The blocks of micro-batch `micro` of `step`: a fixed shuffle per epoch (resumable)."""
+        epoch, in_epoch = divmod(step, self.steps_per_epoch)
+        order = torch.randperm(
+            self.blocks.size(0), generator=torch.Generator().manual_seed(self.config.seed + epoch)
+        )
+        start = (in_epoch * self.config.grad_accum + micro) * self.config.batch_size
+        index = order[start : start + self.config.batch_size]
+        if index.numel() == 0:  # the last step of an epoch may have fewer blocks
+            index = order[: self.config.batch_size]
+        return self.blocks[index].to(self.device)  # (B, T)
+
+    def train_step(self) -> float:
+        self.model.train()
+        warmup = max(1, int(self.total * self.config.warmup_ratio))
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.config.learning_rate * _lr_factor(self.step, warmup, self.total)
+        total_loss = 0.0
+        for micro in range(self.config.grad_accum):
+            batch = self.batch_for(self.step, micro)
+            with self.autocast():
+                loss = self.model(input_ids=batch, labels=batch).loss / self.config.grad_accum
+            self.scaler.scale(loss).backward()
+            total_loss += loss.item()
+        self.scaler.unscale_(self.optimizer)
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.step += 1
+        return total_loss
+
+    def checkpoint(self) -> None:
+        _save_checkpoint(
+            self.work / CHECKPOINT_FILE,
+            {
+                "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "scaler": self.scaler.state_dict(),
+                "step": self.step,
+                "best": self.best,
+                "bad": self.bad_evals,
+                "eval_before": self.eval_before,
+            },
+        )
+        self.emit({"event": "checkpoint", "step": self.step})
+
+    def evaluate_and_decide(self) -> bool:
+        """Evaluate; remember the best weights; True when early stopping says stop."""
+        loss = self.evaluate()
+        self.emit({"event": "eval", "step": self.step, "eval_loss": loss})
+        if loss < self.best - 1e-4:
+            self.best, self.bad_evals = loss, 0
+            _save_checkpoint(self.work / BEST_FILE, {"model": self.model.state_dict()})
+            return False
+        self.bad_evals += 1
+        return self.bad_evals >= self.config.early_stop_patience
+
+    def train(self) -> None:
+        started, first_step = time.perf_counter(), self.step
+        stopped_early = False
+        while self.step < self.total and not stopped_early:
+            loss = self.train_step()
+            done = self.step - first_step
+            eta = (time.perf_counter() - started) / done * (self.total - self.step)
+            self.emit({
+                "event": "step", "step": self.step, "total": self.total, "loss": loss,
+                "progress": self.step / self.total, "eta_s": eta,
+            })  # fmt: skip
+            if self.step % self.config.eval_every == 0 and self.step < self.total:
+                stopped_early = self.evaluate_and_decide()
+            if self.step % self.config.checkpoint_every == 0:
+                self.checkpoint()
+        if not stopped_early:
+            self.evaluate_and_decide()
+        best = self.work / BEST_FILE
+        if best.exists():  # keep the weights that did best on held-out data
+            state = torch.load(best, map_location=self.device, weights_only=False)
+            self.model.load_state_dict(state["model"])
+        self.stopped_early = stopped_early
+
+    def finish(self) -> dict[str, Any]:
+        loss = self.evaluate()
+        after = {
+            "version": self.job.version_name,
+            "eval_loss": loss,
+            "perplexity": math.exp(min(loss, 50.0)),
+            "samples": sample_outputs(
+                self.model, self.tokenizer, self.job.prompts, self.config.sample_max_new_tokens
+            ),
+        }
+        metrics = {
+            "eval_loss": loss,
+            "perplexity": after["perplexity"],
+            "baseline_version": self.job.base_version,
+            "baseline_eval_loss": self.eval_before["eval_loss"],
+            "steps": self.step,
+            "stopped_early": self.stopped_early,
+            "train_blocks": int(self.blocks.size(0)),
+            "block_size": self.config.block_size,
+        }
+        self.model.eval()
+        save_version(
+            Path(self.job.output_dir),
+            self.model,
+            self.tokenizer,
+            {
+                **self.job.metadata,
+                "parent": self.job.base_version,
+                "metrics": metrics,
+                "heldout_texts": self.heldout,
+                "finetune_config": asdict(self.config),
+            },
+        )
+        return {"before": self.eval_before, "after": after, "metrics": metrics}
+
+
+def run_finetune(job: FinetuneJob, emit: Emit) -> dict[str, Any]:
+    """Train (resuming from `job.work_dir` when a checkpoint is there) and save the version.
+
+    Returns evaluation before/after and metrics; `emit` receives progress events.
+    """
+    if Path(job.output_dir).exists():
+        raise ValueError(f"{job.output_dir} already exists: pick a new version name")
+    run = _Run(job, emit)
+    run.resume_or_start()
+    run.train()
+    result = run.finish()
+    emit({"event": "done", **result})
+    return result
+
+
+def _print_event(event: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(event, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m model.finetune JOB.json`: the training process."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m model.finetune JOB.json", file=sys.stderr)
+        return 2
+    try:
+        job = FinetuneJob.from_json(Path(args[0]).read_text())
+        run_finetune(job, _print_event)
+    except Exception as error:  # the parent records the reason; the traceback goes to stderr
+        _print_event({"event": "error", "error": f"{type(error).__name__}: {error}"})
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,83 @@
+"""Fixtures of the learning-loop tests: a tiny model, a real SQLite database, the service."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import torch
+
+from admin.config import LearningConfig
+from admin.service import LearningLoop
+from model.bootstrap import BootstrapConfig, build_bootstrap, bundled_corpus
+from model.config import ModelConfig
+from model.finetune import FinetuneConfig
+from storage import Database, ModelVersionRepository, upgrade
+
+TINY = BootstrapConfig(
+    vocab_size=300, n_layer=2, n_head=2, n_embd=32, n_positions=128, block_size=32, steps=20
+)
+TINY_FINETUNE = FinetuneConfig(
+    epochs=2,
+    learning_rate=3e-3,
+    block_size=32,
+    batch_size=4,
+    eval_every=4,
+    checkpoint_every=2,
+    sample_max_new_tokens=6,
+    device="cpu",
+)
+DOMAIN = [f"Robot number {i} likes to paint the blue fence in the garden." for i in range(24)]
+
+
+@pytest.fixture
+def domain() -> list[str]:
+    """Training texts of a narrow domain the tiny model learns within a few steps."""
+    return list(DOMAIN)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small GPT-2 built once per session (copy it before changing it)."""
+    folder = tmp_path_factory.mktemp("tiny") / "tiny-1"
+    torch.set_num_threads(1)  # tiny models: threads only wait on each other (see model.finetune)
+    build_bootstrap(folder, lines=bundled_corpus()[:60], config=TINY)
+    return folder
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Database:
+    database = Database(f"sqlite:///{tmp_path / 'bot.db'}")
+    upgrade(database.engine)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def model_dir(tmp_path: Path, tiny_model_dir: Path) -> Path:
+    models = tmp_path / "models"
+    shutil.copytree(tiny_model_dir, models / "tiny-1")
+    return models
+
+
+@pytest.fixture
+def versions(db: Database, model_dir: Path) -> ModelVersionRepository:
+    repo = ModelVersionRepository(db)
+    repo.add("tiny-1", str(model_dir / "tiny-1"), "bootstrap")
+    repo.activate("tiny-1")
+    return repo
+
+
+@pytest.fixture
+async def loop(
+    db: Database, model_dir: Path, versions: ModelVersionRepository
+) -> AsyncIterator[LearningLoop]:
+    service = LearningLoop(
+        db,
+        ModelConfig(model_dir=model_dir, device="cpu"),
+        LearningConfig(finetune=TINY_FINETUNE, rating_min_score=2, rating_min_raters=2),
+    )
+    yield service
+    await service.close()

@@ -1,0 +1,78 @@
+"""Scheduled retraining: validation, persistence across restarts, skipping when nothing changed."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import pytest
+from apscheduler.triggers.interval import IntervalTrigger
+
+from admin.scheduler import RETRAIN_JOB_ID, RetrainScheduler, parse_cron
+from admin.service import LearningLoop
+from storage import Database
+
+NOW = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)  # a Monday
+
+
+def test_cron_validation() -> None:
+    trigger = parse_cron("0 3 * * 0", 60, NOW)
+    first = trigger.get_next_fire_time(None, NOW)
+    assert first == datetime(2026, 1, 11, 3, 0, tzinfo=UTC)  # Sunday, as in crontab
+    weekdays = parse_cron("0 9 * * 1-5", 60, NOW).get_next_fire_time(None, NOW)
+    assert weekdays == datetime(2026, 1, 6, 9, 0, tzinfo=UTC)  # Tuesday: Monday 09:00 passed
+    assert parse_cron("0 3 * * 7", 60, NOW).get_next_fire_time(None, NOW).weekday() == 6
+    with pytest.raises(ValueError, match="every 1 minutes; retraining needs at least 60"):
+        parse_cron("* * * * *", 60, NOW)
+    with pytest.raises(ValueError, match="never fires"):
+        parse_cron("0 0 30 2 *", 60, NOW)
+    with pytest.raises(ValueError, match="five fields"):
+        parse_cron("every day", 60, NOW)
+
+
+async def test_schedule_persists_and_fires_after_a_scheduler_restart(db: Database) -> None:
+    async def unexpected() -> None:
+        raise AssertionError("the first scheduler must not fire")
+
+    first = RetrainScheduler(db.engine, unexpected)
+    await first.start(None, 60)
+    await first.set_trigger(IntervalTrigger(seconds=2, timezone=UTC))
+    await first.stop()  # "the bot restarts"
+
+    fired = asyncio.Event()
+
+    async def on_fire() -> None:
+        fired.set()
+
+    second = RetrainScheduler(db.engine, on_fire)
+    # RETRAIN_CRON at start-up must not replace the stored job (that would drop missed runs)
+    await second.start("0 3 * * *", 60)
+    try:
+        job = second._require().get_job(RETRAIN_JOB_ID)
+        assert isinstance(job.trigger, IntervalTrigger)
+        assert (job.coalesce, job.max_instances) == (True, 1)
+        await asyncio.wait_for(fired.wait(), timeout=15)
+    finally:
+        await second.stop()
+
+
+async def test_admin_schedule_shows_next_runs_and_can_be_cleared(loop: LearningLoop) -> None:
+    await loop.scheduler.start(None, 60)
+    times = await loop.retrain_schedule("admin", "30 4 * * *")
+    assert len(times) == 3 and all(t.hour == 4 and t.minute == 30 for t in times)
+    assert loop.scheduler.next_runs() == times
+    with pytest.raises(ValueError, match="at least 60 minutes"):
+        await loop.retrain_schedule("admin", "*/5 * * * *")
+    assert await loop.retrain_schedule("admin", None) == []
+    assert loop.scheduler.next_runs() == []
+
+
+async def test_scheduled_run_without_new_data_is_skipped(loop: LearningLoop, db: Database) -> None:
+    await loop.curate_add("admin", ["first sample text", "second sample text"])
+    done = loop.runs.create("manual", "admin", "running")
+    loop.runs.update(done.id, status="succeeded")
+    info = await loop.scheduled_retrain()
+    assert info is not None and info.status == "skipped" and info.trigger == "schedule"
+    assert info.error == f"skipped: no new curated data since run {done.id}"
+    status = await loop.retrain_status()
+    assert status is not None and status.id == info.id

@@ -1,0 +1,73 @@
+"""`gpt2bot train` and `gpt2bot models use|rollback` end to end, on a tiny model."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from bot.cli import main
+from bot.settings import Settings, SettingsError
+from model.bootstrap import BootstrapConfig, build_bootstrap, bundled_corpus
+from storage import Database, ModelVersionRepository
+
+TINY = BootstrapConfig(
+    vocab_size=300, n_layer=2, n_head=2, n_embd=32, n_positions=128, block_size=32, steps=20
+)
+
+
+@pytest.fixture
+def env_file(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    base = tmp_path / "base-model"
+    torch.set_num_threads(1)  # tiny models: threads only wait on each other (see model.finetune)
+    build_bootstrap(base, lines=bundled_corpus()[:60], config=TINY)
+    env = tmp_path / ".env"
+    env.write_text(
+        f"DATABASE_URL=sqlite:///{tmp_path / 'bot.db'}\nMODEL_DIR={tmp_path / 'models'}\n"
+        f"BASE_MODEL={base}\nDEVICE=cpu\nTRAIN_BLOCK_SIZE=32\nTRAIN_BATCH_SIZE=4\n"
+        "TRAIN_LEARNING_RATE=0.003\nLOG_LEVEL=WARNING\n"
+    )
+    return env
+
+
+def test_train_from_a_file_then_switch_versions(
+    env_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "texts.txt"
+    lines = [f"The lighthouse keeper number {i} counts the ships at night." for i in range(20)]
+    data.write_text("\n".join([*lines, "", lines[0]]))
+
+    code = main(["--env-file", str(env_file), "train", "--data", str(data), "--epochs", "2",
+                 "--json"])  # fmt: skip
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "added 20, skipped 1 empty, skipped 1 duplicates" in err
+    result = json.loads(out)
+    assert result["status"] == "succeeded" and result["dataset_size"] == 20
+    assert result["promoted"] is True
+    assert result["after"]["eval_loss"] < result["before"]["eval_loss"]
+    trained = result["model_version"]
+
+    db = Database(f"sqlite:///{tmp_path / 'bot.db'}")
+    versions = ModelVersionRepository(db)
+    assert versions.active().name == trained  # type: ignore[union-attr]
+    assert main(["--env-file", str(env_file), "models", "rollback"]) == 0
+    assert versions.active().name != trained  # type: ignore[union-attr]
+    # the gate applies to `models use` too: the trained version beats the base, so it passes
+    assert main(["--env-file", str(env_file), "models", "use", trained]) == 0
+    assert versions.active().name == trained  # type: ignore[union-attr]
+    assert main(["--env-file", str(env_file), "models", "use", "../x"]) == 1
+    assert "invalid model version name" in capsys.readouterr().err
+    db.dispose()
+    shutil.rmtree(tmp_path / "models", ignore_errors=True)
+
+
+def test_learning_settings_are_read_and_checked() -> None:
+    settings = Settings.from_env({"TRAIN_EPOCHS": "5", "PROMOTE_TOLERANCE": "0.1"}, None)
+    assert settings.learning.finetune.epochs == 5
+    assert settings.learning.promote_tolerance == 0.1
+    with pytest.raises(SettingsError, match="TRAIN_EPOCHS: 'many' is not a number from 1 to 100"):
+        Settings.from_env({"TRAIN_EPOCHS": "many"}, None)

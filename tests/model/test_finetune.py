@@ -1,0 +1,92 @@
+"""The fine-tuning recipe: it learns the domain, and a killed run resumes from its checkpoint."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from model.bootstrap import BootstrapConfig, build_bootstrap, bundled_corpus
+from model.evaluate import pack_cyclic
+from model.finetune import CHECKPOINT_FILE, FinetuneConfig, FinetuneJob, run_finetune
+from model.versions import read_metadata
+
+TINY = BootstrapConfig(
+    vocab_size=300, n_layer=2, n_head=2, n_embd=32, n_positions=128, block_size=32, steps=20
+)
+CONFIG = FinetuneConfig(
+    epochs=3, learning_rate=3e-3, block_size=32, batch_size=4, eval_every=5,
+    checkpoint_every=2, sample_max_new_tokens=6, device="cpu",
+)  # fmt: skip
+DOMAIN = [f"Robot number {i} likes to paint the blue fence in the garden." for i in range(30)]
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("finetune") / "base"
+    torch.set_num_threads(1)  # tiny models: threads only wait on each other (see model.finetune)
+    build_bootstrap(folder, lines=bundled_corpus()[:60], config=TINY)
+    return folder
+
+
+def _job(base: Path, tmp: Path, config: FinetuneConfig = CONFIG) -> FinetuneJob:
+    return FinetuneJob(
+        base_path=str(base), base_version="base", texts=DOMAIN, work_dir=str(tmp / "work"),
+        output_dir=str(tmp / "ft-1"), version_name="ft-1", config=config,
+    )  # fmt: skip
+
+
+def test_packing_puts_eos_between_samples_and_wastes_nothing() -> None:
+    blocks = pack_cyclic([[1, 2, 3], [4, 5]], eos_id=0, block_size=4)
+    assert blocks.tolist() == [[1, 2, 3, 0], [4, 5, 0, 1]]  # last block completed from the start
+
+
+def test_training_lowers_heldout_loss_and_saves_a_version(base: Path, tmp_path: Path) -> None:
+    events: list[dict] = []
+    result = run_finetune(_job(base, tmp_path), events.append)
+    before, after = result["before"]["eval_loss"], result["after"]["eval_loss"]
+    assert after < before - 0.5, (before, after)
+    steps = [e for e in events if e["event"] == "step"]
+    assert steps[-1]["progress"] == 1.0 and all(e["eta_s"] >= 0 for e in steps)
+    assert len(result["after"]["samples"]) == 3
+    metadata = read_metadata(tmp_path / "ft-1")
+    assert metadata["parent"] == "base"
+    assert metadata["metrics"]["baseline_eval_loss"] == pytest.approx(before)
+    assert metadata["heldout_texts"] and set(metadata["heldout_texts"]) <= set(DOMAIN)
+
+
+def test_killed_run_resumes_from_its_checkpoint(base: Path, tmp_path: Path) -> None:
+    config = replace(CONFIG, epochs=5, checkpoint_every=3)
+    job = _job(base, tmp_path, config)
+    job_file = tmp_path / "job.json"
+    job_file.write_text(job.to_json())
+    command = [sys.executable, "-m", "model.finetune", str(job_file)]
+    first = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    assert first.stdout is not None
+    for line in first.stdout:  # kill it right after its second checkpoint
+        event = json.loads(line)
+        if event["event"] == "checkpoint" and event["step"] >= 6:
+            first.kill()
+            break
+    first.wait(timeout=30)
+    first.stdout.close()
+    assert first.returncode != 0
+    killed_at = torch.load(Path(job.work_dir) / CHECKPOINT_FILE, weights_only=False)["step"]
+    assert killed_at >= 6 and not Path(job.output_dir).exists()
+
+    started = time.monotonic()
+    second = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert second.returncode == 0, second.stderr[-2000:]
+    events = [json.loads(line) for line in second.stdout.splitlines()]
+    assert events[0] == {"event": "resumed", "step": killed_at, "total": events[0]["total"]}
+    steps = [e["step"] for e in events if e["event"] == "step"]
+    assert steps[0] == killed_at + 1 and steps[-1] == events[0]["total"]
+    done = events[-1]
+    assert done["event"] == "done" and done["after"]["eval_loss"] < done["before"]["eval_loss"]
+    assert time.monotonic() - started < 120
