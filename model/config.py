@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from model.engine.config import EngineConfig
 
 
 @dataclass(frozen=True)
@@ -13,3 +15,4 @@ class ModelConfig:
     device: str = "auto"  # auto = cuda > mps > cpu
     dtype: str = "auto"  # auto = bf16/fp16 on GPU, fp32 on CPU
     hub_timeout_s: float = 3.0  # how long to wait for the model hub before going offline
+    engine: EngineConfig = field(default_factory=EngineConfig)  # the local backend's engine
