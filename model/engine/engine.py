@@ -29,6 +29,7 @@ from model.backends.base import (
     Busy,
     Cancelled,
     GenerationRequest,
+    GenerationResult,
     Queued,
     TimedOut,
 )
@@ -147,7 +148,9 @@ class Engine:
         with self._cond:
             self._cond.notify_all()
 
-    def _ended(self, active: ActiveRequest) -> None:
+    def _ended(self, active: ActiveRequest, result: GenerationResult | None) -> None:
+        if result is not None:
+            self.metrics.finished(result.latency_s, result.ttft_s)
         with self._cond:
             user = active.request.user
             self._per_user[user] -= 1
@@ -258,19 +261,14 @@ class Engine:
             elif owner.expired(now):
                 self.metrics.count("failed")
                 owner.fail(TimedOut(_timeout_message(self.config.timeout_s)))
-        self._finish(batch.retire())
+        batch.retire()
         try:
             batch.step()
         except torch.OutOfMemoryError:
             log.error("out of memory on a single row: failing the batch's requests")
             self.metrics.count("failed", len({id(r.owner) for r in batch.rows}))
             batch.fail_all(BackendError("The model ran out of memory. Try a shorter request."))
-        self._finish(batch.retire())
-
-    def _finish(self, completed: list[ActiveRequest]) -> None:
-        for active in completed:
-            ttft = (active.first_token or time.perf_counter()) - active.submitted
-            self.metrics.finished(time.perf_counter() - active.submitted, ttft)
+        batch.retire()
 
     def _release_drained(self) -> None:
         drained = [b for b in self._draining if not b.rows]

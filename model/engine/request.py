@@ -52,7 +52,7 @@ class ActiveRequest:
     first_token: float | None = None
     rows_left: int = 0
     done: bool = False
-    on_end: Callable[[ActiveRequest], None] = lambda _request: None
+    on_end: Callable[[ActiveRequest, GenerationResult | None], None] = lambda _r, _result: None
 
     @property
     def samples(self) -> int:
@@ -74,7 +74,7 @@ class ActiveRequest:
     def fail(self, error: BackendError) -> None:
         if not self.done:
             self.done = True
-            self.on_end(self)
+            self.on_end(self, None)
             self.loop.call_soon_threadsafe(self.handle.put_error, error)
 
     def sample_finished(self, sample: int, tokens: int, reason: str) -> GenerationResult | None:
@@ -84,7 +84,6 @@ class ActiveRequest:
         if self.rows_left > 0 or self.done:
             return None
         self.done = True
-        self.on_end(self)
         now = time.perf_counter()
         result = GenerationResult(
             texts=list(self.texts),
@@ -97,5 +96,6 @@ class ActiveRequest:
             prompt_truncated=self.truncated,
             finish_reasons=list(self.reasons),
         )
+        self.on_end(self, result)  # before the caller can see the result: metrics are current
         self.loop.call_soon_threadsafe(self.handle.put_result, result)
         return result
