@@ -15,6 +15,7 @@ from typing import Any
 
 from bot import plugins
 from bot.app import App
+from bot.bench import bench_command
 from bot.export import FORMATS, write_export
 from bot.params import LIMITS, InvalidRequest
 from bot.platforms.base import RunOptions
@@ -75,6 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("--json", action="store_true", help="print JSON")
 
     sub.add_parser("demo", help="generate from a few prompts, rate one, show how to export")
+
+    bench = sub.add_parser("bench", help="measure speed (see docs/engine.md)")
+    bench.add_argument("target", choices=["generation"])
+    bench.add_argument("--json", action="store_true", help="print JSON")
+    bench.add_argument("--quick", action="store_true", help="a small smoke run (seconds)")
     return parser
 
 
@@ -216,6 +222,7 @@ COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], Any]] = {
     "demo": _demo,
     "export": _export,
     "models": _models,
+    "bench": bench_command,
 }
 
 

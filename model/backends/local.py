@@ -13,7 +13,7 @@ import torch
 from model.backends.base import GenerationRequest
 from model.config import ModelConfig
 from model.device import cpu_has_fast_bf16, resolve_device
-from model.engine import Engine, EngineConfig
+from model.engine import Engine
 from model.engine.request import EngineHandle
 from model.versions import LoadedModel, load_model
 

@@ -22,7 +22,9 @@ from model.versions import LoadedModel
 log = logging.getLogger(__name__)
 
 RECOVER_AFTER_STEPS = 256  # after an OOM split, steps without OOM before the row limit doubles
-OUT_OF_MEMORY = "The model ran out of memory for this request. Try a shorter prompt or fewer samples."
+OUT_OF_MEMORY = (
+    "The model ran out of memory for this request. Try a shorter prompt or fewer samples."
+)
 
 
 @dataclass
@@ -97,7 +99,9 @@ class Batch:
             greedy = params.temperature == 0
             generator = None if greedy else row_generator(params.sample_seed(sample))
             detok = IncrementalDetokenizer(self.loaded.tokenizer)
-            self.rows.append(Row(request, sample, generator, detok, position=len(request.prompt_ids)))
+            self.rows.append(
+                Row(request, sample, generator, detok, position=len(request.prompt_ids))
+            )
             request.rows_left += 1
         self._params = None
         row_logits = logits[torch.tensor([i for i, _, _ in order], device=device)]  # (R, V)

@@ -15,9 +15,7 @@ REPLACEMENT = "\ufffd"
 
 def decode(tokenizer: Any, ids: list[int]) -> str:
     """Decode without the special tokens and without clean-up (which would change spacing)."""
-    return str(
-        tokenizer.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
-    )
+    return str(tokenizer.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False))
 
 
 class IncrementalDetokenizer:

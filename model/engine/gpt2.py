@@ -12,6 +12,7 @@ real token never sees the padding after it, and each row's logits are read at it
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -70,8 +71,8 @@ class GPT2Runner:
         ):
             raise UnsupportedModel("GPT-2 attention variants are not supported by the engine")
         self.model = model
-        self.body = model.transformer  # type: ignore[attr-defined]
-        self.lm_head = model.lm_head  # type: ignore[attr-defined]
+        self.body: Any = model.transformer  # wte, wpe, h (blocks), ln_f
+        self.lm_head: Any = model.lm_head
         self.layers = int(config.n_layer)
         self.heads = int(config.n_head)
         self.width = int(config.n_embd)

@@ -58,9 +58,14 @@ async def test_greedy_output_matches_transformers_generate(model_versions):
         result, _ = await run(engine, "A language model is", GREEDY)
         loaded = engine.loaded
         ids = torch.tensor([loaded.tokenizer.encode("A language model is")])
-        out = loaded.model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False,
-                                    max_new_tokens=40, pad_token_id=loaded.tokenizer.eos_token_id)
-        expected = loaded.tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
+        out = loaded.model.generate(
+            ids,
+            attention_mask=torch.ones_like(ids),
+            do_sample=False,
+            max_new_tokens=40,
+            pad_token_id=loaded.tokenizer.eos_token_id,
+        )
+        expected = loaded.tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True)
     finally:
         await engine.close()
     assert result.texts[0] == expected
