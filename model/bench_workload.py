@@ -21,11 +21,15 @@ from model.bootstrap import bundled_corpus, train_tokenizer
 from model.versions import LoadedModel
 
 SEED = 2024
-FULL: dict[str, Any] = {"requests": 32, "prompt_tokens": (8, 64), "new_tokens": (16, 128), "short": 16,
-        "long": 128, "arrival_window_s": 8.0}  # fmt: skip
-QUICK: dict[str, Any] = {"requests": 8, "prompt_tokens": (8, 24), "new_tokens": (8, 24), "short": 4,
-         "long": 24, "arrival_window_s": 1.0}  # fmt: skip
-QUICK_MODEL: dict[str, Any] = {"n_layer": 2, "n_head": 2, "n_embd": 128}  # smoke runs: same code, tiny model
+FULL: dict[str, Any] = {"requests": 32, "prompt_tokens": (8, 64), "new_tokens": (16, 128),
+                        "short": 16, "long": 128, "arrival_window_s": 8.0}  # fmt: skip
+QUICK: dict[str, Any] = {"requests": 8, "prompt_tokens": (8, 24), "new_tokens": (8, 24),
+                         "short": 4, "long": 24, "arrival_window_s": 1.0}  # fmt: skip
+QUICK_MODEL: dict[str, Any] = {
+    "n_layer": 2,
+    "n_head": 2,
+    "n_embd": 128,
+}  # smoke runs: same code, tiny model
 
 
 @dataclass(frozen=True)

@@ -66,20 +66,37 @@ def sample_next(
     sampling = [i for i, g in enumerate(generators) if g is not None]
     if not sampling:
         return tokens
-    index = torch.tensor(sampling, device=logits.device)
+    # rows without any filter skip sorting; rows with top-k share one topk of the largest k
+    top_k, top_p = params.top_k.tolist(), params.top_p.tolist()
+    unfiltered = [i for i in sampling if top_k[i] == 0 and top_p[i] >= 1.0]
+    limited = [i for i in sampling if top_k[i] > 0]
+    nucleus = [i for i in sampling if top_k[i] == 0 and top_p[i] < 1.0]
+    for group in (unfiltered, limited, nucleus):
+        if group:
+            _draw_group(logits, params, generators, group, tokens, sort=group is not unfiltered)
+    return tokens
+
+
+def _draw_group(logits: torch.Tensor, params: RowParams, generators: list[torch.Generator | None],
+                rows: list[int], tokens: torch.Tensor, sort: bool) -> None:  # fmt: skip
+    """Draw the next token of `rows` (in place into `tokens`), each from its own generator."""
+    index = torch.tensor(rows, device=logits.device)
     subset = RowParams(
         temperature=params.temperature[index],
         top_k=params.top_k[index],
         top_p=params.top_p[index],
         penalty=params.penalty[index],
     )
-    probs, ids = _filtered_candidates(logits[index], subset)  # (S, K)
-    draws = torch.stack([torch.rand((), generator=generators[i]) for i in sampling])
+    if sort:
+        probs, ids = _filtered_candidates(logits[index], subset)  # (S, K)
+    else:
+        probs = torch.softmax(logits[index] / subset.temperature[:, None], dim=-1)  # (S, V)
+        ids = torch.arange(probs.shape[-1], device=logits.device).expand_as(probs)
+    draws = torch.stack([torch.rand((), generator=generators[i]) for i in rows])
     cdf = probs.cumsum(dim=-1)
     targets = (draws.to(cdf.device) * cdf[:, -1])[:, None]  # (S, 1)
     choice = torch.searchsorted(cdf, targets, right=True).clamp(max=probs.shape[-1] - 1)
     tokens[index] = ids.gather(1, choice)[:, 0]
-    return tokens
 
 
 def row_generator(seed: int) -> torch.Generator:

@@ -269,3 +269,24 @@ async def test_metrics_describe_the_load(model_versions):
     assert stats.tokens_generated > 0 and stats.tokens_per_s > 0
     assert 0 < stats.p50_ttft_s <= stats.p95_ttft_s <= stats.p95_latency_s
     assert stats.queue_depth == 0 and stats.model_version == "v1"
+
+
+async def test_bf16_engine_keeps_the_model_quality(model_versions):
+    """ENGINE_CPU_DTYPE=auto picks bf16 on CPUs with native bf16: the loss must hold."""
+    from model.bootstrap import bundled_corpus
+
+    losses = {}
+    for dtype in ("fp32", "bf16"):
+        loaded = loader(dtype=dtype)("v1", str(model_versions["v1"]))
+        ids = torch.tensor([loaded.tokenizer.encode(" ".join(bundled_corpus()[:12]))[:256]])
+        with torch.inference_mode():
+            losses[dtype] = float(loaded.model(input_ids=ids, labels=ids).loss)
+    assert abs(losses["bf16"] - losses["fp32"]) / losses["fp32"] < 0.02
+    engine = Engine(EngineConfig(metrics_log_interval_s=0), loader(dtype="bf16"))
+    await engine.start("v1", str(model_versions["v1"]))
+    try:
+        result, chunks = await run(engine, "A language model is", SEEDED)
+    finally:
+        await engine.close()
+    assert engine.loaded.dtype == torch.bfloat16
+    assert result.texts[0] and "".join(c.text for c in chunks) == result.texts[0]
