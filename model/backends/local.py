@@ -45,7 +45,7 @@ class LocalBackend:
 
     @property
     def model_version(self) -> str:
-        return self.engine.loaded.version
+        return self.engine.metrics.model_version or self._version  # the latter before start()
 
     async def start(self) -> None:
         await self.engine.start(self._version, self._path)

@@ -30,7 +30,8 @@ async def test_chat_service_generates_through_the_local_backend(model_versions, 
         assert [g.output for g in finished.generations] == finished.result.texts
         assert finished.generations[0].model_version == "v1"
         assert backend.count_tokens("A language model") == finished.result.prompt_tokens
-        assert backend.tail_tokens("one two three four", 2).strip() == "three four"
+        tail = backend.tail_tokens("one two three four", 2)
+        assert "one two three four".endswith(tail) and backend.count_tokens(tail) == 2
         await backend.swap("v2", str(model_versions["v2"]))
         assert backend.model_version == "v2"
         again = await chat.generate(Origin("cli", "u1"), "A language model", {"seed": 3})
