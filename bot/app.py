@@ -53,7 +53,7 @@ class App:
     async def open(
         cls,
         settings: Settings,
-        backend_name: str = "local",
+        backend_name: str | None = None,
         bootstrap: BootstrapConfig | None = None,
         progress: ProgressFn | None = None,
         background: bool = False,
@@ -67,7 +67,7 @@ class App:
             active = await db.run(
                 prepare_model, settings.model, versions, bootstrap or BootstrapConfig(), progress
             )
-            factory = plugins.load(plugins.BACKEND_GROUP, backend_name)
+            factory = plugins.load(plugins.BACKEND_GROUP, backend_name or settings.model.backend)
             backend: Backend = factory(settings.model, active.name, active.path)
             await backend.start()
             admin = LearningLoop(

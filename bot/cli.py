@@ -225,8 +225,19 @@ COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], Any]] = {
     "export": _export,
     "models": _models,
     "train": cli_learning.train,
-    "bench": cli_learning.bench,
+    "bench": lambda settings, args: (
+        _bench_generation(settings, args)
+        if args.kind == "generation"
+        else cli_learning.bench(settings, args)
+    ),
 }
+
+
+def _bench_generation(settings: Settings, args: argparse.Namespace) -> int:
+    # runs its own event loops (one per scenario), so it is dispatched outside asyncio.run
+    from bot.bench import bench_command
+
+    return bench_command(settings, args)
 
 
 async def _open_app(settings: Settings, background: bool = False) -> Any:

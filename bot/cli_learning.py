@@ -18,7 +18,7 @@ if TYPE_CHECKING:  # torch-heavy: imported when a command runs, so `gpt2bot --he
     from admin.service import LearningLoop
 
 BAR_WIDTH = 30
-BENCH_KINDS = ("training", "loop")  # `generation` is registered by the engine's bench
+BENCH_KINDS = ("generation", "training", "loop")
 
 
 def add_parsers(sub: Any) -> None:
@@ -35,6 +35,7 @@ def add_parsers(sub: Any) -> None:
     bench.add_argument("--configs", default="tiny,124m", help="model configs (training bench)")
     bench.add_argument("--cycles", type=int, default=3, help="retrain cycles (loop bench)")
     bench.add_argument("--base", help="loop bench: start from this model folder, not bootstrap")
+    bench.add_argument("--quick", action="store_true", help="generation bench: a smoke run")
     bench.add_argument("--json", action="store_true", help="print JSON")
 
 

@@ -18,7 +18,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from admin.config import LearningConfig
-from model.config import DEVICES, DTYPE_NAMES, FinetuneConfig, ModelConfig
+from model.config import DEVICES, DTYPE_NAMES, FinetuneConfig, ModelConfig, OpenAIConfig
+from model.engine.config import CPU_DTYPES, EngineConfig
 from storage.db import StorageConfig
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -141,6 +142,56 @@ def _model_config(env: Mapping[str, str]) -> ModelConfig:
         base_model=env.get("BASE_MODEL", ModelConfig.base_model),
         device=device,
         dtype=_choice(env, "DTYPE", "auto", DTYPE_NAMES),
+        backend=env.get("GENERATION_BACKEND", ModelConfig.backend).lower(),
+        engine=_engine_config(env),
+        openai=_openai_config(env),
+    )
+
+
+def _at_least(env: Mapping[str, str], name: str, default: float, low: float, kind: type = int
+            ) -> float:  # fmt: skip
+    raw = env.get(name)
+    if raw is None:
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        value = None
+    if value is None or value < low:
+        raise SettingsError(
+            name, f"{raw!r} is not a {'whole ' if kind is int else ''}number ≥ {low:g}",
+            f"Use e.g. {name}={kind(default)}.",
+        )  # fmt: skip
+    return value
+
+
+def _engine_config(env: Mapping[str, str]) -> EngineConfig:
+    d = EngineConfig()
+    return EngineConfig(
+        max_batch=int(_at_least(env, "ENGINE_MAX_BATCH", d.max_batch, 1)),
+        max_queue=int(_at_least(env, "ENGINE_MAX_QUEUE", d.max_queue, 0)),
+        max_per_user=int(_at_least(env, "ENGINE_MAX_PER_USER", d.max_per_user, 1)),
+        timeout_s=float(_at_least(env, "ENGINE_TIMEOUT_S", d.timeout_s, 1, float)),
+        cpu_dtype=_choice(env, "ENGINE_CPU_DTYPE", d.cpu_dtype, CPU_DTYPES),
+        max_prefill_tokens=int(
+            _at_least(env, "ENGINE_MAX_PREFILL_TOKENS", d.max_prefill_tokens, 1)
+        ),
+        metrics_log_interval_s=float(
+            _at_least(env, "ENGINE_METRICS_LOG_INTERVAL_S", d.metrics_log_interval_s, 0, float)
+        ),
+    )
+
+
+def _openai_config(env: Mapping[str, str]) -> OpenAIConfig:
+    extra = env.get("OPENAI_EXTRA_PARAMS", "true").lower()
+    if extra not in ("true", "false", "1", "0", "yes", "no"):
+        raise SettingsError("OPENAI_EXTRA_PARAMS", f"{extra!r} is not true or false",
+                            "Use true or false.")  # fmt: skip
+    return OpenAIConfig(
+        base_url=_http_url(env, "OPENAI_BASE_URL", ("http", "https")) or OpenAIConfig.base_url,
+        api_key=env.get("OPENAI_API_KEY"),
+        model=env.get("OPENAI_MODEL"),
+        extra_params=extra in ("true", "1", "yes"),
     )
 
 

@@ -39,3 +39,11 @@ def resolve_dtype(device: torch.device, name: str = "auto") -> torch.dtype:
     if device.type == "mps":
         return torch.float16
     return torch.float32
+
+
+def cpu_has_fast_bf16() -> bool:
+    """True when oneDNN has native bf16 kernels here (AVX512-BF16 or AMX), so bf16 pays off."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False

@@ -92,6 +92,19 @@ class Cancelled(BackendError):
     """The request was cancelled before it finished."""
 
 
+class TimedOut(BackendError):
+    """The request did not finish within the backend's time limit."""
+
+
+@runtime_checkable
+class ReportsMetrics(Protocol):
+    """A backend that can describe its load (queue depth, tokens/s, latency percentiles)."""
+
+    def metrics(self) -> dict[str, float | int | str]:
+        """A snapshot of the backend's metrics, JSON-serializable."""
+        ...
+
+
 @runtime_checkable
 class GenerationHandle(Protocol):
     """A submitted request: iterate it for events, await `result()` for the outcome."""

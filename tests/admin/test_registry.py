@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -88,15 +89,21 @@ async def test_hot_swap_under_concurrent_generation_loses_no_request(
     registry = Registry(db, tolerance=0.0, backend=backend)
     try:
         params = SamplingParams(max_new_tokens=16, seed=3)
+        # the first request is short: the batching engine finishes it while the rest still run
+        lengths = [2] + [96] * 23
         handles = [
-            backend.submit(GenerationRequest(f"Prompt {i}", params, user=f"u{i}"))
-            for i in range(24)
+            backend.submit(
+                GenerationRequest(f"Prompt {i}", replace(params, max_new_tokens=n), f"u{i}")
+            )
+            for i, n in enumerate(lengths)
         ]
         tasks = [asyncio.ensure_future(h.result()) for h in handles]
         await tasks[0]  # generation is under way; swap while the rest are queued or running
         in_flight = sum(not t.done() for t in tasks)
         await registry.promote("v2")
-        later = [backend.submit(GenerationRequest("After", params)) for _ in range(3)]
+        later = [
+            backend.submit(GenerationRequest("After", params, user=f"late{i}")) for i in range(3)
+        ]
         results = await asyncio.gather(*tasks, *(h.result() for h in later))
     finally:
         await backend.close()

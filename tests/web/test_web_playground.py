@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any
 
 import pytest
@@ -13,8 +12,8 @@ from web_helpers import ADMIN_TOKEN, Browser, open_browser, parse_sse
 from bot.app import App
 from bot.platforms.web import build_web_app
 from bot.platforms.web.security import CLIENT_COOKIE, Guard
-from model.backends import local
-from model.backends.base import Busy, GenerationRequest
+from model.backends.base import Busy, Cancelled, GenerationRequest
+from storage import GenerationRepository
 
 XSS = "<img src=x onerror=alert(1)>"
 
@@ -182,21 +181,22 @@ def test_entry_point_is_registered() -> None:
 async def test_leaving_mid_generation_cancels_the_work(
     app: App, browser: Browser, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    samples_started: list[int] = []
+    handles: list[Any] = []
+    real_submit = app.backend.submit
 
-    def slow_sample(*args: Any) -> Any:  # the real sampler, slowed so the browser can leave
-        samples_started.append(args[3])
-        time.sleep(0.4)
-        return real_sample(*args)
+    def spy(request: Any) -> Any:
+        handles.append(real_submit(request))
+        return handles[-1]
 
-    real_sample = local.generate_sample
-    monkeypatch.setattr(local, "generate_sample", slow_sample)
+    monkeypatch.setattr(app.backend, "submit", spy)
     response = await browser.post(
-        "/api/generate", {"prompt": "Leave", "params": {"samples": 4, "max_new_tokens": 2}}
+        "/api/generate",
+        {"prompt": "Leave", "params": {"samples": 4, "max_new_tokens": 512, "seed": 1}},
     )
     assert (await response.content.readuntil(b"\n\n")).startswith(b"event: queued")
     response.close()  # the browser goes away (tab closed, Stop pressed)
-    await asyncio.sleep(2.5)
-    assert len(samples_started) < 4  # the remaining samples were never generated
+    with pytest.raises(Cancelled):
+        await asyncio.wait_for(handles[0].result(), timeout=20)
+    assert GenerationRepository(app.db).count() == 0  # nothing half-done was stored
     history = await (await browser.client.get("/api/history")).json()
     assert history["generations"] == []  # and nothing half-done was stored

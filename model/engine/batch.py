@@ -1,0 +1,214 @@
+"""The running batch of one model version: rows join (prefill) and leave between decode steps.
+
+A row is one sample of one request. Rows stay contiguous in the cache (a leaving row is
+replaced by the last one), so a decode step works on plain slices, never on gathered copies.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from model.backends.base import BackendError
+from model.engine.detok import IncrementalDetokenizer
+from model.engine.gpt2 import GPT2Runner
+from model.engine.request import ActiveRequest
+from model.engine.sampling import RowParams, row_generator, sample_next
+from model.versions import LoadedModel
+
+log = logging.getLogger(__name__)
+
+RECOVER_AFTER_STEPS = 256  # after an OOM split, steps without OOM before the row limit doubles
+OUT_OF_MEMORY = (
+    "The model ran out of memory for this request. Try a shorter prompt or fewer samples."
+)
+
+
+@dataclass
+class Row:
+    owner: ActiveRequest
+    sample: int
+    generator: torch.Generator | None  # None = greedy
+    detok: IncrementalDetokenizer
+    position: int  # where the next token goes = tokens in the cache for this row
+    last_token: int = 0
+    generated: int = 0
+    reason: str = ""  # set when the row is done: "eos" | "length" | "cancelled"
+
+
+class Batch:
+    """Rows decoding together on one model version."""
+
+    def __init__(self, loaded: LoadedModel, max_rows: int,
+                 on_oom: Callable[[], None] = lambda: None) -> None:  # fmt: skip
+        self.loaded = loaded
+        self.runner = GPT2Runner(loaded.model)
+        self.max_rows = max_rows
+        self.row_limit = max_rows  # lowered after an out-of-memory split
+        self.cache = self.runner.new_cache(max_rows)
+        self.seen = torch.zeros(max_rows, self.runner.vocab, dtype=torch.bool, device=loaded.device)
+        self.rows: list[Row] = []
+        self._params: RowParams | None = None
+        self._steps_since_oom = 0
+        self._on_oom = on_oom
+        self.eos = loaded.tokenizer.eos_token_id
+        self.tokens_out = 0  # tokens generated so far (metrics)
+
+    @property
+    def free_rows(self) -> int:
+        return max(0, self.row_limit - len(self.rows))
+
+    # ---- joining -------------------------------------------------------------------------------
+
+    def admit(self, requests: list[ActiveRequest]) -> None:
+        """Prefill `requests` and add one row per sample (each with its first token)."""
+        if not requests:
+            return
+        try:
+            self._prefill_group(requests)
+        except torch.OutOfMemoryError:
+            if len(requests) == 1:
+                requests[0].fail(BackendError(OUT_OF_MEMORY))
+                return
+            self._oom(f"prefill of {len(requests)} requests")
+            middle = len(requests) // 2
+            self.admit(requests[:middle])
+            self.admit(requests[middle:])
+
+    def _prefill_group(self, requests: list[ActiveRequest]) -> None:
+        device = self.loaded.device
+        lengths = [len(r.prompt_ids) for r in requests]
+        width = max(lengths)
+        padded = [r.prompt_ids + [self.eos] * (width - len(r.prompt_ids)) for r in requests]
+        ids = torch.tensor(padded, device=device)  # (N, P), right-padded
+        first = len(self.rows)
+        logits = self.runner.prefill(ids, torch.tensor(lengths, device=device), self.cache, first)
+        # sample 0 of request i sits at row first+i; its other samples copy that cache row
+        order = [(i, r, 0) for i, r in enumerate(requests)]
+        order += [(i, r, s) for i, r in enumerate(requests) for s in range(1, r.samples)]
+        for offset, (source, request, sample) in enumerate(order):
+            target = first + offset
+            if sample > 0:
+                self.cache.move_row(first + source, target)
+            self.seen[target] = False
+            self.seen[target, torch.tensor(request.prompt_ids, device=device)] = True
+            params = request.request.params
+            greedy = params.temperature == 0
+            generator = None if greedy else row_generator(params.sample_seed(sample))
+            detok = IncrementalDetokenizer(self.loaded.tokenizer)
+            self.rows.append(
+                Row(request, sample, generator, detok, position=len(request.prompt_ids))
+            )
+            request.rows_left += 1
+        self._params = None
+        row_logits = logits[torch.tensor([i for i, _, _ in order], device=device)]  # (R, V)
+        self._accept(first, row_logits)
+
+    # ---- decoding ------------------------------------------------------------------------------
+
+    def step(self) -> None:
+        """Decode one token for every row."""
+        if not self.rows:
+            return
+        device = self.loaded.device
+        tokens = torch.tensor([r.last_token for r in self.rows], device=device)
+        positions = torch.tensor([r.position for r in self.rows], device=device)
+        logits = self._decode(tokens, positions, 0, len(self.rows))
+        for row in self.rows:
+            row.position += 1
+        self._accept(0, logits)
+        self._steps_since_oom += 1
+        if self.row_limit < self.max_rows and self._steps_since_oom >= RECOVER_AFTER_STEPS:
+            self.row_limit = min(self.max_rows, self.row_limit * 2)
+            self._steps_since_oom = 0
+
+    def _decode(self, tokens: torch.Tensor, positions: torch.Tensor, start: int,
+                stop: int) -> torch.Tensor:  # fmt: skip
+        try:
+            return self.runner.decode(
+                tokens[start:stop], positions[start:stop], self.cache, slice(start, stop)
+            )
+        except torch.OutOfMemoryError:
+            if stop - start == 1:
+                raise
+            self._oom(f"decode of {stop - start} rows")
+            middle = (start + stop) // 2
+            return torch.cat([
+                self._decode(tokens, positions, start, middle),
+                self._decode(tokens, positions, middle, stop),
+            ])  # fmt: skip
+
+    def _oom(self, what: str) -> None:
+        self.row_limit = max(1, min(self.row_limit, len(self.rows)) // 2)
+        self._steps_since_oom = 0
+        log.warning("out of memory during %s: splitting the batch and retrying "
+                    "(row limit now %d)", what, self.row_limit)  # fmt: skip
+        if self.loaded.device.type == "cuda":
+            torch.cuda.empty_cache()
+        self._on_oom()
+
+    def _row_params(self) -> RowParams:
+        if self._params is None or self._params.temperature.shape[0] != len(self.rows):
+            device = self.loaded.device
+            params = [r.owner.request.params for r in self.rows]
+            self._params = RowParams(
+                temperature=torch.tensor([p.temperature for p in params], device=device),
+                top_k=torch.tensor([p.top_k for p in params], device=device),
+                top_p=torch.tensor([p.top_p for p in params], device=device),
+                penalty=torch.tensor([p.repetition_penalty for p in params], device=device),
+            )
+        return self._params
+
+    def _accept(self, first: int, logits: torch.Tensor) -> None:
+        """Sample the next token of rows first… from their `logits` and stream the text."""
+        rows = self.rows[first:]
+        if not rows:
+            return
+        params = self._row_params()
+        part = RowParams(*(t[first:] for t in (params.temperature, params.top_k,
+                                                params.top_p, params.penalty)))  # fmt: skip
+        seen = self.seen[first : len(self.rows)]
+        tokens = sample_next(logits, part, seen, [r.generator for r in rows])
+        index = torch.arange(first, len(self.rows), device=tokens.device)
+        self.seen[index, tokens] = True
+        for row, token in zip(rows, tokens.tolist(), strict=True):
+            if token == self.eos:
+                row.reason = "eos"
+                continue
+            row.last_token = token
+            row.generated += 1
+            self.tokens_out += 1
+            row.owner.chunk(row.sample, row.detok.push(token))
+            full = row.position >= self.runner.context  # no room left for the next token
+            if full or row.generated >= row.owner.request.params.max_new_tokens:
+                row.reason = "length"
+
+    # ---- leaving -------------------------------------------------------------------------------
+
+    def retire(self) -> list[ActiveRequest]:
+        """Remove rows that are done (finished, cancelled or failed); the requests completed."""
+        completed = []
+        leaving = [i for i, r in enumerate(self.rows) if r.reason or r.owner.done]
+        for index in reversed(leaving):
+            row, last = self.rows[index], len(self.rows) - 1
+            if index != last:
+                self.cache.move_row(last, index)
+                self.seen[index] = self.seen[last]
+                self.rows[index] = self.rows[last]
+            self.rows.pop()
+            if not row.owner.done:
+                row.owner.chunk(row.sample, row.detok.flush())
+                if row.owner.sample_finished(row.sample, row.generated, row.reason):
+                    completed.append(row.owner)
+        if leaving:
+            self._params = None
+        return completed
+
+    def fail_all(self, error: BackendError) -> None:
+        for row in self.rows:
+            row.owner.fail(error)
+        self.rows.clear()
+        self._params = None

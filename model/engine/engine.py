@@ -1,0 +1,340 @@
+"""The generation engine: an asyncio-facing queue in front of a worker thread that owns the model.
+
+Callers `submit` from the event loop and get an `EngineHandle` at once (or `Busy`). The worker
+loops: take a pending swap, drop cancelled or expired waiting requests, admit as many waiting
+requests as the batch has free rows (prefill), decode one token for every row, retire finished
+rows. So requests join and leave between steps (continuous batching) and nothing the worker
+does ever runs on the event loop.
+
+Hot-swap: the new version is loaded beside the old one; from then on new requests go to a new
+batch on the new model, while rows already running finish on the old model (both batches are
+stepped in turn). When the old batch is empty, its model is dropped and its memory released.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import math
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+
+import torch
+
+from model.backends.base import (
+    BackendError,
+    Busy,
+    Cancelled,
+    GenerationRequest,
+    GenerationResult,
+    Queued,
+    TimedOut,
+)
+from model.engine.batch import Batch
+from model.engine.config import EngineConfig
+from model.engine.detok import decode
+from model.engine.metrics import EngineMetrics, EngineStats
+from model.engine.request import ActiveRequest, EngineHandle
+from model.versions import LoadedModel
+
+log = logging.getLogger(__name__)
+
+IDLE_WAIT_S = 1.0  # an idle worker wakes this often to log metrics and notice a shutdown
+DEFAULT_RETRY_S = 5.0  # retry-after estimate before any request has finished
+
+Loader = Callable[[str, str], LoadedModel]
+
+
+class Engine:
+    """Continuous-batching GPT-2 generation for many concurrent async callers."""
+
+    def __init__(self, config: EngineConfig, load: Loader) -> None:
+        self.config = config
+        self.metrics = EngineMetrics()
+        self._load = load
+        self._cond = threading.Condition()
+        self._waiting: deque[ActiveRequest] = deque()
+        self._per_user: Counter[str] = Counter()
+        self._batch: Batch | None = None
+        self._draining: list[Batch] = []
+        self._pending: LoadedModel | None = None
+        self._swap_done: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self._last_log = time.monotonic()
+
+    # ---- asyncio side ----------------------------------------------------------------------------
+
+    @property
+    def loaded(self) -> LoadedModel:
+        """The model that serves new requests."""
+        with self._cond:
+            model = self._pending or (self._batch.loaded if self._batch else None)
+        if model is None:
+            raise RuntimeError("engine not started")
+        return model
+
+    async def start(self, version: str, path: str) -> None:
+        loaded = await asyncio.to_thread(self._load, version, path)
+        self._batch = Batch(loaded, self.config.max_batch, self._count_oom)
+        self.metrics.model_version = loaded.version
+        self._thread = threading.Thread(target=self._work, name="generation-engine", daemon=True)
+        self._thread.start()
+
+    async def close(self) -> None:
+        """Stop: waiting and running requests end with a clear error; the worker exits."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join)
+            self._thread = None
+
+    def submit(self, request: GenerationRequest) -> EngineHandle:
+        """Queue a request; raises `Busy` at once when the queue or the user's quota is full."""
+        loop = asyncio.get_running_loop()
+        with self._cond:
+            if self._stopping or self._thread is None:
+                raise BackendError("The generator is not running. Please retry in a moment.")
+            self._admission_check(request.user)
+            handle = EngineHandle(self._wake)
+            active = ActiveRequest(request, handle, loop, on_end=self._ended)
+            active.deadline = active.submitted + self.config.timeout_s
+            self._per_user[request.user] += 1
+            self._waiting.append(active)
+            active.position = len(self._waiting)
+            self.metrics.queue_depth = len(self._waiting)
+            handle.put_event(Queued(position=active.position))
+            self._cond.notify_all()
+        return handle
+
+    async def swap(self, version: str, path: str) -> None:
+        """Load `version` from `path` beside the current model and serve new requests from it."""
+        loaded = await asyncio.to_thread(self._load, version, path)
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        with self._cond:
+            self._pending = loaded
+            self._swap_done.append((asyncio.get_running_loop(), future))
+            self._cond.notify_all()
+        await future  # resolved by the worker once new requests go to the new model
+
+    def stats(self) -> EngineStats:
+        return self.metrics.snapshot()
+
+    def retry_after_s(self) -> float:
+        """A rough wait before a retry: the queue ahead, served a batch at a time."""
+        mean = self.metrics.mean_latency() or DEFAULT_RETRY_S
+        rounds = len(self._waiting) / max(1, self.config.max_batch) + 1
+        return float(math.ceil(mean * rounds))
+
+    def _admission_check(self, user: str) -> None:
+        if len(self._waiting) >= self.config.max_queue:
+            self.metrics.count("rejected")
+            retry = self.retry_after_s()
+            raise Busy(f"The generator is busy. Please retry in {retry:.0f} s.", retry)
+        if self._per_user[user] >= self.config.max_per_user:
+            self.metrics.count("rejected")
+            retry = self.retry_after_s()
+            raise Busy(
+                f"You already have {self._per_user[user]} requests in progress. "
+                "Wait for one to finish, then try again.",
+                retry,
+            )
+
+    def _wake(self) -> None:
+        with self._cond:
+            self._cond.notify_all()
+
+    def _ended(self, active: ActiveRequest, result: GenerationResult | None) -> None:
+        if result is not None:
+            self.metrics.finished(result.latency_s, result.ttft_s)
+        with self._cond:
+            user = active.request.user
+            self._per_user[user] -= 1
+            if self._per_user[user] <= 0:
+                del self._per_user[user]
+
+    def _count_oom(self) -> None:
+        self.metrics.count("oom_splits")
+
+    # ---- worker thread ---------------------------------------------------------------------------
+
+    def _work(self) -> None:
+        try:
+            with torch.inference_mode():  # every tensor the worker makes is an inference tensor
+                while self._iterate():
+                    pass
+        except Exception:  # the worker must never die silently: fail everything, log why
+            log.exception("generation engine worker crashed")
+            self._fail_everything(BackendError("The generator stopped. Please try again later."))
+            return
+        self._fail_everything(BackendError("The generator is shutting down. Please retry soon."))
+
+    def _busy(self) -> bool:
+        running = any(b.rows for b in [self._batch, *self._draining] if b is not None)
+        return running or bool(self._waiting) or self._pending is not None
+
+    def _iterate(self) -> bool:
+        with self._cond:
+            while not self._busy() and not self._stopping:
+                self._cond.wait(IDLE_WAIT_S)
+                self._maybe_log()
+            if self._stopping:
+                return False
+            self._take_swap()
+            self._drop_dead(time.perf_counter())
+            admitted = self._pop_admissible()
+            self._tell_positions()
+        batch = self._batch
+        assert batch is not None
+        batch.admit(admitted)
+        for running in [batch, *self._draining]:
+            self._step(running)
+        self._release_drained()
+        self._record()
+        return True
+
+    def _take_swap(self) -> None:
+        if self._pending is None:
+            return
+        assert self._batch is not None
+        self._draining.append(self._batch)
+        self._batch = Batch(self._pending, self.config.max_batch, self._count_oom)
+        self.metrics.model_version = self._pending.version
+        log.info("serving new requests from model %s (running ones finish on %s)",
+                 self._pending.version, self._draining[-1].loaded.version)  # fmt: skip
+        self._pending = None
+        for loop, future in self._swap_done:
+            loop.call_soon_threadsafe(_resolve, future)
+        self._swap_done.clear()
+
+    def _drop_dead(self, now: float) -> None:
+        """Waiting requests that were cancelled or ran out of time leave the queue."""
+        for active in list(self._waiting):
+            if active.handle.cancel_requested:
+                self._waiting.remove(active)
+                self.metrics.count("cancelled")
+                active.fail(Cancelled("The request was cancelled."))
+            elif active.expired(now):
+                self._waiting.remove(active)
+                self.metrics.count("failed")
+                active.fail(TimedOut(_timeout_message(self.config.timeout_s)))
+
+    def _pop_admissible(self) -> list[ActiveRequest]:
+        batch = self._batch
+        assert batch is not None
+        admitted: list[ActiveRequest] = []
+        rows = batch.free_rows
+        tokens = 0
+        while self._waiting:
+            active = self._waiting[0]
+            if active.version != batch.loaded.version:
+                _prepare(active, batch.loaded)
+            cost = len(active.prompt_ids)
+            too_many_tokens = admitted and tokens + cost > self.config.max_prefill_tokens
+            if active.samples > rows or too_many_tokens:
+                break
+            self._waiting.popleft()
+            admitted.append(active)
+            rows -= active.samples
+            tokens += cost
+        return admitted
+
+    def _tell_positions(self) -> None:
+        for index, active in enumerate(self._waiting, start=1):
+            if active.position != index:
+                active.position = index
+                active.emit(Queued(position=index))
+
+    def _step(self, batch: Batch) -> None:
+        now = time.perf_counter()
+        for row in batch.rows:
+            owner = row.owner
+            if owner.done:
+                continue
+            if owner.handle.cancel_requested:
+                self.metrics.count("cancelled")
+                owner.fail(Cancelled("The request was cancelled."))
+            elif owner.expired(now):
+                self.metrics.count("failed")
+                owner.fail(TimedOut(_timeout_message(self.config.timeout_s)))
+        batch.retire()
+        try:
+            batch.step()
+        except torch.OutOfMemoryError:
+            log.error("out of memory on a single row: failing the batch's requests")
+            self.metrics.count("failed", len({id(r.owner) for r in batch.rows}))
+            batch.fail_all(BackendError("The model ran out of memory. Try a shorter request."))
+        batch.retire()
+
+    def _release_drained(self) -> None:
+        drained = [b for b in self._draining if not b.rows]
+        if not drained:
+            return
+        self._draining = [b for b in self._draining if b.rows]
+        device = drained[0].loaded.device
+        for batch in drained:
+            log.info("model %s drained: releasing its memory", batch.loaded.version)
+        drained.clear()
+        gc.collect()
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+
+    def _record(self) -> None:
+        batches = [b for b in [self._batch, *self._draining] if b is not None]
+        produced = sum(b.tokens_out for b in batches)
+        for b in batches:
+            b.tokens_out = 0
+        if produced:
+            self.metrics.tokens(produced)
+        self.metrics.queue_depth = len(self._waiting)
+        self.metrics.running_rows = sum(len(b.rows) for b in batches)
+        self.metrics.running_requests = len({id(r.owner) for b in batches for r in b.rows})
+        self._maybe_log()
+
+    def _maybe_log(self) -> None:
+        interval = self.config.metrics_log_interval_s
+        now = time.monotonic()
+        if interval > 0 and now - self._last_log >= interval:
+            self._last_log = now
+            log.info("engine metrics: %s", self.metrics.snapshot().as_dict())
+
+    def _fail_everything(self, error: BackendError) -> None:
+        with self._cond:
+            waiting = list(self._waiting)
+            self._waiting.clear()
+        for active in waiting:
+            active.fail(error)
+        for batch in [self._batch, *self._draining]:
+            if batch is not None:
+                batch.fail_all(error)
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+def _timeout_message(limit_s: float) -> str:
+    return f"The request took longer than {limit_s:.0f} s and was stopped. Please try again."
+
+
+def _prepare(active: ActiveRequest, loaded: LoadedModel) -> None:
+    """Tokenize the prompt for `loaded`, cutting it from the left to fit the context."""
+    params = active.request.params
+    tokenizer = loaded.tokenizer
+    context = int(loaded.model.config.n_positions)
+    budget = max(1, context - params.max_new_tokens)
+    ids = list(tokenizer.encode(active.request.prompt)) or [tokenizer.eos_token_id]
+    active.truncated = len(ids) > budget
+    if active.truncated:
+        ids = ids[len(ids) - budget :]
+    active.prompt_ids = ids
+    active.prompt_text = decode(tokenizer, ids) if active.truncated else active.request.prompt
+    active.version = loaded.version
+    active.texts = [""] * active.samples
+    active.counts = [0] * active.samples
+    active.reasons = [""] * active.samples

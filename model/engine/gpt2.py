@@ -1,0 +1,136 @@
+"""GPT-2's forward pass over a slot-based KV cache, using the weights of a transformers model.
+
+Why not `model(...)` with a transformers cache: continuous batching needs rows of different
+lengths that join and leave between steps. Here every row owns a slot of a preallocated cache
+(`KVCache`, rows kept contiguous), its keys and values start at column 0, and an attention mask
+hides the columns past its length. That gives each row GPT-2's own position ids (0, 1, 2, … from
+its first token, never shifted by padding), no per-step concatenation of the cache, and a row
+that leaves costs one row copy. Prefill batches prompts right-padded: with causal attention a
+real token never sees the padding after it, and each row's logits are read at its last token.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from transformers import PreTrainedModel
+
+CACHE_GROWTH = 64  # columns added when a row outgrows the cache (amortizes reallocation)
+
+
+class UnsupportedModel(ValueError):
+    """The engine runs GPT-2 models only."""
+
+
+class KVCache:
+    """Keys and values of all rows: (layers, rows, heads, columns, head_dim), grown on demand."""
+
+    def __init__(self, layers: int, rows: int, heads: int, head_dim: int, limit: int,
+                 dtype: torch.dtype, device: torch.device) -> None:  # fmt: skip
+        self.limit = limit  # the model's context length
+        shape = (layers, rows, heads, 0, head_dim)
+        self.keys = torch.empty(shape, dtype=dtype, device=device)
+        self.values = torch.empty(shape, dtype=dtype, device=device)
+
+    @property
+    def columns(self) -> int:
+        return self.keys.shape[3]
+
+    def ensure(self, columns: int) -> None:
+        """Make room for `columns` positions per row (keeps what is stored)."""
+        if columns <= self.columns:
+            return
+        wanted = min(self.limit, max(columns, self.columns + CACHE_GROWTH))
+        for name in ("keys", "values"):
+            old = getattr(self, name)
+            shape = (*old.shape[:3], wanted, old.shape[4])
+            new = torch.zeros(shape, dtype=old.dtype, device=old.device)
+            new[:, :, :, : old.shape[3]] = old
+            setattr(self, name, new)
+
+    def move_row(self, source: int, target: int) -> None:
+        self.keys[:, target] = self.keys[:, source]
+        self.values[:, target] = self.values[:, source]
+
+    def bytes(self) -> int:
+        return 2 * self.keys.numel() * self.keys.element_size()
+
+
+class GPT2Runner:
+    """Runs prefill and decode steps of a `GPT2LMHeadModel` against a `KVCache`."""
+
+    def __init__(self, model: PreTrainedModel) -> None:
+        config = model.config
+        if config.model_type != "gpt2":
+            raise UnsupportedModel(f"the engine serves GPT-2 models, not {config.model_type!r}")
+        if getattr(config, "scale_attn_by_inverse_layer_idx", False) or getattr(
+            config, "reorder_and_upcast_attn", False
+        ):
+            raise UnsupportedModel("GPT-2 attention variants are not supported by the engine")
+        self.model = model
+        self.body: Any = model.transformer  # wte, wpe, h (blocks), ln_f
+        self.lm_head: Any = model.lm_head
+        self.layers = int(config.n_layer)
+        self.heads = int(config.n_head)
+        self.width = int(config.n_embd)
+        self.head_dim = self.width // self.heads
+        self.context = int(config.n_positions)
+        self.vocab = int(config.vocab_size)
+        self.dtype = model.dtype
+        self.device = model.device
+        self.scale = 1.0 / math.sqrt(self.head_dim) if config.scale_attn_weights else 1.0
+
+    def new_cache(self, rows: int) -> KVCache:
+        return KVCache(self.layers, rows, self.heads, self.head_dim, self.context,
+                       self.dtype, self.device)  # fmt: skip
+
+    def _split_heads(self, x: torch.Tensor) -> torch.Tensor:
+        batch, length, _ = x.shape  # (B, T, C) -> (B, H, T, D)
+        return x.view(batch, length, self.heads, self.head_dim).transpose(1, 2)
+
+    @torch.inference_mode()
+    def prefill(self, ids: torch.Tensor, lengths: torch.Tensor, cache: KVCache,
+                first_row: int) -> torch.Tensor:  # fmt: skip
+        """Run right-padded prompts `ids` (N, P) into cache rows first_row…; logits (N, V)."""
+        count, length = ids.shape
+        cache.ensure(length)
+        positions = torch.arange(length, device=ids.device)
+        x = self.body.wte(ids) + self.body.wpe(positions)[None]  # (N, P, C)
+        rows = slice(first_row, first_row + count)
+        for index, block in enumerate(self.body.h):
+            q, k, v = block.attn.c_attn(block.ln_1(x)).split(self.width, dim=2)
+            q, k, v = self._split_heads(q), self._split_heads(k), self._split_heads(v)
+            cache.keys[index, rows, :, :length] = k
+            cache.values[index, rows, :, :length] = v
+            attended = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=self.scale)
+            x = x + block.attn.c_proj(attended.transpose(1, 2).reshape(count, length, self.width))
+            x = x + block.mlp(block.ln_2(x))
+        last = x[torch.arange(count, device=ids.device), lengths - 1]  # (N, C)
+        return self.lm_head(self.body.ln_f(last))  # (N, V)
+
+    @torch.inference_mode()
+    def decode(self, tokens: torch.Tensor, positions: torch.Tensor, cache: KVCache,
+               rows: slice) -> torch.Tensor:  # fmt: skip
+        """One token per row: `tokens` (B,) at `positions` (B,) for cache `rows`; logits (B, V)."""
+        count = tokens.shape[0]
+        columns = int(positions.max()) + 1
+        cache.ensure(columns)
+        x = (self.body.wte(tokens) + self.body.wpe(positions))[:, None]  # (B, 1, C)
+        visible = torch.arange(columns, device=tokens.device)[None] <= positions[:, None]
+        mask = visible[:, None, None, :]  # (B, 1, 1, T): each row sees its own tokens only
+        batch_index = torch.arange(count, device=tokens.device)
+        for index, block in enumerate(self.body.h):
+            q, k, v = block.attn.c_attn(block.ln_1(x)).split(self.width, dim=2)
+            q = self._split_heads(q)  # (B, H, 1, D)
+            keys, values = cache.keys[index, rows], cache.values[index, rows]  # views
+            keys[batch_index, :, positions] = k.view(count, self.heads, self.head_dim)
+            values[batch_index, :, positions] = v.view(count, self.heads, self.head_dim)
+            attended = F.scaled_dot_product_attention(
+                q, keys[:, :, :columns], values[:, :, :columns], attn_mask=mask, scale=self.scale
+            )
+            x = x + block.attn.c_proj(attended.transpose(1, 2).reshape(count, 1, self.width))
+            x = x + block.mlp(block.ln_2(x))
+        return self.lm_head(self.body.ln_f(x[:, 0]))  # (B, V)

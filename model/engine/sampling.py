@@ -1,0 +1,106 @@
+"""Per-row sampling for a batch: each row has its own parameters and its own random stream.
+
+Order as in transformers: repetition penalty → temperature → top-k → top-p → draw. Greedy rows
+(temperature 0) take the arg-max after the penalty. Each sampling row draws exactly one uniform
+number per step from its own `torch.Generator`, so a seeded row produces the same text whatever
+else shares the batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class RowParams:
+    """Sampling parameters of the rows of a batch, as tensors on the batch's device."""
+
+    temperature: torch.Tensor  # (B,) float, 0 = greedy
+    top_k: torch.Tensor  # (B,) long, 0 = off
+    top_p: torch.Tensor  # (B,) float, 1 = off
+    penalty: torch.Tensor  # (B,) float, 1 = off
+
+
+def apply_repetition_penalty(
+    logits: torch.Tensor, seen: torch.Tensor, penalty: torch.Tensor
+) -> torch.Tensor:
+    """Make tokens already in the row's context less likely (CTRL-style, as transformers does)."""
+    factor = penalty[:, None]  # (B, 1)
+    penalized = torch.where(logits > 0, logits / factor, logits * factor)
+    return torch.where(seen, penalized, logits)  # (B, V)
+
+
+def _filtered_candidates(
+    logits: torch.Tensor, params: RowParams
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sorted candidate probabilities (B, K) and their token ids after top-k and top-p."""
+    vocab = logits.shape[-1]
+    scaled = logits / params.temperature[:, None]
+    top_k = params.top_k.clamp(min=0)
+    top_k = torch.where(top_k == 0, torch.full_like(top_k, vocab), top_k).clamp(max=vocab)
+    width = int(top_k.max())
+    # topk is much cheaper than sorting the whole vocabulary when every row has a small k
+    values, ids = torch.topk(scaled, width, dim=-1, sorted=True)  # (B, K)
+    rank = torch.arange(width, device=logits.device)[None, :]
+    values = values.masked_fill(rank >= top_k[:, None], float("-inf"))
+    probs = torch.softmax(values, dim=-1)
+    mass_above = probs.cumsum(dim=-1) - probs  # probability of strictly better candidates
+    cut = (mass_above >= params.top_p[:, None]) & (params.top_p[:, None] < 1.0)
+    probs = probs.masked_fill(cut, 0.0)
+    return probs, ids
+
+
+def sample_next(
+    logits: torch.Tensor,
+    params: RowParams,
+    seen: torch.Tensor | None,
+    generators: list[torch.Generator | None],
+) -> torch.Tensor:
+    """The next token of every row (B,). `generators[i]` is None for greedy rows."""
+    logits = logits.float()
+    if seen is not None and bool((params.penalty != 1.0).any()):
+        logits = apply_repetition_penalty(logits, seen, params.penalty)
+    tokens = logits.argmax(dim=-1)  # (B,) greedy for all, replaced below for sampling rows
+    sampling = [i for i, g in enumerate(generators) if g is not None]
+    if not sampling:
+        return tokens
+    # rows without any filter skip sorting; rows with top-k share one topk of the largest k
+    top_k, top_p = params.top_k.tolist(), params.top_p.tolist()
+    unfiltered = [i for i in sampling if top_k[i] == 0 and top_p[i] >= 1.0]
+    limited = [i for i in sampling if top_k[i] > 0]
+    nucleus = [i for i in sampling if top_k[i] == 0 and top_p[i] < 1.0]
+    for group in (unfiltered, limited, nucleus):
+        if group:
+            _draw_group(logits, params, generators, group, tokens, sort=group is not unfiltered)
+    return tokens
+
+
+def _draw_group(logits: torch.Tensor, params: RowParams, generators: list[torch.Generator | None],
+                rows: list[int], tokens: torch.Tensor, sort: bool) -> None:  # fmt: skip
+    """Draw the next token of `rows` (in place into `tokens`), each from its own generator."""
+    index = torch.tensor(rows, device=logits.device)
+    subset = RowParams(
+        temperature=params.temperature[index],
+        top_k=params.top_k[index],
+        top_p=params.top_p[index],
+        penalty=params.penalty[index],
+    )
+    if sort:
+        probs, ids = _filtered_candidates(logits[index], subset)  # (S, K)
+    else:
+        probs = torch.softmax(logits[index] / subset.temperature[:, None], dim=-1)  # (S, V)
+        ids = torch.arange(probs.shape[-1], device=logits.device).expand_as(probs)
+    draws = torch.stack([torch.rand((), generator=generators[i]) for i in rows])
+    cdf = probs.cumsum(dim=-1)
+    targets = (draws.to(cdf.device) * cdf[:, -1])[:, None]  # (S, 1)
+    choice = torch.searchsorted(cdf, targets, right=True).clamp(max=probs.shape[-1] - 1)
+    tokens[index] = ids.gather(1, choice)[:, 0]
+
+
+def row_generator(seed: int) -> torch.Generator:
+    """A CPU generator seeded for one sample (draws are moved to the device, a few bytes)."""
+    generator = torch.Generator(device="cpu")
+    generator.manual_seed(seed)
+    return generator

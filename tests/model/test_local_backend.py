@@ -1,0 +1,51 @@
+"""The `local` entry point: the engine behind the Backend Protocol, as the bot uses it."""
+
+from __future__ import annotations
+
+import torch
+
+from bot import plugins
+from bot.usecases import ChatService, Finished, Origin
+from model.backends.base import Backend, ReportsMetrics
+from model.backends.local import engine_dtype_name
+from model.config import ModelConfig
+from model.engine import EngineConfig
+from storage import Database, upgrade
+
+
+async def test_chat_service_generates_through_the_local_backend(model_versions, tmp_path):
+    factory = plugins.load(plugins.BACKEND_GROUP, "local")
+    config = ModelConfig(device="cpu", dtype="fp32", engine=EngineConfig(metrics_log_interval_s=0))
+    backend = factory(config, "v1", str(model_versions["v1"]))
+    assert isinstance(backend, Backend) and isinstance(backend, ReportsMetrics)
+    await backend.start()
+    db = Database(f"sqlite:///{tmp_path / 'bot.db'}")
+    await db.run(upgrade, db.engine)
+    try:
+        chat = ChatService(db, backend)
+        events = [e async for e in chat.generate_stream(Origin("cli", "u1"), "A language model",
+                                                        {"samples": 2, "seed": 3})]  # fmt: skip
+        finished = events[-1]
+        assert isinstance(finished, Finished)
+        assert [g.output for g in finished.generations] == finished.result.texts
+        assert finished.generations[0].model_version == "v1"
+        assert backend.count_tokens("A language model") == finished.result.prompt_tokens
+        tail = backend.tail_tokens("one two three four", 2)
+        assert "one two three four".endswith(tail) and backend.count_tokens(tail) == 2
+        await backend.swap("v2", str(model_versions["v2"]))
+        assert backend.model_version == "v2"
+        again = await chat.generate(Origin("cli", "u1"), "A language model", {"seed": 3})
+        assert again.result.model_version == "v2"
+        assert backend.metrics()["completed"] == 2
+    finally:
+        await backend.close()
+        db.dispose()
+
+
+def test_cpu_dtype_setting():
+    cpu = torch.device("cpu")
+    assert engine_dtype_name(ModelConfig(dtype="fp32"), cpu) == "fp32"
+    assert engine_dtype_name(ModelConfig(engine=EngineConfig(cpu_dtype="bf16")), cpu) == "bf16"
+    assert engine_dtype_name(ModelConfig(engine=EngineConfig(cpu_dtype="fp32")), cpu) == "fp32"
+    assert engine_dtype_name(ModelConfig(), cpu) in ("bf16", "fp32")
+    assert engine_dtype_name(ModelConfig(), torch.device("cuda")) == "auto"

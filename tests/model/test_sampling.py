@@ -1,0 +1,86 @@
+"""Per-row sampling against transformers' own logits processors, and incremental decoding."""
+
+from __future__ import annotations
+
+import torch
+from transformers.generation.logits_process import (
+    RepetitionPenaltyLogitsProcessor,
+    TemperatureLogitsWarper,
+    TopKLogitsWarper,
+    TopPLogitsWarper,
+)
+
+from model.bootstrap import train_tokenizer
+from model.engine.detok import REPLACEMENT, IncrementalDetokenizer
+from model.engine.sampling import (
+    RowParams,
+    _filtered_candidates,
+    apply_repetition_penalty,
+    row_generator,
+    sample_next,
+)
+
+VOCAB = 300
+
+
+def params(t: float, k: int, p: float, r: float = 1.0, rows: int = 1) -> RowParams:
+    return RowParams(torch.full((rows,), t), torch.full((rows,), k), torch.full((rows,), p),
+                     torch.full((rows,), r))  # fmt: skip
+
+
+def test_repetition_penalty_matches_transformers():
+    logits = torch.randn(2, VOCAB, generator=torch.Generator().manual_seed(0))
+    context = torch.tensor([[1, 5, 7, 5], [2, 3, 4, 9]])
+    seen = torch.zeros(2, VOCAB, dtype=torch.bool)
+    seen[torch.arange(2)[:, None], context] = True
+    ours = apply_repetition_penalty(logits, seen, torch.tensor([1.3, 1.3]))
+    theirs = RepetitionPenaltyLogitsProcessor(1.3)(context, logits.clone())
+    assert torch.allclose(ours, theirs)
+
+
+def test_top_k_top_p_keep_the_same_tokens_as_transformers():
+    logits = torch.randn(1, VOCAB, generator=torch.Generator().manual_seed(1)) * 3
+    for t, k, p in [(0.7, 20, 1.0), (1.0, 0, 0.9), (1.3, 50, 0.8), (0.5, 5, 0.3)]:
+        expected = TemperatureLogitsWarper(t)(None, logits.clone())
+        if k:
+            expected = TopKLogitsWarper(k)(None, expected)
+        if p < 1:
+            expected = TopPLogitsWarper(p)(None, expected)
+        kept = set(torch.nonzero(expected[0] > float("-inf"))[:, 0].tolist())
+        probs, ids = _filtered_candidates(logits, params(t, k, p))
+        ours = {i for i, q in zip(ids[0].tolist(), probs[0].tolist(), strict=True) if q > 0}
+        assert ours == kept, (t, k, p)
+
+
+def test_greedy_rows_take_the_argmax_and_seeded_rows_repeat():
+    logits = torch.randn(3, VOCAB, generator=torch.Generator().manual_seed(2))
+    rows = RowParams(torch.tensor([0.0, 1.0, 1.0]), torch.tensor([0, 0, 0]),
+                     torch.tensor([1.0, 1.0, 1.0]), torch.tensor([1.0, 1.0, 1.0]))  # fmt: skip
+    first = sample_next(logits, rows, None, [None, row_generator(5), row_generator(6)])
+    again = sample_next(logits, rows, None, [None, row_generator(5), row_generator(6)])
+    assert first[0] == logits[0].argmax()
+    assert torch.equal(first, again)
+    # a sampled row's token does not depend on the rows beside it
+    alone = sample_next(logits[1:2], params(1.0, 0, 1.0), None, [row_generator(5)])
+    assert alone[0] == first[1]
+
+
+def test_sampling_follows_the_distribution():
+    logits = torch.log(torch.tensor([[0.6, 0.3, 0.1] + [1e-9] * 5]))
+    generator = row_generator(0)
+    draws = [int(sample_next(logits, params(1.0, 0, 1.0), None, [generator])[0])
+             for _ in range(2000)]  # fmt: skip
+    share = [draws.count(i) / len(draws) for i in range(3)]
+    assert abs(share[0] - 0.6) < 0.05 and abs(share[1] - 0.3) < 0.05 and share[2] > 0.05
+
+
+def test_incremental_detokenization_of_multibyte_text():
+    text = "Café crème, naïve 日本語 🙂 and plain words."
+    tokenizer = train_tokenizer(["plain words and more words", "Café"], vocab_size=300)
+    ids = tokenizer.encode(text)
+    assert len(ids) > len(text.encode()) // 3  # multi-byte characters span several tokens
+    detok = IncrementalDetokenizer(tokenizer)
+    chunks = [detok.push(i) for i in ids] + [detok.flush()]
+    assert "".join(chunks) == text
+    assert all(REPLACEMENT not in chunk for chunk in chunks)
+    assert chunks.count("") > 0  # some tokens held back until their character completed
