@@ -7,6 +7,7 @@ message is one line naming the variable and the fix; the CLI prints it and exits
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -148,36 +149,19 @@ def _model_config(env: Mapping[str, str]) -> ModelConfig:
     )
 
 
-def _at_least(env: Mapping[str, str], name: str, default: float, low: float, kind: type = int
-            ) -> float:  # fmt: skip
-    raw = env.get(name)
-    if raw is None:
-        return default
-    try:
-        value = kind(raw)
-    except ValueError:
-        value = None
-    if value is None or value < low:
-        raise SettingsError(
-            name, f"{raw!r} is not a {'whole ' if kind is int else ''}number ≥ {low:g}",
-            f"Use e.g. {name}={kind(default)}.",
-        )  # fmt: skip
-    return value
-
-
 def _engine_config(env: Mapping[str, str]) -> EngineConfig:
     d = EngineConfig()
     return EngineConfig(
-        max_batch=int(_at_least(env, "ENGINE_MAX_BATCH", d.max_batch, 1)),
-        max_queue=int(_at_least(env, "ENGINE_MAX_QUEUE", d.max_queue, 0)),
-        max_per_user=int(_at_least(env, "ENGINE_MAX_PER_USER", d.max_per_user, 1)),
-        timeout_s=float(_at_least(env, "ENGINE_TIMEOUT_S", d.timeout_s, 1, float)),
+        max_batch=int(_number(env, "ENGINE_MAX_BATCH", d.max_batch, 1, whole=True)),
+        max_queue=int(_number(env, "ENGINE_MAX_QUEUE", d.max_queue, 0, whole=True)),
+        max_per_user=int(_number(env, "ENGINE_MAX_PER_USER", d.max_per_user, 1, whole=True)),
+        timeout_s=float(_number(env, "ENGINE_TIMEOUT_S", d.timeout_s, 1)),
         cpu_dtype=_choice(env, "ENGINE_CPU_DTYPE", d.cpu_dtype, CPU_DTYPES),
         max_prefill_tokens=int(
-            _at_least(env, "ENGINE_MAX_PREFILL_TOKENS", d.max_prefill_tokens, 1)
+            _number(env, "ENGINE_MAX_PREFILL_TOKENS", d.max_prefill_tokens, 1, whole=True)
         ),
         metrics_log_interval_s=float(
-            _at_least(env, "ENGINE_METRICS_LOG_INTERVAL_S", d.metrics_log_interval_s, 0, float)
+            _number(env, "ENGINE_METRICS_LOG_INTERVAL_S", d.metrics_log_interval_s, 0)
         ),
     )
 
@@ -220,25 +204,10 @@ def _discord_config(env: Mapping[str, str]) -> DiscordConfig:
         api_base=_http_url(env, "DISCORD_API_BASE", ("http", "https")),
         gateway_url=_http_url(env, "DISCORD_GATEWAY_URL", ("ws", "wss")),
         guild_ids=tuple(int(part) for part in raw_ids),
-        edit_interval_s=_seconds(env, "DISCORD_EDIT_INTERVAL_SECONDS", 1.0, 0.1, 60.0),
-        cooldown_s=_seconds(env, "DISCORD_COOLDOWN_SECONDS", 5.0, 0.0, 3600.0),
+        edit_interval_s=_number(env, "DISCORD_EDIT_INTERVAL_SECONDS", 1.0, 0.1, 60.0),
+        cooldown_s=_number(env, "DISCORD_COOLDOWN_SECONDS", 5.0, 0.0, 3600.0),
         dm_policy=_choice(env, "DISCORD_DM_POLICY", "allow", DM_POLICIES),
     )
-
-
-def _seconds(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
-    raw = env.get(name)
-    if raw is None:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = float("nan")
-    if not low <= value <= high:  # also false for NaN
-        raise SettingsError(
-            name, f"{raw!r} is not a number of seconds", f"Use a number from {low:g} to {high:g}."
-        )
-    return value
 
 
 def _slack_config(env: Mapping[str, str]) -> SlackConfig:
@@ -297,18 +266,28 @@ def _web_config(env: Mapping[str, str]) -> WebConfig:
     return WebConfig(admin_token=token, admin_token_file=token_file)
 
 
-def _number(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
+def _number(
+    env: Mapping[str, str],
+    name: str,
+    default: float,
+    low: float,
+    high: float = math.inf,
+    whole: bool = False,
+) -> float:
+    """A numeric setting in [low, high] (`whole`: an integer), or `default` when unset."""
     raw = env.get(name)
     if raw is None:
         return default
     try:
         value = float(raw)
     except ValueError:
-        value = float("nan")
-    if not low <= value <= high:
+        value = math.nan
+    if not low <= value <= high or (whole and not value.is_integer()):  # NaN fails too
+        kind = "whole number" if whole else "number"
+        bounds = f"from {low:g} to {high:g}" if high != math.inf else f"≥ {low:g}"
         raise SettingsError(
             name,
-            f"{raw!r} is not a number from {low:g} to {high:g}",
+            f"{raw!r} is not a {kind} {bounds}",
             "Set a number in that range, or remove the line to use the default.",
         )
     return value

@@ -14,7 +14,7 @@ class EngineConfig:
     max_per_user: int = 2  # requests one user may have queued or running at once
     timeout_s: float = 300.0  # a request still unfinished after this fails with a clear message
     # dtype on CPU when DTYPE=auto: "auto" = bf16 where the CPU has native bf16 (AVX512-BF16 or
-    # AMX), else fp32. Measured on a 2-core AVX512-BF16 CPU: bf16 ≈ 2x fp32 (README, "Devices and dtype").
+    # AMX), else fp32. Measured on a 2-core AVX512-BF16 CPU: bf16 ≈ 2x fp32 (see the README).
     cpu_dtype: str = "auto"
     max_prefill_tokens: int = 2048  # prompt tokens prefilled per step: bounds a step's stall
     metrics_log_interval_s: float = 60.0  # how often the engine logs its metrics (0 = never)

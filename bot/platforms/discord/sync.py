@@ -74,7 +74,7 @@ async def sync_commands(
             except discord.Forbidden:
                 log.error(
                     "cannot register commands in server %s: invite the bot with the "
-                    "'applications.commands' scope (see the README, "Discord")",
+                    "'applications.commands' scope (see the README, section Discord)",
                     guild_id,
                 )
                 continue
