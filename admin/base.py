@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from storage import ModelVersionRecord, VersionRatingStats
+from storage.learning import CuratedSampleRecord as CuratedItem  # what curate_list returns
 
 
 @dataclass(frozen=True)
@@ -25,17 +26,6 @@ class CurationReport:
     def summary(self) -> str:
         parts = [f"added {self.added}"] + [f"skipped {n} {why}" for why, n in self.skipped.items()]
         return ", ".join(parts)
-
-
-@dataclass(frozen=True)
-class CuratedItem:
-    id: int
-    text: str
-    source: str  # admin|rating
-    added_by: str
-    created_at: datetime
-    active: bool
-    generation_id: int | None = None
 
 
 @dataclass(frozen=True)

@@ -129,11 +129,7 @@ class LearningLoop:
 
     async def curate_list(self, limit: int = 20) -> list[CuratedItem]:
         await self.sync_ratings()
-        rows = await self.db.run(self.samples.recent, limit)
-        return [
-            CuratedItem(r.id, r.text, r.source, r.added_by, r.created_at, r.active, r.generation_id)
-            for r in rows
-        ]
+        return await self.db.run(self.samples.recent, limit)
 
     async def curate_remove(self, actor: str, sample_id: int) -> None:
         await self.db.run(self.samples.deactivate, sample_id, actor)

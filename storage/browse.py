@@ -15,7 +15,7 @@ from sqlalchemy import Select, exists, or_, select
 from storage.db import Database
 from storage.models import Generation, Rating, TrainingRun
 from storage.records import GenerationRecord
-from storage.repository import EXPORT_PAGE_SIZE, _generation_record, _ratings_by_generation
+from storage.repository import _generation_record, _ratings_by_generation, iter_generations
 
 RATING_FILTERS = ("any", "rated", "unrated", "up", "down")
 
@@ -111,17 +111,7 @@ class GenerationBrowser:
 
     def iter(self, flt: GenerationFilter) -> Iterator[GenerationRecord]:
         """Every matching generation, oldest first, page by page (for exports)."""
-        last_id = 0
-        while True:
-            query = _apply(select(Generation), flt).where(Generation.id > last_id)
-            with self._db.session() as session:
-                rows = list(session.scalars(query.order_by(Generation.id).limit(EXPORT_PAGE_SIZE)))
-                ratings = _ratings_by_generation(session, [r.id for r in rows])
-                page = [_generation_record(r, ratings[r.id]) for r in rows]
-            if not page:
-                return
-            yield from page
-            last_id = page[-1].id
+        return iter_generations(self._db, _apply(select(Generation), flt))
 
     def model_versions(self) -> list[str]:
         """Every model version that has generations (for filter menus)."""

@@ -28,7 +28,7 @@ class CuratedSampleRecord:
     added_by: str
     created_at: datetime
     active: bool
-    generation_id: int | None
+    generation_id: int | None = None  # set for samples that came from a rated generation
 
 
 @dataclass(frozen=True)

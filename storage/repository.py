@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import Select, delete, func, select
 from sqlalchemy.orm import Session
 
 from storage.db import Database
@@ -86,6 +86,22 @@ def _ratings_by_generation(session: Session, ids: Sequence[int]) -> dict[int, li
     return grouped
 
 
+def iter_generations(db: Database, query: Select[Any]) -> Iterator[GenerationRecord]:
+    """The generations `query` selects, with ratings, oldest first, one page per transaction
+    (exports stay flat in memory and never hold a long read transaction)."""
+    last_id = 0
+    while True:
+        with db.session() as session:
+            page_query = query.where(Generation.id > last_id).order_by(Generation.id)
+            rows = list(session.scalars(page_query.limit(EXPORT_PAGE_SIZE)))
+            ratings = _ratings_by_generation(session, [r.id for r in rows])
+            page = [_generation_record(r, ratings[r.id]) for r in rows]
+        if not page:
+            return
+        yield from page
+        last_id = page[-1].id
+
+
 class GenerationRepository:
     """Generations, their conversations and their ratings."""
 
@@ -146,22 +162,7 @@ class GenerationRepository:
 
     def iter_all(self) -> Iterator[GenerationRecord]:
         """Every generation with its ratings, oldest first, fetched page by page."""
-        last_id = 0
-        while True:
-            with self._db.session() as session:
-                query = (
-                    select(Generation)
-                    .where(Generation.id > last_id)
-                    .order_by(Generation.id)
-                    .limit(EXPORT_PAGE_SIZE)
-                )
-                rows = list(session.scalars(query))
-                ratings = _ratings_by_generation(session, [r.id for r in rows])
-                page = [_generation_record(r, ratings[r.id]) for r in rows]
-            if not page:
-                return
-            yield from page
-            last_id = page[-1].id
+        return iter_generations(self._db, select(Generation))
 
     def count(self) -> int:
         with self._db.session() as session:
