@@ -49,7 +49,9 @@ class Batch:
         self.max_rows = max_rows
         self.row_limit = max_rows  # lowered after an out-of-memory split
         self.cache = self.runner.new_cache(max_rows)
-        self.seen = torch.zeros(max_rows, self.runner.vocab, dtype=torch.bool, device=loaded.device)
+        # each row's context ids, for the repetition penalty (padded with the row's first id)
+        self.history = torch.zeros(max_rows, self.runner.context, dtype=torch.long,
+                                   device=loaded.device)  # fmt: skip
         self.rows: list[Row] = []
         self._params: RowParams | None = None
         self._steps_since_oom = 0
@@ -80,12 +82,8 @@ class Batch:
 
     def _prefill_group(self, requests: list[ActiveRequest]) -> None:
         device = self.loaded.device
-        lengths = [len(r.prompt_ids) for r in requests]
-        width = max(lengths)
-        padded = [r.prompt_ids + [self.eos] * (width - len(r.prompt_ids)) for r in requests]
-        ids = torch.tensor(padded, device=device)  # (N, P), right-padded
         first = len(self.rows)
-        logits = self.runner.prefill(ids, torch.tensor(lengths, device=device), self.cache, first)
+        logits = self.runner.prefill([r.prompt_ids for r in requests], self.cache, first)
         # sample 0 of request i sits at row first+i; its other samples copy that cache row
         order = [(i, r, 0) for i, r in enumerate(requests)]
         order += [(i, r, s) for i, r in enumerate(requests) for s in range(1, r.samples)]
@@ -93,8 +91,9 @@ class Batch:
             target = first + offset
             if sample > 0:
                 self.cache.move_row(first + source, target)
-            self.seen[target] = False
-            self.seen[target, torch.tensor(request.prompt_ids, device=device)] = True
+            prompt = request.prompt_ids
+            self.history[target, : len(prompt)] = torch.tensor(prompt, device=device)
+            self.history[target, len(prompt) :] = prompt[0]
             params = request.request.params
             greedy = params.temperature == 0
             generator = None if greedy else row_generator(params.sample_seed(sample))
@@ -170,10 +169,14 @@ class Batch:
         params = self._row_params()
         part = RowParams(*(t[first:] for t in (params.temperature, params.top_k,
                                                 params.top_p, params.penalty)))  # fmt: skip
-        seen = self.seen[first : len(self.rows)]
-        tokens = sample_next(logits, part, seen, [r.generator for r in rows])
-        index = torch.arange(first, len(self.rows), device=tokens.device)
-        self.seen[index, tokens] = True
+        width = max(r.position for r in rows)  # context columns 0…position-1 of every row
+        context = self.history[first : len(self.rows), :width]
+        tokens = sample_next(logits, part, context, [r.generator for r in rows])
+        limit = self.runner.context
+        room = [(first + i, r.position) for i, r in enumerate(rows) if r.position < limit]
+        if room:
+            where = torch.tensor(room, device=tokens.device)
+            self.history[where[:, 0], where[:, 1]] = tokens[where[:, 0] - first]
         for row, token in zip(rows, tokens.tolist(), strict=True):
             if token == self.eos:
                 row.reason = "eos"
@@ -196,7 +199,7 @@ class Batch:
             row, last = self.rows[index], len(self.rows) - 1
             if index != last:
                 self.cache.move_row(last, index)
-                self.seen[index] = self.seen[last]
+                self.history[index] = self.history[last]
                 self.rows[index] = self.rows[last]
             self.rows.pop()
             if not row.owner.done:

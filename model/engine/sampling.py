@@ -24,12 +24,18 @@ class RowParams:
 
 
 def apply_repetition_penalty(
-    logits: torch.Tensor, seen: torch.Tensor, penalty: torch.Tensor
+    logits: torch.Tensor, context: torch.Tensor, penalty: torch.Tensor
 ) -> torch.Tensor:
-    """Make tokens already in the row's context less likely (CTRL-style, as transformers does)."""
+    """Make tokens already in the row's context less likely (CTRL-style, as transformers does).
+
+    `context` (B, T) holds each row's token ids; a row shorter than T repeats one of its own ids
+    as padding (a repeated id is penalized once: every write of it carries the same value). Only
+    the T context columns are touched, not the whole (B, V) vocabulary.
+    """
     factor = penalty[:, None]  # (B, 1)
-    penalized = torch.where(logits > 0, logits / factor, logits * factor)
-    return torch.where(seen, penalized, logits)  # (B, V)
+    scores = logits.gather(1, context)  # (B, T)
+    scores = torch.where(scores > 0, scores / factor, scores * factor)
+    return logits.scatter(1, context, scores)  # (B, V)
 
 
 def _filtered_candidates(
@@ -55,17 +61,25 @@ def _filtered_candidates(
 def sample_next(
     logits: torch.Tensor,
     params: RowParams,
-    seen: torch.Tensor | None,
+    context: torch.Tensor | None,
     generators: list[torch.Generator | None],
 ) -> torch.Tensor:
-    """The next token of every row (B,). `generators[i]` is None for greedy rows."""
+    """The next token of every row (B,). `generators[i]` is None for greedy rows.
+
+    `context` (B, T): the ids each row's repetition penalty applies to (see
+    `apply_repetition_penalty`); None = no penalty.
+    """
     logits = logits.float()
-    if seen is not None and bool((params.penalty != 1.0).any()):
-        logits = apply_repetition_penalty(logits, seen, params.penalty)
-    tokens = logits.argmax(dim=-1)  # (B,) greedy for all, replaced below for sampling rows
+    if context is not None and bool((params.penalty != 1.0).any()):
+        logits = apply_repetition_penalty(logits, context, params.penalty)
     sampling = [i for i, g in enumerate(generators) if g is not None]
     if not sampling:
-        return tokens
+        return logits.argmax(dim=-1)
+    tokens = torch.empty(logits.shape[0], dtype=torch.long, device=logits.device)
+    greedy = [i for i, g in enumerate(generators) if g is None]
+    if greedy:
+        index = torch.tensor(greedy, device=logits.device)
+        tokens[index] = logits[index].argmax(dim=-1)
     # rows without any filter skip sorting; rows with top-k share one topk of the largest k
     top_k, top_p = params.top_k.tolist(), params.top_p.tolist()
     unfiltered = [i for i in sampling if top_k[i] == 0 and top_p[i] >= 1.0]

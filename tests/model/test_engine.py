@@ -241,10 +241,10 @@ async def test_out_of_memory_splits_the_batch_and_retries(model_versions, monkey
             raise torch.OutOfMemoryError("CUDA out of memory (injected)")
         return real_decode(self, tokens, positions, cache, rows)
 
-    def small_prefill(self, ids, lengths, cache, first_row):
-        if ids.shape[0] > 1:
+    def small_prefill(self, prompts, cache, first_row):
+        if len(prompts) > 1:
             raise torch.OutOfMemoryError("CUDA out of memory (injected)")
-        return real_prefill(self, ids, lengths, cache, first_row)
+        return real_prefill(self, prompts, cache, first_row)
 
     monkeypatch.setattr(GPT2Runner, "decode", small_decode)
     monkeypatch.setattr(GPT2Runner, "prefill", small_prefill)

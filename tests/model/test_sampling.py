@@ -30,12 +30,16 @@ def params(t: float, k: int, p: float, r: float = 1.0, rows: int = 1) -> RowPara
 
 def test_repetition_penalty_matches_transformers():
     logits = torch.randn(2, VOCAB, generator=torch.Generator().manual_seed(0))
-    context = torch.tensor([[1, 5, 7, 5], [2, 3, 4, 9]])
-    seen = torch.zeros(2, VOCAB, dtype=torch.bool)
-    seen[torch.arange(2)[:, None], context] = True
-    ours = apply_repetition_penalty(logits, seen, torch.tensor([1.3, 1.3]))
+    context = torch.tensor([[1, 5, 7, 5], [2, 3, 4, 9]])  # 5 repeats: penalized once
+    ours = apply_repetition_penalty(logits, context, torch.tensor([1.3, 1.3]))
     theirs = RepetitionPenaltyLogitsProcessor(1.3)(context, logits.clone())
     assert torch.allclose(ours, theirs)
+    # a shorter row padded with its own first id gets the same result as unpadded
+    padded = torch.tensor([[8, 6, 8, 8]])
+    short = apply_repetition_penalty(logits[:1], padded, torch.tensor([1.3]))
+    alone = RepetitionPenaltyLogitsProcessor(1.3)(torch.tensor([[8, 6]]), logits[:1].clone())
+    assert torch.allclose(short, alone)
+    assert not torch.equal(short, logits[:1])  # it did change something
 
 
 def test_top_k_top_p_keep_the_same_tokens_as_transformers():
