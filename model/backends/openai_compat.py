@@ -11,6 +11,7 @@ tokenizer, loaded from `path` (a local folder or a cached hub id).
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import time
@@ -62,6 +63,7 @@ class OpenAIBackend:
         self._session: aiohttp.ClientSession | None = None
         self._running: dict[str, int] = {}
         self._in_flight = 0
+        self._tasks: set[asyncio.Task[None]] = set()
         self._stats = {"completed": 0, "failed": 0, "cancelled": 0, "rejected": 0,
                        "tokens_generated": 0}  # fmt: skip
 
@@ -78,6 +80,10 @@ class OpenAIBackend:
         self._session = aiohttp.ClientSession(timeout=timeout, headers=headers)
 
     async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        # Their handles answer `Cancelled` before the session goes: none is left unanswered.
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -115,10 +121,34 @@ class OpenAIBackend:
         handle.put_event(Queued(position=1))
         self._in_flight += 1
         self._running[request.user] = self._running.get(request.user, 0) + 1
-        handle.task = asyncio.create_task(self._serve(request, handle))
+        task = asyncio.create_task(self._serve(request, handle))
+        task.add_done_callback(functools.partial(self._finish, request.user, handle))
+        self._tasks.add(task)
+        handle.task = task
         return handle
 
+    def _finish(self, user: str, handle: TaskHandle, task: asyncio.Task[None]) -> None:
+        """Answer a request whose task was cancelled before its first step.
+
+        Such a task never runs its coroutine, so `_serve` can neither answer the handle nor
+        free the user's slot; without this, `result()` would wait forever and the user would
+        stay "in progress" for good. Every other way the task ends goes through `_serve`.
+        """
+        self._tasks.discard(task)
+        if task.cancelled():
+            self._stats["cancelled"] += 1
+            self._release(user)
+            handle.put_error(Cancelled("The request was cancelled."))
+
+    def _release(self, user: str) -> None:
+        self._in_flight -= 1
+        self._running[user] -= 1
+        if self._running[user] <= 0:
+            del self._running[user]
+
     async def _serve(self, request: GenerationRequest, handle: TaskHandle) -> None:
+        # Catches everything (cancellation included), so the task ends normally and the
+        # handle always gets an answer; `_finish` covers the one case this cannot see.
         try:
             result = await self._generate(request, handle)
         except asyncio.CancelledError:
@@ -135,15 +165,17 @@ class OpenAIBackend:
             log.warning("openai backend %s: %s", self._config.base_url, error)
             handle.put_error(BackendError("The text generator cannot be reached right now. "
                                           "Please try again later."))  # fmt: skip
+        except Exception:  # a malformed stream, a closed session: a bug to log, not a hang
+            self._stats["failed"] += 1
+            log.exception("openai backend %s: request failed", self._config.base_url)
+            handle.put_error(BackendError("The text generator failed on this request. "
+                                          "Please try again later."))  # fmt: skip
         else:
             self._stats["completed"] += 1
             self._stats["tokens_generated"] += sum(result.completion_tokens)
             handle.put_result(result)
         finally:
-            self._in_flight -= 1
-            self._running[request.user] -= 1
-            if self._running[request.user] <= 0:
-                del self._running[request.user]
+            self._release(request.user)
 
     async def _generate(self, request: GenerationRequest, handle: TaskHandle) -> GenerationResult:
         started = time.perf_counter()
