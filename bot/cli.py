@@ -17,7 +17,7 @@ from admin.base import AlreadyRunning, PromotionRefused
 from bot import cli_learning, plugins
 from bot.export import FORMATS, write_export
 from bot.params import LIMITS, InvalidRequest
-from bot.platforms.base import RunOptions
+from bot.platforms.base import RunOptions, check_settings
 from bot.settings import Settings, SettingsError
 from bot.usecases import Finished, Origin
 from model.backends.base import BackendError
@@ -31,13 +31,6 @@ DEMO_PROMPTS = (
     "Fine-tuning a small model on your own text",
     "The attention mechanism",
 )
-
-
-# platform -> (variable, check): what the built-in platforms cannot start without
-REQUIRED_TOKENS: dict[str, tuple[str, Callable[[Settings], bool]]] = {
-    "discord": ("DISCORD_TOKEN", lambda s: bool(s.discord.token)),
-    "slack": ("SLACK_BOT_TOKEN", lambda s: bool(s.slack.bot_token)),
-}
 
 
 class CommandError(Exception):
@@ -108,10 +101,10 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
             f"the {name} platform is not available in this build ({error}). "
             "Run `gpt2bot demo` for a local demonstration."
         ) from None
-    missing = REQUIRED_TOKENS.get(name)
-    if missing and not missing[1](settings):
-        # say so before spending a minute preparing the model
-        raise CommandError(f"{missing[0]} is not set: put it in .env to run the {name} bot.")
+    try:  # a missing token is reported before a minute is spent preparing the model
+        check_settings(factory, settings)
+    except ValueError as error:
+        raise CommandError(str(error)) from None
     app = await _open_app(settings, background=True)
     try:
         platform = factory(app, RunOptions(host=args.host, port=args.port))

@@ -18,12 +18,13 @@ from discord.gateway import DiscordWebSocket
 from discord.http import INTERNAL_API_VERSION, Route
 
 from admin.auth import AdminPolicy
+from bot.platforms.base import checks_settings
 from bot.platforms.discord.admin_commands import admin_commands_for, build_admin_group
 from bot.platforms.discord.commands import GenerateHandler, build_generate, on_tree_error
 from bot.platforms.discord.jobs import InFlight, UserCooldown
 from bot.platforms.discord.reactions import ReactionHandler
 from bot.platforms.discord.sync import sync_commands
-from bot.settings import DiscordConfig
+from bot.settings import DiscordConfig, Settings
 
 if TYPE_CHECKING:
     from bot.app import App
@@ -109,8 +110,7 @@ class DiscordPlatform:
 
     def __init__(self, app: App, shutdown_grace_s: float = SHUTDOWN_GRACE_S) -> None:
         self.config = app.settings.discord
-        if not self.config.token:
-            raise DiscordSetupError(f"DISCORD_TOKEN is not set: {TOKEN_HELP}.")
+        check_settings(app.settings)
         self.app = app
         self.shutdown_grace_s = shutdown_grace_s
         self.inflight = InFlight()
@@ -161,6 +161,13 @@ class DiscordPlatform:
         await self.client.close()
 
 
+def check_settings(settings: Settings) -> None:
+    """What Discord cannot start without (checked before the model loads)."""
+    if not settings.discord.token:
+        raise DiscordSetupError(f"DISCORD_TOKEN is not set: {TOKEN_HELP}.")
+
+
+@checks_settings(check_settings)
 def create(app: App, options: Any = None) -> DiscordPlatform:
     """The `discord` entry point of `gpt2bot.platforms`."""
     return DiscordPlatform(app)

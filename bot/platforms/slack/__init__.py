@@ -22,12 +22,12 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.platforms.base import RunOptions
+from bot.platforms.base import RunOptions, checks_settings
 from bot.platforms.slack.admin import COMMAND as ADMIN_COMMAND
 from bot.platforms.slack.admin import SlackAdmin
 from bot.platforms.slack.chat import SlackChat
 from bot.platforms.slack.stream import EDIT_INTERVAL_S
-from bot.settings import SlackConfig
+from bot.settings import Settings, SlackConfig
 
 if TYPE_CHECKING:
     from bot.app import App
@@ -42,6 +42,12 @@ RATE_LIMIT_RETRIES = 3  # each waits Slack's Retry-After (plus up to 1 s of jitt
 __all__ = ["EVENTS_PATH", "SlackPlatform", "create", "web_client"]
 
 
+def check_settings(settings: Settings) -> None:
+    """What Slack cannot start without (checked before the model loads)."""
+    _check(settings.slack)
+
+
+@checks_settings(check_settings)
 def create(app: App, options: RunOptions) -> SlackPlatform:
     """The `gpt2bot.platforms` entry point."""
     return SlackPlatform(app, options)
