@@ -157,6 +157,7 @@ def _engine_config(env: Mapping[str, str]) -> EngineConfig:
         max_per_user=int(_number(env, "ENGINE_MAX_PER_USER", d.max_per_user, 1, whole=True)),
         timeout_s=float(_number(env, "ENGINE_TIMEOUT_S", d.timeout_s, 1)),
         cpu_dtype=_choice(env, "ENGINE_CPU_DTYPE", d.cpu_dtype, CPU_DTYPES),
+        cpu_prepack=_choice(env, "ENGINE_CPU_PREPACK", "true", ("true", "false")) == "true",
         max_prefill_tokens=int(
             _number(env, "ENGINE_MAX_PREFILL_TOKENS", d.max_prefill_tokens, 1, whole=True)
         ),

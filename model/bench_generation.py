@@ -21,6 +21,7 @@ from model.backends.base import GenerationRequest, GenerationResult
 from model.bench_workload import BenchRequest, Workload, build_model, build_workload, with_dtype
 from model.device import cpu_has_fast_bf16
 from model.engine import Engine, EngineConfig
+from model.engine.linear import prepack_available
 from model.engine.metrics import percentile
 from model.versions import LoadedModel
 
@@ -75,9 +76,11 @@ async def _ticker(lag: list[float], stop: asyncio.Event) -> None:
 
 
 async def _engine(loaded: LoadedModel, requests: list[BenchRequest], arrivals: list[float],
-                  lag: list[float]) -> tuple[list[GenerationResult], float]:  # fmt: skip
+                  lag: list[float], prepack: bool = True
+                  ) -> tuple[list[GenerationResult], float]:  # fmt: skip
     engine = Engine(EngineConfig(max_batch=32, max_queue=128, max_per_user=128,
-                                 metrics_log_interval_s=0), lambda _v, _p: loaded)  # fmt: skip
+                                 metrics_log_interval_s=0, cpu_prepack=prepack),
+                    lambda _v, _p: loaded)  # fmt: skip
     await engine.start(loaded.version, loaded.path)
     stop = asyncio.Event()
     ticker = asyncio.create_task(_ticker(lag, stop))
@@ -97,11 +100,11 @@ async def _engine(loaded: LoadedModel, requests: list[BenchRequest], arrivals: l
 
 
 def run_engine(loaded: LoadedModel, workload: Workload, arrivals: bool,
-               lag: list[float]) -> dict[str, Any]:  # fmt: skip
+               lag: list[float], prepack: bool = True) -> dict[str, Any]:  # fmt: skip
     times = workload.arrivals if arrivals else [0.0] * len(workload.requests)
-    asyncio.run(_engine(loaded, workload.requests[:2], [0.0, 0.0], lag))  # warm-up
+    asyncio.run(_engine(loaded, workload.requests[:2], [0.0, 0.0], lag, prepack))  # warm-up
     with PeakRss() as rss:
-        results, elapsed = asyncio.run(_engine(loaded, workload.requests, times, lag))
+        results, elapsed = asyncio.run(_engine(loaded, workload.requests, times, lag, prepack))
     tokens = sum(sum(r.completion_tokens) for r in results)
     return summarize(tokens, elapsed, [r.latency_s for r in results],
                      [r.ttft_s for r in results], rss.peak_mb, loaded.dtype)  # fmt: skip
@@ -246,7 +249,8 @@ def _attempt(name: str, run: Any, *args: Any) -> dict[str, Any]:
 
 
 def _ratio(results: dict[str, dict[str, Any]], a: str, b: str) -> float | None:
-    top, bottom = results[a].get("tokens_per_s"), results[b].get("tokens_per_s")
+    top = results.get(a, {}).get("tokens_per_s")
+    bottom = results.get(b, {}).get("tokens_per_s")
     return round(top / bottom, 2) if top and bottom else None
 
 
@@ -263,6 +267,9 @@ def run_benchmark(quick: bool = False, progress: Any = None) -> dict[str, Any]:
     results["engine"] = run_engine(fast, workload, arrivals=False, lag=lag)
     say("engine burst (float32)")
     results["engine_fp32"] = run_engine(fp32, workload, arrivals=False, lag=lag)
+    if prepack_available():  # what prepacking the weights for oneDNN brings, side by side
+        say("engine burst (float32, ENGINE_CPU_PREPACK=false)")
+        results["engine_fp32_unpacked"] = run_engine(fp32, workload, False, lag, prepack=False)
     say("engine arrivals")
     results["engine_arrivals"] = run_engine(fast, workload, arrivals=True, lag=lag)
     say("short request in a busy engine")
@@ -285,6 +292,9 @@ def run_benchmark(quick: bool = False, progress: Any = None) -> dict[str, Any]:
             "engine_vs_naive": _ratio(results, "engine", "naive"),
             "engine_fp32_vs_static_batch": _ratio(results, "engine_fp32", "static_batch"),
             "engine_fp32_vs_generate_batch": _ratio(results, "engine_fp32", "generate_batch"),
+            "engine_fp32_prepacked_vs_unpacked": _ratio(
+                results, "engine_fp32", "engine_fp32_unpacked"
+            ),
         },
         "max_loop_lag_s": round(lag[0], 4),
     }
@@ -293,13 +303,13 @@ def run_benchmark(quick: bool = False, progress: Any = None) -> dict[str, Any]:
 def render(report: dict[str, Any]) -> str:
     """A human-readable table of the report."""
     lines = [f"workload: {report['workload']}", ""]
-    header = f"{'':<16}{'tok/s':>9}{'p50 lat':>9}{'p95 lat':>9}{'p50 ttft':>9}{'p95 ttft':>9}"
+    header = f"{'':<22}{'tok/s':>9}{'p50 lat':>9}{'p95 lat':>9}{'p50 ttft':>9}{'p95 ttft':>9}"
     lines += [header + f"{'RSS MB':>9}  dtype"]
     for name, r in report["results"].items():
         if "error" in r:
-            lines.append(f"{name:<16}{r['error']}")
+            lines.append(f"{name:<22}{r['error']}")
             continue
-        lines.append(f"{name:<16}{r['tokens_per_s']:>9.1f}{r['p50_latency_s']:>9.2f}"
+        lines.append(f"{name:<22}{r['tokens_per_s']:>9.1f}{r['p50_latency_s']:>9.2f}"
                      f"{r['p95_latency_s']:>9.2f}{r['p50_ttft_s']:>9.2f}{r['p95_ttft_s']:>9.2f}"
                      f"{r['peak_rss_mb']:>9.0f}  {r['dtype']}")  # fmt: skip
     lines += ["", f"short request: {report['short_request']}", f"ratios: {report['ratios']}",

@@ -60,7 +60,7 @@ class Engine:
         self._per_user: Counter[str] = Counter()
         self._batch: Batch | None = None
         self._draining: list[Batch] = []
-        self._pending: LoadedModel | None = None
+        self._pending: Batch | None = None  # the next version, ready to serve
         self._swap_done: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
         self._stopping = False
         self._thread: threading.Thread | None = None
@@ -72,15 +72,15 @@ class Engine:
     def loaded(self) -> LoadedModel:
         """The model that serves new requests."""
         with self._cond:
-            model = self._pending or (self._batch.loaded if self._batch else None)
+            batch = self._pending or self._batch
+            model = batch.loaded if batch else None
         if model is None:
             raise RuntimeError("engine not started")
         return model
 
     async def start(self, version: str, path: str) -> None:
-        loaded = await asyncio.to_thread(self._load, version, path)
-        self._batch = Batch(loaded, self.config.max_batch, self._count_oom)
-        self.metrics.model_version = loaded.version
+        self._batch = await asyncio.to_thread(self._prepare, version, path)
+        self.metrics.model_version = self._batch.loaded.version
         self._thread = threading.Thread(target=self._work, name="generation-engine", daemon=True)
         self._thread.start()
 
@@ -113,10 +113,10 @@ class Engine:
 
     async def swap(self, version: str, path: str) -> None:
         """Load `version` from `path` beside the current model and serve new requests from it."""
-        loaded = await asyncio.to_thread(self._load, version, path)
+        batch = await asyncio.to_thread(self._prepare, version, path)
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         with self._cond:
-            self._pending = loaded
+            self._pending = batch
             self._swap_done.append((asyncio.get_running_loop(), future))
             self._cond.notify_all()
         await future  # resolved by the worker once new requests go to the new model
@@ -156,6 +156,12 @@ class Engine:
             self._per_user[user] -= 1
             if self._per_user[user] <= 0:
                 del self._per_user[user]
+
+    def _prepare(self, version: str, path: str) -> Batch:
+        """Load a version and build everything it needs to serve (off the worker thread, so
+        running requests keep decoding meanwhile)."""
+        loaded = self._load(version, path)
+        return Batch(loaded, self.config.max_batch, self._count_oom, self.config.cpu_prepack)
 
     def _count_oom(self) -> None:
         self.metrics.count("oom_splits")
@@ -202,10 +208,10 @@ class Engine:
             return
         assert self._batch is not None
         self._draining.append(self._batch)
-        self._batch = Batch(self._pending, self.config.max_batch, self._count_oom)
-        self.metrics.model_version = self._pending.version
+        self._batch = self._pending
+        self.metrics.model_version = self._batch.loaded.version
         log.info("serving new requests from model %s (running ones finish on %s)",
-                 self._pending.version, self._draining[-1].loaded.version)  # fmt: skip
+                 self._batch.loaded.version, self._draining[-1].loaded.version)  # fmt: skip
         self._pending = None
         for loop, future in self._swap_done:
             loop.call_soon_threadsafe(_resolve, future)

@@ -11,21 +11,21 @@ Prefill packs the prompts end to end into one sequence without padding: the line
 all of the work) see only real tokens, and attention runs per prompt, causal within it. Padding
 the prompts of a mixed burst (8-64 tokens) to the longest would nearly double that work.
 
-On CPU the output layer multiplies by a transposed, contiguous copy of its weight: the (in, out)
-layout GPT-2's other layers use is about 25% faster here than the (out, in) one `nn.Linear` keeps,
-and the output layer is about a third of a decode step (vocabulary 50257). It costs one more copy
-of that matrix (154 MB for GPT-2 124M in fp32). GPUs multiply either layout at the same speed.
+The block's projections and the output layer come from `model/engine/linear.py`: on CPU in fp32
+they are prepacked for oneDNN (much faster for the few rows of a decode step), elsewhere they
+are the model's own modules.
 """
 
 from __future__ import annotations
 
 import math
-from functools import partial
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from transformers import PreTrainedModel
+
+from model.engine import linear
 
 CACHE_GROWTH = 64  # columns added when a row outgrows the cache (amortizes reallocation)
 
@@ -71,7 +71,7 @@ class KVCache:
 class GPT2Runner:
     """Runs prefill and decode steps of a `GPT2LMHeadModel` against a `KVCache`."""
 
-    def __init__(self, model: PreTrainedModel) -> None:
+    def __init__(self, model: PreTrainedModel, prepack: bool = True) -> None:
         config = model.config
         if config.model_type != "gpt2":
             raise UnsupportedModel(f"the engine serves GPT-2 models, not {config.model_type!r}")
@@ -80,7 +80,8 @@ class GPT2Runner:
         ):
             raise UnsupportedModel("GPT-2 attention variants are not supported by the engine")
         self.model = model
-        self.body: Any = model.transformer  # wte, wpe, h (blocks), ln_f
+        body: Any = model.transformer  # wte, wpe, h (blocks), ln_f
+        self.body = body
         self.lm_head: Any = model.lm_head
         self.layers = int(config.n_layer)
         self.heads = int(config.n_head)
@@ -92,11 +93,11 @@ class GPT2Runner:
         self.device = model.device
         self.scale = 1.0 / math.sqrt(self.head_dim) if config.scale_attn_weights else 1.0
         # GPT-2's "gelu_new" is the tanh approximation of GELU, which torch has as one op
-        self._tanh_gelu = config.activation_function in ("gelu_new", "gelu_pytorch_tanh")
-        self._head_t: torch.Tensor | None = None  # (C, V) on CPU, see the module docstring
-        if self.device.type == "cpu" and getattr(self.lm_head, "bias", None) is None:
-            with torch.no_grad():
-                self._head_t = self.lm_head.weight.detach().t().contiguous()
+        tanh_gelu = config.activation_function in ("gelu_new", "gelu_pytorch_tanh")
+        prepack = prepack and self.device.type == "cpu" and self.dtype == torch.float32
+        self.projections, self._head = linear.build(
+            list(body.h), self.lm_head, tanh_gelu, prepack, self.width
+        )
 
     def new_cache(self, rows: int) -> KVCache:
         return KVCache(self.layers, rows, self.heads, self.head_dim, self.context,
@@ -106,15 +107,8 @@ class GPT2Runner:
         batch, length, _ = x.shape  # (B, T, C) -> (B, H, T, D)
         return x.view(batch, length, self.heads, self.head_dim).transpose(1, 2)
 
-    def _mlp(self, block: Any, x: torch.Tensor) -> torch.Tensor:
-        hidden = block.mlp.c_fc(x)
-        # the fused op is one pass over the activations instead of the seven of transformers'
-        act = partial(F.gelu, approximate="tanh") if self._tanh_gelu else block.mlp.act
-        return block.mlp.c_proj(act(hidden))
-
     def _logits(self, hidden: torch.Tensor) -> torch.Tensor:
-        normed = self.body.ln_f(hidden)
-        return normed @ self._head_t if self._head_t is not None else self.lm_head(normed)
+        return self._head(self.body.ln_f(hidden))
 
     @torch.inference_mode()
     def prefill(self, prompts: list[list[int]], cache: KVCache, first_row: int) -> torch.Tensor:
@@ -127,8 +121,8 @@ class GPT2Runner:
         ends = torch.tensor(lengths, device=device).cumsum(0)
         x = self.body.wte(ids) + self.body.wpe(positions)  # (T, C)
         bounds = list(zip([0, *ends.tolist()[:-1]], lengths, strict=True))
-        for index, block in enumerate(self.body.h):
-            qkv = block.attn.c_attn(block.ln_1(x)).view(-1, 3, self.heads, self.head_dim)
+        for index, (block, project) in enumerate(zip(self.body.h, self.projections, strict=True)):
+            qkv = project.qkv(block.ln_1(x)).view(-1, 3, self.heads, self.head_dim)
             parts = []
             for row, (start, length) in enumerate(bounds, start=first_row):
                 q, k, v = qkv[start : start + length].permute(1, 2, 0, 3)  # each (H, L, D)
@@ -138,8 +132,8 @@ class GPT2Runner:
                     q[None], k[None], v[None], is_causal=True, scale=self.scale
                 )  # (1, H, L, D)
                 parts.append(attended[0].transpose(0, 1).reshape(length, self.width))
-            x = x + block.attn.c_proj(torch.cat(parts))
-            x = x + self._mlp(block, block.ln_2(x))
+            x = x + project.out(torch.cat(parts))
+            x = x + project.down(project.up(block.ln_2(x)))
         return self._logits(x[ends - 1])  # (N, V)
 
     @torch.inference_mode()
@@ -153,8 +147,8 @@ class GPT2Runner:
         visible = torch.arange(columns, device=tokens.device)[None] <= positions[:, None]
         mask = visible[:, None, None, :]  # (B, 1, 1, T): each row sees its own tokens only
         batch_index = torch.arange(count, device=tokens.device)
-        for index, block in enumerate(self.body.h):
-            q, k, v = block.attn.c_attn(block.ln_1(x)).split(self.width, dim=2)
+        for index, (block, project) in enumerate(zip(self.body.h, self.projections, strict=True)):
+            q, k, v = project.qkv(block.ln_1(x)).split(self.width, dim=2)
             q = self._split_heads(q)  # (B, H, 1, D)
             keys, values = cache.keys[index, rows], cache.values[index, rows]  # views
             keys[batch_index, :, positions] = k.view(count, self.heads, self.head_dim)
@@ -162,6 +156,6 @@ class GPT2Runner:
             attended = F.scaled_dot_product_attention(
                 q, keys[:, :, :columns], values[:, :, :columns], attn_mask=mask, scale=self.scale
             )
-            x = x + block.attn.c_proj(attended.transpose(1, 2).reshape(count, 1, self.width))
-            x = x + self._mlp(block, block.ln_2(x))
+            x = x + project.out(attended.transpose(1, 2).reshape(count, 1, self.width))
+            x = x + project.down(project.up(block.ln_2(x)))
         return self._logits(x[:, 0])  # (B, V)

@@ -107,3 +107,27 @@ def test_slack_settings_are_checked_by_the_slack_plugin(install):
     assert done.returncode == 1
     assert done.stderr.startswith("gpt2bot: SLACK_BOT_TOKEN: missing. Copy the Bot User OAuth")
     assert "Traceback" not in done.stderr
+
+
+def test_generation_benchmark_quick_run_prints_the_documented_json(install):
+    """The CI smoke run of `gpt2bot bench generation`: every scenario runs and reports."""
+    report = json.loads(gpt2bot(install, "bench", "generation", "--quick", "--json").stdout)
+    assert report["workload"]["quick"] is True and report["workload"]["requests"] == 8
+    wanted = report["workload"]["wanted_tokens"]
+    fields = {"tokens_per_s", "p50_latency_s", "p95_latency_s", "p50_ttft_s", "p95_ttft_s",
+              "peak_rss_mb", "dtype"}  # fmt: skip
+    results = report["results"]
+    for name in ("engine", "engine_fp32", "engine_arrivals", "naive", "static_batch"):
+        result = results[name]
+        assert fields <= result.keys(), (name, result)
+        assert 0 < result["tokens"] <= wanted and result["tokens_per_s"] > 0, (name, result)
+        assert 0 < result["p50_ttft_s"] <= result["p95_ttft_s"] <= result["p95_latency_s"]
+    # generate_batch may be unavailable in a transformers build; then it must say why
+    assert "error" in results["generate_batch"] or fields <= results["generate_batch"].keys()
+    assert set(report["ratios"]) >= {"engine_vs_naive", "engine_fp32_vs_static_batch",
+                                     "engine_fp32_vs_generate_batch"}  # fmt: skip
+    assert report["ratios"]["engine_vs_naive"] > 0
+    short = report["short_request"]
+    assert short["idle_latency_s"] > 0 and short["busy_latency_s"] > 0
+    assert 0 <= short["long_requests_finished_before"] <= report["workload"]["requests"]
+    assert report["max_loop_lag_s"] >= 0

@@ -290,3 +290,30 @@ async def test_bf16_engine_keeps_the_model_quality(model_versions):
         await engine.close()
     assert engine.loaded.dtype == torch.bfloat16
     assert result.texts[0] and "".join(c.text for c in chunks) == result.texts[0]
+
+
+def test_prepacked_projections_compute_what_the_model_computes(model_versions, monkeypatch):
+    """On CPU fp32 the engine multiplies by oneDNN-prepacked weights: same logits, and a
+    prepacking that disagrees with the model falls back to the model's own modules."""
+    from model.engine import linear
+
+    if not linear.prepack_available():
+        pytest.skip("this torch build has no oneDNN linear ops")
+    loaded = loader()("v1", str(model_versions["v1"]))
+    plain, packed = GPT2Runner(loaded.model, prepack=False), GPT2Runner(loaded.model)
+    assert isinstance(packed.projections[0].qkv, linear.Prepacked)
+    assert not isinstance(plain.projections[0].qkv, linear.Prepacked)
+    prompts = [loaded.tokenizer.encode(text) for text in ("A language model", "Data is")]
+    logits = {}
+    for name, runner in (("plain", plain), ("packed", packed)):
+        cache = runner.new_cache(2)
+        first = runner.prefill(prompts, cache, first_row=0)
+        tokens = first.argmax(-1)
+        positions = torch.tensor([len(p) for p in prompts])
+        logits[name] = (first, runner.decode(tokens, positions, cache, slice(0, 2)))
+    for expected, got in zip(logits["plain"], logits["packed"], strict=True):
+        torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)
+
+    monkeypatch.setattr(linear, "CHECK_TOLERANCE", -1.0)  # every comparison now fails
+    fallback = GPT2Runner(loaded.model)
+    assert not isinstance(fallback.projections[0].qkv, linear.Prepacked)
