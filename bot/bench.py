@@ -1,4 +1,5 @@
-"""`gpt2bot bench generation [--json] [--quick]`: runs the benchmark and prints its report."""
+"""`gpt2bot bench generation [--json] [--quick] [--device D]`: runs the benchmark, prints its
+report. The device defaults to the DEVICE setting (auto: a GPU when there is one)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ def bench_command(settings: Settings, args: argparse.Namespace) -> int:
     def progress(message: str) -> None:
         print(f"bench: {message}…", file=sys.stderr, flush=True)
 
-    report = run_benchmark(quick=args.quick, progress=progress)
+    device = getattr(args, "device", None) or settings.model.device
+    report = run_benchmark(quick=args.quick, progress=progress, device=device)
     print(json.dumps(report) if args.json else render(report))
     return 0

@@ -36,6 +36,7 @@ def add_parsers(sub: Any) -> None:
     bench.add_argument("--cycles", type=int, default=3, help="retrain cycles (loop bench)")
     bench.add_argument("--base", help="loop bench: start from this model folder, not bootstrap")
     bench.add_argument("--quick", action="store_true", help="generation bench: a smoke run")
+    bench.add_argument("--device", help="generation bench: cpu, cuda, cuda:1 … (default: DEVICE)")
     bench.add_argument("--json", action="store_true", help="print JSON")
 
 

@@ -19,7 +19,7 @@ import torch
 
 from model.backends.base import GenerationRequest, GenerationResult
 from model.bench_workload import BenchRequest, Workload, build_model, build_workload, with_dtype
-from model.device import cpu_has_fast_bf16
+from model.device import cpu_has_fast_bf16, resolve_device, resolve_dtype
 from model.engine import Engine, EngineConfig
 from model.engine.linear import prepack_available
 from model.engine.metrics import percentile
@@ -29,10 +29,12 @@ TICK_S = 0.01  # the event-loop ticker's period
 
 
 class PeakRss:
-    """Samples this process' resident memory in a thread; `peak_mb` after the block."""
+    """Samples this process' resident memory in a thread; `peak_mb` after the block (and the
+    peak of torch's CUDA allocator, `gpu_mb`, when a GPU is in use)."""
 
     def __init__(self) -> None:
         self.peak_mb = 0.0
+        self.gpu_mb: float | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
@@ -45,16 +47,21 @@ class PeakRss:
             self._stop.wait(0.05)
 
     def __enter__(self) -> PeakRss:
+        if torch.cuda.is_initialized():
+            torch.cuda.reset_peak_memory_stats()
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
+        if torch.cuda.is_initialized():
+            self.gpu_mb = torch.cuda.max_memory_allocated() / 2**20
 
 
 def summarize(tokens: int, seconds: float, latencies: list[float], ttfts: list[float],
-              rss: float, dtype: torch.dtype) -> dict[str, Any]:  # fmt: skip
+              memory: PeakRss, dtype: torch.dtype) -> dict[str, Any]:  # fmt: skip
+    gpu = {} if memory.gpu_mb is None else {"peak_gpu_mb": round(memory.gpu_mb, 1)}
     return {
         "tokens": tokens,
         "seconds": round(seconds, 2),
@@ -63,7 +70,8 @@ def summarize(tokens: int, seconds: float, latencies: list[float], ttfts: list[f
         "p95_latency_s": round(percentile(latencies, 0.95), 3),
         "p50_ttft_s": round(percentile(ttfts, 0.5), 3),
         "p95_ttft_s": round(percentile(ttfts, 0.95), 3),
-        "peak_rss_mb": round(rss, 1),
+        "peak_rss_mb": round(memory.peak_mb, 1),
+        **gpu,
         "dtype": str(dtype).removeprefix("torch."),
     }
 
@@ -107,7 +115,7 @@ def run_engine(loaded: LoadedModel, workload: Workload, arrivals: bool,
         results, elapsed = asyncio.run(_engine(loaded, workload.requests, times, lag, prepack))
     tokens = sum(sum(r.completion_tokens) for r in results)
     return summarize(tokens, elapsed, [r.latency_s for r in results],
-                     [r.ttft_s for r in results], rss.peak_mb, loaded.dtype)  # fmt: skip
+                     [r.ttft_s for r in results], rss, loaded.dtype)  # fmt: skip
 
 
 def _hf_kwargs(params: Any, eos: int) -> dict[str, Any]:
@@ -127,14 +135,14 @@ def run_naive(loaded: LoadedModel, workload: Workload) -> dict[str, Any]:
         started = time.perf_counter()
         for request in workload.requests:
             torch.manual_seed(request.params.seed)
-            ids = torch.tensor([request.prompt_ids])
+            ids = torch.tensor([request.prompt_ids], device=loaded.device)
             out = loaded.model.generate(ids, attention_mask=torch.ones_like(ids),  # type: ignore[operator]
                                         max_new_tokens=request.params.max_new_tokens,
                                         **_hf_kwargs(request.params, eos))  # fmt: skip
             tokens += out.shape[1] - ids.shape[1]
             latencies.append(time.perf_counter() - started)
         elapsed = time.perf_counter() - started
-    return summarize(tokens, elapsed, latencies, latencies, rss.peak_mb, loaded.dtype)
+    return summarize(tokens, elapsed, latencies, latencies, rss, loaded.dtype)
 
 
 @torch.inference_mode()
@@ -143,9 +151,10 @@ def run_static(loaded: LoadedModel, workload: Workload) -> dict[str, Any]:
     eos = loaded.tokenizer.eos_token_id
     requests = workload.requests
     width = max(len(r.prompt_ids) for r in requests)
-    ids = torch.tensor([[eos] * (width - len(r.prompt_ids)) + r.prompt_ids for r in requests])
+    ids = torch.tensor([[eos] * (width - len(r.prompt_ids)) + r.prompt_ids for r in requests],
+                       device=loaded.device)  # fmt: skip
     mask = torch.tensor([[0] * (width - len(r.prompt_ids)) + [1] * len(r.prompt_ids)
-                         for r in requests])  # fmt: skip
+                         for r in requests], device=loaded.device)  # fmt: skip
     longest = max(r.params.max_new_tokens for r in requests)
     torch.manual_seed(0)
     with PeakRss() as rss:
@@ -157,7 +166,7 @@ def run_static(loaded: LoadedModel, workload: Workload) -> dict[str, Any]:
     tokens = sum(min(r.params.max_new_tokens, _until_eos(row.tolist(), eos))
                  for r, row in zip(requests, new, strict=True))  # fmt: skip
     every = [elapsed] * len(requests)
-    return summarize(tokens, elapsed, every, every, rss.peak_mb, loaded.dtype)
+    return summarize(tokens, elapsed, every, every, rss, loaded.dtype)
 
 
 def _until_eos(ids: list[int], eos: int) -> int:
@@ -200,7 +209,7 @@ def run_generate_batch(loaded: LoadedModel, workload: Workload) -> dict[str, Any
         elapsed = time.perf_counter() - started
     latencies = [t for t, _ in done.values()]
     tokens = sum(n for _, n in done.values())
-    return summarize(tokens, elapsed, latencies, latencies, rss.peak_mb, loaded.dtype)
+    return summarize(tokens, elapsed, latencies, latencies, rss, loaded.dtype)
 
 
 async def _short_request(loaded: LoadedModel, workload: Workload,
@@ -254,20 +263,32 @@ def _ratio(results: dict[str, dict[str, Any]], a: str, b: str) -> float | None:
     return round(top / bottom, 2) if top and bottom else None
 
 
-def run_benchmark(quick: bool = False, progress: Any = None) -> dict[str, Any]:
+def best_dtype(device: torch.device) -> torch.dtype:
+    """What the engine serves in by default on `device` (DTYPE=auto, ENGINE_CPU_DTYPE=auto)."""
+    if device.type == "cpu":
+        return torch.bfloat16 if cpu_has_fast_bf16() else torch.float32
+    return resolve_dtype(device)
+
+
+def run_benchmark(quick: bool = False, progress: Any = None,
+                  device: str = "cpu") -> dict[str, Any]:  # fmt: skip
     """Every scenario and baseline on one workload; the JSON the CLI prints."""
     say = progress or (lambda _message: None)
-    base = build_model(quick)
+    where = resolve_device(device)
+    base = build_model(quick, where)
     workload = build_workload(base, quick)
     fp32 = with_dtype(base, torch.float32, "bench-fp32")
-    fast = with_dtype(base, torch.bfloat16, "bench-bf16") if cpu_has_fast_bf16() else fp32
+    dtype = best_dtype(where)
+    fast = fp32 if dtype == torch.float32 else with_dtype(base, dtype, f"bench-{dtype}")
     lag = [0.0]
     results: dict[str, dict[str, Any]] = {}
     say(f"engine burst ({str(fast.dtype).removeprefix('torch.')})")
     results["engine"] = run_engine(fast, workload, arrivals=False, lag=lag)
     say("engine burst (float32)")
     results["engine_fp32"] = run_engine(fp32, workload, arrivals=False, lag=lag)
-    if prepack_available():  # what prepacking the weights for oneDNN brings, side by side
+    if (
+        where.type == "cpu" and prepack_available()
+    ):  # what prepacking the weights for oneDNN brings, side by side
         say("engine burst (float32, ENGINE_CPU_PREPACK=false)")
         results["engine_fp32_unpacked"] = run_engine(fp32, workload, False, lag, prepack=False)
     say("engine arrivals")
@@ -284,7 +305,9 @@ def run_benchmark(quick: bool = False, progress: Any = None) -> dict[str, Any]:
         "workload": {
             **workload.shape,
             "quick": quick,
-            "bf16_available": cpu_has_fast_bf16(),
+            "device": torch.cuda.get_device_name(where) if where.type == "cuda" else where.type,
+            "dtype": str(dtype).removeprefix("torch."),  # the engine's default on this device
+            "bf16_available": dtype == torch.bfloat16,
         },
         "results": results,
         "short_request": short,

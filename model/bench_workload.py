@@ -48,16 +48,17 @@ class Workload:
     shape: dict[str, Any]
 
 
-def build_model(quick: bool) -> LoadedModel:
+def build_model(quick: bool, device: torch.device | None = None) -> LoadedModel:
     """Random-init GPT-2 (124M unless quick) with a tokenizer of the same vocabulary size."""
     torch.manual_seed(SEED)
     config = GPT2Config(**QUICK_MODEL) if quick else GPT2Config()
     tokenizer = train_tokenizer(bundled_corpus(), vocab_size=4096)
     filler = config.vocab_size - len(tokenizer)
     tokenizer.add_tokens([f"<unused{i}>" for i in range(filler)])
-    model = GPT2LMHeadModel(config).eval()
+    where = device or torch.device("cpu")
+    model = GPT2LMHeadModel(config).eval().to(where)  # initialized on CPU: same weights anywhere
     model.config.eos_token_id = model.config.pad_token_id = tokenizer.eos_token_id
-    return LoadedModel("bench", "memory", model, tokenizer, torch.device("cpu"))
+    return LoadedModel("bench", "memory", model, tokenizer, where)
 
 
 def with_dtype(loaded: LoadedModel, dtype: torch.dtype, name: str) -> LoadedModel:

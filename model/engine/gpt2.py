@@ -18,11 +18,13 @@ are the model's own modules.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch.nn.attention import SDPBackend, sdpa_kernel
 from transformers import PreTrainedModel
 
 from model.engine import linear
@@ -32,6 +34,19 @@ CACHE_GROWTH = 64  # columns added when a row outgrows the cache (amortizes real
 
 class UnsupportedModel(ValueError):
     """The engine runs GPT-2 models only."""
+
+
+def attention_backends(device: torch.device) -> list[SDPBackend] | None:
+    """The attention kernels the engine lets `scaled_dot_product_attention` pick on `device`
+    (None: torch's own choice).
+
+    On CUDA, cuDNN's attention is left out. It builds an execution plan per input shape, and a
+    decode step's key length grows by one every step, so every step paid for a new plan:
+    measured on an H100, bf16, GPT-2 124M, 32 rows, 99 ms per decode step with it and 5.9 ms
+    without (torch then takes the flash or memory-efficient kernel)."""
+    if device.type != "cuda":
+        return None
+    return [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
 
 
 class KVCache:
@@ -110,9 +125,24 @@ class GPT2Runner:
     def _logits(self, hidden: torch.Tensor) -> torch.Tensor:
         return self._head(self.body.ln_f(hidden))
 
+    def _attention(self) -> contextlib.AbstractContextManager[None]:
+        backends = attention_backends(self.device)
+        return contextlib.nullcontext() if backends is None else sdpa_kernel(backends)
+
     @torch.inference_mode()
     def prefill(self, prompts: list[list[int]], cache: KVCache, first_row: int) -> torch.Tensor:
         """Run `prompts` into cache rows first_row, first_row+1, …; logits (N, V) at their ends."""
+        with self._attention():
+            return self._prefill(prompts, cache, first_row)
+
+    @torch.inference_mode()
+    def decode(self, tokens: torch.Tensor, positions: torch.Tensor, cache: KVCache,
+               rows: slice) -> torch.Tensor:  # fmt: skip
+        """One token per row: `tokens` (B,) at `positions` (B,) for cache `rows`; logits (B, V)."""
+        with self._attention():
+            return self._decode(tokens, positions, cache, rows)
+
+    def _prefill(self, prompts: list[list[int]], cache: KVCache, first_row: int) -> torch.Tensor:
         lengths = [len(p) for p in prompts]
         cache.ensure(max(lengths))
         device = self.device
@@ -136,10 +166,8 @@ class GPT2Runner:
             x = x + project.down(project.up(block.ln_2(x)))
         return self._logits(x[ends - 1])  # (N, V)
 
-    @torch.inference_mode()
-    def decode(self, tokens: torch.Tensor, positions: torch.Tensor, cache: KVCache,
-               rows: slice) -> torch.Tensor:  # fmt: skip
-        """One token per row: `tokens` (B,) at `positions` (B,) for cache `rows`; logits (B, V)."""
+    def _decode(self, tokens: torch.Tensor, positions: torch.Tensor, cache: KVCache,
+                rows: slice) -> torch.Tensor:  # fmt: skip
         count = tokens.shape[0]
         columns = int(positions.max()) + 1
         cache.ensure(columns)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -30,7 +31,12 @@ def model_versions(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {"v1": root / "v1", "v2": root / "v2"}
 
 
-def loader(device: str = "cpu", dtype: str = "fp32"):
+# The engine tests run on CPU; `TEST_DEVICE=cuda` runs them on a GPU (the CUDA code paths: the
+# device's dtypes, `empty_cache` after an out-of-memory split, generators beside GPU logits).
+TEST_DEVICE = os.environ.get("TEST_DEVICE", "cpu")
+
+
+def loader(device: str = TEST_DEVICE, dtype: str = "fp32"):
     def load(version: str, path: str) -> LoadedModel:
         return load_model(version, path, torch.device(device), dtype)
 

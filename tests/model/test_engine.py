@@ -57,7 +57,7 @@ async def test_greedy_output_matches_transformers_generate(model_versions):
     try:
         result, _ = await run(engine, "A language model is", GREEDY)
         loaded = engine.loaded
-        ids = torch.tensor([loaded.tokenizer.encode("A language model is")])
+        ids = torch.tensor([loaded.tokenizer.encode("A language model is")], device=loaded.device)
         out = loaded.model.generate(
             ids,
             attention_mask=torch.ones_like(ids),
@@ -278,7 +278,8 @@ async def test_bf16_engine_keeps_the_model_quality(model_versions):
     losses = {}
     for dtype in ("fp32", "bf16"):
         loaded = loader(dtype=dtype)("v1", str(model_versions["v1"]))
-        ids = torch.tensor([loaded.tokenizer.encode(" ".join(bundled_corpus()[:12]))[:256]])
+        text = " ".join(bundled_corpus()[:12])
+        ids = torch.tensor([loaded.tokenizer.encode(text)[:256]], device=loaded.device)
         with torch.inference_mode():
             losses[dtype] = float(loaded.model(input_ids=ids, labels=ids).loss)
     assert abs(losses["bf16"] - losses["fp32"]) / losses["fp32"] < 0.02
@@ -299,7 +300,7 @@ def test_prepacked_projections_compute_what_the_model_computes(model_versions, m
 
     if not linear.prepack_available():
         pytest.skip("this torch build has no oneDNN linear ops")
-    loaded = loader()("v1", str(model_versions["v1"]))
+    loaded = loader(device="cpu")("v1", str(model_versions["v1"]))
     plain, packed = GPT2Runner(loaded.model, prepack=False), GPT2Runner(loaded.model)
     assert isinstance(packed.projections[0].qkv, linear.Prepacked)
     assert not isinstance(plain.projections[0].qkv, linear.Prepacked)
@@ -317,3 +318,15 @@ def test_prepacked_projections_compute_what_the_model_computes(model_versions, m
     monkeypatch.setattr(linear, "CHECK_TOLERANCE", -1.0)  # every comparison now fails
     fallback = GPT2Runner(loaded.model)
     assert not isinstance(fallback.projections[0].qkv, linear.Prepacked)
+
+
+def test_attention_kernels_leave_out_cudnn_on_gpus():
+    """cuDNN's attention plans per shape; the decode step's shape changes every step."""
+    from torch.nn.attention import SDPBackend
+
+    from model.engine.gpt2 import attention_backends
+
+    assert attention_backends(torch.device("cpu")) is None
+    on_gpu = attention_backends(torch.device("cuda"))
+    assert on_gpu is not None and SDPBackend.CUDNN_ATTENTION not in on_gpu
+    assert SDPBackend.EFFICIENT_ATTENTION in on_gpu  # the decode step's mask needs it or MATH
