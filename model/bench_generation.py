@@ -110,7 +110,10 @@ async def _engine(loaded: LoadedModel, requests: list[BenchRequest], arrivals: l
 def run_engine(loaded: LoadedModel, workload: Workload, arrivals: bool,
                lag: list[float], prepack: bool = True) -> dict[str, Any]:  # fmt: skip
     times = workload.arrivals if arrivals else [0.0] * len(workload.requests)
-    asyncio.run(_engine(loaded, workload.requests[:2], [0.0, 0.0], lag, prepack))  # warm-up
+    # warm-up: a server runs for days, so first-use costs are not what it serves at. On a GPU
+    # they are many (cuBLAS picks kernels per shape, the allocator grows): a whole burst first.
+    warm = workload.requests if loaded.device.type == "cuda" else workload.requests[:2]
+    asyncio.run(_engine(loaded, warm, [0.0] * len(warm), lag, prepack))
     with PeakRss() as rss:
         results, elapsed = asyncio.run(_engine(loaded, workload.requests, times, lag, prepack))
     tokens = sum(sum(r.completion_tokens) for r in results)
