@@ -158,6 +158,7 @@ def _engine_config(env: Mapping[str, str]) -> EngineConfig:
         timeout_s=float(_number(env, "ENGINE_TIMEOUT_S", d.timeout_s, 1)),
         cpu_dtype=_choice(env, "ENGINE_CPU_DTYPE", d.cpu_dtype, CPU_DTYPES),
         cpu_prepack=_choice(env, "ENGINE_CPU_PREPACK", "true", ("true", "false")) == "true",
+        cuda_graphs=_choice(env, "ENGINE_CUDA_GRAPHS", "true", ("true", "false")) == "true",
         max_prefill_tokens=int(
             _number(env, "ENGINE_MAX_PREFILL_TOKENS", d.max_prefill_tokens, 1, whole=True)
         ),

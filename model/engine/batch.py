@@ -43,10 +43,10 @@ class Batch:
     """Rows decoding together on one model version."""
 
     def __init__(self, loaded: LoadedModel, max_rows: int,
-                 on_oom: Callable[[], None] = lambda: None,
-                 prepack: bool = True) -> None:  # fmt: skip
+                 on_oom: Callable[[], None] = lambda: None, prepack: bool = True,
+                 cuda_graphs: bool = True) -> None:  # fmt: skip
         self.loaded = loaded
-        self.runner = GPT2Runner(loaded.model, prepack=prepack)
+        self.runner = GPT2Runner(loaded.model, prepack=prepack, cuda_graphs=cuda_graphs)
         self.max_rows = max_rows
         self.row_limit = max_rows  # lowered after an out-of-memory split
         self.cache = self.runner.new_cache(max_rows)

@@ -161,7 +161,8 @@ class Engine:
         """Load a version and build everything it needs to serve (off the worker thread, so
         running requests keep decoding meanwhile)."""
         loaded = self._load(version, path)
-        return Batch(loaded, self.config.max_batch, self._count_oom, self.config.cpu_prepack)
+        return Batch(loaded, self.config.max_batch, self._count_oom, self.config.cpu_prepack,
+                     self.config.cuda_graphs)  # fmt: skip
 
     def _count_oom(self) -> None:
         self.metrics.count("oom_splits")

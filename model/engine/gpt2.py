@@ -28,6 +28,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from transformers import PreTrainedModel
 
 from model.engine import linear
+from model.engine.graphs import DecodeGraphs
 
 CACHE_GROWTH = 64  # columns added when a row outgrows the cache (amortizes reallocation)
 
@@ -86,7 +87,8 @@ class KVCache:
 class GPT2Runner:
     """Runs prefill and decode steps of a `GPT2LMHeadModel` against a `KVCache`."""
 
-    def __init__(self, model: PreTrainedModel, prepack: bool = True) -> None:
+    def __init__(self, model: PreTrainedModel, prepack: bool = True,
+                 cuda_graphs: bool = True) -> None:  # fmt: skip
         config = model.config
         if config.model_type != "gpt2":
             raise UnsupportedModel(f"the engine serves GPT-2 models, not {config.model_type!r}")
@@ -113,10 +115,15 @@ class GPT2Runner:
         self.projections, self._head = linear.build(
             list(body.h), self.lm_head, tanh_gelu, prepack, self.width
         )
+        self.cuda_graphs = cuda_graphs and self.device.type == "cuda"
+        self.graphs: DecodeGraphs | None = None  # for the cache of the last `new_cache`
 
     def new_cache(self, rows: int) -> KVCache:
-        return KVCache(self.layers, rows, self.heads, self.head_dim, self.context,
-                       self.dtype, self.device)  # fmt: skip
+        cache = KVCache(self.layers, rows, self.heads, self.head_dim, self.context,
+                        self.dtype, self.device)  # fmt: skip
+        if self.cuda_graphs:  # decode steps on this cache replay CUDA graphs (graphs.py)
+            self.graphs = DecodeGraphs(self, cache)
+        return cache
 
     def _split_heads(self, x: torch.Tensor) -> torch.Tensor:
         batch, length, _ = x.shape  # (B, T, C) -> (B, H, T, D)
@@ -139,8 +146,18 @@ class GPT2Runner:
     def decode(self, tokens: torch.Tensor, positions: torch.Tensor, cache: KVCache,
                rows: slice) -> torch.Tensor:  # fmt: skip
         """One token per row: `tokens` (B,) at `positions` (B,) for cache `rows`; logits (B, V)."""
+        graphs = self.graphs
         with self._attention():
-            return self._decode(tokens, positions, cache, rows)
+            if graphs is not None and graphs.cache is cache and rows.start == 0:
+                return graphs.run(tokens, positions)
+            return self._decode(tokens, positions, cache, rows, int(positions.max()) + 1)
+
+    @torch.inference_mode()
+    def decode_columns(self, tokens: torch.Tensor, positions: torch.Tensor, cache: KVCache,
+                       rows: slice, columns: int) -> torch.Tensor:  # fmt: skip
+        """`decode` reading exactly `columns` cache columns (≥ every position + 1)."""
+        with self._attention():
+            return self._decode(tokens, positions, cache, rows, columns)
 
     def _prefill(self, prompts: list[list[int]], cache: KVCache, first_row: int) -> torch.Tensor:
         lengths = [len(p) for p in prompts]
@@ -167,9 +184,8 @@ class GPT2Runner:
         return self._logits(x[ends - 1])  # (N, V)
 
     def _decode(self, tokens: torch.Tensor, positions: torch.Tensor, cache: KVCache,
-                rows: slice) -> torch.Tensor:  # fmt: skip
+                rows: slice, columns: int) -> torch.Tensor:  # fmt: skip
         count = tokens.shape[0]
-        columns = int(positions.max()) + 1
         cache.ensure(columns)
         x = (self.body.wte(tokens) + self.body.wpe(positions))[:, None]  # (B, 1, C)
         visible = torch.arange(columns, device=tokens.device)[None] <= positions[:, None]

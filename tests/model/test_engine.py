@@ -330,3 +330,45 @@ def test_attention_kernels_leave_out_cudnn_on_gpus():
     on_gpu = attention_backends(torch.device("cuda"))
     assert on_gpu is not None and SDPBackend.CUDNN_ATTENTION not in on_gpu
     assert SDPBackend.EFFICIENT_ATTENTION in on_gpu  # the decode step's mask needs it or MATH
+
+
+def test_bucketed_decode_step_of_cuda_graphs_computes_the_eager_step(model_versions):
+    """What a CUDA graph replays (rows padded to a bucket, a bucket of cache columns) gives
+    the logits of the eager step; checked here without recording, on any device."""
+    from model.engine.graphs import DecodeGraphs, buckets
+
+    assert buckets(32) == [1, 2, 4, 8, 16, 32] and buckets(6) == [1, 2, 4, 6]
+    loaded = loader()("v1", str(model_versions["v1"]))
+    runner = GPT2Runner(loaded.model, cuda_graphs=False)
+    eager_cache, padded_cache = runner.new_cache(6), runner.new_cache(6)
+    padded = DecodeGraphs(runner, padded_cache, record=False)
+    assert padded_cache.columns == runner.context  # allocated at full length up front
+    prompts = [loaded.tokenizer.encode(t) for t in ("A language model", "Data", "The loss is")]
+    device = loaded.device
+    for cache in (eager_cache, padded_cache):
+        runner.prefill(prompts, cache, first_row=0)
+    tokens = torch.tensor([11, 12, 13], device=device)
+    positions = torch.tensor([len(p) for p in prompts], device=device)
+    for _ in range(5):  # a few steps: the keys written by the padded step must be right too
+        expected = runner.decode(tokens, positions, eager_cache, slice(0, 3))
+        got = padded.run(tokens, positions)
+        assert got.shape == expected.shape == (3, runner.vocab)
+        torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)
+        tokens, positions = expected.argmax(-1), positions + 1
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU")
+async def test_cuda_graphs_serve_the_same_text_as_eager_steps(model_versions):
+    outputs = {}
+    for graphs in (False, True):
+        engine = Engine(EngineConfig(metrics_log_interval_s=0, max_per_user=20,
+                                     cuda_graphs=graphs), loader(device="cuda"))  # fmt: skip
+        await engine.start("v1", str(model_versions["v1"]))
+        try:
+            runs = [run(engine, p, s) for p, s in [("A language model is", GREEDY), *OTHERS]]
+            outputs[graphs] = [r.texts for r, _ in await asyncio.gather(*runs)]
+            recorded = engine._batch.runner.graphs.recorded if graphs else 0  # type: ignore[union-attr]
+        finally:
+            await engine.close()
+    assert outputs[True] == outputs[False]
+    assert recorded > 0
