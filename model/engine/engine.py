@@ -48,6 +48,16 @@ DEFAULT_RETRY_S = 5.0  # retry-after estimate before any request has finished
 Loader = Callable[[str, str], LoadedModel]
 
 
+def settle_heap() -> None:
+    """Collect, then move every object alive now (modules, the model, tokenizers: most of the
+    heap) out of the garbage collector's reach. Python's full collections hold the GIL: over the
+    ~360,000 objects of a loaded process one took 127 ms on the project's 2-core CPU, stalling
+    the event loop whenever one ran. Objects still die by reference counting; a swap unfreezes
+    so that the old model's cycles are collected."""
+    gc.collect()
+    gc.freeze()
+
+
 class Engine:
     """Continuous-batching GPT-2 generation for many concurrent async callers."""
 
@@ -83,6 +93,7 @@ class Engine:
         self.metrics.model_version = self._batch.loaded.version
         self._thread = threading.Thread(target=self._work, name="generation-engine", daemon=True)
         self._thread.start()
+        settle_heap()
 
     async def close(self) -> None:
         """Stop: waiting and running requests end with a clear error; the worker exits."""
@@ -92,6 +103,7 @@ class Engine:
         if self._thread is not None:
             await asyncio.to_thread(self._thread.join)
             self._thread = None
+        gc.unfreeze()
 
     def submit(self, request: GenerationRequest) -> EngineHandle:
         """Queue a request; raises `Busy` at once when the queue or the user's quota is full."""
@@ -286,7 +298,8 @@ class Engine:
         for batch in drained:
             log.info("model %s drained: releasing its memory", batch.loaded.version)
         drained.clear()
-        gc.collect()
+        gc.unfreeze()  # the old model's objects were frozen with the rest: let them go
+        settle_heap()
         if device.type == "cuda":
             torch.cuda.empty_cache()
 

@@ -372,3 +372,14 @@ async def test_cuda_graphs_serve_the_same_text_as_eager_steps(model_versions):
             await engine.close()
     assert outputs[True] == outputs[False]
     assert recorded > 0
+
+
+async def test_a_running_engine_keeps_the_loaded_heap_out_of_full_collections(model_versions):
+    """A full collection holds the GIL (and so the event loop) for as long as it scans."""
+    engine = await started(model_versions["v1"])
+    try:
+        assert gc.get_freeze_count() > 10_000  # modules, the model, the tokenizer
+        await run(engine, "A language model is", GREEDY)
+    finally:
+        await engine.close()
+    assert gc.get_freeze_count() == 0  # a closed engine leaves the collector as it was
