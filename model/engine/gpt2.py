@@ -13,7 +13,7 @@ the prompts of a mixed burst (8-64 tokens) to the longest would nearly double th
 
 The block's projections and the output layer come from `model/engine/linear.py`: on CPU in fp32
 they are prepacked for oneDNN (much faster for the few rows of a decode step), elsewhere they
-are the model's own modules.
+are the model's own modules. On CUDA, decode steps replay CUDA graphs (`model/engine/graphs.py`).
 """
 
 from __future__ import annotations
