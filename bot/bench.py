@@ -16,7 +16,7 @@ def bench_command(settings: Settings, args: argparse.Namespace) -> int:
     def progress(message: str) -> None:
         print(f"bench: {message}…", file=sys.stderr, flush=True)
 
-    device = getattr(args, "device", None) or settings.model.device
+    device = args.device or settings.model.device
     report = run_benchmark(quick=args.quick, progress=progress, device=device)
     print(json.dumps(report) if args.json else render(report))
     return 0

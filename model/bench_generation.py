@@ -18,8 +18,10 @@ from typing import Any
 import torch
 
 from model.backends.base import GenerationRequest, GenerationResult
+from model.backends.local import engine_dtype_name
 from model.bench_workload import BenchRequest, Workload, build_model, build_workload, with_dtype
-from model.device import cpu_has_fast_bf16, resolve_device, resolve_dtype
+from model.config import ModelConfig
+from model.device import resolve_device, resolve_dtype
 from model.engine import Engine, EngineConfig
 from model.engine.linear import prepack_available
 from model.engine.metrics import percentile
@@ -266,13 +268,6 @@ def _ratio(results: dict[str, dict[str, Any]], a: str, b: str) -> float | None:
     return round(top / bottom, 2) if top and bottom else None
 
 
-def best_dtype(device: torch.device) -> torch.dtype:
-    """What the engine serves in by default on `device` (DTYPE=auto, ENGINE_CPU_DTYPE=auto)."""
-    if device.type == "cpu":
-        return torch.bfloat16 if cpu_has_fast_bf16() else torch.float32
-    return resolve_dtype(device)
-
-
 def run_benchmark(quick: bool = False, progress: Any = None,
                   device: str = "cpu") -> dict[str, Any]:  # fmt: skip
     """Every scenario and baseline on one workload; the JSON the CLI prints."""
@@ -281,17 +276,18 @@ def run_benchmark(quick: bool = False, progress: Any = None,
     base = build_model(quick, where)
     workload = build_workload(base, quick)
     fp32 = with_dtype(base, torch.float32, "bench-fp32")
-    dtype = best_dtype(where)
+    dtype = resolve_dtype(where, engine_dtype_name(ModelConfig(), where))  # what `local` serves
     fast = fp32 if dtype == torch.float32 else with_dtype(base, dtype, f"bench-{dtype}")
     lag = [0.0]
     results: dict[str, dict[str, Any]] = {}
     say(f"engine burst ({str(fast.dtype).removeprefix('torch.')})")
     results["engine"] = run_engine(fast, workload, arrivals=False, lag=lag)
-    say("engine burst (float32)")
-    results["engine_fp32"] = run_engine(fp32, workload, arrivals=False, lag=lag)
-    if (
-        where.type == "cpu" and prepack_available()
-    ):  # what prepacking the weights for oneDNN brings, side by side
+    if fast is fp32:  # the engine's dtype is fp32 here: one run answers for both
+        results["engine_fp32"] = results["engine"]
+    else:
+        say("engine burst (float32)")
+        results["engine_fp32"] = run_engine(fp32, workload, arrivals=False, lag=lag)
+    if where.type == "cpu" and prepack_available():  # what prepacking brings, side by side
         say("engine burst (float32, ENGINE_CPU_PREPACK=false)")
         results["engine_fp32_unpacked"] = run_engine(fp32, workload, False, lag, prepack=False)
     say("engine arrivals")

@@ -16,8 +16,8 @@ class EngineConfig:
     # dtype on CPU when DTYPE=auto: "auto" = bf16 where the CPU has native bf16 (AVX512-BF16 or
     # AMX), else fp32. Measured on a 2-core AVX512-BF16 CPU: bf16 ≈ 2x fp32 (see the README).
     cpu_dtype: str = "auto"
-    # CPU fp32: prepack the weights for oneDNN (decode steps ~1.5-2x faster on a 2-core CPU, the
-    # weights held twice in memory); see model/engine/linear.py
+    # CPU fp32: prepack the weights for oneDNN (engine tokens/s x1.52 on the 2-core AMD EPYC,
+    # x1.13-1.18 on 2 Xeon cores; weights held twice in memory); see model/engine/linear.py
     cpu_prepack: bool = True
     # GPU: replay decode steps from CUDA graphs (model/engine/graphs.py); the KV cache is then
     # allocated at full length up front (GPT-2 124M, 32 rows: 1.2 GB in bf16)

@@ -51,9 +51,9 @@ Loader = Callable[[str, str], LoadedModel]
 def settle_heap() -> None:
     """Collect, then move every object alive now (modules, the model, tokenizers: most of the
     heap) out of the garbage collector's reach. Python's full collections hold the GIL: over the
-    ~360,000 objects of a loaded process one took 127 ms on the project's 2-core CPU, stalling
-    the event loop whenever one ran. Objects still die by reference counting; a swap unfreezes
-    so that the old model's cycles are collected."""
+    ~353,000 objects of a loaded process one took 121 ms on the project's 2-core CPU (0 ms once
+    frozen), stalling the event loop whenever one ran. Objects still die by reference counting;
+    a swap unfreezes so that the old model's cycles are collected."""
     gc.collect()
     gc.freeze()
 

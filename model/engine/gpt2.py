@@ -97,7 +97,7 @@ class GPT2Runner:
         ):
             raise UnsupportedModel("GPT-2 attention variants are not supported by the engine")
         self.model = model
-        body: Any = model.transformer  # wte, wpe, h (blocks), ln_f
+        body: Any = model.transformer  # wte, wpe, h (blocks), ln_f (Any: typed as a union)
         self.body = body
         self.lm_head: Any = model.lm_head
         self.layers = int(config.n_layer)

@@ -44,7 +44,17 @@ __all__ = ["EVENTS_PATH", "SlackPlatform", "create", "web_client"]
 
 def check_settings(settings: Settings) -> None:
     """What Slack cannot start without (checked before the model loads)."""
-    _check(settings.slack)
+    config = settings.slack
+    if not config.bot_token:
+        raise ValueError(
+            "SLACK_BOT_TOKEN: missing. Copy the Bot User OAuth Token (xoxb-...) from your "
+            "Slack app's OAuth & Permissions page into .env."
+        )
+    if not config.app_token and not config.signing_secret:
+        raise ValueError(
+            "SLACK_SIGNING_SECRET: missing. Copy it from your Slack app's Basic Information "
+            "page, or set SLACK_APP_TOKEN for Socket Mode."
+        )
 
 
 @checks_settings(check_settings)
@@ -66,19 +76,6 @@ def web_client(config: SlackConfig) -> AsyncWebClient:
     )
 
 
-def _check(config: SlackConfig) -> None:
-    if not config.bot_token:
-        raise ValueError(
-            "SLACK_BOT_TOKEN: missing. Copy the Bot User OAuth Token (xoxb-...) from your "
-            "Slack app's OAuth & Permissions page into .env."
-        )
-    if not config.app_token and not config.signing_secret:
-        raise ValueError(
-            "SLACK_SIGNING_SECRET: missing. Copy it from your Slack app's Basic Information "
-            "page, or set SLACK_APP_TOKEN for Socket Mode."
-        )
-
-
 class SlackPlatform:
     """Serves `/generate`, `/gpt2bot-admin` and reactions for one Slack workspace."""
 
@@ -87,8 +84,8 @@ class SlackPlatform:
     def __init__(
         self, app: App, options: RunOptions, edit_interval_s: float = EDIT_INTERVAL_S
     ) -> None:
+        check_settings(app.settings)
         config = app.settings.slack
-        _check(config)
         self._options = options
         self._config = config
         self.client = web_client(config)
