@@ -85,9 +85,14 @@ class TrainingProcess:
         path = path or job_path(self.job.work_dir)
         with open(Path(self.job.work_dir) / LOG_FILE, "ab") as log_file:
             self._process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "model.finetune", str(path),
-                stdout=asyncio.subprocess.PIPE, stderr=log_file, limit=STREAM_LIMIT,
-            )  # fmt: skip
+                sys.executable,
+                "-m",
+                "model.finetune",
+                str(path),
+                stdout=asyncio.subprocess.PIPE,
+                stderr=log_file,
+                limit=STREAM_LIMIT,
+            )
             self.started.set()
             done, error = await self._read_events()
             code = await self._process.wait()

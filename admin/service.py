@@ -283,8 +283,13 @@ class LearningLoop:
         base = job.metadata.get("base_model", "")
         await self.db.run(
             self.registry.versions.add,
-            job.version_name, job.output_dir, base, job.base_version, done["metrics"], run_id,
-        )  # fmt: skip
+            job.version_name,
+            job.output_dir,
+            base,
+            job.base_version,
+            done["metrics"],
+            run_id,
+        )
         run = await self.db.run(self.runs.get, run_id)
         png = await asyncio.to_thread(
             loss_curve_png, run.loss_log, f"run {run_id}: {job.version_name}"
@@ -299,9 +304,14 @@ class LearningLoop:
                 reason = str(refusal)
         after = {**done["after"], "promoted": promoted, "gate": reason}
         await self.db.run(
-            self.runs.update, run_id, status="succeeded", progress=1.0,
-            eval_before=done["before"], eval_after=after, model_version=job.version_name,
-        )  # fmt: skip
+            self.runs.update,
+            run_id,
+            status="succeeded",
+            progress=1.0,
+            eval_before=done["before"],
+            eval_after=after,
+            model_version=job.version_name,
+        )
 
     async def wait(self) -> TrainingRunInfo | None:
         """Wait for the current run to end; its final state."""

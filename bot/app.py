@@ -118,8 +118,14 @@ def _log_progress(step: int, total: int, loss: float, started: float) -> None:
     if step % PROGRESS_EVERY_STEPS == 0 or step == total:
         elapsed = time.perf_counter() - started
         eta = elapsed / step * (total - step)
-        log.info("bootstrap training %d%% (step %d/%d, loss %.3f, ETA %.0fs)",
-                 100 * step // total, step, total, loss, eta)  # fmt: skip
+        log.info(
+            "bootstrap training %d%% (step %d/%d, loss %.3f, ETA %.0fs)",
+            100 * step // total,
+            step,
+            total,
+            loss,
+            eta,
+        )
 
 
 def prepare_model(

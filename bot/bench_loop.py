@@ -71,8 +71,12 @@ async def _cycle(chat: ChatService, cycle: int) -> dict[str, Any]:
     scores, liked = [], 0
     requests = [(prompt, 100 * r + i) for r in range(ROUNDS) for i, prompt in enumerate(PROMPTS)]
     for prompt, seed in requests:  # the same seeds every cycle: only the model changes
-        params = {"samples": SAMPLES_PER_PROMPT, "max_new_tokens": 30, "temperature": 1.0,
-                  "seed": seed}  # fmt: skip
+        params = {
+            "samples": SAMPLES_PER_PROMPT,
+            "max_new_tokens": 30,
+            "temperature": 1.0,
+            "seed": seed,
+        }
         finished = await chat.generate(origin, prompt, params)
         for generation in finished.generations:
             good = _liked(generation.output)
@@ -115,10 +119,17 @@ async def run_loop_bench(cycles: int, base: str | None = None) -> dict[str, Any]
                 await loop.retrain_now("bench", include_ratings=True)
                 info = await loop.wait()
                 assert info is not None
-                runs.append({"run": info.id, "status": info.status, "promoted": info.promoted,
-                             "dataset_size": info.dataset_size, "error": info.error,
-                             "eval_loss_before": info.eval_before.get("eval_loss"),
-                             "eval_loss_after": info.eval_after.get("eval_loss")})  # fmt: skip
+                runs.append(
+                    {
+                        "run": info.id,
+                        "status": info.status,
+                        "promoted": info.promoted,
+                        "dataset_size": info.dataset_size,
+                        "error": info.error,
+                        "eval_loss_before": info.eval_before.get("eval_loss"),
+                        "eval_loss_after": info.eval_after.get("eval_loss"),
+                    }
+                )
                 results.append(await _cycle(chat, cycle))
         finally:
             await loop.close()

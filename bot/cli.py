@@ -119,17 +119,28 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
 
 def _print_generation(finished: Finished, as_json: bool) -> None:
     if as_json:
-        print(json.dumps({
-            "model_version": finished.result.model_version,
-            "prompt_truncated": finished.result.prompt_truncated,
-            "latency_s": round(finished.result.latency_s, 3),
-            "generations": [
-                {"id": g.id, "conversation_id": g.conversation_id, "prompt": g.prompt,
-                 "output": g.output, "seed": g.seed, "params": g.params,
-                 "completion_tokens": g.completion_tokens}
-                for g in finished.generations
-            ],
-        }, ensure_ascii=False))  # fmt: skip
+        print(
+            json.dumps(
+                {
+                    "model_version": finished.result.model_version,
+                    "prompt_truncated": finished.result.prompt_truncated,
+                    "latency_s": round(finished.result.latency_s, 3),
+                    "generations": [
+                        {
+                            "id": g.id,
+                            "conversation_id": g.conversation_id,
+                            "prompt": g.prompt,
+                            "output": g.output,
+                            "seed": g.seed,
+                            "params": g.params,
+                            "completion_tokens": g.completion_tokens,
+                        }
+                        for g in finished.generations
+                    ],
+                },
+                ensure_ascii=False,
+            )
+        )
         return
     if finished.result.prompt_truncated:
         print("(the prompt was cut from the left to fit GPT-2's 1024-token context)")
@@ -162,8 +173,10 @@ async def _demo(settings: Settings, args: argparse.Namespace) -> int:
         assert first is not None
         await app.chat.rate(first.id, "demo", "👍")
         print(f"Rated generation #{first.id} 👍 as user 'demo'.")
-        print("Next: `gpt2bot generate \"your prompt\"`, `gpt2bot export --format csv`, "
-              "`gpt2bot models list`.")  # fmt: skip
+        print(
+            'Next: `gpt2bot generate "your prompt"`, `gpt2bot export --format csv`, '
+            "`gpt2bot models list`."
+        )
     finally:
         await app.close()
     return 0
@@ -206,8 +219,10 @@ def _models(settings: Settings, args: argparse.Namespace) -> int:
     for r in [] if args.json else rows:
         loss = r.metrics.get("eval_loss")
         extra = f" eval_loss={loss:.3f}" if isinstance(loss, float) else ""
-        print(f"{'*' if r.status == 'active' else ' '} {r.name:<24} {r.status:<9} "
-              f"base={r.base_model} parent={r.parent or '-'}{extra}")  # fmt: skip
+        print(
+            f"{'*' if r.status == 'active' else ' '} {r.name:<24} {r.status:<9} "
+            f"base={r.base_model} parent={r.parent or '-'}{extra}"
+        )
     return 0
 
 
@@ -263,9 +278,16 @@ def main(argv: list[str] | None = None) -> int:
             outcome = asyncio.run(outcome)  # type: ignore[arg-type]
         return int(outcome)
     except (
-        CommandError, InvalidRequest, BackendError, ModelUnavailable, NotFound, LookupError,
-        PromotionRefused, AlreadyRunning, OSError,
-    ) as error:  # fmt: skip
+        CommandError,
+        InvalidRequest,
+        BackendError,
+        ModelUnavailable,
+        NotFound,
+        LookupError,
+        PromotionRefused,
+        AlreadyRunning,
+        OSError,
+    ) as error:
         print(f"gpt2bot: {error}", file=sys.stderr)
         return 1
     except ValueError as error:  # bad names and values from our own validators

@@ -23,10 +23,16 @@ BENCH_KINDS = ("generation", "training", "loop")
 
 def add_parsers(sub: Any) -> None:
     train = sub.add_parser("train", help="fine-tune on curated data now and register a version")
-    train.add_argument("--data", action="append", default=[], metavar="FILE",
-                       help="add samples from a .txt or .jsonl file first")  # fmt: skip
-    train.add_argument("--from-ratings", action="store_true",
-                       help="also train on well-rated generations")  # fmt: skip
+    train.add_argument(
+        "--data",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="add samples from a .txt or .jsonl file first",
+    )
+    train.add_argument(
+        "--from-ratings", action="store_true", help="also train on well-rated generations"
+    )
     train.add_argument("--epochs", type=int, help="passes over the data (default: TRAIN_EPOCHS)")
     train.add_argument("--json", action="store_true", help="print JSON")
     bench = sub.add_parser("bench", help="benchmarks (JSON with --json)")
@@ -76,9 +82,11 @@ def _print_evaluation(info: TrainingRunInfo) -> None:
     if info.status != "succeeded":
         return
     before, after = info.eval_before, info.eval_after
-    print(f"  held-out loss {before['eval_loss']:.4f} ({before['version']}) -> "
-          f"{after['eval_loss']:.4f} ({after['version']}), perplexity "
-          f"{before['perplexity']:.1f} -> {after['perplexity']:.1f}")  # fmt: skip
+    print(
+        f"  held-out loss {before['eval_loss']:.4f} ({before['version']}) -> "
+        f"{after['eval_loss']:.4f} ({after['version']}), perplexity "
+        f"{before['perplexity']:.1f} -> {after['perplexity']:.1f}"
+    )
     print(f"  {'promoted' if info.promoted else 'not promoted'}: {after.get('gate')}")
     for old, new in zip(before.get("samples", []), after.get("samples", []), strict=False):
         print(f"  {old['prompt']!r}\n    before: {old['output']!r}\n    after:  {new['output']!r}")

@@ -13,11 +13,31 @@ from storage import GenerationRecord
 
 FORMATS = ("jsonl", "csv")
 CSV_COLUMNS = [
-    "id", "conversation_id", "parent_id", "kind", "platform", "guild_id", "channel_id",
-    "user_id", "message_id", "prompt", "output", "params", "seed", "sample_index",
-    "model_version", "prompt_tokens", "completion_tokens", "latency_s", "prompt_truncated",
-    "created_at", "ratings_up", "ratings_down", "net_score", "ratings",
-]  # fmt: skip
+    "id",
+    "conversation_id",
+    "parent_id",
+    "kind",
+    "platform",
+    "guild_id",
+    "channel_id",
+    "user_id",
+    "message_id",
+    "prompt",
+    "output",
+    "params",
+    "seed",
+    "sample_index",
+    "model_version",
+    "prompt_tokens",
+    "completion_tokens",
+    "latency_s",
+    "prompt_truncated",
+    "created_at",
+    "ratings_up",
+    "ratings_down",
+    "net_score",
+    "ratings",
+]
 
 
 def generation_row(record: GenerationRecord) -> dict[str, Any]:

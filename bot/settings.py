@@ -171,8 +171,9 @@ def _engine_config(env: Mapping[str, str]) -> EngineConfig:
 def _openai_config(env: Mapping[str, str]) -> OpenAIConfig:
     extra = env.get("OPENAI_EXTRA_PARAMS", "true").lower()
     if extra not in ("true", "false", "1", "0", "yes", "no"):
-        raise SettingsError("OPENAI_EXTRA_PARAMS", f"{extra!r} is not true or false",
-                            "Use true or false.")  # fmt: skip
+        raise SettingsError(
+            "OPENAI_EXTRA_PARAMS", f"{extra!r} is not true or false", "Use true or false."
+        )
     return OpenAIConfig(
         base_url=_http_url(env, "OPENAI_BASE_URL", ("http", "https")) or OpenAIConfig.base_url,
         api_key=env.get("OPENAI_API_KEY"),

@@ -61,8 +61,14 @@ class PeakRss:
             self.gpu_mb = torch.cuda.max_memory_allocated() / 2**20
 
 
-def summarize(tokens: int, seconds: float, latencies: list[float], ttfts: list[float],
-              memory: PeakRss, dtype: torch.dtype) -> dict[str, Any]:  # fmt: skip
+def summarize(
+    tokens: int,
+    seconds: float,
+    latencies: list[float],
+    ttfts: list[float],
+    memory: PeakRss,
+    dtype: torch.dtype,
+) -> dict[str, Any]:
     gpu = {} if memory.gpu_mb is None else {"peak_gpu_mb": round(memory.gpu_mb, 1)}
     return {
         "tokens": tokens,
@@ -85,12 +91,23 @@ async def _ticker(lag: list[float], stop: asyncio.Event) -> None:
         lag[0] = max(lag[0], time.perf_counter() - before - TICK_S)
 
 
-async def _engine(loaded: LoadedModel, requests: list[BenchRequest], arrivals: list[float],
-                  lag: list[float], prepack: bool = True
-                  ) -> tuple[list[GenerationResult], float]:  # fmt: skip
-    engine = Engine(EngineConfig(max_batch=32, max_queue=128, max_per_user=128,
-                                 metrics_log_interval_s=0, cpu_prepack=prepack),
-                    lambda _v, _p: loaded)  # fmt: skip
+async def _engine(
+    loaded: LoadedModel,
+    requests: list[BenchRequest],
+    arrivals: list[float],
+    lag: list[float],
+    prepack: bool = True,
+) -> tuple[list[GenerationResult], float]:
+    engine = Engine(
+        EngineConfig(
+            max_batch=32,
+            max_queue=128,
+            max_per_user=128,
+            metrics_log_interval_s=0,
+            cpu_prepack=prepack,
+        ),
+        lambda _v, _p: loaded,
+    )
     await engine.start(loaded.version, loaded.path)
     stop = asyncio.Event()
     ticker = asyncio.create_task(_ticker(lag, stop))
@@ -109,8 +126,9 @@ async def _engine(loaded: LoadedModel, requests: list[BenchRequest], arrivals: l
     return results, elapsed
 
 
-def run_engine(loaded: LoadedModel, workload: Workload, arrivals: bool,
-               lag: list[float], prepack: bool = True) -> dict[str, Any]:  # fmt: skip
+def run_engine(
+    loaded: LoadedModel, workload: Workload, arrivals: bool, lag: list[float], prepack: bool = True
+) -> dict[str, Any]:
     times = workload.arrivals if arrivals else [0.0] * len(workload.requests)
     # warm-up: a server runs for days, so first-use costs are not what it serves at. On a GPU
     # they are many (cuBLAS picks kernels per shape, the allocator grows): a whole burst first.
@@ -119,16 +137,27 @@ def run_engine(loaded: LoadedModel, workload: Workload, arrivals: bool,
     with PeakRss() as rss:
         results, elapsed = asyncio.run(_engine(loaded, workload.requests, times, lag, prepack))
     tokens = sum(sum(r.completion_tokens) for r in results)
-    return summarize(tokens, elapsed, [r.latency_s for r in results],
-                     [r.ttft_s for r in results], rss, loaded.dtype)  # fmt: skip
+    return summarize(
+        tokens,
+        elapsed,
+        [r.latency_s for r in results],
+        [r.ttft_s for r in results],
+        rss,
+        loaded.dtype,
+    )
 
 
 def _hf_kwargs(params: Any, eos: int) -> dict[str, Any]:
     greedy = params.temperature == 0
-    return {"do_sample": not greedy, "temperature": None if greedy else params.temperature,
-            "top_k": None if greedy else params.top_k, "top_p": None if greedy else params.top_p,
-            "repetition_penalty": params.repetition_penalty, "pad_token_id": eos,
-            "eos_token_id": eos}  # fmt: skip
+    return {
+        "do_sample": not greedy,
+        "temperature": None if greedy else params.temperature,
+        "top_k": None if greedy else params.top_k,
+        "top_p": None if greedy else params.top_p,
+        "repetition_penalty": params.repetition_penalty,
+        "pad_token_id": eos,
+        "eos_token_id": eos,
+    }
 
 
 @torch.inference_mode()
@@ -141,9 +170,12 @@ def run_naive(loaded: LoadedModel, workload: Workload) -> dict[str, Any]:
         for request in workload.requests:
             torch.manual_seed(request.params.seed)
             ids = torch.tensor([request.prompt_ids], device=loaded.device)
-            out = loaded.model.generate(ids, attention_mask=torch.ones_like(ids),  # type: ignore[operator]
-                                        max_new_tokens=request.params.max_new_tokens,
-                                        **_hf_kwargs(request.params, eos))  # fmt: skip
+            out = loaded.model.generate(
+                ids,
+                attention_mask=torch.ones_like(ids),  # type: ignore[operator]
+                max_new_tokens=request.params.max_new_tokens,
+                **_hf_kwargs(request.params, eos),
+            )
             tokens += out.shape[1] - ids.shape[1]
             latencies.append(time.perf_counter() - started)
         elapsed = time.perf_counter() - started
@@ -156,20 +188,29 @@ def run_static(loaded: LoadedModel, workload: Workload) -> dict[str, Any]:
     eos = loaded.tokenizer.eos_token_id
     requests = workload.requests
     width = max(len(r.prompt_ids) for r in requests)
-    ids = torch.tensor([[eos] * (width - len(r.prompt_ids)) + r.prompt_ids for r in requests],
-                       device=loaded.device)  # fmt: skip
-    mask = torch.tensor([[0] * (width - len(r.prompt_ids)) + [1] * len(r.prompt_ids)
-                         for r in requests], device=loaded.device)  # fmt: skip
+    ids = torch.tensor(
+        [[eos] * (width - len(r.prompt_ids)) + r.prompt_ids for r in requests], device=loaded.device
+    )
+    mask = torch.tensor(
+        [[0] * (width - len(r.prompt_ids)) + [1] * len(r.prompt_ids) for r in requests],
+        device=loaded.device,
+    )
     longest = max(r.params.max_new_tokens for r in requests)
     torch.manual_seed(0)
     with PeakRss() as rss:
         started = time.perf_counter()
-        out = loaded.model.generate(ids, attention_mask=mask, max_new_tokens=longest,  # type: ignore[operator]
-                                    **_hf_kwargs(requests[0].params, eos))  # fmt: skip
+        out = loaded.model.generate(
+            ids,
+            attention_mask=mask,
+            max_new_tokens=longest,  # type: ignore[operator]
+            **_hf_kwargs(requests[0].params, eos),
+        )
         elapsed = time.perf_counter() - started
     new = out[:, width:]
-    tokens = sum(min(r.params.max_new_tokens, _until_eos(row.tolist(), eos))
-                 for r, row in zip(requests, new, strict=True))  # fmt: skip
+    tokens = sum(
+        min(r.params.max_new_tokens, _until_eos(row.tolist(), eos))
+        for r, row in zip(requests, new, strict=True)
+    )
     every = [elapsed] * len(requests)
     return summarize(tokens, elapsed, every, every, rss, loaded.dtype)
 
@@ -185,8 +226,10 @@ def run_generate_batch(loaded: LoadedModel, workload: Workload) -> dict[str, Any
 
     eos = loaded.tokenizer.eos_token_id
     requests = workload.requests
-    config = GenerationConfig(max_new_tokens=max(r.params.max_new_tokens for r in requests),
-                              **_hf_kwargs(requests[0].params, eos))  # fmt: skip
+    config = GenerationConfig(
+        max_new_tokens=max(r.params.max_new_tokens for r in requests),
+        **_hf_kwargs(requests[0].params, eos),
+    )
     longest = max(len(r.prompt_ids) + r.params.max_new_tokens for r in requests)
     # sized for the workload: left to itself it reserves most of the machine's memory (8 GB here)
     sizing = ContinuousBatchingConfig(
@@ -201,26 +244,34 @@ def run_generate_batch(loaded: LoadedModel, workload: Workload) -> dict[str, Any
             generation_config=config, block=True, timeout=5, continuous_batching_config=sizing
         ) as manager:
             for index, request in enumerate(requests):
-                manager.add_request(request.prompt_ids, request_id=f"r{index}",
-                                    max_new_tokens=request.params.max_new_tokens)  # fmt: skip
+                manager.add_request(
+                    request.prompt_ids,
+                    request_id=f"r{index}",
+                    max_new_tokens=request.params.max_new_tokens,
+                )
             done: dict[str, tuple[float, int]] = {}
             while len(done) < len(requests):
                 result = manager.get_result(timeout=1)
                 if result is None and not manager.is_running():
                     raise RuntimeError("generate_batch's manager stopped")
                 if result is not None and result.is_finished():
-                    done[result.request_id] = (time.perf_counter() - started,
-                                               len(result.generated_tokens))  # fmt: skip
+                    done[result.request_id] = (
+                        time.perf_counter() - started,
+                        len(result.generated_tokens),
+                    )
         elapsed = time.perf_counter() - started
     latencies = [t for t, _ in done.values()]
     tokens = sum(n for _, n in done.values())
     return summarize(tokens, elapsed, latencies, latencies, rss, loaded.dtype)
 
 
-async def _short_request(loaded: LoadedModel, workload: Workload,
-                         lag: list[float]) -> dict[str, Any]:  # fmt: skip
-    engine = Engine(EngineConfig(max_batch=32, max_queue=128, max_per_user=128,
-                                 metrics_log_interval_s=0), lambda _v, _p: loaded)  # fmt: skip
+async def _short_request(
+    loaded: LoadedModel, workload: Workload, lag: list[float]
+) -> dict[str, Any]:
+    engine = Engine(
+        EngineConfig(max_batch=32, max_queue=128, max_per_user=128, metrics_log_interval_s=0),
+        lambda _v, _p: loaded,
+    )
     await engine.start(loaded.version, loaded.path)
     stop = asyncio.Event()
     ticker = asyncio.create_task(_ticker(lag, stop))
@@ -268,8 +319,7 @@ def _ratio(results: dict[str, dict[str, Any]], a: str, b: str) -> float | None:
     return round(top / bottom, 2) if top and bottom else None
 
 
-def run_benchmark(quick: bool = False, progress: Any = None,
-                  device: str = "cpu") -> dict[str, Any]:  # fmt: skip
+def run_benchmark(quick: bool = False, progress: Any = None, device: str = "cpu") -> dict[str, Any]:
     """Every scenario and baseline on one workload; the JSON the CLI prints."""
     say = progress or (lambda _message: None)
     where = resolve_device(device)
@@ -331,9 +381,15 @@ def render(report: dict[str, Any]) -> str:
         if "error" in r:
             lines.append(f"{name:<22}{r['error']}")
             continue
-        lines.append(f"{name:<22}{r['tokens_per_s']:>9.1f}{r['p50_latency_s']:>9.2f}"
-                     f"{r['p95_latency_s']:>9.2f}{r['p50_ttft_s']:>9.2f}{r['p95_ttft_s']:>9.2f}"
-                     f"{r['peak_rss_mb']:>9.0f}  {r['dtype']}")  # fmt: skip
-    lines += ["", f"short request: {report['short_request']}", f"ratios: {report['ratios']}",
-              f"max event-loop lag: {report['max_loop_lag_s']} s"]  # fmt: skip
+        lines.append(
+            f"{name:<22}{r['tokens_per_s']:>9.1f}{r['p50_latency_s']:>9.2f}"
+            f"{r['p95_latency_s']:>9.2f}{r['p50_ttft_s']:>9.2f}{r['p95_ttft_s']:>9.2f}"
+            f"{r['peak_rss_mb']:>9.0f}  {r['dtype']}"
+        )
+    lines += [
+        "",
+        f"short request: {report['short_request']}",
+        f"ratios: {report['ratios']}",
+        f"max event-loop lag: {report['max_loop_lag_s']} s",
+    ]
     return "\n".join(lines)

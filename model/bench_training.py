@@ -99,10 +99,16 @@ def _trainer(run: _Run, steps: int, out: Path) -> tuple[float, int]:
     blocks = run.blocks
     dataset = [{"input_ids": b, "labels": b} for b in blocks]
     args = TrainingArguments(
-        output_dir=str(out), per_device_train_batch_size=BATCH_SIZE, max_steps=steps + 1,
-        use_cpu=True, report_to=[], save_strategy="no", logging_strategy="no",
-        disable_tqdm=True, dataloader_num_workers=0,
-    )  # fmt: skip
+        output_dir=str(out),
+        per_device_train_batch_size=BATCH_SIZE,
+        max_steps=steps + 1,
+        use_cpu=True,
+        report_to=[],
+        save_strategy="no",
+        logging_strategy="no",
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+    )
     trainer = Trainer(model=run.model, args=args, train_dataset=dataset)
     started = time.perf_counter()
     trainer.train()
@@ -121,8 +127,9 @@ def _measure(config_name: str, variant: str, data: str | None) -> dict[str, floa
         config = replace(
             FinetuneConfig(), block_size=BLOCK_SIZE, batch_size=BATCH_SIZE, device="cpu"
         )
-        job = FinetuneJob(str(folder), "bench", lines, tmp, str(Path(tmp) / "out"), "bench",
-                          config=config)  # fmt: skip
+        job = FinetuneJob(
+            str(folder), "bench", lines, tmp, str(Path(tmp) / "out"), "bench", config=config
+        )
         run = _Run(job, lambda _event: None)
         steps = STEPS[config_name]
         if variant == "recipe":

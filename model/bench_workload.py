@@ -21,10 +21,22 @@ from model.bootstrap import bundled_corpus, train_tokenizer
 from model.versions import LoadedModel
 
 SEED = 2024
-FULL: dict[str, Any] = {"requests": 32, "prompt_tokens": (8, 64), "new_tokens": (16, 128),
-                        "short": 16, "long": 128, "arrival_window_s": 8.0}  # fmt: skip
-QUICK: dict[str, Any] = {"requests": 8, "prompt_tokens": (8, 24), "new_tokens": (8, 24),
-                         "short": 4, "long": 24, "arrival_window_s": 1.0}  # fmt: skip
+FULL: dict[str, Any] = {
+    "requests": 32,
+    "prompt_tokens": (8, 64),
+    "new_tokens": (16, 128),
+    "short": 16,
+    "long": 128,
+    "arrival_window_s": 8.0,
+}
+QUICK: dict[str, Any] = {
+    "requests": 8,
+    "prompt_tokens": (8, 24),
+    "new_tokens": (8, 24),
+    "short": 4,
+    "long": 24,
+    "arrival_window_s": 1.0,
+}
 QUICK_MODEL: dict[str, Any] = {
     "n_layer": 2,
     "n_head": 2,
@@ -109,15 +121,20 @@ def build_workload(loaded: LoadedModel, quick: bool) -> Workload:
     ]
     described = {
         "model": "GPT2Config(" + ", ".join(f"{k}={v}" for k, v in QUICK_MODEL.items()) + ")"
-        if quick else "GPT2Config() (124M, random init)",
+        if quick
+        else "GPT2Config() (124M, random init)",
         "requests": len(requests),
-        "prompt_tokens": [min(len(r.prompt_ids) for r in requests),
-                          max(len(r.prompt_ids) for r in requests)],
-        "max_new_tokens": [min(r.params.max_new_tokens for r in requests),
-                           max(r.params.max_new_tokens for r in requests)],
+        "prompt_tokens": [
+            min(len(r.prompt_ids) for r in requests),
+            max(len(r.prompt_ids) for r in requests),
+        ],
+        "max_new_tokens": [
+            min(r.params.max_new_tokens for r in requests),
+            max(r.params.max_new_tokens for r in requests),
+        ],
         "wanted_tokens": sum(r.params.max_new_tokens for r in requests),
         "arrival_window_s": round(arrivals[-1], 2),
         "seed": SEED,
         "threads": torch.get_num_threads(),
-    }  # fmt: skip
+    }
     return Workload(requests, arrivals, short, long, described)

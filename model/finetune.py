@@ -234,10 +234,16 @@ class _Run:
             loss = self.train_step()
             done = self.step - first_step
             eta = (time.perf_counter() - started) / done * (self.total - self.step)
-            self.emit({
-                "event": "step", "step": self.step, "total": self.total, "loss": loss,
-                "progress": self.step / self.total, "eta_s": eta,
-            })  # fmt: skip
+            self.emit(
+                {
+                    "event": "step",
+                    "step": self.step,
+                    "total": self.total,
+                    "loss": loss,
+                    "progress": self.step / self.total,
+                    "eta_s": eta,
+                }
+            )
             if self.step % self.config.eval_every == 0 and self.step < self.total:
                 stopped_early = self.evaluate_and_decide()
             if self.step % self.config.checkpoint_every == 0:

@@ -21,9 +21,16 @@ TINY_CORPUS = [
 ] * 4
 
 TINY_BOOTSTRAP = BootstrapConfig(
-    vocab_size=300, n_layer=2, n_head=2, n_embd=32, block_size=32, batch_size=8, steps=40,
-    warmup_steps=5, learning_rate=5e-3,
-)  # fmt: skip
+    vocab_size=300,
+    n_layer=2,
+    n_head=2,
+    n_embd=32,
+    block_size=32,
+    batch_size=8,
+    steps=40,
+    warmup_steps=5,
+    learning_rate=5e-3,
+)
 
 
 @pytest.fixture(scope="session")

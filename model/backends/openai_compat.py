@@ -64,8 +64,13 @@ class OpenAIBackend:
         self._running: dict[str, int] = {}
         self._in_flight = 0
         self._tasks: set[asyncio.Task[None]] = set()
-        self._stats = {"completed": 0, "failed": 0, "cancelled": 0, "rejected": 0,
-                       "tokens_generated": 0}  # fmt: skip
+        self._stats = {
+            "completed": 0,
+            "failed": 0,
+            "cancelled": 0,
+            "rejected": 0,
+            "tokens_generated": 0,
+        }
 
     @property
     def model_version(self) -> str:
@@ -104,8 +109,7 @@ class OpenAIBackend:
         self._model_name = self._config.model or path
 
     def metrics(self) -> dict[str, float | int | str]:
-        return {"running_requests": self._in_flight, "model_version": self._version,
-                **self._stats}  # fmt: skip
+        return {"running_requests": self._in_flight, "model_version": self._version, **self._stats}
 
     def submit(self, request: GenerationRequest) -> TaskHandle:
         if self._session is None:
@@ -115,8 +119,10 @@ class OpenAIBackend:
             raise Busy("The generator is busy. Please retry in a minute.", DEFAULT_RETRY_AFTER_S)
         if self._running.get(request.user, 0) >= self._limits.max_per_user:
             self._stats["rejected"] += 1
-            raise Busy("You already have requests in progress. Wait for one to finish, then "
-                       "try again.", DEFAULT_RETRY_AFTER_S)  # fmt: skip
+            raise Busy(
+                "You already have requests in progress. Wait for one to finish, then try again.",
+                DEFAULT_RETRY_AFTER_S,
+            )
         handle = TaskHandle()
         handle.put_event(Queued(position=1))
         self._in_flight += 1
@@ -163,13 +169,17 @@ class OpenAIBackend:
         except aiohttp.ClientError as error:
             self._stats["failed"] += 1
             log.warning("openai backend %s: %s", self._config.base_url, error)
-            handle.put_error(BackendError("The text generator cannot be reached right now. "
-                                          "Please try again later."))  # fmt: skip
+            handle.put_error(
+                BackendError(
+                    "The text generator cannot be reached right now. Please try again later."
+                )
+            )
         except Exception:  # a malformed stream, a closed session: a bug to log, not a hang
             self._stats["failed"] += 1
             log.exception("openai backend %s: request failed", self._config.base_url)
-            handle.put_error(BackendError("The text generator failed on this request. "
-                                          "Please try again later."))  # fmt: skip
+            handle.put_error(
+                BackendError("The text generator failed on this request. Please try again later.")
+            )
         else:
             self._stats["completed"] += 1
             self._stats["tokens_generated"] += sum(result.completion_tokens)
@@ -187,10 +197,12 @@ class OpenAIBackend:
             str(self._tokenizer.decode(ids[len(ids) - budget :])) if truncated else request.prompt
         )
         first: list[float] = []
-        outcomes = await asyncio.gather(*(
-            self._stream_sample(prompt, params, index, handle, first)
-            for index in range(params.samples)
-        ))  # fmt: skip
+        outcomes = await asyncio.gather(
+            *(
+                self._stream_sample(prompt, params, index, handle, first)
+                for index in range(params.samples)
+            )
+        )
         texts = [text for text, _ in outcomes]
         return GenerationResult(
             texts=texts,
@@ -206,10 +218,14 @@ class OpenAIBackend:
 
     def _body(self, prompt: str, params: SamplingParams, index: int) -> dict[str, Any]:
         body: dict[str, Any] = {
-            "model": self._model_name, "prompt": prompt, "max_tokens": params.max_new_tokens,
-            "temperature": params.temperature, "top_p": params.top_p,
-            "seed": params.sample_seed(index), "stream": True,
-        }  # fmt: skip
+            "model": self._model_name,
+            "prompt": prompt,
+            "max_tokens": params.max_new_tokens,
+            "temperature": params.temperature,
+            "top_p": params.top_p,
+            "seed": params.sample_seed(index),
+            "stream": True,
+        }
         if self._extras:
             body.update(top_k=params.top_k or -1, repetition_penalty=params.repetition_penalty)
         return body
@@ -228,8 +244,11 @@ class OpenAIBackend:
         body = self._body(prompt, params, index)
         async with self._session.post(url, json=body) as response:
             if response.status in (400, 422) and "top_k" in body:
-                log.warning("%s rejected top_k/repetition_penalty (%s): sending without them",
-                            url, (await response.text())[:200])  # fmt: skip
+                log.warning(
+                    "%s rejected top_k/repetition_penalty (%s): sending without them",
+                    url,
+                    (await response.text())[:200],
+                )
                 self._extras = False
                 response.release()
                 return await self._stream_sample(prompt, params, index, handle, first)
@@ -287,5 +306,7 @@ def _load_tokenizer(path: str) -> Any:
     try:
         return AutoTokenizer.from_pretrained(path)
     except OSError as error:
-        raise BackendError(f"The tokenizer of {path!r} cannot be loaded ({error}); the openai "
-                           "backend needs it to count tokens.") from None  # fmt: skip
+        raise BackendError(
+            f"The tokenizer of {path!r} cannot be loaded ({error}); the openai "
+            "backend needs it to count tokens."
+        ) from None

@@ -42,17 +42,23 @@ class Row:
 class Batch:
     """Rows decoding together on one model version."""
 
-    def __init__(self, loaded: LoadedModel, max_rows: int,
-                 on_oom: Callable[[], None] = lambda: None, prepack: bool = True,
-                 cuda_graphs: bool = True) -> None:  # fmt: skip
+    def __init__(
+        self,
+        loaded: LoadedModel,
+        max_rows: int,
+        on_oom: Callable[[], None] = lambda: None,
+        prepack: bool = True,
+        cuda_graphs: bool = True,
+    ) -> None:
         self.loaded = loaded
         self.runner = GPT2Runner(loaded.model, prepack=prepack, cuda_graphs=cuda_graphs)
         self.max_rows = max_rows
         self.row_limit = max_rows  # lowered after an out-of-memory split
         self.cache = self.runner.new_cache(max_rows)
         # each row's context ids, for the repetition penalty (padded with the row's first id)
-        self.history = torch.zeros(max_rows, self.runner.context, dtype=torch.long,
-                                   device=loaded.device)  # fmt: skip
+        self.history = torch.zeros(
+            max_rows, self.runner.context, dtype=torch.long, device=loaded.device
+        )
         self.rows: list[Row] = []
         self._params: RowParams | None = None
         self._steps_since_oom = 0
@@ -125,8 +131,9 @@ class Batch:
             self.row_limit = min(self.max_rows, self.row_limit * 2)
             self._steps_since_oom = 0
 
-    def _decode(self, tokens: torch.Tensor, positions: torch.Tensor, start: int,
-                stop: int) -> torch.Tensor:  # fmt: skip
+    def _decode(
+        self, tokens: torch.Tensor, positions: torch.Tensor, start: int, stop: int
+    ) -> torch.Tensor:
         try:
             return self.runner.decode(
                 tokens[start:stop], positions[start:stop], self.cache, slice(start, stop)
@@ -136,16 +143,21 @@ class Batch:
                 raise
             self._oom(f"decode of {stop - start} rows")
             middle = (start + stop) // 2
-            return torch.cat([
-                self._decode(tokens, positions, start, middle),
-                self._decode(tokens, positions, middle, stop),
-            ])  # fmt: skip
+            return torch.cat(
+                [
+                    self._decode(tokens, positions, start, middle),
+                    self._decode(tokens, positions, middle, stop),
+                ]
+            )
 
     def _oom(self, what: str) -> None:
         self.row_limit = max(1, min(self.row_limit, len(self.rows)) // 2)
         self._steps_since_oom = 0
-        log.warning("out of memory during %s: splitting the batch and retrying "
-                    "(row limit now %d)", what, self.row_limit)  # fmt: skip
+        log.warning(
+            "out of memory during %s: splitting the batch and retrying (row limit now %d)",
+            what,
+            self.row_limit,
+        )
         if self.loaded.device.type == "cuda":
             torch.cuda.empty_cache()
         self._on_oom()
@@ -168,8 +180,9 @@ class Batch:
         if not rows:
             return
         params = self._row_params()
-        part = RowParams(*(t[first:] for t in (params.temperature, params.top_k,
-                                                params.top_p, params.penalty)))  # fmt: skip
+        part = RowParams(
+            *(t[first:] for t in (params.temperature, params.top_k, params.top_p, params.penalty))
+        )
         width = max(r.position for r in rows)  # context columns 0…position-1 of every row
         context = self.history[first : len(self.rows), :width]
         tokens = sample_next(logits, part, context, [r.generator for r in rows])

@@ -173,8 +173,13 @@ class Engine:
         """Load a version and build everything it needs to serve (off the worker thread, so
         running requests keep decoding meanwhile)."""
         loaded = self._load(version, path)
-        return Batch(loaded, self.config.max_batch, self._count_oom, self.config.cpu_prepack,
-                     self.config.cuda_graphs)  # fmt: skip
+        return Batch(
+            loaded,
+            self.config.max_batch,
+            self._count_oom,
+            self.config.cpu_prepack,
+            self.config.cuda_graphs,
+        )
 
     def _count_oom(self) -> None:
         self.metrics.count("oom_splits")
@@ -223,8 +228,11 @@ class Engine:
         self._draining.append(self._batch)
         self._batch = self._pending
         self.metrics.model_version = self._batch.loaded.version
-        log.info("serving new requests from model %s (running ones finish on %s)",
-                 self._batch.loaded.version, self._draining[-1].loaded.version)  # fmt: skip
+        log.info(
+            "serving new requests from model %s (running ones finish on %s)",
+            self._batch.loaded.version,
+            self._draining[-1].loaded.version,
+        )
         self._pending = None
         for loop, future in self._swap_done:
             loop.call_soon_threadsafe(_resolve, future)

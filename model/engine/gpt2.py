@@ -53,8 +53,16 @@ def attention_backends(device: torch.device) -> list[SDPBackend] | None:
 class KVCache:
     """Keys and values of all rows: (layers, rows, heads, columns, head_dim), grown on demand."""
 
-    def __init__(self, layers: int, rows: int, heads: int, head_dim: int, limit: int,
-                 dtype: torch.dtype, device: torch.device) -> None:  # fmt: skip
+    def __init__(
+        self,
+        layers: int,
+        rows: int,
+        heads: int,
+        head_dim: int,
+        limit: int,
+        dtype: torch.dtype,
+        device: torch.device,
+    ) -> None:
         self.limit = limit  # the model's context length
         shape = (layers, rows, heads, 0, head_dim)
         self.keys = torch.empty(shape, dtype=dtype, device=device)
@@ -87,8 +95,9 @@ class KVCache:
 class GPT2Runner:
     """Runs prefill and decode steps of a `GPT2LMHeadModel` against a `KVCache`."""
 
-    def __init__(self, model: PreTrainedModel, prepack: bool = True,
-                 cuda_graphs: bool = True) -> None:  # fmt: skip
+    def __init__(
+        self, model: PreTrainedModel, prepack: bool = True, cuda_graphs: bool = True
+    ) -> None:
         config = model.config
         if config.model_type != "gpt2":
             raise UnsupportedModel(f"the engine serves GPT-2 models, not {config.model_type!r}")
@@ -119,8 +128,9 @@ class GPT2Runner:
         self.graphs: DecodeGraphs | None = None  # for the cache of the last `new_cache`
 
     def new_cache(self, rows: int) -> KVCache:
-        cache = KVCache(self.layers, rows, self.heads, self.head_dim, self.context,
-                        self.dtype, self.device)  # fmt: skip
+        cache = KVCache(
+            self.layers, rows, self.heads, self.head_dim, self.context, self.dtype, self.device
+        )
         if self.cuda_graphs:  # decode steps on this cache replay CUDA graphs (graphs.py)
             self.graphs = DecodeGraphs(self, cache)
         return cache
@@ -143,8 +153,9 @@ class GPT2Runner:
             return self._prefill(prompts, cache, first_row)
 
     @torch.inference_mode()
-    def decode(self, tokens: torch.Tensor, positions: torch.Tensor, cache: KVCache,
-               rows: slice) -> torch.Tensor:  # fmt: skip
+    def decode(
+        self, tokens: torch.Tensor, positions: torch.Tensor, cache: KVCache, rows: slice
+    ) -> torch.Tensor:
         """One token per row: `tokens` (B,) at `positions` (B,) for cache `rows`; logits (B, V)."""
         graphs = self.graphs
         with self._attention():
@@ -153,8 +164,14 @@ class GPT2Runner:
             return self._decode(tokens, positions, cache, rows, int(positions.max()) + 1)
 
     @torch.inference_mode()
-    def decode_columns(self, tokens: torch.Tensor, positions: torch.Tensor, cache: KVCache,
-                       rows: slice, columns: int) -> torch.Tensor:  # fmt: skip
+    def decode_columns(
+        self,
+        tokens: torch.Tensor,
+        positions: torch.Tensor,
+        cache: KVCache,
+        rows: slice,
+        columns: int,
+    ) -> torch.Tensor:
         """`decode` reading exactly `columns` cache columns (≥ every position + 1)."""
         with self._attention():
             return self._decode(tokens, positions, cache, rows, columns)
@@ -183,8 +200,14 @@ class GPT2Runner:
             x = x + project.down(project.up(block.ln_2(x)))
         return self._logits(x[ends - 1])  # (N, V)
 
-    def _decode(self, tokens: torch.Tensor, positions: torch.Tensor, cache: KVCache,
-                rows: slice, columns: int) -> torch.Tensor:  # fmt: skip
+    def _decode(
+        self,
+        tokens: torch.Tensor,
+        positions: torch.Tensor,
+        cache: KVCache,
+        rows: slice,
+        columns: int,
+    ) -> torch.Tensor:
         count = tokens.shape[0]
         cache.ensure(columns)
         x = (self.body.wte(tokens) + self.body.wpe(positions))[:, None]  # (B, 1, C)

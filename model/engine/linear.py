@@ -49,8 +49,9 @@ def prepack_available() -> bool:
 class Prepacked:
     """`x @ W.T + b` (then tanh GELU when asked) with W prepacked once by oneDNN."""
 
-    def __init__(self, weight_out_in: torch.Tensor, bias: torch.Tensor | None,
-                 gelu: bool = False) -> None:  # fmt: skip
+    def __init__(
+        self, weight_out_in: torch.Tensor, bias: torch.Tensor | None, gelu: bool = False
+    ) -> None:
         with torch.no_grad():
             self.weight = torch.ops.mkldnn._reorder_linear_weight(weight_out_in.contiguous())
             self.bias = None if bias is None else bias.detach().contiguous()
@@ -85,12 +86,14 @@ def prepacked_projections(block: Any, tanh_gelu: bool) -> BlockProjections:
         def up(x: torch.Tensor) -> torch.Tensor:
             return act(c_fc(x))
 
-    return BlockProjections(pack(block.attn.c_attn), pack(block.attn.c_proj), up,
-                            pack(block.mlp.c_proj))  # fmt: skip
+    return BlockProjections(
+        pack(block.attn.c_attn), pack(block.attn.c_proj), up, pack(block.mlp.c_proj)
+    )
 
 
-def build(blocks: list[Any], head: Any, tanh_gelu: bool, prepack: bool,
-          width: int) -> tuple[list[BlockProjections], Projection]:  # fmt: skip
+def build(
+    blocks: list[Any], head: Any, tanh_gelu: bool, prepack: bool, width: int
+) -> tuple[list[BlockProjections], Projection]:
     """Projections for every block and the output layer: prepacked when asked and possible
     (checked against the modules on a probe input), else the modules themselves."""
     plain = [module_projections(b, tanh_gelu) for b in blocks]

@@ -54,8 +54,14 @@ class EngineMetrics:
         self._latencies: deque[float] = deque(maxlen=WINDOW_REQUESTS)
         self._ttfts: deque[float] = deque(maxlen=WINDOW_REQUESTS)
         self._token_times: deque[tuple[float, int]] = deque()
-        self.counts = {"completed": 0, "failed": 0, "cancelled": 0, "rejected": 0,
-                       "tokens_generated": 0, "oom_splits": 0}  # fmt: skip
+        self.counts = {
+            "completed": 0,
+            "failed": 0,
+            "cancelled": 0,
+            "rejected": 0,
+            "tokens_generated": 0,
+            "oom_splits": 0,
+        }
         self.queue_depth = 0
         self.running_requests = 0
         self.running_rows = 0

@@ -91,8 +91,14 @@ def sample_next(
     return tokens
 
 
-def _draw_group(logits: torch.Tensor, params: RowParams, generators: list[torch.Generator | None],
-                rows: list[int], tokens: torch.Tensor, sort: bool) -> None:  # fmt: skip
+def _draw_group(
+    logits: torch.Tensor,
+    params: RowParams,
+    generators: list[torch.Generator | None],
+    rows: list[int],
+    tokens: torch.Tensor,
+    sort: bool,
+) -> None:
     """Draw the next token of `rows` (in place into `tokens`), each from its own generator."""
     index = torch.tensor(rows, device=logits.device)
     subset = RowParams(

@@ -63,9 +63,17 @@ async def test_remove_deactivates(loop: LearningLoop) -> None:
 
 def _generation(db: Database, output: str) -> int:
     new = NewGeneration(
-        platform="web", user_id="u", prompt="Once upon", output=output, params={}, seed=1,
-        model_version="tiny-1", prompt_tokens=2, completion_tokens=3, latency_s=0.1,
-    )  # fmt: skip
+        platform="web",
+        user_id="u",
+        prompt="Once upon",
+        output=output,
+        params={},
+        seed=1,
+        model_version="tiny-1",
+        prompt_tokens=2,
+        completion_tokens=3,
+        latency_s=0.1,
+    )
     return GenerationRepository(db).add(new).id
 
 

@@ -40,8 +40,18 @@ def gpt2bot(install, *args, check=True):
 
 
 def test_generate_then_export_shows_it_with_params_and_version(install):
-    done = gpt2bot(install, "generate", "A language model", "--seed", "9", "--top-k", "20",
-                   "--max-new-tokens", "10", "--json")  # fmt: skip
+    done = gpt2bot(
+        install,
+        "generate",
+        "A language model",
+        "--seed",
+        "9",
+        "--top-k",
+        "20",
+        "--max-new-tokens",
+        "10",
+        "--json",
+    )
     generated = json.loads(done.stdout)
     (generation,) = generated["generations"]
     assert generated["model_version"] == "tiny-1" and generation["seed"] == 9
@@ -114,8 +124,15 @@ def test_generation_benchmark_quick_run_prints_the_documented_json(install):
     report = json.loads(gpt2bot(install, "bench", "generation", "--quick", "--json").stdout)
     assert report["workload"]["quick"] is True and report["workload"]["requests"] == 8
     wanted = report["workload"]["wanted_tokens"]
-    fields = {"tokens_per_s", "p50_latency_s", "p95_latency_s", "p50_ttft_s", "p95_ttft_s",
-              "peak_rss_mb", "dtype"}  # fmt: skip
+    fields = {
+        "tokens_per_s",
+        "p50_latency_s",
+        "p95_latency_s",
+        "p50_ttft_s",
+        "p95_ttft_s",
+        "peak_rss_mb",
+        "dtype",
+    }
     results = report["results"]
     for name in ("engine", "engine_fp32", "engine_arrivals", "naive", "static_batch"):
         result = results[name]
@@ -124,8 +141,11 @@ def test_generation_benchmark_quick_run_prints_the_documented_json(install):
         assert 0 < result["p50_ttft_s"] <= result["p95_ttft_s"] <= result["p95_latency_s"]
     # generate_batch may be unavailable in a transformers build; then it must say why
     assert "error" in results["generate_batch"] or fields <= results["generate_batch"].keys()
-    assert set(report["ratios"]) >= {"engine_vs_naive", "engine_fp32_vs_static_batch",
-                                     "engine_fp32_vs_generate_batch"}  # fmt: skip
+    assert set(report["ratios"]) >= {
+        "engine_vs_naive",
+        "engine_fp32_vs_static_batch",
+        "engine_fp32_vs_generate_batch",
+    }
     assert report["ratios"]["engine_vs_naive"] > 0
     short = report["short_request"]
     assert short["idle_latency_s"] > 0 and short["busy_latency_s"] > 0

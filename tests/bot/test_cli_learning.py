@@ -40,8 +40,9 @@ def test_train_from_a_file_then_switch_versions(
     lines = [f"The lighthouse keeper number {i} counts the ships at night." for i in range(20)]
     data.write_text("\n".join([*lines, "", lines[0]]))
 
-    code = main(["--env-file", str(env_file), "train", "--data", str(data), "--epochs", "2",
-                 "--json"])  # fmt: skip
+    code = main(
+        ["--env-file", str(env_file), "train", "--data", str(data), "--epochs", "2", "--json"]
+    )
     out, err = capsys.readouterr()
     assert code == 0, err
     assert "added 20, skipped 1 empty, skipped 1 duplicates" in err

@@ -8,12 +8,20 @@ from bot.settings import Settings, SettingsError
 
 
 def test_engine_settings_are_read_and_checked():
-    settings = Settings.from_env({"ENGINE_MAX_BATCH": "8", "ENGINE_MAX_QUEUE": "0",
-                                  "ENGINE_TIMEOUT_S": "12.5", "ENGINE_CPU_DTYPE": "FP32",
-                                  "ENGINE_CPU_PREPACK": "false", "ENGINE_CUDA_GRAPHS": "false",
-                                  "GENERATION_BACKEND": "openai",
-                                  "OPENAI_BASE_URL": "http://10.0.0.2:8000/v1",
-                                  "OPENAI_EXTRA_PARAMS": "false"}, dotenv_path=None)  # fmt: skip
+    settings = Settings.from_env(
+        {
+            "ENGINE_MAX_BATCH": "8",
+            "ENGINE_MAX_QUEUE": "0",
+            "ENGINE_TIMEOUT_S": "12.5",
+            "ENGINE_CPU_DTYPE": "FP32",
+            "ENGINE_CPU_PREPACK": "false",
+            "ENGINE_CUDA_GRAPHS": "false",
+            "GENERATION_BACKEND": "openai",
+            "OPENAI_BASE_URL": "http://10.0.0.2:8000/v1",
+            "OPENAI_EXTRA_PARAMS": "false",
+        },
+        dotenv_path=None,
+    )
     engine = settings.model.engine
     assert (engine.max_batch, engine.max_queue, engine.timeout_s) == (8, 0, 12.5)
     assert engine.cpu_dtype == "fp32" and settings.model.backend == "openai"
@@ -23,8 +31,13 @@ def test_engine_settings_are_read_and_checked():
     assert settings.model.openai.extra_params is False
 
 
-BAD = [("ENGINE_MAX_BATCH", "0"), ("ENGINE_MAX_PER_USER", "x"), ("ENGINE_CPU_DTYPE", "fp8"),
-       ("ENGINE_CPU_PREPACK", "maybe"), ("OPENAI_BASE_URL", "localhost:8000")]  # fmt: skip
+BAD = [
+    ("ENGINE_MAX_BATCH", "0"),
+    ("ENGINE_MAX_PER_USER", "x"),
+    ("ENGINE_CPU_DTYPE", "fp8"),
+    ("ENGINE_CPU_PREPACK", "maybe"),
+    ("OPENAI_BASE_URL", "localhost:8000"),
+]
 
 
 @pytest.mark.parametrize(("name", "value"), BAD)

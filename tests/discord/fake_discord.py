@@ -185,16 +185,22 @@ class FakeDiscord:
         for part in path[1:]:
             spec = next(o for o in spec.get("options", []) if o["name"] == part)
         types = {o["name"]: o["type"] for o in spec.get("options", [])}
-        options = [{"name": k, "type": types.get(k, p.option_type_of(v)), "value": v}
-                   for k, v in values.items()]  # fmt: skip
+        options = [
+            {"name": k, "type": types.get(k, p.option_type_of(v)), "value": v}
+            for k, v in values.items()
+        ]
         for name, (filename, content) in attachments.items():
             attachment_id = self.next_id()
             self.attachments[attachment_id] = content
             url = f"http://127.0.0.1:{self.port}/attachments/{attachment_id}/{filename}"
             resolved[str(attachment_id)] = {
-                "id": str(attachment_id), "filename": filename, "size": len(content),
-                "url": url, "proxy_url": url, "content_type": "text/plain",
-            }  # fmt: skip
+                "id": str(attachment_id),
+                "filename": filename,
+                "size": len(content),
+                "url": url,
+                "proxy_url": url,
+                "content_type": "text/plain",
+            }
             options.append({"name": name, "type": p.ATTACHMENT, "value": str(attachment_id)})
         return options
 
@@ -262,13 +268,25 @@ class FakeDiscord:
 
     async def _ready(self, send: Any) -> None:
         self._seq += 1
-        await send({"op": 0, "t": "READY", "s": self._seq, "d": {
-            "v": 10, "user": p.user(self.bot_id, "gpt2bot", bot=True),
-            "guilds": [{"id": str(self.guild_id), "unavailable": True}],
-            "session_id": "fake-session", "resume_gateway_url": self.gateway_url,
-            "application": {"id": str(self.app_id), "flags": 0},
-            "private_channels": [], "relationships": [], "presences": [], "_trace": ["fake"],
-        }})  # fmt: skip
+        await send(
+            {
+                "op": 0,
+                "t": "READY",
+                "s": self._seq,
+                "d": {
+                    "v": 10,
+                    "user": p.user(self.bot_id, "gpt2bot", bot=True),
+                    "guilds": [{"id": str(self.guild_id), "unavailable": True}],
+                    "session_id": "fake-session",
+                    "resume_gateway_url": self.gateway_url,
+                    "application": {"id": str(self.app_id), "flags": 0},
+                    "private_channels": [],
+                    "relationships": [],
+                    "presences": [],
+                    "_trace": ["fake"],
+                },
+            }
+        )
         roles = [
             p.role(self.guild_id, "@everyone", p.MEMBER_PERMISSIONS, 0),
             p.role(self.admin_role_id, "gpt2bot-admin", 0, 1),
@@ -300,8 +318,14 @@ class FakeDiscord:
                     files.append((value.filename, value.file.read()))
         elif request.can_read_body:
             body = await request.json()
-        call = Call(request.method, request.path[len(API) :], dict(request.query), body,
-                    time.monotonic(), files)  # fmt: skip
+        call = Call(
+            request.method,
+            request.path[len(API) :],
+            dict(request.query),
+            body,
+            time.monotonic(),
+            files,
+        )
         self.calls.append(call)
         parts = call.path.strip("/").split("/")
         if (
@@ -318,9 +342,18 @@ class FakeDiscord:
             case ["oauth2", "applications", "@me"]:
                 return json_response(p.application(self.app_id, p.user(self.boss.id, "boss")))
             case ["gateway", "bot"]:
-                return json_response({"url": self.gateway_url, "shards": 1,
-                    "session_start_limit": {"total": 1000, "remaining": 999,
-                                            "reset_after": 0, "max_concurrency": 1}})  # fmt: skip
+                return json_response(
+                    {
+                        "url": self.gateway_url,
+                        "shards": 1,
+                        "session_start_limit": {
+                            "total": 1000,
+                            "remaining": 999,
+                            "reset_after": 0,
+                            "max_concurrency": 1,
+                        },
+                    }
+                )
             case ["applications", _, "commands"] | ["applications", _, "guilds", _, "commands"]:
                 scope = int(parts[3]) if len(parts) == 5 else None
                 if call.method == "PUT":
@@ -345,8 +378,12 @@ class FakeDiscord:
         return error(404, f"404: no fake for {call.method} {call.path}")
 
     def _registered(self, command: dict[str, Any], guild_id: int | None) -> dict[str, Any]:
-        stored = {**command, "id": str(self.next_id()), "application_id": str(self.app_id),
-                  "version": str(self.next_id())}  # fmt: skip
+        stored = {
+            **command,
+            "id": str(self.next_id()),
+            "application_id": str(self.app_id),
+            "version": str(self.next_id()),
+        }
         if command.get("default_member_permissions") is not None:
             stored["default_member_permissions"] = str(command["default_member_permissions"])
         if guild_id is not None:
@@ -355,8 +392,14 @@ class FakeDiscord:
 
     def _new_message(self, channel_id: int, call: Call, **extra: Any) -> Message:
         body = call.body or {}
-        message = Message(self.next_id(), channel_id, body.get("content") or "",
-                          flags=body.get("flags", 0) or 0, files=call.files, **extra)  # fmt: skip
+        message = Message(
+            self.next_id(),
+            channel_id,
+            body.get("content") or "",
+            flags=body.get("flags", 0) or 0,
+            files=call.files,
+            **extra,
+        )
         message.allowed_mentions.append(body.get("allowed_mentions"))
         message.edits.append((call.at, message.content))
         reference = body.get("message_reference")
@@ -367,20 +410,33 @@ class FakeDiscord:
 
     def _payload(self, message: Message) -> dict[str, Any]:
         data: dict[str, Any] = {
-            "id": str(message.id), "channel_id": str(message.channel_id),
-            "guild_id": str(self.guild_id), "author": p.user(self.bot_id, "gpt2bot", bot=True),
-            "content": message.content, "timestamp": p.now_iso(),
+            "id": str(message.id),
+            "channel_id": str(message.channel_id),
+            "guild_id": str(self.guild_id),
+            "author": p.user(self.bot_id, "gpt2bot", bot=True),
+            "content": message.content,
+            "timestamp": p.now_iso(),
             "edited_timestamp": p.now_iso() if len(message.edits) > 1 else None,
-            "tts": False, "mention_everyone": False, "mentions": [], "mention_roles": [],
+            "tts": False,
+            "mention_everyone": False,
+            "mentions": [],
+            "mention_roles": [],
             "attachments": [
-                {"id": str(self.next_id()), "filename": name, "size": len(data),
-                 "url": f"http://127.0.0.1:{self.port}/attachments/0/{name}",
-                 "proxy_url": f"http://127.0.0.1:{self.port}/attachments/0/{name}"}
+                {
+                    "id": str(self.next_id()),
+                    "filename": name,
+                    "size": len(data),
+                    "url": f"http://127.0.0.1:{self.port}/attachments/0/{name}",
+                    "proxy_url": f"http://127.0.0.1:{self.port}/attachments/0/{name}",
+                }
                 for name, data in message.files
             ],
-            "embeds": [], "pinned": False, "type": 19 if message.reference_id else 0,
-            "flags": message.flags, "components": [],
-        }  # fmt: skip
+            "embeds": [],
+            "pinned": False,
+            "type": 19 if message.reference_id else 0,
+            "flags": message.flags,
+            "components": [],
+        }
         if message.interaction_id is not None:
             data["webhook_id"] = str(self.app_id)
             data["application_id"] = str(self.app_id)
@@ -400,13 +456,18 @@ class FakeDiscord:
         fake_call = Call(call.method, call.path, call.query, data, call.at, call.files)
         message = self._new_message(self.channel_id, fake_call, interaction_id=interaction.id)
         interaction.original_id = message.id
-        return json_response({
-            "interaction": {"id": str(interaction.id), "type": 2,
-                            "response_message_id": str(message.id),
-                            "response_message_loading": kind == 5,
-                            "response_message_ephemeral": message.ephemeral},
-            "resource": {"type": kind, "message": self._payload(message)},
-        })  # fmt: skip
+        return json_response(
+            {
+                "interaction": {
+                    "id": str(interaction.id),
+                    "type": 2,
+                    "response_message_id": str(message.id),
+                    "response_message_loading": kind == 5,
+                    "response_message_ephemeral": message.ephemeral,
+                },
+                "resource": {"type": kind, "message": self._payload(message)},
+            }
+        )
 
     def _followup(self, token: str, call: Call) -> web.Response:
         interaction = self.interactions.get(token)

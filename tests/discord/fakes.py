@@ -114,15 +114,21 @@ class ScriptedBackend:
 
 def _run(status: str, progress: float = 0.0) -> TrainingRunInfo:
     return TrainingRunInfo(
-        id=7, status=status, trigger="manual", requested_by="admin", progress=progress,
-        eta_s=30.0 if status == "running" else None, dataset_size=42,
+        id=7,
+        status=status,
+        trigger="manual",
+        requested_by="admin",
+        progress=progress,
+        eta_s=30.0 if status == "running" else None,
+        dataset_size=42,
         model_version="ft-7" if status == "succeeded" else None,
         promoted=True if status == "succeeded" else None,
         eval_before={"eval_loss": 3.5},
         eval_after={"eval_loss": 3.1} if status == "succeeded" else {},
-        error=None, created_at=datetime.now(UTC),
+        error=None,
+        created_at=datetime.now(UTC),
         finished_at=datetime.now(UTC) if status == "succeeded" else None,
-    )  # fmt: skip
+    )
 
 
 class RecordingAdminService:
@@ -181,11 +187,21 @@ class RecordingAdminService:
         self.calls.append(("models_list", None))
         created = datetime.now(UTC)
         return [
-            ModelVersionRecord("fake-1", None, "/m/fake-1", "bootstrap", None, {}, "retired",
-                               created, created),
-            ModelVersionRecord("ft-7", "fake-1", "/m/ft-7", "bootstrap", 7, {"eval_loss": 3.1},
-                               "active", created, created),
-        ]  # fmt: skip
+            ModelVersionRecord(
+                "fake-1", None, "/m/fake-1", "bootstrap", None, {}, "retired", created, created
+            ),
+            ModelVersionRecord(
+                "ft-7",
+                "fake-1",
+                "/m/ft-7",
+                "bootstrap",
+                7,
+                {"eval_loss": 3.1},
+                "active",
+                created,
+                created,
+            ),
+        ]
 
     async def model_use(self, actor: str, version: str, force: bool = False) -> ModelVersionRecord:
         self.calls.append(("model_use", (actor, version, force)))

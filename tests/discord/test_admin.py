@@ -84,9 +84,10 @@ async def test_curation_from_text_and_file(fake, start_bot):
     added = await fake.slash("admin curate add", {"text": "A good sample."}, member=fake.boss)
     assert "added 1" in (await answer(fake, added)).content
     upload = await fake.slash(
-        "admin curate add", member=fake.boss,
+        "admin curate add",
+        member=fake.boss,
         attachments={"file": ("samples.txt", b"one\ntwo\nthree\n")},
-    )  # fmt: skip
+    )
     assert "added 2, skipped 1 duplicates" in (await answer(fake, upload)).content
     missing = await fake.slash("admin curate remove", {"sample_id": 99}, member=fake.boss)
     assert "There is no curated sample 99." in (await answer(fake, missing)).content

@@ -29,9 +29,15 @@ EXIT_TIMEOUT_S = 30.0
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tokenizer = train_tokenizer(LINES, vocab_size=300)
-    config = GPT2Config(vocab_size=len(tokenizer), n_positions=1024, n_embd=32, n_layer=1,
-                        n_head=2, bos_token_id=tokenizer.eos_token_id,
-                        eos_token_id=tokenizer.eos_token_id)  # fmt: skip
+    config = GPT2Config(
+        vocab_size=len(tokenizer),
+        n_positions=1024,
+        n_embd=32,
+        n_layer=1,
+        n_head=2,
+        bos_token_id=tokenizer.eos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
     folder = tmp_path_factory.mktemp("models") / "tiny-1"
     save_version(folder, GPT2LMHeadModel(config), tokenizer, {"base_model": "bootstrap"})
     return folder
@@ -47,11 +53,18 @@ def environment(fake: FakeDiscord, tmp_path: Path, model: Path, token: str) -> d
     db.dispose()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DISCORD_", "SLACK_"))}
     env.update(
-        DATABASE_URL=database, MODEL_DIR=str(model.parent), DEVICE="cpu", LOG_LEVEL="INFO",
-        HF_HUB_OFFLINE="1", DISCORD_TOKEN=token, DISCORD_API_BASE=f"http://127.0.0.1:{fake.port}",
-        DISCORD_GATEWAY_URL=fake.gateway_url, DISCORD_GUILD_IDS=str(fake.guild_id),
-        DISCORD_EDIT_INTERVAL_SECONDS="0.2", DISCORD_COOLDOWN_SECONDS="0",
-    )  # fmt: skip
+        DATABASE_URL=database,
+        MODEL_DIR=str(model.parent),
+        DEVICE="cpu",
+        LOG_LEVEL="INFO",
+        HF_HUB_OFFLINE="1",
+        DISCORD_TOKEN=token,
+        DISCORD_API_BASE=f"http://127.0.0.1:{fake.port}",
+        DISCORD_GATEWAY_URL=fake.gateway_url,
+        DISCORD_GUILD_IDS=str(fake.guild_id),
+        DISCORD_EDIT_INTERVAL_SECONDS="0.2",
+        DISCORD_COOLDOWN_SECONDS="0",
+    )
     return env
 
 
@@ -59,9 +72,17 @@ async def start(env: dict[str, str], cwd: Path) -> asyncio.subprocess.Process:
     script = Path(sys.executable).with_name("gpt2bot")
     command = [str(script)] if script.exists() else [sys.executable, "-m", "bot.cli"]
     return await asyncio.create_subprocess_exec(
-        *command, "--env-file", str(cwd / "absent.env"), "run", "--platform", "discord",
-        env=env, cwd=cwd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+        *command,
+        "--env-file",
+        str(cwd / "absent.env"),
+        "run",
+        "--platform",
+        "discord",
+        env=env,
+        cwd=cwd,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
 
 
 @pytest.mark.slow

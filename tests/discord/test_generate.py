@@ -29,8 +29,9 @@ async def finished(fake: FakeDiscord, interaction: Interaction, footer: str = "-
             return None
         ids = [interaction.original_id, *interaction.followup_ids]
         last = fake.messages[ids[-1]]
-        if footer in last.content and all(fake.bot_id in last.reactions.get(e, ()) for e in
-                                           render.REACTIONS):  # fmt: skip
+        if footer in last.content and all(
+            fake.bot_id in last.reactions.get(e, ()) for e in render.REACTIONS
+        ):
             return last
         return None
 

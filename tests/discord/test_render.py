@@ -41,14 +41,38 @@ def test_output_is_escaped_and_previews_fit_one_message():
 
 
 def test_command_comparison_ignores_what_discord_adds():
-    local = [{"name": "generate", "description": "d", "type": 1, "nsfw": False,
-              "default_member_permissions": 8, "dm_permission": True,
-              "options": [{"name": "t", "type": 10, "min_value": 0.0, "max_value": 2,
-                           "required": False, "description": "x"}]}]  # fmt: skip
-    remote = [{**local[0], "id": "1", "version": "2", "application_id": "3",
-               "default_member_permissions": "8",
-               "options": [{"name": "t", "type": 10, "min_value": 0, "max_value": 2.0,
-                            "description": "x"}]}]  # fmt: skip
+    local = [
+        {
+            "name": "generate",
+            "description": "d",
+            "type": 1,
+            "nsfw": False,
+            "default_member_permissions": 8,
+            "dm_permission": True,
+            "options": [
+                {
+                    "name": "t",
+                    "type": 10,
+                    "min_value": 0.0,
+                    "max_value": 2,
+                    "required": False,
+                    "description": "x",
+                }
+            ],
+        }
+    ]
+    remote = [
+        {
+            **local[0],
+            "id": "1",
+            "version": "2",
+            "application_id": "3",
+            "default_member_permissions": "8",
+            "options": [
+                {"name": "t", "type": 10, "min_value": 0, "max_value": 2.0, "description": "x"}
+            ],
+        }
+    ]
     assert same_commands(local, remote)
     changed = [{**remote[0], "description": "new"}]
     assert not same_commands(local, changed)
@@ -57,9 +81,13 @@ def test_command_comparison_ignores_what_discord_adds():
 
 def test_discord_settings_are_validated():
     settings = Settings.from_env(
-        {"DISCORD_EDIT_INTERVAL_SECONDS": "1.5", "DISCORD_COOLDOWN_SECONDS": "0",
-         "DISCORD_DM_POLICY": "Admins"}, dotenv_path=None,
-    )  # fmt: skip
+        {
+            "DISCORD_EDIT_INTERVAL_SECONDS": "1.5",
+            "DISCORD_COOLDOWN_SECONDS": "0",
+            "DISCORD_DM_POLICY": "Admins",
+        },
+        dotenv_path=None,
+    )
     assert (settings.discord.edit_interval_s, settings.discord.cooldown_s) == (1.5, 0.0)
     assert settings.discord.dm_policy == "admins"
     bad = [

@@ -14,9 +14,17 @@ from model.versions import LoadedModel, load_model
 # Enough training that greedy text is fluent-ish (argmax not a coin flip), a few seconds on CPU;
 # no time cap, so the weights (and the expected texts) do not depend on the machine's load.
 TINY = BootstrapConfig(
-    vocab_size=400, n_layer=2, n_head=2, n_embd=64, block_size=64, batch_size=16, steps=80,
-    learning_rate=3e-3, warmup_steps=10, max_seconds=600.0,
-)  # fmt: skip
+    vocab_size=400,
+    n_layer=2,
+    n_head=2,
+    n_embd=64,
+    block_size=64,
+    batch_size=16,
+    steps=80,
+    learning_rate=3e-3,
+    warmup_steps=10,
+    max_seconds=600.0,
+)
 EXTRA_LINES = ["Café crème, naïve façade, 日本語のテキスト and 🙂 emoji."] * 5
 
 
@@ -26,8 +34,7 @@ def model_versions(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("engine-models")
     lines = bundled_corpus() + EXTRA_LINES
     build_bootstrap(root / "v1", lines, TINY)
-    build_bootstrap(root / "v2", lines, BootstrapConfig(**{**TINY.__dict__, "seed": 7,
-                                                          "steps": 5}))  # fmt: skip
+    build_bootstrap(root / "v2", lines, BootstrapConfig(**{**TINY.__dict__, "seed": 7, "steps": 5}))
     return {"v1": root / "v1", "v2": root / "v2"}
 
 

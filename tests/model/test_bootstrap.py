@@ -40,9 +40,12 @@ def test_reload_gives_the_same_logits_and_generates(tiny_model_dir):
     with torch.inference_mode():
         assert torch.equal(first.model(ids).logits, second.model(ids).logits)
         output = first.model.generate(
-            ids, attention_mask=torch.ones_like(ids), max_new_tokens=8, do_sample=False,
+            ids,
+            attention_mask=torch.ones_like(ids),
+            max_new_tokens=8,
+            do_sample=False,
             pad_token_id=first.tokenizer.eos_token_id,
-        )  # fmt: skip
+        )
     assert output.shape[1] > ids.shape[1]
     assert first.dtype == torch.float32  # fp32 on CPU by default
 

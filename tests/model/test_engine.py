@@ -26,17 +26,24 @@ from model.engine.gpt2 import GPT2Runner
 from tests.model.conftest import loader
 
 GREEDY = SamplingParams(temperature=0, max_new_tokens=40, repetition_penalty=1.0)
-SEEDED = SamplingParams(temperature=0.9, top_k=40, top_p=0.9, repetition_penalty=1.2,
-                        max_new_tokens=30, seed=1234)  # fmt: skip
+SEEDED = SamplingParams(
+    temperature=0.9, top_k=40, top_p=0.9, repetition_penalty=1.2, max_new_tokens=30, seed=1234
+)
 OTHERS = [
-    ("Fine-tuning a small model", SamplingParams(temperature=1.0, top_k=0, top_p=1.0, seed=1,
-                                                 max_new_tokens=12)),
-    ("The attention mechanism lets every token look at", SamplingParams(seed=2, samples=2,
-                                                                        max_new_tokens=50)),
+    (
+        "Fine-tuning a small model",
+        SamplingParams(temperature=1.0, top_k=0, top_p=1.0, seed=1, max_new_tokens=12),
+    ),
+    (
+        "The attention mechanism lets every token look at",
+        SamplingParams(seed=2, samples=2, max_new_tokens=50),
+    ),
     ("Data", SamplingParams(temperature=0, repetition_penalty=1.5, max_new_tokens=7)),
-    ("A longer prompt about training loops, learning rates and batches of text that",
-     SamplingParams(temperature=0.7, top_k=5, seed=3, max_new_tokens=25)),
-]  # fmt: skip
+    (
+        "A longer prompt about training loops, learning rates and batches of text that",
+        SamplingParams(temperature=0.7, top_k=5, seed=3, max_new_tokens=25),
+    ),
+]
 
 
 async def started(path: Path, **config: object) -> Engine:
@@ -45,8 +52,9 @@ async def started(path: Path, **config: object) -> Engine:
     return engine
 
 
-async def run(engine: Engine, prompt: str, params: SamplingParams, user: str = "u"
-              ) -> tuple[GenerationResult, list[Chunk]]:  # fmt: skip
+async def run(
+    engine: Engine, prompt: str, params: SamplingParams, user: str = "u"
+) -> tuple[GenerationResult, list[Chunk]]:
     handle = engine.submit(GenerationRequest(prompt, params, user=user))
     chunks = [event async for event in handle if isinstance(event, Chunk)]
     return await handle.result(), chunks
@@ -96,11 +104,15 @@ async def test_output_is_the_same_alone_and_inside_a_mixed_batch(model_versions)
 async def test_samples_have_their_own_streams_and_chunks_add_up(model_versions):
     engine = await started(model_versions["v1"])
     try:
-        params = SamplingParams(temperature=1.0, top_k=0, top_p=1.0, samples=3,
-                                max_new_tokens=30, seed=10)  # fmt: skip
+        params = SamplingParams(
+            temperature=1.0, top_k=0, top_p=1.0, samples=3, max_new_tokens=30, seed=10
+        )
         result, chunks = await run(engine, "Models learn", params)
-        single, _ = await run(engine, "Models learn", SamplingParams(
-            temperature=1.0, top_k=0, top_p=1.0, max_new_tokens=30, seed=11))  # fmt: skip
+        single, _ = await run(
+            engine,
+            "Models learn",
+            SamplingParams(temperature=1.0, top_k=0, top_p=1.0, max_new_tokens=30, seed=11),
+        )
     finally:
         await engine.close()
     assert len(set(result.texts)) == 3  # three different samples
@@ -226,8 +238,10 @@ async def test_swap_under_load_fails_nothing_and_releases_the_old_model(model_ve
 
 
 async def test_out_of_memory_splits_the_batch_and_retries(model_versions, monkeypatch):
-    prompts = [(f"prompt number {i} about models", SamplingParams(seed=i, max_new_tokens=15))
-               for i in range(6)]  # fmt: skip
+    prompts = [
+        (f"prompt number {i} about models", SamplingParams(seed=i, max_new_tokens=15))
+        for i in range(6)
+    ]
     engine = await started(model_versions["v1"], max_per_user=10)
     try:
         expected = [(await run(engine, p, s))[0].texts for p, s in prompts]
@@ -260,8 +274,9 @@ async def test_out_of_memory_splits_the_batch_and_retries(model_versions, monkey
 async def test_metrics_describe_the_load(model_versions):
     engine = await started(model_versions["v1"], max_per_user=10)
     try:
-        await asyncio.gather(*(run(engine, f"p{i}", SamplingParams(seed=i, max_new_tokens=20))
-                               for i in range(5)))  # fmt: skip
+        await asyncio.gather(
+            *(run(engine, f"p{i}", SamplingParams(seed=i, max_new_tokens=20)) for i in range(5))
+        )
         stats = engine.stats()
     finally:
         await engine.close()
@@ -361,8 +376,10 @@ def test_bucketed_decode_step_of_cuda_graphs_computes_the_eager_step(model_versi
 async def test_cuda_graphs_serve_the_same_text_as_eager_steps(model_versions):
     outputs = {}
     for graphs in (False, True):
-        engine = Engine(EngineConfig(metrics_log_interval_s=0, max_per_user=20,
-                                     cuda_graphs=graphs), loader(device="cuda"))  # fmt: skip
+        engine = Engine(
+            EngineConfig(metrics_log_interval_s=0, max_per_user=20, cuda_graphs=graphs),
+            loader(device="cuda"),
+        )
         await engine.start("v1", str(model_versions["v1"]))
         try:
             runs = [run(engine, p, s) for p, s in [("A language model is", GREEDY), *OTHERS]]

@@ -21,9 +21,15 @@ TINY = BootstrapConfig(
     vocab_size=300, n_layer=2, n_head=2, n_embd=32, n_positions=128, block_size=32, steps=20
 )
 CONFIG = FinetuneConfig(
-    epochs=3, learning_rate=3e-3, block_size=32, batch_size=4, eval_every=5,
-    checkpoint_every=2, sample_max_new_tokens=6, device="cpu",
-)  # fmt: skip
+    epochs=3,
+    learning_rate=3e-3,
+    block_size=32,
+    batch_size=4,
+    eval_every=5,
+    checkpoint_every=2,
+    sample_max_new_tokens=6,
+    device="cpu",
+)
 DOMAIN = [f"Robot number {i} likes to paint the blue fence in the garden." for i in range(30)]
 
 
@@ -37,9 +43,14 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _job(base: Path, tmp: Path, config: FinetuneConfig = CONFIG) -> FinetuneJob:
     return FinetuneJob(
-        base_path=str(base), base_version="base", texts=DOMAIN, work_dir=str(tmp / "work"),
-        output_dir=str(tmp / "ft-1"), version_name="ft-1", config=config,
-    )  # fmt: skip
+        base_path=str(base),
+        base_version="base",
+        texts=DOMAIN,
+        work_dir=str(tmp / "work"),
+        output_dir=str(tmp / "ft-1"),
+        version_name="ft-1",
+        config=config,
+    )
 
 
 def test_packing_puts_eos_between_samples_and_wastes_nothing() -> None:

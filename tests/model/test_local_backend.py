@@ -23,8 +23,12 @@ async def test_chat_service_generates_through_the_local_backend(model_versions, 
     await db.run(upgrade, db.engine)
     try:
         chat = ChatService(db, backend)
-        events = [e async for e in chat.generate_stream(Origin("cli", "u1"), "A language model",
-                                                        {"samples": 2, "seed": 3})]  # fmt: skip
+        events = [
+            e
+            async for e in chat.generate_stream(
+                Origin("cli", "u1"), "A language model", {"samples": 2, "seed": 3}
+            )
+        ]
         finished = events[-1]
         assert isinstance(finished, Finished)
         assert [g.output for g in finished.generations] == finished.result.texts

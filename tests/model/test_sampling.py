@@ -24,8 +24,12 @@ VOCAB = 300
 
 
 def params(t: float, k: int, p: float, r: float = 1.0, rows: int = 1) -> RowParams:
-    return RowParams(torch.full((rows,), t), torch.full((rows,), k), torch.full((rows,), p),
-                     torch.full((rows,), r))  # fmt: skip
+    return RowParams(
+        torch.full((rows,), t),
+        torch.full((rows,), k),
+        torch.full((rows,), p),
+        torch.full((rows,), r),
+    )
 
 
 def test_repetition_penalty_matches_transformers():
@@ -58,8 +62,12 @@ def test_top_k_top_p_keep_the_same_tokens_as_transformers():
 
 def test_greedy_rows_take_the_argmax_and_seeded_rows_repeat():
     logits = torch.randn(3, VOCAB, generator=torch.Generator().manual_seed(2))
-    rows = RowParams(torch.tensor([0.0, 1.0, 1.0]), torch.tensor([0, 0, 0]),
-                     torch.tensor([1.0, 1.0, 1.0]), torch.tensor([1.0, 1.0, 1.0]))  # fmt: skip
+    rows = RowParams(
+        torch.tensor([0.0, 1.0, 1.0]),
+        torch.tensor([0, 0, 0]),
+        torch.tensor([1.0, 1.0, 1.0]),
+        torch.tensor([1.0, 1.0, 1.0]),
+    )
     first = sample_next(logits, rows, None, [None, row_generator(5), row_generator(6)])
     again = sample_next(logits, rows, None, [None, row_generator(5), row_generator(6)])
     assert first[0] == logits[0].argmax()
@@ -72,8 +80,9 @@ def test_greedy_rows_take_the_argmax_and_seeded_rows_repeat():
 def test_sampling_follows_the_distribution():
     logits = torch.log(torch.tensor([[0.6, 0.3, 0.1] + [1e-9] * 5]))
     generator = row_generator(0)
-    draws = [int(sample_next(logits, params(1.0, 0, 1.0), None, [generator])[0])
-             for _ in range(2000)]  # fmt: skip
+    draws = [
+        int(sample_next(logits, params(1.0, 0, 1.0), None, [generator])[0]) for _ in range(2000)
+    ]
     share = [draws.count(i) / len(draws) for i in range(3)]
     assert abs(share[0] - 0.6) < 0.05 and abs(share[1] - 0.3) < 0.05 and share[2] > 0.05
 

@@ -42,11 +42,20 @@ def command_form(
 ) -> dict[str, str]:
     """The fields Slack sends with a slash command."""
     return {
-        "token": "legacy", "team_id": TEAM_ID, "team_domain": "test", "channel_id": channel,
-        "channel_name": "general", "user_id": user, "user_name": user.lower(),
-        "command": command, "text": text, "api_app_id": "A0001", "is_enterprise_install":
-        "false", "response_url": response_url, "trigger_id": "13345224609.8534",
-    }  # fmt: skip
+        "token": "legacy",
+        "team_id": TEAM_ID,
+        "team_domain": "test",
+        "channel_id": channel,
+        "channel_name": "general",
+        "user_id": user,
+        "user_name": user.lower(),
+        "command": command,
+        "text": text,
+        "api_app_id": "A0001",
+        "is_enterprise_install": "false",
+        "response_url": response_url,
+        "trigger_id": "13345224609.8534",
+    }
 
 
 class SignedClient:
@@ -61,8 +70,11 @@ class SignedClient:
     ) -> tuple[int, str]:
         stamp = str(int(time.time()) if timestamp is None else timestamp)
         signature = str(SignatureVerifier(secret).generate_signature(timestamp=stamp, body=body))
-        headers = {"Content-Type": content_type, "X-Slack-Request-Timestamp": stamp,
-                   "X-Slack-Signature": signature}  # fmt: skip
+        headers = {
+            "Content-Type": content_type,
+            "X-Slack-Request-Timestamp": stamp,
+            "X-Slack-Signature": signature,
+        }
         async with self.session.post(self.url + EVENTS_PATH, data=body, headers=headers) as r:
             return r.status, await r.text()
 
@@ -78,11 +90,22 @@ class SignedClient:
     async def event(self, event: dict[str, Any], event_id: str | None = None) -> tuple[int, str]:
         self._event_ids += 1
         event_id = event_id or f"Ev{self._event_ids:04d}"
-        authorization = {"team_id": TEAM_ID, "user_id": "UBOT", "is_bot": True,
-                         "is_enterprise_install": False}  # fmt: skip
-        envelope = {"token": "legacy", "team_id": TEAM_ID, "api_app_id": "A0001", "event": event,
-                    "type": "event_callback", "event_id": event_id,
-                    "event_time": int(time.time()), "authorizations": [authorization]}  # fmt: skip
+        authorization = {
+            "team_id": TEAM_ID,
+            "user_id": "UBOT",
+            "is_bot": True,
+            "is_enterprise_install": False,
+        }
+        envelope = {
+            "token": "legacy",
+            "team_id": TEAM_ID,
+            "api_app_id": "A0001",
+            "event": event,
+            "type": "event_callback",
+            "event_id": event_id,
+            "event_time": int(time.time()),
+            "authorizations": [authorization],
+        }
         return await self.post(json.dumps(envelope), "application/json")
 
     async def react(
@@ -94,12 +117,17 @@ class SignedClient:
         removed: bool = False,
         event_id: str | None = None,
     ) -> tuple[int, str]:
-        return await self.event(event_id=event_id, event={
-            "type": "reaction_removed" if removed else "reaction_added", "user": user,
-            "reaction": reaction, "item_user": "UBOT",
-            "item": {"type": "message", "channel": channel, "ts": ts},
-            "event_ts": f"{time.time():.6f}",
-        })  # fmt: skip
+        return await self.event(
+            event_id=event_id,
+            event={
+                "type": "reaction_removed" if removed else "reaction_added",
+                "user": user,
+                "reaction": reaction,
+                "item_user": "UBOT",
+                "item": {"type": "message", "channel": channel, "ts": ts},
+                "event_ts": f"{time.time():.6f}",
+            },
+        )
 
 
 @pytest.fixture

@@ -67,12 +67,18 @@ class ScriptedBackend:
                     return
                 handle.put_event(Chunk(sample=sample, text=word))
             texts.append("".join(self.words[:count]))
-        handle.put_result(GenerationResult(
-            texts=texts, prompt=request.prompt, prompt_tokens=self.count_tokens(request.prompt),
-            completion_tokens=[count] * len(texts), latency_s=time.perf_counter() - started,
-            ttft_s=self.delay_s, model_version=self.model_version,
-            finish_reasons=["length"] * len(texts),
-        ))  # fmt: skip
+        handle.put_result(
+            GenerationResult(
+                texts=texts,
+                prompt=request.prompt,
+                prompt_tokens=self.count_tokens(request.prompt),
+                completion_tokens=[count] * len(texts),
+                latency_s=time.perf_counter() - started,
+                ttft_s=self.delay_s,
+                model_version=self.model_version,
+                finish_reasons=["length"] * len(texts),
+            )
+        )
 
     def count_tokens(self, text: str) -> int:
         return len(text.split())
@@ -135,8 +141,11 @@ class RecordingAdmin:
         return [NOW, NOW, NOW] if cron else []
 
     async def models_list(self) -> list[ModelVersionRecord]:
-        return [ModelVersionRecord("fake-1", None, "/m", "gpt2", None, {"eval_loss": 3.5},
-                                   "active", NOW, NOW)]  # fmt: skip
+        return [
+            ModelVersionRecord(
+                "fake-1", None, "/m", "gpt2", None, {"eval_loss": 3.5}, "active", NOW, NOW
+            )
+        ]
 
     async def model_use(self, actor: str, version: str, force: bool = False) -> ModelVersionRecord:
         self.calls.append(("model_use", (actor, version, force)))
@@ -157,9 +166,18 @@ class RecordingAdmin:
 
 def _run(status: str) -> TrainingRunInfo:
     return TrainingRunInfo(
-        id=3, status=status, trigger="manual", requested_by="UADMIN", progress=0.5, eta_s=30.0,
-        dataset_size=120, model_version="v3" if status == "succeeded" else None,
-        promoted=status == "succeeded", eval_before={"eval_loss": 3.2},
-        eval_after={"eval_loss": 3.0} if status == "succeeded" else {}, error=None,
-        created_at=NOW, finished_at=None,
-    )  # fmt: skip
+        id=3,
+        status=status,
+        trigger="manual",
+        requested_by="UADMIN",
+        progress=0.5,
+        eta_s=30.0,
+        dataset_size=120,
+        model_version="v3" if status == "succeeded" else None,
+        promoted=status == "succeeded",
+        eval_before={"eval_loss": 3.2},
+        eval_after={"eval_loss": 3.0} if status == "succeeded" else {},
+        error=None,
+        created_at=NOW,
+        finished_at=None,
+    )

@@ -50,8 +50,11 @@ async def test_slash_command_acks_then_streams_into_one_message(
     assert generation.message_id == f"C1:{message['ts']}"
     await fake_slack.wait_for(lambda: len(fake_slack.called("reactions.add")) == 4)
     assert [r["name"] for r in fake_slack.called("reactions.add")] == [
-        "+1", "-1", "repeat", "fast_forward"
-    ]  # fmt: skip
+        "+1",
+        "-1",
+        "repeat",
+        "fast_forward",
+    ]
 
 
 async def test_each_sample_gets_its_own_message(

@@ -50,15 +50,26 @@ async def test_gpt2bot_run_serves_slack_with_the_real_model(
     port = free_port()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("DISCORD_", "SLACK_"))},
-        "DATABASE_URL": settings.storage.url, "MODEL_DIR": str(tmp_path / "models"),
-        "BASE_MODEL": "bootstrap", "DEVICE": "cpu", "LOG_LEVEL": "WARNING",
-        "SLACK_BOT_TOKEN": "xoxb-test", "SLACK_SIGNING_SECRET": SECRET,
+        "DATABASE_URL": settings.storage.url,
+        "MODEL_DIR": str(tmp_path / "models"),
+        "BASE_MODEL": "bootstrap",
+        "DEVICE": "cpu",
+        "LOG_LEVEL": "WARNING",
+        "SLACK_BOT_TOKEN": "xoxb-test",
+        "SLACK_SIGNING_SECRET": SECRET,
         "SLACK_API_URL": f"{fake_slack.url}/api/",
-    }  # fmt: skip
+    }
     process = await asyncio.create_subprocess_exec(
-        str(GPT2BOT), "run", "--platform", "slack", "--port", str(port),
-        cwd=tmp_path, env=env, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+        str(GPT2BOT),
+        "run",
+        "--platform",
+        "slack",
+        "--port",
+        str(port),
+        cwd=tmp_path,
+        env=env,
+        stderr=asyncio.subprocess.PIPE,
+    )
     try:
         url = f"http://127.0.0.1:{port}"
         await wait_until_serving(url, process)

@@ -52,15 +52,23 @@ async def test_tampered_body_is_rejected(slack: SignedClient) -> None:
     body = slack.command_body("/generate", "hello", "U1", "C1")
     signature = str(SignatureVerifier(SECRET).generate_signature(timestamp=stamp, body=body))
     tampered = body.replace("U1", "UADMIN")
-    headers = {"Content-Type": "application/x-www-form-urlencoded",
-               "X-Slack-Request-Timestamp": stamp, "X-Slack-Signature": signature}  # fmt: skip
+    headers = {
+        "Content-Type": "application/x-www-form-urlencoded",
+        "X-Slack-Request-Timestamp": stamp,
+        "X-Slack-Signature": signature,
+    }
     async with slack.session.post(slack.url + EVENTS_PATH, data=tampered, headers=headers) as r:
         assert r.status == 401
 
 
 async def test_url_verification_challenge_is_answered(slack: SignedClient) -> None:
-    body = json.dumps({"token": "legacy", "challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdAL",
-                       "type": "url_verification"})  # fmt: skip
+    body = json.dumps(
+        {
+            "token": "legacy",
+            "challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdAL",
+            "type": "url_verification",
+        }
+    )
     status, text = await slack.post(body, "application/json")
     assert status == 200 and "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdAL" in text
 
@@ -91,9 +99,13 @@ def test_missing_settings_stop_start_up_with_the_variable_named(
 
 async def test_api_url_from_the_environment_and_429s_retried(fake_slack: FakeSlack) -> None:
     settings = Settings.from_env(
-        {"SLACK_BOT_TOKEN": "xoxb-test", "SLACK_SIGNING_SECRET": "s",
-         "SLACK_API_URL": f"{fake_slack.url}/api"}, dotenv_path=None,
-    )  # fmt: skip
+        {
+            "SLACK_BOT_TOKEN": "xoxb-test",
+            "SLACK_SIGNING_SECRET": "s",
+            "SLACK_API_URL": f"{fake_slack.url}/api",
+        },
+        dotenv_path=None,
+    )
     client = web_client(settings.slack)
     assert client.base_url == f"{fake_slack.url}/api/"
     fake_slack.rate_limited["auth.test"] = 2

@@ -19,10 +19,17 @@ async def test_slash_command_over_socket_mode(app: App, fake_slack: FakeSlack) -
     try:
         assert platform.port is None  # no HTTP server in Socket Mode
         await fake_slack.wait_for(lambda: fake_slack.sockets)
-        form = command_form("/generate", "max_new_tokens=3 Once upon a time", "U1", "C1",
-                            fake_slack.response_url())  # fmt: skip
-        await fake_slack.push({"envelope_id": "e-1", "type": "slash_commands",
-                               "accepts_response_payload": True, "payload": form})  # fmt: skip
+        form = command_form(
+            "/generate", "max_new_tokens=3 Once upon a time", "U1", "C1", fake_slack.response_url()
+        )
+        await fake_slack.push(
+            {
+                "envelope_id": "e-1",
+                "type": "slash_commands",
+                "accepts_response_payload": True,
+                "payload": form,
+            }
+        )
 
         acks = await fake_slack.wait_for(lambda: fake_slack.acks)
         assert acks[0]["envelope_id"] == "e-1"

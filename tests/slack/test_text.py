@@ -12,15 +12,18 @@ from bot.platforms.slack.text import escape, parse_generate, reaction_name, unes
     ("text", "options", "prompt"),
     [
         ("Once upon a time", {}, "Once upon a time"),
-        ("temperature=0.9 top_k=40 Once upon a time", {"temperature": "0.9", "top_k": "40"},
-         "Once upon a time"),
+        (
+            "temperature=0.9 top_k=40 Once upon a time",
+            {"temperature": "0.9", "top_k": "40"},
+            "Once upon a time",
+        ),
         ("  max-new-tokens=5   Hello  ", {"max_new_tokens": "5"}, "Hello"),
         ("seed=1 -- x=5 is a formula", {"seed": "1"}, "x=5 is a formula"),
         ("Hello top_k=40", {}, "Hello top_k=40"),  # options only come first
         ("a &lt;b&gt; &amp; c", {}, "a <b> & c"),
         ("temperature=0.5", {"temperature": "0.5"}, ""),
     ],
-)  # fmt: skip
+)
 def test_options_then_prompt(text: str, options: dict[str, str], prompt: str) -> None:
     assert parse_generate(text) == (options, prompt)
 

@@ -7,9 +7,14 @@ from storage import Database, GenerationRepository, NewGeneration, upgrade
 from storage.migrate import current_revision, head_revision
 
 TABLES = {
-    "conversations", "generations", "ratings", "model_versions", "curated_samples",
-    "training_runs", "admin_audit",
-}  # fmt: skip
+    "conversations",
+    "generations",
+    "ratings",
+    "model_versions",
+    "curated_samples",
+    "training_runs",
+    "admin_audit",
+}
 
 
 def test_an_empty_database_upgrades_to_head(tmp_path):
@@ -27,10 +32,18 @@ def test_an_older_revision_upgrades_and_keeps_its_data(tmp_path):
     assert "curated_samples" not in inspect(db.engine).get_table_names()
     stored = GenerationRepository(db).add(
         NewGeneration(
-            platform="cli", user_id="u", prompt="p", output="o", params={}, seed=1,
-            model_version="v1", prompt_tokens=1, completion_tokens=1, latency_s=0.1,
+            platform="cli",
+            user_id="u",
+            prompt="p",
+            output="o",
+            params={},
+            seed=1,
+            model_version="v1",
+            prompt_tokens=1,
+            completion_tokens=1,
+            latency_s=0.1,
         )
-    )  # fmt: skip
+    )
     upgrade(db.engine)
     assert current_revision(db.engine) == head_revision()
     assert GenerationRepository(db).get(stored.id).output == "o"
@@ -51,10 +64,18 @@ def test_postgresql_by_url():
     repo = GenerationRepository(db)
     stored = repo.add(
         NewGeneration(
-            platform="cli", user_id="u", prompt="p", output="o", params={"top_k": 5}, seed=2**62,
-            model_version="v1", prompt_tokens=1, completion_tokens=1, latency_s=0.1,
+            platform="cli",
+            user_id="u",
+            prompt="p",
+            output="o",
+            params={"top_k": 5},
+            seed=2**62,
+            model_version="v1",
+            prompt_tokens=1,
+            completion_tokens=1,
+            latency_s=0.1,
         )
-    )  # fmt: skip
+    )
     repo.rate(stored.id, "r", 1, "👍")
     assert repo.get(stored.id).ratings[0].score == 1
     assert repo.get(stored.id).seed == 2**62

@@ -5,10 +5,19 @@ from storage import GenerationRepository, ModelVersionRepository, NewGeneration,
 
 def new(**overrides):
     fields = dict(
-        platform="discord", user_id="alice", guild_id="g1", channel_id="c1", prompt="Hello",
-        output=" world", params={"temperature": 0.8, "top_k": 50}, seed=42,
-        model_version="v1", prompt_tokens=1, completion_tokens=2, latency_s=0.5,
-    )  # fmt: skip
+        platform="discord",
+        user_id="alice",
+        guild_id="g1",
+        channel_id="c1",
+        prompt="Hello",
+        output=" world",
+        params={"temperature": 0.8, "top_k": 50},
+        seed=42,
+        model_version="v1",
+        prompt_tokens=1,
+        completion_tokens=2,
+        latency_s=0.5,
+    )
     fields.update(overrides)
     return NewGeneration(**fields)
 

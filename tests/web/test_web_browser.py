@@ -92,11 +92,15 @@ def admin_server(tmp_path: Path, model_dir: Path) -> Any:
     with thread.app.db.session() as session:
         session.add(
             TrainingRun(
-                trigger="manual", requested_by="web-admin-x", status="succeeded", dataset_size=42,
+                trigger="manual",
+                requested_by="web-admin-x",
+                status="succeeded",
+                dataset_size=42,
                 loss_log=[{"step": i, "loss": 4.0 / (1 + i / 5)} for i in range(1, 41)],
-                progress=1.0, model_version="bootstrap-1",
+                progress=1.0,
+                model_version="bootstrap-1",
             )
-        )  # fmt: skip
+        )
     yield thread
     thread.shutdown()
 

@@ -19,9 +19,15 @@ from storage.models import TrainingRun
 
 ADMIN_GETS = ("generations", "export", "stats", "models", "training", "curation", "audit")
 ADMIN_POSTS = (
-    "models/use", "models/rollback", "training/start", "training/cancel",
-    "training/schedule", "curation/add", "curation/remove", "curation/upload",
-)  # fmt: skip
+    "models/use",
+    "models/rollback",
+    "training/start",
+    "training/cancel",
+    "training/schedule",
+    "curation/add",
+    "curation/remove",
+    "curation/upload",
+)
 
 
 async def make_generation(browser: Browser, prompt: str, rate: str | None = None) -> int:
@@ -241,11 +247,14 @@ async def test_training_runs_come_with_their_loss_log(app: App, browser: Browser
     with app.db.session() as session:
         session.add(
             TrainingRun(
-                trigger="schedule", requested_by="scheduler", status="failed", dataset_size=7,
+                trigger="schedule",
+                requested_by="scheduler",
+                status="failed",
+                dataset_size=7,
                 loss_log=[{"step": 1, "loss": 3.5}, {"step": 2, "loss": 3.1}],
                 error="Not enough curated samples: add at least 8.",
             )
-        )  # fmt: skip
+        )
     await browser.login()
     body = await (await browser.client.get("/admin/api/training")).json()
     assert body["current"] is None and body["available"] is False

@@ -27,9 +27,11 @@ async def generate(browser: Browser, prompt: str, **params: Any) -> list[tuple[s
 
 async def test_pages_and_static_files_are_served(browser: Browser) -> None:
     pages = [
-        ("/", "playground.js"), ("/admin", "dashboard.js"),
-        ("/static/style.css", ".card"), ("/static/common.js", "textContent"),
-    ]  # fmt: skip
+        ("/", "playground.js"),
+        ("/admin", "dashboard.js"),
+        ("/static/style.css", ".card"),
+        ("/static/common.js", "textContent"),
+    ]
     for path, marker in pages:
         response = await browser.client.get(path)
         assert response.status == 200, path

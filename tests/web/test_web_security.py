@@ -89,10 +89,21 @@ def test_gpt2bot_run_serves_the_playground_by_default(tmp_path: Path, model_dir:
     for name in ("DISCORD_TOKEN", "SLACK_BOT_TOKEN", "ADMIN_TOKEN"):
         env.pop(name, None)
     process = subprocess.Popen(
-        [sys.executable, "-m", "bot.cli", "--env-file", str(tmp_path / "none.env"),
-         "run", "--port", str(port)],
-        env=env, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "bot.cli",
+            "--env-file",
+            str(tmp_path / "none.env"),
+            "run",
+            "--port",
+            str(port),
+        ],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+    )
     try:
         deadline = time.monotonic() + RUN_START_TIMEOUT_S
         while True:

@@ -21,9 +21,16 @@ from storage import ModelVersionRecord, StorageConfig, VersionRatingStats
 
 ADMIN_TOKEN = "test-admin-token-0123456789"
 TINY = BootstrapConfig(
-    vocab_size=300, n_layer=1, n_head=2, n_embd=32, n_positions=128, block_size=32,
-    batch_size=4, steps=3, warmup_steps=1,
-)  # fmt: skip
+    vocab_size=300,
+    n_layer=1,
+    n_head=2,
+    n_embd=32,
+    n_positions=128,
+    block_size=32,
+    batch_size=4,
+    steps=3,
+    warmup_steps=1,
+)
 
 
 def make_settings(tmp_path: Path, model_dir: Path) -> Settings:
@@ -76,11 +83,21 @@ class InTestAdmin:
         if self.runs and self.runs[-1].status == "running":
             raise AlreadyRunning("a training run is already in progress (40% done)")
         run = TrainingRunInfo(
-            id=len(self.runs) + 1, status="running", trigger="manual", requested_by=actor,
-            progress=0.4, eta_s=12.0, dataset_size=len(self.items), model_version=None,
-            promoted=None, eval_before={}, eval_after={}, error=None,
-            created_at=datetime.now(UTC), finished_at=None,
-        )  # fmt: skip
+            id=len(self.runs) + 1,
+            status="running",
+            trigger="manual",
+            requested_by=actor,
+            progress=0.4,
+            eta_s=12.0,
+            dataset_size=len(self.items),
+            model_version=None,
+            promoted=None,
+            eval_before={},
+            eval_after={},
+            error=None,
+            created_at=datetime.now(UTC),
+            finished_at=None,
+        )
         self.runs.append(run)
         return run
 

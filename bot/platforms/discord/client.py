@@ -118,9 +118,13 @@ class DiscordPlatform:
         cooldown = UserCooldown(self.config.cooldown_s)
         admins = AdminPolicy(user_ids=app.settings.admin.user_ids, role=app.settings.admin.role)
         self.generate = GenerateHandler(
-            app.chat, self.inflight, cooldown, self.config.edit_interval_s, self.config.dm_policy,
+            app.chat,
+            self.inflight,
+            cooldown,
+            self.config.edit_interval_s,
+            self.config.dm_policy,
             admins,
-        )  # fmt: skip
+        )
         self.reactions = ReactionHandler(
             self.client, app.chat, self.inflight, cooldown, self.config.edit_interval_s
         )

@@ -127,8 +127,11 @@ class WebPlatform:
                 f"cannot listen on {self._options.host}:{self._options.port} ({error.strerror}); "
                 "choose another with --port"
             ) from None
-        print(f"gpt2bot playground: {url}/   dashboard: {url}/admin   (Ctrl+C stops)",
-              file=sys.stderr, flush=True)  # fmt: skip
+        print(
+            f"gpt2bot playground: {url}/   dashboard: {url}/admin   (Ctrl+C stops)",
+            file=sys.stderr,
+            flush=True,
+        )
         try:
             await self._stopped.wait()
         finally:
