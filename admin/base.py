@@ -1,8 +1,9 @@
-"""The admin seam: what platforms (Discord `/admin`, Slack `/gpt2bot-admin`, the web
-dashboard, the CLI) call. Authorization happens before, in `admin.auth.AdminGate`.
+"""The admin seams: what platforms (Discord `/admin`, Slack `/gpt2bot-admin`, the web
+dashboard) and the CLI call. Authorization happens before, in `admin.auth.AdminGate`.
 
-The learning-loop implementation lives beside this file; platforms depend only on this
-Protocol and the records below.
+One small Protocol per concept: curation, training, registry, reports. `App` holds one of
+each in `AdminServices`; the implementations live beside this file (`curation.py`,
+`training.py`, `registry.py`, `reports.py`), their fakes in `admin/fake.py`.
 """
 
 from __future__ import annotations
@@ -12,8 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from storage import ModelVersionRecord, VersionRatingStats
-from storage.learning import CuratedSampleRecord as CuratedItem  # what curate_list returns
+from storage import CuratedSampleRecord, ModelVersionRecord, TrainingRunRecord, VersionRatingStats
 
 
 @dataclass(frozen=True)
@@ -28,24 +28,6 @@ class CurationReport:
         return ", ".join(parts)
 
 
-@dataclass(frozen=True)
-class TrainingRunInfo:
-    id: int
-    status: str  # queued|running|succeeded|failed|cancelled|skipped
-    trigger: str  # manual|schedule
-    requested_by: str
-    progress: float  # 0..1
-    eta_s: float | None
-    dataset_size: int
-    model_version: str | None
-    promoted: bool | None
-    eval_before: dict[str, Any]
-    eval_after: dict[str, Any]
-    error: str | None
-    created_at: datetime
-    finished_at: datetime | None
-
-
 class AlreadyRunning(Exception):
     """A training run is in progress; the message says how far it is."""
 
@@ -54,61 +36,94 @@ class PromotionRefused(Exception):
     """The gate refused a promotion; the message says why and how to force it."""
 
 
-ProgressCallback = Callable[[TrainingRunInfo], Any]
+# called with the run as it advances and when it ends (`progress` and `eta_s` are live)
+ProgressCallback = Callable[[TrainingRunRecord], Any]
 
 
-class AdminService(Protocol):
-    """Admin use-cases. `actor` is the id recorded with what they did."""
+class CurationService(Protocol):
+    """The curated training data. `actor` is the id recorded with what they did."""
 
-    async def curate_add(self, actor: str, texts: list[str]) -> CurationReport:
+    async def add(self, actor: str, texts: list[str]) -> CurationReport:
         """Clean and add samples (one text each); report what was skipped and why."""
         ...
 
-    async def curate_add_file(self, actor: str, filename: str, content: bytes) -> CurationReport:
+    async def add_file(self, actor: str, filename: str, content: bytes) -> CurationReport:
         """Add samples from a `.txt` (one per line) or `.jsonl` (a `text` field) file."""
         ...
 
-    async def curate_list(self, limit: int = 20) -> list[CuratedItem]:
+    async def recent(self, limit: int = 20) -> list[CuratedSampleRecord]:
         """Most recent active samples, admin-added and rating-derived."""
         ...
 
-    async def curate_remove(self, actor: str, sample_id: int) -> None:
+    async def remove(self, actor: str, sample_id: int) -> None:
         """Deactivate a sample; raises `LookupError` if there is none with that id."""
         ...
 
-    async def retrain_now(
-        self, actor: str, progress: ProgressCallback | None = None
-    ) -> TrainingRunInfo:
+
+class TrainingService(Protocol):
+    """Fine-tuning runs: now, on a schedule, cancelled, resumed after a crash."""
+
+    async def start(
+        self,
+        actor: str,
+        progress: ProgressCallback | None = None,
+        *,
+        include_ratings: bool = True,
+        epochs: int | None = None,
+    ) -> TrainingRunRecord:
         """Start a training run in the background and return at once; `AlreadyRunning` if one
-        is in progress. `progress` is called (on the event loop) as the run advances and ends."""
+        is in progress. `progress` is called (on the event loop) as the run advances and ends.
+        An interrupted run (crash, restart) is resumed instead of starting a new one."""
         ...
 
-    async def retrain_status(self) -> TrainingRunInfo | None:
+    async def status(self) -> TrainingRunRecord | None:
         """The running or most recent run."""
         ...
 
-    async def retrain_cancel(self, actor: str) -> bool:
+    async def wait(self) -> TrainingRunRecord | None:
+        """Wait for the run this process started to end; its final state."""
+        ...
+
+    async def cancel(self, actor: str) -> bool:
         """Cancel the running run; False when none is running."""
         ...
 
-    async def retrain_schedule(self, actor: str, cron: str | None) -> list[datetime]:
+    async def schedule(self, actor: str, cron: str | None) -> list[datetime]:
         """Set (or with None, clear) the retrain schedule; returns the next three run times.
         Raises `ValueError` with a clear message for invalid or absurd schedules."""
         ...
 
-    async def models_list(self) -> list[ModelVersionRecord]: ...
-
-    async def model_use(self, actor: str, version: str, force: bool = False) -> ModelVersionRecord:
-        """Promote `version` and hot-swap it in; refused when its held-out loss is worse than
-        the active one's unless `force`."""
+    async def start_background(self) -> None:
+        """For a long-running bot: resume an interrupted run and start the schedule."""
         ...
 
-    async def model_rollback(self, actor: str) -> ModelVersionRecord:
+    async def close(self) -> None:
+        """Stop the schedule and any training (an interrupted run resumes at the next start)."""
+        ...
+
+
+class RegistryService(Protocol):
+    """Model versions: which one serves, promotion through the gate, rollback."""
+
+    async def versions(self) -> list[ModelVersionRecord]:
+        """Every registered version, oldest first."""
+        ...
+
+    async def use(self, actor: str, version: str, force: bool = False) -> ModelVersionRecord:
+        """Promote `version` and hot-swap it in; `PromotionRefused` when its held-out loss is
+        worse than the active one's unless `force`; `LookupError` for an unknown name."""
+        ...
+
+    async def rollback(self, actor: str) -> ModelVersionRecord:
         """Return to the previously active version (hot-swapped)."""
         ...
 
+
+class ReportService(Protocol):
+    """What the ratings and training runs say, as numbers and charts."""
+
     async def stats(self) -> list[VersionRatingStats]:
-        """Ratings per model version: the A/B view."""
+        """Ratings per model version (each version's own period, prompts and raters)."""
         ...
 
     async def stats_chart(self) -> bytes:
@@ -116,9 +131,19 @@ class AdminService(Protocol):
         ...
 
     async def loss_curve(self, run_id: int | None = None) -> bytes:
-        """A training run's loss curve as a PNG (default: the latest run)."""
+        """A training run's loss curve as a PNG (default: the latest run); `LookupError`
+        when there is none."""
         ...
 
+
+@dataclass(frozen=True)
+class AdminServices:
+    """The admin use-cases, one per concept, built together by the composition root."""
+
+    curation: CurationService
+    training: TrainingService
+    registry: RegistryService
+    reports: ReportService
+
     async def close(self) -> None:
-        """Stop the schedule and any training (an interrupted run resumes at the next start)."""
-        ...
+        await self.training.close()

@@ -1,4 +1,5 @@
-"""Configuration of the learning loop (composed into `bot.settings.Settings.learning`)."""
+"""Configuration of admin rights and the learning loop. Each field names its environment
+variable (read by `bot/settings.py`, documented in `.env.example`)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,45 @@ from dataclasses import dataclass, field
 from model.config import FinetuneConfig
 
 
+def check_cron(cron: str) -> None:
+    from apscheduler.triggers.cron import CronTrigger  # only when a schedule is configured
+
+    try:
+        CronTrigger.from_crontab(cron)
+    except ValueError as error:
+        raise ValueError(
+            f"{cron!r} is not a cron expression ({error})",
+            "Use five fields: minute hour day month weekday, e.g. '0 3 * * 0'.",
+        ) from None
+
+
+@dataclass(frozen=True)
+class AdminConfig:
+    # platform user ids with admin rights (comma-separated)
+    user_ids: tuple[str, ...] = field(default=(), metadata={"env": "ADMIN_USER_IDS"})
+    # Discord role name that grants admin rights
+    role: str | None = field(default=None, metadata={"env": "ADMIN_ROLE"})
+    # e.g. "0 3 * * 0": retrain Sundays at 03:00 (seeds the schedule when none is stored)
+    retrain_cron: str | None = field(
+        default=None, metadata={"env": "RETRAIN_CRON", "check": check_cron}
+    )
+
+
 @dataclass(frozen=True)
 class LearningConfig:
-    rating_min_score: int = 2  # net 👍 minus 👎 a generation needs to become training data
-    rating_min_raters: int = 2  # and from at least this many people
-    promote_tolerance: float = 0.02  # candidate held-out loss may exceed the active's by this
-    auto_promote: bool = True  # promote a trained candidate that passes the gate
+    # net 👍 minus 👎 a generation needs to become training data
+    rating_min_score: int = field(
+        default=2, metadata={"env": "RATING_MIN_SCORE", "min": -1e6, "max": 1e6}
+    )
+    # and from at least this many people
+    rating_min_raters: int = field(
+        default=2, metadata={"env": "RATING_MIN_RATERS", "min": 1, "max": 1e6}
+    )
+    # candidate held-out loss may exceed the active's by this
+    promote_tolerance: float = field(
+        default=0.02, metadata={"env": "PROMOTE_TOLERANCE", "min": 0, "max": 100}
+    )
+    # promote a trained candidate that passes the gate
+    auto_promote: bool = field(default=True, metadata={"env": "AUTO_PROMOTE"})
     min_schedule_minutes: int = 60  # schedules firing more often than this are refused
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)

@@ -1,7 +1,8 @@
-"""Cleaning curated samples: whitespace, empty and over-long lines, exact and near duplicates.
+"""Curation: the texts the model is fine-tuned on, admin-added and rating-derived.
 
-Pure functions; the service stores what survives and reports the rest ("added 120, skipped 3
-duplicates, 1 too long").
+Cleaning is pure functions (whitespace, empty and over-long lines, exact and near duplicates);
+`Curation` stores what survives and reports the rest ("added 120, skipped 3 duplicates, 1 too
+long"), and keeps rating-derived samples in line with the ratings.
 """
 
 from __future__ import annotations
@@ -11,8 +12,11 @@ import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 
 from admin.base import CurationReport
+from admin.config import LearningConfig
+from storage import CuratedSampleRecord, CuratedSampleRepository, Database
 
 MAX_SAMPLE_CHARS = 2000  # longer lines are usually pasted logs, not training text
 MIN_SAMPLE_CHARS = 3
@@ -105,3 +109,50 @@ def parse_file(filename: str, content: bytes) -> tuple[list[str], Counter[str]]:
         else:
             bad["lines without text"] += 1
     return texts, bad
+
+
+class Curation:
+    """The `CurationService`: samples in the database, cleaned on the way in."""
+
+    def __init__(self, db: Database, config: LearningConfig) -> None:
+        self.db, self.config = db, config
+        self.samples = CuratedSampleRepository(db)
+
+    async def add(self, actor: str, texts: list[str]) -> CurationReport:
+        existing = await self.db.run(self.samples.active_texts)
+        cleaned = clean(texts, existing)
+        if cleaned.texts:
+            await self.db.run(self.samples.add_many, cleaned.texts, actor)
+        return cleaned.report()
+
+    async def add_file(self, actor: str, filename: str, content: bytes) -> CurationReport:
+        texts, unreadable = parse_file(filename, content)
+        report = await self.add(actor, texts)
+        return CurationReport(report.added, {**report.skipped, **unreadable})
+
+    async def recent(self, limit: int = 20) -> list[CuratedSampleRecord]:
+        await self.sync_ratings()
+        return await self.db.run(self.samples.recent, limit)
+
+    async def remove(self, actor: str, sample_id: int) -> None:
+        await self.db.run(self.samples.deactivate, sample_id, actor)
+
+    async def sync_ratings(self) -> tuple[int, int]:
+        """Bring rating-derived samples in line with the current ratings (added, dropped)."""
+        return await self.db.run(
+            self.samples.sync_from_ratings,
+            self.config.rating_min_score,
+            self.config.rating_min_raters,
+        )
+
+    async def training_set(self, include_ratings: bool) -> list[CuratedSampleRecord]:
+        """The active samples to train on (rating-derived ones synced first, or left out)."""
+        if include_ratings:
+            await self.sync_ratings()
+        samples = await self.db.run(self.samples.active)
+        return samples if include_ratings else [s for s in samples if s.source != "rating"]
+
+    async def changed_since(self, moment: datetime) -> bool:
+        """Whether anything was curated (or removed) after `moment`."""
+        changed = await self.db.run(self.samples.last_change)
+        return changed is not None and changed > moment

@@ -1,4 +1,5 @@
-"""The model-version registry's decisions: the promotion gate, atomic switch, hot-swap, rollback.
+"""The model-version registry: the first version (`prepare_model`), the promotion gate,
+atomic switch, hot-swap, rollback.
 
 Rows live in `storage.ModelVersionRepository`, folders under `MODEL_DIR`. The switch is one
 database transaction (`activate`); the serving engine is swapped after it, between requests.
@@ -8,18 +9,28 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from admin.base import PromotionRefused
 from model.backends.base import Backend
+from model.bootstrap import BootstrapConfig, build_bootstrap
+from model.config import ModelConfig
 from model.evaluate import compare_on_heldout
-from model.versions import read_metadata, validate_version_name
+from model.versions import hub_reachable, read_metadata, validate_version_name, version_dir
 from storage import Database, ModelVersionRecord, ModelVersionRepository
 
 log = logging.getLogger(__name__)
 
 GATE_BLOCK_SIZE = 128
+BOOTSTRAP_VERSION = "bootstrap-1"
+PROGRESS_EVERY_STEPS = 50
+
+ProgressFn = Callable[[int, int, float], None]  # (step, total, loss) of bootstrap training
 
 
 @dataclass(frozen=True)
@@ -36,18 +47,36 @@ def _heldout_of(version: ModelVersionRecord) -> list[str]:
 
 
 class Registry:
-    """Promotion, rollback and hot-swap; `backend` is None outside a running bot."""
+    """The `RegistryService`: promotion, rollback and hot-swap of `backend` (the serving one,
+    or for one-shot commands a backend that serves nothing)."""
 
-    def __init__(self, db: Database, tolerance: float, backend: Backend | None = None) -> None:
+    def __init__(self, db: Database, tolerance: float, backend: Backend) -> None:
         self.db = db
-        self.versions = ModelVersionRepository(db)
+        self.repository = ModelVersionRepository(db)
         self.tolerance = tolerance
         self.backend = backend
         self._switch = asyncio.Lock()  # one switch at a time
 
+    async def versions(self) -> list[ModelVersionRecord]:
+        return await self.db.run(self.repository.list)
+
+    async def use(self, actor: str, version: str, force: bool = False) -> ModelVersionRecord:
+        record, reason = await self.promote(version, force)
+        log.info("%s promoted %s: %s", actor, version, reason)
+        return record
+
+    async def rollback(self, actor: str) -> ModelVersionRecord:
+        async with self._switch:
+            previous = await self.db.run(self.repository.previous_active)
+            if previous is None:
+                raise LookupError("there is no earlier active version to roll back to")
+            record = await self._switch_to(previous)
+        log.info("%s rolled back to %s", actor, previous.name)
+        return record
+
     async def judge(self, candidate: ModelVersionRecord) -> GateDecision:
         """Compare `candidate` with the active version on the same held-out texts."""
-        active = await self.db.run(self.versions.active)
+        active = await self.db.run(self.repository.active)
         if active is None or active.name == candidate.name:
             return GateDecision(True, "no other active version to compare with")
         metrics: dict[str, Any] = candidate.metrics
@@ -77,7 +106,7 @@ class Registry:
         the gate's reason. Raises `PromotionRefused` or `LookupError`."""
         validate_version_name(name)
         async with self._switch:
-            candidate = await self.db.run(self.versions.get, name)
+            candidate = await self.db.run(self.repository.get, name)
             if candidate is None:
                 raise LookupError(f"there is no model version named {name!r}; see `models list`")
             decision = await self.judge(candidate)
@@ -89,17 +118,92 @@ class Registry:
             record = await self._switch_to(candidate)
         return record, decision.reason if not force else f"forced; {decision.reason}"
 
-    async def rollback(self) -> ModelVersionRecord:
-        async with self._switch:
-            previous = await self.db.run(self.versions.previous_active)
-            if previous is None:
-                raise LookupError("there is no earlier active version to roll back to")
-            return await self._switch_to(previous)
-
     async def _switch_to(self, version: ModelVersionRecord) -> ModelVersionRecord:
-        if self.backend is not None:
-            # load first: if the folder is broken, the database still names the working model
-            await self.backend.swap(version.name, version.path)
-        record = await self.db.run(self.versions.activate, version.name)
+        # load first: if the folder is broken, the database still names the working model
+        await self.backend.swap(version.name, version.path)
+        record = await self.db.run(self.repository.activate, version.name)
         log.info("model version %s is now active", version.name)
         return record
+
+
+# -- the first version ---------------------------------------------------------------------
+def _name_for(base_model: str) -> str:
+    return validate_version_name(re.sub(r"[^A-Za-z0-9._-]+", "-", base_model).strip("-.")[:64])
+
+
+def _base_model_available(config: ModelConfig) -> bool:
+    """True when `BASE_MODEL` can be loaded: a local folder, the local cache, or the hub."""
+    if Path(config.base_model).is_dir():
+        return True
+    try:
+        from transformers import AutoConfig
+
+        AutoConfig.from_pretrained(config.base_model, local_files_only=True)
+        return True
+    except OSError:
+        pass
+    return hub_reachable(config.hub_timeout_s)
+
+
+def _log_progress(step: int, total: int, loss: float, started: float) -> None:
+    if step % PROGRESS_EVERY_STEPS == 0 or step == total:
+        elapsed = time.perf_counter() - started
+        eta = elapsed / step * (total - step)
+        log.info(
+            "bootstrap training %d%% (step %d/%d, loss %.3f, ETA %.0fs)",
+            100 * step // total,
+            step,
+            total,
+            loss,
+            eta,
+        )
+
+
+def prepare_model(
+    config: ModelConfig,
+    versions: ModelVersionRepository,
+    bootstrap: BootstrapConfig,
+    progress: ProgressFn | None = None,
+) -> ModelVersionRecord:
+    """The version to serve: the active one, else the base model, else a new bootstrap model
+    (trained here and registered as the first version). Blocking: call through `db.run`."""
+    active = versions.active()
+    if active is not None and (Path(active.path).exists() or active.base_model == active.path):
+        return active
+    if active is not None:
+        log.warning("active model %s is missing at %s; preparing another", active.name, active.path)
+    if config.base_model != "bootstrap":
+        if _base_model_available(config):
+            name = _name_for(config.base_model)
+            if versions.get(name) is None:
+                versions.add(name=name, path=config.base_model, base_model=config.base_model)
+            return versions.activate(name)
+        log.warning(
+            "BASE_MODEL %r is not in the local cache and the model hub is unreachable: "
+            "falling back to the offline bootstrap model",
+            config.base_model,
+        )
+    return _register_bootstrap(config, versions, bootstrap, progress)
+
+
+def _register_bootstrap(
+    config: ModelConfig,
+    versions: ModelVersionRepository,
+    bootstrap: BootstrapConfig,
+    progress: ProgressFn | None,
+) -> ModelVersionRecord:
+    folder = version_dir(config.model_dir, BOOTSTRAP_VERSION)
+    metrics: dict[str, float] = {}
+    if not folder.exists():
+        started = time.perf_counter()
+        report = build_bootstrap(
+            folder,
+            config=bootstrap,
+            progress=progress or (lambda s, t, loss: _log_progress(s, t, loss, started)),
+        )
+        metrics = {"train_seconds": report.seconds, "final_train_loss": report.final_loss}
+    if versions.get(BOOTSTRAP_VERSION) is None:
+        versions.add(
+            name=BOOTSTRAP_VERSION, path=str(folder), base_model="bootstrap", metrics=metrics
+        )
+    return versions.activate(BOOTSTRAP_VERSION)

@@ -1,68 +1,40 @@
-"""Charts the platforms can post: a run's loss curve, ratings per model version.
-
-matplotlib with the Agg backend (no display); figures are built and closed per call, never
-kept in pyplot's global state. Blocking: call through `asyncio.to_thread`.
-"""
+"""Reports: ratings per model version and training-run loss curves, as numbers and charts."""
 
 from __future__ import annotations
 
-import io
-from collections.abc import Sequence
-from typing import Any
+import asyncio
 
-from storage import VersionRatingStats
-
-FIGURE_SIZE = (7.0, 4.0)
-DPI = 100
-
-
-def _png(figure: Any) -> bytes:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight")
-    return buffer.getvalue()
+from admin.charts import loss_curve_png, stats_chart_png
+from storage import (
+    Database,
+    GenerationRepository,
+    TrainingRunRecord,
+    TrainingRunRepository,
+    VersionRatingStats,
+)
 
 
-def _figure() -> tuple[Any, Any]:
-    from matplotlib.figure import Figure
+class Reports:
+    """The `ReportService`, read from the database; charts drawn off the event loop."""
 
-    figure = Figure(figsize=FIGURE_SIZE)
-    return figure, figure.subplots()
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.generations = GenerationRepository(db)
+        self.runs = TrainingRunRepository(db)
 
+    async def stats(self) -> list[VersionRatingStats]:
+        return await self.db.run(self.generations.stats_by_version)
 
-def loss_curve_png(loss_log: Sequence[dict[str, Any]], title: str) -> bytes:
-    """Training loss per step and held-out loss at each evaluation."""
-    figure, axes = _figure()
-    train = [(e["step"], e["loss"]) for e in loss_log if "loss" in e]
-    held = [(e["step"], e["eval_loss"]) for e in loss_log if "eval_loss" in e]
-    if train:
-        axes.plot(*zip(*train, strict=True), label="training loss", linewidth=1)
-    if held:
-        axes.plot(*zip(*held, strict=True), "o-", label="held-out loss")
-    axes.set_xlabel("optimizer step")
-    axes.set_ylabel("loss (nats/token)")
-    axes.set_title(title)
-    axes.grid(alpha=0.3)
-    if train or held:
-        axes.legend()
-    return _png(figure)
+    async def stats_chart(self) -> bytes:
+        return await asyncio.to_thread(stats_chart_png, await self.stats())
 
-
-def stats_chart_png(stats: Sequence[VersionRatingStats]) -> bytes:
-    """Mean rating and share positive per model version, with rating counts on the bars."""
-    figure, axes = _figure()
-    names = [s.model_version for s in stats]
-    positions = range(len(names))
-    bars = axes.bar(positions, [s.positive_share * 100 for s in stats], color="#4c8bf5")
-    for bar, s in zip(bars, stats, strict=True):
-        axes.annotate(
-            f"{s.ratings} ratings\nmean {s.mean_score:+.2f}",
-            (bar.get_x() + bar.get_width() / 2, bar.get_height()),
-            ha="center",
-            va="bottom",
-            fontsize=8,
-        )
-    axes.set_xticks(list(positions), names, rotation=20, ha="right")
-    axes.set_ylabel("% positive ratings")
-    axes.set_ylim(0, 115)
-    axes.set_title("Ratings per model version" if stats else "No generations yet")
-    return _png(figure)
+    async def loss_curve(self, run_id: int | None = None) -> bytes:
+        run: TrainingRunRecord | None
+        if run_id:
+            run = await self.db.run(self.runs.get, run_id)
+        else:
+            run = await self.db.run(self.runs.latest)
+        if run is None:
+            raise LookupError("no training run yet: `retrain now` starts one")
+        title = f"run {run.id}" + (f": {run.model_version}" if run.model_version else "")
+        return await asyncio.to_thread(loss_curve_png, run.loss_log, title)

@@ -18,10 +18,11 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
-from admin.config import LearningConfig
 from admin.service import LearningLoop
+
+from admin.config import LearningConfig
 from bot.app import prepare_model
-from bot.usecases import ChatService, Origin
+from bot.chat import ChatService, Origin
 from model.backends.local import LocalBackend
 from model.bootstrap import BootstrapConfig
 from model.config import ModelConfig

@@ -15,14 +15,14 @@ from typing import Any
 
 from admin.base import AlreadyRunning, PromotionRefused
 from bot import cli_learning, plugins
+from bot.chat import Finished, Origin
 from bot.export import FORMATS, write_export
-from bot.params import LIMITS, InvalidRequest
-from bot.platforms.base import RunOptions, check_settings
+from bot.params import LIMITS, InvalidRequest, parse_params, validate_prompt
+from bot.platforms.base import RunOptions, platform_config
 from bot.settings import Settings, SettingsError
-from bot.usecases import Finished, Origin
 from model.backends.base import BackendError
 from model.versions import ModelUnavailable
-from storage import Database, GenerationRepository, ModelVersionRepository, NotFound, upgrade
+from storage import GenerationRepository, NotFound
 
 log = logging.getLogger("gpt2bot")
 
@@ -85,9 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
 def _pick_platform(settings: Settings, requested: str | None) -> str:
     if requested:
         return requested
-    if settings.discord.token:
+    if settings.env.get("DISCORD_TOKEN"):
         return "discord"
-    if settings.slack.bot_token:
+    if settings.env.get("SLACK_BOT_TOKEN"):
         return "slack"
     return "web"
 
@@ -101,13 +101,11 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
             f"the {name} platform is not available in this build ({error}). "
             "Run `gpt2bot demo` for a local demonstration."
         ) from None
-    try:  # a missing token is reported before a minute is spent preparing the model
-        check_settings(factory, settings)
-    except ValueError as error:
-        raise CommandError(str(error)) from None
+    # a bad or missing setting is reported before a minute is spent preparing the model
+    config = platform_config(factory, settings)
     app = await _open_app(settings, background=True)
     try:
-        platform = factory(app, RunOptions(host=args.host, port=args.port))
+        platform = factory(app, RunOptions(host=args.host, port=args.port), config)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, lambda: asyncio.ensure_future(platform.stop()))
@@ -152,6 +150,8 @@ def _print_generation(finished: Finished, as_json: bool) -> None:
 
 async def _generate(settings: Settings, args: argparse.Namespace) -> int:
     raw = {name: getattr(args, name) for name in LIMITS}
+    validate_prompt(args.prompt)  # bad input is told before the model is prepared
+    parse_params(raw)
     app = await _open_app(settings)
     try:
         finished = await app.chat.generate(Origin(platform="cli", user_id="cli"), args.prompt, raw)
@@ -182,36 +182,36 @@ async def _demo(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _open_db(settings: Settings) -> Database:
-    db = Database(settings.storage.url)
-    upgrade(db.engine)
-    return db
-
-
-def _export(settings: Settings, args: argparse.Namespace) -> int:
-    db = _open_db(settings)
+async def _export(settings: Settings, args: argparse.Namespace) -> int:
+    app = await _open_app(settings, model="none")
     try:
-        records = GenerationRepository(db).iter_all()
+        records = GenerationRepository(app.db).iter_all()
         if args.out:
             with open(args.out, "w", newline="", encoding="utf-8") as handle:
-                count = write_export(records, handle, args.format)
+                count = await app.db.run(write_export, records, handle, args.format)
             print(f"wrote {count} generations to {args.out}", file=sys.stderr)
         else:
-            write_export(records, sys.stdout, args.format)
+            await app.db.run(write_export, records, sys.stdout, args.format)
     finally:
-        db.dispose()
+        await app.close()
     return 0
 
 
-def _models(settings: Settings, args: argparse.Namespace) -> int:
-    if args.action in ("use", "rollback"):  # through the registry: gate, atomic switch
-        asyncio.run(cli_learning.models_switch(settings, args.action, args.version, args.force))
-    db = _open_db(settings)
-    versions = ModelVersionRepository(db)
-    try:
-        rows = versions.list()
+async def _models(settings: Settings, args: argparse.Namespace) -> int:
+    if args.action == "use" and not args.version:
+        raise CommandError("name the version: gpt2bot models use VERSION")
+    app = await _open_app(settings, model="none")
+    try:  # through the registry: gate, atomic switch (the database only: a running bot
+        # switches through /admin or the dashboard, which hot-swap)
+        if args.action == "use":
+            record = await app.admin.registry.use("cli", args.version, args.force)
+            print(f"{record.name} is now active", file=sys.stderr)
+        elif args.action == "rollback":
+            record = await app.admin.registry.rollback("cli")
+            print(f"{record.name} is now active", file=sys.stderr)
+        rows = await app.admin.registry.versions()
     finally:
-        db.dispose()
+        await app.close()
     if args.json:
         print(json.dumps([asdict(r) for r in rows], default=str))
     elif not rows:
@@ -248,16 +248,12 @@ def _bench_generation(settings: Settings, args: argparse.Namespace) -> int:
     return bench_command(settings, args)
 
 
-async def _open_app(settings: Settings, background: bool = False) -> Any:
-    """The running App; torch and transformers load only for commands that need a model."""
-    from transformers.utils import logging as hf_logging
-
+async def _open_app(settings: Settings, *, background: bool = False, model: str = "serve") -> Any:
+    """The App from the one composition root; torch and transformers are imported only when
+    a command runs, so `gpt2bot --help` and bad arguments answer at once."""
     from bot.app import App
 
-    # our own log lines report progress; the libraries' tqdm bars only clutter the logs
-    hf_logging.disable_progress_bar()
-    hf_logging.set_verbosity_error()
-    return await App.open(settings, background=background)
+    return await App.open(settings, background=background, model=model)  # type: ignore[arg-type]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -267,8 +263,9 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as error:
         print(f"gpt2bot: setting {error}", file=sys.stderr)
         return 2
+    # `run` reports what it does as it goes; a one-shot command's output is its answer
     logging.basicConfig(
-        level=settings.log_level_number,
+        level=settings.level("INFO" if args.command == "run" else "WARNING"),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
@@ -277,6 +274,9 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(outcome, Awaitable):
             outcome = asyncio.run(outcome)  # type: ignore[arg-type]
         return int(outcome)
+    except SettingsError as error:  # a platform's own settings, read when it starts
+        print(f"gpt2bot: setting {error}", file=sys.stderr)
+        return 2
     except (
         CommandError,
         InvalidRequest,

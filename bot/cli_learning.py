@@ -1,5 +1,5 @@
-"""CLI commands of the learning loop: `gpt2bot train`, `gpt2bot bench training|loop`, and the
-registry side of `gpt2bot models use|rollback`. Registered by `bot.cli` in one block.
+"""CLI commands of the learning loop: `gpt2bot train`, `gpt2bot bench training|loop`.
+Registered by `bot.cli` in one block.
 """
 
 from __future__ import annotations
@@ -8,14 +8,10 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from admin.base import TrainingRunInfo
 from bot.settings import Settings
-from storage import Database, ModelVersionRecord, upgrade
-
-if TYPE_CHECKING:  # torch-heavy: imported when a command runs, so `gpt2bot --help` stays quick
-    from admin.service import LearningLoop
+from storage import RunStatus, TrainingRunRecord
 
 BAR_WIDTH = 30
 BENCH_KINDS = ("generation", "training", "loop")
@@ -46,22 +42,14 @@ def add_parsers(sub: Any) -> None:
     bench.add_argument("--json", action="store_true", help="print JSON")
 
 
-def _bar(info: TrainingRunInfo) -> None:
+def _bar(info: TrainingRunRecord) -> None:
     done = int(BAR_WIDTH * info.progress)
     eta = f" ETA {info.eta_s:.0f}s" if info.eta_s is not None else ""
     line = f"\r[{'#' * done}{'.' * (BAR_WIDTH - done)}] {info.progress:4.0%}{eta} ({info.status})"
     print(line.ljust(BAR_WIDTH + 40), end="", file=sys.stderr, flush=True)
 
 
-def _open(settings: Settings) -> tuple[Database, LearningLoop]:
-    from admin.service import LearningLoop
-
-    db = Database(settings.storage.url)
-    upgrade(db.engine)
-    return db, LearningLoop(db, settings.model, settings.learning)
-
-
-def _summary(info: TrainingRunInfo) -> dict[str, Any]:
+def _summary(info: TrainingRunRecord) -> dict[str, Any]:
     return {
         "run": info.id,
         "status": info.status,
@@ -75,11 +63,11 @@ def _summary(info: TrainingRunInfo) -> dict[str, Any]:
     }
 
 
-def _print_evaluation(info: TrainingRunInfo) -> None:
+def _print_evaluation(info: TrainingRunRecord) -> None:
     print(f"run {info.id}: {info.status} on {info.dataset_size} samples")
     if info.error:
         print(f"  {info.error}")
-    if info.status != "succeeded":
+    if info.status != RunStatus.SUCCEEDED:
         return
     before, after = info.eval_before, info.eval_after
     print(
@@ -93,49 +81,32 @@ def _print_evaluation(info: TrainingRunInfo) -> None:
 
 
 async def train(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.app import prepare_model
-    from model.bootstrap import BootstrapConfig
+    for name in args.data:  # a missing file is told before the model is prepared
+        if not Path(name).is_file():
+            raise FileNotFoundError(f"no such data file: {name}")
+    from bot.app import App  # torch-heavy: imported when the command runs
 
-    db, loop = _open(settings)
+    # an active version to fine-tune (prepared if need be); no model is loaded here
+    app = await App.open(settings, model="prepare")
     try:
-        await db.run(prepare_model, settings.model, loop.registry.versions, BootstrapConfig())
         for name in args.data:
-            report = await loop.curate_add_file("cli", name, Path(name).read_bytes())
+            report = await app.admin.curation.add_file("cli", name, Path(name).read_bytes())
             print(f"{name}: {report.summary()}", file=sys.stderr)
-        progress = None if args.json else _bar
-        interrupted = await loop.interrupted_run()
-        if interrupted is not None:
-            print(f"resuming interrupted run {interrupted.id}", file=sys.stderr)
-            await loop.resume(interrupted, progress)
-        else:
-            await loop.retrain_now(
-                "cli", progress, include_ratings=args.from_ratings, epochs=args.epochs
-            )
-        info = await loop.wait()
+        # an interrupted run is resumed instead (the log says so)
+        await app.admin.training.start(
+            "cli",
+            None if args.json else _bar,
+            include_ratings=args.from_ratings,
+            epochs=args.epochs,
+        )
+        info = await app.admin.training.wait()
     finally:
-        await loop.close()
-        db.dispose()
+        await app.close()
     assert info is not None
     if not args.json:
         print(file=sys.stderr)
     print(json.dumps(_summary(info), default=str)) if args.json else _print_evaluation(info)
-    return 0 if info.status == "succeeded" else 1
-
-
-async def models_switch(settings: Settings, action: str, version: str | None, force: bool) -> None:
-    """`models use|rollback` through the registry (gate included; the database only, since a
-    running bot is not this process)."""
-    db, loop = _open(settings)
-    try:
-        if action == "use":
-            if not version:
-                raise ValueError("name the version: gpt2bot models use VERSION")
-            record: ModelVersionRecord = await loop.model_use("cli", version, force)
-        else:
-            record = await loop.model_rollback("cli")
-        print(f"{record.name} is now active", file=sys.stderr)
-    finally:
-        db.dispose()
+    return 0 if info.status == RunStatus.SUCCEEDED else 1
 
 
 async def bench(settings: Settings, args: argparse.Namespace) -> int:

@@ -1,4 +1,5 @@
-"""Configuration of the model side (composed into `bot.settings.Settings`)."""
+"""Configuration of the model side. Each field names its environment variable (read by the
+settings reader in `bot/settings.py`; documented in `.env.example`)."""
 
 from __future__ import annotations
 
@@ -9,26 +10,56 @@ from model.engine.config import EngineConfig
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPE_NAMES = ("auto", "fp32", "bf16", "fp16")
+BACKEND_HELP = "a gpt2bot.backends entry point: local (this process) or openai"
+
+
+def check_device(device: str) -> None:
+    """`cuda:1` is a device too; the kind before the colon must be known."""
+    if device.split(":")[0] not in DEVICES:
+        raise ValueError(f"{device!r} is not a device", f"Use one of: {', '.join(DEVICES)}.")
+
+
+def check_model_dir(folder: Path) -> None:
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"{folder} is a file", "Point it at a folder (it is created if absent).")
+
+
+DEVICE = {"env": "DEVICE", "lower": True, "check": check_device, "help": "auto, cpu, cuda, mps"}
+DTYPE = {"env": "DTYPE", "choices": DTYPE_NAMES, "help": "auto = bf16/fp16 on GPU"}
 
 
 @dataclass(frozen=True)
 class OpenAIConfig:
     """Where the `openai` backend sends requests (any OpenAI-compatible completions server)."""
 
-    base_url: str = "http://127.0.0.1:8000/v1"  # the server's /v1 root
-    api_key: str | None = None  # sent as a bearer token when set
-    model: str | None = None  # the server's model name; default: the version's path
-    extra_params: bool = True  # send top_k and repetition_penalty (vLLM reads them)
+    base_url: str = field(  # the server's /v1 root
+        default="http://127.0.0.1:8000/v1",
+        metadata={"env": "OPENAI_BASE_URL", "url_schemes": ("http", "https")},
+    )
+    # sent as a bearer token when set
+    api_key: str | None = field(default=None, metadata={"env": "OPENAI_API_KEY"})
+    # the server's model name; default: the version's path
+    model: str | None = field(default=None, metadata={"env": "OPENAI_MODEL"})
+    # send top_k and repetition_penalty (vLLM reads them)
+    extra_params: bool = field(default=True, metadata={"env": "OPENAI_EXTRA_PARAMS"})
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    model_dir: Path = Path("./models")  # model versions live here, one folder each
-    base_model: str = "gpt2"  # hub id or local folder; "bootstrap" forces the offline model
-    device: str = "auto"  # auto = cuda > mps > cpu
-    dtype: str = "auto"  # auto = bf16/fp16 on GPU, fp32 on CPU
+    # model versions live here, one folder each
+    model_dir: Path = field(
+        default=Path("./models"), metadata={"env": "MODEL_DIR", "check": check_model_dir}
+    )
+    # hub id or local folder; "bootstrap" forces the offline model
+    base_model: str = field(default="gpt2", metadata={"env": "BASE_MODEL"})
+    device: str = field(default="auto", metadata=DEVICE)  # auto = cuda > mps > cpu
+    # auto = bf16/fp16 on GPU; on CPU the engine's ENGINE_CPU_DTYPE decides
+    dtype: str = field(default="auto", metadata=DTYPE)
     hub_timeout_s: float = 3.0  # how long to wait for the model hub before going offline
-    backend: str = "local"  # a `gpt2bot.backends` entry point: local (this process) or openai
+    backend: str = field(
+        default="local",
+        metadata={"env": "GENERATION_BACKEND", "lower": True, "help": BACKEND_HELP},
+    )
     engine: EngineConfig = field(default_factory=EngineConfig)  # the local backend's engine
     openai: OpenAIConfig = field(default_factory=OpenAIConfig)  # the openai backend's server
 
@@ -37,20 +68,32 @@ class ModelConfig:
 class FinetuneConfig:
     """Defaults suit a few hundred short samples on a small model."""
 
-    epochs: int = 3
-    learning_rate: float = 1e-4  # small data: a gentle rate keeps what the model knew
+    epochs: int = field(
+        default=3, metadata={"env": "TRAIN_EPOCHS", "min": 1, "max": 100, "help": "passes"}
+    )
+    # small data: a gentle rate keeps what the model knew
+    learning_rate: float = field(
+        default=1e-4, metadata={"env": "TRAIN_LEARNING_RATE", "min": 1e-7, "max": 1.0}
+    )
     warmup_ratio: float = 0.1
     weight_decay: float = 0.01
-    batch_size: int = 8
-    grad_accum: int = 1  # effective batch = batch_size * grad_accum blocks
-    block_size: int = 128  # tokens per training sequence
+    batch_size: int = field(default=8, metadata={"env": "TRAIN_BATCH_SIZE", "min": 1, "max": 512})
+    # effective batch = batch_size * grad_accum blocks
+    grad_accum: int = field(default=1, metadata={"env": "TRAIN_GRAD_ACCUM", "min": 1, "max": 512})
+    # tokens per training sequence
+    block_size: int = field(
+        default=128, metadata={"env": "TRAIN_BLOCK_SIZE", "min": 16, "max": 1024}
+    )
     heldout_fraction: float = 0.1  # of the samples, at least one
-    checkpoint_every: int = 50  # optimizer steps
+    # optimizer steps between checkpoints
+    checkpoint_every: int = field(
+        default=50, metadata={"env": "TRAIN_CHECKPOINT_EVERY", "min": 1, "max": 1e6}
+    )
     eval_every: int = 50  # optimizer steps (and at the end)
     early_stop_patience: int = 3  # evaluations without improvement before stopping
     max_steps: int = 0  # 0: the epochs decide
     seed: int = 1234
-    device: str = "auto"
-    dtype: str = "auto"  # bf16/fp16 autocast on GPU; fp32 on CPU
+    device: str = field(default="auto", metadata=DEVICE)  # the same DEVICE as serving
+    dtype: str = field(default="auto", metadata=DTYPE)  # bf16/fp16 autocast on GPU; fp32 on CPU
     sample_max_new_tokens: int = 40
     threads: int = 0  # CPU threads; 0 = one for small models, torch's default otherwise

@@ -1,6 +1,15 @@
 """Persistence: SQLAlchemy models, migrations and repositories returning dataclasses."""
 
 from storage.db import Database, StorageConfig
+from storage.learning import (
+    ACTIVE_STATUSES,
+    FINISHED_STATUSES,
+    CuratedSampleRecord,
+    CuratedSampleRepository,
+    RunStatus,
+    TrainingRunRecord,
+    TrainingRunRepository,
+)
 from storage.migrate import upgrade
 from storage.records import (
     GenerationRecord,
@@ -17,7 +26,11 @@ from storage.repository import (
 )
 
 __all__ = [
+    "ACTIVE_STATUSES",
+    "FINISHED_STATUSES",
     "AuditRepository",
+    "CuratedSampleRecord",
+    "CuratedSampleRepository",
     "Database",
     "GenerationRecord",
     "GenerationRepository",
@@ -26,7 +39,10 @@ __all__ = [
     "NewGeneration",
     "NotFound",
     "RatingRecord",
+    "RunStatus",
     "StorageConfig",
+    "TrainingRunRecord",
+    "TrainingRunRepository",
     "VersionRatingStats",
     "upgrade",
 ]

@@ -10,12 +10,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 5000  # writers wait this long for a lock instead of failing at once
@@ -24,9 +25,24 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
+def check_url(url: str) -> None:
+    """Refuse what SQLAlchemy cannot parse as a database URL (`ValueError(problem, fix)`)."""
+    try:
+        make_url(url)
+    except ArgumentError:
+        raise ValueError(
+            f"{url!r} is not a database URL",
+            "Use e.g. sqlite:///./data/gpt2bot.db or postgresql+psycopg://user:pass@host/db.",
+        ) from None
+
+
 @dataclass(frozen=True)
 class StorageConfig:
-    url: str = "sqlite:///./data/gpt2bot.db"  # any SQLAlchemy URL, e.g. postgresql+psycopg://...
+    # SQLite and PostgreSQL are what the tests cover
+    url: str = field(
+        default="sqlite:///./data/gpt2bot.db",
+        metadata={"env": "DATABASE_URL", "check": check_url, "help": "SQLAlchemy database URL"},
+    )
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import func, select
@@ -17,7 +18,18 @@ from storage.db import Database
 from storage.models import CuratedSample, Generation, Rating, TrainingRun, utcnow
 from storage.repository import NotFound
 
-ACTIVE_STATUSES = ("queued", "running")
+
+class RunStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    SKIPPED = "skipped"
+
+
+ACTIVE_STATUSES = (RunStatus.QUEUED, RunStatus.RUNNING)
+FINISHED_STATUSES = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.SKIPPED)
 
 
 @dataclass(frozen=True)
@@ -47,6 +59,11 @@ class TrainingRunRecord:
     error: str | None
     created_at: datetime
     finished_at: datetime | None
+    eta_s: float | None = None  # live estimate while training (not stored)
+
+    @property
+    def promoted(self) -> bool | None:
+        return self.eval_after.get("promoted")
 
 
 def _sample_record(row: CuratedSample) -> CuratedSampleRecord:

@@ -1,24 +1,27 @@
 """The `gpt2bot.platforms` seam.
 
 A platform plugin is an entry point in the `gpt2bot.platforms` group whose object is a
-`PlatformFactory`: called with the running `App` and the `RunOptions`, it returns a `Platform`.
-`gpt2bot run` awaits `Platform.run()` until SIGINT/SIGTERM, then awaits `Platform.stop()`.
+`PlatformFactory`: called with the running `App`, the `RunOptions` and its own config, it
+returns a `Platform`. `gpt2bot run` awaits `Platform.run()` until SIGINT/SIGTERM, then awaits
+`Platform.stop()`.
 
-A factory may also carry a settings check (`checks_settings`): `gpt2bot run` calls it before it
-spends a minute preparing the model, so a missing token is reported at once.
+A factory names its settings dataclass with `@uses_config(MyConfig)`: each field's metadata
+names its environment variable (see `bot/settings.py`), so a third-party platform's settings
+come from `.env` like ours. `gpt2bot run` reads and checks them (the dataclass's `check()`)
+before it spends a minute preparing the model, so a missing token is reported at once.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+from bot.settings import Settings, read_config
 
 if TYPE_CHECKING:
     from bot.app import App
-    from bot.settings import Settings
 
-SettingsCheck = Callable[["Settings"], None]
 Factory = TypeVar("Factory")
 
 
@@ -26,6 +29,11 @@ Factory = TypeVar("Factory")
 class RunOptions:
     host: str = "127.0.0.1"
     port: int = 8080
+
+
+@dataclass(frozen=True)
+class NoConfig:
+    """For platforms without settings of their own."""
 
 
 class Platform(Protocol):
@@ -43,24 +51,22 @@ class Platform(Protocol):
 
 
 class PlatformFactory(Protocol):
-    def __call__(self, app: App, options: RunOptions) -> Platform:
-        """Build the platform for `app`; raise `ValueError` with a clear message on bad setup."""
+    def __call__(self, app: App, options: RunOptions, config: Any) -> Platform:
+        """Build the platform for `app`; raise `ValueError` with a clear message on bad setup.
+        `config` is an instance of the class given to `uses_config` (else `NoConfig`)."""
         ...
 
 
-def checks_settings(check: SettingsCheck) -> Callable[[Factory], Factory]:
-    """Give a platform factory a settings check: `check(settings)` raises `ValueError` with a
-    message naming the setting and the fix when the platform cannot start as configured."""
+def uses_config(config_class: type) -> Callable[[Factory], Factory]:
+    """Name the settings dataclass a platform factory reads from the environment."""
 
     def attach(factory: Factory) -> Factory:
-        factory.check_settings = check  # type: ignore[attr-defined]
+        factory.config_class = config_class  # type: ignore[attr-defined]
         return factory
 
     return attach
 
 
-def check_settings(factory: object, settings: Settings) -> None:
-    """Run the factory's settings check, if it has one (`ValueError` when it fails)."""
-    check: SettingsCheck | None = getattr(factory, "check_settings", None)
-    if check is not None:
-        check(settings)
+def platform_config(factory: object, settings: Settings) -> Any:
+    """The factory's config read from `settings.env` and checked (`SettingsError`)."""
+    return read_config(getattr(factory, "config_class", NoConfig), settings.env)

@@ -1,29 +1,42 @@
-"""Settings of the generation engine (composed into `ModelConfig`, read by `bot.settings`)."""
+"""Settings of the generation engine (composed into `ModelConfig`). Each field names its
+environment variable; `bot/settings.py` reads them and `.env.example` documents them."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 CPU_DTYPES = ("auto", "fp32", "bf16")
 
 
 @dataclass(frozen=True)
 class EngineConfig:
-    max_batch: int = 32  # rows (samples) decoded together; more = more throughput, slower steps
-    max_queue: int = 64  # requests waiting beyond this get an immediate "busy, retry in N s"
-    max_per_user: int = 2  # requests one user may have queued or running at once
-    timeout_s: float = 300.0  # a request still unfinished after this fails with a clear message
+    # rows (samples) decoded together; more = more throughput, slower steps
+    max_batch: int = field(default=32, metadata={"env": "ENGINE_MAX_BATCH", "min": 1})
+    # requests waiting beyond this get an immediate "busy, retry in N s"
+    max_queue: int = field(default=64, metadata={"env": "ENGINE_MAX_QUEUE", "min": 0})
+    # requests one user may have queued or running at once
+    max_per_user: int = field(default=2, metadata={"env": "ENGINE_MAX_PER_USER", "min": 1})
+    # a request still unfinished after this fails with a clear message
+    timeout_s: float = field(default=300.0, metadata={"env": "ENGINE_TIMEOUT_S", "min": 1})
     # dtype on CPU when DTYPE=auto: "auto" = bf16 where the CPU has native bf16 (AVX512-BF16 or
-    # AMX), else fp32. Measured on a 2-core AVX512-BF16 CPU: bf16 ≈ 2x fp32 (see the README).
-    cpu_dtype: str = "auto"
+    # AMX), else fp32. Measured on a 2-core AVX512-BF16 CPU: bf16 ≈ 2x fp32 (docs/engine.md).
+    cpu_dtype: str = field(
+        default="auto", metadata={"env": "ENGINE_CPU_DTYPE", "choices": CPU_DTYPES}
+    )
     # CPU fp32: prepack the weights for oneDNN (engine tokens/s x1.52 on the 2-core AMD EPYC,
     # x1.13-1.18 on 2 Xeon cores; weights held twice in memory); see model/engine/linear.py
-    cpu_prepack: bool = True
+    cpu_prepack: bool = field(default=True, metadata={"env": "ENGINE_CPU_PREPACK"})
     # GPU: replay decode steps from CUDA graphs (model/engine/graphs.py); the KV cache is then
     # allocated at full length up front (GPT-2 124M, 32 rows: 1.2 GB in bf16)
-    cuda_graphs: bool = True
-    max_prefill_tokens: int = 2048  # prompt tokens prefilled per step: bounds a step's stall
-    metrics_log_interval_s: float = 60.0  # how often the engine logs its metrics (0 = never)
+    cuda_graphs: bool = field(default=True, metadata={"env": "ENGINE_CUDA_GRAPHS"})
+    # prompt tokens prefilled per step: bounds a step's stall
+    max_prefill_tokens: int = field(
+        default=2048, metadata={"env": "ENGINE_MAX_PREFILL_TOKENS", "min": 1}
+    )
+    # how often the engine logs its metrics (0 = never)
+    metrics_log_interval_s: float = field(
+        default=60.0, metadata={"env": "ENGINE_METRICS_LOG_INTERVAL_S", "min": 0}
+    )
 
     def __post_init__(self) -> None:
         if self.max_batch < 1 or self.max_queue < 0 or self.max_per_user < 1:

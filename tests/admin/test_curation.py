@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from admin.service import LearningLoop
 
 from admin.curation import MAX_SAMPLE_CHARS
-from admin.service import LearningLoop
 from storage import Database, GenerationRepository, NewGeneration
 
 

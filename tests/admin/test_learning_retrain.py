@@ -7,9 +7,9 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from admin.service import LOSS_CURVE_FILE, LearningLoop
 
 from admin.base import AlreadyRunning, TrainingRunInfo
-from admin.service import LOSS_CURVE_FILE, LearningLoop
 from model.backends.local import LocalBackend
 from model.config import ModelConfig
 from storage import Database, ModelVersionRepository

@@ -6,10 +6,10 @@ import asyncio
 from datetime import UTC, datetime
 
 import pytest
+from admin.service import LearningLoop
 from apscheduler.triggers.interval import IntervalTrigger
 
 from admin.scheduler import RETRAIN_JOB_ID, RetrainScheduler, parse_cron
-from admin.service import LearningLoop
 from storage import Database
 
 NOW = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)  # a Monday

@@ -51,7 +51,7 @@ async def test_app_open_prepares_everything_on_a_fresh_install(settings, tmp_pat
     try:
         assert app.backend.model_version == BOOTSTRAP_VERSION
         assert (tmp_path / "data" / "gpt2bot.db").exists()
-        from bot.usecases import Origin
+        from bot.chat import Origin
 
         finished = await app.chat.generate(Origin("cli", "me"), "Hello", {"seed": 1})
         assert finished.generations[0].model_version == BOOTSTRAP_VERSION

@@ -4,9 +4,9 @@ import json
 
 import pytest
 
+from bot.chat import Finished, Origin
 from bot.export import write_export
 from bot.params import InvalidRequest
-from bot.usecases import Finished, Origin
 from model.backends.base import Chunk, Queued
 from storage import GenerationRepository
 

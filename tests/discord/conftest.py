@@ -13,9 +13,9 @@ from discord.gateway import DiscordWebSocket
 from discord.http import Route
 
 from bot.app import App
+from bot.chat import ChatService
 from bot.platforms.discord import DiscordPlatform
 from bot.settings import AdminConfig, DiscordConfig, Settings
-from bot.usecases import ChatService
 from storage import (
     AuditRepository,
     Database,

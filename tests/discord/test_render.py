@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bot.platforms.discord import render
-from bot.platforms.discord.client import rest_base
+from bot.platforms.discord.platform import rest_base
 from bot.platforms.discord.sync import same_commands
 from bot.settings import Settings, SettingsError
 

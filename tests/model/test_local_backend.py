@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from bot import plugins
-from bot.usecases import ChatService, Finished, Origin
+from bot.chat import ChatService, Finished, Origin
 from model.backends.base import Backend, ReportsMetrics
 from model.backends.local import engine_dtype_name
 from model.config import ModelConfig

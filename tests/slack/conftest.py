@@ -15,10 +15,10 @@ import pytest
 from slack_sdk.signature import SignatureVerifier
 
 from bot.app import App
+from bot.chat import ChatService
 from bot.platforms.base import RunOptions
 from bot.platforms.slack import EVENTS_PATH, SlackPlatform
 from bot.settings import AdminConfig, Settings, SlackConfig
-from bot.usecases import ChatService
 from storage import AuditRepository, Database, ModelVersionRepository, upgrade
 from tests.slack.fake_slack import TEAM_ID, FakeSlack
 from tests.slack.fakes import RecordingAdmin, ScriptedBackend

@@ -3,6 +3,7 @@
 Entry point `gpt2bot.platforms: discord = bot.platforms.discord:create`.
 """
 
-from bot.platforms.discord.client import DiscordPlatform, DiscordSetupError, create
+from bot.platforms.discord.config import DiscordConfig
+from bot.platforms.discord.platform import DiscordPlatform, DiscordSetupError, create
 
-__all__ = ["DiscordPlatform", "DiscordSetupError", "create"]
+__all__ = ["DiscordConfig", "DiscordPlatform", "DiscordSetupError", "create"]

@@ -3,8 +3,8 @@
 Discord hides the group from members without the Administrator permission
 (`default_permissions`; server owners can grant it to `ADMIN_ROLE` in Server Settings →
 Integrations), and every invocation is checked again here by `AdminGate`, which audits the
-attempt before anything happens. Answers are ephemeral. The work is done by the
-`AdminService` use-cases (`app.admin`); without them the commands say so.
+attempt before anything happens. Answers are ephemeral. The work is done by the admin
+services (`app.admin`: curation, training, registry, reports).
 """
 
 from __future__ import annotations
@@ -20,11 +20,12 @@ from typing import Any
 import discord
 from discord import app_commands
 
-from admin.auth import Actor, AdminGate, AdminPolicy, NotAuthorized
-from admin.base import AdminService, AlreadyRunning, TrainingRunInfo
+from admin.auth import Actor, AdminGate, NotAuthorized
+from admin.base import AdminServices, AlreadyRunning
 from bot.platforms.discord import admin_render
 from bot.platforms.discord.commands import PLATFORM
 from bot.platforms.discord.jobs import describe_error
+from storage import FINISHED_STATUSES, TrainingRunRecord
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ class Reply:
     file: discord.File | None = None
 
 
-Work = Callable[[AdminService, str], Awaitable[Reply]]
+Work = Callable[[AdminServices, str], Awaitable[Reply]]
 
 
 def actor_of(interaction: discord.Interaction) -> Actor:
@@ -57,7 +58,7 @@ def actor_of(interaction: discord.Interaction) -> Actor:
 class AdminCommands:
     """Authorizes, audits and runs one admin action per invocation."""
 
-    def __init__(self, service: AdminService | None, gate: AdminGate) -> None:
+    def __init__(self, service: AdminServices, gate: AdminGate) -> None:
         self.service = service
         self.gate = gate
         self._progress_tasks: set[asyncio.Task[Any]] = set()
@@ -73,9 +74,6 @@ class AdminCommands:
             log.warning("refused /admin %s for user %s", action, actor.user_id)
             await interaction.edit_original_response(content=str(refusal))
             return
-        if self.service is None:
-            await interaction.edit_original_response(content=admin_render.NOT_AVAILABLE)
-            return
         try:
             reply = await work(self.service, actor.user_id)
         except (ValueError, LookupError, AlreadyRunning) as error:
@@ -87,12 +85,12 @@ class AdminCommands:
 
     def progress_reporter(
         self, interaction: discord.Interaction
-    ) -> Callable[[TrainingRunInfo], None]:
+    ) -> Callable[[TrainingRunRecord], None]:
         """A callback that shows a training run's progress in the admin's answer."""
         last = [0.0]
 
-        def report(run: TrainingRunInfo) -> None:
-            final = run.status in admin_render.FINAL_STATUSES
+        def report(run: TrainingRunRecord) -> None:
+            final = run.status in FINISHED_STATUSES
             now = time.monotonic()
             if not final and now - last[0] < PROGRESS_EDIT_INTERVAL_S:
                 return
@@ -126,9 +124,9 @@ def build_admin_group(admin: AdminCommands) -> app_commands.Group:
     async def stats(interaction: discord.Interaction) -> None:
         """Ratings per model version, with a chart."""
 
-        async def work(service: AdminService, actor: str) -> Reply:
-            rows = await service.stats()
-            chart = await service.stats_chart()
+        async def work(service: AdminServices, actor: str) -> Reply:
+            rows = await service.reports.stats()
+            chart = await service.reports.stats_chart()
             file = discord.File(io.BytesIO(chart), filename="ratings.png")
             return Reply(admin_render.rating_stats(rows), file)
 
@@ -149,17 +147,17 @@ def _add_curate(parent: app_commands.Group, admin: AdminCommands) -> None:
     ) -> None:
         """Add a training sample, or a file of them."""
 
-        async def work(service: AdminService, actor: str) -> Reply:
+        async def work(service: AdminServices, actor: str) -> Reply:
             if file is None and not text:
                 return Reply("Give `text` or attach a `file` (.txt, one sample per line; .jsonl).")
             reports = []
             if text:
-                reports.append(await service.curate_add(actor, [text]))
+                reports.append(await service.curation.add(actor, [text]))
             if file is not None:
                 if file.size > MAX_UPLOAD_BYTES:
                     return Reply(f"⚠️ {file.filename} is over {MAX_UPLOAD_BYTES // 2**20} MiB.")
                 content = await file.read()
-                reports.append(await service.curate_add_file(actor, file.filename, content))
+                reports.append(await service.curation.add_file(actor, file.filename, content))
             return Reply("Curated samples: " + "; ".join(r.summary() for r in reports) + ".")
 
         detail = {"text_chars": len(text or ""), "file": file.filename if file else None}
@@ -169,8 +167,8 @@ def _add_curate(parent: app_commands.Group, admin: AdminCommands) -> None:
     async def list_(interaction: discord.Interaction, limit: ListLimit = 20) -> None:
         """The newest curated samples."""
 
-        async def work(service: AdminService, actor: str) -> Reply:
-            return Reply(admin_render.curated(await service.curate_list(limit)))
+        async def work(service: AdminServices, actor: str) -> Reply:
+            return Reply(admin_render.curated(await service.curation.recent(limit)))
 
         await admin.run(interaction, "curate list", {"limit": limit}, work)
 
@@ -178,8 +176,8 @@ def _add_curate(parent: app_commands.Group, admin: AdminCommands) -> None:
     async def remove(interaction: discord.Interaction, sample_id: SampleId) -> None:
         """Stop using a curated sample for training."""
 
-        async def work(service: AdminService, actor: str) -> Reply:
-            await service.curate_remove(actor, sample_id)
+        async def work(service: AdminServices, actor: str) -> Reply:
+            await service.curation.remove(actor, sample_id)
             return Reply(f"Sample `{sample_id}` will not be used for training any more.")
 
         await admin.run(interaction, "curate remove", {"sample_id": sample_id}, work)
@@ -192,8 +190,8 @@ def _add_retrain(parent: app_commands.Group, admin: AdminCommands) -> None:
     async def now(interaction: discord.Interaction) -> None:
         """Fine-tune on the curated samples now; this message shows the progress."""
 
-        async def work(service: AdminService, actor: str) -> Reply:
-            run = await service.retrain_now(actor, admin.progress_reporter(interaction))
+        async def work(service: AdminServices, actor: str) -> Reply:
+            run = await service.training.start(actor, admin.progress_reporter(interaction))
             return Reply(admin_render.training_run(run))
 
         await admin.run(interaction, "retrain now", {}, work)
@@ -204,8 +202,8 @@ def _add_retrain(parent: app_commands.Group, admin: AdminCommands) -> None:
         """Retrain automatically on a cron schedule, or turn it off."""
         value = None if cron.strip().lower() in ("off", "none", "") else cron.strip()
 
-        async def work(service: AdminService, actor: str) -> Reply:
-            return Reply(admin_render.schedule(await service.retrain_schedule(actor, value)))
+        async def work(service: AdminServices, actor: str) -> Reply:
+            return Reply(admin_render.schedule(await service.training.schedule(actor, value)))
 
         await admin.run(interaction, "retrain schedule", {"cron": value}, work)
 
@@ -213,8 +211,8 @@ def _add_retrain(parent: app_commands.Group, admin: AdminCommands) -> None:
     async def status(interaction: discord.Interaction) -> None:
         """The running or most recent training run."""
 
-        async def work(service: AdminService, actor: str) -> Reply:
-            return Reply(admin_render.training_run(await service.retrain_status()))
+        async def work(service: AdminServices, actor: str) -> Reply:
+            return Reply(admin_render.training_run(await service.training.status()))
 
         await admin.run(interaction, "retrain status", {}, work)
 
@@ -222,8 +220,8 @@ def _add_retrain(parent: app_commands.Group, admin: AdminCommands) -> None:
     async def cancel(interaction: discord.Interaction) -> None:
         """Stop the running training run."""
 
-        async def work(service: AdminService, actor: str) -> Reply:
-            stopped = await service.retrain_cancel(actor)
+        async def work(service: AdminServices, actor: str) -> Reply:
+            stopped = await service.training.cancel(actor)
             return Reply("Training run cancelled." if stopped else "No training run is running.")
 
         await admin.run(interaction, "retrain cancel", {}, work)
@@ -236,8 +234,8 @@ def _add_model(parent: app_commands.Group, admin: AdminCommands) -> None:
     async def list_(interaction: discord.Interaction) -> None:
         """All model versions and which one is serving."""
 
-        async def work(service: AdminService, actor: str) -> Reply:
-            return Reply(admin_render.model_versions(await service.models_list()))
+        async def work(service: AdminServices, actor: str) -> Reply:
+            return Reply(admin_render.model_versions(await service.registry.versions()))
 
         await admin.run(interaction, "model list", {}, work)
 
@@ -246,8 +244,8 @@ def _add_model(parent: app_commands.Group, admin: AdminCommands) -> None:
     async def use(interaction: discord.Interaction, version: str, force: bool = False) -> None:
         """Serve another model version (hot-swapped, no downtime)."""
 
-        async def work(service: AdminService, actor: str) -> Reply:
-            return Reply(admin_render.switched(await service.model_use(actor, version, force)))
+        async def work(service: AdminServices, actor: str) -> Reply:
+            return Reply(admin_render.switched(await service.registry.use(actor, version, force)))
 
         await admin.run(interaction, "model use", {"version": version, "force": force}, work)
 
@@ -255,17 +253,7 @@ def _add_model(parent: app_commands.Group, admin: AdminCommands) -> None:
     async def rollback(interaction: discord.Interaction) -> None:
         """Go back to the previously serving model version."""
 
-        async def work(service: AdminService, actor: str) -> Reply:
-            return Reply(admin_render.switched(await service.model_rollback(actor)))
+        async def work(service: AdminServices, actor: str) -> Reply:
+            return Reply(admin_render.switched(await service.registry.rollback(actor)))
 
         await admin.run(interaction, "model rollback", {}, work)
-
-
-def admin_commands_for(app: Any) -> AdminCommands:
-    """`AdminCommands` for the app: its admin service and gate when wired, else a gate built
-    from the `ADMIN_*` settings (so refusals are still audited) and no service."""
-    gate = getattr(app, "gate", None)
-    if gate is None:
-        policy = AdminPolicy(user_ids=app.settings.admin.user_ids, role=app.settings.admin.role)
-        gate = AdminGate(policy, app.db)
-    return AdminCommands(getattr(app, "admin", None), gate)

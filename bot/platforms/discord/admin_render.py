@@ -6,26 +6,26 @@ from datetime import datetime
 
 from discord.utils import escape_markdown, format_dt
 
-from admin.base import CuratedItem, TrainingRunInfo
-from storage import ModelVersionRecord, VersionRatingStats
+from storage import (
+    ACTIVE_STATUSES,
+    CuratedSampleRecord,
+    ModelVersionRecord,
+    TrainingRunRecord,
+    VersionRatingStats,
+)
 
 SAMPLE_PREVIEW_CHARS = 80
-NOT_AVAILABLE = (
-    "Admin commands are not available in this installation: the learning loop (curation, "
-    "retraining, model switching) is not set up. Ask the operator to enable it."
-)
-FINAL_STATUSES = ("succeeded", "failed", "cancelled", "skipped")
 
 
 def _when(moment: datetime | None) -> str:
     return "-" if moment is None else format_dt(moment, "R")
 
 
-def training_run(run: TrainingRunInfo | None) -> str:
+def training_run(run: TrainingRunRecord | None) -> str:
     if run is None:
         return "No training run yet. Start one with `/admin retrain now`."
     lines = [f"**Training run #{run.id}**: {run.status} ({run.trigger}, by {run.requested_by})"]
-    if run.status in ("queued", "running"):
+    if run.status in ACTIVE_STATUSES:
         eta = f", about {run.eta_s:.0f} s left" if run.eta_s is not None else ""
         lines.append(f"progress {run.progress:.0%}{eta} · {run.dataset_size} samples")
     else:
@@ -60,7 +60,7 @@ def switched(row: ModelVersionRecord) -> str:
     return f"Now serving `{row.name}` (new requests use it; running ones finish on the old one)."
 
 
-def curated(items: list[CuratedItem]) -> str:
+def curated(items: list[CuratedSampleRecord]) -> str:
     if not items:
         return "No curated samples yet. Add some with `/admin curate add`."
     lines = ["**Curated samples** (newest first)"]

@@ -12,17 +12,17 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import discord
 from discord import app_commands
 
 from admin.auth import AdminPolicy
+from bot.chat import ChatService, GenerateEvent, Origin
 from bot.params import LIMITS, MAX_PROMPT_CHARS
 from bot.platforms.discord import render
 from bot.platforms.discord.jobs import InFlight, UserCooldown, close_stream, describe_error
 from bot.platforms.discord.streaming import InteractionSurface, StreamPublisher, send_ephemeral
-from bot.usecases import ChatService, GenerateEvent, Origin
 
 log = logging.getLogger(__name__)
 
@@ -40,13 +40,22 @@ def _range(name: str) -> Any:
 
 # Option types: module-level so discord.py can resolve the callback's annotations.
 Prompt = app_commands.Range[str, 1, MAX_PROMPT_CHARS]
-Temperature = _range("temperature")
-TopK = _range("top_k")
-TopP = _range("top_p")
-MaxNewTokens = _range("max_new_tokens")
-RepetitionPenalty = _range("repetition_penalty")
-Samples = _range("samples")
-Seed = _range("seed")
+if TYPE_CHECKING:  # the ranges are built from bot.params.LIMITS at run time; mypy sees numbers
+    Temperature: TypeAlias = float
+    TopP: TypeAlias = float
+    RepetitionPenalty: TypeAlias = float
+    TopK: TypeAlias = int
+    MaxNewTokens: TypeAlias = int
+    Samples: TypeAlias = int
+    Seed: TypeAlias = int
+else:
+    Temperature = _range("temperature")
+    TopK = _range("top_k")
+    TopP = _range("top_p")
+    MaxNewTokens = _range("max_new_tokens")
+    RepetitionPenalty = _range("repetition_penalty")
+    Samples = _range("samples")
+    Seed = _range("seed")
 
 OPTION_HELP = {name: spec[4][:100] for name, spec in LIMITS.items()}
 

@@ -12,6 +12,14 @@ from collections.abc import AsyncIterator, Callable
 
 import discord
 
+from bot.chat import (
+    CONTINUE_EMOJI,
+    RATING_EMOJI,
+    REGENERATE_EMOJI,
+    ChatService,
+    GenerateEvent,
+    Origin,
+)
 from bot.platforms.discord import render
 from bot.platforms.discord.commands import PLATFORM
 from bot.platforms.discord.jobs import (
@@ -22,14 +30,6 @@ from bot.platforms.discord.jobs import (
     describe_error,
 )
 from bot.platforms.discord.streaming import ChannelSurface, StreamPublisher
-from bot.usecases import (
-    CONTINUE_EMOJI,
-    RATING_EMOJI,
-    REGENERATE_EMOJI,
-    ChatService,
-    GenerateEvent,
-    Origin,
-)
 from storage import GenerationRecord
 
 log = logging.getLogger(__name__)

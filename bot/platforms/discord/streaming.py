@@ -12,12 +12,12 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator
-from typing import Protocol
+from typing import Any, Protocol
 
 import discord
 
+from bot.chat import ChatService, Finished, GenerateEvent
 from bot.platforms.discord import render
-from bot.usecases import ChatService, Finished, GenerateEvent
 from model.backends.base import Chunk, Queued
 
 log = logging.getLogger(__name__)
@@ -108,13 +108,12 @@ class ChannelSurface:
         reference: discord.MessageReference | None,
         delete_after: float | None = None,
     ) -> discord.Message:
-        if reference is None:
-            return await self.channel.send(
-                content, allowed_mentions=NO_MENTIONS, delete_after=delete_after
-            )
-        return await self.channel.send(
-            content, reference=reference, allowed_mentions=NO_MENTIONS, delete_after=delete_after
-        )
+        options: dict[str, Any] = {"allowed_mentions": NO_MENTIONS}
+        if delete_after is not None:
+            options["delete_after"] = delete_after
+        if reference is not None:
+            options["reference"] = reference
+        return await self.channel.send(content, **options)
 
 
 class StreamPublisher:

@@ -1,4 +1,4 @@
-"""`/gpt2bot-admin ...`: the admin use-cases (`admin.base.AdminService`) from Slack.
+"""`/gpt2bot-admin ...`: the admin services (`app.admin`, see `admin/base.py`) from Slack.
 
 Every attempt is authorized and audited by `admin.auth.AdminGate` before anything happens;
 admins are the Slack user ids in `ADMIN_USER_IDS`. Answers are ephemeral (only the admin sees
@@ -17,11 +17,16 @@ from slack_bolt.async_app import AsyncAck, AsyncRespond
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from admin.auth import Actor, AdminGate, AdminPolicy, NotAuthorized
-from admin.base import AdminService, AlreadyRunning, TrainingRunInfo
+from admin.auth import Actor, NotAuthorized
+from admin.base import AdminServices, AlreadyRunning
 from bot.platforms.slack.chat import PLATFORM, incident_sentence
 from bot.platforms.slack.text import escape, slack_error, unescape
-from storage import ModelVersionRecord
+from storage import (
+    ACTIVE_STATUSES,
+    FINISHED_STATUSES,
+    ModelVersionRecord,
+    TrainingRunRecord,
+)
 
 if TYPE_CHECKING:
     from bot.app import App
@@ -29,17 +34,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 COMMAND = "/gpt2bot-admin"
-FINISHED_STATES = ("succeeded", "failed", "cancelled", "skipped")
 LIST_LIMIT = 20
 USAGE = f"""Admin commands:
 `{COMMAND} curate add TEXT` · `curate list [N]` · `curate remove ID`
 `{COMMAND} retrain now` · `retrain status` · `retrain cancel` · `retrain schedule CRON|off`
 `{COMMAND} model list` · `model use VERSION [force]` · `model rollback`
 `{COMMAND} stats`"""
-NOT_AVAILABLE = (
-    "Admin commands are not available in this installation (no admin service is configured). "
-    "Ask the operator to install the learning loop; `gpt2bot models` works from the server."
-)
 
 Handler = Callable[["AdminContext", list[str]], Awaitable[str]]
 
@@ -49,7 +49,7 @@ class AdminContext:
 
     def __init__(
         self,
-        service: AdminService,
+        service: AdminServices,
         actor: Actor,
         client: AsyncWebClient,
         channel: str,
@@ -74,13 +74,6 @@ class SlackAdmin:
         self._app = app
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def _gate(self) -> AdminGate:
-        gate = getattr(self._app, "gate", None)
-        if isinstance(gate, AdminGate):
-            return gate
-        policy = AdminPolicy(user_ids=self._app.settings.admin.user_ids)
-        return AdminGate(policy=policy, db=self._app.db)
-
     async def command(
         self, ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
     ) -> None:
@@ -98,13 +91,11 @@ class SlackAdmin:
         action = " ".join(words[:2]) if words else "help"
         actor = Actor(platform=PLATFORM, user_id=command["user_id"])
         try:
-            await self._gate().authorize(actor, f"slack {action}", {"text": command.get("text")})
+            await self._app.gate.authorize(actor, f"slack {action}", {"text": command.get("text")})
         except NotAuthorized as refusal:
             return str(refusal)
-        service: AdminService | None = getattr(self._app, "admin", None)
+        service = self._app.admin
         handler, args = _lookup(words)
-        if service is None:
-            return NOT_AVAILABLE
         if handler is None:
             return USAGE if action == "help" else f"I don't know `{escape(action)}`.\n{USAGE}"
         rest = re.split(r"\s+", text, maxsplit=len(words) - len(args))[-1] if args else ""
@@ -138,13 +129,13 @@ async def _curate_add(ctx: AdminContext, args: list[str]) -> str:
     text = ctx.rest.strip()
     if not text:
         return f"Give the text to add: `{COMMAND} curate add Some good example text`."
-    report = await ctx.service.curate_add(ctx.actor.user_id, [text])
+    report = await ctx.service.curation.add(ctx.actor.user_id, [text])
     return f"Curated data: {report.summary()}."
 
 
 async def _curate_list(ctx: AdminContext, args: list[str]) -> str:
     limit = _int_arg(args, "N", default=LIST_LIMIT)
-    items = await ctx.service.curate_list(limit)
+    items = await ctx.service.curation.recent(limit)
     if not items:
         return "No curated samples yet: add one with `curate add TEXT` or rate answers :+1:."
     lines = [f"`#{i.id}` [{i.source}] by {i.added_by}: {escape(i.text[:80])}" for i in items]
@@ -153,22 +144,22 @@ async def _curate_list(ctx: AdminContext, args: list[str]) -> str:
 
 async def _curate_remove(ctx: AdminContext, args: list[str]) -> str:
     sample_id = _int_arg(args, "ID")
-    await ctx.service.curate_remove(ctx.actor.user_id, sample_id)
+    await ctx.service.curation.remove(ctx.actor.user_id, sample_id)
     return f"Removed curated sample #{sample_id}."
 
 
 async def _retrain_now(ctx: AdminContext, args: list[str]) -> str:
-    def progress(info: TrainingRunInfo) -> None:
-        if info.status in FINISHED_STATES:
+    def progress(info: TrainingRunRecord) -> None:
+        if info.status in FINISHED_STATUSES:
             ctx.spawn(_tell_finished(ctx, info))
 
-    run = await ctx.service.retrain_now(ctx.actor.user_id, progress)
+    run = await ctx.service.training.start(ctx.actor.user_id, progress)
     return (
         f"Training run #{run.id} started on {run.dataset_size} samples; I'll tell you when it ends."
     )
 
 
-async def _tell_finished(ctx: AdminContext, info: TrainingRunInfo) -> None:
+async def _tell_finished(ctx: AdminContext, info: TrainingRunRecord) -> None:
     await ctx.tell(_run_text(info))
 
 
@@ -178,12 +169,12 @@ def _log_failure(task: asyncio.Task[None]) -> None:
 
 
 async def _retrain_status(ctx: AdminContext, args: list[str]) -> str:
-    run = await ctx.service.retrain_status()
+    run = await ctx.service.training.status()
     return "No training run yet: start one with `retrain now`." if run is None else _run_text(run)
 
 
 async def _retrain_cancel(ctx: AdminContext, args: list[str]) -> str:
-    cancelled = await ctx.service.retrain_cancel(ctx.actor.user_id)
+    cancelled = await ctx.service.training.cancel(ctx.actor.user_id)
     return "Cancelled the running training run." if cancelled else "No training run is running."
 
 
@@ -191,7 +182,7 @@ async def _retrain_schedule(ctx: AdminContext, args: list[str]) -> str:
     if not args:
         return f"Give a cron expression or `off`: `{COMMAND} retrain schedule 0 3 * * 0`."
     cron = None if args == ["off"] else " ".join(args)
-    upcoming = await ctx.service.retrain_schedule(ctx.actor.user_id, cron)
+    upcoming = await ctx.service.training.schedule(ctx.actor.user_id, cron)
     if cron is None:
         return "Scheduled retraining is off."
     times = ", ".join(t.strftime("%Y-%m-%d %H:%M %Z").strip() for t in upcoming)
@@ -199,24 +190,24 @@ async def _retrain_schedule(ctx: AdminContext, args: list[str]) -> str:
 
 
 async def _model_list(ctx: AdminContext, args: list[str]) -> str:
-    rows = await ctx.service.models_list()
+    rows = await ctx.service.registry.versions()
     return "\n".join(_version_line(r) for r in rows) or "No model versions yet."
 
 
 async def _model_use(ctx: AdminContext, args: list[str]) -> str:
     if not args:
         return f"Name the version: `{COMMAND} model use VERSION [force]`."
-    record = await ctx.service.model_use(ctx.actor.user_id, args[0], force=args[1:] == ["force"])
+    record = await ctx.service.registry.use(ctx.actor.user_id, args[0], force=args[1:] == ["force"])
     return f"Now serving {record.name}."
 
 
 async def _model_rollback(ctx: AdminContext, args: list[str]) -> str:
-    record = await ctx.service.model_rollback(ctx.actor.user_id)
+    record = await ctx.service.registry.rollback(ctx.actor.user_id)
     return f"Rolled back: now serving {record.name}."
 
 
 async def _stats(ctx: AdminContext, args: list[str]) -> str:
-    rows = await ctx.service.stats()
+    rows = await ctx.service.reports.stats()
     if not rows:
         return "No generations yet, so no ratings to compare."
     lines = ["`version · generations · ratings · mean · 👍 share · raters`"] + [
@@ -225,7 +216,7 @@ async def _stats(ctx: AdminContext, args: list[str]) -> str:
         for r in rows
     ]
     try:
-        chart = await ctx.service.stats_chart()
+        chart = await ctx.service.reports.stats_chart()
         await ctx.client.files_upload_v2(
             channel=ctx.channel, content=chart, filename="ratings.png", title="Ratings per version"
         )
@@ -234,9 +225,9 @@ async def _stats(ctx: AdminContext, args: list[str]) -> str:
     return "\n".join(lines)
 
 
-def _run_text(run: TrainingRunInfo) -> str:
+def _run_text(run: TrainingRunRecord) -> str:
     text = f"Training run #{run.id} ({run.trigger}, by {run.requested_by}): {run.status}"
-    if run.status in ("queued", "running"):
+    if run.status in ACTIVE_STATUSES:
         eta = f", about {run.eta_s:.0f}s left" if run.eta_s is not None else ""
         return f"{text}, {run.progress:.0%}{eta}."
     if run.error:

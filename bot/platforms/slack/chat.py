@@ -18,6 +18,7 @@ from slack_bolt.async_app import AsyncAck, AsyncBoltContext, AsyncRespond
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.chat import RATING_EMOJI, ChatService, Finished, GenerateEvent, Origin
 from bot.params import InvalidRequest
 from bot.platforms.slack.stream import EDIT_INTERVAL_S, SlackStream, Target, message_id
 from bot.platforms.slack.text import (
@@ -27,7 +28,6 @@ from bot.platforms.slack.text import (
     reaction_name,
     slack_error,
 )
-from bot.usecases import RATING_EMOJI, ChatService, Finished, GenerateEvent, Origin
 from model.backends.base import BackendError
 from storage import GenerationRecord
 

@@ -1,7 +1,7 @@
 """The dashboard's admin actions: model use/rollback, retrain now/schedule/cancel, curation.
 
 Each handler is thin: parse the form, `AdminGate.authorize` (which audits), call the
-`AdminService` use-case, render the result or the error as a sentence.
+admin service (`app.admin`), render the result or the error as a sentence.
 """
 
 from __future__ import annotations
@@ -13,68 +13,68 @@ from typing import Any
 from aiohttp import web
 
 from admin.auth import NotAuthorized
-from admin.base import AdminService, AlreadyRunning
+from admin.base import AdminServices, AlreadyRunning
 from bot.params import InvalidRequest
 from bot.platforms.web.dashboard import (
     MAX_UPLOAD_BYTES,
-    NOT_AVAILABLE,
     DashboardContext,
     _actor,
     _record_json,
+    _run_json,
 )
 from bot.platforms.web.playground import error_response, read_json
 
 log = logging.getLogger(__name__)
 
-Action = Callable[[AdminService, str, dict[str, Any]], Awaitable[Any]]
+Action = Callable[[AdminServices, str, dict[str, Any]], Awaitable[Any]]
 
 
-async def _model_use(admin: AdminService, actor: str, body: dict[str, Any]) -> Any:
+async def _model_use(admin: AdminServices, actor: str, body: dict[str, Any]) -> Any:
     version = str(body.get("version") or "").strip()
     if not version:
         raise InvalidRequest("Choose the model version to use.")
-    record = await admin.model_use(actor, version, force=bool(body.get("force")))
+    record = await admin.registry.use(actor, version, force=bool(body.get("force")))
     return {"message": f"Now serving {record.name}.", "model": _record_json(record)}
 
 
-async def _model_rollback(admin: AdminService, actor: str, body: dict[str, Any]) -> Any:
-    record = await admin.model_rollback(actor)
+async def _model_rollback(admin: AdminServices, actor: str, body: dict[str, Any]) -> Any:
+    record = await admin.registry.rollback(actor)
     return {"message": f"Rolled back: now serving {record.name}.", "model": _record_json(record)}
 
 
-async def _retrain_now(admin: AdminService, actor: str, body: dict[str, Any]) -> Any:
-    info = await admin.retrain_now(actor)
-    return {"message": f"Training run #{info.id} started.", "run": _record_json(info)}
+async def _retrain_now(admin: AdminServices, actor: str, body: dict[str, Any]) -> Any:
+    info = await admin.training.start(actor)
+    return {"message": f"Training run #{info.id} started.", "run": _run_json(info)}
 
 
-async def _retrain_cancel(admin: AdminService, actor: str, body: dict[str, Any]) -> Any:
-    cancelled = await admin.retrain_cancel(actor)
+async def _retrain_cancel(admin: AdminServices, actor: str, body: dict[str, Any]) -> Any:
+    cancelled = await admin.training.cancel(actor)
     return {"message": "Training cancelled." if cancelled else "No training run is in progress."}
 
 
-async def _retrain_schedule(admin: AdminService, actor: str, body: dict[str, Any]) -> Any:
+async def _retrain_schedule(admin: AdminServices, actor: str, body: dict[str, Any]) -> Any:
     cron = str(body.get("cron") or "").strip() or None
-    upcoming = await admin.retrain_schedule(actor, cron)
+    upcoming = await admin.training.schedule(actor, cron)
     if cron is None:
         return {"message": "Scheduled retraining is off.", "next": []}
     times = [t.isoformat() for t in upcoming]
     return {"message": f"Retraining scheduled ({cron}); next: {', '.join(times)}.", "next": times}
 
 
-async def _curate_add(admin: AdminService, actor: str, body: dict[str, Any]) -> Any:
+async def _curate_add(admin: AdminServices, actor: str, body: dict[str, Any]) -> Any:
     text = str(body.get("text") or "")
     if not text.strip():
         raise InvalidRequest("Write the text to add.")
-    report = await admin.curate_add(actor, [text])
+    report = await admin.curation.add(actor, [text])
     return {"message": report.summary().capitalize() + "."}
 
 
-async def _curate_remove(admin: AdminService, actor: str, body: dict[str, Any]) -> Any:
+async def _curate_remove(admin: AdminServices, actor: str, body: dict[str, Any]) -> Any:
     try:
         sample_id = int(str(body.get("id")))
     except (TypeError, ValueError):
         raise InvalidRequest("That is not a sample number.") from None
-    await admin.curate_remove(actor, sample_id)
+    await admin.curation.remove(actor, sample_id)
     return {"message": f"Sample #{sample_id} removed from the training data."}
 
 
@@ -104,8 +104,6 @@ def _refusal(error: Exception) -> web.Response:
 def action_routes(ctx: DashboardContext) -> list[web.RouteDef]:
     def handler(action: str, use_case: Action) -> Callable[[web.Request], Awaitable[web.Response]]:
         async def handle(request: web.Request) -> web.Response:
-            if ctx.admin is None:
-                return error_response(NOT_AVAILABLE, 503)
             actor = _actor(request)
             try:
                 body = await read_json(request, MAX_UPLOAD_BYTES)
@@ -117,8 +115,6 @@ def action_routes(ctx: DashboardContext) -> list[web.RouteDef]:
         return handle
 
     async def upload(request: web.Request) -> web.Response:
-        if ctx.admin is None:
-            return error_response(NOT_AVAILABLE, 503)
         if request.content_length and request.content_length > MAX_UPLOAD_BYTES:
             return error_response("The file is too big: the limit is 5 MB.")
         actor = _actor(request)
@@ -131,7 +127,7 @@ def action_routes(ctx: DashboardContext) -> list[web.RouteDef]:
             if len(content) > MAX_UPLOAD_BYTES:
                 raise InvalidRequest("The file is too big: the limit is 5 MB.")
             await ctx.gate.authorize(actor, "curate.add_file", {"filename": field.filename})
-            report = await ctx.admin.curate_add_file(actor.user_id, field.filename, content)
+            report = await ctx.admin.curation.add_file(actor.user_id, field.filename, content)
         except (NotAuthorized, LookupError, ValueError) as error:
             return _refusal(error)
         return web.json_response({"message": f"{field.filename}: {report.summary()}."})

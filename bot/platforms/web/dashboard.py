@@ -2,9 +2,8 @@
 version, model versions, training runs and curation.
 
 Reads go straight to read-only repositories; every change (and every login and export) goes
-through `AdminGate.authorize`, which audits it, then through the `AdminService` use-cases that
-chat admins use too. Without an `AdminService` the learning-loop panels say they are not
-available instead of failing.
+through `AdminGate.authorize`, which audits it, then through the admin services that
+chat admins use too (`app.admin`: curation, training, registry, reports).
 """
 
 from __future__ import annotations
@@ -19,7 +18,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from admin.auth import Actor, AdminGate, NotAuthorized
-from admin.base import AdminService
+from admin.base import AdminServices
 from bot.export import FORMATS, write_export
 from bot.params import InvalidRequest
 from bot.platforms.web.playground import error_response, generation_json, read_json
@@ -30,17 +29,13 @@ from bot.platforms.web.security import (
     Guard,
     client_id_of,
 )
-from storage import Database, GenerationRepository, ModelVersionRepository
+from storage import Database, GenerationRepository, TrainingRunRecord
 from storage.browse import RATING_FILTERS, GenerationBrowser, GenerationFilter
 
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 50
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024  # curation files: plain text, a few MB at most
-NOT_AVAILABLE = (
-    "Training, curation and model switching are not available: this build has no admin "
-    "service (the learning loop). Browsing, stats and export still work."
-)
 
 
 @dataclass
@@ -48,10 +43,9 @@ class DashboardContext:
     db: Database
     guard: Guard
     gate: AdminGate
-    admin: AdminService | None
+    admin: AdminServices
     browser: GenerationBrowser
     generations: GenerationRepository
-    versions: ModelVersionRepository
 
 
 def _actor(request: web.Request) -> Actor:
@@ -101,6 +95,12 @@ def _jsonable(value: Any) -> Any:
 
 def _record_json(record: Any) -> dict[str, Any]:
     return dict(_jsonable(asdict(record)))
+
+
+def _run_json(run: TrainingRunRecord) -> dict[str, Any]:
+    """A run for the live panel: its state, not the texts it trains on."""
+    fields = {k: v for k, v in asdict(run).items() if k != "dataset_snapshot"}
+    return {**_jsonable(fields), "promoted": run.promoted}
 
 
 @web.middleware
@@ -211,31 +211,25 @@ class DashboardApi:
         return web.json_response({"stats": [asdict(r) for r in rows]})
 
     async def models(self, request: web.Request) -> web.Response:
-        rows = await self.ctx.db.run(self.ctx.versions.list)
+        rows = await self.ctx.admin.registry.versions()
         return web.json_response(
-            {
-                "models": [_record_json(r) for r in rows],
-                "admin_available": self.ctx.admin is not None,
-                "reason": None if self.ctx.admin else NOT_AVAILABLE,
-            }
+            {"models": [_record_json(r) for r in rows], "admin_available": True, "reason": None}
         )
 
     async def training(self, request: web.Request) -> web.Response:
         runs = await self.ctx.db.run(self.ctx.browser.training_runs)
-        current = await self.ctx.admin.retrain_status() if self.ctx.admin else None
+        current = await self.ctx.admin.training.status()
         return web.json_response(
             {
-                "available": self.ctx.admin is not None,
-                "reason": None if self.ctx.admin else NOT_AVAILABLE,
-                "current": _record_json(current) if current else None,
+                "available": True,
+                "reason": None,
+                "current": _run_json(current) if current else None,
                 "runs": [_record_json(r) for r in runs],
             }
         )
 
     async def curation(self, request: web.Request) -> web.Response:
-        if self.ctx.admin is None:
-            return web.json_response({"available": False, "reason": NOT_AVAILABLE, "items": []})
-        items = await self.ctx.admin.curate_list(limit=100)
+        items = await self.ctx.admin.curation.recent(limit=100)
         return web.json_response({"available": True, "items": [_record_json(i) for i in items]})
 
     async def audit(self, request: web.Request) -> web.Response:

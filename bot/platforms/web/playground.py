@@ -17,9 +17,9 @@ from typing import Any, cast
 
 from aiohttp import web
 
+from bot.chat import ChatService, GenerateEvent, Origin
 from bot.params import DEFAULTS, LIMITS, InvalidRequest
 from bot.platforms.web.security import Guard, client_id_of
-from bot.usecases import ChatService, GenerateEvent, Origin
 from model.backends.base import BackendError, Busy, Chunk, Queued
 from storage import Database, GenerationRecord
 from storage.browse import GenerationBrowser, GenerationFilter

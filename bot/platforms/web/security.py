@@ -21,7 +21,7 @@ from pathlib import Path
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from bot.settings import WebConfig
+from bot.platforms.web.config import WebConfig
 
 log = logging.getLogger(__name__)
 

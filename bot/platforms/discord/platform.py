@@ -17,14 +17,14 @@ from discord import app_commands
 from discord.gateway import DiscordWebSocket
 from discord.http import INTERNAL_API_VERSION, Route
 
-from admin.auth import AdminPolicy
-from bot.platforms.base import checks_settings
-from bot.platforms.discord.admin_commands import admin_commands_for, build_admin_group
+from bot.platforms.base import RunOptions, uses_config
+from bot.platforms.discord.admin_commands import AdminCommands, build_admin_group
 from bot.platforms.discord.commands import GenerateHandler, build_generate, on_tree_error
+from bot.platforms.discord.config import TOKEN_HELP, DiscordConfig
 from bot.platforms.discord.jobs import InFlight, UserCooldown
 from bot.platforms.discord.reactions import ReactionHandler
 from bot.platforms.discord.sync import sync_commands
-from bot.settings import DiscordConfig, Settings
+from bot.settings import check_config
 
 if TYPE_CHECKING:
     from bot.app import App
@@ -32,10 +32,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE_S = 5.0  # in-flight generations get this long to finish before being stopped
-TOKEN_HELP = (
-    "copy the bot token from https://discord.com/developers/applications → your app → Bot → "
-    "Reset Token, and set DISCORD_TOKEN in .env"
-)
 
 
 class DiscordSetupError(ValueError):
@@ -108,28 +104,29 @@ class DiscordPlatform:
 
     name = "discord"
 
-    def __init__(self, app: App, shutdown_grace_s: float = SHUTDOWN_GRACE_S) -> None:
-        self.config = app.settings.discord
-        check_settings(app.settings)
+    def __init__(
+        self, app: App, config: DiscordConfig, shutdown_grace_s: float = SHUTDOWN_GRACE_S
+    ) -> None:
+        check_config(config)  # `gpt2bot run` checked it already; direct callers too
+        self.config = config
         self.app = app
         self.shutdown_grace_s = shutdown_grace_s
         self.inflight = InFlight()
         self.client = GenerationClient(self)
         cooldown = UserCooldown(self.config.cooldown_s)
-        admins = AdminPolicy(user_ids=app.settings.admin.user_ids, role=app.settings.admin.role)
         self.generate = GenerateHandler(
             app.chat,
             self.inflight,
             cooldown,
             self.config.edit_interval_s,
             self.config.dm_policy,
-            admins,
+            app.gate.policy,
         )
         self.reactions = ReactionHandler(
             self.client, app.chat, self.inflight, cooldown, self.config.edit_interval_s
         )
         self.client.tree.add_command(build_generate(self.generate))
-        self.client.tree.add_command(build_admin_group(admin_commands_for(app)))
+        self.client.tree.add_command(build_admin_group(AdminCommands(app.admin, app.gate)))
         self.client.tree.error(on_tree_error)
         self._stopping = False
 
@@ -165,13 +162,7 @@ class DiscordPlatform:
         await self.client.close()
 
 
-def check_settings(settings: Settings) -> None:
-    """What Discord cannot start without (checked before the model loads)."""
-    if not settings.discord.token:
-        raise DiscordSetupError(f"DISCORD_TOKEN is not set: {TOKEN_HELP}.")
-
-
-@checks_settings(check_settings)
-def create(app: App, options: Any = None) -> DiscordPlatform:
-    """The `discord` entry point of `gpt2bot.platforms`."""
-    return DiscordPlatform(app)
+@uses_config(DiscordConfig)
+def create(app: App, options: RunOptions, config: DiscordConfig) -> DiscordPlatform:
+    """The `gpt2bot.platforms` entry point."""
+    return DiscordPlatform(app, config)

@@ -1,5 +1,7 @@
 """Supervising a training process: launch `python -m model.finetune`, turn its JSON-line events
-into database rows (per-step loss, progress) and progress callbacks, cancel it.
+into database rows (per-step loss, progress) and progress callbacks, cancel it. A pid file in
+the run's folder names the supervising gpt2bot process, so a run whose supervisor died (crash,
+restart, kill) is known to be orphaned and can be resumed from its checkpoint.
 
 The model side never imports storage, so the parent writes what the child reports.
 """
@@ -9,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -17,12 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from model.finetune import FinetuneJob
-from storage import Database
-from storage.learning import TrainingRunRepository
+from storage import Database, TrainingRunRepository
 
 log = logging.getLogger(__name__)
 
 JOB_FILE = "job.json"
+SUPERVISOR_FILE = "supervisor.pid"
 LOG_FILE = "train.log"
 DB_FLUSH_SECONDS = 1.0  # per-step losses are written in small batches, not one row per step
 REPORT_EVERY_PROGRESS = 0.1  # and reported at least every 10 %, however fast the steps are
@@ -51,6 +54,30 @@ class RunProgress:
     pending: list[dict[str, Any]] = field(default_factory=list)
     last_flush: float = field(default_factory=time.monotonic)
     last_flushed_progress: float = 0.0
+
+
+def claim_run(work_dir: Path) -> None:
+    """Record this process as the supervisor of the run in `work_dir`."""
+    work_dir.mkdir(parents=True, exist_ok=True)
+    (work_dir / SUPERVISOR_FILE).write_text(str(os.getpid()))
+
+
+def is_orphaned(work_dir: Path, supervised_here: bool) -> bool:
+    """Whether the run in `work_dir` has no live supervisor (`supervised_here`: this process
+    is supervising a run now)."""
+    pid_file = work_dir / SUPERVISOR_FILE
+    pid = int(pid_file.read_text()) if pid_file.exists() else None
+    return pid is None or not _alive(pid) or (pid == os.getpid() and not supervised_here)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def job_path(work_dir: str | Path) -> Path:

@@ -1,0 +1,291 @@
+"""Training: fine-tuning runs started now, on a schedule, cancelled, or resumed after a crash.
+
+A run trains in its own process (`admin/supervisor.py` launches and watches it), so serving
+goes on. When it succeeds the new version is registered, its loss curve drawn, and the
+registry's gate decides whether it is promoted (and hot-swapped into the running engine).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from admin.base import AlreadyRunning, ProgressCallback, PromotionRefused
+from admin.charts import loss_curve_png
+from admin.config import LearningConfig
+from admin.curation import Curation
+from admin.registry import Registry
+from admin.scheduler import RetrainScheduler, parse_cron
+from admin.supervisor import (
+    RunProgress,
+    TrainingCancelled,
+    TrainingFailed,
+    TrainingProcess,
+    claim_run,
+    is_orphaned,
+    job_path,
+)
+from model.config import ModelConfig
+from model.finetune import FinetuneJob
+from model.versions import validate_version_name, version_dir
+from storage import (
+    Database,
+    ModelVersionRecord,
+    RunStatus,
+    TrainingRunRecord,
+    TrainingRunRepository,
+)
+
+log = logging.getLogger(__name__)
+
+RUNS_FOLDER = ".runs"  # checkpoints and logs of training runs, under MODEL_DIR
+LOSS_CURVE_FILE = "loss_curve.png"
+MIN_SAMPLES = 2  # the held-out split needs one, training at least one more
+
+
+class Training:
+    """The `TrainingService`. At most one run per process; `start` refuses a second."""
+
+    def __init__(
+        self,
+        db: Database,
+        model: ModelConfig,
+        config: LearningConfig,
+        curation: Curation,
+        registry: Registry,
+        retrain_cron: str | None = None,
+    ) -> None:
+        self.db, self.model, self.config = db, model, config
+        self.curation, self.registry = curation, registry
+        self.runs = TrainingRunRepository(db)
+        self.scheduler = RetrainScheduler(db.engine, self.scheduled_retrain)
+        self._retrain_cron = retrain_cron
+        self._task: asyncio.Task[None] | None = None
+        self._process: TrainingProcess | None = None
+        self._closing = False
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    async def start_background(self) -> None:
+        interrupted = await self.interrupted_run()
+        if interrupted is not None:
+            log.warning("resuming training run %d from its last checkpoint", interrupted.id)
+            await self._resume(interrupted)
+        await self.scheduler.start(self._retrain_cron, self.config.min_schedule_minutes)
+
+    async def close(self) -> None:
+        self._closing = True
+        await self.scheduler.stop()
+        if self._process is not None:
+            await self._process.stop_for_shutdown()
+        if self._task is not None:
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    # -- runs --------------------------------------------------------------------------------
+    async def start(
+        self,
+        actor: str,
+        progress: ProgressCallback | None = None,
+        *,
+        include_ratings: bool = True,
+        epochs: int | None = None,
+        trigger: str = "manual",
+    ) -> TrainingRunRecord:
+        self._check_idle()
+        others = await self.db.run(self.runs.running)
+        interrupted = await self.interrupted_run() if others else None
+        if interrupted is not None:  # finish what a crash interrupted before starting anew
+            log.warning("resuming interrupted training run %d instead", interrupted.id)
+            return await self._resume(interrupted, progress)
+        if others:
+            raise AlreadyRunning(
+                f"A training run is already running ({others[0].progress:.0%}) "
+                "in another gpt2bot process."
+            )
+        samples = await self.curation.training_set(include_ratings)
+        active = await self.db.run(self.registry.repository.active)
+        if active is None:
+            raise ValueError("no active model version to fine-tune: start the bot once first")
+        if len(samples) < MIN_SAMPLES:
+            raise ValueError(
+                f"only {len(samples)} curated sample(s): add at least {MIN_SAMPLES} with "
+                "`curate add` (or rate more outputs) before retraining"
+            )
+        run = await self.db.run(self.runs.create, trigger, actor, RunStatus.RUNNING)
+        snapshot = [{"id": s.id, "source": s.source, "text": s.text} for s in samples]
+        run = await self.db.run(
+            self.runs.update, run.id, dataset_snapshot=snapshot, dataset_size=len(samples)
+        )
+        self._launch(run.id, self._job(run.id, active, [s.text for s in samples], epochs), progress)
+        return run
+
+    async def status(self) -> TrainingRunRecord | None:
+        run = await self.db.run(self.runs.latest)
+        return None if run is None else self._live(run)
+
+    async def wait(self) -> TrainingRunRecord | None:
+        if self._task is not None:
+            await asyncio.gather(self._task, return_exceptions=True)
+        return await self.status()
+
+    async def cancel(self, actor: str) -> bool:
+        if self._task is None or self._task.done() or self._process is None:
+            return False
+        await self._process.cancel(actor)
+        await asyncio.gather(self._task, return_exceptions=True)
+        return True
+
+    async def interrupted_run(self) -> TrainingRunRecord | None:
+        """A run marked running whose supervising process is gone (crash, restart, kill)."""
+        for run in await self.db.run(self.runs.running):
+            if is_orphaned(self._work_dir(run.id), supervised_here=self._task is not None):
+                return run
+        return None
+
+    # -- the schedule ------------------------------------------------------------------------
+    async def schedule(self, actor: str, cron: str | None) -> list[datetime]:
+        trigger = None if cron is None else parse_cron(cron, self.config.min_schedule_minutes)
+        log.info("%s set the retrain schedule to %r", actor, cron)
+        return await self.scheduler.set_trigger(trigger)
+
+    async def scheduled_retrain(self) -> TrainingRunRecord | None:
+        """What the schedule calls: retrain, unless nothing was curated since the last run."""
+        await self.curation.sync_ratings()
+        last = await self.db.run(self.runs.last_trained)
+        if last is not None and not await self.curation.changed_since(last.created_at):
+            run = await self.db.run(self.runs.create, "schedule", "scheduler", RunStatus.SKIPPED)
+            reason = f"skipped: no new curated data since run {last.id}"
+            run = await self.db.run(
+                self.runs.update, run.id, error=reason, status=RunStatus.SKIPPED
+            )
+            log.info("scheduled retrain %s", reason)
+            return run
+        try:
+            return await self.start("scheduler", trigger="schedule")
+        except (AlreadyRunning, ValueError) as error:
+            log.warning("scheduled retrain not started: %s", error)
+            return None
+
+    # -- supervision -------------------------------------------------------------------------
+    def _check_idle(self) -> None:
+        if self._task is not None and not self._task.done():
+            progress = self._process.state.progress if self._process else 0.0
+            raise AlreadyRunning(f"A training run is already running ({progress:.0%}).")
+
+    def _live(self, run: TrainingRunRecord) -> TrainingRunRecord:
+        """`run` with this process's live progress and ETA while it trains."""
+        state = self._process.state if self._process is not None else None
+        running = self._task is not None and not self._task.done()
+        if state is None or not running or run.id != state.run_id:
+            return run
+        return replace(run, progress=state.progress, eta_s=state.eta_s)
+
+    def _work_dir(self, run_id: int) -> Path:
+        return Path(self.model.model_dir) / RUNS_FOLDER / f"run-{run_id}"
+
+    def _job(
+        self, run_id: int, base: ModelVersionRecord, texts: list[str], epochs: int | None
+    ) -> FinetuneJob:
+        stamp = datetime.now(UTC).strftime("%Y%m%d%H%M")
+        name = validate_version_name(f"ft-{run_id}-{stamp}")
+        finetune = self.config.finetune
+        if epochs is not None:
+            finetune = replace(finetune, epochs=epochs)
+        return FinetuneJob(
+            base_path=base.path,
+            base_version=base.name,
+            texts=texts,
+            work_dir=str(self._work_dir(run_id)),
+            output_dir=str(version_dir(self.model.model_dir, name)),
+            version_name=name,
+            metadata={"base_model": base.base_model, "training_run_id": run_id},
+            config=finetune,
+        )
+
+    async def _resume(
+        self, run: TrainingRunRecord, progress: ProgressCallback | None = None
+    ) -> TrainingRunRecord:
+        """Continue an interrupted run from its checkpoint (same job, same version name)."""
+        path = job_path(self._work_dir(run.id))
+        if not path.exists():
+            return await self.db.run(
+                self.runs.update,
+                run.id,
+                status=RunStatus.FAILED,
+                error="interrupted before it started",
+            )
+        self._launch(run.id, FinetuneJob.from_json(path.read_text()), progress)
+        return run
+
+    def _launch(self, run_id: int, job: FinetuneJob, progress: ProgressCallback | None) -> None:
+        claim_run(Path(job.work_dir))
+        self._process = TrainingProcess(
+            self.db, self.runs, job, RunProgress(run_id), lambda s: self._report(s.run_id, progress)
+        )
+        self._task = asyncio.get_running_loop().create_task(self._execute(run_id, job, progress))
+
+    async def _report(self, run_id: int, progress: ProgressCallback | None) -> None:
+        if progress is None:
+            return
+        result = progress(self._live(await self.db.run(self.runs.get, run_id)))
+        if asyncio.iscoroutine(result):
+            await result
+
+    async def _execute(
+        self, run_id: int, job: FinetuneJob, progress: ProgressCallback | None
+    ) -> None:
+        assert self._process is not None
+        try:
+            done = await self._process.wait()
+            await self._register(run_id, job, done)
+        except TrainingCancelled as error:
+            await self._finish(run_id, RunStatus.CANCELLED, str(error))
+        except TrainingFailed as error:
+            if self._closing:
+                return  # shutting down: stays `running`, resumes from its checkpoint next start
+            await self._finish(run_id, RunStatus.FAILED, str(error))
+        except Exception as error:
+            log.exception("training run %d failed", run_id)
+            await self._finish(run_id, RunStatus.FAILED, f"internal error: {error}")
+        try:
+            await self._report(run_id, progress)
+        except Exception:
+            log.exception("final progress report of run %d failed", run_id)
+
+    async def _finish(self, run_id: int, status: RunStatus, error: str) -> None:
+        await self.db.run(self.runs.update, run_id, status=status, error=error)
+
+    async def _register(self, run_id: int, job: FinetuneJob, done: dict[str, Any]) -> None:
+        """Add the new version, draw its loss curve, and promote it if the gate allows."""
+        await self.db.run(
+            self.registry.repository.add,
+            job.version_name,
+            job.output_dir,
+            job.metadata.get("base_model", ""),
+            job.base_version,
+            done["metrics"],
+            run_id,
+        )
+        run = await self.db.run(self.runs.get, run_id)
+        title = f"run {run_id}: {job.version_name}"
+        png = await asyncio.to_thread(loss_curve_png, run.loss_log, title)
+        (Path(job.output_dir) / LOSS_CURVE_FILE).write_bytes(png)
+        promoted, reason = False, "not promoted automatically (auto-promote is off)"
+        if self.config.auto_promote:
+            try:
+                _, reason = await self.registry.promote(job.version_name)
+                promoted = True
+            except PromotionRefused as refusal:
+                reason = str(refusal)
+        await self.db.run(
+            self.runs.update,
+            run_id,
+            status=RunStatus.SUCCEEDED,
+            progress=1.0,
+            eval_before=done["before"],
+            eval_after={**done["after"], "promoted": promoted, "gate": reason},
+            model_version=job.version_name,
+        )
