@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import threading
 import time
 import weakref
 from pathlib import Path
@@ -204,6 +205,33 @@ async def test_timeout(model_versions, monkeypatch):
     finally:
         await engine.close()
     assert engine.stats().failed == 1
+
+
+async def test_submit_does_not_wait_for_the_worker_to_tokenize(model_versions, monkeypatch):
+    """`submit` runs on the event loop: a long prompt being tokenized must not stall it."""
+    from model.engine import engine as engine_module
+
+    real_tokenize, tokenizing = engine_module._tokenize_prompt, threading.Event()
+
+    def slow_tokenize(active, loaded):
+        tokenizing.set()
+        time.sleep(0.5)
+        real_tokenize(active, loaded)
+
+    monkeypatch.setattr(engine_module, "_tokenize_prompt", slow_tokenize)
+    engine = await started(model_versions["v1"])
+    params = SamplingParams(temperature=0, max_new_tokens=5)
+    try:
+        first = engine.submit(GenerationRequest("word " * 1200, params, user="a"))
+        assert await asyncio.to_thread(tokenizing.wait, 5)
+        began = time.perf_counter()
+        second = engine.submit(GenerationRequest("hello", params, user="b"))
+        waited = time.perf_counter() - began
+        await first.result()
+        await second.result()
+    finally:
+        await engine.close()
+    assert waited < 0.25
 
 
 async def test_long_prompt_is_cut_from_the_left(model_versions):
