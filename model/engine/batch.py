@@ -2,6 +2,10 @@
 
 A row is one sample of one request. Rows stay contiguous in the cache (a leaving row is
 replaced by the last one), so a decode step works on plain slices, never on gathered copies.
+
+The batch owns its KV cache and, on CUDA, the graphs of its decode step (model/engine/graphs.py):
+a step over rows 0… replays them, any other (the second half of an out-of-memory split) runs
+eagerly.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import torch
 from model.backends.base import BackendError
 from model.engine.detok import IncrementalDetokenizer
 from model.engine.gpt2 import GPT2Runner
+from model.engine.graphs import DecodeGraphs
 from model.engine.request import ActiveRequest
 from model.engine.sampling import RowParams, row_generator, sample_next
 from model.versions import LoadedModel
@@ -51,10 +56,12 @@ class Batch:
         cuda_graphs: bool = True,
     ) -> None:
         self.loaded = loaded
-        self.runner = GPT2Runner(loaded.model, prepack=prepack, cuda_graphs=cuda_graphs)
+        self.runner = GPT2Runner(loaded.model, prepack=prepack)
         self.max_rows = max_rows
         self.row_limit = max_rows  # lowered after an out-of-memory split
         self.cache = self.runner.new_cache(max_rows)
+        use_graphs = cuda_graphs and loaded.device.type == "cuda"
+        self.graphs = self._new_decode_graphs() if use_graphs else None
         # each row's context ids, for the repetition penalty (padded with the row's first id)
         self.history = torch.zeros(
             max_rows, self.runner.context, dtype=torch.long, device=loaded.device
@@ -70,6 +77,11 @@ class Batch:
     def free_rows(self) -> int:
         return max(0, self.row_limit - len(self.rows))
 
+    def _new_decode_graphs(self) -> DecodeGraphs:
+        """CUDA graphs of this batch's decode step, recorded as its buckets are first needed."""
+        self.cache.ensure(self.cache.limit)  # graphs hold the cache's addresses: it must never move
+        return DecodeGraphs(self._padded_step, self.max_rows, self.cache.limit, self.loaded.device)
+
     # ---- joining -------------------------------------------------------------------------------
 
     def admit(self, requests: list[ActiveRequest]) -> None:
@@ -82,7 +94,7 @@ class Batch:
             if len(requests) == 1:
                 requests[0].fail(BackendError(OUT_OF_MEMORY))
                 return
-            self._oom(f"prefill of {len(requests)} requests")
+            self._shrink_after_oom(f"prefill of {len(requests)} requests")
             middle = len(requests) // 2
             self.admit(requests[:middle])
             self.admit(requests[middle:])
@@ -111,7 +123,7 @@ class Batch:
             request.rows_left += 1
         self._params = None
         row_logits = logits[torch.tensor([i for i, _, _ in order], device=device)]  # (R, V)
-        self._accept(first, row_logits)
+        self._sample_next_tokens(first, row_logits)
 
     # ---- decoding ------------------------------------------------------------------------------
 
@@ -122,35 +134,51 @@ class Batch:
         device = self.loaded.device
         tokens = torch.tensor([r.last_token for r in self.rows], device=device)
         positions = torch.tensor([r.position for r in self.rows], device=device)
-        logits = self._decode(tokens, positions, 0, len(self.rows))
+        logits = self._decode_splitting_on_oom(tokens, positions, 0, len(self.rows))
         for row in self.rows:
             row.position += 1
-        self._accept(0, logits)
+        self._sample_next_tokens(0, logits)
         self._steps_since_oom += 1
         if self.row_limit < self.max_rows and self._steps_since_oom >= RECOVER_AFTER_STEPS:
             self.row_limit = min(self.max_rows, self.row_limit * 2)
             self._steps_since_oom = 0
 
-    def _decode(
+    def decode_rows(
+        self, tokens: torch.Tensor, positions: torch.Tensor, rows: slice
+    ) -> torch.Tensor:
+        """One decode step of cache `rows`: replayed from the batch's CUDA graphs when it has
+        them (they cover rows 0…), else eager. Logits (B, V)."""
+        if self.graphs is not None and rows.start == 0:
+            return self.graphs.run(tokens, positions)
+        return self.runner.decode(tokens, positions, self.cache, rows)
+
+    def _padded_step(
+        self, tokens: torch.Tensor, positions: torch.Tensor, columns: int
+    ) -> torch.Tensor:
+        """The step the graphs record: rows 0…R-1, exactly `columns` cache columns."""
+        rows = slice(0, tokens.shape[0])
+        return self.runner.decode_columns(tokens, positions, self.cache, rows, columns)
+
+    def _decode_splitting_on_oom(
         self, tokens: torch.Tensor, positions: torch.Tensor, start: int, stop: int
     ) -> torch.Tensor:
         try:
-            return self.runner.decode(
-                tokens[start:stop], positions[start:stop], self.cache, slice(start, stop)
-            )
+            return self.decode_rows(tokens[start:stop], positions[start:stop], slice(start, stop))
         except torch.OutOfMemoryError:
             if stop - start == 1:
                 raise
-            self._oom(f"decode of {stop - start} rows")
+            self._shrink_after_oom(f"decode of {stop - start} rows")
             middle = (start + stop) // 2
             return torch.cat(
                 [
-                    self._decode(tokens, positions, start, middle),
-                    self._decode(tokens, positions, middle, stop),
+                    self._decode_splitting_on_oom(tokens, positions, start, middle),
+                    self._decode_splitting_on_oom(tokens, positions, middle, stop),
                 ]
             )
 
-    def _oom(self, what: str) -> None:
+    def _shrink_after_oom(self, what: str) -> None:
+        """After an out-of-memory error: halve the row limit, log, free the allocator's cached
+        blocks and report it (`on_oom`)."""
         self.row_limit = max(1, min(self.row_limit, len(self.rows)) // 2)
         self._steps_since_oom = 0
         log.warning(
@@ -174,7 +202,7 @@ class Batch:
             )
         return self._params
 
-    def _accept(self, first: int, logits: torch.Tensor) -> None:
+    def _sample_next_tokens(self, first: int, logits: torch.Tensor) -> None:
         """Sample the next token of rows first… from their `logits` and stream the text."""
         rows = self.rows[first:]
         if not rows:

@@ -6,6 +6,10 @@ requests as the batch has free rows (prefill), decode one token for every row, r
 rows. So requests join and leave between steps (continuous batching) and nothing the worker
 does ever runs on the event loop.
 
+One lock (`_cond`) guards the queue, the per-user counts and the batches; `submit` takes it on
+the event loop, so the worker holds it only for bookkeeping: it tokenizes prompts and runs the
+model outside it.
+
 Hot-swap: the new version is loaded beside the old one; from then on new requests go to a new
 batch on the new model, while rows already running finish on the old model (both batches are
 stepped in turn). When the old batch is empty, its model is dropped and its memory released.
@@ -89,7 +93,7 @@ class Engine:
         return model
 
     async def start(self, version: str, path: str) -> None:
-        self._batch = await asyncio.to_thread(self._prepare, version, path)
+        self._batch = await asyncio.to_thread(self._load_batch, version, path)
         self.metrics.model_version = self._batch.loaded.version
         self._thread = threading.Thread(target=self._work, name="generation-engine", daemon=True)
         self._thread.start()
@@ -107,25 +111,25 @@ class Engine:
 
     def submit(self, request: GenerationRequest) -> EngineHandle:
         """Queue a request; raises `Busy` at once when the queue or the user's quota is full."""
-        loop = asyncio.get_running_loop()
-        with self._cond:
+        handle = EngineHandle(self._wake)
+        active = ActiveRequest(request, handle, asyncio.get_running_loop(), on_end=self._ended)
+        active.deadline = active.submitted + self.config.timeout_s
+        with self._cond:  # the admission decision and the enqueueing, nothing slower
             if self._stopping or self._thread is None:
                 raise BackendError("The generator is not running. Please retry in a moment.")
             self._admission_check(request.user)
-            handle = EngineHandle(self._wake)
-            active = ActiveRequest(request, handle, loop, on_end=self._ended)
-            active.deadline = active.submitted + self.config.timeout_s
             self._per_user[request.user] += 1
             self._waiting.append(active)
-            active.position = len(self._waiting)
+            active.position = position = len(self._waiting)
             self.metrics.queue_depth = len(self._waiting)
-            handle.put_event(Queued(position=active.position))
             self._cond.notify_all()
+        # first in the handle: the worker's events reach it through this loop, after we return
+        handle.put_event(Queued(position=position))
         return handle
 
     async def swap(self, version: str, path: str) -> None:
         """Load `version` from `path` beside the current model and serve new requests from it."""
-        batch = await asyncio.to_thread(self._prepare, version, path)
+        batch = await asyncio.to_thread(self._load_batch, version, path)
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         with self._cond:
             self._pending = batch
@@ -169,7 +173,7 @@ class Engine:
             if self._per_user[user] <= 0:
                 del self._per_user[user]
 
-    def _prepare(self, version: str, path: str) -> Batch:
+    def _load_batch(self, version: str, path: str) -> Batch:
         """Load a version and build everything it needs to serve (off the worker thread, so
         running requests keep decoding meanwhile)."""
         loaded = self._load(version, path)
@@ -197,28 +201,31 @@ class Engine:
             return
         self._fail_everything(BackendError("The generator is shutting down. Please retry soon."))
 
-    def _busy(self) -> bool:
+    def _has_work(self) -> bool:
         running = any(b.rows for b in [self._batch, *self._draining] if b is not None)
         return running or bool(self._waiting) or self._pending is not None
 
     def _iterate(self) -> bool:
         with self._cond:
-            while not self._busy() and not self._stopping:
+            while not self._has_work() and not self._stopping:
                 self._cond.wait(IDLE_WAIT_S)
                 self._maybe_log()
             if self._stopping:
                 return False
             self._take_swap()
             self._drop_dead(time.perf_counter())
-            admitted = self._pop_admissible()
+            batch = self._batch
+            assert batch is not None
+            candidates = self._admission_candidates(batch)
+        _tokenize_for(candidates, batch.loaded)  # outside the lock that submit() waits on
+        with self._cond:
+            admitted = self._pop_admissible(batch)
             self._tell_positions()
-        batch = self._batch
-        assert batch is not None
         batch.admit(admitted)
         for running in [batch, *self._draining]:
             self._step(running)
         self._release_drained()
-        self._record()
+        self._record_metrics()
         return True
 
     def _take_swap(self) -> None:
@@ -250,19 +257,29 @@ class Engine:
                 self.metrics.count("failed")
                 active.fail(TimedOut(_timeout_message(self.config.timeout_s)))
 
-    def _pop_admissible(self) -> list[ActiveRequest]:
-        batch = self._batch
-        assert batch is not None
+    def _admission_candidates(self, batch: Batch) -> list[ActiveRequest]:
+        """The head of the queue that fits the batch's free rows: all that the next
+        `_pop_admissible` can take (only the worker removes from the queue, so it stays)."""
+        candidates: list[ActiveRequest] = []
+        rows = batch.free_rows
+        for active in self._waiting:
+            if active.samples > rows:
+                break
+            candidates.append(active)
+            rows -= active.samples
+        return candidates
+
+    def _pop_admissible(self, batch: Batch) -> list[ActiveRequest]:
+        """Take from the queue's head what fits the free rows and the prefill token budget."""
         admitted: list[ActiveRequest] = []
         rows = batch.free_rows
         tokens = 0
         while self._waiting:
             active = self._waiting[0]
-            if active.version != batch.loaded.version:
-                _prepare(active, batch.loaded)
+            if active.samples > rows or active.version != batch.loaded.version:
+                break  # too big for the free rows, or queued after the candidates
             cost = len(active.prompt_ids)
-            too_many_tokens = admitted and tokens + cost > self.config.max_prefill_tokens
-            if active.samples > rows or too_many_tokens:
+            if admitted and tokens + cost > self.config.max_prefill_tokens:
                 break
             self._waiting.popleft()
             admitted.append(active)
@@ -311,7 +328,7 @@ class Engine:
         if device.type == "cuda":
             torch.cuda.empty_cache()
 
-    def _record(self) -> None:
+    def _record_metrics(self) -> None:
         batches = [b for b in [self._batch, *self._draining] if b is not None]
         produced = sum(b.tokens_out for b in batches)
         for b in batches:
@@ -350,8 +367,16 @@ def _timeout_message(limit_s: float) -> str:
     return f"The request took longer than {limit_s:.0f} s and was stopped. Please try again."
 
 
-def _prepare(active: ActiveRequest, loaded: LoadedModel) -> None:
-    """Tokenize the prompt for `loaded`, cutting it from the left to fit the context."""
+def _tokenize_for(requests: list[ActiveRequest], loaded: LoadedModel) -> None:
+    """Tokenize the prompts of `requests` not yet tokenized for `loaded`'s version."""
+    for active in requests:
+        if active.version != loaded.version:
+            _tokenize_prompt(active, loaded)
+
+
+def _tokenize_prompt(active: ActiveRequest, loaded: LoadedModel) -> None:
+    """Tokenize the prompt for `loaded`, cutting it from the left to fit the context, and
+    reset the request's per-sample results for that version."""
     params = active.request.params
     tokenizer = loaded.tokenizer
     context = int(loaded.model.config.n_positions)

@@ -13,7 +13,8 @@ the prompts of a mixed burst (8-64 tokens) to the longest would nearly double th
 
 The block's projections and the output layer come from `model/engine/linear.py`: on CPU in fp32
 they are prepacked for oneDNN (much faster for the few rows of a decode step), elsewhere they
-are the model's own modules. On CUDA, decode steps replay CUDA graphs (`model/engine/graphs.py`).
+are the model's own modules. On CUDA, the batch replays its decode steps from CUDA graphs of
+`decode_columns` (`model/engine/graphs.py`).
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from transformers import PreTrainedModel
 
 from model.engine import linear
-from model.engine.graphs import DecodeGraphs
 
 CACHE_GROWTH = 64  # columns added when a row outgrows the cache (amortizes reallocation)
 
@@ -95,9 +95,7 @@ class KVCache:
 class GPT2Runner:
     """Runs prefill and decode steps of a `GPT2LMHeadModel` against a `KVCache`."""
 
-    def __init__(
-        self, model: PreTrainedModel, prepack: bool = True, cuda_graphs: bool = True
-    ) -> None:
+    def __init__(self, model: PreTrainedModel, prepack: bool = True) -> None:
         config = model.config
         if config.model_type != "gpt2":
             raise UnsupportedModel(f"the engine serves GPT-2 models, not {config.model_type!r}")
@@ -124,16 +122,12 @@ class GPT2Runner:
         self.projections, self._head = linear.build(
             list(body.h), self.lm_head, tanh_gelu, prepack, self.width
         )
-        self.cuda_graphs = cuda_graphs and self.device.type == "cuda"
-        self.graphs: DecodeGraphs | None = None  # for the cache of the last `new_cache`
 
     def new_cache(self, rows: int) -> KVCache:
-        cache = KVCache(
+        """An empty cache of `rows` rows shaped for this model (its caller owns it)."""
+        return KVCache(
             self.layers, rows, self.heads, self.head_dim, self.context, self.dtype, self.device
         )
-        if self.cuda_graphs:  # decode steps on this cache replay CUDA graphs (graphs.py)
-            self.graphs = DecodeGraphs(self, cache)
-        return cache
 
     def _split_heads(self, x: torch.Tensor) -> torch.Tensor:
         batch, length, _ = x.shape  # (B, T, C) -> (B, H, T, D)
@@ -157,10 +151,7 @@ class GPT2Runner:
         self, tokens: torch.Tensor, positions: torch.Tensor, cache: KVCache, rows: slice
     ) -> torch.Tensor:
         """One token per row: `tokens` (B,) at `positions` (B,) for cache `rows`; logits (B, V)."""
-        graphs = self.graphs
         with self._attention():
-            if graphs is not None and graphs.cache is cache and rows.start == 0:
-                return graphs.run(tokens, positions)
             return self._decode(tokens, positions, cache, rows, int(positions.max()) + 1)
 
     @torch.inference_mode()
@@ -172,7 +163,8 @@ class GPT2Runner:
         rows: slice,
         columns: int,
     ) -> torch.Tensor:
-        """`decode` reading exactly `columns` cache columns (≥ every position + 1)."""
+        """`decode` reading exactly `columns` cache columns (≥ every position + 1): the step
+        that CUDA graphs record, its shapes fixed by buckets (model/engine/graphs.py)."""
         with self._attention():
             return self._decode(tokens, positions, cache, rows, columns)
 

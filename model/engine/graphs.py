@@ -12,24 +12,27 @@ A graph replays fixed shapes at fixed addresses, so:
   read);
 - attention reads a bucket of columns (128, 256, 512, … up to the context), masked per row as in
   the eager step, so one graph serves many steps;
-- the cache is allocated at its full length up front (it must never move): for GPT-2 124M and
-  32 rows, 1.2 GB in bf16.
+- the memory the step reads and writes must never move: its owner allocates the KV cache at
+  full length before wrapping the step (for GPT-2 124M and 32 rows, 1.2 GB in bf16).
 A graph is recorded the first time its (rows, columns) bucket is needed: one warm-up pass on a
 side stream, then the capture. Both compute exactly what the step itself computes (the same
 keys and values written at the same places), so recording mid-generation changes nothing.
-Graphs are recorded per batch (one per model version) and freed with it.
+
+`DecodeGraphs` knows nothing of the model or the cache: it wraps a `PaddedStep` callable. The
+batch (model/engine/batch.py) owns one cache and the graphs of its step, and frees both with it.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 import torch
 
-if TYPE_CHECKING:
-    from model.engine.gpt2 import GPT2Runner, KVCache
-
 COLUMN_BUCKETS = (128, 256, 512, 1024, 2048, 4096)
+
+# A decode step over cache rows 0…R-1 that reads exactly `columns` cache columns:
+# (tokens (R,), positions (R,), columns) -> logits (R, V)
+PaddedStep = Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor]
 
 
 def buckets(limit: int, start: int = 1) -> list[int]:
@@ -42,19 +45,25 @@ def buckets(limit: int, start: int = 1) -> list[int]:
 
 
 class DecodeGraphs:
-    """Decode steps for one runner and one cache, replayed from CUDA graphs (`record=False`
-    runs the same padded, bucketed step eagerly: that is how the CPU tests check it)."""
+    """Replays `step` from CUDA graphs, one per (rows, columns) bucket (`record=False` runs the
+    same padded, bucketed step eagerly: that is how the CPU tests check it).
 
-    def __init__(self, runner: GPT2Runner, cache: KVCache, record: bool = True) -> None:
-        cache.ensure(cache.limit)  # graphs hold the cache's addresses: it must never move
-        self.runner = runner
-        self.cache = cache
-        rows = cache.keys.shape[1]
-        device = runner.device
-        self.tokens = torch.zeros(rows, dtype=torch.long, device=device)
-        self.positions = torch.zeros(rows, dtype=torch.long, device=device)
-        self.row_buckets = buckets(rows)
-        self.column_buckets = sorted({min(c, cache.limit) for c in COLUMN_BUCKETS} | {cache.limit})
+    `max_rows` and `max_columns` are the cache's rows and its full length (the context)."""
+
+    def __init__(
+        self,
+        step: PaddedStep,
+        max_rows: int,
+        max_columns: int,
+        device: torch.device,
+        record: bool = True,
+    ) -> None:
+        self.step = step
+        self.device = device
+        self.tokens = torch.zeros(max_rows, dtype=torch.long, device=device)
+        self.positions = torch.zeros(max_rows, dtype=torch.long, device=device)
+        self.row_buckets = buckets(max_rows)
+        self.column_buckets = sorted({min(c, max_columns) for c in COLUMN_BUCKETS} | {max_columns})
         self.record = record
         self._graphs: dict[tuple[int, int], tuple[torch.cuda.CUDAGraph, torch.Tensor]] = {}
         self._pool = torch.cuda.graph_pool_handle() if record else None
@@ -64,7 +73,7 @@ class DecodeGraphs:
         return len(self._graphs)
 
     def run(self, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-        """The logits (B, V) of one token per row for cache rows 0…B-1, like `runner.decode`."""
+        """The logits (B, V) of one token per row for cache rows 0…B-1, like the eager step."""
         count = tokens.shape[0]
         rows = next(b for b in self.row_buckets if b >= count)
         needed = int(positions.max()) + 1
@@ -83,16 +92,14 @@ class DecodeGraphs:
         return logits[:count].clone()  # the next replay overwrites the graph's output
 
     def _step(self, rows: int, columns: int) -> torch.Tensor:
-        return self.runner.decode_columns(
-            self.tokens[:rows], self.positions[:rows], self.cache, slice(0, rows), columns
-        )
+        return self.step(self.tokens[:rows], self.positions[:rows], columns)
 
     def _capture(self, rows: int, columns: int) -> tuple[torch.cuda.CUDAGraph, torch.Tensor]:
-        side = torch.cuda.Stream(self.runner.device)
-        side.wait_stream(torch.cuda.current_stream(self.runner.device))
+        side = torch.cuda.Stream(self.device)
+        side.wait_stream(torch.cuda.current_stream(self.device))
         with torch.cuda.stream(side):
             self._step(rows, columns)  # warm-up, required before capture
-        torch.cuda.current_stream(self.runner.device).wait_stream(side)
+        torch.cuda.current_stream(self.device).wait_stream(side)
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph, pool=self._pool):
             logits = self._step(rows, columns)

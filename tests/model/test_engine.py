@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import threading
 import time
 import weakref
 from pathlib import Path
@@ -22,6 +23,7 @@ from model.backends.base import (
     TimedOut,
 )
 from model.engine import Engine, EngineConfig
+from model.engine.batch import Batch
 from model.engine.gpt2 import GPT2Runner
 from tests.model.conftest import loader
 
@@ -188,13 +190,13 @@ async def test_cancel_running_and_waiting_requests(model_versions):
 
 
 async def test_timeout(model_versions, monkeypatch):
-    real_decode = GPT2Runner.decode
+    real_decode = Batch.decode_rows
 
     def slow_decode(self, *args):  # a step slower than the whole time limit
         time.sleep(0.2)
         return real_decode(self, *args)
 
-    monkeypatch.setattr(GPT2Runner, "decode", slow_decode)
+    monkeypatch.setattr(Batch, "decode_rows", slow_decode)
     engine = await started(model_versions["v1"], timeout_s=0.1)
     try:
         handle = engine.submit(GenerationRequest("The model", SamplingParams(max_new_tokens=50)))
@@ -203,6 +205,33 @@ async def test_timeout(model_versions, monkeypatch):
     finally:
         await engine.close()
     assert engine.stats().failed == 1
+
+
+async def test_submit_does_not_wait_for_the_worker_to_tokenize(model_versions, monkeypatch):
+    """`submit` runs on the event loop: a long prompt being tokenized must not stall it."""
+    from model.engine import engine as engine_module
+
+    real_tokenize, tokenizing = engine_module._tokenize_prompt, threading.Event()
+
+    def slow_tokenize(active, loaded):
+        tokenizing.set()
+        time.sleep(0.5)
+        real_tokenize(active, loaded)
+
+    monkeypatch.setattr(engine_module, "_tokenize_prompt", slow_tokenize)
+    engine = await started(model_versions["v1"])
+    params = SamplingParams(temperature=0, max_new_tokens=5)
+    try:
+        first = engine.submit(GenerationRequest("word " * 1200, params, user="a"))
+        assert await asyncio.to_thread(tokenizing.wait, 5)
+        began = time.perf_counter()
+        second = engine.submit(GenerationRequest("hello", params, user="b"))
+        waited = time.perf_counter() - began
+        await first.result()
+        await second.result()
+    finally:
+        await engine.close()
+    assert waited < 0.25
 
 
 async def test_long_prompt_is_cut_from_the_left(model_versions):
@@ -248,19 +277,19 @@ async def test_out_of_memory_splits_the_batch_and_retries(model_versions, monkey
     finally:
         await engine.close()
 
-    real_decode, real_prefill = GPT2Runner.decode, GPT2Runner.prefill
+    real_decode, real_prefill = Batch.decode_rows, GPT2Runner.prefill
 
-    def small_decode(self, tokens, positions, cache, rows):
+    def small_decode(self, tokens, positions, rows):  # eager steps and CUDA graphs alike
         if tokens.shape[0] > 2:
             raise torch.OutOfMemoryError("CUDA out of memory (injected)")
-        return real_decode(self, tokens, positions, cache, rows)
+        return real_decode(self, tokens, positions, rows)
 
     def small_prefill(self, prompts, cache, first_row):
         if len(prompts) > 1:
             raise torch.OutOfMemoryError("CUDA out of memory (injected)")
         return real_prefill(self, prompts, cache, first_row)
 
-    monkeypatch.setattr(GPT2Runner, "decode", small_decode)
+    monkeypatch.setattr(Batch, "decode_rows", small_decode)
     monkeypatch.setattr(GPT2Runner, "prefill", small_prefill)
     engine = await started(model_versions["v1"], max_per_user=10)
     try:
@@ -354,10 +383,15 @@ def test_bucketed_decode_step_of_cuda_graphs_computes_the_eager_step(model_versi
 
     assert buckets(32) == [1, 2, 4, 8, 16, 32] and buckets(6) == [1, 2, 4, 6]
     loaded = loader()("v1", str(model_versions["v1"]))
-    runner = GPT2Runner(loaded.model, cuda_graphs=False)
+    runner = GPT2Runner(loaded.model)
     eager_cache, padded_cache = runner.new_cache(6), runner.new_cache(6)
-    padded = DecodeGraphs(runner, padded_cache, record=False)
-    assert padded_cache.columns == runner.context  # allocated at full length up front
+    padded_cache.ensure(padded_cache.limit)  # as the batch does before recording graphs
+
+    def step(tokens, positions, columns):
+        rows = slice(0, tokens.shape[0])
+        return runner.decode_columns(tokens, positions, padded_cache, rows, columns)
+
+    padded = DecodeGraphs(step, 6, runner.context, loaded.device, record=False)
     prompts = [loaded.tokenizer.encode(t) for t in ("A language model", "Data", "The loss is")]
     device = loaded.device
     for cache in (eager_cache, padded_cache):
@@ -384,7 +418,11 @@ async def test_cuda_graphs_serve_the_same_text_as_eager_steps(model_versions):
         try:
             runs = [run(engine, p, s) for p, s in [("A language model is", GREEDY), *OTHERS]]
             outputs[graphs] = [r.texts for r, _ in await asyncio.gather(*runs)]
-            recorded = engine._batch.runner.graphs.recorded if graphs else 0  # type: ignore[union-attr]
+            batch = engine._batch
+            assert batch is not None and (batch.graphs is not None) == graphs
+            recorded = batch.graphs.recorded if batch.graphs is not None else 0
+            if graphs:  # graphs hold the cache's addresses: allocated at full length up front
+                assert batch.cache.columns == batch.runner.context
         finally:
             await engine.close()
     assert outputs[True] == outputs[False]
