@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from storage import CuratedSampleRecord as CuratedItem  # what curate_list returns
 from storage import ModelVersionRecord, VersionRatingStats
-from storage.learning import CuratedSampleRecord as CuratedItem  # what curate_list returns
 
 
 @dataclass(frozen=True)

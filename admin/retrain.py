@@ -17,8 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from model.finetune import FinetuneJob
-from storage import Database
-from storage.learning import TrainingRunRepository
+from storage import Database, TrainingRunRepository
 
 log = logging.getLogger(__name__)
 

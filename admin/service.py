@@ -34,8 +34,15 @@ from model.backends.base import Backend
 from model.config import ModelConfig
 from model.finetune import FinetuneJob
 from model.versions import validate_version_name, version_dir
-from storage import Database, GenerationRepository, ModelVersionRecord, VersionRatingStats
-from storage.learning import CuratedSampleRepository, TrainingRunRecord, TrainingRunRepository
+from storage import (
+    CuratedSampleRepository,
+    Database,
+    GenerationRepository,
+    ModelVersionRecord,
+    TrainingRunRecord,
+    TrainingRunRepository,
+    VersionRatingStats,
+)
 
 log = logging.getLogger(__name__)
 

@@ -23,8 +23,7 @@ from model.backends.base import Backend
 from model.bootstrap import BootstrapConfig, build_bootstrap
 from model.config import ModelConfig
 from model.versions import hub_reachable, validate_version_name, version_dir
-from storage import Database, ModelVersionRecord, ModelVersionRepository, upgrade
-from storage.repository import AuditRepository
+from storage import AuditRepository, Database, ModelVersionRecord, ModelVersionRepository, upgrade
 
 log = logging.getLogger(__name__)
 

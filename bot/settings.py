@@ -21,7 +21,7 @@ from sqlalchemy.exc import ArgumentError
 from admin.config import LearningConfig
 from model.config import DEVICES, DTYPE_NAMES, FinetuneConfig, ModelConfig, OpenAIConfig
 from model.engine.config import CPU_DTYPES, EngineConfig
-from storage.db import StorageConfig
+from storage import StorageConfig
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 DM_POLICIES = ("allow", "deny", "admins")

@@ -22,8 +22,7 @@ from bot.platforms.web.actions import action_routes
 from bot.platforms.web.dashboard import DashboardApi, DashboardContext, require_admin
 from bot.platforms.web.playground import PlaygroundApi, PlaygroundContext, error_response
 from bot.platforms.web.security import GUARD_KEY, Guard, load_admin_token, make_middleware
-from storage import GenerationRepository
-from storage.browse import GenerationBrowser
+from storage import GenerationBrowser, GenerationRepository
 
 if TYPE_CHECKING:
     from bot.app import App

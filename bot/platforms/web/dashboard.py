@@ -30,8 +30,14 @@ from bot.platforms.web.security import (
     Guard,
     client_id_of,
 )
-from storage import Database, GenerationRepository, ModelVersionRepository
-from storage.browse import RATING_FILTERS, GenerationBrowser, GenerationFilter
+from storage import (
+    RATING_FILTERS,
+    Database,
+    GenerationBrowser,
+    GenerationFilter,
+    GenerationRepository,
+    ModelVersionRepository,
+)
 
 log = logging.getLogger(__name__)
 
