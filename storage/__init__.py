@@ -1,37 +1,43 @@
-"""Persistence: SQLAlchemy models, migrations and repositories returning dataclasses."""
+"""Persistence: SQLAlchemy models, migrations, and one module per entity holding its records
+and its repository (generations, versions, curation, training, audit).
 
+Import from here (`from storage import GenerationRepository`), not from the submodules.
+"""
+
+from storage.audit import AuditRepository
+from storage.browse import RATING_FILTERS, GenerationBrowser, GenerationFilter
+from storage.curation import CuratedSampleRecord, CuratedSampleRepository
 from storage.db import Database, StorageConfig
-from storage.learning import (
-    ACTIVE_STATUSES,
-    FINISHED_STATUSES,
-    CuratedSampleRecord,
-    CuratedSampleRepository,
-    RunStatus,
-    TrainingRunRecord,
-    TrainingRunRepository,
-)
-from storage.migrate import upgrade
-from storage.records import (
+from storage.errors import NotFound
+from storage.generations import (
     GenerationRecord,
-    ModelVersionRecord,
+    GenerationRepository,
     NewGeneration,
     RatingRecord,
     VersionRatingStats,
+    iter_generations,
 )
-from storage.repository import (
-    AuditRepository,
-    GenerationRepository,
-    ModelVersionRepository,
-    NotFound,
+from storage.migrate import current_revision, head_revision, upgrade
+from storage.training import (
+    ACTIVE_STATUSES,
+    FINISHED_STATUSES,
+    RunStatus,
+    TrainingRunRecord,
+    TrainingRunRepository,
+    TrainingRunSummary,
 )
+from storage.versions import ModelVersionRecord, ModelVersionRepository
 
 __all__ = [
     "ACTIVE_STATUSES",
     "FINISHED_STATUSES",
+    "RATING_FILTERS",
     "AuditRepository",
     "CuratedSampleRecord",
     "CuratedSampleRepository",
     "Database",
+    "GenerationBrowser",
+    "GenerationFilter",
     "GenerationRecord",
     "GenerationRepository",
     "ModelVersionRecord",
@@ -43,6 +49,10 @@ __all__ = [
     "StorageConfig",
     "TrainingRunRecord",
     "TrainingRunRepository",
+    "TrainingRunSummary",
     "VersionRatingStats",
+    "current_revision",
+    "head_revision",
+    "iter_generations",
     "upgrade",
 ]

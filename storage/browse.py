@@ -6,16 +6,21 @@ Blocking like every repository; async callers go through `Database.run`.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, exists, or_, select
 
 from storage.db import Database
-from storage.models import Generation, Rating, TrainingRun
-from storage.records import GenerationRecord
-from storage.repository import _generation_record, _ratings_by_generation, iter_generations
+from storage.generations import (
+    GenerationRecord,
+    _generation_record,
+    _ratings_by_generation,
+    iter_generations,
+)
+from storage.models import Generation, Rating
+from storage.training import TrainingRunRepository, TrainingRunSummary
 
 RATING_FILTERS = ("any", "rated", "unrated", "up", "down")
 
@@ -35,25 +40,6 @@ class GenerationFilter:
     def __post_init__(self) -> None:
         if self.rating not in RATING_FILTERS:
             raise ValueError(f"rating filter must be one of {', '.join(RATING_FILTERS)}")
-
-
-@dataclass(frozen=True)
-class TrainingRunSummary:
-    """A training run as dashboards show it, with its per-step loss log."""
-
-    id: int
-    trigger: str
-    requested_by: str
-    status: str
-    progress: float
-    dataset_size: int
-    model_version: str | None
-    error: str | None
-    created_at: datetime
-    finished_at: datetime | None
-    loss_log: list[Any] = field(default_factory=list)
-    eval_before: dict[str, Any] = field(default_factory=dict)
-    eval_after: dict[str, Any] = field(default_factory=dict)
 
 
 def _escape_like(text: str) -> str:
@@ -121,23 +107,4 @@ class GenerationBrowser:
 
     def training_runs(self, limit: int = 10) -> list[TrainingRunSummary]:
         """The most recent training runs, newest first."""
-        with self._db.session() as session:
-            query = select(TrainingRun).order_by(TrainingRun.id.desc()).limit(limit)
-            return [
-                TrainingRunSummary(
-                    id=r.id,
-                    trigger=r.trigger,
-                    requested_by=r.requested_by,
-                    status=r.status,
-                    progress=float(r.progress or 0.0),
-                    dataset_size=r.dataset_size or 0,
-                    model_version=r.model_version,
-                    error=r.error,
-                    created_at=r.created_at,
-                    finished_at=r.finished_at,
-                    loss_log=list(r.loss_log or []),
-                    eval_before=dict(r.eval_before or {}),
-                    eval_after=dict(r.eval_after or {}),
-                )
-                for r in session.scalars(query)
-            ]
+        return TrainingRunRepository(self._db).summaries(limit)

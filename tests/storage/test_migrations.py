@@ -3,8 +3,14 @@ import os
 import pytest
 from sqlalchemy import inspect, text
 
-from storage import Database, GenerationRepository, NewGeneration, upgrade
-from storage.migrate import current_revision, head_revision
+from storage import (
+    Database,
+    GenerationRepository,
+    NewGeneration,
+    current_revision,
+    head_revision,
+    upgrade,
+)
 
 TABLES = {
     "conversations",

@@ -21,8 +21,7 @@ from bot.chat import ChatService, GenerateEvent, Origin
 from bot.params import DEFAULTS, LIMITS, InvalidRequest
 from bot.platforms.web.security import Guard, client_id_of
 from model.backends.base import BackendError, Busy, Chunk, Queued
-from storage import Database, GenerationRecord
-from storage.browse import GenerationBrowser, GenerationFilter
+from storage import Database, GenerationBrowser, GenerationFilter, GenerationRecord
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
-"""Repositories of the learning loop: curated samples and training runs.
+"""Curated samples: the training texts, added by admins or derived from well-rated
+generations.
 
-Like `storage.repository`, every method is one transaction returning records; callers on the
-event loop go through `Database.run`.
+Every method is one transaction returning records; async callers use `Database.run`.
 """
 
 from __future__ import annotations
@@ -9,27 +9,12 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
-from typing import Any
 
 from sqlalchemy import func, select
 
 from storage.db import Database
-from storage.models import CuratedSample, Generation, Rating, TrainingRun, utcnow
-from storage.repository import NotFound
-
-
-class RunStatus(StrEnum):
-    QUEUED = "queued"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-    SKIPPED = "skipped"
-
-
-ACTIVE_STATUSES = (RunStatus.QUEUED, RunStatus.RUNNING)
-FINISHED_STATUSES = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.SKIPPED)
+from storage.errors import NotFound
+from storage.models import CuratedSample, Generation, Rating, utcnow
 
 
 @dataclass(frozen=True)
@@ -43,29 +28,6 @@ class CuratedSampleRecord:
     generation_id: int | None = None  # set for samples that came from a rated generation
 
 
-@dataclass(frozen=True)
-class TrainingRunRecord:
-    id: int
-    trigger: str
-    requested_by: str
-    status: str
-    dataset_size: int
-    dataset_snapshot: list[Any]
-    loss_log: list[Any]
-    progress: float
-    eval_before: dict[str, Any]
-    eval_after: dict[str, Any]
-    model_version: str | None
-    error: str | None
-    created_at: datetime
-    finished_at: datetime | None
-    eta_s: float | None = None  # live estimate while training (not stored)
-
-    @property
-    def promoted(self) -> bool | None:
-        return self.eval_after.get("promoted")
-
-
 def _sample_record(row: CuratedSample) -> CuratedSampleRecord:
     return CuratedSampleRecord(
         id=row.id,
@@ -75,25 +37,6 @@ def _sample_record(row: CuratedSample) -> CuratedSampleRecord:
         created_at=row.created_at,
         active=row.active,
         generation_id=row.generation_id,
-    )
-
-
-def _run_record(row: TrainingRun) -> TrainingRunRecord:
-    return TrainingRunRecord(
-        id=row.id,
-        trigger=row.trigger,
-        requested_by=row.requested_by,
-        status=row.status,
-        dataset_size=row.dataset_size,
-        dataset_snapshot=list(row.dataset_snapshot or []),
-        loss_log=list(row.loss_log or []),
-        progress=row.progress,
-        eval_before=dict(row.eval_before or {}),
-        eval_after=dict(row.eval_after or {}),
-        model_version=row.model_version,
-        error=row.error,
-        created_at=row.created_at,
-        finished_at=row.finished_at,
     )
 
 
@@ -186,66 +129,3 @@ class CuratedSampleRepository:
                     )
                     added += 1
             return added, removed
-
-
-class TrainingRunRepository:
-    """Training runs: status, dataset snapshot, per-step losses, evaluation."""
-
-    def __init__(self, db: Database) -> None:
-        self._db = db
-
-    def create(self, trigger: str, requested_by: str, status: str = "queued") -> TrainingRunRecord:
-        with self._db.session() as session:
-            row = TrainingRun(trigger=trigger, requested_by=requested_by, status=status)
-            session.add(row)
-            session.flush()
-            return _run_record(row)
-
-    def get(self, run_id: int) -> TrainingRunRecord:
-        with self._db.session() as session:
-            row = session.get(TrainingRun, run_id)
-            if row is None:
-                raise NotFound(f"training run {run_id}")
-            return _run_record(row)
-
-    def latest(self) -> TrainingRunRecord | None:
-        with self._db.session() as session:
-            row = session.scalars(select(TrainingRun).order_by(TrainingRun.id.desc())).first()
-            return None if row is None else _run_record(row)
-
-    def running(self) -> list[TrainingRunRecord]:
-        with self._db.session() as session:
-            query = select(TrainingRun).where(TrainingRun.status.in_(ACTIVE_STATUSES))
-            return [_run_record(r) for r in session.scalars(query)]
-
-    def last_trained(self) -> TrainingRunRecord | None:
-        """The most recent run that trained (succeeded), to tell whether data is new."""
-        with self._db.session() as session:
-            query = (
-                select(TrainingRun)
-                .where(TrainingRun.status == "succeeded")
-                .order_by(TrainingRun.id.desc())
-            )
-            row = session.scalars(query).first()
-            return None if row is None else _run_record(row)
-
-    def update(self, run_id: int, **fields: Any) -> TrainingRunRecord:
-        """Set columns of a run; `status` in a final state also stamps `finished_at`."""
-        with self._db.session() as session:
-            row = session.get(TrainingRun, run_id)
-            if row is None:
-                raise NotFound(f"training run {run_id}")
-            for name, value in fields.items():
-                setattr(row, name, value)
-            if fields.get("status") not in (None, *ACTIVE_STATUSES):
-                row.finished_at = utcnow()
-            session.flush()
-            return _run_record(row)
-
-    def append_losses(self, run_id: int, entries: list[dict[str, Any]], progress: float) -> None:
-        with self._db.session() as session:
-            row = session.get(TrainingRun, run_id)
-            if row is None:
-                raise NotFound(f"training run {run_id}")
-            row.loss_log = [*(row.loss_log or []), *entries]  # reassign so JSON change is seen
-            row.progress = progress

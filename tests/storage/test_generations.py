@@ -1,6 +1,6 @@
 import pytest
 
-from storage import GenerationRepository, ModelVersionRepository, NewGeneration, NotFound
+from storage import GenerationRepository, NewGeneration, NotFound
 
 
 def new(**overrides):
@@ -31,7 +31,7 @@ def test_generation_round_trip_returns_plain_records(db):
     assert loaded.seed == 42 and loaded.model_version == "v1"
     assert loaded.parent_id is None and loaded.conversation_id == stored.conversation_id
     assert loaded.created_at is not None
-    assert type(loaded).__module__ == "storage.records"
+    assert type(loaded).__module__ == "storage.generations"
 
 
 def test_conversation_keeps_its_chain_in_order(db):
@@ -73,7 +73,7 @@ def test_message_ids_find_generations(db):
 
 
 def test_iter_all_pages_through_everything(db, monkeypatch):
-    monkeypatch.setattr("storage.repository.EXPORT_PAGE_SIZE", 2)
+    monkeypatch.setattr("storage.generations.EXPORT_PAGE_SIZE", 2)
     repo = GenerationRepository(db)
     ids = [repo.add(new(prompt=f"p{i}")).id for i in range(5)]
     assert [g.id for g in repo.iter_all()] == ids
@@ -92,20 +92,3 @@ def test_stats_per_model_version(db):
     assert stats["a"].positive_share == pytest.approx(2 / 3)
     assert stats["a"].raters == 2
     assert stats["b"].ratings == 0 and stats["b"].positive_share == 0.0
-
-
-def test_exactly_one_active_version_and_rollback_target(db):
-    versions = ModelVersionRepository(db)
-    versions.add("v1", "/m/v1", "bootstrap")
-    versions.add("v2", "/m/v2", "bootstrap", parent="v1", metrics={"eval_loss": 2.0})
-    assert versions.active() is None
-    versions.activate("v1")
-    versions.activate("v2")
-    statuses = {v.name: v.status for v in versions.list()}
-    assert statuses == {"v1": "retired", "v2": "active"}
-    assert versions.previous_active().name == "v1"
-    versions.activate("v1")
-    assert versions.active().name == "v1"
-    assert versions.get("v2").metrics == {"eval_loss": 2.0}
-    with pytest.raises(NotFound):
-        versions.activate("v9")

@@ -1,30 +1,98 @@
-"""Repositories: the only code that touches ORM objects. Every method runs in one transaction
-and returns records (or plain values). Methods are blocking; async callers use `Database.run`.
+"""Generations: conversations, the generations in them, their ratings, and ratings per
+model version (the A/B view). Records are plain dataclasses; callers never see ORM objects.
+
+Every method is one transaction; methods are blocking, async callers use `Database.run`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, delete, func, select
 from sqlalchemy.orm import Session
 
 from storage.db import Database
-from storage.models import AuditEntry, Conversation, Generation, ModelVersion, Rating, utcnow
-from storage.records import (
-    GenerationRecord,
-    ModelVersionRecord,
-    NewGeneration,
-    RatingRecord,
-    VersionRatingStats,
-)
+from storage.errors import NotFound
+from storage.models import Conversation, Generation, Rating, utcnow
 
 EXPORT_PAGE_SIZE = 500  # rows per query while exporting, so memory stays flat
 
 
-class NotFound(LookupError):
-    """The requested row does not exist."""
+@dataclass(frozen=True)
+class NewGeneration:
+    """What a caller knows about a generation before it is stored."""
+
+    platform: str
+    user_id: str
+    prompt: str
+    output: str
+    params: dict[str, Any]
+    seed: int
+    model_version: str
+    prompt_tokens: int
+    completion_tokens: int
+    latency_s: float
+    sample_index: int = 0
+    prompt_truncated: bool = False
+    guild_id: str | None = None
+    channel_id: str | None = None
+    message_id: str | None = None
+    kind: str = "new"  # new|regenerate|continue
+    parent_id: int | None = None
+    conversation_id: int | None = None  # None starts a new conversation
+
+
+@dataclass(frozen=True)
+class RatingRecord:
+    rater_id: str
+    score: int
+    emoji: str
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class GenerationRecord:
+    id: int
+    conversation_id: int
+    parent_id: int | None
+    kind: str
+    platform: str
+    guild_id: str | None
+    channel_id: str | None
+    user_id: str
+    message_id: str | None
+    prompt: str
+    output: str
+    params: dict[str, Any]
+    seed: int
+    sample_index: int
+    model_version: str
+    prompt_tokens: int
+    completion_tokens: int
+    latency_s: float
+    prompt_truncated: bool
+    created_at: datetime
+    ratings: list[RatingRecord] = field(default_factory=list)
+
+    @property
+    def net_score(self) -> int:
+        return sum(rating.score for rating in self.ratings)
+
+
+@dataclass(frozen=True)
+class VersionRatingStats:
+    """Ratings of one model version: the A/B view."""
+
+    model_version: str
+    generations: int
+    ratings: int
+    mean_score: float
+    positive_share: float
+    raters: int
 
 
 def _rating_record(row: Rating) -> RatingRecord:
@@ -60,20 +128,6 @@ def _generation_record(row: Generation, ratings: Sequence[Rating] = ()) -> Gener
         prompt_truncated=row.prompt_truncated,
         created_at=row.created_at,
         ratings=[_rating_record(r) for r in ratings],
-    )
-
-
-def _version_record(row: ModelVersion) -> ModelVersionRecord:
-    return ModelVersionRecord(
-        name=row.name,
-        parent=row.parent,
-        path=row.path,
-        base_model=row.base_model,
-        training_run_id=row.training_run_id,
-        metrics=dict(row.metrics or {}),
-        status=row.status,
-        created_at=row.created_at,
-        activated_at=row.activated_at,
     )
 
 
@@ -240,113 +294,3 @@ class GenerationRepository:
                 )
             )
         return stats
-
-
-class ModelVersionRepository:
-    """Rows of the model-version registry; exactly one version is `active` at a time."""
-
-    def __init__(self, db: Database) -> None:
-        self._db = db
-
-    def add(
-        self,
-        name: str,
-        path: str,
-        base_model: str,
-        parent: str | None = None,
-        metrics: dict[str, Any] | None = None,
-        training_run_id: int | None = None,
-    ) -> ModelVersionRecord:
-        with self._db.session() as session:
-            row = ModelVersion(
-                name=name,
-                path=path,
-                base_model=base_model,
-                parent=parent,
-                metrics=metrics or {},
-                training_run_id=training_run_id,
-                status="candidate",
-            )
-            session.add(row)
-            session.flush()
-            return _version_record(row)
-
-    def list(self) -> list[ModelVersionRecord]:
-        with self._db.session() as session:
-            rows = session.scalars(select(ModelVersion).order_by(ModelVersion.id))
-            return [_version_record(r) for r in rows]
-
-    def get(self, name: str) -> ModelVersionRecord | None:
-        with self._db.session() as session:
-            row = session.scalars(select(ModelVersion).where(ModelVersion.name == name)).first()
-            return None if row is None else _version_record(row)
-
-    def active(self) -> ModelVersionRecord | None:
-        with self._db.session() as session:
-            query = select(ModelVersion).where(ModelVersion.status == "active")
-            row = session.scalars(query).first()
-            return None if row is None else _version_record(row)
-
-    def activate(self, name: str) -> ModelVersionRecord:
-        """Make `name` the active version and retire the one before, in one transaction."""
-        with self._db.session() as session:
-            target = session.scalars(select(ModelVersion).where(ModelVersion.name == name)).first()
-            if target is None:
-                raise NotFound(f"model version {name}")
-            for row in session.scalars(select(ModelVersion).where(ModelVersion.status == "active")):
-                if row.id != target.id:
-                    row.status = "retired"
-            target.status = "active"
-            target.activated_at = utcnow()
-            session.flush()
-            return _version_record(target)
-
-    def previous_active(self) -> ModelVersionRecord | None:
-        """The most recently activated version other than the active one."""
-        with self._db.session() as session:
-            query = (
-                select(ModelVersion)
-                .where(ModelVersion.status != "active", ModelVersion.activated_at.is_not(None))
-                .order_by(ModelVersion.activated_at.desc(), ModelVersion.id.desc())
-            )
-            row = session.scalars(query).first()
-            return None if row is None else _version_record(row)
-
-    def update_metrics(self, name: str, metrics: dict[str, Any]) -> None:
-        with self._db.session() as session:
-            row = session.scalars(select(ModelVersion).where(ModelVersion.name == name)).first()
-            if row is None:
-                raise NotFound(f"model version {name}")
-            row.metrics = {**(row.metrics or {}), **metrics}
-
-
-class AuditRepository:
-    """The admin audit log: every admin attempt, allowed or not."""
-
-    def __init__(self, db: Database) -> None:
-        self._db = db
-
-    def record(
-        self, actor: str, platform: str, action: str, allowed: bool, detail: dict[str, Any]
-    ) -> None:
-        with self._db.session() as session:
-            session.add(
-                AuditEntry(
-                    actor=actor, platform=platform, action=action, allowed=allowed, detail=detail
-                )
-            )
-
-    def recent(self, limit: int = 50) -> list[dict[str, Any]]:
-        with self._db.session() as session:
-            query = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)
-            return [
-                {
-                    "actor": r.actor,
-                    "platform": r.platform,
-                    "action": r.action,
-                    "allowed": r.allowed,
-                    "detail": dict(r.detail or {}),
-                    "created_at": r.created_at,
-                }
-                for r in session.scalars(query)
-            ]

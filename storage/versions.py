@@ -1,0 +1,121 @@
+"""Model versions: the registry of trained models, exactly one of them `active`.
+
+Every method is one transaction returning records; async callers use `Database.run`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from storage.db import Database
+from storage.errors import NotFound
+from storage.models import ModelVersion, utcnow
+
+
+@dataclass(frozen=True)
+class ModelVersionRecord:
+    name: str
+    parent: str | None
+    path: str
+    base_model: str
+    training_run_id: int | None
+    metrics: dict[str, Any]
+    status: str  # candidate|active|retired
+    created_at: datetime
+    activated_at: datetime | None
+
+
+def _version_record(row: ModelVersion) -> ModelVersionRecord:
+    return ModelVersionRecord(
+        name=row.name,
+        parent=row.parent,
+        path=row.path,
+        base_model=row.base_model,
+        training_run_id=row.training_run_id,
+        metrics=dict(row.metrics or {}),
+        status=row.status,
+        created_at=row.created_at,
+        activated_at=row.activated_at,
+    )
+
+
+class ModelVersionRepository:
+    """Rows of the model-version registry; exactly one version is `active` at a time."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def add(
+        self,
+        name: str,
+        path: str,
+        base_model: str,
+        parent: str | None = None,
+        metrics: dict[str, Any] | None = None,
+        training_run_id: int | None = None,
+    ) -> ModelVersionRecord:
+        with self._db.session() as session:
+            row = ModelVersion(
+                name=name,
+                path=path,
+                base_model=base_model,
+                parent=parent,
+                metrics=metrics or {},
+                training_run_id=training_run_id,
+                status="candidate",
+            )
+            session.add(row)
+            session.flush()
+            return _version_record(row)
+
+    def list(self) -> list[ModelVersionRecord]:
+        with self._db.session() as session:
+            rows = session.scalars(select(ModelVersion).order_by(ModelVersion.id))
+            return [_version_record(r) for r in rows]
+
+    def get(self, name: str) -> ModelVersionRecord | None:
+        with self._db.session() as session:
+            row = session.scalars(select(ModelVersion).where(ModelVersion.name == name)).first()
+            return None if row is None else _version_record(row)
+
+    def active(self) -> ModelVersionRecord | None:
+        with self._db.session() as session:
+            query = select(ModelVersion).where(ModelVersion.status == "active")
+            row = session.scalars(query).first()
+            return None if row is None else _version_record(row)
+
+    def activate(self, name: str) -> ModelVersionRecord:
+        """Make `name` the active version and retire the one before, in one transaction."""
+        with self._db.session() as session:
+            target = session.scalars(select(ModelVersion).where(ModelVersion.name == name)).first()
+            if target is None:
+                raise NotFound(f"model version {name}")
+            for row in session.scalars(select(ModelVersion).where(ModelVersion.status == "active")):
+                if row.id != target.id:
+                    row.status = "retired"
+            target.status = "active"
+            target.activated_at = utcnow()
+            session.flush()
+            return _version_record(target)
+
+    def previous_active(self) -> ModelVersionRecord | None:
+        """The most recently activated version other than the active one."""
+        with self._db.session() as session:
+            query = (
+                select(ModelVersion)
+                .where(ModelVersion.status != "active", ModelVersion.activated_at.is_not(None))
+                .order_by(ModelVersion.activated_at.desc(), ModelVersion.id.desc())
+            )
+            row = session.scalars(query).first()
+            return None if row is None else _version_record(row)
+
+    def update_metrics(self, name: str, metrics: dict[str, Any]) -> None:
+        with self._db.session() as session:
+            row = session.scalars(select(ModelVersion).where(ModelVersion.name == name)).first()
+            if row is None:
+                raise NotFound(f"model version {name}")
+            row.metrics = {**(row.metrics or {}), **metrics}
