@@ -92,7 +92,8 @@ def load_env(
 
 
 def read_config(cls: type[C], env: Mapping[str, str]) -> C:
-    """Build the config dataclass `cls` from `env`; `SettingsError` names a bad variable."""
+    """Build the config dataclass `cls` from `env`; `SettingsError` names a bad variable.
+    (Whether the whole config is enough to start, its `check()`, is `check_config`'s job.)"""
     hints = typing.get_type_hints(cls)
     values: dict[str, Any] = {}
     for spec in dataclasses.fields(cls):  # type: ignore[arg-type]
@@ -102,9 +103,7 @@ def read_config(cls: type[C], env: Mapping[str, str]) -> C:
                 values[spec.name] = _read_field(spec, kind, env[spec.metadata["env"]])
         elif dataclasses.is_dataclass(kind):
             values[spec.name] = read_config(typing.cast(type, kind), env)
-    config = cls(**values)
-    check_config(config)
-    return config
+    return cls(**values)
 
 
 def check_config(config: object) -> None:

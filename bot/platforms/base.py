@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from bot.settings import Settings, read_config
+from bot.settings import Settings, check_config, read_config
 
 if TYPE_CHECKING:
     from bot.app import App
@@ -69,4 +69,6 @@ def uses_config(config_class: type) -> Callable[[Factory], Factory]:
 
 def platform_config(factory: object, settings: Settings) -> Any:
     """The factory's config read from `settings.env` and checked (`SettingsError`)."""
-    return read_config(getattr(factory, "config_class", NoConfig), settings.env)
+    config = read_config(getattr(factory, "config_class", NoConfig), settings.env)
+    check_config(config)
+    return config

@@ -1,9 +1,11 @@
 import logging
 import socket
+from dataclasses import replace
 
 import pytest
 
-from bot.app import BOOTSTRAP_VERSION, App, prepare_model
+from admin.registry import BOOTSTRAP_VERSION, prepare_model
+from bot.app import App
 from model.versions import hub_reachable
 from storage import ModelVersionRepository
 from tests.conftest import TINY_BOOTSTRAP
@@ -22,7 +24,7 @@ def test_hub_check_answers_quickly_when_nothing_listens():
 def test_unreachable_base_model_falls_back_to_the_bootstrap(db, tmp_path, monkeypatch, caplog):
     from model.config import ModelConfig
 
-    monkeypatch.setattr("bot.app.hub_reachable", lambda timeout_s: False)
+    monkeypatch.setattr("admin.registry.hub_reachable", lambda timeout_s: False)
     config = ModelConfig(model_dir=tmp_path / "models", base_model="gpt2", device="cpu")
     versions = ModelVersionRepository(db)
     with caplog.at_level(logging.INFO):
@@ -64,5 +66,16 @@ async def test_unknown_backend_is_a_clear_error(settings, tiny_model_dir):
     from tests.conftest import register_active
 
     register_active(settings, tiny_model_dir)
+    settings = replace(settings, model=replace(settings.model, backend="nope"))
     with pytest.raises(PluginNotFound, match=r"no gpt2bot\.backends plugin named 'nope'.*local"):
-        await App.open(settings, backend_name="nope")
+        await App.open(settings)
+
+
+async def test_one_shot_commands_open_without_loading_a_model(settings, tmp_path):
+    app = await App.open(settings, model="none")
+    try:
+        assert app.backend.model_version == ""  # nothing prepared: a fresh install stays fresh
+        assert not (tmp_path / "models").exists()
+        assert await app.admin.registry.versions() == []
+    finally:
+        await app.close()

@@ -106,16 +106,16 @@ def test_platform_not_installed_is_explained(install):
 
 def test_missing_platform_token_is_reported_before_the_model_loads(install):
     done = gpt2bot(install, "run", "--platform", "discord", check=False)
-    assert done.returncode == 1
-    assert done.stderr.startswith("gpt2bot: DISCORD_TOKEN is not set: copy the bot token from")
+    assert done.returncode == 2
+    assert done.stderr.startswith("gpt2bot: setting DISCORD_TOKEN: is not set. Copy the bot token")
     assert done.stderr.rstrip().endswith("set DISCORD_TOKEN in .env.")
     assert "Traceback" not in done.stderr
 
 
 def test_slack_settings_are_checked_by_the_slack_plugin(install):
     done = gpt2bot(install, "run", "--platform", "slack", check=False)  # no SLACK_* set
-    assert done.returncode == 1
-    assert done.stderr.startswith("gpt2bot: SLACK_BOT_TOKEN: missing. Copy the Bot User OAuth")
+    assert done.returncode == 2
+    assert done.stderr.startswith("gpt2bot: setting SLACK_BOT_TOKEN: missing. Copy the Bot User")
     assert "Traceback" not in done.stderr
 
 

@@ -1,31 +1,52 @@
-"""Platform factories may carry a settings check that `gpt2bot run` calls before loading."""
+"""A platform plugin brings its own settings: `gpt2bot run` reads and checks them from the
+environment (`.env` included) before it prepares the model."""
 
-from dataclasses import replace
+from dataclasses import dataclass, field
 
 import pytest
 
-from bot.platforms.base import check_settings, checks_settings
-from bot.settings import Settings
+from bot.platforms.base import NoConfig, platform_config, uses_config
+from bot.settings import Settings, SettingsError
 
 
-def refuse_without_a_model_dir(settings: Settings) -> None:
-    if settings.model.model_dir.name != "models":
-        raise ValueError("MODEL_DIR: must end in models")
+@dataclass(frozen=True)
+class ChatterConfig:
+    """A third-party platform's settings, declared the way ours are."""
+
+    token: str | None = field(default=None, metadata={"env": "CHATTER_TOKEN"})
+    rooms: tuple[str, ...] = field(default=(), metadata={"env": "CHATTER_ROOMS"})
+    poll_s: float = field(default=2.0, metadata={"env": "CHATTER_POLL_S", "min": 0.5})
+
+    def check(self) -> None:
+        if not self.token:
+            raise ValueError("CHATTER_TOKEN", "is not set", "Copy it from Chatter's settings.")
 
 
-@checks_settings(refuse_without_a_model_dir)
-def checked_factory(app, options):
-    raise AssertionError("a settings check never builds the platform")
+@uses_config(ChatterConfig)
+def chatter_factory(app, options, config):
+    raise AssertionError("reading settings never builds the platform")
 
 
-def plain_factory(app, options):
-    raise AssertionError("a settings check never builds the platform")
+def plain_factory(app, options, config):
+    raise AssertionError("reading settings never builds the platform")
 
 
-def test_a_third_party_factory_can_refuse_its_settings(settings, tmp_path):
-    check_settings(plain_factory, settings)  # no check: nothing to refuse
-    right = replace(settings, model=replace(settings.model, model_dir=tmp_path / "models"))
-    check_settings(checked_factory, right)
-    wrong = replace(settings, model=replace(settings.model, model_dir=tmp_path / "elsewhere"))
-    with pytest.raises(ValueError, match=r"^MODEL_DIR: must end in models$"):
-        check_settings(checked_factory, wrong)
+def test_a_third_party_platform_reads_its_settings_from_dotenv(tmp_path):
+    env_file = tmp_path / ".env"
+    env_file.write_text("CHATTER_TOKEN=abc\nCHATTER_ROOMS=lobby, dev\nCHATTER_POLL_S=1.5\n")
+    settings = Settings.from_env({}, dotenv_path=env_file)
+    config = platform_config(chatter_factory, settings)
+    assert config == ChatterConfig(token="abc", rooms=("lobby", "dev"), poll_s=1.5)
+    assert platform_config(plain_factory, settings) == NoConfig()
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({}, r"^CHATTER_TOKEN: is not set\. Copy it from Chatter's settings\.$"),
+        ({"CHATTER_TOKEN": "x", "CHATTER_POLL_S": "0.1"}, r"^CHATTER_POLL_S: '0\.1' is not a"),
+    ],
+)
+def test_its_bad_settings_are_one_clear_line(env, message):
+    with pytest.raises(SettingsError, match=message):
+        platform_config(chatter_factory, Settings.from_env(env, dotenv_path=None))
