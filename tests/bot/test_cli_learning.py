@@ -70,5 +70,6 @@ def test_learning_settings_are_read_and_checked() -> None:
     settings = Settings.from_env({"TRAIN_EPOCHS": "5", "PROMOTE_TOLERANCE": "0.1"}, None)
     assert settings.learning.finetune.epochs == 5
     assert settings.learning.promote_tolerance == 0.1
-    with pytest.raises(SettingsError, match="TRAIN_EPOCHS: 'many' is not a whole number from 1 to 100"):
+    expected = "TRAIN_EPOCHS: 'many' is not a whole number from 1 to 100"
+    with pytest.raises(SettingsError, match=expected):
         Settings.from_env({"TRAIN_EPOCHS": "many"}, None)
