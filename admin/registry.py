@@ -1,8 +1,9 @@
 """The model-version registry: the first version (`prepare_model`), the promotion gate,
 atomic switch, hot-swap, rollback.
 
-Rows live in `storage.ModelVersionRepository`, folders under `MODEL_DIR`. The switch is one
-database transaction (`activate`); the serving engine is swapped after it, between requests.
+Rows live in `storage.ModelVersionRepository`, folders under `MODEL_DIR`. The serving engine
+loads the new version first (it switches between decode steps); only then does one database
+transaction (`activate`) mark it active, so a broken folder never becomes the active version.
 """
 
 from __future__ import annotations

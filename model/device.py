@@ -1,4 +1,5 @@
-"""Device and dtype choice: `auto` picks cuda > mps > cpu, and bf16/fp16 on GPU, fp32 on CPU."""
+"""Device and dtype choice: `auto` picks cuda > mps > cpu, and bf16/fp16 on GPU; on CPU the
+caller decides (the engine: `ENGINE_CPU_DTYPE`; fine-tuning: fp32)."""
 
 from __future__ import annotations
 
