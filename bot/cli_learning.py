@@ -1,5 +1,5 @@
-"""CLI commands of the learning loop: `gpt2bot train`, `gpt2bot bench training|loop`, and the
-registry side of `gpt2bot models use|rollback`. Registered by `bot.cli` in one block.
+"""CLI commands of the learning loop: `gpt2bot train` and the registry side of
+`gpt2bot models use|rollback`. Registered by `bot.cli` in one block.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ if TYPE_CHECKING:  # torch-heavy: imported when a command runs, so `gpt2bot --he
     from admin.service import LearningLoop
 
 BAR_WIDTH = 30
-BENCH_KINDS = ("generation", "training", "loop")
 
 
 def add_parsers(sub: Any) -> None:
@@ -35,15 +34,6 @@ def add_parsers(sub: Any) -> None:
     )
     train.add_argument("--epochs", type=int, help="passes over the data (default: TRAIN_EPOCHS)")
     train.add_argument("--json", action="store_true", help="print JSON")
-    bench = sub.add_parser("bench", help="benchmarks (JSON with --json)")
-    bench.add_argument("kind", choices=BENCH_KINDS)
-    bench.add_argument("--data", help="training bench: text file of samples (default: bundled)")
-    bench.add_argument("--configs", default="tiny,124m", help="model configs (training bench)")
-    bench.add_argument("--cycles", type=int, default=3, help="retrain cycles (loop bench)")
-    bench.add_argument("--base", help="loop bench: start from this model folder, not bootstrap")
-    bench.add_argument("--quick", action="store_true", help="generation bench: a smoke run")
-    bench.add_argument("--device", help="generation bench: cpu, cuda, cuda:1 … (default: DEVICE)")
-    bench.add_argument("--json", action="store_true", help="print JSON")
 
 
 def _bar(info: TrainingRunInfo) -> None:
@@ -136,16 +126,3 @@ async def models_switch(settings: Settings, action: str, version: str | None, fo
         print(f"{record.name} is now active", file=sys.stderr)
     finally:
         db.dispose()
-
-
-async def bench(settings: Settings, args: argparse.Namespace) -> int:
-    if args.kind == "training":
-        from model.bench_training import run_training_bench
-
-        result = run_training_bench(args.data, tuple(args.configs.split(",")))
-    else:
-        from bot.bench_loop import run_loop_bench
-
-        result = await run_loop_bench(args.cycles, args.base)
-    print(json.dumps(result, indent=None if args.json else 2))
-    return 0
