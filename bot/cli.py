@@ -14,7 +14,7 @@ from dataclasses import asdict
 from typing import Any
 
 from admin.base import AlreadyRunning, PromotionRefused
-from bot import cli_learning, plugins
+from bot import bench, cli_learning, plugins
 from bot.chat import Finished, Origin
 from bot.export import FORMATS, write_export
 from bot.params import LIMITS, InvalidRequest, parse_params, validate_prompt
@@ -78,7 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("--force", action="store_true", help="promote even if the gate refuses")
 
     sub.add_parser("demo", help="generate from a few prompts, rate one, show how to export")
-    cli_learning.add_parsers(sub)  # train, bench
+    cli_learning.add_parsers(sub)  # train
+    bench.add_parser(sub)
     return parser
 
 
@@ -233,19 +234,8 @@ COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], Any]] = {
     "export": _export,
     "models": _models,
     "train": cli_learning.train,
-    "bench": lambda settings, args: (
-        _bench_generation(settings, args)
-        if args.kind == "generation"
-        else cli_learning.bench(settings, args)
-    ),
+    "bench": bench.run,
 }
-
-
-def _bench_generation(settings: Settings, args: argparse.Namespace) -> int:
-    # runs its own event loops (one per scenario), so it is dispatched outside asyncio.run
-    from bot.bench import bench_command
-
-    return bench_command(settings, args)
 
 
 async def _open_app(settings: Settings, *, background: bool = False, model: str = "serve") -> Any:

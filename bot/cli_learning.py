@@ -1,6 +1,4 @@
-"""CLI commands of the learning loop: `gpt2bot train`, `gpt2bot bench training|loop`.
-Registered by `bot.cli` in one block.
-"""
+"""CLI commands of the learning loop: `gpt2bot train`. Registered by `bot.cli`."""
 
 from __future__ import annotations
 
@@ -14,7 +12,6 @@ from bot.settings import Settings
 from storage import RunStatus, TrainingRunRecord
 
 BAR_WIDTH = 30
-BENCH_KINDS = ("generation", "training", "loop")
 
 
 def add_parsers(sub: Any) -> None:
@@ -31,15 +28,6 @@ def add_parsers(sub: Any) -> None:
     )
     train.add_argument("--epochs", type=int, help="passes over the data (default: TRAIN_EPOCHS)")
     train.add_argument("--json", action="store_true", help="print JSON")
-    bench = sub.add_parser("bench", help="benchmarks (JSON with --json)")
-    bench.add_argument("kind", choices=BENCH_KINDS)
-    bench.add_argument("--data", help="training bench: text file of samples (default: bundled)")
-    bench.add_argument("--configs", default="tiny,124m", help="model configs (training bench)")
-    bench.add_argument("--cycles", type=int, default=3, help="retrain cycles (loop bench)")
-    bench.add_argument("--base", help="loop bench: start from this model folder, not bootstrap")
-    bench.add_argument("--quick", action="store_true", help="generation bench: a smoke run")
-    bench.add_argument("--device", help="generation bench: cpu, cuda, cuda:1 … (default: DEVICE)")
-    bench.add_argument("--json", action="store_true", help="print JSON")
 
 
 def _bar(info: TrainingRunRecord) -> None:
@@ -107,16 +95,3 @@ async def train(settings: Settings, args: argparse.Namespace) -> int:
         print(file=sys.stderr)
     print(json.dumps(_summary(info), default=str)) if args.json else _print_evaluation(info)
     return 0 if info.status == RunStatus.SUCCEEDED else 1
-
-
-async def bench(settings: Settings, args: argparse.Namespace) -> int:
-    if args.kind == "training":
-        from model.bench_training import run_training_bench
-
-        result = run_training_bench(args.data, tuple(args.configs.split(",")))
-    else:
-        from bot.bench_loop import run_loop_bench
-
-        result = await run_loop_bench(args.cycles, args.base)
-    print(json.dumps(result, indent=None if args.json else 2))
-    return 0

@@ -102,8 +102,10 @@ def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     partial.replace(path)  # atomic: a crash never leaves a half-written checkpoint
 
 
-class _Run:
-    """One training run's state; `train()` is the loop."""
+class TrainingRun:
+    """One training run's state: the loaded model and tokenizer, the packed `blocks` (N, T), the
+    optimizer. `train_step()` is one optimizer step, `train()` the loop; `run_finetune` drives a
+    whole run, and the training benchmark times `train_step` on its own."""
 
     def __init__(self, job: FinetuneJob, emit: Emit) -> None:
         self.job, self.config, self.emit = job, job.config, emit
@@ -299,7 +301,7 @@ def run_finetune(job: FinetuneJob, emit: Emit) -> dict[str, Any]:
     """
     if Path(job.output_dir).exists():
         raise ValueError(f"{job.output_dir} already exists: pick a new version name")
-    run = _Run(job, emit)
+    run = TrainingRun(job, emit)
     run.resume_or_start()
     run.train()
     result = run.finish()

@@ -26,7 +26,7 @@ import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from model.bootstrap import train_tokenizer
-from model.finetune import FinetuneConfig, FinetuneJob, _Run
+from model.finetune import FinetuneConfig, FinetuneJob, TrainingRun
 
 CONFIGS: dict[str, dict[str, Any]] = {
     "tiny": {"n_layer": 2, "n_head": 2, "n_embd": 64, "vocab_size": 2048},
@@ -64,12 +64,12 @@ def _timed(step: Any, steps: int) -> float:
     return time.perf_counter() - started
 
 
-def _recipe(run: _Run, steps: int) -> tuple[float, int]:
+def _recipe(run: TrainingRun, steps: int) -> tuple[float, int]:
     seconds = _timed(run.train_step, steps)
     return seconds, steps * BATCH_SIZE * run.blocks.size(1)
 
 
-def _padded(run: _Run, lines: list[str], steps: int) -> tuple[float, int]:
+def _padded(run: TrainingRun, lines: list[str], steps: int) -> tuple[float, int]:
     eos = run.tokenizer.eos_token_id
     rows = [[*run.tokenizer.encode(line), eos][:BLOCK_SIZE] for line in lines]
     ids = torch.full((len(rows), BLOCK_SIZE), eos, dtype=torch.long)  # (N, T)
@@ -93,7 +93,7 @@ def _padded(run: _Run, lines: list[str], steps: int) -> tuple[float, int]:
     return _timed(step, steps), int(per_step * steps)
 
 
-def _trainer(run: _Run, steps: int, out: Path) -> tuple[float, int]:
+def _trainer(run: TrainingRun, steps: int, out: Path) -> tuple[float, int]:
     from transformers import Trainer, TrainingArguments
 
     blocks = run.blocks
@@ -130,7 +130,7 @@ def _measure(config_name: str, variant: str, data: str | None) -> dict[str, floa
         job = FinetuneJob(
             str(folder), "bench", lines, tmp, str(Path(tmp) / "out"), "bench", config=config
         )
-        run = _Run(job, lambda _event: None)
+        run = TrainingRun(job, lambda _event: None)
         steps = STEPS[config_name]
         if variant == "recipe":
             seconds, tokens = _recipe(run, steps)

@@ -1,6 +1,6 @@
 """`gpt2bot bench generation`: the engine against the usual ways of serving GPT-2, in one run.
 
-Scenarios on the same seeded workload (model/bench_workload.py): burst (all requests at once,
+Scenarios on the same seeded workload (`workload.py`): burst (all requests at once,
 throughput), arrivals (a Poisson process, latency), short-in-busy (a short request while long
 ones run). Baselines: the naive bot (one `generate` per request, in turn), HF static batching
 (one padded `generate`), transformers' `generate_batch`. Tokens/s counts useful tokens only:
@@ -17,9 +17,9 @@ from typing import Any
 
 import torch
 
+from bot.bench.workload import BenchRequest, Workload, build_model, build_workload, with_dtype
 from model.backends.base import GenerationRequest, GenerationResult
 from model.backends.local import engine_dtype_name
-from model.bench_workload import BenchRequest, Workload, build_model, build_workload, with_dtype
 from model.config import ModelConfig
 from model.device import resolve_device, resolve_dtype
 from model.engine import Engine, EngineConfig

@@ -18,16 +18,12 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
-from admin.service import LearningLoop
-
 from admin.config import LearningConfig
-from bot.app import prepare_model
+from bot.app import App
 from bot.chat import ChatService, Origin
-from model.backends.local import LocalBackend
-from model.bootstrap import BootstrapConfig
-from model.config import ModelConfig
-from model.finetune import FinetuneConfig
-from storage import Database, ModelVersionRepository, upgrade
+from bot.settings import Settings
+from model.config import FinetuneConfig, ModelConfig
+from storage import StorageConfig
 
 log = logging.getLogger(__name__)
 
@@ -99,26 +95,24 @@ async def run_loop_bench(cycles: int, base: str | None = None) -> dict[str, Any]
     """Cycle 0 plus `cycles` retrain cycles, from `base` (a model folder) or a fresh
     bootstrap model."""
     with tempfile.TemporaryDirectory() as tmp:
-        db = Database(f"sqlite:///{Path(tmp) / 'bench.db'}")
-        upgrade(db.engine)
-        model = ModelConfig(
-            model_dir=Path(tmp) / "models", base_model=base or "bootstrap", device="cpu"
+        settings = Settings(
+            storage=StorageConfig(url=f"sqlite:///{Path(tmp) / 'bench.db'}"),
+            model=ModelConfig(
+                model_dir=Path(tmp) / "models", base_model=base or "bootstrap", device="cpu"
+            ),
+            learning=LearningConfig(
+                rating_min_score=2, rating_min_raters=2, finetune=LOOP_FINETUNE
+            ),
         )
-        versions = ModelVersionRepository(db)
         started = time.perf_counter()
-        active = await db.run(prepare_model, model, versions, BootstrapConfig(), None)
+        app = await App.open(settings)  # the real wiring: engine, curation, training, gate
         bootstrap_s = time.perf_counter() - started
-        backend = LocalBackend(model, active.name, active.path)
-        await backend.start()
-        config = LearningConfig(rating_min_score=2, rating_min_raters=2, finetune=LOOP_FINETUNE)
-        loop = LearningLoop(db, model, config, backend)
-        chat = ChatService(db, backend)
         results, runs = [], []
         try:
-            results.append(await _cycle(chat, 0))
+            results.append(await _cycle(app.chat, 0))
             for cycle in range(1, cycles + 1):
-                await loop.retrain_now("bench", include_ratings=True)
-                info = await loop.wait()
+                await app.admin.training.start("bench", include_ratings=True)
+                info = await app.admin.training.wait()
                 assert info is not None
                 runs.append(
                     {
@@ -131,11 +125,9 @@ async def run_loop_bench(cycles: int, base: str | None = None) -> dict[str, Any]
                         "eval_loss_after": info.eval_after.get("eval_loss"),
                     }
                 )
-                results.append(await _cycle(chat, cycle))
+                results.append(await _cycle(app.chat, cycle))
         finally:
-            await loop.close()
-            await backend.close()
-            db.dispose()
+            await app.close()
     rising = all(b["property_share"] > a["property_share"] for a, b in pairwise(results))
     return {
         "topic_word": TOPIC_WORD,

@@ -1,0 +1,53 @@
+"""`gpt2bot bench`'s dispatcher: its options, its errors, and that it loads torch only on use.
+(The generation bench's smoke run is in test_cli.py.)"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.cli import build_parser, main
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_bench_options_keep_their_documented_defaults() -> None:
+    args = build_parser().parse_args(["bench", "training"])
+    assert (args.kind, args.configs, args.cycles, args.json, args.quick) == (
+        "training",
+        "tiny,124m",
+        3,
+        False,
+        False,
+    )
+    assert args.data is None and args.base is None and args.device is None
+
+
+def test_an_unknown_benchmark_is_refused_by_the_parser(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args(["bench", "speed"])
+    assert exit_info.value.code == 2
+    assert "choose from 'generation', 'training', 'loop'" in capsys.readouterr().err
+
+
+def test_an_unknown_training_config_is_one_line_that_names_the_choices(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env = tmp_path / ".env"
+    env.write_text(f"DATABASE_URL=sqlite:///{tmp_path / 'bot.db'}\nLOG_LEVEL=WARNING\n")
+    code = main(["--env-file", str(env), "bench", "training", "--configs", "huge"])
+    assert code == 1
+    assert capsys.readouterr().err == ("gpt2bot: unknown config(s) ['huge']: use tiny, 124m\n")
+
+
+def test_the_cli_loads_without_torch_so_help_stays_quick() -> None:
+    code = "import sys, bot.cli; print('torch' in sys.modules, 'transformers' in sys.modules)"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.split() == ["False", "False"]
