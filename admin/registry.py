@@ -15,15 +15,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from admin.base import PromotionRefused
 from model.backends.base import Backend
-from model.bootstrap import BootstrapConfig, build_bootstrap
 from model.config import ModelConfig
-from model.evaluate import compare_on_heldout
 from model.versions import hub_reachable, read_metadata, validate_version_name, version_dir
 from storage import Database, ModelVersionRecord, ModelVersionRepository
+
+if TYPE_CHECKING:  # torch-heavy: imported where used, so commands that only read stay quick
+    from model.bootstrap import BootstrapConfig
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,8 @@ class Registry:
         if metrics.get("baseline_version") == active.name and "eval_loss" in metrics:
             cand, act = float(metrics["eval_loss"]), float(metrics["baseline_eval_loss"])
         else:
+            from model.evaluate import compare_on_heldout  # torch-heavy
+
             texts = _heldout_of(candidate) or _heldout_of(active)
             if not texts:
                 return GateDecision(True, "neither version has held-out data to compare on")
@@ -193,6 +196,8 @@ def _register_bootstrap(
     bootstrap: BootstrapConfig,
     progress: ProgressFn | None,
 ) -> ModelVersionRecord:
+    from model.bootstrap import build_bootstrap  # torch-heavy
+
     folder = version_dir(config.model_dir, BOOTSTRAP_VERSION)
     metrics: dict[str, float] = {}
     if not folder.exists():

@@ -17,10 +17,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from model.finetune import FinetuneJob
 from storage import Database, TrainingRunRepository
+
+if TYPE_CHECKING:  # torch-heavy; the training itself runs in a child process
+    from model.finetune import FinetuneJob
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ import logging
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from admin.base import AlreadyRunning, ProgressCallback, PromotionRefused
 from admin.charts import loss_curve_png
@@ -30,7 +30,6 @@ from admin.supervisor import (
     job_path,
 )
 from model.config import ModelConfig
-from model.finetune import FinetuneJob
 from model.versions import validate_version_name, version_dir
 from storage import (
     Database,
@@ -39,6 +38,9 @@ from storage import (
     TrainingRunRecord,
     TrainingRunRepository,
 )
+
+if TYPE_CHECKING:  # torch-heavy: imported when a run starts, so quick commands stay quick
+    from model.finetune import FinetuneJob
 
 log = logging.getLogger(__name__)
 
@@ -189,6 +191,8 @@ class Training:
     def _job(
         self, run_id: int, base: ModelVersionRecord, texts: list[str], epochs: int | None
     ) -> FinetuneJob:
+        from model.finetune import FinetuneJob
+
         stamp = datetime.now(UTC).strftime("%Y%m%d%H%M")
         name = validate_version_name(f"ft-{run_id}-{stamp}")
         finetune = self.config.finetune
@@ -217,6 +221,8 @@ class Training:
                 status=RunStatus.FAILED,
                 error="interrupted before it started",
             )
+        from model.finetune import FinetuneJob
+
         self._launch(run.id, FinetuneJob.from_json(path.read_text()), progress)
         return run
 

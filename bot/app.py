@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from admin.auth import AdminGate, AdminPolicy
 from admin.base import AdminServices
@@ -23,8 +23,10 @@ from bot.chat import ChatService
 from bot.settings import Settings
 from model.backends.base import Backend
 from model.backends.fake import IdleBackend
-from model.bootstrap import BootstrapConfig
 from storage import Database, ModelVersionRepository, upgrade
+
+if TYPE_CHECKING:
+    from model.bootstrap import BootstrapConfig
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +61,6 @@ class App:
         """`backend`/`admin`: use these instead of building them (tests pass fakes).
         `background`: start the retrain schedule and resume interrupted training (for the
         long-running `gpt2bot run`, not one-shot commands)."""
-        _quiet_libraries()
         db = Database(settings.storage.url)
         try:
             await db.run(upgrade, db.engine)
@@ -99,6 +100,9 @@ async def _backend(
     """The configured backend plugin on the prepared model, or an idle one."""
     if model == "none":
         return IdleBackend()
+    _quiet_libraries()
+    from model.bootstrap import BootstrapConfig  # torch-heavy: only when a model is prepared
+
     versions = ModelVersionRepository(db)
     active = await db.run(
         prepare_model, settings.model, versions, bootstrap or BootstrapConfig(), progress
