@@ -16,7 +16,7 @@ from datetime import datetime
 
 from admin.base import CurationReport
 from admin.config import LearningConfig
-from storage import CuratedSampleRecord, CuratedSampleRepository, Database
+from storage import CuratedSampleRecord, CuratedSampleRepository, Database, NotFound
 
 MAX_SAMPLE_CHARS = 2000  # longer lines are usually pasted logs, not training text
 MIN_SAMPLE_CHARS = 3
@@ -135,7 +135,10 @@ class Curation:
         return await self.db.run(self.samples.recent, limit)
 
     async def remove(self, actor: str, sample_id: int) -> None:
-        await self.db.run(self.samples.deactivate, sample_id, actor)
+        try:
+            await self.db.run(self.samples.deactivate, sample_id, actor)
+        except NotFound:
+            raise LookupError(f"There is no curated sample {sample_id}.") from None
 
     async def sync_ratings(self) -> tuple[int, int]:
         """Bring rating-derived samples in line with the current ratings (added, dropped)."""

@@ -79,7 +79,12 @@ class FakeCuration:
 
     async def add(self, actor: str, texts: list[str]) -> CurationReport:
         self.calls.append(("curation.add", (actor, texts)))
-        fresh = [t for t in texts if t.strip() and t not in {i.text for i in self.items}]
+        seen = {i.text for i in self.items if i.active}
+        fresh = []
+        for text in texts:
+            if text.strip() and text not in seen:
+                seen.add(text)
+                fresh.append(text)
         for text in fresh:
             record = CuratedSampleRecord(len(self.items) + 1, text, "admin", actor, _now(), True)
             self.items.append(record)
@@ -189,7 +194,7 @@ class FakeRegistry:
     async def use(self, actor: str, version: str, force: bool = False) -> ModelVersionRecord:
         self.calls.append(("registry.use", (actor, version, force)))
         if version not in {v.name for v in self.items}:
-            raise LookupError(f"There is no model version {version!r}.")
+            raise LookupError(f"there is no model version named {version!r}; see `models list`")
         active = [v.name for v in self.items if v.status == "active"]
         self.previous.extend(active)
         return await self._activate(version)

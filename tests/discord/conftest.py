@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,21 +12,15 @@ import pytest
 from discord.gateway import DiscordWebSocket
 from discord.http import Route
 
+from admin.base import AdminServices
+from admin.config import AdminConfig
+from admin.fake import fake_admin
 from bot.app import App
-from bot.chat import ChatService
-from bot.platforms.discord import DiscordPlatform
-from bot.settings import AdminConfig, DiscordConfig, Settings
-from storage import (
-    AuditRepository,
-    Database,
-    GenerationRecord,
-    GenerationRepository,
-    ModelVersionRepository,
-    StorageConfig,
-    upgrade,
-)
+from bot.platforms.discord import DiscordConfig, DiscordPlatform
+from bot.settings import Settings
+from model.backends.fake import ScriptedBackend
+from storage import GenerationRecord, GenerationRepository, StorageConfig
 from tests.discord.fake_discord import FakeDiscord
-from tests.discord.fakes import ScriptedBackend
 
 
 @pytest.fixture(autouse=True)
@@ -50,8 +44,8 @@ def backend() -> ScriptedBackend:
     return ScriptedBackend()
 
 
-def discord_settings(fake: FakeDiscord, tmp_path: Path, **overrides: Any) -> Settings:
-    admin = overrides.pop("admin", AdminConfig())
+def discord_config(fake: FakeDiscord, **overrides: Any) -> DiscordConfig:
+    """The platform's settings, pointed at the fake Discord and scaled down for tests."""
     config = DiscordConfig(
         token=fake.token,
         api_base=f"http://127.0.0.1:{fake.port}",
@@ -60,28 +54,23 @@ def discord_settings(fake: FakeDiscord, tmp_path: Path, **overrides: Any) -> Set
         edit_interval_s=0.2,
         cooldown_s=0.0,
     )
+    return dataclasses.replace(config, **overrides)
+
+
+def discord_settings(tmp_path: Path, admin: AdminConfig | None = None) -> Settings:
     return Settings(
         storage=StorageConfig(url=f"sqlite:///{tmp_path / 'bot.db'}"),
-        discord=dataclasses.replace(config, **overrides),
-        admin=admin,
+        admin=admin or AdminConfig(),
     )
 
 
 @pytest.fixture
-async def make_app(tmp_path: Path) -> AsyncIterator[Callable[..., App]]:
+async def make_app() -> AsyncIterator[Callable[..., Awaitable[App]]]:
+    """Opens apps the way `gpt2bot run` does; `admin=None` builds the real admin services."""
     apps: list[App] = []
 
-    def build(settings: Settings, backend: Any) -> App:
-        db = Database(settings.storage.url)
-        upgrade(db.engine)
-        app = App(
-            settings=settings,
-            db=db,
-            versions=ModelVersionRepository(db),
-            audit=AuditRepository(db),
-            backend=backend,
-            chat=ChatService(db, backend),
-        )
+    async def build(settings: Settings, backend: Any, admin: AdminServices | None) -> App:
+        app = await App.open(settings, backend=backend, admin=admin)
         apps.append(app)
         return app
 
@@ -118,17 +107,31 @@ class Bot:
 
 @pytest.fixture
 async def start_bot(
-    fake: FakeDiscord, tmp_path: Path, make_app: Callable[..., App], backend: ScriptedBackend
+    fake: FakeDiscord,
+    tmp_path: Path,
+    make_app: Callable[..., Awaitable[App]],
+    backend: ScriptedBackend,
 ) -> AsyncIterator[Callable[..., Any]]:
     bots: list[Bot] = []
 
     async def start(
-        backend_: Any = None, admin_service: Any = None, grace: float = 0.5, **overrides: Any
+        backend_: Any = None,
+        services: AdminServices | None = None,
+        *,
+        real_admin: bool = False,
+        admin: AdminConfig | None = None,
+        grace: float = 0.5,
+        **overrides: Any,
     ) -> Bot:
-        app = make_app(discord_settings(fake, tmp_path, **overrides), backend_ or backend)
-        if admin_service is not None:
-            app.admin = admin_service  # type: ignore[attr-defined]
-        bot = Bot(DiscordPlatform(app, shutdown_grace_s=grace), fake)
+        """`services`: the admin services (default: `fake_admin()`); `real_admin`: the real
+        ones, on the test's database; `overrides`: `DiscordConfig` fields."""
+        if real_admin:
+            assert services is None, "real_admin builds its own services"
+        else:
+            services = services or fake_admin()
+        settings = discord_settings(tmp_path, admin)
+        app = await make_app(settings, backend_ or backend, services)
+        bot = Bot(DiscordPlatform(app, discord_config(fake, **overrides), grace), fake)
         bots.append(bot)
         return await bot.start()
 

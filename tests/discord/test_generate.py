@@ -9,9 +9,9 @@ from discord.utils import remove_markdown
 from bot.params import LIMITS
 from bot.platforms.discord import render
 from bot.settings import AdminConfig
+from model.backends.fake import ScriptedBackend
 from tests.discord.fake_discord import FakeDiscord
 from tests.discord.fake_records import Interaction, Message
-from tests.discord.fakes import ScriptedBackend
 
 DEFERRED, MESSAGE = 5, 4  # interaction callback types
 
@@ -101,7 +101,7 @@ async def test_busy_answer_says_when_to_retry(fake, start_bot):
     interaction = await fake.slash("generate", {"prompt": "hello"})
     reply = await ephemeral_reply(fake, interaction)
 
-    assert "busy" in reply.content and "Try again in about 12 s" in reply.content
+    assert reply.content == "⏳ The bot is busy right now: please retry in 12 seconds."
     assert interaction.callback_at - interaction.created < 3.0
     assert bot.generations() == []
 

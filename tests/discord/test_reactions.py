@@ -109,7 +109,7 @@ async def test_regenerate_when_busy_leaves_a_short_note(fake, start_bot, backend
     note = await fake.wait_for(lambda: fake.channel_messages(), what="the busy note")
     assert (
         note[0].content
-        == f"<@{fake.bob.id}> ⏳ The generator is busy right now. Try again in about 9 s."
+        == f"<@{fake.bob.id}> ⏳ The bot is busy right now: please retry in 9 seconds."
     )
     assert note[0].reference_id == message.id and note[0].allowed_mentions == [{"parse": []}]
     assert len(bot.generations()) == 1

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from bot.platforms.discord import render
+from bot.platforms.base import platform_config
+from bot.platforms.discord import DiscordConfig, render
+from bot.platforms.discord import create as create_discord
 from bot.platforms.discord.platform import rest_base
 from bot.platforms.discord.sync import same_commands
 from bot.settings import Settings, SettingsError
@@ -80,27 +82,43 @@ def test_command_comparison_ignores_what_discord_adds():
 
 
 def test_discord_settings_are_validated():
-    settings = Settings.from_env(
-        {
-            "DISCORD_EDIT_INTERVAL_SECONDS": "1.5",
-            "DISCORD_COOLDOWN_SECONDS": "0",
-            "DISCORD_DM_POLICY": "Admins",
-        },
-        dotenv_path=None,
+    """Read from the environment the way `gpt2bot run` reads the plugin's settings."""
+    token = {"DISCORD_TOKEN": "a-token"}
+    config = platform_config(
+        create_discord,
+        Settings.from_env(
+            {
+                **token,
+                "DISCORD_EDIT_INTERVAL_SECONDS": "1.5",
+                "DISCORD_COOLDOWN_SECONDS": "0",
+                "DISCORD_DM_POLICY": "Admins",
+            },
+            dotenv_path=None,
+        ),
     )
-    assert (settings.discord.edit_interval_s, settings.discord.cooldown_s) == (1.5, 0.0)
-    assert settings.discord.dm_policy == "admins"
+    assert isinstance(config, DiscordConfig)
+    assert (config.edit_interval_s, config.cooldown_s) == (1.5, 0.0)
+    assert config.dm_policy == "admins"
     bad = [
         ("DISCORD_EDIT_INTERVAL_SECONDS", "0"),
         ("DISCORD_COOLDOWN_SECONDS", "soon"),
         ("DISCORD_DM_POLICY", "maybe"),
     ]
     for name, value in bad:
+        settings = Settings.from_env({**token, name: value}, dotenv_path=None)
         with pytest.raises(SettingsError) as error:
-            Settings.from_env({name: value}, dotenv_path=None)
+            platform_config(create_discord, settings)
         assert str(error.value).startswith(f"{name}: ")
 
 
 def test_rest_base_adds_the_api_version_when_missing():
     assert rest_base("http://proxy:8080/") == "http://proxy:8080/api/v10"
     assert rest_base("http://proxy:8080/api/v10") == "http://proxy:8080/api/v10"
+
+
+def test_busy_note_says_when_to_retry_once():
+    assert render.busy("The generator is busy.", 11.2) == (
+        "⏳ The generator is busy. Try again in about 12 s."
+    )
+    said = "The generator is busy. Please retry in 12 s."
+    assert render.busy(said, 12) == f"⏳ {said}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from bot.platforms.discord import render
-from tests.discord.fakes import ScriptedBackend
+from model.backends.fake import ScriptedBackend
 from tests.discord.test_generate import ephemeral_reply, finished
 
 

@@ -6,8 +6,10 @@ import socket
 
 import pytest
 
+from admin.fake import fake_admin
 from bot.platforms.discord import DiscordPlatform, DiscordSetupError
-from tests.discord.conftest import discord_settings
+from bot.settings import SettingsError
+from tests.discord.conftest import discord_config, discord_settings
 
 
 def closed_port() -> int:
@@ -17,16 +19,16 @@ def closed_port() -> int:
 
 
 async def test_missing_token_is_refused_before_connecting(fake, tmp_path, make_app, backend):
-    app = make_app(discord_settings(fake, tmp_path, token=None), backend)
-    with pytest.raises(DiscordSetupError, match=r"^DISCORD_TOKEN is not set: copy the bot token"):
-        DiscordPlatform(app)
+    app = await make_app(discord_settings(tmp_path), backend, fake_admin())
+    with pytest.raises(SettingsError, match=r"^DISCORD_TOKEN: is not set\. Copy the bot token"):
+        DiscordPlatform(app, discord_config(fake, token=None))
     assert fake.calls == []
 
 
 async def test_unreachable_api_names_the_setting(fake, tmp_path, make_app, backend):
     url = f"http://127.0.0.1:{closed_port()}"
-    app = make_app(discord_settings(fake, tmp_path, api_base=url), backend)
+    app = await make_app(discord_settings(tmp_path), backend, fake_admin())
     with pytest.raises(DiscordSetupError) as error:
-        await DiscordPlatform(app).run()
+        await DiscordPlatform(app, discord_config(fake, api_base=url)).run()
     assert str(error.value).startswith(f"cannot reach Discord's API at {url}/api/v10")
     assert "DISCORD_API_BASE" in str(error.value)

@@ -14,18 +14,22 @@ import aiohttp
 import pytest
 from slack_sdk.signature import SignatureVerifier
 
+from admin.base import AdminServices
+from admin.config import AdminConfig
+from admin.fake import FakeAdmin, fake_admin, fake_version
 from bot.app import App
-from bot.chat import ChatService
 from bot.platforms.base import RunOptions
-from bot.platforms.slack import EVENTS_PATH, SlackPlatform
-from bot.settings import AdminConfig, Settings, SlackConfig
-from storage import AuditRepository, Database, ModelVersionRepository, upgrade
+from bot.platforms.slack import EVENTS_PATH, SlackConfig, SlackPlatform
+from bot.settings import Settings
+from model.backends.fake import ScriptedBackend
+from storage import StorageConfig, VersionRatingStats
 from tests.slack.fake_slack import TEAM_ID, FakeSlack
-from tests.slack.fakes import RecordingAdmin, ScriptedBackend
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 ADMIN = "UADMIN"
 EDIT_INTERVAL_S = 0.2  # the production 1 s, scaled down so tests stay quick
+# what the scripted backend streams, one word per chunk: output and timing are predictable
+WORDS = (" there", " was", " a", " small", " bot", " that", " wrote", " stories", ".", " The")
 
 
 async def eventually(condition: Callable[[], Any], timeout: float = 5.0) -> Any:
@@ -140,37 +144,50 @@ async def fake_slack() -> AsyncIterator[FakeSlack]:
 
 @pytest.fixture
 def backend() -> ScriptedBackend:
-    return ScriptedBackend()
+    return ScriptedBackend(words=WORDS, delay_s=0.02)
 
 
 @pytest.fixture
-async def app(tmp_path: Any, fake_slack: FakeSlack, backend: ScriptedBackend) -> AsyncIterator[App]:
+def admin_services() -> AdminServices | None:
+    """The admin services the app is opened with: fakes holding one active version and its
+    rating stats. A test parametrized with `admin_services=None` gets the real services."""
+    return fake_admin(
+        versions=[fake_version("fake-1", "active", metrics={"eval_loss": 3.5})],
+        stats=[VersionRatingStats("fake-1", 10, 4, 0.5, 0.75, 3)],
+    )
+
+
+@pytest.fixture
+def fake_services(admin_services: AdminServices | None) -> FakeAdmin:
+    """The fake admin services, for tests that read their call log."""
+    assert isinstance(admin_services, FakeAdmin)
+    return admin_services
+
+
+@pytest.fixture
+def slack_config(fake_slack: FakeSlack) -> SlackConfig:
+    return SlackConfig(
+        bot_token="xoxb-test", signing_secret=SECRET, api_url=f"{fake_slack.url}/api/"
+    )
+
+
+@pytest.fixture
+async def app(
+    tmp_path: Any, backend: ScriptedBackend, admin_services: AdminServices | None
+) -> AsyncIterator[App]:
     settings = Settings(
-        slack=SlackConfig(
-            bot_token="xoxb-test", signing_secret=SECRET, api_url=f"{fake_slack.url}/api/"
-        ),
+        storage=StorageConfig(url=f"sqlite:///{tmp_path}/bot.db"),
         admin=AdminConfig(user_ids=(ADMIN,)),
     )
-    db = Database(f"sqlite:///{tmp_path}/bot.db")
-    await db.run(upgrade, db.engine)
-    chat = ChatService(db, backend)
-    versions, audit = ModelVersionRepository(db), AuditRepository(db)
-    yield App(settings, db, versions, audit, backend, chat)
-    await backend.close()
-    db.dispose()
+    app = await App.open(settings, backend=backend, admin=admin_services)
+    yield app
+    await app.close()
 
 
 @pytest.fixture
-def admin_service(app: App) -> RecordingAdmin:
-    """Installs an in-test AdminService as `app.admin` (the learning loop's seam)."""
-    service = RecordingAdmin()
-    app.admin = service  # type: ignore[attr-defined]
-    return service
-
-
-@pytest.fixture
-async def platform(app: App) -> AsyncIterator[SlackPlatform]:
-    platform = SlackPlatform(app, RunOptions(host="127.0.0.1", port=0), EDIT_INTERVAL_S)
+async def platform(app: App, slack_config: SlackConfig) -> AsyncIterator[SlackPlatform]:
+    options = RunOptions(host="127.0.0.1", port=0)
+    platform = SlackPlatform(app, options, slack_config, EDIT_INTERVAL_S)
     await platform.start()
     yield platform
     await platform.close()

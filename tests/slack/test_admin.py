@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
+
+from admin.fake import FakeAdmin
 from bot.app import App
+from storage import RunStatus
 from tests.slack.conftest import ADMIN, SignedClient, eventually
 from tests.slack.fake_slack import FakeSlack
-from tests.slack.fakes import RecordingAdmin
 
 
 async def admin(slack: SignedClient, fake: FakeSlack, text: str, user: str = ADMIN) -> str:
@@ -19,77 +22,85 @@ async def admin(slack: SignedClient, fake: FakeSlack, text: str, user: str = ADM
 
 
 async def test_non_admin_is_refused_politely_and_audited(
-    slack: SignedClient, fake_slack: FakeSlack, app: App, admin_service: RecordingAdmin
+    slack: SignedClient, fake_slack: FakeSlack, app: App, fake_services: FakeAdmin
 ) -> None:
     answer = await admin(slack, fake_slack, "model use fake-1", user="U1")
     assert answer == "Sorry, only gpt2bot admins can do that. Nothing was changed."
-    assert admin_service.calls == []
-    (entry,) = app.audit.recent()
+    assert fake_services.calls == []
+    (entry,) = app.gate.audit.recent()
     assert entry["actor"] == "U1" and entry["platform"] == "slack"
     assert entry["allowed"] is False and entry["action"] == "slack model use"
 
 
 async def test_admin_curates_and_is_audited(
-    slack: SignedClient, fake_slack: FakeSlack, app: App, admin_service: RecordingAdmin
+    slack: SignedClient, fake_slack: FakeSlack, app: App, fake_services: FakeAdmin
 ) -> None:
     answer = await admin(slack, fake_slack, "curate add A &lt;good&gt; example")
     assert answer == "Curated data: added 1."
-    assert admin_service.calls == [("curate_add", (ADMIN, ["A <good> example"]))]
-    (entry,) = app.audit.recent()
+    assert fake_services.calls == [("curation.add", (ADMIN, ["A <good> example"]))]
+    (entry,) = app.gate.audit.recent()
     assert entry["allowed"] is True and entry["action"] == "slack curate add"
 
     await admin(slack, fake_slack, "curate  add First line\n  second line")
-    assert admin_service.calls[-1] == ("curate_add", (ADMIN, ["First line\n  second line"]))
+    assert fake_services.calls[-1] == ("curation.add", (ADMIN, ["First line\n  second line"]))
 
     listing = await admin(slack, fake_slack, "curate list")
-    assert "`#7` [admin] by UADMIN: A fine &lt;example&gt;" in listing
-    assert await admin(slack, fake_slack, "curate remove 8") == "There is no curated sample #8."
+    assert "`#1` [admin] by UADMIN: A &lt;good&gt; example" in listing
+    assert await admin(slack, fake_slack, "curate remove 8") == "There is no curated sample 8."
     assert "must be a number" in await admin(slack, fake_slack, "curate remove eight")
 
 
 async def test_models_schedule_and_errors_are_sentences(
-    slack: SignedClient, fake_slack: FakeSlack, admin_service: RecordingAdmin
+    slack: SignedClient, fake_slack: FakeSlack, fake_services: FakeAdmin
 ) -> None:
     assert "▶ `fake-1` active" in await admin(slack, fake_slack, "model list")
     assert await admin(slack, fake_slack, "model use fake-1 force") == "Now serving fake-1."
-    assert ("model_use", (ADMIN, "fake-1", True)) in admin_service.calls
-    assert "no model version 'v9'" in await admin(slack, fake_slack, "model use v9")
+    assert ("registry.use", (ADMIN, "fake-1", True)) in fake_services.calls
+    assert "no model version named 'v9'" in await admin(slack, fake_slack, "model use v9")
     assert "too often" in await admin(slack, fake_slack, "retrain schedule * * * * *")
     assert "next runs" in await admin(slack, fake_slack, "retrain schedule 0 3 * * 0")
-    assert ("retrain_schedule", (ADMIN, "0 3 * * 0")) in admin_service.calls
+    assert ("training.schedule", (ADMIN, "0 3 * * 0")) in fake_services.calls
     assert await admin(slack, fake_slack, "retrain cancel") == "No training run is running."
+    assert (await admin(slack, fake_slack, "retrain now")).startswith("Training run #1 started")
     status = await admin(slack, fake_slack, "retrain status")
-    assert status == "Training run #3 (manual, by UADMIN): running, 50%, about 30s left."
+    assert status == "Training run #1 (manual, by UADMIN): running, 40%, about 30s left."
     assert "`/gpt2bot-admin curate add TEXT`" in await admin(slack, fake_slack, "")
     usage = await admin(slack, fake_slack, "frobnicate")
     assert "I don't know `frobnicate`" in usage and "curate add TEXT" in usage
 
 
 async def test_retrain_now_reports_when_the_run_ends(
-    slack: SignedClient, fake_slack: FakeSlack, admin_service: RecordingAdmin
+    slack: SignedClient, fake_slack: FakeSlack, fake_services: FakeAdmin
 ) -> None:
     answer = await admin(slack, fake_slack, "retrain now")
-    assert answer.startswith("Training run #3 started on 120 samples")
+    assert answer.startswith("Training run #1 started on 42 samples")
+    fake_services.training.report(RunStatus.SUCCEEDED, 1.0)  # the run ends in the background
     (note,) = await fake_slack.wait_for(lambda: fake_slack.called("chat.postEphemeral"))
     assert note["user"] == ADMIN and note["channel"] == "C1"
-    assert "succeeded" in note["text"] and "v3 promoted" in note["text"]
-    assert "3.200 → 3.000" in note["text"]
+    assert "succeeded" in note["text"] and "ft-1 promoted" in note["text"]
+    assert "3.500 → 3.100" in note["text"]
 
 
 async def test_stats_answer_with_a_table_and_post_the_chart(
-    slack: SignedClient, fake_slack: FakeSlack, admin_service: RecordingAdmin
+    slack: SignedClient, fake_slack: FakeSlack, fake_services: FakeAdmin
 ) -> None:
     answer = await admin(slack, fake_slack, "stats")
     assert "`fake-1` · 10 · 4 · +0.50 · 75% · 3" in answer
-    assert fake_slack.uploads == [admin_service.chart]
+    assert fake_slack.uploads == [fake_services.reports.chart]
     (done,) = fake_slack.called("files.completeUploadExternal")
     assert done["channel_id"] == "C1"
 
 
-async def test_without_an_admin_service_the_answer_says_so(
+@pytest.mark.parametrize("admin_services", [pytest.param(None, id="real-services")])
+async def test_the_real_admin_services_curate_and_report(
     slack: SignedClient, fake_slack: FakeSlack, app: App
 ) -> None:
-    assert app.admin is None
+    """End to end through the real services on the test's database (no fakes past Slack)."""
+    assert not isinstance(app.admin, FakeAdmin)
+    answer = await admin(slack, fake_slack, "curate add A sample stored for &lt;real&gt;.")
+    assert answer == "Curated data: added 1."
+    listing = await admin(slack, fake_slack, "curate list")
+    assert "`#1` [admin] by UADMIN: A sample stored for &lt;real&gt;." in listing
     answer = await admin(slack, fake_slack, "stats")
-    assert "not available in this installation" in answer
-    await eventually(lambda: app.audit.recent())
+    assert answer == "No generations yet, so no ratings to compare."
+    await eventually(lambda: len(app.gate.audit.recent()) == 3)

@@ -7,10 +7,10 @@ import asyncio
 from bot.app import App
 from bot.platforms.slack import SlackPlatform
 from bot.platforms.slack.chat import SHUTTING_DOWN
+from model.backends.fake import ScriptedBackend
 from storage import GenerationRepository
-from tests.slack.conftest import EDIT_INTERVAL_S, SignedClient
+from tests.slack.conftest import EDIT_INTERVAL_S, WORDS, SignedClient
 from tests.slack.fake_slack import FakeSlack
-from tests.slack.fakes import WORDS, ScriptedBackend
 
 FINAL = "".join(WORDS)
 
@@ -96,7 +96,7 @@ async def test_empty_command_shows_usage(slack: SignedClient) -> None:
 async def test_busy_backend_says_when_to_retry(
     slack: SignedClient, fake_slack: FakeSlack, backend: ScriptedBackend
 ) -> None:
-    backend.busy = True
+    backend.busy_retry_s = 5
     await slack.command("/generate", "Once upon a time")
     response = await fake_slack.wait_for(lambda: fake_slack.responses)
     assert "retry in 5 seconds" in response[0]["text"]

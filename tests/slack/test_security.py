@@ -10,9 +10,9 @@ from slack_sdk.signature import SignatureVerifier
 
 from bot import plugins
 from bot.app import App
-from bot.platforms.base import RunOptions
-from bot.platforms.slack import EVENTS_PATH, create, web_client
-from bot.settings import Settings, SlackConfig
+from bot.platforms.base import RunOptions, platform_config
+from bot.platforms.slack import EVENTS_PATH, SlackConfig, create, web_client
+from bot.settings import Settings, SettingsError
 from storage import GenerationRepository
 from tests.slack.conftest import SECRET, SignedClient
 from tests.slack.fake_slack import FakeSlack
@@ -83,18 +83,21 @@ def test_slack_is_a_registered_platform() -> None:
 
 
 @pytest.mark.parametrize(
-    ("config", "variable"),
+    ("config", "message"),
     [
-        (SlackConfig(signing_secret="s"), "SLACK_BOT_TOKEN"),
-        (SlackConfig(bot_token="xoxb-1"), "SLACK_SIGNING_SECRET"),
+        (SlackConfig(signing_secret="s"), "SLACK_BOT_TOKEN: missing. Copy the Bot User OAuth"),
+        (
+            SlackConfig(bot_token="xoxb-1"),
+            "SLACK_SIGNING_SECRET: missing (needed to verify Slack's HTTP requests). Copy it",
+        ),
     ],
 )
 def test_missing_settings_stop_start_up_with_the_variable_named(
-    app: App, config: SlackConfig, variable: str
+    app: App, config: SlackConfig, message: str
 ) -> None:
-    broken = App(Settings(slack=config), app.db, app.versions, app.audit, app.backend, app.chat)
-    with pytest.raises(ValueError, match=variable):
-        create(broken, RunOptions())
+    with pytest.raises(SettingsError) as error:
+        create(app, RunOptions(), config)
+    assert str(error.value).startswith(message)
 
 
 async def test_api_url_from_the_environment_and_429s_retried(fake_slack: FakeSlack) -> None:
@@ -106,7 +109,7 @@ async def test_api_url_from_the_environment_and_429s_retried(fake_slack: FakeSla
         },
         dotenv_path=None,
     )
-    client = web_client(settings.slack)
+    client = web_client(platform_config(create, settings))  # as `gpt2bot run` reads it
     assert client.base_url == f"{fake_slack.url}/api/"
     fake_slack.rate_limited["auth.test"] = 2
     response = await client.auth_test()

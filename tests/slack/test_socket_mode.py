@@ -6,15 +6,16 @@ from dataclasses import replace
 
 from bot.app import App
 from bot.platforms.base import RunOptions
-from bot.platforms.slack import SlackPlatform
+from bot.platforms.slack import SlackConfig, SlackPlatform
 from tests.slack.conftest import EDIT_INTERVAL_S, command_form
 from tests.slack.fake_slack import FakeSlack
 
 
-async def test_slash_command_over_socket_mode(app: App, fake_slack: FakeSlack) -> None:
-    slack_config = replace(app.settings.slack, app_token="xapp-1-test", signing_secret=None)
-    app.settings = replace(app.settings, slack=slack_config)
-    platform = SlackPlatform(app, RunOptions(port=0), EDIT_INTERVAL_S)
+async def test_slash_command_over_socket_mode(
+    app: App, fake_slack: FakeSlack, slack_config: SlackConfig
+) -> None:
+    socket_mode = replace(slack_config, app_token="xapp-1-test", signing_secret=None)
+    platform = SlackPlatform(app, RunOptions(port=0), socket_mode, EDIT_INTERVAL_S)
     await platform.start()
     try:
         assert platform.port is None  # no HTTP server in Socket Mode

@@ -119,6 +119,8 @@ def queued(position: int) -> str:
 
 
 def busy(message: str, retry_after_s: float) -> str:
+    if "retry" in message.lower():  # the backend's sentence already says when
+        return f"⏳ {message}"
     seconds = max(1, math.ceil(retry_after_s))
     return f"⏳ {message.rstrip('.')}. Try again in about {seconds} s."
 
