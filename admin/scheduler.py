@@ -155,8 +155,11 @@ class RetrainScheduler:
             log.exception("scheduled retrain failed")
 
     def _require(self) -> AsyncIOScheduler:
-        if self._scheduler is None:
-            raise RuntimeError("scheduler not started")
+        if self._scheduler is None:  # one-shot commands and tests open without the schedule
+            raise ValueError(
+                "the retrain schedule is kept by the running bot: change it from chat or the "
+                "dashboard while `gpt2bot run` is up"
+            )
         return self._scheduler
 
     async def stop(self) -> None:

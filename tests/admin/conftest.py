@@ -1,4 +1,5 @@
-"""Fixtures of the learning-loop tests: a tiny model, a real SQLite database, the service."""
+"""Fixtures of the learning-loop tests: a tiny model, a real SQLite database, and the real
+admin services (curation, training, registry, reports) built on them."""
 
 from __future__ import annotations
 
@@ -9,8 +10,14 @@ from pathlib import Path
 import pytest
 import torch
 
+from admin.base import AdminServices
 from admin.config import LearningConfig
-from admin.service import LearningLoop
+from admin.curation import Curation
+from admin.registry import Registry
+from admin.reports import Reports
+from admin.training import Training
+from model.backends.base import Backend
+from model.backends.fake import ScriptedBackend
 from model.bootstrap import BootstrapConfig, build_bootstrap, bundled_corpus
 from model.config import ModelConfig
 from model.finetune import FinetuneConfig
@@ -29,7 +36,17 @@ TINY_FINETUNE = FinetuneConfig(
     sample_max_new_tokens=6,
     device="cpu",
 )
+LEARNING = LearningConfig(finetune=TINY_FINETUNE, rating_min_score=2, rating_min_raters=2)
 DOMAIN = [f"Robot number {i} likes to paint the blue fence in the garden." for i in range(24)]
+
+
+def build_services(db: Database, model_dir: Path, backend: Backend) -> AdminServices:
+    """The admin services as the composition root (`bot.app.App.open`) wires them."""
+    curation = Curation(db, LEARNING)
+    registry = Registry(db, LEARNING.promote_tolerance, backend)
+    model = ModelConfig(model_dir=model_dir, device="cpu")
+    training = Training(db, model, LEARNING, curation, registry)
+    return AdminServices(curation, training, registry, Reports(db))
 
 
 @pytest.fixture
@@ -71,13 +88,22 @@ def versions(db: Database, model_dir: Path) -> ModelVersionRepository:
 
 
 @pytest.fixture
-async def loop(
+async def services(
     db: Database, model_dir: Path, versions: ModelVersionRepository
-) -> AsyncIterator[LearningLoop]:
-    service = LearningLoop(
-        db,
-        ModelConfig(model_dir=model_dir, device="cpu"),
-        LearningConfig(finetune=TINY_FINETUNE, rating_min_score=2, rating_min_raters=2),
-    )
-    yield service
-    await service.close()
+) -> AsyncIterator[AdminServices]:
+    """The real services over a backend that serves nothing real (swaps are recorded)."""
+    built = build_services(db, model_dir, ScriptedBackend(model_version="tiny-1"))
+    yield built
+    await built.close()
+
+
+@pytest.fixture
+def curation(services: AdminServices) -> Curation:
+    assert isinstance(services.curation, Curation)
+    return services.curation
+
+
+@pytest.fixture
+def training(services: AdminServices) -> Training:
+    assert isinstance(services.training, Training)
+    return services.training

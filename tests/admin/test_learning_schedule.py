@@ -6,11 +6,12 @@ import asyncio
 from datetime import UTC, datetime
 
 import pytest
-from admin.service import LearningLoop
 from apscheduler.triggers.interval import IntervalTrigger
 
+from admin.curation import Curation
 from admin.scheduler import RETRAIN_JOB_ID, RetrainScheduler, parse_cron
-from storage import Database
+from admin.training import Training
+from storage import Database, RunStatus
 
 NOW = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)  # a Monday
 
@@ -56,23 +57,34 @@ async def test_schedule_persists_and_fires_after_a_scheduler_restart(db: Databas
         await second.stop()
 
 
-async def test_admin_schedule_shows_next_runs_and_can_be_cleared(loop: LearningLoop) -> None:
-    await loop.scheduler.start(None, 60)
-    times = await loop.retrain_schedule("admin", "30 4 * * *")
+async def test_admin_schedule_shows_next_runs_and_can_be_cleared(training: Training) -> None:
+    await training.scheduler.start(None, 60)
+    times = await training.schedule("admin", "30 4 * * *")
     assert len(times) == 3 and all(t.hour == 4 and t.minute == 30 for t in times)
-    assert loop.scheduler.next_runs() == times
+    assert training.scheduler.next_runs() == times
     with pytest.raises(ValueError, match="at least 60 minutes"):
-        await loop.retrain_schedule("admin", "*/5 * * * *")
-    assert await loop.retrain_schedule("admin", None) == []
-    assert loop.scheduler.next_runs() == []
+        await training.schedule("admin", "*/5 * * * *")
+    assert await training.schedule("admin", None) == []
+    assert training.scheduler.next_runs() == []
 
 
-async def test_scheduled_run_without_new_data_is_skipped(loop: LearningLoop, db: Database) -> None:
-    await loop.curate_add("admin", ["first sample text", "second sample text"])
-    done = loop.runs.create("manual", "admin", "running")
-    loop.runs.update(done.id, status="succeeded")
-    info = await loop.scheduled_retrain()
-    assert info is not None and info.status == "skipped" and info.trigger == "schedule"
+async def test_scheduled_run_without_new_data_is_skipped(
+    training: Training, curation: Curation
+) -> None:
+    await curation.add("admin", ["first sample text", "second sample text"])
+    done = training.runs.create("manual", "admin", RunStatus.RUNNING)
+    training.runs.update(done.id, status=RunStatus.SUCCEEDED)
+    info = await training.scheduled_retrain()
+    assert info is not None and info.status == RunStatus.SKIPPED and info.trigger == "schedule"
     assert info.error == f"skipped: no new curated data since run {done.id}"
-    status = await loop.retrain_status()
+    status = await training.status()
     assert status is not None and status.id == info.id
+
+
+async def test_a_schedule_change_without_the_running_bot_is_a_sentence(db: Database) -> None:
+    async def never() -> None:
+        raise AssertionError("nothing is scheduled")
+
+    scheduler = RetrainScheduler(db.engine, never)  # never started: a one-shot command
+    with pytest.raises(ValueError, match="kept by the running bot"):
+        await scheduler.set_trigger(parse_cron("0 3 * * 0", 60, NOW))

@@ -11,6 +11,7 @@ import pytest
 
 from admin.registry import PromotionRefused, Registry
 from model.backends.base import GenerationRequest, SamplingParams
+from model.backends.fake import ScriptedBackend
 from model.backends.local import LocalBackend
 from model.config import ModelConfig
 from storage import Database, ModelVersionRepository
@@ -28,7 +29,7 @@ async def test_gate_promotes_a_better_candidate(
     db: Database, versions: ModelVersionRepository, model_dir: Path
 ) -> None:
     _candidate(versions, model_dir, "better", loss=2.0, baseline=2.5)
-    record, reason = await Registry(db, tolerance=0.02).promote("better")
+    record, reason = await Registry(db, tolerance=0.02, backend=ScriptedBackend()).promote("better")
     assert record.status == "active" and versions.active().name == "better"  # type: ignore[union-attr]
     assert "not worse than" in reason
 
@@ -37,12 +38,13 @@ async def test_gate_refuses_a_worse_candidate_unless_forced(
     db: Database, versions: ModelVersionRepository, model_dir: Path
 ) -> None:
     _candidate(versions, model_dir, "worse", loss=2.6, baseline=2.5)
-    registry = Registry(db, tolerance=0.02)
+    registry = Registry(db, tolerance=0.02, backend=ScriptedBackend())
     with pytest.raises(PromotionRefused, match=r"worse than the active tiny-1's 2\.5000"):
         await registry.promote("worse")
     assert versions.active().name == "tiny-1"  # type: ignore[union-attr]
     # within tolerance it passes; forced it passes regardless
-    assert (await Registry(db, tolerance=0.2).judge(versions.get("worse"))).allowed  # type: ignore[arg-type]
+    lenient = Registry(db, tolerance=0.2, backend=ScriptedBackend())
+    assert (await lenient.judge(versions.get("worse"))).allowed  # type: ignore[arg-type]
     _, reason = await registry.promote("worse", force=True)
     assert reason.startswith("forced") and versions.active().name == "worse"  # type: ignore[union-attr]
 
@@ -54,7 +56,8 @@ async def test_gate_evaluates_on_heldout_when_compared_with_another_version(
     _candidate(versions, model_dir, "other", loss=1.0, baseline=9.0)
     versions.update_metrics("other", {"baseline_version": "someone-else"})
     (model_dir / "tiny-1" / "metadata.json").write_text('{"heldout_texts": ["A model is."]}')
-    decision = await Registry(db, tolerance=0.0).judge(versions.get("other"))  # type: ignore[arg-type]
+    registry = Registry(db, tolerance=0.0, backend=ScriptedBackend())
+    decision = await registry.judge(versions.get("other"))  # type: ignore[arg-type]
     # identical weights: equal losses on the same held-out text, so allowed at zero tolerance
     assert decision.allowed and decision.candidate_loss == pytest.approx(decision.active_loss)
 
@@ -63,17 +66,21 @@ async def test_rollback_returns_to_the_previous_version(
     db: Database, versions: ModelVersionRepository, model_dir: Path
 ) -> None:
     _candidate(versions, model_dir, "v2", loss=1.0, baseline=2.0)
-    registry = Registry(db, tolerance=0.0)
+    backend = ScriptedBackend(model_version="tiny-1")
+    registry = Registry(db, tolerance=0.0, backend=backend)
     await registry.promote("v2")
-    record = await registry.rollback()
+    record = await registry.rollback("admin")
     assert record.name == "tiny-1" and versions.active().name == "tiny-1"  # type: ignore[union-attr]
     assert versions.get("v2").status == "retired"  # type: ignore[union-attr]
+    # each switch hot-swapped the serving backend too
+    assert [name for name, _ in backend.swaps] == ["v2", "tiny-1"]
+    assert backend.model_version == "tiny-1"
 
 
 async def test_unknown_or_unsafe_version_names(
     db: Database, versions: ModelVersionRepository
 ) -> None:
-    registry = Registry(db, tolerance=0.0)
+    registry = Registry(db, tolerance=0.0, backend=ScriptedBackend())
     with pytest.raises(ValueError, match="invalid model version name"):
         await registry.promote("../etc")
     with pytest.raises(LookupError, match="no model version named"):

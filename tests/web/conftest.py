@@ -1,5 +1,6 @@
-"""Fixtures for the web platform: a real App on a tmp SQLite with a tiny bootstrap model, and
-aiohttp's test client against the real web application."""
+"""Fixtures for the web platform: a real App on a tmp SQLite with a tiny bootstrap model (and
+the real admin services `App.open` builds), and aiohttp's test client against the real web
+application; for retrain flows, an App over `admin.fake.fake_admin`."""
 
 from __future__ import annotations
 
@@ -7,11 +8,14 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from web_helpers import ADMIN_TOKEN, TINY, Browser, InTestAdmin, make_settings, open_browser
+from web_helpers import ADMIN_TOKEN, TINY, Browser, make_settings, open_browser
 
-from bot.app import BOOTSTRAP_VERSION, App
+from admin.fake import FakeAdmin, fake_admin
+from admin.registry import BOOTSTRAP_VERSION
+from bot.app import App
 from bot.platforms.web import build_web_app
 from bot.platforms.web.security import Guard
+from model.backends.fake import ScriptedBackend
 from model.bootstrap import build_bootstrap
 from model.versions import version_dir
 
@@ -26,26 +30,50 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 async def app(tmp_path: Path, model_dir: Path) -> AsyncIterator[App]:
-    opened = await App.open(make_settings(tmp_path, model_dir), bootstrap=TINY)
+    """The App as `gpt2bot run` builds it: the tiny model served, the real admin services
+    with their retrain schedule started (`background`)."""
+    settings = make_settings(tmp_path, model_dir)
+    opened = await App.open(settings, bootstrap=TINY, background=True)
     yield opened
     await opened.close()
 
 
 @pytest.fixture
 async def browser(app: App) -> AsyncIterator[Browser]:
-    """A browser on the web app, without an admin service (as on a build without the loop)."""
-    app.admin = None
+    """A browser on the web app (not logged in)."""
     client, visitor = await open_browser(build_web_app(app, Guard(admin_token=ADMIN_TOKEN)))
     yield visitor
     await client.close()
 
 
 @pytest.fixture
-async def admin_browser(app: App) -> AsyncIterator[tuple[Browser, InTestAdmin]]:
-    """A logged-in admin's browser on a web app whose App has an admin service."""
-    service = InTestAdmin(app)
-    app.admin = service  # type: ignore[attr-defined]
+async def admin_browser(browser: Browser) -> Browser:
+    """A logged-in admin's browser on the web app over the real admin services."""
+    await browser.login()
+    return browser
+
+
+@pytest.fixture
+async def fake_admin_app(tmp_path: Path, model_dir: Path) -> AsyncIterator[tuple[App, FakeAdmin]]:
+    """An App whose admin services are the in-memory fakes (training runs start and end
+    without training anything) over a scripted backend."""
+    folder = tmp_path / "fake-admin"
+    folder.mkdir()
+    admin = fake_admin()
+    opened = await App.open(
+        make_settings(folder, model_dir), backend=ScriptedBackend(), admin=admin
+    )
+    yield opened, admin
+    await opened.close()
+
+
+@pytest.fixture
+async def fake_admin_browser(
+    fake_admin_app: tuple[App, FakeAdmin],
+) -> AsyncIterator[tuple[Browser, App, FakeAdmin]]:
+    """A logged-in admin's browser on the App over the fake admin services."""
+    app, admin = fake_admin_app
     client, visitor = await open_browser(build_web_app(app, Guard(admin_token=ADMIN_TOKEN)))
     await visitor.login()
-    yield visitor, service
+    yield visitor, app, admin
     await client.close()

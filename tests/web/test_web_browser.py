@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from web_helpers import ADMIN_TOKEN, TINY, InTestAdmin, make_settings
+from web_helpers import ADMIN_TOKEN, TINY, make_settings, web_config
 
+from admin.fake import fake_admin, fake_version
 from bot.app import App
 from bot.platforms.base import RunOptions
 from bot.platforms.web import WebPlatform, create
@@ -27,13 +28,15 @@ pytestmark = pytest.mark.slow
 
 
 class ServerThread(threading.Thread):
-    """The real web platform over a real App, on its own event loop in a thread."""
+    """The real web platform over a real App, on its own event loop in a thread: with the
+    real admin services, or (`with_admin`) the fake ones, whose training runs need no model."""
 
     def __init__(self, tmp_path: Path, model_dir: Path, with_admin: bool = False) -> None:
         super().__init__(daemon=True)
         self.with_admin = with_admin
         self.app: App | None = None
         self.settings = make_settings(tmp_path, model_dir)
+        self.web_config = web_config(tmp_path)
         self.ready = threading.Event()
         self.url = ""
         self.error: BaseException | None = None
@@ -48,10 +51,11 @@ class ServerThread(threading.Thread):
             self.ready.set()
 
     async def _serve(self) -> None:
-        app = self.app = await App.open(self.settings, bootstrap=TINY)
-        if self.with_admin:
-            app.admin = InTestAdmin(app)  # type: ignore[attr-defined]
-        platform: WebPlatform = create(app, RunOptions(host="127.0.0.1", port=0))
+        fake = fake_admin(versions=[fake_version("bootstrap-1", "active")])
+        admin = fake if self.with_admin else None  # None: the real services `App.open` builds
+        app = self.app = await App.open(self.settings, bootstrap=TINY, admin=admin)
+        options = RunOptions(host="127.0.0.1", port=0)
+        platform: WebPlatform = create(app, options, self.web_config)
         self._loop, self._stopping = asyncio.get_running_loop(), asyncio.Event()
         try:
             self.url = await platform.start()
@@ -86,7 +90,7 @@ def server(tmp_path: Path, model_dir: Path) -> Any:
 
 @pytest.fixture
 def admin_server(tmp_path: Path, model_dir: Path) -> Any:
-    """The same server whose App has an admin service, and one finished training run."""
+    """The same server over the fake admin services, and one finished training run."""
     thread = start_server(tmp_path, model_dir, with_admin=True)
     assert thread.app is not None
     with thread.app.db.session() as session:

@@ -1,5 +1,5 @@
 """The admin dashboard's endpoints: login, filters, export, stats, models, training, curation,
-audit — with and without an admin service."""
+audit — over the real admin services, and over their fakes for training runs."""
 
 from __future__ import annotations
 
@@ -10,11 +10,12 @@ from datetime import UTC, datetime, timedelta
 
 import aiohttp
 import pytest
-from web_helpers import ADMIN_TOKEN, Browser, InTestAdmin, parse_sse
+from web_helpers import ADMIN_TOKEN, Browser, parse_sse
 
+from admin.fake import FakeAdmin, FakeTraining
 from bot.app import App
 from bot.platforms.web import dashboard
-from storage import AuditRepository
+from storage import ModelVersionRepository
 from storage.models import TrainingRun
 
 ADMIN_GETS = ("generations", "export", "stats", "models", "training", "curation", "audit")
@@ -67,7 +68,7 @@ async def test_wrong_token_is_refused_and_audited_right_token_opens_a_session(
     assert (await browser.start())["is_admin"] is True
     cookies = {c.key: c for c in browser.client.session.cookie_jar}
     assert cookies["gpt2bot_admin"]["httponly"] and cookies["gpt2bot_admin"]["samesite"] == "Strict"
-    log = await app.db.run(AuditRepository(app.db).recent)
+    log = await app.db.run(app.gate.audit.recent)
     assert [(e["action"], e["allowed"]) for e in log[:2]] == [
         ("web.login", True),
         ("web.login", False),
@@ -130,7 +131,7 @@ async def test_export_downloads_filtered_jsonl_and_csv_and_is_audited(
     assert len(table) == 2 and table[0]["prompt"] == "Export <b>me</b>"
     bad = await browser.client.get("/admin/api/export", params={"format": "xml"})
     assert bad.status == 400
-    log = await app.db.run(AuditRepository(app.db).recent)
+    log = await app.db.run(app.gate.audit.recent)
     assert [e["action"] for e in log[:2]] == ["web.export", "web.export"]
 
 
@@ -148,30 +149,47 @@ async def test_stats_per_model_version(browser: Browser) -> None:
     assert abs(row["mean_score"] - 1 / 3) < 1e-9 and row["raters"] == 1
 
 
-async def test_without_admin_service_panels_say_not_available(browser: Browser) -> None:
+async def test_panels_are_live_and_actions_answer_in_sentences(browser: Browser) -> None:
+    """Over the real admin services (what `App.open` builds) every panel is available, and an
+    action that has nothing to act on says why, with a fitting status, never a traceback."""
     await browser.login()
     models = await (await browser.client.get("/admin/api/models")).json()
     assert [m["name"] for m in models["models"]] == ["bootstrap-1"]
     assert models["models"][0]["status"] == "active"
-    assert models["admin_available"] is False and "not available" in models["reason"]
+    assert models["admin_available"] is True and models["reason"] is None
     training = await (await browser.client.get("/admin/api/training")).json()
-    assert training["available"] is False and training["runs"] == []
+    assert training["available"] is True and training["runs"] == []
+    assert training["current"] is None
     curation = await (await browser.client.get("/admin/api/curation")).json()
-    assert curation["available"] is False and "not available" in curation["reason"]
-    for name in ADMIN_POSTS:
+    assert curation["available"] is True and curation["items"] == []
+    expected = {
+        "models/use": (400, "Choose the model version to use."),
+        "models/rollback": (404, "There is no earlier active version to roll back to."),
+        "training/start": (400, "add at least 2"),
+        "training/cancel": (200, "No training run is in progress."),
+        "training/schedule": (200, "Scheduled retraining is off."),
+        "curation/add": (400, "Write the text to add."),
+        "curation/remove": (400, "That is not a sample number."),
+        "curation/upload": (400, "Choose a .txt or .jsonl file to upload."),
+    }
+    assert set(expected) == set(ADMIN_POSTS)
+    for name, (status, sentence) in expected.items():
         response = await browser.post(f"/admin/api/{name}", {})
-        assert response.status == 503, name
-        assert "not available" in (await response.json())["error"]
+        assert response.status == status, name
+        body = await response.json()
+        assert sentence in (body["message"] if status == 200 else body["error"]), name
 
 
 async def test_training_panel_start_status_cancel_schedule(
-    app: App, admin_browser: tuple[Browser, InTestAdmin]
+    fake_admin_browser: tuple[Browser, App, FakeAdmin],
 ) -> None:
-    browser, service = admin_browser
+    browser, app, admin = fake_admin_browser
+    assert isinstance(admin.training, FakeTraining)
+    service = admin.training
     started = await browser.post("/admin/api/training/start", {})
     assert started.status == 200 and "run #1 started" in (await started.json())["message"]
     again = await browser.post("/admin/api/training/start", {})
-    assert again.status == 409 and "already in progress" in (await again.json())["error"]
+    assert again.status == 409 and "already running" in (await again.json())["error"]
     status = await (await browser.client.get("/admin/api/training")).json()
     assert status["available"] and status["current"]["status"] == "running"
     assert status["current"]["progress"] == 0.4
@@ -179,20 +197,20 @@ async def test_training_panel_start_status_cancel_schedule(
     assert (await cancelled.json())["message"] == "Training cancelled."
     scheduled = await browser.post("/admin/api/training/schedule", {"cron": "0 3 * * 0"})
     assert scheduled.status == 200 and len((await scheduled.json())["next"]) == 3
-    assert service.schedule == "0 3 * * 0"
+    assert service.cron == "0 3 * * 0"
     bad = await browser.post("/admin/api/training/schedule", {"cron": "every day"})
     assert bad.status == 400 and "cron" in (await bad.json())["error"]
     off = await browser.post("/admin/api/training/schedule", {"cron": ""})
-    assert "off" in (await off.json())["message"] and service.schedule is None
-    log = await app.db.run(AuditRepository(app.db).recent)
+    assert "off" in (await off.json())["message"] and service.cron is None
+    log = await app.db.run(app.gate.audit.recent)
     actions = [e["action"] for e in log]
     for action in ("retrain.now", "retrain.cancel", "retrain.schedule"):
         assert action in actions
     assert all(e["actor"].startswith("web-admin-") for e in log)
 
 
-async def test_curation_add_upload_list_remove(admin_browser: tuple[Browser, InTestAdmin]) -> None:
-    browser, _ = admin_browser
+async def test_curation_add_upload_list_remove(admin_browser: Browser) -> None:
+    browser = admin_browser
     added = await browser.post("/admin/api/curation/add", {"text": "A <script>x</script> line"})
     assert (await added.json())["message"] == "Added 1."
     empty = await browser.post("/admin/api/curation/add", {"text": "  "})
@@ -220,12 +238,13 @@ async def test_curation_add_upload_list_remove(admin_browser: tuple[Browser, InT
 
 
 async def test_model_use_and_rollback_switch_the_serving_version(
-    app: App, admin_browser: tuple[Browser, InTestAdmin]
+    app: App, admin_browser: Browser
 ) -> None:
-    browser, _ = admin_browser
-    active = await app.db.run(app.versions.active)
+    browser = admin_browser
+    versions = ModelVersionRepository(app.db)
+    active = await app.db.run(versions.active)
     assert active is not None
-    await app.db.run(app.versions.add, "copy-1", active.path, "bootstrap", "bootstrap-1")
+    await app.db.run(versions.add, "copy-1", active.path, "bootstrap", "bootstrap-1")
     used = await browser.post("/admin/api/models/use", {"version": "copy-1"})
     assert used.status == 200 and (await used.json())["message"] == "Now serving copy-1."
     assert app.backend.model_version == "copy-1"
@@ -257,8 +276,10 @@ async def test_training_runs_come_with_their_loss_log(app: App, browser: Browser
         )
     await browser.login()
     body = await (await browser.client.get("/admin/api/training")).json()
-    assert body["current"] is None and body["available"] is False
+    # the real training service reports the most recent run as the current one
+    assert body["available"] is True and body["current"]["status"] == "failed"
     [run] = body["runs"]
+    assert body["current"]["id"] == run["id"]
     assert run["status"] == "failed" and run["trigger"] == "schedule"
     assert run["loss_log"] == [{"step": 1, "loss": 3.5}, {"step": 2, "loss": 3.1}]
     assert run["error"].startswith("Not enough curated samples")

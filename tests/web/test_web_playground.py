@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import web
-from web_helpers import ADMIN_TOKEN, Browser, open_browser, parse_sse
+from web_helpers import ADMIN_TOKEN, Browser, make_settings, open_browser, parse_sse
 
 from bot.app import App
 from bot.platforms.web import build_web_app
 from bot.platforms.web.security import CLIENT_COOKIE, Guard
-from model.backends.base import Busy, Cancelled, GenerationRequest
+from model.backends.base import Cancelled
+from model.backends.fake import ScriptedBackend
 from storage import GenerationRepository
 
 XSS = "<img src=x onerror=alert(1)>"
@@ -79,14 +81,17 @@ async def test_invalid_input_is_a_sentence_not_a_traceback(browser: Browser) -> 
     assert raw.status == 400 and "not valid JSON" in (await raw.json())["error"]
 
 
-async def test_busy_backend_answers_429_with_retry_after(app: App, browser: Browser) -> None:
-    def full(request: GenerationRequest) -> Any:
-        raise Busy("The bot is busy: 64 requests are waiting. Try again in 30 s.", 29.6)
-
-    app.backend.submit = full  # type: ignore[method-assign]
-    response = await browser.post("/api/generate", {"prompt": "hello"})
-    assert response.status == 429 and response.headers["Retry-After"] == "30"
-    assert "busy" in (await response.json())["error"]
+async def test_busy_backend_answers_429_with_retry_after(tmp_path: Path, model_dir: Path) -> None:
+    full = ScriptedBackend(busy_retry_s=29.6)  # refuses every request with `Busy`
+    app = await App.open(make_settings(tmp_path, model_dir), backend=full)
+    client, browser = await open_browser(build_web_app(app, Guard(admin_token=ADMIN_TOKEN)))
+    try:
+        response = await browser.post("/api/generate", {"prompt": "hello"})
+        assert response.status == 429 and response.headers["Retry-After"] == "30"
+        assert "busy" in (await response.json())["error"]
+    finally:
+        await client.close()
+        await app.close()
 
 
 async def test_writes_without_the_csrf_token_are_refused(browser: Browser) -> None:
@@ -162,12 +167,12 @@ async def test_user_written_html_is_returned_as_data_never_as_markup(browser: Br
 
 
 async def test_unexpected_errors_are_a_sentence_with_an_incident_id(
-    app: App, browser: Browser
+    app: App, browser: Browser, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("database on fire")
 
-    app.db.run = broken  # type: ignore[method-assign]
+    monkeypatch.setattr(app.db, "run", broken)
     response = await browser.client.get("/api/history")
     assert response.status == 500
     message = (await response.json())["error"]
@@ -176,8 +181,10 @@ async def test_unexpected_errors_are_a_sentence_with_an_incident_id(
 
 def test_entry_point_is_registered() -> None:
     from bot import plugins
+    from bot.platforms.web import create
 
-    assert plugins.load(plugins.PLATFORM_GROUP, "web").__module__ == "bot.platforms.web"
+    # `gpt2bot.platforms: web` is the package's `create` (defined in its platform module)
+    assert plugins.load(plugins.PLATFORM_GROUP, "web") is create
     assert isinstance(web.Application, type)
 
 

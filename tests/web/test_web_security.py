@@ -12,12 +12,13 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from web_helpers import web_config
 
 from bot.app import App
-from bot.platforms.base import RunOptions
-from bot.platforms.web import create
+from bot.platforms.base import RunOptions, platform_config
+from bot.platforms.web import WebConfig, create
 from bot.platforms.web.security import load_admin_token
-from bot.settings import Settings, SettingsError, WebConfig
+from bot.settings import Settings, SettingsError
 
 RUN_START_TIMEOUT_S = 60  # the subprocess imports torch and loads the model first
 
@@ -38,26 +39,33 @@ def test_admin_token_is_generated_once_printed_and_kept_private(
     )
 
 
+def web_settings(env: dict[str, str]) -> WebConfig:
+    """The web platform's config, read as `gpt2bot run` reads it (`platform_config`)."""
+    config = platform_config(create, Settings.from_env(env, dotenv_path=None))
+    assert isinstance(config, WebConfig)
+    return config
+
+
 def test_admin_token_setting_is_validated() -> None:
-    settings = Settings.from_env({"ADMIN_TOKEN": "a-long-enough-token-123"}, dotenv_path=None)
-    assert settings.web.admin_token == "a-long-enough-token-123"
+    config = web_settings({"ADMIN_TOKEN": "a-long-enough-token-123"})
+    assert config.admin_token == "a-long-enough-token-123"
     with pytest.raises(SettingsError, match="ADMIN_TOKEN: is 5 characters long"):
-        Settings.from_env({"ADMIN_TOKEN": "short"}, dotenv_path=None)
-    default = Settings.from_env({}, dotenv_path=None)
-    assert default.web.admin_token is None and default.web.admin_token_file.name == "admin_token"
+        web_settings({"ADMIN_TOKEN": "short"})
+    default = web_settings({})
+    assert default.admin_token is None and default.admin_token_file.name == "admin_token"
 
 
 async def test_binding_beyond_localhost_prints_a_warning(
-    app: App, capsys: pytest.CaptureFixture[str]
+    app: App, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    create(app, RunOptions(host="127.0.0.1", port=0))
+    create(app, RunOptions(host="127.0.0.1", port=0), web_config(tmp_path))
     assert "WARNING" not in capsys.readouterr().err
-    create(app, RunOptions(host="0.0.0.0", port=0))
+    create(app, RunOptions(host="0.0.0.0", port=0), web_config(tmp_path))
     assert "WARNING: the web playground listens on 0.0.0.0" in capsys.readouterr().err
 
 
-async def test_platform_serves_on_a_port_and_stops(app: App) -> None:
-    platform = create(app, RunOptions(host="127.0.0.1", port=0))
+async def test_platform_serves_on_a_port_and_stops(app: App, tmp_path: Path) -> None:
+    platform = create(app, RunOptions(host="127.0.0.1", port=0), web_config(tmp_path))
     url = await platform.start()
     assert url.startswith("http://127.0.0.1:")
     import aiohttp

@@ -1,23 +1,20 @@
 """Helpers for the web platform's tests: settings for a real App on a tmp SQLite with a tiny
-bootstrap model, an in-test AdminService, and a "browser" over aiohttp's test client."""
+bootstrap model, the web platform's own config, and a "browser" over aiohttp's test client."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import replace
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
 
-from admin.base import AlreadyRunning, CuratedItem, CurationReport, TrainingRunInfo
-from bot.app import App
+from bot.platforms.web import WebConfig
 from bot.platforms.web.security import CSRF_HEADER
-from bot.settings import Settings, WebConfig
+from bot.settings import Settings
 from model.bootstrap import BootstrapConfig
 from model.config import ModelConfig
-from storage import ModelVersionRecord, StorageConfig, VersionRatingStats
+from storage import StorageConfig
 
 ADMIN_TOKEN = "test-admin-token-0123456789"
 TINY = BootstrapConfig(
@@ -37,108 +34,12 @@ def make_settings(tmp_path: Path, model_dir: Path) -> Settings:
     return Settings(
         storage=StorageConfig(url=f"sqlite:///{tmp_path / 'gpt2bot.db'}"),
         model=ModelConfig(model_dir=model_dir, base_model="bootstrap", device="cpu"),
-        web=WebConfig(admin_token=ADMIN_TOKEN, admin_token_file=tmp_path / "admin_token"),
     )
 
 
-class InTestAdmin:
-    """A small, honest implementation of the `AdminService` Protocol for these tests (the
-    learning loop's real one lives on another branch): it keeps curation and runs in memory
-    and switches versions through the real repository and backend."""
-
-    async def close(self) -> None:
-        """Nothing to release (the real service stops its scheduler here)."""
-
-    def __init__(self, app: App) -> None:
-        self.app = app
-        self.items: list[CuratedItem] = []
-        self.runs: list[TrainingRunInfo] = []
-        self.schedule: str | None = None
-        self.calls: list[tuple[str, str]] = []
-
-    async def curate_add(self, actor: str, texts: list[str]) -> CurationReport:
-        self.calls.append(("curate_add", actor))
-        now = datetime.now(UTC)
-        for text in texts:
-            self.items.append(CuratedItem(len(self.items) + 1, text, "admin", actor, now, True))
-        return CurationReport(added=len(texts))
-
-    async def curate_add_file(self, actor: str, filename: str, content: bytes) -> CurationReport:
-        lines = content.decode().splitlines()
-        if filename.endswith(".jsonl"):
-            lines = [json.loads(line)["text"] for line in lines if line.strip()]
-        return await self.curate_add(actor, [line for line in lines if line.strip()])
-
-    async def curate_list(self, limit: int = 20) -> list[CuratedItem]:
-        return [i for i in reversed(self.items) if i.active][:limit]
-
-    async def curate_remove(self, actor: str, sample_id: int) -> None:
-        for index, item in enumerate(self.items):
-            if item.id == sample_id and item.active:
-                self.items[index] = replace(item, active=False)
-                return
-        raise LookupError(f"there is no curated sample #{sample_id}")
-
-    async def retrain_now(self, actor: str, progress: Any = None) -> TrainingRunInfo:
-        if self.runs and self.runs[-1].status == "running":
-            raise AlreadyRunning("a training run is already in progress (40% done)")
-        run = TrainingRunInfo(
-            id=len(self.runs) + 1,
-            status="running",
-            trigger="manual",
-            requested_by=actor,
-            progress=0.4,
-            eta_s=12.0,
-            dataset_size=len(self.items),
-            model_version=None,
-            promoted=None,
-            eval_before={},
-            eval_after={},
-            error=None,
-            created_at=datetime.now(UTC),
-            finished_at=None,
-        )
-        self.runs.append(run)
-        return run
-
-    async def retrain_status(self) -> TrainingRunInfo | None:
-        return self.runs[-1] if self.runs else None
-
-    async def retrain_cancel(self, actor: str) -> bool:
-        if not self.runs or self.runs[-1].status != "running":
-            return False
-        self.runs[-1] = replace(self.runs[-1], status="cancelled")
-        return True
-
-    async def retrain_schedule(self, actor: str, cron: str | None) -> list[datetime]:
-        if cron is not None and len(cron.split()) != 5:
-            raise ValueError(f"{cron!r} is not a cron expression: use five fields")
-        self.schedule = cron
-        now = datetime.now(UTC)
-        return [] if cron is None else [now + timedelta(days=7 * i) for i in (1, 2, 3)]
-
-    async def models_list(self) -> list[ModelVersionRecord]:
-        return await self.app.db.run(self.app.versions.list)
-
-    async def model_use(self, actor: str, version: str, force: bool = False) -> ModelVersionRecord:
-        record = await self.app.db.run(self.app.versions.get, version)
-        if record is None:
-            raise LookupError(f"there is no model version {version}")
-        activated = await self.app.db.run(self.app.versions.activate, version)
-        await self.app.backend.swap(activated.name, activated.path)
-        return activated
-
-    async def model_rollback(self, actor: str) -> ModelVersionRecord:
-        previous = await self.app.db.run(self.app.versions.previous_active)
-        if previous is None:
-            raise ValueError("there is no earlier active version to roll back to")
-        return await self.model_use(actor, previous.name)
-
-    async def stats(self) -> list[VersionRatingStats]:
-        return []
-
-    async def stats_chart(self) -> bytes:
-        return b""
+def web_config(tmp_path: Path) -> WebConfig:
+    """The web platform's settings (its own section since platforms read their config)."""
+    return WebConfig(admin_token=ADMIN_TOKEN, admin_token_file=tmp_path / "admin_token")
 
 
 class Browser:

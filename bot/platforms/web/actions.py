@@ -96,7 +96,9 @@ def _refusal(error: Exception) -> web.Response:
         return error_response(str(error), 403)
     if isinstance(error, AlreadyRunning):
         return error_response(str(error), 409)
-    message = str(error).strip("'\"").rstrip(".")
+    message = str(error).rstrip(".")
+    if len(message) > 1 and message[0] == message[-1] and message[0] in "'\"":
+        message = message[1:-1]  # a bare quoted value (KeyError's str), not a sentence
     message = f"{message[:1].upper()}{message[1:]}."
     return error_response(message, 404 if isinstance(error, LookupError) else 400)
 
