@@ -1,11 +1,64 @@
-"""Who may use admin commands, and the audit log of every attempt."""
+"""Who may do what, and the audit log of every attempt.
+
+Two scopes of authority, the same on every platform:
+- **bot owners** (`ADMIN_USER_IDS`; the web dashboard's admin token) control everything,
+  including what every server shares: the model (retrain, schedule, use, rollback) and the
+  global training data;
+- **server admins** (Discord: the Manage Server permission, or a role whose *id* is listed in
+  `ADMIN_ROLE` or in the server's own settings; Slack: workspace admins and owners) control
+  their own server only: its settings and its members' data.
+Role *names* grant nothing: any member can create a role called "admin" in their own server.
+Every attempt is audited with the actor, the scope and the server, allowed or refused.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
-from storage import AuditRepository, Database
+from storage import AuditRepository, Database, ServerSettingsRepository
+
+
+class Scope(StrEnum):
+    GLOBAL = "global"  # the shared model and training data: bot owners only
+    SERVER = "server"  # one server's settings and data: its admins and the owners
+    READ = "read"  # views that change nothing: any admin, in their server
+
+
+# actions by their words (platforms' spellings "model.use", "slack model use" normalize to this)
+ACTION_SCOPES: dict[str, Scope] = {
+    "stats": Scope.READ,
+    "model list": Scope.READ,
+    "retrain status": Scope.READ,
+    "help": Scope.READ,
+    "server show": Scope.SERVER,
+    "server set": Scope.SERVER,
+    "server channels": Scope.SERVER,
+    "server roles": Scope.SERVER,
+    "server cooldown": Scope.SERVER,
+    "server caps": Scope.SERVER,
+    "server defaults": Scope.SERVER,
+    "server training": Scope.SERVER,
+}
+PLATFORM_PREFIXES = ("slack ", "web ", "discord ")
+
+OWNERS_ONLY = (
+    "Sorry, only the bot's owners (ADMIN_USER_IDS) can do that: it changes what every server "
+    "shares. Nothing was changed."
+)
+ADMINS_ONLY = (
+    "Sorry, only this server's admins (Manage Server, or a listed admin role) and the bot's "
+    "owners can do that. Nothing was changed."
+)
+
+
+def action_scope(action: str) -> Scope:
+    """The scope of an audited action name; anything unknown needs an owner (fail closed)."""
+    words = action.replace(".", " ").replace("_", " ").strip().lower()
+    for prefix in PLATFORM_PREFIXES:
+        words = words.removeprefix(prefix)
+    return ACTION_SCOPES.get(" ".join(words.split()), Scope.GLOBAL)
 
 
 @dataclass(frozen=True)
@@ -14,28 +67,35 @@ class Actor:
 
     platform: str
     user_id: str
-    roles: tuple[str, ...] = ()  # role names (Discord)
-    platform_admin: bool = False  # e.g. Discord's Administrator permission, a web admin token
+    server_id: str | None = None  # the Discord guild / Slack workspace asked in; None in DMs
+    server_admin: bool = False  # Discord Manage Server; Slack workspace admin or owner
+    role_ids: tuple[str, ...] = ()  # Discord role ids the member holds in that server
+    owner: bool = False  # proven otherwise, e.g. the web dashboard's admin token
 
 
 class NotAuthorized(PermissionError):
-    """Raised for non-admins; the message is the polite refusal to show them."""
+    """Raised for a refused attempt; the message is the polite refusal to show."""
 
-    def __init__(self) -> None:
-        super().__init__("Sorry, only gpt2bot admins can do that. Nothing was changed.")
+    def __init__(self, message: str = ADMINS_ONLY) -> None:
+        super().__init__(message)
 
 
 @dataclass(frozen=True)
 class AdminPolicy:
-    user_ids: tuple[str, ...] = ()
-    role: str | None = None
+    owner_ids: tuple[str, ...] = ()  # ADMIN_USER_IDS: bot owners
+    admin_role_ids: tuple[str, ...] = ()  # ADMIN_ROLE: role ids that make server admins
 
-    def allows(self, actor: Actor) -> bool:
-        return (
-            actor.platform_admin
-            or actor.user_id in self.user_ids
-            or (self.role is not None and self.role in actor.roles)
-        )
+    def is_owner(self, actor: Actor) -> bool:
+        return actor.owner or actor.user_id in self.owner_ids
+
+    def allows(self, actor: Actor, scope: Scope, server_roles: tuple[str, ...] = ()) -> bool:
+        """`server_roles`: the admin role ids the actor's server lists in its settings."""
+        if self.is_owner(actor):
+            return True
+        if scope is Scope.GLOBAL or actor.server_id is None:
+            return False
+        listed = set(self.admin_role_ids) | set(server_roles)
+        return actor.server_admin or bool(listed & set(actor.role_ids))
 
 
 @dataclass
@@ -45,16 +105,32 @@ class AdminGate:
     policy: AdminPolicy
     db: Database
     audit: AuditRepository = field(init=False)
+    servers: ServerSettingsRepository = field(init=False)
 
     def __post_init__(self) -> None:
         self.audit = AuditRepository(self.db)
+        self.servers = ServerSettingsRepository(self.db)
 
     async def authorize(
         self, actor: Actor, action: str, detail: dict[str, Any] | None = None
-    ) -> None:
-        allowed = self.policy.allows(actor)
+    ) -> Scope:
+        """Allow `action` or raise `NotAuthorized` (with the refusal to show); audited."""
+        scope = action_scope(action)
+        roles: tuple[str, ...] = ()
+        if actor.server_id is not None and scope is not Scope.GLOBAL:
+            settings = await self.db.run(self.servers.get, actor.platform, actor.server_id)
+            roles = settings.admin_role_ids
+        allowed = self.policy.allows(actor, scope, roles)
         await self.db.run(
-            self.audit.record, actor.user_id, actor.platform, action, allowed, detail or {}
+            self.audit.record,
+            actor.user_id,
+            actor.platform,
+            action,
+            allowed,
+            detail or {},
+            str(scope),
+            actor.server_id,
         )
         if not allowed:
-            raise NotAuthorized()
+            raise NotAuthorized(OWNERS_ONLY if scope is Scope.GLOBAL else ADMINS_ONLY)
+        return scope

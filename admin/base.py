@@ -1,9 +1,10 @@
 """The admin seams: what platforms (Discord `/admin`, Slack `/gpt2bot-admin`, the web
 dashboard) and the CLI call. Authorization happens before, in `admin.auth.AdminGate`.
 
-One small Protocol per concept: curation, training, registry, reports. `App` holds one of
-each in `AdminServices`; the implementations live beside this file (`curation.py`,
-`training.py`, `registry.py`, `reports.py`), their fakes in `admin/fake.py`.
+One small Protocol per concept: curation, training, registry, reports (all global: bot
+owners) and servers (per-server settings: each server's admins). `App` holds one of each in
+`AdminServices`; the implementations live beside this file (`curation.py`, `training.py`,
+`registry.py`, `reports.py`, `servers.py`), their fakes in `admin/fake.py`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from storage import CuratedSampleRecord, ModelVersionRecord, TrainingRunRecord, VersionRatingStats
+from storage import (
+    CuratedSampleRecord,
+    ModelVersionRecord,
+    ServerSettingsRecord,
+    TrainingRunRecord,
+    VersionRatingStats,
+)
 
 
 @dataclass(frozen=True)
@@ -136,6 +143,22 @@ class ReportService(Protocol):
         ...
 
 
+class ServerService(Protocol):
+    """One server's own settings (Discord guild, Slack workspace), set by its admins."""
+
+    async def get(self, platform: str, server_id: str) -> ServerSettingsRecord:
+        """The server's settings (the defaults when it never changed any)."""
+        ...
+
+    async def update(
+        self, actor: str, platform: str, server_id: str, **changes: Any
+    ) -> ServerSettingsRecord:
+        """Change some of: allowed_channels, admin_role_ids, cooldown_s, defaults,
+        max_new_tokens_cap, samples_cap, ratings_train. `ValueError` (a sentence) for a bad
+        value; nothing is changed then."""
+        ...
+
+
 @dataclass(frozen=True)
 class AdminServices:
     """The admin use-cases, one per concept, built together by the composition root."""
@@ -144,6 +167,7 @@ class AdminServices:
     training: TrainingService
     registry: RegistryService
     reports: ReportService
+    servers: ServerService
 
     async def close(self) -> None:
         await self.training.close()

@@ -22,10 +22,12 @@ def check_cron(cron: str) -> None:
 
 @dataclass(frozen=True)
 class AdminConfig:
-    # platform user ids with admin rights (comma-separated)
+    # bot owners: platform user ids (comma-separated) that control everything, the shared
+    # model included, in every server
     user_ids: tuple[str, ...] = field(default=(), metadata={"env": "ADMIN_USER_IDS"})
-    # Discord role name that grants admin rights
-    role: str | None = field(default=None, metadata={"env": "ADMIN_ROLE"})
+    # Discord role ids (comma-separated) whose holders are server admins of the server that
+    # role belongs to (ids are unique across Discord; role names grant nothing)
+    role_ids: tuple[int, ...] = field(default=(), metadata={"env": "ADMIN_ROLE"})
     # e.g. "0 3 * * 0": retrain Sundays at 03:00 (seeds the schedule when none is stored)
     retrain_cron: str | None = field(
         default=None, metadata={"env": "RETRAIN_CRON", "check": check_cron}

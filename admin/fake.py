@@ -17,10 +17,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from admin.base import AdminServices, AlreadyRunning, CurationReport, ProgressCallback
+from admin.servers import validate
 from storage import (
     CuratedSampleRecord,
     ModelVersionRecord,
     RunStatus,
+    ServerSettingsRecord,
     TrainingRunRecord,
     VersionRatingStats,
 )
@@ -232,6 +234,25 @@ class FakeReports:
         return self.chart
 
 
+@dataclass
+class FakeServers:
+    """Settings per (platform, server) in a dict, validated like the real ones."""
+
+    calls: list[tuple[str, Any]]
+    saved: dict[tuple[str, str], ServerSettingsRecord] = field(default_factory=dict)
+
+    async def get(self, platform: str, server_id: str) -> ServerSettingsRecord:
+        return self.saved.get((platform, server_id), ServerSettingsRecord(platform, server_id))
+
+    async def update(
+        self, actor: str, platform: str, server_id: str, **changes: Any
+    ) -> ServerSettingsRecord:
+        self.calls.append(("servers.update", (actor, platform, server_id, changes)))
+        record = replace(await self.get(platform, server_id), **validate(changes))
+        self.saved[(platform, server_id)] = replace(record, updated_by=actor)
+        return self.saved[(platform, server_id)]
+
+
 @dataclass(frozen=True)
 class FakeAdmin(AdminServices):
     """`AdminServices` of fakes, with their shared call log."""
@@ -261,5 +282,6 @@ def fake_admin(
         training=FakeTraining(calls, report_after_s=report_after_s),
         registry=FakeRegistry(calls, list(versions), backend),
         reports=FakeReports(calls, list(stats)),
+        servers=FakeServers(calls),
         calls=calls,
     )

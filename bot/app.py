@@ -17,6 +17,7 @@ from admin.base import AdminServices
 from admin.curation import Curation
 from admin.registry import ProgressFn, Registry, prepare_model
 from admin.reports import Reports
+from admin.servers import ServerSettings
 from admin.training import Training
 from bot import plugins
 from bot.chat import ChatService
@@ -73,8 +74,10 @@ class App:
         except BaseException:
             db.dispose()
             raise
-        gate = AdminGate(AdminPolicy(settings.admin.user_ids, settings.admin.role), db)
-        return cls(settings, db, backend, ChatService(db, backend), admin, gate)
+        role_ids = tuple(str(role) for role in settings.admin.role_ids)
+        gate = AdminGate(AdminPolicy(settings.admin.user_ids, role_ids), db)
+        chat = ChatService(db, backend, settings.chat)
+        return cls(settings, db, backend, chat, admin, gate)
 
     async def close(self) -> None:
         await self.admin.close()
@@ -120,4 +123,4 @@ def _admin_services(settings: Settings, db: Database, backend: Backend) -> Admin
     training = Training(
         db, settings.model, settings.learning, curation, registry, settings.admin.retrain_cron
     )
-    return AdminServices(curation, training, registry, Reports(db))
+    return AdminServices(curation, training, registry, Reports(db), ServerSettings(db))

@@ -8,12 +8,14 @@ blocks.
 from __future__ import annotations
 
 import logging
+import math
 import secrets
 import uuid
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from bot.fairuse import Cooldown
 from bot.params import MAX_SEED, InvalidRequest, parse_params, validate_prompt
 from model.backends.base import (
     GPT2_CONTEXT_TOKENS,
@@ -24,7 +26,15 @@ from model.backends.base import (
     Queued,
     SamplingParams,
 )
-from storage import Database, GenerationRecord, GenerationRepository, NewGeneration, NotFound
+from storage import (
+    Database,
+    GenerationRecord,
+    GenerationRepository,
+    NewGeneration,
+    NotFound,
+    ServerSettingsRecord,
+    ServerSettingsRepository,
+)
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +42,33 @@ log = logging.getLogger(__name__)
 RATING_EMOJI = {"👍": 1, "+1": 1, "thumbsup": 1, "👎": -1, "-1": -1, "thumbsdown": -1}
 REGENERATE_EMOJI = "🔁"
 CONTINUE_EMOJI = "⏩"
+
+
+@dataclass(frozen=True)
+class ChatConfig:
+    # a member's wait between /generate, 🔁 and ⏩ on every platform (0 = off); a server's
+    # admins can set their own (`/admin server cooldown`)
+    cooldown_s: float = field(
+        default=5.0, metadata={"env": "COOLDOWN_SECONDS", "min": 0.0, "max": 3600.0}
+    )
+
+
+class CoolingDown(InvalidRequest):
+    """Too soon after the member's last request; the message says how long to wait."""
+
+    def __init__(self, retry_after_s: float) -> None:
+        self.retry_after_s = retry_after_s
+        seconds = max(1, math.ceil(retry_after_s))
+        super().__init__(f"Slow down a little: you can ask again in {seconds} s.")
+
+
+class NotAllowedHere(InvalidRequest):
+    """The server allows generating only in some channels; the message names them."""
+
+    def __init__(self, channels: tuple[str, ...]) -> None:
+        self.channels = channels
+        names = ", ".join(f"<#{c}>" for c in channels)
+        super().__init__(f"This server uses gpt2bot only in {names}: ask there.")
 
 
 @dataclass(frozen=True)
@@ -58,17 +95,24 @@ GenerateEvent = Queued | Chunk | Finished
 class ChatService:
     """The use-cases every platform calls."""
 
-    def __init__(self, db: Database, backend: Backend) -> None:
+    def __init__(self, db: Database, backend: Backend, config: ChatConfig | None = None) -> None:
         self._db = db
         self._generations = GenerationRepository(db)
+        self._servers = ServerSettingsRepository(db)
         self.backend = backend
+        self.config = config or ChatConfig()
+        self._cooldown = Cooldown()
 
     async def generate_stream(
         self, origin: Origin, prompt: str | None, raw_params: Mapping[str, Any] | None = None
     ) -> AsyncIterator[GenerateEvent]:
-        """Validate, queue and stream a new generation; raises `InvalidRequest` or `Busy`."""
+        """Validate, queue and stream a new generation; raises `InvalidRequest` (a private
+        sentence: bad input, wrong channel, too soon, over the server's caps) or `Busy`."""
         text = validate_prompt(prompt)
-        params = parse_params(raw_params)
+        rules = await self._admit(origin)
+        chosen = {k: v for k, v in (raw_params or {}).items() if v is not None and v != ""}
+        params = _within_caps(parse_params({**rules.defaults, **chosen}), rules)
+        self._count(origin, rules)
         async for event in self._run(origin, text, params, kind="new", parent=None):
             yield event
 
@@ -82,7 +126,10 @@ class ChatService:
     ) -> AsyncIterator[GenerateEvent]:
         """A sibling of the generation: same prompt and parameters, a new seed."""
         old = await self.get(generation_id)
+        rules = await self._admit(origin)
         params = replace(_stored_params(old), samples=1, seed=secrets.randbelow(MAX_SEED + 1))
+        params = _within_caps(params, rules)
+        self._count(origin, rules)
         parent = await self._parent(old)
         async for event in self._run(origin, old.prompt, params, "regenerate", parent, old):
             yield event
@@ -95,7 +142,10 @@ class ChatService:
     ) -> AsyncIterator[GenerateEvent]:
         """A child of the generation whose prompt is the text so far, cut to fit the context."""
         old = await self.get(generation_id)
+        rules = await self._admit(origin)
         params = replace(_stored_params(old), samples=1, seed=secrets.randbelow(MAX_SEED + 1))
+        params = _within_caps(params, rules)
+        self._count(origin, rules)
         budget = GPT2_CONTEXT_TOKENS - params.max_new_tokens
         prompt = self.backend.tail_tokens(old.prompt + old.output, budget)
         async for event in self._run(origin, prompt, params, "continue", old, old):
@@ -132,6 +182,27 @@ class ChatService:
     async def unrate(self, generation_id: int, rater_id: str, emoji: str | None = None) -> bool:
         """Remove a rating; with `emoji`, only if that reaction is the current rating."""
         return await self._db.run(self._generations.unrate, generation_id, rater_id, emoji)
+
+    async def rules_for(self, origin: Origin) -> ServerSettingsRecord:
+        """The settings of the server a request came from (defaults outside servers)."""
+        if origin.guild_id is None:
+            return ServerSettingsRecord(origin.platform, "")
+        return await self._db.run(self._servers.get, origin.platform, origin.guild_id)
+
+    async def _admit(self, origin: Origin) -> ServerSettingsRecord:
+        """The server's rules, after checking the channel."""
+        rules = await self.rules_for(origin)
+        allowed = rules.allowed_channels
+        if allowed and origin.channel_id not in allowed:
+            raise NotAllowedHere(allowed)
+        return rules
+
+    def _count(self, origin: Origin, rules: ServerSettingsRecord) -> None:
+        """Count a valid request against the member's cooldown (`CoolingDown` if too soon)."""
+        seconds = self.config.cooldown_s if rules.cooldown_s is None else rules.cooldown_s
+        wait = self._cooldown.hit((origin.platform, origin.user_id), seconds)
+        if wait is not None:
+            raise CoolingDown(wait)
 
     async def _parent(self, generation: GenerationRecord) -> GenerationRecord | None:
         if generation.parent_id is None:
@@ -189,6 +260,16 @@ class ChatService:
             result.model_version,
         )
         yield Finished(generations=records, result=result)
+
+
+def _within_caps(params: SamplingParams, rules: ServerSettingsRecord) -> SamplingParams:
+    """Refuse what exceeds the server's caps, saying the cap."""
+    tokens, samples = rules.max_new_tokens_cap, rules.samples_cap
+    if tokens is not None and params.max_new_tokens > tokens:
+        raise InvalidRequest(f"This server allows at most {tokens} new tokens per answer.")
+    if samples is not None and params.samples > samples:
+        raise InvalidRequest(f"This server allows at most {samples} samples per request.")
+    return params
 
 
 def _stored_params(generation: GenerationRecord) -> SamplingParams:

@@ -8,6 +8,7 @@ mirror `LIMITS`, but this check always runs server-side too.
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import asdict
@@ -31,12 +32,24 @@ LIMITS: dict[str, tuple[type, float, float, bool, str]] = {
 DEFAULTS = asdict(SamplingParams())
 
 
+# C0/C1 controls and DEL, except tab and newline: invisible in chat, rejected by PostgreSQL (NUL)
+CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
 class InvalidRequest(ValueError):
     """The user's input is not acceptable; the message is safe to show them."""
 
 
+def strip_control(text: str) -> str:
+    """`text` without control characters (NUL, escape, ...); newlines and tabs stay."""
+    return CONTROL_CHARS.sub("", text)
+
+
 def validate_prompt(prompt: str | None) -> str:
-    text = (prompt or "").strip()
+    raw = prompt or ""
+    text = strip_control(raw).strip()
+    if not text and raw.strip():
+        raise InvalidRequest("The prompt has only control characters: write some text.")
     if not text:
         raise InvalidRequest("The prompt is empty: write the start of the text to continue.")
     if len(text) > MAX_PROMPT_CHARS:

@@ -17,7 +17,9 @@ from storage.generations import (
     VersionRatingStats,
     iter_generations,
 )
+from storage.members import DeletionReport, MemberDataRepository
 from storage.migrate import current_revision, head_revision, upgrade
+from storage.servers import ServerSettingsRecord, ServerSettingsRepository
 from storage.training import (
     ACTIVE_STATUSES,
     FINISHED_STATUSES,
@@ -36,16 +38,20 @@ __all__ = [
     "CuratedSampleRecord",
     "CuratedSampleRepository",
     "Database",
+    "DeletionReport",
     "GenerationBrowser",
     "GenerationFilter",
     "GenerationRecord",
     "GenerationRepository",
+    "MemberDataRepository",
     "ModelVersionRecord",
     "ModelVersionRepository",
     "NewGeneration",
     "NotFound",
     "RatingRecord",
     "RunStatus",
+    "ServerSettingsRecord",
+    "ServerSettingsRepository",
     "StorageConfig",
     "TrainingRunRecord",
     "TrainingRunRepository",

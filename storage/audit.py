@@ -20,12 +20,25 @@ class AuditRepository:
         self._db = db
 
     def record(
-        self, actor: str, platform: str, action: str, allowed: bool, detail: dict[str, Any]
+        self,
+        actor: str,
+        platform: str,
+        action: str,
+        allowed: bool,
+        detail: dict[str, Any],
+        scope: str | None = None,
+        server_id: str | None = None,
     ) -> None:
         with self._db.session() as session:
             session.add(
                 AuditEntry(
-                    actor=actor, platform=platform, action=action, allowed=allowed, detail=detail
+                    actor=actor,
+                    platform=platform,
+                    action=action,
+                    allowed=allowed,
+                    detail=detail,
+                    scope=scope,
+                    server_id=server_id,
                 )
             )
 
@@ -39,6 +52,8 @@ class AuditRepository:
                     "action": r.action,
                     "allowed": r.allowed,
                     "detail": dict(r.detail or {}),
+                    "scope": r.scope,
+                    "server_id": r.server_id,
                     "created_at": r.created_at,
                 }
                 for r in session.scalars(query)

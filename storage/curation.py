@@ -11,10 +11,18 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from storage.db import Database
 from storage.errors import NotFound
-from storage.models import CuratedSample, Generation, Rating, utcnow
+from storage.models import (
+    CuratedSample,
+    DataDeletion,
+    Generation,
+    Rating,
+    ServerSettings,
+    utcnow,
+)
 
 
 @dataclass(frozen=True)
@@ -38,6 +46,27 @@ def _sample_record(row: CuratedSample) -> CuratedSampleRecord:
         active=row.active,
         generation_id=row.generation_id,
     )
+
+
+def _kept_out(session: Session) -> set[int]:
+    """Generations that must not become training data whatever their ratings: redacted ones,
+    those of members who deleted their data, and those of servers that opted out."""
+    kept = set(session.scalars(select(Generation.id).where(Generation.redacted.is_(True))))
+    deleted = select(DataDeletion.platform, DataDeletion.user_id)
+    for platform, user_id in session.execute(deleted):
+        query = select(Generation.id).where(
+            Generation.platform == platform, Generation.user_id == user_id
+        )
+        kept.update(session.scalars(query))
+    opted_out = select(ServerSettings.platform, ServerSettings.server_id).where(
+        ServerSettings.ratings_train.is_(False)
+    )
+    for platform, server_id in session.execute(opted_out):
+        query = select(Generation.id).where(
+            Generation.platform == platform, Generation.guild_id == server_id
+        )
+        kept.update(session.scalars(query))
+    return kept
 
 
 class CuratedSampleRepository:
@@ -101,7 +130,7 @@ class CuratedSampleRepository:
                 gid
                 for gid, scores in totals.items()
                 if sum(scores) >= min_net_score and len(scores) >= min_raters
-            }
+            } - _kept_out(session)
             existing = {
                 row.generation_id: row
                 for row in session.scalars(

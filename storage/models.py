@@ -65,6 +65,7 @@ class Generation(Base):
     completion_tokens: Mapped[int] = mapped_column(Integer)
     latency_s: Mapped[float] = mapped_column(Float)
     prompt_truncated: Mapped[bool] = mapped_column(Boolean, default=False)
+    redacted: Mapped[bool] = mapped_column(Boolean, default=False)  # its author deleted their data
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, index=True
     )
@@ -143,4 +144,38 @@ class AuditEntry(Base):
     action: Mapped[str] = mapped_column(String(64))
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     allowed: Mapped[bool] = mapped_column(Boolean)
+    scope: Mapped[str | None] = mapped_column(String(16))  # global|server|read (admin.auth)
+    server_id: Mapped[str | None] = mapped_column(String(64))  # where it was asked
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ServerSettings(Base):
+    """What a server's admins chose for their server; absent columns mean "the default"."""
+
+    __tablename__ = "server_settings"
+    __table_args__ = (UniqueConstraint("platform", "server_id", name="uq_server_settings"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    platform: Mapped[str] = mapped_column(String(32))
+    server_id: Mapped[str] = mapped_column(String(64))
+    allowed_channels: Mapped[list[Any]] = mapped_column(JSON, default=list)  # empty: all
+    admin_role_ids: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    cooldown_s: Mapped[float | None] = mapped_column(Float)
+    defaults: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # sampling defaults
+    max_new_tokens_cap: Mapped[int | None] = mapped_column(Integer)
+    samples_cap: Mapped[int | None] = mapped_column(Integer)
+    ratings_train: Mapped[bool] = mapped_column(Boolean, default=True)
+    updated_by: Mapped[str | None] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class DataDeletion(Base):
+    """A member who deleted their data: future training skips them."""
+
+    __tablename__ = "data_deletions"
+    __table_args__ = (UniqueConstraint("platform", "user_id", name="uq_data_deletion"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    platform: Mapped[str] = mapped_column(String(32))
+    user_id: Mapped[str] = mapped_column(String(64))
+    deleted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

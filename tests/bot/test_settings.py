@@ -55,6 +55,8 @@ def test_dotenv_file_is_read_and_the_environment_wins(tmp_path):
         ({"SLACK_BOT_TOKEN": "xoxb-1"}, "SLACK_SIGNING_SECRET", "Socket Mode"),
         ({"SLACK_APP_TOKEN": "xoxb-wrong"}, "SLACK_APP_TOKEN", "app-level token"),
         ({"RETRAIN_CRON": "every sunday"}, "RETRAIN_CRON", "five fields"),
+        ({"COOLDOWN_SECONDS": "soon"}, "COOLDOWN_SECONDS", "from 0 to 3600"),
+        ({"ADMIN_ROLE": "gpt2bot-admin"}, "ADMIN_ROLE", "numeric ids"),
     ],
 )
 def test_bad_values_name_the_variable_and_the_fix(env, variable, hint):

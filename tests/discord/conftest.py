@@ -16,6 +16,7 @@ from admin.base import AdminServices
 from admin.config import AdminConfig
 from admin.fake import fake_admin
 from bot.app import App
+from bot.chat import ChatConfig
 from bot.platforms.discord import DiscordConfig, DiscordPlatform
 from bot.settings import Settings
 from model.backends.fake import ScriptedBackend
@@ -52,15 +53,17 @@ def discord_config(fake: FakeDiscord, **overrides: Any) -> DiscordConfig:
         gateway_url=fake.gateway_url,
         guild_ids=(fake.guild_id,),
         edit_interval_s=0.2,
-        cooldown_s=0.0,
     )
     return dataclasses.replace(config, **overrides)
 
 
-def discord_settings(tmp_path: Path, admin: AdminConfig | None = None) -> Settings:
+def discord_settings(
+    tmp_path: Path, admin: AdminConfig | None = None, cooldown_s: float = 0.0
+) -> Settings:
     return Settings(
         storage=StorageConfig(url=f"sqlite:///{tmp_path / 'bot.db'}"),
         admin=admin or AdminConfig(),
+        chat=ChatConfig(cooldown_s=cooldown_s),
     )
 
 
@@ -121,6 +124,7 @@ async def start_bot(
         real_admin: bool = False,
         admin: AdminConfig | None = None,
         grace: float = 0.5,
+        cooldown_s: float = 0.0,
         **overrides: Any,
     ) -> Bot:
         """`services`: the admin services (default: `fake_admin()`); `real_admin`: the real
@@ -129,7 +133,7 @@ async def start_bot(
             assert services is None, "real_admin builds its own services"
         else:
             services = services or fake_admin()
-        settings = discord_settings(tmp_path, admin)
+        settings = discord_settings(tmp_path, admin, cooldown_s)
         app = await make_app(settings, backend_ or backend, services)
         bot = Bot(DiscordPlatform(app, discord_config(fake, **overrides), grace), fake)
         bots.append(bot)

@@ -31,6 +31,8 @@ class FakeDiscord:
         self._ids = itertools.count(1_200_000_000_000_000_000)
         self.app_id = self.bot_id = self.next_id()
         self.guild_id, self.channel_id, self.admin_role_id = (self.next_id() for _ in range(3))
+        # a second server the bot is in, with its own channel (several-servers tests)
+        self.other_guild_id, self.other_channel_id = self.next_id(), self.next_id()
         self.bot = p.Member(self.bot_id, "gpt2bot", bot=True)
         self.alice = p.Member(self.next_id(), "alice")
         self.bob = p.Member(self.next_id(), "bob")
@@ -104,9 +106,16 @@ class FakeDiscord:
         member: p.Member | None = None,
         in_guild: bool = True,
         attachments: dict[str, tuple[str, bytes]] | None = None,
+        guild_id: int | None = None,
+        channel_id: int | None = None,
     ) -> Interaction:
-        """Dispatch INTERACTION_CREATE for `/command ...` as `member` (default alice)."""
+        """Dispatch INTERACTION_CREATE for `/command ...` as `member` (default alice), in the
+        first server's #general unless `guild_id`/`channel_id` say otherwise."""
         member = member or self.alice
+        guild_id = guild_id or self.guild_id
+        channel_id = channel_id or (
+            self.channel_id if guild_id == self.guild_id else self.other_channel_id
+        )
         path = command.split()
         data: dict[str, Any] = {"id": str(self.next_id()), "name": path[0], "type": 1}
         resolved: dict[str, Any] = {}
@@ -115,7 +124,7 @@ class FakeDiscord:
         if resolved:
             data["resolved"] = {"attachments": resolved}
         if in_guild:
-            data["guild_id"] = str(self.guild_id)
+            data["guild_id"] = str(guild_id)
         interaction = Interaction(self.next_id(), f"itoken-{self.next_id()}", time.monotonic())
         self.interactions[interaction.token] = interaction
         payload: dict[str, Any] = {
@@ -128,19 +137,19 @@ class FakeDiscord:
             "locale": "en-US",
             "app_permissions": str(p.MEMBER_PERMISSIONS),
             "entitlements": [],
-            "authorizing_integration_owners": {"0": str(self.guild_id)},
+            "authorizing_integration_owners": {"0": str(guild_id)},
             "attachment_size_limit": 8 * 1024 * 1024,
             "context": 0 if in_guild else 1,
         }
         if in_guild:
-            channel = p.text_channel(self.channel_id, self.guild_id, "general")
+            channel = p.text_channel(channel_id, guild_id, "general")
             payload.update(
-                guild_id=str(self.guild_id),
-                channel_id=str(self.channel_id),
+                guild_id=str(guild_id),
+                channel_id=str(channel_id),
                 channel=channel,
                 member=member.payload(),
                 guild_locale="en-US",
-                guild={"id": str(self.guild_id), "locale": "en-US", "features": []},
+                guild={"id": str(guild_id), "locale": "en-US", "features": []},
             )
         else:
             dm = {
@@ -296,6 +305,15 @@ class FakeDiscord:
         self._seq += 1
         guild = p.guild(self.guild_id, roles, channels, members, owner_id=self.boss.id)
         await send({"op": 0, "t": "GUILD_CREATE", "s": self._seq, "d": guild})
+        self._seq += 1
+        other = p.guild(
+            self.other_guild_id,
+            [p.role(self.other_guild_id, "@everyone", p.MEMBER_PERMISSIONS, 0)],
+            [p.text_channel(self.other_channel_id, self.other_guild_id, "lobby")],
+            [self.bot.payload()],
+            owner_id=self.bob.id,
+        )
+        await send({"op": 0, "t": "GUILD_CREATE", "s": self._seq, "d": other})
         self.identified += 1
 
     # ---------------------------------------------------------------- REST

@@ -8,6 +8,7 @@ from typing import Any
 
 # Permission bits (https://discord.com/developers/docs/topics/permissions)
 ADMINISTRATOR = 1 << 3
+MANAGE_GUILD = 1 << 5
 MEMBER_PERMISSIONS = (1 << 6) | (1 << 10) | (1 << 11) | (1 << 16) | (1 << 31)
 EPHEMERAL = 1 << 6
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from admin.auth import ADMINS_ONLY, OWNERS_ONLY
 from admin.base import AdminServices
 from admin.config import AdminConfig
 from admin.fake import PNG_SIGNATURE, FakeAdmin, fake_admin, fake_version
@@ -39,6 +40,11 @@ def audit(bot) -> list[tuple[str, str, bool]]:
     return [(e["actor"], e["action"], e["allowed"]) for e in reversed(bot.app.gate.audit.recent())]
 
 
+def owners(*members: p.Member) -> AdminConfig:
+    """ADMIN_USER_IDS naming these members: the bot's owners."""
+    return AdminConfig(user_ids=tuple(str(m.id) for m in members))
+
+
 def test_fake_admin_implements_the_services():
     services: AdminServices = fake_admin()  # checked by mypy/pyright too
     assert callable(services.reports.stats_chart)
@@ -51,36 +57,122 @@ async def test_non_admin_is_refused_and_audited(fake, start_bot):
     interaction = await fake.slash("admin model use", {"version": "ft-7"}, member=fake.alice)
     reply = await answer(fake, interaction)
 
-    assert reply.content == "Sorry, only gpt2bot admins can do that. Nothing was changed."
+    assert reply.content == OWNERS_ONLY
     assert services.calls == []
     assert audit(bot) == [(str(fake.alice.id), "model use", False)]
 
 
-async def test_administrators_role_holders_and_listed_users_are_admins(fake, start_bot):
+async def test_only_owners_change_the_shared_model_and_role_names_grant_nothing(fake, start_bot):
     services = seeded_admin()
-    carol = p.Member(fake.next_id(), "carol", roles=[fake.admin_role_id])
+    carol = p.Member(fake.next_id(), "carol", roles=[fake.admin_role_id])  # "gpt2bot-admin"
     dave = p.Member(fake.next_id(), "dave")
-    admins = AdminConfig(user_ids=(str(dave.id),), role="gpt2bot-admin")
-    bot = await start_bot(services=services, admin=admins)
+    bot = await start_bot(services=services, admin=owners(dave))
 
+    # the server's Administrator may look, not switch the model every server uses
     listing = await answer(fake, await fake.slash("admin model list", member=fake.boss), "ft-7")
     assert "★ `ft-7` active" in listing.content and "eval loss 3.100" in listing.content
-    used = await fake.slash("admin model use", {"version": "fake-1", "force": True}, member=carol)
+    for member in (fake.boss, carol):
+        tried = await fake.slash("admin model use", {"version": "fake-1"}, member=member)
+        assert (await answer(fake, tried)).content == OWNERS_ONLY
+    for command in ("admin retrain now", "admin model rollback", "admin curate list"):
+        assert (await answer(fake, await fake.slash(command, member=fake.boss))).content == (
+            OWNERS_ONLY
+        )
+    used = await fake.slash("admin model use", {"version": "fake-1", "force": True}, member=dave)
     assert "Now serving `fake-1`" in (await answer(fake, used)).content
     back = await answer(fake, await fake.slash("admin model rollback", member=dave), "ft-7")
     assert "Now serving `ft-7`" in back.content
 
-    assert ("registry.use", (str(carol.id), "fake-1", True)) in services.calls
-    assert ("registry.rollback", str(dave.id)) in services.calls
+    assert services.calls[-2:] == [
+        ("registry.use", (str(dave.id), "fake-1", True)),
+        ("registry.rollback", str(dave.id)),
+    ]
+    boss, carol_id = str(fake.boss.id), str(carol.id)
     assert audit(bot) == [
-        (str(fake.boss.id), "model list", True),
-        (str(carol.id), "model use", True),
+        (boss, "model list", True),
+        (boss, "model use", False),
+        (carol_id, "model use", False),
+        (boss, "retrain now", False),
+        (boss, "model rollback", False),
+        (boss, "curate list", False),
+        (str(dave.id), "model use", True),
         (str(dave.id), "model rollback", True),
     ]
+    entry = bot.app.gate.audit.recent()[-2]  # the Administrator's refused model use
+    assert (entry["scope"], entry["server_id"]) == ("global", str(fake.guild_id))
+
+
+async def test_a_server_admin_sets_their_own_server_only(fake, start_bot):
+    """Two servers: the moderator manages server A; B's settings and the model stay out of
+    reach. The settings then shape /generate in A."""
+    moderator = p.Member(fake.next_id(), "moderator", permissions=p.MANAGE_GUILD)
+    guilds = (fake.guild_id, fake.other_guild_id)
+    bot = await start_bot(real_admin=True, guild_ids=guilds)
+    a, b = str(fake.guild_id), str(fake.other_guild_id)
+
+    set_a = await fake.slash("admin server cooldown", {"seconds": 30}, member=moderator)
+    assert "cooldown per member: 30 s" in (await answer(fake, set_a, "Saved")).content
+    caps = await fake.slash("admin server caps", {"max_new_tokens": 8}, member=moderator)
+    assert "max_new_tokens ≤ 8" in (await answer(fake, caps, "Saved")).content
+    in_b = p.Member(moderator.id, "moderator")  # in server B they hold no permission
+    set_b = await fake.slash(
+        "admin server cooldown", {"seconds": 0}, member=in_b, guild_id=fake.other_guild_id
+    )
+    assert (await answer(fake, set_b)).content == ADMINS_ONLY
+    model = await fake.slash("admin retrain now", member=moderator)
+    assert (await answer(fake, model)).content == OWNERS_ONLY
+
+    servers = bot.app.admin.servers
+    assert (await servers.get("discord", a)).cooldown_s == 30.0
+    assert (await servers.get("discord", b)).cooldown_s is None
+    scoped = [
+        (e["action"], e["allowed"], e["scope"], e["server_id"])
+        for e in reversed(bot.app.gate.audit.recent())
+    ]
+    assert scoped == [
+        ("server cooldown", True, "server", a),
+        ("server caps", True, "server", a),
+        ("server cooldown", False, "server", b),
+        ("retrain now", False, "global", a),
+    ]
+
+    too_long = await fake.slash("generate", {"prompt": "hi", "max_new_tokens": 20})
+    assert "at most 8 new tokens" in (await answer(fake, too_long)).content
+
+
+async def test_channels_limit_where_members_generate(fake, start_bot):
+    await start_bot(real_admin=True, admin=owners(fake.boss))
+    chosen = {"channels": f"<#{fake.other_channel_id}>"}
+    saved = await fake.slash("admin server channels", chosen, member=fake.boss)
+    assert f"/generate in: <#{fake.other_channel_id}>" in (await answer(fake, saved)).content
+
+    refused = await fake.slash("generate", {"prompt": "hello"})
+    assert (await answer(fake, refused)).content == (
+        f"⚠️ This server uses gpt2bot only in <#{fake.other_channel_id}>: ask there."
+    )
+
+
+async def test_long_admin_answers_come_in_pages(fake, start_bot):
+    long_texts = [f"Sample {i}: " + "a fairly long training sentence " * 4 for i in range(50)]
+    await start_bot(services=fake_admin(samples=long_texts), admin=owners(fake.boss))
+
+    interaction = await fake.slash("admin curate list", {"limit": 50}, member=fake.boss)
+    first = await answer(fake, interaction, "Sample")
+    pages = await fake.wait_for(
+        lambda: (
+            [m for m in fake.messages.values() if m.ephemeral and "Sample" in m.content]
+            if len([m for m in fake.messages.values() if "Sample" in m.content]) > 2
+            else None
+        ),
+        what="the follow-up pages",
+    )
+    assert first in pages and all(len(m.content) <= 2000 for m in pages)
+    shown = "".join(m.content for m in pages)
+    assert all(f"Sample {i}:" in shown for i in range(50))
 
 
 async def test_stats_come_with_a_chart(fake, start_bot):
-    await start_bot(services=seeded_admin())
+    await start_bot(services=seeded_admin(), admin=owners(fake.boss))
 
     reply = await answer(fake, await fake.slash("admin stats", member=fake.boss), "fake-1")
 
@@ -91,7 +183,7 @@ async def test_stats_come_with_a_chart(fake, start_bot):
 
 async def test_curation_from_text_and_file(fake, start_bot):
     services = seeded_admin()
-    await start_bot(services=services)
+    await start_bot(services=services, admin=owners(fake.boss))
     boss = str(fake.boss.id)
     upload = b"one\ntwo\nA good sample.\n"  # the last line was added already
 
@@ -113,7 +205,7 @@ async def test_curation_from_text_and_file(fake, start_bot):
 
 async def test_retraining_shows_progress_and_schedule_errors(fake, start_bot):
     services = seeded_admin()
-    await start_bot(services=services)
+    await start_bot(services=services, admin=owners(fake.boss))
 
     started = await fake.slash("admin retrain now", member=fake.boss)
     assert "#1**: running" in (await answer(fake, started)).content
@@ -132,7 +224,7 @@ async def test_retraining_shows_progress_and_schedule_errors(fake, start_bot):
 
 async def test_the_real_admin_services_answer_admins_only(fake, start_bot):
     """End to end through the real services on the test's database (no fakes past Discord)."""
-    bot = await start_bot(real_admin=True)
+    bot = await start_bot(real_admin=True, admin=owners(fake.boss))
 
     status = await answer(fake, await fake.slash("admin retrain status", member=fake.boss))
     refused = await answer(fake, await fake.slash("admin retrain status", member=fake.alice))
@@ -142,7 +234,7 @@ async def test_the_real_admin_services_answer_admins_only(fake, start_bot):
     listed = await answer(fake, listing, "stored for")
 
     assert status.content == "No training run yet. Start one with `/admin retrain now`."
-    assert refused.content.startswith("Sorry, only gpt2bot admins")
+    assert refused.content == ADMINS_ONLY  # a member may not even look
     assert "added 1" in added.content
     assert r"`1` [admin] A sample stored for \*real\*." in listed.content
     assert [allowed for _, _, allowed in audit(bot)] == [True, False, True, True]

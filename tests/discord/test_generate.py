@@ -183,7 +183,7 @@ async def test_commands_are_registered_with_the_validation_limits(fake, start_bo
         assert options[name]["type"] == (4 if kind is int else 10)
         assert options[name]["description"] == help_text
     assert options["prompt"]["required"] and options["prompt"]["max_length"] == 2000
-    assert commands["admin"]["default_member_permissions"] == "8"  # Administrator
+    assert commands["admin"]["default_member_permissions"] == "32"  # Manage Server
     assert None not in fake.commands  # guild sync only: no global registration
 
 

@@ -90,18 +90,16 @@ def test_discord_settings_are_validated():
             {
                 **token,
                 "DISCORD_EDIT_INTERVAL_SECONDS": "1.5",
-                "DISCORD_COOLDOWN_SECONDS": "0",
                 "DISCORD_DM_POLICY": "Admins",
             },
             dotenv_path=None,
         ),
     )
     assert isinstance(config, DiscordConfig)
-    assert (config.edit_interval_s, config.cooldown_s) == (1.5, 0.0)
+    assert config.edit_interval_s == 1.5
     assert config.dm_policy == "admins"
     bad = [
         ("DISCORD_EDIT_INTERVAL_SECONDS", "0"),
-        ("DISCORD_COOLDOWN_SECONDS", "soon"),
         ("DISCORD_DM_POLICY", "maybe"),
     ]
     for name, value in bad:

@@ -1,7 +1,8 @@
 import os
+from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import inspect, text
+from sqlalchemy import MetaData, inspect, text
 
 from storage import (
     Database,
@@ -36,23 +37,41 @@ def test_an_older_revision_upgrades_and_keeps_its_data(tmp_path):
     db = Database(f"sqlite:///{tmp_path / 'old.db'}")
     upgrade(db.engine, "0001")
     assert "curated_samples" not in inspect(db.engine).get_table_names()
-    stored = GenerationRepository(db).add(
-        NewGeneration(
-            platform="cli",
-            user_id="u",
-            prompt="p",
-            output="o",
-            params={},
-            seed=1,
-            model_version="v1",
-            prompt_tokens=1,
-            completion_tokens=1,
-            latency_s=0.1,
-        )
-    )
+    # written as the old version wrote it: the tables as they were at 0001
+    tables = MetaData()
+    tables.reflect(db.engine)
+    now = datetime.now(UTC)
+    with db.engine.begin() as connection:
+        conversation = connection.execute(
+            tables.tables["conversations"]
+            .insert()
+            .values(platform="cli", channel_id=None, user_id="u", created_at=now)
+        ).inserted_primary_key[0]
+        generation = connection.execute(
+            tables.tables["generations"]
+            .insert()
+            .values(
+                conversation_id=conversation,
+                kind="new",
+                platform="cli",
+                user_id="u",
+                prompt="p",
+                output="o",
+                params={},
+                seed=1,
+                sample_index=0,
+                model_version="v1",
+                prompt_tokens=1,
+                completion_tokens=1,
+                latency_s=0.1,
+                prompt_truncated=False,
+                created_at=now,
+            )
+        ).inserted_primary_key[0]
     upgrade(db.engine)
     assert current_revision(db.engine) == head_revision()
-    assert GenerationRepository(db).get(stored.id).output == "o"
+    upgraded = GenerationRepository(db).get(generation)
+    assert upgraded.output == "o" and upgraded.prompt == "p"
     db.dispose()
 
 

@@ -10,11 +10,16 @@ from storage import (
     ACTIVE_STATUSES,
     CuratedSampleRecord,
     ModelVersionRecord,
+    ServerSettingsRecord,
     TrainingRunRecord,
     VersionRatingStats,
 )
 
 SAMPLE_PREVIEW_CHARS = 80
+
+
+def _number(value: object) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def _when(moment: datetime | None) -> str:
@@ -92,4 +97,25 @@ def rating_stats(rows: list[VersionRatingStats]) -> str:
             f"{row.mean_score:>+6.2f} {row.positive_share:>8.0%}"
         )
     lines.append("```")
+    return "\n".join(lines)
+
+
+def server_settings(record: ServerSettingsRecord) -> str:
+    channels = ", ".join(f"<#{c}>" for c in record.allowed_channels) or "every channel"
+    roles = ", ".join(f"<@&{r}>" for r in record.admin_role_ids) or "none (Manage Server only)"
+    cooldown = "the bot's default" if record.cooldown_s is None else f"{record.cooldown_s:g} s"
+    caps = [
+        f"max_new_tokens ≤ {record.max_new_tokens_cap}" if record.max_new_tokens_cap else "",
+        f"samples ≤ {record.samples_cap}" if record.samples_cap else "",
+    ]
+    defaults = ", ".join(f"{k} {_number(v)}" for k, v in record.defaults.items()) or "none"
+    lines = [
+        "**This server's settings**",
+        f"/generate in: {channels}",
+        f"cooldown per member: {cooldown}",
+        f"caps: {', '.join(c for c in caps if c) or 'none'}",
+        f"defaults: {defaults}",
+        f"ratings feed training: {'yes' if record.ratings_train else 'no'}",
+        f"admin roles: {roles}",
+    ]
     return "\n".join(lines)

@@ -21,7 +21,7 @@ from admin.auth import AdminPolicy
 from bot.chat import ChatService, GenerateEvent, Origin
 from bot.params import LIMITS, MAX_PROMPT_CHARS
 from bot.platforms.discord import render
-from bot.platforms.discord.jobs import InFlight, UserCooldown, close_stream, describe_error
+from bot.platforms.discord.jobs import InFlight, close_stream, describe_error
 from bot.platforms.discord.streaming import InteractionSurface, StreamPublisher, send_ephemeral
 
 log = logging.getLogger(__name__)
@@ -80,14 +80,12 @@ class GenerateHandler:
         self,
         chat: ChatService,
         inflight: InFlight,
-        cooldown: UserCooldown,
         edit_interval_s: float,
         dm_policy: str,
         admins: AdminPolicy,
     ) -> None:
         self.chat = chat
         self.inflight = inflight
-        self.cooldown = cooldown
         self.edit_interval_s = edit_interval_s
         self.dm_policy = dm_policy
         self.admins = admins
@@ -95,19 +93,11 @@ class GenerateHandler:
     def check_direct_message(self, interaction: discord.Interaction) -> bool:
         if interaction.guild_id is not None or self.dm_policy == "allow":
             return True
-        if self.dm_policy == "admins" and str(interaction.user.id) in self.admins.user_ids:
+        if self.dm_policy == "admins" and str(interaction.user.id) in self.admins.owner_ids:
             return True
         raise DirectMessagesRefused(
             render.DM_DENIED if self.dm_policy == "deny" else render.DM_ADMINS_ONLY
         )
-
-    def check_cooldown(self, interaction: discord.Interaction) -> bool:
-        retry_after = self.cooldown.hit(interaction.user.id)
-        if retry_after is not None:
-            raise app_commands.CommandOnCooldown(
-                app_commands.Cooldown(1, self.cooldown.seconds), retry_after
-            )
-        return True
 
     async def handle(
         self, interaction: discord.Interaction, prompt: str, raw: dict[str, Any]
@@ -149,7 +139,6 @@ def build_generate(handler: GenerateHandler) -> app_commands.Command[Any, Any, N
     @app_commands.command(name="generate")
     @app_commands.describe(prompt="the start of the text the model continues", **OPTION_HELP)
     @app_commands.check(handler.check_direct_message)
-    @app_commands.check(handler.check_cooldown)
     async def generate(
         interaction: discord.Interaction,
         prompt: Prompt,
@@ -183,9 +172,7 @@ async def on_tree_error(
     interaction: discord.Interaction, error: app_commands.AppCommandError
 ) -> None:
     """Every command error becomes a short private sentence; details go to the log."""
-    if isinstance(error, app_commands.CommandOnCooldown):
-        message = render.cooldown(error.retry_after)
-    elif isinstance(error, DirectMessagesRefused | app_commands.NoPrivateMessage):
+    if isinstance(error, DirectMessagesRefused | app_commands.NoPrivateMessage):
         message = str(error) or render.DM_DENIED
     elif isinstance(error, app_commands.TransformerError):
         message = f"⚠️ {error.value!r} is not a valid value for that option."

@@ -30,10 +30,6 @@ class DiscordConfig:
         default=1.0,
         metadata={"env": "DISCORD_EDIT_INTERVAL_SECONDS", "min": 0.1, "max": 60.0},
     )
-    # per user, between /generate, 🔁 and ⏩; 0 turns it off
-    cooldown_s: float = field(
-        default=5.0, metadata={"env": "DISCORD_COOLDOWN_SECONDS", "min": 0.0, "max": 3600.0}
-    )
     # /generate in direct messages: allow | deny | admins
     dm_policy: str = field(
         default="allow", metadata={"env": "DISCORD_DM_POLICY", "choices": DM_POLICIES}

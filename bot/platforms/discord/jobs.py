@@ -1,21 +1,20 @@
-"""Bookkeeping around generations: in-flight tracking for shutdown, cooldowns, error sentences."""
+"""Bookkeeping around generations: in-flight tracking for shutdown, error sentences."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Hashable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any
 
+from bot.chat import CoolingDown
 from bot.params import InvalidRequest
 from bot.platforms.discord import render
 from model.backends.base import BackendError, Busy
 
 log = logging.getLogger(__name__)
 
-COOLDOWN_PRUNE_AT = 10_000  # forget expired cooldowns once this many users are remembered
 CANCEL_WAIT_S = 10.0  # after cancelling, how long stop() waits for the goodbye messages
 
 
@@ -77,27 +76,6 @@ def _cancelling(task: asyncio.Task[Any] | None) -> bool:
     return task is not None and task.cancelling() > 0
 
 
-class UserCooldown:
-    """At most one request per `seconds` per key (a user id); 0 seconds turns it off."""
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self._last: dict[Hashable, float] = {}
-
-    def hit(self, key: Hashable) -> float | None:
-        """Record a request; returns the seconds to wait instead when it is too soon."""
-        if self.seconds <= 0:
-            return None
-        now = time.monotonic()
-        last = self._last.get(key)
-        if last is not None and now - last < self.seconds:
-            return self.seconds - (now - last)
-        self._last[key] = now
-        if len(self._last) > COOLDOWN_PRUNE_AT:
-            self._last = {k: t for k, t in self._last.items() if now - t < self.seconds}
-        return None
-
-
 async def close_stream(stream: AsyncIterator[Any]) -> None:
     """Close a use-case stream now, so the backend stops work nobody will read."""
     close = getattr(stream, "aclose", None)
@@ -111,6 +89,8 @@ def describe_error(error: BaseException, what: str = "request") -> str:
         return render.SHUTTING_DOWN
     if isinstance(error, Busy):
         return render.busy(str(error), error.retry_after_s)
+    if isinstance(error, CoolingDown):
+        return render.cooldown(error.retry_after_s)
     if isinstance(error, InvalidRequest | BackendError):
         return f"⚠️ {error}"
     incident = uuid.uuid4().hex[:8]

@@ -21,7 +21,7 @@ from bot.platforms.base import RunOptions, uses_config
 from bot.platforms.discord.admin_commands import AdminCommands, build_admin_group
 from bot.platforms.discord.commands import GenerateHandler, build_generate, on_tree_error
 from bot.platforms.discord.config import TOKEN_HELP, DiscordConfig
-from bot.platforms.discord.jobs import InFlight, UserCooldown
+from bot.platforms.discord.jobs import InFlight
 from bot.platforms.discord.reactions import ReactionHandler
 from bot.platforms.discord.sync import sync_commands
 from bot.settings import check_config
@@ -113,17 +113,15 @@ class DiscordPlatform:
         self.shutdown_grace_s = shutdown_grace_s
         self.inflight = InFlight()
         self.client = GenerationClient(self)
-        cooldown = UserCooldown(self.config.cooldown_s)
         self.generate = GenerateHandler(
             app.chat,
             self.inflight,
-            cooldown,
             self.config.edit_interval_s,
             self.config.dm_policy,
             app.gate.policy,
         )
         self.reactions = ReactionHandler(
-            self.client, app.chat, self.inflight, cooldown, self.config.edit_interval_s
+            self.client, app.chat, self.inflight, self.config.edit_interval_s
         )
         self.client.tree.add_command(build_generate(self.generate))
         self.client.tree.add_command(build_admin_group(AdminCommands(app.admin, app.gate)))

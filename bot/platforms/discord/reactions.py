@@ -20,12 +20,10 @@ from bot.chat import (
     GenerateEvent,
     Origin,
 )
-from bot.platforms.discord import render
 from bot.platforms.discord.commands import PLATFORM
 from bot.platforms.discord.jobs import (
     InFlight,
     ShuttingDown,
-    UserCooldown,
     close_stream,
     describe_error,
 )
@@ -45,13 +43,11 @@ class ReactionHandler:
         client: discord.Client,
         chat: ChatService,
         inflight: InFlight,
-        cooldown: UserCooldown,
         edit_interval_s: float,
     ) -> None:
         self.client = client
         self.chat = chat
         self.inflight = inflight
-        self.cooldown = cooldown
         self.edit_interval_s = edit_interval_s
 
     async def _target(self, event: discord.RawReactionActionEvent) -> GenerationRecord | None:
@@ -102,10 +98,6 @@ class ReactionHandler:
             message_id=event.message_id, channel_id=event.channel_id, fail_if_not_exists=False
         )
         surface = ChannelSurface(channel, reference)
-        retry_after = self.cooldown.hit(event.user_id)
-        if retry_after is not None:
-            await surface.fail(f"<@{event.user_id}> {render.cooldown(retry_after)}")
-            return
         origin = Origin(
             platform=PLATFORM,
             user_id=str(event.user_id),

@@ -49,9 +49,7 @@ class DashboardContext:
 
 
 def _actor(request: web.Request) -> Actor:
-    return Actor(
-        platform="web", user_id=f"web-admin-{client_id_of(request)[:12]}", platform_admin=True
-    )
+    return Actor(platform="web", user_id=f"web-admin-{client_id_of(request)[:12]}", owner=True)
 
 
 def _day(value: str | None, name: str) -> date | None:
@@ -131,7 +129,7 @@ class DashboardApi:
         actor = Actor(
             platform="web",
             user_id=f"web-admin-{client_id_of(request)[:12]}",
-            platform_admin=bool(token) and self.ctx.guard.token_ok(token),
+            owner=bool(token) and self.ctx.guard.token_ok(token),
         )
         try:
             await self.ctx.gate.authorize(actor, "web.login")

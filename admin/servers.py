@@ -1,0 +1,97 @@
+"""Per-server settings, set by a server's own admins: where `/generate` may be used, how often,
+within which caps and defaults, and whether the server's ratings may feed training.
+
+Validation lives here, so every platform refuses the same values with the same sentence.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from storage import Database, ServerSettingsRecord, ServerSettingsRepository
+
+log = logging.getLogger(__name__)
+
+MAX_COOLDOWN_S = 3600.0
+MAX_CHANNELS = 50
+# the sampling parameters a server may set defaults for, and their (low, high) bounds
+DEFAULT_BOUNDS: dict[str, tuple[float, float]] = {
+    "temperature": (0.0, 2.0),
+    "top_k": (0, 1000),
+    "top_p": (0.0, 1.0),
+    "max_new_tokens": (1, 512),
+    "repetition_penalty": (1.0, 2.0),
+    "samples": (1, 4),
+}
+
+
+def _ids(values: Any, what: str) -> tuple[str, ...]:
+    ids = tuple(str(v).strip().lstrip("<#@&").rstrip(">") for v in values if str(v).strip())
+    if any(not i.replace("-", "").isalnum() for i in ids) or len(ids) > MAX_CHANNELS:
+        raise ValueError(f"Give at most {MAX_CHANNELS} {what}, as ids or mentions.")
+    return ids
+
+
+def _cap(value: Any, name: str) -> int | None:
+    if value is None:
+        return None
+    low, high = DEFAULT_BOUNDS[name]
+    if not isinstance(value, int) or not low <= value <= high:
+        raise ValueError(f"The {name} cap must be a whole number from {low:g} to {high:g}.")
+    return value
+
+
+def _defaults(values: Mapping[str, Any]) -> dict[str, Any]:
+    checked: dict[str, Any] = {}
+    for name, value in values.items():
+        if name not in DEFAULT_BOUNDS:
+            raise ValueError(f"{name} has no server default: use {', '.join(DEFAULT_BOUNDS)}.")
+        low, high = DEFAULT_BOUNDS[name]
+        if not isinstance(value, int | float) or not low <= value <= high:
+            raise ValueError(f"The default {name} must be from {low:g} to {high:g}.")
+        checked[name] = value
+    return checked
+
+
+def validate(changes: Mapping[str, Any]) -> dict[str, Any]:
+    """The changes, checked and normalized; `ValueError` with a sentence for a bad one."""
+    checked: dict[str, Any] = {}
+    for name, value in changes.items():
+        if name == "allowed_channels":
+            checked[name] = _ids(value, "channels")
+        elif name == "admin_role_ids":
+            checked[name] = _ids(value, "roles")
+        elif name == "cooldown_s":
+            if value is not None and not 0 <= float(value) <= MAX_COOLDOWN_S:
+                raise ValueError(f"The cooldown must be from 0 to {MAX_COOLDOWN_S:g} seconds.")
+            checked[name] = None if value is None else float(value)
+        elif name in ("max_new_tokens_cap", "samples_cap"):
+            checked[name] = _cap(value, name.removesuffix("_cap"))
+        elif name == "defaults":
+            checked[name] = _defaults(value)
+        elif name == "ratings_train":
+            checked[name] = bool(value)
+        else:
+            raise ValueError(f"{name} is not a server setting.")
+    return checked
+
+
+class ServerSettings:
+    """The `ServerService`: read and change one server's settings."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.repository = ServerSettingsRepository(db)
+
+    async def get(self, platform: str, server_id: str) -> ServerSettingsRecord:
+        return await self.db.run(self.repository.get, platform, server_id)
+
+    async def update(
+        self, actor: str, platform: str, server_id: str, **changes: Any
+    ) -> ServerSettingsRecord:
+        checked = validate(changes)
+        record = await self.db.run(self.repository.update, platform, server_id, actor, **checked)
+        log.info("%s changed settings of %s server %s: %s", actor, platform, server_id, checked)
+        return record

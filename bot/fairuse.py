@@ -1,0 +1,53 @@
+"""Fair use, the same on every platform: a per-member cooldown, and rate limits for things a
+script could repeat (new browser ids per address, admin logins) built on the `limits` library.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Hashable
+
+from limits import RateLimitItem, parse
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
+
+COOLDOWN_PRUNE_AT = 10_000  # forget expired cooldowns once this many members are remembered
+
+
+class Cooldown:
+    """At most one request per `seconds` per key (a member); 0 seconds turns it off. The
+    seconds may differ per call (a server's own cooldown)."""
+
+    def __init__(self) -> None:
+        self._last: dict[Hashable, float] = {}
+
+    def hit(self, key: Hashable, seconds: float) -> float | None:
+        """Record a request; returns the seconds to wait instead when it is too soon."""
+        if seconds <= 0:
+            return None
+        now = time.monotonic()
+        last = self._last.get(key)
+        if last is not None and now - last < seconds:
+            return seconds - (now - last)
+        self._last[key] = now
+        if len(self._last) > COOLDOWN_PRUNE_AT:
+            self._last = {k: t for k, t in self._last.items() if now - t < seconds}
+        return None
+
+
+class RateLimit:
+    """`limit` (e.g. "10/minute") per key, over a moving window, in memory."""
+
+    def __init__(self, limit: str) -> None:
+        self.item: RateLimitItem = parse(limit)
+        self._limiter = MovingWindowRateLimiter(MemoryStorage())
+
+    def hit(self, key: str) -> float | None:
+        """Count one attempt; returns the seconds until the next is allowed when over."""
+        if self._limiter.hit(self.item, key):
+            return None
+        reset_at, _ = self._limiter.get_window_stats(self.item, key)
+        return max(1.0, reset_at - time.time())
+
+    def clear(self, key: str) -> None:
+        self._limiter.clear(self.item, key)

@@ -1,0 +1,108 @@
+"""Per-server settings: what a server's admins chose for their own server.
+
+A server (a Discord guild, a Slack workspace) that never changed anything has no row; its
+record then carries the defaults (every channel allowed, no caps, ratings feed training).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from storage.db import Database
+from storage.models import ServerSettings, utcnow
+
+# the columns an admin may change (the others are bookkeeping)
+EDITABLE = (
+    "allowed_channels",
+    "admin_role_ids",
+    "cooldown_s",
+    "defaults",
+    "max_new_tokens_cap",
+    "samples_cap",
+    "ratings_train",
+)
+
+
+@dataclass(frozen=True)
+class ServerSettingsRecord:
+    platform: str
+    server_id: str
+    allowed_channels: tuple[str, ...] = ()  # empty: every channel
+    admin_role_ids: tuple[str, ...] = ()  # roles whose holders are this server's admins
+    cooldown_s: float | None = None  # None: the platform's default
+    defaults: dict[str, Any] = field(default_factory=dict)  # sampling defaults for /generate
+    max_new_tokens_cap: int | None = None
+    samples_cap: int | None = None
+    ratings_train: bool = True  # this server's ratings may feed training
+    updated_by: str | None = None
+    updated_at: datetime | None = None
+
+
+def _record(row: ServerSettings) -> ServerSettingsRecord:
+    return ServerSettingsRecord(
+        platform=row.platform,
+        server_id=row.server_id,
+        allowed_channels=tuple(row.allowed_channels or ()),
+        admin_role_ids=tuple(row.admin_role_ids or ()),
+        cooldown_s=row.cooldown_s,
+        defaults=dict(row.defaults or {}),
+        max_new_tokens_cap=row.max_new_tokens_cap,
+        samples_cap=row.samples_cap,
+        ratings_train=row.ratings_train,
+        updated_by=row.updated_by,
+        updated_at=row.updated_at,
+    )
+
+
+class ServerSettingsRepository:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def get(self, platform: str, server_id: str) -> ServerSettingsRecord:
+        """The server's settings, or the defaults when it never changed any."""
+        with self._db.session() as session:
+            row = self._row(session, platform, server_id)
+            return ServerSettingsRecord(platform, server_id) if row is None else _record(row)
+
+    def update(
+        self, platform: str, server_id: str, updated_by: str, **changes: Any
+    ) -> ServerSettingsRecord:
+        unknown = set(changes) - set(EDITABLE)
+        if unknown:
+            raise ValueError(f"not a server setting: {', '.join(sorted(unknown))}")
+        with self._db.session() as session:
+            row = self._row(session, platform, server_id)
+            if row is None:
+                row = ServerSettings(
+                    platform=platform,
+                    server_id=server_id,
+                    allowed_channels=[],
+                    admin_role_ids=[],
+                    defaults={},
+                    ratings_train=True,
+                )
+                session.add(row)
+            for name, value in changes.items():
+                setattr(row, name, list(value) if isinstance(value, tuple) else value)
+            row.updated_by, row.updated_at = updated_by, utcnow()
+            session.flush()
+            return _record(row)
+
+    def not_training(self) -> list[tuple[str, str]]:
+        """(platform, server id) of the servers whose ratings must not feed training."""
+        with self._db.session() as session:
+            query = select(ServerSettings.platform, ServerSettings.server_id).where(
+                ServerSettings.ratings_train.is_(False)
+            )
+            return [(p, s) for p, s in session.execute(query)]
+
+    @staticmethod
+    def _row(session: Any, platform: str, server_id: str) -> ServerSettings | None:
+        query = select(ServerSettings).where(
+            ServerSettings.platform == platform, ServerSettings.server_id == server_id
+        )
+        return session.scalars(query).first()
