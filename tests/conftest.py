@@ -64,6 +64,7 @@ def settings(tmp_path: Path) -> Settings:
             "MODEL_DIR": str(tmp_path / "models"),
             "BASE_MODEL": "bootstrap",
             "DEVICE": "cpu",
+            "COOLDOWN_SECONDS": "0",  # tests that want a cooldown set one
         },
         dotenv_path=None,
     )

@@ -15,6 +15,7 @@ from admin.config import LearningConfig
 from admin.curation import Curation
 from admin.registry import Registry
 from admin.reports import Reports
+from admin.servers import ServerSettings
 from admin.training import Training
 from model.backends.base import Backend
 from model.backends.fake import ScriptedBackend
@@ -46,7 +47,7 @@ def build_services(db: Database, model_dir: Path, backend: Backend) -> AdminServ
     registry = Registry(db, LEARNING.promote_tolerance, backend)
     model = ModelConfig(model_dir=model_dir, device="cpu")
     training = Training(db, model, LEARNING, curation, registry)
-    return AdminServices(curation, training, registry, Reports(db))
+    return AdminServices(curation, training, registry, Reports(db), ServerSettings(db))
 
 
 @pytest.fixture

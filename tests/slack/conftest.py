@@ -18,6 +18,7 @@ from admin.base import AdminServices
 from admin.config import AdminConfig
 from admin.fake import FakeAdmin, fake_admin, fake_version
 from bot.app import App
+from bot.chat import ChatConfig
 from bot.platforms.base import RunOptions
 from bot.platforms.slack import EVENTS_PATH, SlackConfig, SlackPlatform
 from bot.settings import Settings
@@ -178,6 +179,7 @@ async def app(
     settings = Settings(
         storage=StorageConfig(url=f"sqlite:///{tmp_path}/bot.db"),
         admin=AdminConfig(user_ids=(ADMIN,)),
+        chat=ChatConfig(cooldown_s=0.0),  # the cooldown has its own test
     )
     app = await App.open(settings, backend=backend, admin=admin_services)
     yield app

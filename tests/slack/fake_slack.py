@@ -35,6 +35,7 @@ class FakeSlack:
     messages: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     rate_limited: dict[str, int] = field(default_factory=dict)  # method -> 429s still to send
     closed_channels: set[str] = field(default_factory=set)  # the bot is not a member
+    workspace_admins: set[str] = field(default_factory=set)  # users.info says is_admin
     uploads: list[bytes] = field(default_factory=list)
     sockets: list[web.WebSocketResponse] = field(default_factory=list)  # Socket Mode clients
     acks: list[dict[str, Any]] = field(default_factory=list)  # what they sent back
@@ -48,6 +49,7 @@ class FakeSlack:
     async def start(self) -> str:
         app = web.Application()
         app.router.add_post("/api/{method}", self._api)
+        app.router.add_get("/api/{method}", self._api)  # e.g. users.info
         app.router.add_post("/respond/{token}", self._respond)
         app.router.add_post("/upload/{file_id}", self._upload)
         app.router.add_get("/socket", self._socket)
@@ -103,6 +105,14 @@ class FakeSlack:
         if handler is None:
             return web.json_response({"ok": False, "error": "unknown_method"}, status=404)
         return web.json_response(handler(args))
+
+    def _users_info(self, args: dict[str, Any]) -> dict[str, Any]:
+        user = args["user"]
+        admin = user in self.workspace_admins
+        return {
+            "ok": True,
+            "user": {"id": user, "team_id": TEAM_ID, "is_admin": admin, "is_owner": False},
+        }
 
     def _auth_test(self, args: dict[str, Any]) -> dict[str, Any]:
         return {

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from admin.auth import ADMINS_ONLY, OWNERS_ONLY
 from admin.fake import FakeAdmin
 from bot.app import App
 from storage import RunStatus
 from tests.slack.conftest import ADMIN, SignedClient, eventually
-from tests.slack.fake_slack import FakeSlack
+from tests.slack.fake_slack import TEAM_ID, FakeSlack
 
 
 async def admin(slack: SignedClient, fake: FakeSlack, text: str, user: str = ADMIN) -> str:
@@ -25,7 +26,7 @@ async def test_non_admin_is_refused_politely_and_audited(
     slack: SignedClient, fake_slack: FakeSlack, app: App, fake_services: FakeAdmin
 ) -> None:
     answer = await admin(slack, fake_slack, "model use fake-1", user="U1")
-    assert answer == "Sorry, only gpt2bot admins can do that. Nothing was changed."
+    assert answer == OWNERS_ONLY
     assert fake_services.calls == []
     (entry,) = app.gate.audit.recent()
     assert entry["actor"] == "U1" and entry["platform"] == "slack"
@@ -104,3 +105,24 @@ async def test_the_real_admin_services_curate_and_report(
     answer = await admin(slack, fake_slack, "stats")
     assert answer == "No generations yet, so no ratings to compare."
     await eventually(lambda: len(app.gate.audit.recent()) == 3)
+
+
+async def test_a_workspace_admin_sets_their_workspace_but_not_the_model(
+    slack: SignedClient, fake_slack: FakeSlack, app: App
+) -> None:
+    fake_slack.workspace_admins.add("UWSADMIN")
+    saved = await admin(slack, fake_slack, "server cooldown 12", user="UWSADMIN")
+    assert saved.startswith("Saved.") and "cooldown 12 s" in saved
+    caps = await admin(slack, fake_slack, "server caps max_new_tokens=16", user="UWSADMIN")
+    assert "max_new_tokens ≤ 16" in caps
+    assert await admin(slack, fake_slack, "retrain now", user="UWSADMIN") == OWNERS_ONLY
+    assert await admin(slack, fake_slack, "server cooldown 0", user="U1") == ADMINS_ONLY
+    record = await app.admin.servers.get("slack", TEAM_ID)
+    assert (record.cooldown_s, record.max_new_tokens_cap) == (12.0, 16)
+    scopes = [(e["actor"], e["scope"], e["allowed"]) for e in reversed(app.gate.audit.recent())]
+    assert scopes == [
+        ("UWSADMIN", "server", True),
+        ("UWSADMIN", "server", True),
+        ("UWSADMIN", "global", False),
+        ("U1", "server", False),
+    ]

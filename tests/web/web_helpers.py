@@ -9,6 +9,7 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
 
+from bot.chat import ChatConfig
 from bot.platforms.web import WebConfig
 from bot.platforms.web.security import CSRF_HEADER
 from bot.settings import Settings
@@ -34,6 +35,7 @@ def make_settings(tmp_path: Path, model_dir: Path) -> Settings:
     return Settings(
         storage=StorageConfig(url=f"sqlite:///{tmp_path / 'gpt2bot.db'}"),
         model=ModelConfig(model_dir=model_dir, base_model="bootstrap", device="cpu"),
+        chat=ChatConfig(cooldown_s=0.0),  # the cooldown has its own test
     )
 
 

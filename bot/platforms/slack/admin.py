@@ -1,8 +1,10 @@
 """`/gpt2bot-admin ...`: the admin services (`app.admin`, see `admin/base.py`) from Slack.
 
-Every attempt is authorized and audited by `admin.auth.AdminGate` before anything happens;
-admins are the Slack user ids in `ADMIN_USER_IDS`. Answers are ephemeral (only the admin sees
-them), except the stats chart, which is uploaded to the channel.
+Every attempt is authorized and audited by `admin.auth.AdminGate` before anything happens:
+the Slack user ids in `ADMIN_USER_IDS` are the bot's owners (everything); the workspace's
+admins and owners (`users.info`) are server admins of their workspace (`server ...`). Answers
+are ephemeral (only the admin sees them), except the stats chart, which is uploaded to the
+channel.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from storage import (
     ACTIVE_STATUSES,
     FINISHED_STATUSES,
     ModelVersionRecord,
+    ServerSettingsRecord,
     TrainingRunRecord,
 )
 
@@ -39,7 +42,8 @@ USAGE = f"""Admin commands:
 `{COMMAND} curate add TEXT` · `curate list [N]` · `curate remove ID`
 `{COMMAND} retrain now` · `retrain status` · `retrain cancel` · `retrain schedule CRON|off`
 `{COMMAND} model list` · `model use VERSION [force]` · `model rollback`
-`{COMMAND} stats`"""
+`{COMMAND} stats` · `server show` · `server channels #a #b|all` · `server cooldown N`
+`{COMMAND} server caps max_new_tokens=N samples=N` · `server training on|off`"""
 
 Handler = Callable[["AdminContext", list[str]], Awaitable[str]]
 
@@ -59,6 +63,13 @@ class AdminContext:
         self.service, self.actor, self.client, self.channel = service, actor, client, channel
         self.rest = rest  # the text after the command words, line breaks kept
         self.spawn = spawn  # runs a follow-up (e.g. "training finished") in the background
+
+    @property
+    def server_id(self) -> str:
+        """The workspace asked in (server commands need one)."""
+        if self.actor.server_id is None:
+            raise ValueError("Use this in a workspace channel.")
+        return self.actor.server_id
 
     async def tell(self, text: str) -> None:
         """An ephemeral message to the admin, usable after the response URL has expired."""
@@ -89,7 +100,7 @@ class SlackAdmin:
         text = unescape(command.get("text", "")).strip()
         words = text.split()
         action = " ".join(words[:2]) if words else "help"
-        actor = Actor(platform=PLATFORM, user_id=command["user_id"])
+        actor = await self._actor(command, client)
         try:
             await self._app.gate.authorize(actor, f"slack {action}", {"text": command.get("text")})
         except NotAuthorized as refusal:
@@ -101,6 +112,19 @@ class SlackAdmin:
         rest = re.split(r"\s+", text, maxsplit=len(words) - len(args))[-1] if args else ""
         context = AdminContext(service, actor, client, command["channel_id"], self._spawn, rest)
         return await self._run(handler, context, args)
+
+    async def _actor(self, command: dict[str, Any], client: AsyncWebClient) -> Actor:
+        """Who asked, in which workspace, and whether Slack says they administer it."""
+        user, team = command["user_id"], command.get("team_id")
+        if self._app.gate.policy.is_owner(Actor(PLATFORM, user)):
+            return Actor(PLATFORM, user, server_id=team)
+        try:
+            info = (await client.users_info(user=user)).get("user") or {}
+        except SlackApiError as error:  # e.g. missing users:read: treated as a member
+            log.warning("users.info for %s failed: %s", user, slack_error(error))
+            info = {}
+        workspace_admin = bool(info.get("is_admin") or info.get("is_owner"))
+        return Actor(PLATFORM, user, server_id=team, server_admin=workspace_admin)
 
     async def _run(self, handler: Handler, context: AdminContext, args: list[str]) -> str:
         try:
@@ -256,6 +280,61 @@ def _int_arg(args: list[str], name: str, default: int | None = None) -> int:
     return int(args[0].lstrip("#"))
 
 
+async def _server_show(ctx: AdminContext, args: list[str]) -> str:
+    record = await ctx.service.servers.get(PLATFORM, ctx.server_id)
+    return _server_text(record)
+
+
+async def _server_channels(ctx: AdminContext, args: list[str]) -> str:
+    if not args:
+        return f"Name the channels, or `all`: `{COMMAND} server channels #bots #playground`."
+    ids = [] if args == ["all"] else re.findall(r"C[A-Z0-9]{4,}", " ".join(args))
+    return await _server_set(ctx, allowed_channels=ids)
+
+
+async def _server_cooldown(ctx: AdminContext, args: list[str]) -> str:
+    try:
+        seconds = float(args[0]) if len(args) == 1 else None
+    except ValueError:
+        seconds = None
+    if seconds is None:
+        return f"Give the seconds: `{COMMAND} server cooldown 10` (0 turns it off)."
+    return await _server_set(ctx, cooldown_s=seconds)
+
+
+async def _server_caps(ctx: AdminContext, args: list[str]) -> str:
+    given = dict(arg.split("=", 1) for arg in args if "=" in arg)
+    if not given or set(given) - {"max_new_tokens", "samples"}:
+        return f"Give caps as `{COMMAND} server caps max_new_tokens=64 samples=2`."
+    changes = {f"{k}_cap": _int_arg([v], k) if v else None for k, v in given.items()}
+    return await _server_set(ctx, **changes)
+
+
+async def _server_training(ctx: AdminContext, args: list[str]) -> str:
+    if args not in (["on"], ["off"]):
+        return f"Say `{COMMAND} server training on` or `off`."
+    return await _server_set(ctx, ratings_train=args == ["on"])
+
+
+async def _server_set(ctx: AdminContext, **changes: Any) -> str:
+    record = await ctx.service.servers.update(ctx.actor.user_id, PLATFORM, ctx.server_id, **changes)
+    return "Saved.\n" + _server_text(record)
+
+
+def _server_text(record: ServerSettingsRecord) -> str:
+    channels = ", ".join(f"<#{c}>" for c in record.allowed_channels) or "every channel"
+    cooldown = "the bot's default" if record.cooldown_s is None else f"{record.cooldown_s:g} s"
+    caps = [
+        f"max_new_tokens ≤ {record.max_new_tokens_cap}" if record.max_new_tokens_cap else "",
+        f"samples ≤ {record.samples_cap}" if record.samples_cap else "",
+    ]
+    return (
+        f"This workspace: /generate in {channels}; cooldown {cooldown}; "
+        f"caps {', '.join(c for c in caps if c) or 'none'}; "
+        f"ratings feed training: {'yes' if record.ratings_train else 'no'}."
+    )
+
+
 HANDLERS: dict[tuple[str, ...], Handler] = {
     ("curate", "add"): _curate_add,
     ("curate", "list"): _curate_list,
@@ -268,4 +347,9 @@ HANDLERS: dict[tuple[str, ...], Handler] = {
     ("model", "use"): _model_use,
     ("model", "rollback"): _model_rollback,
     ("stats",): _stats,
+    ("server", "show"): _server_show,
+    ("server", "channels"): _server_channels,
+    ("server", "cooldown"): _server_cooldown,
+    ("server", "caps"): _server_caps,
+    ("server", "training"): _server_training,
 }
