@@ -21,6 +21,7 @@ from admin.servers import ServerSettings
 from admin.training import Training
 from bot import plugins
 from bot.chat import ChatService
+from bot.mydata import MyData
 from bot.settings import Settings
 from model.backends.base import Backend
 from model.backends.fake import IdleBackend
@@ -46,6 +47,7 @@ class App:
     chat: ChatService
     admin: AdminServices
     gate: AdminGate
+    mydata: MyData
 
     @classmethod
     async def open(
@@ -77,7 +79,7 @@ class App:
         role_ids = tuple(str(role) for role in settings.admin.role_ids)
         gate = AdminGate(AdminPolicy(settings.admin.user_ids, role_ids), db)
         chat = ChatService(db, backend, settings.chat)
-        return cls(settings, db, backend, chat, admin, gate)
+        return cls(settings, db, backend, chat, admin, gate, MyData(db))
 
     async def close(self) -> None:
         await self.admin.close()

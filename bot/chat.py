@@ -21,6 +21,7 @@ from model.backends.base import (
     GPT2_CONTEXT_TOKENS,
     Backend,
     Chunk,
+    GenerationHandle,
     GenerationRequest,
     GenerationResult,
     Queued,
@@ -40,7 +41,9 @@ log = logging.getLogger(__name__)
 
 # Reactions that rate an output; anything else is not a rating.
 RATING_EMOJI = {"👍": 1, "+1": 1, "thumbsup": 1, "👎": -1, "-1": -1, "thumbsdown": -1}
+HISTORY_LIMIT = 10
 REGENERATE_EMOJI = "🔁"
+STOP_EMOJI = frozenset({"⏹", "⏹️"})  # with and without the emoji variation selector
 CONTINUE_EMOJI = "⏩"
 
 
@@ -102,6 +105,7 @@ class ChatService:
         self.backend = backend
         self.config = config or ChatConfig()
         self._cooldown = Cooldown()
+        self._running: dict[tuple[str, str], set[GenerationHandle]] = {}  # member -> handles
 
     async def generate_stream(
         self, origin: Origin, prompt: str | None, raw_params: Mapping[str, Any] | None = None
@@ -167,8 +171,23 @@ class ChatService:
         """Remember the platform message that shows the generation (reactions find it)."""
         await self._db.run(self._generations.set_message_id, generation_id, message_id)
 
-    async def conversation(self, conversation_id: int) -> list[GenerationRecord]:
-        return await self._db.run(self._generations.conversation, conversation_id)
+    async def conversation(
+        self, conversation_id: int, origin: Origin | None = None
+    ) -> list[GenerationRecord]:
+        """A conversation in the order it was made. With `origin`, only one the asker can read:
+        they took part in it, or it happened in the server they ask from."""
+        chain = await self._db.run(self._generations.conversation, conversation_id)
+        if origin is not None and not any(_readable_by(g, origin) for g in chain):
+            chain = []
+        if not chain:
+            raise InvalidRequest(f"There is no conversation #{conversation_id} you can read.")
+        return chain
+
+    async def history(self, origin: Origin, limit: int = HISTORY_LIMIT) -> list[GenerationRecord]:
+        """The member's newest generations on this platform."""
+        return await self._db.run(
+            self._generations.recent_by_user, origin.platform, origin.user_id, limit
+        )
 
     async def rate(self, generation_id: int, rater_id: str, emoji: str) -> int:
         """Store a rating from a reaction; returns the score. Raises for non-rating emoji."""
@@ -182,6 +201,14 @@ class ChatService:
     async def unrate(self, generation_id: int, rater_id: str, emoji: str | None = None) -> bool:
         """Remove a rating; with `emoji`, only if that reaction is the current rating."""
         return await self._db.run(self._generations.unrate, generation_id, rater_id, emoji)
+
+    def stop(self, origin: Origin) -> int:
+        """Stop the member's own running generations (⏹); returns how many. Their streams end
+        with `Cancelled`."""
+        handles = self._running.pop((origin.platform, origin.user_id), set())
+        for handle in handles:
+            handle.cancel()
+        return len(handles)
 
     async def rules_for(self, origin: Origin) -> ServerSettingsRecord:
         """The settings of the server a request came from (defaults outside servers)."""
@@ -221,12 +248,19 @@ class ChatService:
         request_id = uuid.uuid4().hex[:12]
         request = GenerationRequest(prompt, params, user=origin.user_id, request_id=request_id)
         handle = self.backend.submit(request)
+        member = (origin.platform, origin.user_id)
+        self._running.setdefault(member, set()).add(handle)
         try:
             async for event in handle:
                 yield event
             result = await handle.result()
         finally:
             handle.cancel()  # no-op when finished; stops the work if the caller went away
+            running = self._running.get(member)
+            if running is not None:
+                running.discard(handle)
+                if not running:
+                    del self._running[member]
         records = []
         for index, output in enumerate(result.texts):
             new = NewGeneration(
@@ -260,6 +294,13 @@ class ChatService:
             result.model_version,
         )
         yield Finished(generations=records, result=result)
+
+
+def _readable_by(generation: GenerationRecord, origin: Origin) -> bool:
+    if generation.platform != origin.platform:
+        return False
+    mine = generation.user_id == origin.user_id
+    return mine or (origin.guild_id is not None and generation.guild_id == origin.guild_id)
 
 
 def _within_caps(params: SamplingParams, rules: ServerSettingsRecord) -> SamplingParams:

@@ -1,5 +1,5 @@
 """Generations: conversations, the generations in them, their ratings, and ratings per
-model version (the A/B view). Records are plain dataclasses; callers never see ORM objects.
+model version. Records are plain dataclasses; callers never see ORM objects.
 
 Every method is one transaction; methods are blocking, async callers use `Database.run`.
 """
@@ -77,6 +77,7 @@ class GenerationRecord:
     prompt_truncated: bool
     created_at: datetime
     ratings: list[RatingRecord] = field(default_factory=list)
+    redacted: bool = False  # its author deleted their data: prompt and output are empty
 
     @property
     def net_score(self) -> int:
@@ -85,7 +86,7 @@ class GenerationRecord:
 
 @dataclass(frozen=True)
 class VersionRatingStats:
-    """Ratings of one model version: the A/B view."""
+    """Ratings of one model version, over the period it served."""
 
     model_version: str
     generations: int
@@ -128,6 +129,7 @@ def _generation_record(row: Generation, ratings: Sequence[Rating] = ()) -> Gener
         prompt_truncated=row.prompt_truncated,
         created_at=row.created_at,
         ratings=[_rating_record(r) for r in ratings],
+        redacted=row.redacted,
     )
 
 
@@ -209,6 +211,19 @@ class GenerationRepository:
                 select(Generation)
                 .where(Generation.conversation_id == conversation_id)
                 .order_by(Generation.id)
+            )
+            rows = list(session.scalars(query))
+            ratings = _ratings_by_generation(session, [r.id for r in rows])
+            return [_generation_record(r, ratings[r.id]) for r in rows]
+
+    def recent_by_user(self, platform: str, user_id: str, limit: int) -> list[GenerationRecord]:
+        """A member's newest generations first."""
+        with self._db.session() as session:
+            query = (
+                select(Generation)
+                .where(Generation.platform == platform, Generation.user_id == user_id)
+                .order_by(Generation.id.desc())
+                .limit(limit)
             )
             rows = list(session.scalars(query))
             ratings = _ratings_by_generation(session, [r.id for r in rows])

@@ -11,7 +11,7 @@ from typing import Any
 from bot.chat import CoolingDown
 from bot.params import InvalidRequest
 from bot.platforms.discord import render
-from model.backends.base import BackendError, Busy
+from model.backends.base import BackendError, Busy, Cancelled
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +91,8 @@ def describe_error(error: BaseException, what: str = "request") -> str:
         return render.busy(str(error), error.retry_after_s)
     if isinstance(error, CoolingDown):
         return render.cooldown(error.retry_after_s)
+    if isinstance(error, Cancelled):
+        return render.STOPPED
     if isinstance(error, InvalidRequest | BackendError):
         return f"⚠️ {error}"
     incident = uuid.uuid4().hex[:8]

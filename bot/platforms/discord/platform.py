@@ -22,6 +22,7 @@ from bot.platforms.discord.admin_commands import AdminCommands, build_admin_grou
 from bot.platforms.discord.commands import GenerateHandler, build_generate, on_tree_error
 from bot.platforms.discord.config import TOKEN_HELP, DiscordConfig
 from bot.platforms.discord.jobs import InFlight
+from bot.platforms.discord.member_commands import build_member_commands
 from bot.platforms.discord.reactions import ReactionHandler
 from bot.platforms.discord.sync import sync_commands
 from bot.settings import check_config
@@ -125,6 +126,8 @@ class DiscordPlatform:
         )
         self.client.tree.add_command(build_generate(self.generate))
         self.client.tree.add_command(build_admin_group(AdminCommands(app.admin, app.gate)))
+        for command in build_member_commands(app.chat, app.mydata):
+            self.client.tree.add_command(command)
         self.client.tree.error(on_tree_error)
         self._stopping = False
 

@@ -16,6 +16,7 @@ from bot.chat import (
     CONTINUE_EMOJI,
     RATING_EMOJI,
     REGENERATE_EMOJI,
+    STOP_EMOJI,
     ChatService,
     GenerateEvent,
     Origin,
@@ -60,6 +61,11 @@ class ReactionHandler:
         return await self.chat.find_by_message(PLATFORM, str(event.message_id))
 
     async def on_add(self, event: discord.RawReactionActionEvent) -> None:
+        if str(event.emoji) in STOP_EMOJI and event.user_id != getattr(self.client.user, "id", 0):
+            origin = Origin(PLATFORM, str(event.user_id))
+            stopped = self.chat.stop(origin)  # only the member's own generations
+            log.info("member %s stopped %d generation(s)", event.user_id, stopped)
+            return
         record = await self._target(event)
         if record is None:
             return

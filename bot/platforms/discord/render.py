@@ -141,6 +141,7 @@ SHUTTING_DOWN = (
     "⚠️ The bot is restarting, so this generation was stopped. Please try again in a minute."
 )
 NOT_ACCEPTING = "⚠️ The bot is restarting and is not taking new requests. Try again in a minute."
+STOPPED = "⏹️ Stopped, as you asked."
 DM_DENIED = "Generating in direct messages is turned off here: use /generate in a server channel."
 DM_ADMINS_ONLY = (
     "Only gpt2bot admins can generate in direct messages here: use /generate in a server channel."
