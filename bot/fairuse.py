@@ -49,5 +49,12 @@ class RateLimit:
         reset_at, _ = self._limiter.get_window_stats(self.item, key)
         return max(1.0, reset_at - time.time())
 
+    def wait(self, key: str) -> float | None:
+        """Without counting: the seconds until the next attempt is allowed, when over."""
+        if self._limiter.test(self.item, key):
+            return None
+        reset_at, _ = self._limiter.get_window_stats(self.item, key)
+        return max(1.0, reset_at - time.time())
+
     def clear(self, key: str) -> None:
         self._limiter.clear(self.item, key)

@@ -167,6 +167,13 @@ def test_generate_stream_rate_and_see_it_in_the_dashboard(server: Any, chromium:
     assert "regenerated" in cards.nth(1).locator(".meta").text_content()
     page.screenshot(path=str(SCREENSHOTS / "playground.png"), full_page=True)
 
+    # the address names the conversation: a reload shows it again, in order
+    assert "#c=" in page.url
+    page.reload()
+    page.wait_for_selector("#thread .card >> nth=2", timeout=WAIT_MS)
+    assert page.locator("#thread .card").count() == 3
+    assert page.locator("#thread .card").first.locator(".prompt").text_content() == XSS
+
     phone = chromium.new_page(viewport={"width": 375, "height": 800})
     phone.goto(server.url + "/")
     phone.fill("#prompt", "On a small phone screen")

@@ -27,3 +27,13 @@ class WebConfig:
     admin_token_file: Path = field(
         default=Path("./data/admin_token"), metadata={"env": "ADMIN_TOKEN_FILE"}
     )
+    # new browser ids one client address may get per hour: dropping the cookie does not get
+    # around the per-member cooldown and limits (many people behind one NAT: raise it)
+    new_clients_per_hour: int = field(
+        default=60, metadata={"env": "WEB_NEW_CLIENTS_PER_HOUR", "min": 1, "max": 100_000}
+    )
+    # wrong admin tokens one address may try per 10 minutes before logins from it are locked
+    # (the right token too) until the window passes; the lock is audited
+    login_attempts: int = field(
+        default=5, metadata={"env": "WEB_LOGIN_ATTEMPTS", "min": 1, "max": 1000}
+    )

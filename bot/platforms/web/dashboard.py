@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import logging
+import math
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -27,6 +28,7 @@ from bot.platforms.web.security import (
     ADMIN_SESSION_S,
     GUARD_KEY,
     Guard,
+    address_of,
     client_id_of,
 )
 from storage import Database, GenerationRepository, TrainingRunRecord
@@ -126,14 +128,39 @@ class DashboardApi:
             token = str((await read_json(request)).get("token") or "")
         except InvalidRequest as error:
             return error_response(str(error))
+        guard, address = self.ctx.guard, address_of(request)
+        locked = guard.login_locked(address)
         actor = Actor(
             platform="web",
             user_id=f"web-admin-{client_id_of(request)[:12]}",
-            owner=bool(token) and self.ctx.guard.token_ok(token),
+            owner=locked is None and bool(token) and guard.token_ok(token),
         )
         try:
-            await self.ctx.gate.authorize(actor, "web.login")
+            await self.ctx.gate.authorize(actor, "web.login", {"address": address})
         except NotAuthorized:
+            if locked is None:  # a wrong token: it counts against the address
+                guard.wrong_logins.hit(address)
+                locked = guard.login_locked(address)
+                if locked is not None:  # this wrong token used up the address's tries
+                    log.warning("admin logins from %s locked after wrong tokens", address)
+                    await self.ctx.db.run(
+                        self.ctx.gate.audit.record,
+                        actor.user_id,
+                        "web",
+                        "web.login.locked",
+                        False,
+                        {"address": address, "seconds": round(locked)},
+                    )
+            if locked is not None:
+                seconds = math.ceil(locked)
+                return web.json_response(
+                    {
+                        "error": f"Too many wrong admin tokens: logins from your address are "
+                        f"locked for {seconds} s."
+                    },
+                    status=429,
+                    headers={"Retry-After": str(seconds)},
+                )
             return error_response(
                 "That admin token is not right. It was printed at first start and is kept in "
                 "the admin token file (or set ADMIN_TOKEN).",

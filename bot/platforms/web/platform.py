@@ -16,6 +16,7 @@ from bot.platforms.base import RunOptions, uses_config
 from bot.platforms.web.actions import action_routes
 from bot.platforms.web.config import WebConfig
 from bot.platforms.web.dashboard import DashboardApi, DashboardContext, require_admin
+from bot.platforms.web.members import MemberApi
 from bot.platforms.web.playground import PlaygroundApi, PlaygroundContext, error_response
 from bot.platforms.web.security import GUARD_KEY, Guard, load_admin_token, make_middleware
 from storage import GenerationRepository
@@ -76,6 +77,7 @@ def build_web_app(app: App, guard: Guard) -> web.Application:
             web.get("/", _page("playground.html")),
             web.get("/admin", _page("dashboard.html")),
             *PlaygroundApi(playground).routes(),
+            *MemberApi(app.chat, app.mydata).routes(),
             *DashboardApi(dashboard).routes(),
             *action_routes(dashboard),
         ]
@@ -145,5 +147,9 @@ def create(app: App, options: RunOptions, config: WebConfig) -> WebPlatform:
         )
         log.warning(message)
         print(message, file=sys.stderr, flush=True)
-    guard = Guard(admin_token=load_admin_token(config))
+    guard = Guard(
+        admin_token=load_admin_token(config),
+        new_clients_per_hour=config.new_clients_per_hour,
+        login_attempts=config.login_attempts,
+    )
     return WebPlatform(app, options, guard)

@@ -146,7 +146,7 @@ async def stream_events(
     return response
 
 
-def _origin(request: web.Request) -> Origin:
+def origin_of(request: web.Request) -> Origin:
     return Origin(platform=PLATFORM, user_id=client_id_of(request), channel_id="playground")
 
 
@@ -180,7 +180,7 @@ class PlaygroundApi:
         prompt = body.get("prompt")
         if not isinstance(prompt, str):
             return error_response("The prompt is empty: write the start of the text to continue.")
-        origin = _origin(request)
+        origin = origin_of(request)
         return await stream_events(
             request, lambda: self.ctx.chat.generate_stream(origin, prompt, params)
         )
@@ -190,7 +190,7 @@ class PlaygroundApi:
             gid = await _own_generation(self.ctx, request)
         except InvalidRequest as error:
             return error_response(str(error), 404)
-        origin = _origin(request)
+        origin = origin_of(request)
         return await stream_events(request, lambda: self.ctx.chat.regenerate_stream(gid, origin))
 
     async def continue_(self, request: web.Request) -> web.StreamResponse:
@@ -198,7 +198,7 @@ class PlaygroundApi:
             gid = await _own_generation(self.ctx, request)
         except InvalidRequest as error:
             return error_response(str(error), 404)
-        origin = _origin(request)
+        origin = origin_of(request)
         return await stream_events(request, lambda: self.ctx.chat.continue_stream(gid, origin))
 
     async def rate(self, request: web.Request) -> web.Response:

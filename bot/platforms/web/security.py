@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import math
 import os
 import secrets
 import sys
@@ -21,6 +22,7 @@ from pathlib import Path
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
+from bot.fairuse import RateLimit
 from bot.platforms.web.config import WebConfig
 
 log = logging.getLogger(__name__)
@@ -32,6 +34,7 @@ CLIENT_COOKIE_MAX_AGE_S = 365 * 24 * 3600  # a browser keeps its history for a y
 ADMIN_SESSION_S = 12 * 3600  # admins log in again after half a day
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CLIENT_KEY = web.RequestKey("client_id", str)  # the browser id of a request
+LOGIN_WINDOW = "10 minutes"  # wrong admin tokens are counted over this moving window
 
 
 def load_admin_token(config: WebConfig) -> str:
@@ -60,12 +63,25 @@ def load_admin_token(config: WebConfig) -> str:
 
 @dataclass
 class Guard:
-    """Signs CSRF tokens and keeps admin sessions (in memory: a restart logs admins out)."""
+    """Signs CSRF tokens, keeps admin sessions (in memory: a restart logs admins out), and
+    rate-limits per client address what a script could repeat: new browser ids, logins."""
 
     admin_token: str
     secure_cookies: bool = False
+    new_clients_per_hour: int = 60
+    login_attempts: int = 5  # wrong tokens per LOGIN_WINDOW
     _secret: bytes = field(default_factory=lambda: secrets.token_bytes(32))
     _sessions: dict[str, float] = field(default_factory=dict)  # session id -> expiry (monotonic)
+    new_clients: RateLimit = field(init=False)
+    wrong_logins: RateLimit = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.new_clients = RateLimit(f"{self.new_clients_per_hour}/hour")
+        self.wrong_logins = RateLimit(f"{self.login_attempts}/{LOGIN_WINDOW}")
+
+    def login_locked(self, address: str) -> float | None:
+        """Seconds until `address` may try again, when it used up its wrong tries."""
+        return self.wrong_logins.wait(address)
 
     def csrf_token(self, client_id: str) -> str:
         return hmac.new(self._secret, client_id.encode(), hashlib.sha256).hexdigest()
@@ -115,6 +131,11 @@ def client_id_of(request: web.Request) -> str:
     return request[CLIENT_KEY]
 
 
+def address_of(request: web.Request) -> str:
+    """The client's address (the proxy's, behind a reverse proxy)."""
+    return request.remote or "unknown"
+
+
 def make_middleware(guard: Guard) -> Middleware:
     """Give every browser an id, refuse unsigned writes, and set defensive headers."""
 
@@ -122,6 +143,18 @@ def make_middleware(guard: Guard) -> Middleware:
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         cookie = request.cookies.get(CLIENT_COOKIE, "")
         fresh = not (16 <= len(cookie) <= 64 and cookie.replace("-", "").replace("_", "").isalnum())
+        if fresh and request.path.startswith("/api/"):  # pages and static files are free
+            wait = guard.new_clients.hit(address_of(request))
+            if wait is not None:
+                log.warning("too many new browser ids from %s", address_of(request))
+                return web.json_response(
+                    {
+                        "error": f"Too many new sessions from your address: keep your cookies, or "
+                        f"try again in {math.ceil(wait)} s."
+                    },
+                    status=429,
+                    headers={"Retry-After": str(math.ceil(wait))},
+                )
         request[CLIENT_KEY] = secrets.token_urlsafe(18) if fresh else cookie
         if request.method not in SAFE_METHODS and not guard.csrf_ok(request):
             response: web.StreamResponse = web.json_response(

@@ -144,6 +144,8 @@
         } else if (name === "done") {
           finished = true;
           data.generations.forEach((g, i) => renderCard(cardFor(i), g));
+          // the address names the conversation, so a reload (or a bookmark) shows it again
+          if (data.generations.length) history.replaceState(null, "", `#c=${data.generations[0].conversation_id}`);
           setStatus(data.prompt_truncated ? "Done (the prompt was cut from the left to fit GPT-2's context)." : "Done. Rate it 👍 or 👎.");
         } else if (name === "error") {
           throw new Error(data.error);
@@ -203,6 +205,36 @@
     }
   }
 
+  async function loadConversation() {
+    const match = /^#c=(\d+)$/.exec(location.hash);
+    if (!match) return;
+    try {
+      const { generations } = await gpt2bot.call("GET", `/api/conversations/${match[1]}`);
+      for (const g of generations) {
+        const card = newCard(g.prompt);
+        place(card, null);
+        renderCard(card, g);
+      }
+    } catch (error) {
+      setStatus(error.message, true);
+    }
+  }
+
+  async function deleteMyData() {
+    const sure = window.confirm("Delete everything you generated and rated in this browser, " +
+      "and keep it out of training? Model versions already trained are not retrained. This cannot be undone.");
+    if (!sure) return;
+    try {
+      const { message } = await gpt2bot.call("POST", "/api/mydata/delete", { confirm: true });
+      $("thread").replaceChildren(el("p", "Your data was deleted.", "empty"));
+      history.replaceState(null, "", location.pathname);
+      setStatus(message);
+      loadHistory();
+    } catch (error) {
+      setStatus(error.message, true);
+    }
+  }
+
   async function start() {
     try {
       const session = await gpt2bot.loadSession();
@@ -222,6 +254,8 @@
       if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) $("generate-form").requestSubmit();
     });
     $("stop").addEventListener("click", () => controller && controller.abort());
+    $("mydata-delete").addEventListener("click", deleteMyData);
+    loadConversation();
     loadHistory();
   }
 
