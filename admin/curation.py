@@ -24,6 +24,7 @@ MAX_FILE_BYTES = 20_000_000
 FILE_KINDS = (".txt", ".jsonl")
 
 _SPACE = re.compile(r"\s+")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")  # whitespace ones stay
 _NOT_WORD = re.compile(r"[\W_]+", re.UNICODE)
 
 
@@ -37,8 +38,9 @@ class Cleaned:
 
 
 def normalize(text: str) -> str:
-    """Collapse runs of whitespace (newlines included) to one space and trim."""
-    return _SPACE.sub(" ", text).strip()
+    """Drop control characters (NUL and friends: invisible, and PostgreSQL refuses NUL), then
+    collapse runs of whitespace (newlines included) to one space and trim."""
+    return _SPACE.sub(" ", _CONTROL.sub("", text)).strip()
 
 
 def near_key(text: str) -> str:

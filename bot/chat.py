@@ -180,7 +180,8 @@ class ChatService:
         if origin is not None and not any(_readable_by(g, origin) for g in chain):
             chain = []
         if not chain:
-            raise InvalidRequest(f"There is no conversation #{conversation_id} you can read.")
+            readable = "" if origin is None else " you can read"
+            raise InvalidRequest(f"There is no conversation #{conversation_id}{readable}.")
         return chain
 
     async def history(self, origin: Origin, limit: int = HISTORY_LIMIT) -> list[GenerationRecord]:

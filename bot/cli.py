@@ -9,7 +9,7 @@ import logging
 import signal
 import sys
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import asdict
 from typing import Any
 
@@ -22,7 +22,7 @@ from bot.platforms.base import RunOptions, platform_config
 from bot.settings import Settings, SettingsError
 from model.backends.base import BackendError
 from model.versions import ModelUnavailable
-from storage import GenerationRepository, NotFound
+from storage import GenerationRecord, GenerationRepository, NotFound
 
 log = logging.getLogger("gpt2bot")
 
@@ -70,6 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
     export = sub.add_parser("export", help="export every generation with its ratings")
     export.add_argument("--format", choices=FORMATS, default="jsonl")
     export.add_argument("--out", help="file to write (default: standard output)")
+    export.add_argument(
+        "--conversation",
+        type=int,
+        metavar="ID",
+        help="only this conversation, in the order it was made (🔁 siblings, ⏩ children)",
+    )
 
     models = sub.add_parser("models", help="list, switch or roll back model versions")
     models.add_argument("action", nargs="?", choices=["list", "use", "rollback"], default="list")
@@ -186,7 +192,10 @@ async def _demo(settings: Settings, args: argparse.Namespace) -> int:
 async def _export(settings: Settings, args: argparse.Namespace) -> int:
     app = await _open_app(settings, model="none")
     try:
-        records = GenerationRepository(app.db).iter_all()
+        if args.conversation is not None:
+            records: Iterable[GenerationRecord] = await app.chat.conversation(args.conversation)
+        else:
+            records = GenerationRepository(app.db).iter_all()
         if args.out:
             with open(args.out, "w", newline="", encoding="utf-8") as handle:
                 count = await app.db.run(write_export, records, handle, args.format)

@@ -101,3 +101,9 @@ async def test_ratings_include_and_exclude_generations(curation: Curation, db: D
     await curation.remove("admin", items[0].id)
     repo.rate(liked, "r4", 1, "👍")
     assert await curation.recent() == []
+
+
+async def test_control_characters_never_reach_the_training_data(curation: Curation) -> None:
+    report = await curation.add("admin-1", ["\x00" * 10, "Bell\x07 and NUL\x00 inside."])
+    assert report.added == 1 and report.skipped == {"empty": 1}
+    assert [item.text for item in await curation.recent()] == ["Bell and NUL inside."]

@@ -62,6 +62,12 @@ def test_generate_then_export_shows_it_with_params_and_version(install):
     assert row["params"]["top_k"] == 20 and row["model_version"] == "tiny-1"
     assert row["platform"] == "cli"
 
+    conversation = gpt2bot(install, "export", "--conversation", str(row["conversation_id"]))
+    assert [json.loads(line)["id"] for line in conversation.stdout.splitlines()] == [row["id"]]
+    missing = gpt2bot(install, "export", "--conversation", "999", check=False)
+    assert missing.returncode == 1
+    assert missing.stderr.strip() == "gpt2bot: There is no conversation #999."
+
     out = install[0] / "export.csv"
     gpt2bot(install, "export", "--format", "csv", "--out", str(out))
     rows = list(csv.DictReader(io.StringIO(out.read_text())))
