@@ -106,6 +106,9 @@ class FakeSlack:
             return web.json_response({"ok": False, "error": "unknown_method"}, status=404)
         return web.json_response(handler(args))
 
+    def _conversations_open(self, args: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": True, "channel": {"id": f"D{args['users']}"}}
+
     def _users_info(self, args: dict[str, Any]) -> dict[str, Any]:
         user = args["user"]
         admin = user in self.workspace_admins

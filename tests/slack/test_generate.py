@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 from bot.app import App
 from bot.platforms.slack import SlackPlatform
@@ -145,3 +146,14 @@ async def test_a_rate_limited_progress_edit_is_skipped_not_fatal(
     await fake_slack.wait_for(lambda: finished_messages(fake_slack))
     (message,) = fake_slack.messages.values()
     assert f"*Once upon a time*{FINAL}" in message["text"]
+
+
+async def test_the_cooldown_applies_on_slack(
+    slack: SignedClient, fake_slack: FakeSlack, app: App
+) -> None:
+    app.chat.config = replace(app.chat.config, cooldown_s=60.0)
+    await slack.command("/generate", "max_new_tokens=2 First")
+    await fake_slack.wait_for(lambda: fake_slack.called("chat.postMessage"))
+    await slack.command("/generate", "max_new_tokens=2 Second")
+    response = await fake_slack.wait_for(lambda: fake_slack.responses)
+    assert "Slow down a little: you can ask again in" in response[-1]["text"]

@@ -27,6 +27,8 @@ from bot.platforms.slack.admin import COMMAND as ADMIN_COMMAND
 from bot.platforms.slack.admin import SlackAdmin
 from bot.platforms.slack.chat import SlackChat
 from bot.platforms.slack.config import SlackConfig
+from bot.platforms.slack.members import COMMAND as MYDATA_COMMAND
+from bot.platforms.slack.members import SlackMyData
 from bot.platforms.slack.stream import EDIT_INTERVAL_S
 from bot.settings import check_config
 
@@ -87,6 +89,7 @@ class SlackPlatform:
         self.admin = SlackAdmin(app)
         self.bolt.command(GENERATE_COMMAND)(self.chat.generate)
         self.bolt.command(ADMIN_COMMAND)(self.admin.command)
+        self.bolt.command(MYDATA_COMMAND)(SlackMyData(app.mydata).command)
         self.bolt.event("reaction_added")(self.chat.reaction_added)
         self.bolt.event("reaction_removed")(self.chat.reaction_removed)
         self._runner: web.AppRunner | None = None
