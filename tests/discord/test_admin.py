@@ -238,3 +238,23 @@ async def test_the_real_admin_services_answer_admins_only(fake, start_bot):
     assert "added 1" in added.content
     assert r"`1` [admin] A sample stored for \*real\*." in listed.content
     assert [allowed for _, _, allowed in audit(bot)] == [True, False, True, True]
+
+
+async def test_retrain_progress_outliving_the_interaction_goes_to_the_channel(fake, start_bot):
+    services = seeded_admin()
+    await start_bot(services=services, admin=owners(fake.boss))
+    started = await fake.slash("admin retrain now", member=fake.boss)
+    await answer(fake, started, "running")
+
+    del fake.interactions[started.token]  # Discord forgets the token after 15 minutes
+    services.training.report(RunStatus.SUCCEEDED, 1.0)
+
+    def posted() -> Message | None:
+        return next(
+            (m for m in fake.channel_messages() if "succeeded" in m.content and not m.ephemeral),
+            None,
+        )
+
+    note = await fake.wait_for(posted, what="the progress posted in the channel")
+    assert note.content.startswith(f"<@{fake.boss.id}> **Training run #1**: succeeded")
+    assert note.allowed_mentions == [{"parse": []}]

@@ -102,8 +102,10 @@ class AdminCommands:
     def progress_reporter(
         self, interaction: discord.Interaction
     ) -> Callable[[TrainingRunRecord], None]:
-        """A callback that shows a training run's progress in the admin's answer."""
+        """A callback that shows a training run's progress in the admin's answer; once the
+        interaction's 15-minute token has expired, in a normal message of the channel."""
         last = [0.0]
+        posted: list[discord.Message] = []  # the channel message, once there is one
 
         def report(run: TrainingRunRecord) -> None:
             final = run.status in FINISHED_STATUSES
@@ -111,17 +113,33 @@ class AdminCommands:
             if not final and now - last[0] < PROGRESS_EDIT_INTERVAL_S:
                 return
             last[0] = now
-            task = asyncio.ensure_future(self._show(interaction, admin_render.training_run(run)))
+            text = admin_render.training_run(run)
+            task = asyncio.ensure_future(self._show(interaction, text, posted))
             self._progress_tasks.add(task)
             task.add_done_callback(self._progress_tasks.discard)
 
         return report
 
-    async def _show(self, interaction: discord.Interaction, text: str) -> None:
+    async def _show(
+        self, interaction: discord.Interaction, text: str, posted: list[discord.Message]
+    ) -> None:
         try:
-            await interaction.edit_original_response(content=text)
+            if not posted:
+                await interaction.edit_original_response(content=text)
+                return
         except discord.HTTPException as error:  # e.g. the 15-minute interaction token expired
-            log.info("could not update training progress for %s: %s", interaction.user.id, error)
+            log.info("training progress for %s moves to the channel: %s", interaction.user, error)
+        text = f"<@{interaction.user.id}> {text}"  # shown, not pinged (no mentions allowed)
+        try:
+            if posted:
+                await posted[0].edit(content=text)
+                return
+            channel = interaction.client.get_partial_messageable(
+                interaction.channel_id or 0, guild_id=interaction.guild_id
+            )
+            posted.append(await channel.send(text, allowed_mentions=discord.AllowedMentions.none()))
+        except discord.HTTPException as error:
+            log.warning("could not post training progress in the channel: %s", error)
 
 
 def build_admin_group(admin: AdminCommands) -> app_commands.Group:
