@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import select
 
 from storage.db import Database
-from storage.models import ServerSettings, utcnow
+from storage.models import Generation, ServerSettings, utcnow
 
 # the columns an admin may change (the others are bookkeeping)
 EDITABLE = (
@@ -91,6 +91,21 @@ class ServerSettingsRepository:
             row.updated_by, row.updated_at = updated_by, utcnow()
             session.flush()
             return _record(row)
+
+    def known(self, limit: int = 200) -> list[ServerSettingsRecord]:
+        """Every server with settings or generations, with its settings (for the dashboard)."""
+        with self._db.session() as session:
+            rows = {
+                (r.platform, r.server_id): _record(r)
+                for r in session.scalars(select(ServerSettings))
+            }
+            used = select(Generation.platform, Generation.guild_id).where(
+                Generation.guild_id.is_not(None)
+            )
+            for platform, server_id in session.execute(used.distinct().limit(limit)):
+                key = (str(platform), str(server_id))
+                rows.setdefault(key, ServerSettingsRecord(*key))
+            return [rows[key] for key in sorted(rows)][:limit]
 
     def not_training(self) -> list[tuple[str, str]]:
         """(platform, server id) of the servers whose ratings must not feed training."""

@@ -18,7 +18,16 @@ from bot.platforms.web import dashboard
 from storage import ModelVersionRepository
 from storage.models import TrainingRun
 
-ADMIN_GETS = ("generations", "export", "stats", "models", "training", "curation", "audit")
+ADMIN_GETS = (
+    "generations",
+    "export",
+    "stats",
+    "models",
+    "training",
+    "curation",
+    "audit",
+    "servers",
+)
 ADMIN_POSTS = (
     "models/use",
     "models/rollback",
@@ -28,6 +37,7 @@ ADMIN_POSTS = (
     "curation/add",
     "curation/remove",
     "curation/upload",
+    "servers/update",
 )
 
 
@@ -171,6 +181,7 @@ async def test_panels_are_live_and_actions_answer_in_sentences(browser: Browser)
         "curation/add": (400, "Write the text to add."),
         "curation/remove": (400, "That is not a sample number."),
         "curation/upload": (400, "Choose a .txt or .jsonl file to upload."),
+        "servers/update": (400, "Choose the server to change."),
     }
     assert set(expected) == set(ADMIN_POSTS)
     for name, (status, sentence) in expected.items():

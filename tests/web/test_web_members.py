@@ -99,3 +99,30 @@ async def test_wrong_admin_tokens_lock_logins_from_the_address(app: App) -> None
         assert sum(1 for a in actions if a == ("web.login", False)) == 6
     finally:
         await client.close()
+
+
+async def test_the_dashboard_sets_a_servers_settings(app: App, admin_browser: Browser) -> None:
+    from bot.chat import Origin
+
+    in_server = Origin("discord", "m1", guild_id="g-42", channel_id="c1")
+    await app.chat.generate(in_server, "Hello from a server")
+    listed = await (await admin_browser.client.get("/admin/api/servers")).json()
+    assert [(s["platform"], s["server_id"]) for s in listed["servers"]] == [("discord", "g-42")]
+
+    update = {
+        "platform": "discord",
+        "server_id": "g-42",
+        "max_new_tokens_cap": "5",
+        "cooldown_s": "",
+        "samples_cap": "",
+        "allowed_channels": "",
+        "ratings_train": False,
+    }
+    saved = await admin_browser.post("/admin/api/servers/update", update)
+    assert saved.status == 200, await saved.text()
+    record = await app.admin.servers.get("discord", "g-42")
+    assert (record.max_new_tokens_cap, record.ratings_train) == (5, False)
+    bad = await admin_browser.post("/admin/api/servers/update", {**update, "samples_cap": "9"})
+    assert bad.status == 400 and "samples cap must be" in (await bad.json())["error"]
+    entry = app.gate.audit.recent(1)[0]
+    assert (entry["action"], entry["scope"], entry["allowed"]) == ("server.set", "server", True)

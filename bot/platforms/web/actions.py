@@ -78,6 +78,37 @@ async def _curate_remove(admin: AdminServices, actor: str, body: dict[str, Any])
     return {"message": f"Sample #{sample_id} removed from the training data."}
 
 
+def _optional_number(body: dict[str, Any], name: str, kind: type) -> Any:
+    value = body.get(name)
+    if value in (None, ""):
+        return None
+    try:
+        return kind(value)
+    except (TypeError, ValueError):
+        raise InvalidRequest(f"{name.replace('_', ' ')} must be a number.") from None
+
+
+async def _server_set(admin: AdminServices, actor: str, body: dict[str, Any]) -> Any:
+    platform, server_id = str(body.get("platform") or ""), str(body.get("server_id") or "")
+    if not platform or not server_id:
+        raise InvalidRequest("Choose the server to change.")
+    channels = [c for c in str(body.get("allowed_channels") or "").replace(",", " ").split()]
+    record = await admin.servers.update(
+        actor,
+        platform,
+        server_id,
+        allowed_channels=channels,
+        cooldown_s=_optional_number(body, "cooldown_s", float),
+        max_new_tokens_cap=_optional_number(body, "max_new_tokens_cap", int),
+        samples_cap=_optional_number(body, "samples_cap", int),
+        ratings_train=bool(body.get("ratings_train", True)),
+    )
+    return {
+        "message": f"Saved the settings of {platform} server {server_id}.",
+        "server": _record_json(record),
+    }
+
+
 ACTIONS: dict[str, tuple[str, Action]] = {
     # url path: (audited action name, use-case)
     "models/use": ("model.use", _model_use),
@@ -87,6 +118,7 @@ ACTIONS: dict[str, tuple[str, Action]] = {
     "training/schedule": ("retrain.schedule", _retrain_schedule),
     "curation/add": ("curate.add", _curate_add),
     "curation/remove": ("curate.remove", _curate_remove),
+    "servers/update": ("server.set", _server_set),
 }
 
 

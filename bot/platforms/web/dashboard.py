@@ -257,6 +257,10 @@ class DashboardApi:
         items = await self.ctx.admin.curation.recent(limit=100)
         return web.json_response({"available": True, "items": [_record_json(i) for i in items]})
 
+    async def servers(self, request: web.Request) -> web.Response:
+        rows = await self.ctx.db.run(self.ctx.gate.servers.known)
+        return web.json_response({"servers": [_record_json(r) for r in rows]})
+
     async def audit(self, request: web.Request) -> web.Response:
         rows = await self.ctx.db.run(self.ctx.gate.audit.recent, 30)
         return web.json_response({"entries": [_jsonable(r) for r in rows]})
@@ -273,4 +277,5 @@ class DashboardApi:
             web.get("/admin/api/training", self.training),
             web.get("/admin/api/curation", self.curation),
             web.get("/admin/api/audit", self.audit),
+            web.get("/admin/api/servers", self.servers),
         ]

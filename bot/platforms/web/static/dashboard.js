@@ -173,15 +173,51 @@
     }
   }
 
+  function input(value, label, type) {
+    const field = el("input");
+    field.type = type || "text";
+    if (type === "checkbox") field.checked = Boolean(value); else field.value = value ?? "";
+    field.setAttribute("aria-label", label);
+    return field;
+  }
+
+  async function loadServers() {
+    const { servers } = await call("GET", "/admin/api/servers");
+    const body = $("servers").tBodies[0];
+    body.replaceChildren();
+    if (!servers.length) body.append(row(["No server has used the bot yet.", "", "", "", "", "", ""]));
+    for (const s of servers) {
+      const name = `${s.platform} ${s.server_id}`;
+      const fields = {
+        allowed_channels: input(s.allowed_channels.join(" "), `Channels of ${name}`),
+        cooldown_s: input(s.cooldown_s, `Cooldown of ${name}`, "number"),
+        max_new_tokens_cap: input(s.max_new_tokens_cap, `Max new tokens of ${name}`, "number"),
+        samples_cap: input(s.samples_cap, `Max samples of ${name}`, "number"),
+        ratings_train: input(s.ratings_train, `Ratings of ${name} train`, "checkbox"),
+      };
+      const save = button("Save", () => act("servers-msg", "/admin/api/servers/update", {
+        platform: s.platform, server_id: s.server_id,
+        allowed_channels: fields.allowed_channels.value,
+        cooldown_s: fields.cooldown_s.value, max_new_tokens_cap: fields.max_new_tokens_cap.value,
+        samples_cap: fields.samples_cap.value, ratings_train: fields.ratings_train.checked,
+      }, loadServers));
+      body.append(row([name, ...Object.values(fields), save]));
+    }
+  }
+
   async function loadAudit() {
     const { entries } = await call("GET", "/admin/api/audit");
     const body = $("audit").tBodies[0];
     body.replaceChildren();
-    for (const e of entries) body.append(row([when(e.created_at), `${e.actor} (${e.platform})`, e.action, e.allowed ? "yes" : "refused"]));
+    for (const e of entries) {
+      const where = e.server_id ? ` · server ${e.server_id}` : "";
+      body.append(row([when(e.created_at), `${e.actor} (${e.platform}${where})`,
+        e.scope ? `${e.action} [${e.scope}]` : e.action, e.allowed ? "yes" : "refused"]));
+    }
   }
 
   async function refresh() {
-    await Promise.all([loadStats(), loadModels(), loadTraining(), loadCuration(), loadGenerations(false), loadAudit()]
+    await Promise.all([loadStats(), loadModels(), loadTraining(), loadCuration(), loadGenerations(false), loadServers(), loadAudit()]
       .map((p) => p.catch((error) => console.error(error))));
   }
 
