@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from bot import plugins
-from bot.chat import ChatService, Finished, Origin
+from bot.chat import ChatConfig, ChatService, Finished, Origin
 from model.backends.base import Backend, ReportsMetrics
 from model.backends.local import engine_dtype_name
 from model.config import ModelConfig
@@ -22,7 +22,7 @@ async def test_chat_service_generates_through_the_local_backend(model_versions, 
     db = Database(f"sqlite:///{tmp_path / 'bot.db'}")
     await db.run(upgrade, db.engine)
     try:
-        chat = ChatService(db, backend)
+        chat = ChatService(db, backend, ChatConfig(cooldown_s=0.0))
         events = [
             e
             async for e in chat.generate_stream(

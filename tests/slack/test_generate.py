@@ -127,7 +127,8 @@ async def test_stopping_the_bot_tells_readers_of_unfinished_answers(
 ) -> None:
     backend.delay_s = 0.5  # ten words: five seconds, far longer than the test waits
     await slack.command("/generate", "Once upon a time")
-    await fake_slack.wait_for(lambda: fake_slack.called("chat.postMessage"))
+    # the answer is under way once its first words were edited in (the post has its ts)
+    await fake_slack.wait_for(lambda: fake_slack.called("chat.update"))
 
     await platform.close()
 
