@@ -150,6 +150,13 @@ class ServerService(Protocol):
         """The server's settings (the defaults when it never changed any)."""
         ...
 
+    async def delete_generation(
+        self, actor: str, platform: str, server_id: str, generation_id: int
+    ) -> tuple[str | None, str | None]:
+        """Remove a generation made in this server: its text, ratings and training samples.
+        Returns its (channel id, message id); `LookupError` when the server has none such."""
+        ...
+
     async def update(
         self, actor: str, platform: str, server_id: str, **changes: Any
     ) -> ServerSettingsRecord:

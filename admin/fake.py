@@ -244,6 +244,14 @@ class FakeServers:
     async def get(self, platform: str, server_id: str) -> ServerSettingsRecord:
         return self.saved.get((platform, server_id), ServerSettingsRecord(platform, server_id))
 
+    async def delete_generation(
+        self, actor: str, platform: str, server_id: str, generation_id: int
+    ) -> tuple[str | None, str | None]:
+        self.calls.append(
+            ("servers.delete_generation", (actor, platform, server_id, generation_id))
+        )
+        raise LookupError(f"There is no generation #{generation_id} in this server.")
+
     async def update(
         self, actor: str, platform: str, server_id: str, **changes: Any
     ) -> ServerSettingsRecord:

@@ -10,7 +10,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from storage import Database, ServerSettingsRecord, ServerSettingsRepository
+from storage import Database, MemberDataRepository, ServerSettingsRecord, ServerSettingsRepository
 
 log = logging.getLogger(__name__)
 
@@ -84,9 +84,23 @@ class ServerSettings:
     def __init__(self, db: Database) -> None:
         self.db = db
         self.repository = ServerSettingsRepository(db)
+        self.members = MemberDataRepository(db)
 
     async def get(self, platform: str, server_id: str) -> ServerSettingsRecord:
         return await self.db.run(self.repository.get, platform, server_id)
+
+    async def delete_generation(
+        self, actor: str, platform: str, server_id: str, generation_id: int
+    ) -> tuple[str | None, str | None]:
+        """Remove a generation made in this server (text, ratings, training samples); returns
+        its (channel id, message id) so the platform can delete the message too."""
+        where = await self.db.run(
+            self.members.delete_generation, platform, server_id, generation_id
+        )
+        log.info(
+            "%s deleted generation %d of %s server %s", actor, generation_id, platform, server_id
+        )
+        return where
 
     async def update(
         self, actor: str, platform: str, server_id: str, **changes: Any

@@ -118,6 +118,21 @@ class MemberDataRepository:
                 session.add(DataDeletion(platform=platform, user_id=user_id))
             return DeletionReport(len(generations), int(ratings or 0), int(curated or 0))
 
+    def delete_generation(self, platform: str, server_id: str, generation_id: int) -> Any:
+        """A server admin's removal of one generation made in their server: its text goes, its
+        ratings and curated samples with it. Returns the removed generation's (channel id,
+        message id), or raises `LookupError` when the server has no such generation."""
+        with self._db.session() as session:
+            row = session.get(Generation, generation_id)
+            if row is None or row.platform != platform or row.guild_id != server_id:
+                raise LookupError(f"There is no generation #{generation_id} in this server.")
+            texts = {row.prompt + row.output}
+            session.execute(delete(CuratedSample).where(CuratedSample.generation_id == row.id))
+            session.execute(delete(Rating).where(Rating.generation_id == row.id))
+            row.prompt, row.output, row.redacted = "", "", True
+            _scrub_snapshots(session, texts)
+            return row.channel_id, row.message_id
+
     def deleted(self, platform: str, user_id: str) -> bool:
         """Whether this member deleted their data (and so opted out of training)."""
         with self._db.session() as session:

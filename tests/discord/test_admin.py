@@ -258,3 +258,29 @@ async def test_retrain_progress_outliving_the_interaction_goes_to_the_channel(fa
     note = await fake.wait_for(posted, what="the progress posted in the channel")
     assert note.content.startswith(f"<@{fake.boss.id}> **Training run #1**: succeeded")
     assert note.allowed_mentions == [{"parse": []}]
+
+
+async def test_a_server_admin_deletes_an_output_made_in_their_server(fake, start_bot):
+    moderator = p.Member(fake.next_id(), "moderator", permissions=p.MANAGE_GUILD)
+    bot = await start_bot(real_admin=True, guild_ids=(fake.guild_id, fake.other_guild_id))
+    posted = await fake.slash("generate", {"prompt": "Something rude"})
+    await fake.wait_for(lambda: bot.generations() or None, what="the generation")
+    (record,) = bot.generations()
+    await fake.wait_for(lambda: bot.generations()[0].message_id or None, what="its message")
+
+    elsewhere = await fake.slash(
+        "admin server delete",
+        {"generation": record.id},
+        member=moderator,
+        guild_id=fake.other_guild_id,
+    )
+    # an admin of server B (Manage Server there too) cannot reach server A's outputs
+    assert (await answer(fake, elsewhere)).content == "⚠️ There is no generation #1 in this server."
+    assert bot.generations()[0].prompt == "Something rude"
+    done = await fake.slash("admin server delete", {"generation": record.id}, member=moderator)
+    assert "is deleted" in (await answer(fake, done)).content
+
+    (gone,) = bot.generations()
+    assert (gone.prompt, gone.output, gone.redacted) == ("", "", True)
+    assert fake.messages[int(gone.message_id)].deleted
+    assert posted.original_id is not None

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
-import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -153,7 +152,6 @@ def build_admin_group(admin: AdminCommands) -> app_commands.Group:
     _add_curate(group, admin)
     _add_retrain(group, admin)
     _add_model(group, admin)
-    _add_server(group, admin)
 
     @group.command(name="stats")
     async def stats(interaction: discord.Interaction) -> None:
@@ -298,95 +296,3 @@ def _add_model(parent: app_commands.Group, admin: AdminCommands) -> None:
             return Reply(admin_render.switched(await service.registry.rollback(actor.user_id)))
 
         await admin.run(interaction, "model rollback", {}, work)
-
-
-def _mentioned_ids(text: str) -> list[str]:
-    """Channel or role ids from mentions (`<#1>`, `<@&2>`) or plain ids; "all" is none."""
-    if text.strip().lower() in ("all", "any", "none", "-"):
-        return []
-    return re.findall(r"\d{5,25}", text)
-
-
-def _add_server(parent: app_commands.Group, admin: AdminCommands) -> None:
-    server = app_commands.Group(
-        name="server", description="this server's own settings", parent=parent
-    )
-
-    def setter(**changes: Any) -> Work:
-        async def work(service: AdminServices, actor: Actor) -> Reply:
-            assert actor.server_id is not None  # the group is guild-only
-            record = await service.servers.update(
-                actor.user_id, PLATFORM, actor.server_id, **changes
-            )
-            return Reply("Saved.\n" + admin_render.server_settings(record))
-
-        return work
-
-    @server.command(name="show")
-    async def show(interaction: discord.Interaction) -> None:
-        """This server's settings: channels, cooldown, caps, defaults, training."""
-
-        async def work(service: AdminServices, actor: Actor) -> Reply:
-            assert actor.server_id is not None
-            record = await service.servers.get(PLATFORM, actor.server_id)
-            return Reply(admin_render.server_settings(record))
-
-        await admin.run(interaction, "server show", {}, work)
-
-    @server.command(name="channels")
-    @app_commands.describe(channels="channel mentions, e.g. #bot #playground, or 'all'")
-    async def channels(interaction: discord.Interaction, channels: str) -> None:
-        """Where members may use /generate (default: every channel)."""
-        ids = _mentioned_ids(channels)
-        work = setter(allowed_channels=ids)
-        await admin.run(interaction, "server channels", {"channels": ids}, work)
-
-    @server.command(name="cooldown")
-    @app_commands.describe(seconds="between one member's requests; 0 turns it off")
-    async def cooldown(
-        interaction: discord.Interaction, seconds: app_commands.Range[float, 0, 3600]
-    ) -> None:
-        """How long a member waits between /generate, 🔁 and ⏩ here."""
-        await admin.run(
-            interaction, "server cooldown", {"seconds": seconds}, setter(cooldown_s=seconds)
-        )
-
-    @server.command(name="caps")
-    @app_commands.describe(
-        max_new_tokens="the most tokens one answer may ask for", samples="the most samples"
-    )
-    async def caps(
-        interaction: discord.Interaction,
-        max_new_tokens: app_commands.Range[int, 1, 512] | None = None,
-        samples: app_commands.Range[int, 1, 4] | None = None,
-    ) -> None:
-        """Limits on /generate here (leave one out to remove that cap)."""
-        work = setter(max_new_tokens_cap=max_new_tokens, samples_cap=samples)
-        detail = {"max_new_tokens": max_new_tokens, "samples": samples}
-        await admin.run(interaction, "server caps", detail, work)
-
-    @server.command(name="defaults")
-    @app_commands.describe(temperature="default temperature", max_new_tokens="default length")
-    async def defaults(
-        interaction: discord.Interaction,
-        temperature: app_commands.Range[float, 0, 2] | None = None,
-        max_new_tokens: app_commands.Range[int, 1, 512] | None = None,
-    ) -> None:
-        """Defaults for /generate options members leave out (none given: clear them)."""
-        chosen = {"temperature": temperature, "max_new_tokens": max_new_tokens}
-        values = {k: v for k, v in chosen.items() if v is not None}
-        await admin.run(interaction, "server defaults", values, setter(defaults=values))
-
-    @server.command(name="training")
-    @app_commands.describe(enabled="whether this server's ratings may become training data")
-    async def training(interaction: discord.Interaction, enabled: bool) -> None:
-        """Let this server's 👍/👎 feed the shared model's training (on by default)."""
-        work = setter(ratings_train=enabled)
-        await admin.run(interaction, "server training", {"enabled": enabled}, work)
-
-    @server.command(name="roles")
-    @app_commands.describe(roles="role mentions whose holders are this server's gpt2bot admins")
-    async def roles(interaction: discord.Interaction, roles: str) -> None:
-        """Roles (by id) that may change these settings, besides Manage Server."""
-        ids = _mentioned_ids(roles)
-        await admin.run(interaction, "server roles", {"roles": ids}, setter(admin_role_ids=ids))
