@@ -1,7 +1,9 @@
 """A member's own data: everything they wrote and rated, to export or to delete.
 
 Deleting removes the text of their generations (the rows stay, redacted, so the conversation
-chains and other people's ratings of other outputs keep their shape), their ratings, every
+chains and other people's ratings of other outputs keep their shape), the prompts of other
+members' 🔁/⏩ that started from their text (those outputs stay: they are the others'), their
+ratings, every
 curated sample that came from them (their rated outputs and samples they added), their texts
 in training-run dataset snapshots, and the detail of their audited admin commands; it marks
 them so future training skips them. Model versions already trained are files on disk and are
@@ -101,6 +103,7 @@ class MemberDataRepository:
             ).rowcount  # type: ignore[attr-defined]
             for generation in generations:
                 generation.prompt, generation.output, generation.redacted = "", "", True
+            texts |= _blank_derived_prompts(session, generations, user_id)
             platform_ids = select(Generation.id).where(Generation.platform == platform)
             ratings = session.execute(
                 delete(Rating).where(
@@ -144,6 +147,27 @@ def _deletion_id(session: Any, platform: str, user_id: str) -> int | None:
         DataDeletion.platform == platform, DataDeletion.user_id == user_id
     )
     return session.scalar(query)
+
+
+def _blank_derived_prompts(session: Any, generations: list[Generation], user_id: str) -> set[str]:
+    """Other members' 🔁 and ⏩ of this member's outputs start from this member's text: blank
+    those prompts (their outputs are the other members' own) and drop their training samples.
+    Returns the texts those samples had, to scrub from snapshots too."""
+    conversations = {g.conversation_id for g in generations}
+    if not conversations:
+        return set()
+    derived = select(Generation).where(
+        Generation.conversation_id.in_(conversations),
+        Generation.user_id != user_id,
+        Generation.kind.in_(("regenerate", "continue")),
+    )
+    rows = list(session.scalars(derived))
+    texts = {row.prompt + row.output for row in rows}
+    ids = [row.id for row in rows]
+    session.execute(delete(CuratedSample).where(CuratedSample.generation_id.in_(ids)))
+    for row in rows:
+        row.prompt = ""
+    return texts
 
 
 def _scrub_snapshots(session: Any, texts: set[str]) -> None:

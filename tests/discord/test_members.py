@@ -41,6 +41,9 @@ async def test_mydata_export_then_delete_leaves_none_of_their_text(fake, start_b
     )
     await fake.react(other.id, "👎", fake.alice)  # alice's rating of someone else's output
     await fake.wait_for(lambda: bot.generations()[-1].ratings or None, what="alice's rating")
+    mine = next(m for m in fake.messages.values() if secret in m.content and m.reactions)
+    await fake.react(mine.id, "⏩", fake.bob)  # bob continues alice's text
+    await fake.wait_for(lambda: len(bot.generations()) == 3 or None, what="bob's continuation")
     samples = CuratedSampleRepository(bot.app.db)
     added, _ = samples.sync_from_ratings(min_net_score=2, min_raters=2)
     assert added == 1 and secret in samples.active()[0].text
@@ -49,7 +52,7 @@ async def test_mydata_export_then_delete_leaves_none_of_their_text(fake, start_b
     [(name, data)] = (await ephemeral_reply(fake, exported)).files
     rows = [json.loads(line) for line in data.decode().splitlines()]
     assert name == "gpt2bot-mydata.jsonl"
-    assert [r["type"] for r in rows] == ["generation", "rating"]
+    assert [r["type"] for r in rows] == ["generation", "rating"]  # bob's ⏩ is bob's
     assert rows[0]["prompt"] == secret and rows[1]["emoji"] == "👎"
 
     warned = await ephemeral_reply(fake, await fake.slash("mydata delete"))
@@ -61,8 +64,11 @@ async def test_mydata_export_then_delete_leaves_none_of_their_text(fake, start_b
     assert "1 generation(s), 1 rating(s) and 1 training sample(s)" in told
     assert "already trained are not retrained" in told
 
-    mine = GenerationRepository(bot.app.db).get(generation_id)
-    assert (mine.prompt, mine.output, mine.redacted) == ("", "", True)
+    record = GenerationRepository(bot.app.db).get(generation_id)
+    assert (record.prompt, record.output, record.redacted) == ("", "", True)
+    continuation = bot.generations()[-1]
+    assert continuation.user_id == str(fake.bob.id) and continuation.prompt == ""
+    assert continuation.output  # bob's own words stay
     assert samples.recent(50, active_only=False) == []
     assert samples.sync_from_ratings(min_net_score=2, min_raters=2) == (0, 0)  # stays out
     everything = tmp_path / "export.jsonl"
