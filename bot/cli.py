@@ -14,7 +14,7 @@ from dataclasses import asdict
 from typing import Any
 
 from admin.base import AlreadyRunning, PromotionRefused
-from bot import bench, cli_learning, plugins
+from bot import bench, cli_learning, cli_ops, plugins
 from bot.chat import Finished, Origin
 from bot.export import FORMATS, write_export
 from bot.params import LIMITS, InvalidRequest, parse_params, validate_prompt
@@ -79,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("demo", help="generate from a few prompts, rate one, show how to export")
     cli_learning.add_parsers(sub)  # train
+    cli_ops.add_parsers(sub)  # backup, restore
     bench.add_parser(sub)
     return parser
 
@@ -235,6 +236,8 @@ COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], Any]] = {
     "models": _models,
     "train": cli_learning.train,
     "bench": bench.run,
+    "backup": cli_ops.backup,
+    "restore": cli_ops.restore,
 }
 
 
