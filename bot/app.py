@@ -20,6 +20,7 @@ from admin.reports import Reports
 from admin.training import Training
 from bot import plugins
 from bot.chat import ChatService
+from bot.metrics import Metrics
 from bot.settings import Settings
 from model.backends.base import Backend
 from model.backends.fake import IdleBackend
@@ -45,6 +46,7 @@ class App:
     chat: ChatService
     admin: AdminServices
     gate: AdminGate
+    metrics: Metrics
 
     @classmethod
     async def open(
@@ -74,7 +76,8 @@ class App:
             db.dispose()
             raise
         gate = AdminGate(AdminPolicy(settings.admin.user_ids, settings.admin.role), db)
-        return cls(settings, db, backend, ChatService(db, backend), admin, gate)
+        metrics = Metrics(db, backend)
+        return cls(settings, db, backend, ChatService(db, backend, metrics), admin, gate, metrics)
 
     async def close(self) -> None:
         await self.admin.close()

@@ -12,12 +12,13 @@ import secrets
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import asdict, dataclass, replace
-from typing import Any
+from typing import Any, Protocol
 
 from bot.params import MAX_SEED, InvalidRequest, parse_params, validate_prompt
 from model.backends.base import (
     GPT2_CONTEXT_TOKENS,
     Backend,
+    Busy,
     Chunk,
     GenerationRequest,
     GenerationResult,
@@ -55,13 +56,38 @@ class Finished:
 GenerateEvent = Queued | Chunk | Finished
 
 
+class ChatObserver(Protocol):
+    """Told about every generation of every platform (`bot.metrics.Metrics` listens)."""
+
+    def finished(self, platform: str, result: GenerationResult) -> None:
+        """A request finished with `result`."""
+        ...
+
+    def refused(self, reason: str) -> None:
+        """A request was refused before it ran (`busy`: queue or per-user limit full)."""
+        ...
+
+
+class Unobserved:
+    """A `ChatObserver` that ignores everything (for services built without metrics)."""
+
+    def finished(self, platform: str, result: GenerationResult) -> None:
+        pass
+
+    def refused(self, reason: str) -> None:
+        pass
+
+
 class ChatService:
     """The use-cases every platform calls."""
 
-    def __init__(self, db: Database, backend: Backend) -> None:
+    def __init__(
+        self, db: Database, backend: Backend, observer: ChatObserver | None = None
+    ) -> None:
         self._db = db
         self._generations = GenerationRepository(db)
         self.backend = backend
+        self.observer = observer or Unobserved()
 
     async def generate_stream(
         self, origin: Origin, prompt: str | None, raw_params: Mapping[str, Any] | None = None
@@ -149,13 +175,18 @@ class ChatService:
     ) -> AsyncIterator[GenerateEvent]:
         request_id = uuid.uuid4().hex[:12]
         request = GenerationRequest(prompt, params, user=origin.user_id, request_id=request_id)
-        handle = self.backend.submit(request)
+        try:
+            handle = self.backend.submit(request)
+        except Busy:
+            self.observer.refused("busy")
+            raise
         try:
             async for event in handle:
                 yield event
             result = await handle.result()
         finally:
             handle.cancel()  # no-op when finished; stops the work if the caller went away
+        self.observer.finished(origin.platform, result)
         records = []
         for index, output in enumerate(result.texts):
             new = NewGeneration(

@@ -146,6 +146,16 @@ class DiscordPlatform:
                 "or DISCORD_API_BASE if you set it"
             ) from None
 
+    async def connected(self) -> bool:
+        """Ready (logged in, servers received) and every gateway connection open."""
+        client = self.client
+        if not client.is_ready() or client.is_closed():
+            return False
+        shards = getattr(client, "shards", None)  # AutoShardedClient: one socket per shard
+        if shards:
+            return all(not shard.is_closed() for shard in shards.values())
+        return client.ws is not None and client.ws.open
+
     async def stop(self) -> None:
         """Refuse new work, let running generations finish briefly, stop the rest, disconnect."""
         if self._stopping:
