@@ -75,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("demo", help="generate from a few prompts, rate one, show how to export")
     cli_learning.add_parsers(sub)  # train
-    cli_ops.add_parsers(sub)  # backup, restore
+    cli_ops.add_parsers(sub)  # backup, restore, health
     bench.add_parser(sub)
     return parser
 
@@ -201,6 +201,7 @@ COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], Any]] = {
     "bench": bench.run,
     "backup": cli_ops.backup,
     "restore": cli_ops.restore,
+    "health": cli_ops.health,
 }
 
 

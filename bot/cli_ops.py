@@ -1,8 +1,10 @@
-"""CLI commands for operators: `gpt2bot backup` and `gpt2bot restore`. Registered by `bot.cli`.
+"""CLI commands for operators: `gpt2bot backup`, `gpt2bot restore` and `gpt2bot health`.
+Registered by `bot.cli`.
 
-Neither opens the App: a backup only reads the database (the running bot applied its
-migrations), and a restore must not race a model being prepared. Errors are `ValueError`
-sentences, which the CLI prints as one line.
+None opens the App: a backup only reads the database (the running bot applied its
+migrations), a restore must not race a model being prepared, and `health` asks the running
+bot over HTTP (the container health check). Errors are `ValueError` sentences, which the CLI
+prints as one line.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import urllib.error
+import urllib.request
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -29,6 +33,14 @@ def add_parsers(sub: Any) -> None:
     restore.add_argument("file", metavar="FILE", help="a file written by `gpt2bot backup`")
     restore.add_argument(
         "--force", action="store_true", help="replace a database that holds data (it is kept)"
+    )
+    health = sub.add_parser(
+        "health", help="ask the running bot whether it is ready: exit status 0 if so, else 1"
+    )
+    health.add_argument(
+        "--url",
+        help="default: http://127.0.0.1:HEALTH_PORT/readyz, or port 8080 (the web server) "
+        "when HEALTH_PORT is unset",
     )
 
 
@@ -53,3 +65,34 @@ def restore(settings: Settings, args: argparse.Namespace) -> int:
         print(f"the database it replaced is kept at {kept}", file=sys.stderr)
     print(f"restored {counts} from {args.file}", file=sys.stderr)
     return 0
+
+
+HEALTH_TIMEOUT_S = 5.0  # a bot that takes longer to answer is not healthy
+
+
+def readyz_url(settings: Settings) -> str:
+    host = settings.health.host
+    if host in ("0.0.0.0", "::", ""):  # listening everywhere: ask on this machine
+        host = "127.0.0.1"
+    port = settings.health.port or 8080
+    return f"http://{f'[{host}]' if ':' in host else host}:{port}/readyz"
+
+
+def health(settings: Settings, args: argparse.Namespace) -> int:
+    url = args.url or readyz_url(settings)
+    try:
+        with urllib.request.urlopen(url, timeout=HEALTH_TIMEOUT_S) as response:
+            status, body = response.status, response.read()
+    except urllib.error.HTTPError as error:  # 503: up, not ready; the body says why
+        status, body = error.code, error.read()
+    except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
+        reason = getattr(error, "reason", error)
+        print(f"not ready: nothing answers at {url} ({reason})", file=sys.stderr)
+        return 1
+    try:
+        checks = json.loads(body).get("checks", {})
+        summary = ", ".join(f"{name} {state}" for name, state in checks.items())
+    except ValueError:
+        summary = body.decode(errors="replace").strip()
+    print(f"{'ready' if status == 200 else f'not ready ({status})'}: {summary}")
+    return 0 if status == 200 else 1

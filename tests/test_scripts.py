@@ -124,3 +124,58 @@ def test_without_root_it_says_exactly_what_to_install(checkout):
     assert "sudo apt-get install python3-venv" in stderr
     assert not Path(checkout[1]["LOG"] + ".apt").exists()
     assert not (checkout[0] / ".venv").exists()  # no half-made venv left to trip the next run
+
+
+# apt-get "installs" PostgreSQL: server stand-ins under $PG_LIB/15/bin that log their calls
+APT_GET_POSTGRES = """#!/usr/bin/env bash
+echo "apt-get $*" >>"$LOG.apt"
+case "$*" in *"install"*"postgresql"*)
+  mkdir -p "$PG_LIB/15/bin"
+  for tool in initdb pg_ctl; do
+    printf '#!/usr/bin/env bash\\necho "%s $*" >>"$LOG.pg"\\n' "$tool" >"$PG_LIB/15/bin/$tool"
+    chmod +x "$PG_LIB/15/bin/$tool"
+  done;;
+esac
+"""
+SU = """#!/usr/bin/env bash
+exec bash -c "${@: -1}"
+"""
+CHOWN = "#!/usr/bin/env bash\n"  # also pg_lsclusters: no packaged cluster to stop here
+
+
+def test_postgres_server_is_installed_when_missing_then_stopped(checkout, tmp_path: Path):
+    repo, env = checkout
+    shutil.copy(ROOT / "scripts" / "test-postgres", repo / "scripts" / "test-postgres")
+    stubs = Path(env["STUBS"])
+    stand_ins = {"apt-get": APT_GET_POSTGRES, "su": SU, "chown": CHOWN, "pg_lsclusters": CHOWN}
+    for name, text in stand_ins.items():
+        (stubs / name).write_text(text)
+        (stubs / name).chmod(0o755)
+    env = {**env, "PG_LIB": str(tmp_path / "pg-lib"), "TEST_PG_PORT": "5999"}
+    data = tmp_path / "pg-data"
+
+    def script(*args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["bash", "scripts/test-postgres", *args],
+            cwd=repo,
+            env={**env, **extra},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    refused = script("start", str(data), FAKE_UID="1000")
+    assert refused.returncode == 0 and refused.stdout == ""  # the tests skip, and it says why
+    assert "apt-get install postgresql" in refused.stderr
+
+    started = script("start", str(data))
+    assert started.returncode == 0, started.stderr
+    assert started.stdout == "postgresql+psycopg://postgres@127.0.0.1:5999/postgres\n"
+    assert "apt-get install -y -qq postgresql" in Path(env["LOG"] + ".apt").read_text()
+    (data / "data").mkdir(exist_ok=True)
+    (data / "data" / "postmaster.pid").write_text("1\n")  # as a running server leaves it
+    assert script("stop", str(data)).returncode == 0
+    calls = Path(env["LOG"] + ".pg").read_text().splitlines()
+    assert calls[0].startswith("initdb -D") and "start" in calls[1]
+    assert calls[-1].startswith("pg_ctl -D") and calls[-1].endswith("stop")
+    assert not data.exists()

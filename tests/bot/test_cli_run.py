@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -62,6 +63,9 @@ async def test_run_serves_readyz_on_health_port_and_logs_json(
         async with aiohttp.ClientSession() as session, session.get(metrics) as response:
             assert response.status == 200
             assert 'gpt2bot_model_info{version="tiny-1"} 1.0' in await response.text()
+        healthy = await health(tmp_path, env)  # what the container's HEALTHCHECK runs
+        assert healthy.returncode == 0, healthy.stderr
+        assert healthy.stdout == "ready: database ok, model ok: tiny-1\n"
     finally:
         process.send_signal(signal.SIGTERM)
         _, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
@@ -70,3 +74,17 @@ async def test_run_serves_readyz_on_health_port_and_logs_json(
     entries = [json.loads(line) for line in logged]
     assert any(f":{health_port}/healthz" in e["message"] for e in entries)
     assert all({"time", "level", "logger", "message"} <= set(e) for e in entries)
+    gone = await health(tmp_path, env)
+    assert gone.returncode == 1 and "nothing answers at http://127.0.0.1:" in gone.stderr
+
+
+async def health(cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return await asyncio.to_thread(
+        subprocess.run,
+        [str(GPT2BOT), "health"],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
