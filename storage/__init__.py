@@ -17,6 +17,7 @@ from storage.generations import (
     VersionRatingStats,
     iter_generations,
 )
+from storage.leases import LeaseRepository
 from storage.migrate import current_revision, head_revision, upgrade
 from storage.training import (
     ACTIVE_STATUSES,
@@ -40,6 +41,7 @@ __all__ = [
     "GenerationFilter",
     "GenerationRecord",
     "GenerationRepository",
+    "LeaseRepository",
     "ModelVersionRecord",
     "ModelVersionRepository",
     "NewGeneration",

@@ -20,6 +20,7 @@ TABLES = {
     "curated_samples",
     "training_runs",
     "admin_audit",
+    "leases",
 }
 
 
