@@ -51,4 +51,8 @@ class LearningConfig:
     # promote a trained candidate that passes the gate
     auto_promote: bool = field(default=True, metadata={"env": "AUTO_PROMOTE"})
     min_schedule_minutes: int = 60  # schedules firing more often than this are refused
+    # of several bot processes on one database, the lease holder runs the schedule and resumes
+    # interrupted runs; it renews every renew_s, and another takes over ttl_s after it dies
+    schedule_lease_ttl_s: float = 60.0
+    schedule_lease_renew_s: float = 15.0
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)

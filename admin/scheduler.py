@@ -101,8 +101,12 @@ class RetrainScheduler:
         self._scheduler: AsyncIOScheduler | None = None
         self._tasks: set[asyncio.Task[object]] = set()
 
-    async def start(self, default_cron: str | None, min_gap_minutes: int) -> None:
-        """Start; add `default_cron` (RETRAIN_CRON) only when no schedule is stored yet."""
+    async def start(
+        self, default_cron: str | None, min_gap_minutes: int, paused: bool = False
+    ) -> None:
+        """Start; add `default_cron` (RETRAIN_CRON) only when no schedule is stored yet.
+        `paused`: read and change the stored schedule, but fire nothing until `resume()`
+        (a bot process that does not hold the schedule lease)."""
         scheduler = AsyncIOScheduler(
             jobstores={"default": SQLAlchemyJobStore(engine=self._engine, tablename=JOB_TABLE)},
             job_defaults={
@@ -115,7 +119,7 @@ class RetrainScheduler:
         )
         scheduler.add_listener(self._executed, EVENT_JOB_EXECUTED)
         # the job store reads the database: keep that off the event loop
-        await asyncio.to_thread(scheduler.start)
+        await asyncio.to_thread(scheduler.start, paused=paused)
         self._scheduler = scheduler
         if default_cron and scheduler.get_job(RETRAIN_JOB_ID) is None:
             await self.set_trigger(parse_cron(default_cron, min_gap_minutes))
@@ -136,6 +140,18 @@ class RetrainScheduler:
             replace_existing=True,  # an explicit change by an admin, not the start-up path
         )
         return next_fire_times(trigger, NEXT_RUNS_SHOWN)
+
+    def resume(self) -> None:
+        """Fire jobs from now on (this process took the schedule lease)."""
+        self._require().resume()
+
+    def pause(self) -> None:
+        """Fire nothing (another process holds the schedule lease now)."""
+        self._require().pause()
+
+    def wakeup(self) -> None:
+        """Re-read the job store now: another process may have changed the schedule."""
+        self._require().wakeup()
 
     def next_runs(self) -> list[datetime]:
         job = self._require().get_job(RETRAIN_JOB_ID)

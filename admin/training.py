@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
+import uuid
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,6 +36,7 @@ from model.config import ModelConfig
 from model.versions import validate_version_name, version_dir
 from storage import (
     Database,
+    LeaseRepository,
     ModelVersionRecord,
     RunStatus,
     TrainingRunRecord,
@@ -47,6 +51,7 @@ log = logging.getLogger(__name__)
 RUNS_FOLDER = ".runs"  # checkpoints and logs of training runs, under MODEL_DIR
 LOSS_CURVE_FILE = "loss_curve.png"
 MIN_SAMPLES = 2  # the held-out split needs one, training at least one more
+SCHEDULE_LEASE = "retrain-schedule"
 
 
 class Training:
@@ -69,17 +74,62 @@ class Training:
         self._task: asyncio.Task[None] | None = None
         self._process: TrainingProcess | None = None
         self._closing = False
+        self.leases = LeaseRepository(db)
+        self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.leading = False  # this process holds the schedule lease
+        self._lease_task: asyncio.Task[None] | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def start_background(self) -> None:
-        interrupted = await self.interrupted_run()
-        if interrupted is not None:
-            log.warning("resuming training run %d from its last checkpoint", interrupted.id)
-            await self._resume(interrupted)
-        await self.scheduler.start(self._retrain_cron, self.config.min_schedule_minutes)
+        """Start the schedule; of several processes on one database, only the holder of the
+        schedule lease fires it and resumes interrupted runs (the others stand by)."""
+        held = await self._hold_lease()
+        await self.scheduler.start(
+            self._retrain_cron, self.config.min_schedule_minutes, paused=not held
+        )
+        await self._lead(held)
+        self._lease_task = asyncio.create_task(self._keep_lease())
+
+    async def _hold_lease(self) -> bool:
+        try:
+            ttl = self.config.schedule_lease_ttl_s
+            return await self.db.run(self.leases.acquire, SCHEDULE_LEASE, self.holder, ttl)
+        except Exception:  # unable to renew: another process may take over, so stand by
+            log.exception("cannot renew the schedule lease")
+            return False
+
+    async def _lead(self, held: bool) -> None:
+        if held and not self.leading:
+            self.leading = True
+            log.info("this process runs the retrain schedule (lease holder %s)", self.holder)
+            self.scheduler.resume()
+            interrupted = await self.interrupted_run()
+            if interrupted is not None:
+                log.warning("resuming training run %d from its last checkpoint", interrupted.id)
+                await self._resume(interrupted)
+        elif not held and self.leading:
+            self.leading = False
+            log.warning("another gpt2bot process took the retrain schedule; standing by")
+            self.scheduler.pause()
+        elif held:
+            self.scheduler.wakeup()  # pick up schedule changes made in other processes
+
+    async def _keep_lease(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.schedule_lease_renew_s)
+            try:
+                await self._lead(await self._hold_lease())
+            except Exception:  # keep renewing whatever one round did
+                log.exception("the schedule lease round failed")
 
     async def close(self) -> None:
         self._closing = True
+        if self._lease_task is not None:
+            self._lease_task.cancel()
+            await asyncio.gather(self._lease_task, return_exceptions=True)
+        if self.leading:  # let a standby process take over at once
+            await self.db.run(self.leases.release, SCHEDULE_LEASE, self.holder)
+            self.leading = False
         await self.scheduler.stop()
         if self._process is not None:
             await self._process.stop_for_shutdown()

@@ -21,6 +21,7 @@ from admin.servers import ServerSettings
 from admin.training import Training
 from bot import plugins
 from bot.chat import ChatService
+from bot.metrics import Metrics
 from bot.mydata import MyData
 from bot.settings import Settings
 from model.backends.base import Backend
@@ -48,6 +49,7 @@ class App:
     admin: AdminServices
     gate: AdminGate
     mydata: MyData
+    metrics: Metrics
 
     @classmethod
     async def open(
@@ -78,8 +80,9 @@ class App:
             raise
         role_ids = tuple(str(role) for role in settings.admin.role_ids)
         gate = AdminGate(AdminPolicy(settings.admin.user_ids, role_ids), db)
-        chat = ChatService(db, backend, settings.chat)
-        return cls(settings, db, backend, chat, admin, gate, MyData(db))
+        metrics = Metrics(db, backend)
+        chat = ChatService(db, backend, settings.chat, metrics)
+        return cls(settings, db, backend, chat, admin, gate, MyData(db), metrics)
 
     async def close(self) -> None:
         await self.admin.close()

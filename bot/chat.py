@@ -13,13 +13,14 @@ import secrets
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol
 
 from bot.fairuse import Cooldown
 from bot.params import MAX_SEED, InvalidRequest, parse_params, validate_prompt
 from model.backends.base import (
     GPT2_CONTEXT_TOKENS,
     Backend,
+    Busy,
     Chunk,
     GenerationHandle,
     GenerationRequest,
@@ -95,10 +96,38 @@ class Finished:
 GenerateEvent = Queued | Chunk | Finished
 
 
+class ChatObserver(Protocol):
+    """Told about every generation of every platform (`bot.metrics.Metrics` listens)."""
+
+    def finished(self, platform: str, result: GenerationResult) -> None:
+        """A request finished with `result`."""
+        ...
+
+    def refused(self, reason: str) -> None:
+        """A request was refused before it ran (`busy`: queue or per-user limit full)."""
+        ...
+
+
+class Unobserved:
+    """A `ChatObserver` that ignores everything (for services built without metrics)."""
+
+    def finished(self, platform: str, result: GenerationResult) -> None:
+        pass
+
+    def refused(self, reason: str) -> None:
+        pass
+
+
 class ChatService:
     """The use-cases every platform calls."""
 
-    def __init__(self, db: Database, backend: Backend, config: ChatConfig | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        backend: Backend,
+        config: ChatConfig | None = None,
+        observer: ChatObserver | None = None,
+    ) -> None:
         self._db = db
         self._generations = GenerationRepository(db)
         self._servers = ServerSettingsRepository(db)
@@ -106,6 +135,7 @@ class ChatService:
         self.config = config or ChatConfig()
         self._cooldown = Cooldown()
         self._running: dict[tuple[str, str], set[GenerationHandle]] = {}  # member -> handles
+        self.observer = observer or Unobserved()
 
     async def generate_stream(
         self, origin: Origin, prompt: str | None, raw_params: Mapping[str, Any] | None = None
@@ -248,7 +278,11 @@ class ChatService:
     ) -> AsyncIterator[GenerateEvent]:
         request_id = uuid.uuid4().hex[:12]
         request = GenerationRequest(prompt, params, user=origin.user_id, request_id=request_id)
-        handle = self.backend.submit(request)
+        try:
+            handle = self.backend.submit(request)
+        except Busy:
+            self.observer.refused("busy")
+            raise
         member = (origin.platform, origin.user_id)
         self._running.setdefault(member, set()).add(handle)
         try:
@@ -262,6 +296,7 @@ class ChatService:
                 running.discard(handle)
                 if not running:
                     del self._running[member]
+        self.observer.finished(origin.platform, result)
         records = []
         for index, output in enumerate(result.texts):
             new = NewGeneration(

@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import json
 import logging
-import signal
 import sys
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
@@ -14,11 +13,12 @@ from dataclasses import asdict
 from typing import Any
 
 from admin.base import AlreadyRunning, PromotionRefused
-from bot import bench, cli_learning, plugins
+from bot import bench, cli_learning, cli_ops, cli_run
 from bot.chat import Finished, Origin
+from bot.cli_run import CommandError, open_app
 from bot.export import FORMATS, write_export
+from bot.logs import configure_logging
 from bot.params import LIMITS, InvalidRequest, parse_params, validate_prompt
-from bot.platforms.base import RunOptions, platform_config
 from bot.settings import Settings, SettingsError
 from model.backends.base import BackendError
 from model.versions import ModelUnavailable
@@ -31,10 +31,6 @@ DEMO_PROMPTS = (
     "Fine-tuning a small model on your own text",
     "The attention mechanism",
 )
-
-
-class CommandError(Exception):
-    """An expected failure: the message is printed as is."""
 
 
 def _add_sampling_options(parser: argparse.ArgumentParser) -> None:
@@ -85,41 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("demo", help="generate from a few prompts, rate one, show how to export")
     cli_learning.add_parsers(sub)  # train
+    cli_ops.add_parsers(sub)  # backup, restore, health
     bench.add_parser(sub)
     return parser
-
-
-def _pick_platform(settings: Settings, requested: str | None) -> str:
-    if requested:
-        return requested
-    if settings.env.get("DISCORD_TOKEN"):
-        return "discord"
-    if settings.env.get("SLACK_BOT_TOKEN"):
-        return "slack"
-    return "web"
-
-
-async def _run(settings: Settings, args: argparse.Namespace) -> int:
-    name = _pick_platform(settings, args.platform)
-    try:
-        factory = plugins.load(plugins.PLATFORM_GROUP, name)
-    except plugins.PluginNotFound as error:
-        raise CommandError(
-            f"the {name} platform is not available in this build ({error}). "
-            "Run `gpt2bot demo` for a local demonstration."
-        ) from None
-    # a bad or missing setting is reported before a minute is spent preparing the model
-    config = platform_config(factory, settings)
-    app = await _open_app(settings, background=True)
-    try:
-        platform = factory(app, RunOptions(host=args.host, port=args.port), config)
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, lambda: asyncio.ensure_future(platform.stop()))
-        await platform.run()
-    finally:
-        await app.close()
-    return 0
 
 
 def _print_generation(finished: Finished, as_json: bool) -> None:
@@ -159,7 +123,7 @@ async def _generate(settings: Settings, args: argparse.Namespace) -> int:
     raw = {name: getattr(args, name) for name in LIMITS}
     validate_prompt(args.prompt)  # bad input is told before the model is prepared
     parse_params(raw)
-    app = await _open_app(settings)
+    app = await open_app(settings)
     try:
         finished = await app.chat.generate(Origin(platform="cli", user_id="cli"), args.prompt, raw)
     finally:
@@ -169,7 +133,7 @@ async def _generate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _demo(settings: Settings, args: argparse.Namespace) -> int:
-    app = await _open_app(settings)
+    app = await open_app(settings)
     try:
         origin = Origin(platform="cli", user_id="demo")
         first = None
@@ -190,7 +154,7 @@ async def _demo(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _export(settings: Settings, args: argparse.Namespace) -> int:
-    app = await _open_app(settings, model="none")
+    app = await open_app(settings, model="none")
     try:
         if args.conversation is not None:
             records: Iterable[GenerationRecord] = await app.chat.conversation(args.conversation)
@@ -210,7 +174,7 @@ async def _export(settings: Settings, args: argparse.Namespace) -> int:
 async def _models(settings: Settings, args: argparse.Namespace) -> int:
     if args.action == "use" and not args.version:
         raise CommandError("name the version: gpt2bot models use VERSION")
-    app = await _open_app(settings, model="none")
+    app = await open_app(settings, model="none")
     try:  # through the registry: gate, atomic switch (the database only: a running bot
         # switches through /admin or the dashboard, which hot-swap)
         if args.action == "use":
@@ -237,22 +201,17 @@ async def _models(settings: Settings, args: argparse.Namespace) -> int:
 
 
 COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], Any]] = {
-    "run": _run,
+    "run": cli_run.run,
     "generate": _generate,
     "demo": _demo,
     "export": _export,
     "models": _models,
     "train": cli_learning.train,
     "bench": bench.run,
+    "backup": cli_ops.backup,
+    "restore": cli_ops.restore,
+    "health": cli_ops.health,
 }
-
-
-async def _open_app(settings: Settings, *, background: bool = False, model: str = "serve") -> Any:
-    """The App from the one composition root; torch and transformers are imported only when
-    a command runs, so `gpt2bot --help` and bad arguments answer at once."""
-    from bot.app import App
-
-    return await App.open(settings, background=background, model=model)  # type: ignore[arg-type]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -263,10 +222,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"gpt2bot: setting {error}", file=sys.stderr)
         return 2
     # `run` reports what it does as it goes; a one-shot command's output is its answer
-    logging.basicConfig(
-        level=settings.level("INFO" if args.command == "run" else "WARNING"),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
+    configure_logging(
+        settings.level("INFO" if args.command == "run" else "WARNING"), settings.log_format
     )
     try:
         outcome = COMMANDS[args.command](settings, args)

@@ -34,6 +34,7 @@ from dotenv import dotenv_values
 
 from admin.config import AdminConfig, LearningConfig
 from bot.chat import ChatConfig
+from bot.health import HealthConfig
 from model.config import ModelConfig
 from storage import StorageConfig
 
@@ -42,6 +43,7 @@ TRUE_WORDS = ("true", "1", "yes", "on")
 FALSE_WORDS = ("false", "0", "no", "off")
 DEFAULT_FIX = "Fix the value, or remove the line to use the default."
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOG_FORMATS = ("text", "json")
 
 
 class SettingsError(ValueError):
@@ -61,10 +63,15 @@ class Settings:
     admin: AdminConfig = field(default_factory=AdminConfig)
     learning: LearningConfig = field(default_factory=LearningConfig)
     chat: ChatConfig = field(default_factory=ChatConfig)
+    health: HealthConfig = field(default_factory=HealthConfig)  # HEALTH_PORT: probes, metrics
     # None: INFO for `gpt2bot run`, WARNING for one-shot commands (their output is the answer)
     log_level: str | None = field(
         default=None,
         metadata={"env": "LOG_LEVEL", "choices": LOG_LEVELS, "help": "how much to log"},
+    )
+    # text: one readable line per record; json: one JSON object per line (for log shippers)
+    log_format: str = field(
+        default="text", metadata={"env": "LOG_FORMAT", "choices": LOG_FORMATS, "lower": True}
     )
     # the raw variables, for the sections that platform plugins read themselves
     env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)

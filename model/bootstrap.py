@@ -31,7 +31,11 @@ CORPUS_RESOURCE = "sample-corpus.txt"
 
 @dataclass(frozen=True)
 class BootstrapConfig:
-    """Size and training budget of the bootstrap model (defaults: about a minute on 2 cores)."""
+    """Size and training budget of the bootstrap model (defaults: about a minute on 2 cores).
+
+    The budget is a number of steps, never a wall-clock cap: a busy machine takes longer but
+    builds the same model (a time cap once cut it to 146 of 400 steps, final loss 0.94
+    instead of about 0.04), so a new install's first model does not depend on the load."""
 
     vocab_size: int = 2048  # a small corpus cannot fill GPT-2's 50257 tokens
     n_layer: int = 4
@@ -43,7 +47,6 @@ class BootstrapConfig:
     steps: int = 400
     learning_rate: float = 2e-3
     warmup_steps: int = 40
-    max_seconds: float = 110.0  # hard cap, whatever the machine: stay under 2 minutes
     seed: int = 1234
 
 
@@ -135,9 +138,6 @@ def train_bootstrap(
         loss_value = loss.item()
         if progress is not None:
             progress(step + 1, config.steps, loss_value)
-        if time.perf_counter() - started > config.max_seconds:
-            log.warning("bootstrap training stopped at its time cap after %d steps", step + 1)
-            break
     model.eval()
     report = BootstrapReport(
         seconds=round(time.perf_counter() - started, 2),

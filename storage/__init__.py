@@ -17,6 +17,7 @@ from storage.generations import (
     VersionRatingStats,
     iter_generations,
 )
+from storage.leases import LeaseRepository
 from storage.members import DeletionReport, MemberDataRepository
 from storage.migrate import current_revision, head_revision, upgrade
 from storage.servers import ServerSettingsRecord, ServerSettingsRepository
@@ -43,6 +44,7 @@ __all__ = [
     "GenerationFilter",
     "GenerationRecord",
     "GenerationRepository",
+    "LeaseRepository",
     "MemberDataRepository",
     "ModelVersionRecord",
     "ModelVersionRepository",

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
@@ -79,6 +79,11 @@ class Database:
         """A session in a transaction: committed on success, rolled back on error."""
         with self._sessions.begin() as session:
             yield session
+
+    def ping(self) -> None:
+        """Raise unless the database answers a trivial query (the readiness check)."""
+        with self.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
 
     async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         return await asyncio.to_thread(fn, *args, **kwargs)

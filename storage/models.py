@@ -179,3 +179,14 @@ class DataDeletion(Base):
     platform: Mapped[str] = mapped_column(String(32))
     user_id: Mapped[str] = mapped_column(String(64))
     deleted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Lease(Base):
+    """A named lease: one of several bot processes on this database holds it until it
+    expires (the holder renews it well before then)."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(128))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -43,6 +43,8 @@ class FakeDiscord:
         self.commands: dict[int | None, list[dict[str, Any]]] = {}  # guild id (None: global)
         self.attachments: dict[int, bytes] = {}
         self.identified = 0
+        self.recommended_shards = 1  # what GET /gateway/bot tells an AutoShardedClient
+        self.shards_identified: list[list[int] | None] = []  # IDENTIFY's `shard`, in order
         self.identify_payloads: list[dict[str, Any]] = []
         self.transport_compression: list[str | None] = []
         self._sockets: list[web.WebSocketResponse] = []
@@ -265,8 +267,12 @@ class FakeDiscord:
                         await ws.close(code=4004, message=b"Authentication failed.")
                         break
                     self.identify_payloads.append(message["d"])
-                    self._send = send
-                    await self._ready(send)
+                    shard = message["d"].get("shard")
+                    self.shards_identified.append(shard)
+                    has_guild = shard is None or (self.guild_id >> 22) % shard[1] == shard[0]
+                    if has_guild:  # events of the guild go to the shard that has it
+                        self._send = send
+                    await self._ready(send, has_guild, shard)
                 elif message["op"] == 6:  # resume: not supported, start over
                     await send({"op": 9, "d": False})
         finally:
@@ -275,7 +281,9 @@ class FakeDiscord:
                 self._send = None
         return ws
 
-    async def _ready(self, send: Any) -> None:
+    async def _ready(
+        self, send: Any, has_guild: bool = True, shard: list[int] | None = None
+    ) -> None:
         self._seq += 1
         await send(
             {
@@ -285,7 +293,9 @@ class FakeDiscord:
                 "d": {
                     "v": 10,
                     "user": p.user(self.bot_id, "gpt2bot", bot=True),
-                    "guilds": [{"id": str(self.guild_id), "unavailable": True}],
+                    "guilds": [{"id": str(self.guild_id), "unavailable": True}]
+                    if has_guild
+                    else [],
                     "session_id": "fake-session",
                     "resume_gateway_url": self.gateway_url,
                     "application": {"id": str(self.app_id), "flags": 0},
@@ -293,6 +303,7 @@ class FakeDiscord:
                     "relationships": [],
                     "presences": [],
                     "_trace": ["fake"],
+                    **({"shard": shard} if shard is not None else {}),
                 },
             }
         )
@@ -302,18 +313,20 @@ class FakeDiscord:
         ]
         channels = [p.text_channel(self.channel_id, self.guild_id, "general")]
         members = [self.bot.payload()]
-        self._seq += 1
-        guild = p.guild(self.guild_id, roles, channels, members, owner_id=self.boss.id)
-        await send({"op": 0, "t": "GUILD_CREATE", "s": self._seq, "d": guild})
-        self._seq += 1
-        other = p.guild(
-            self.other_guild_id,
-            [p.role(self.other_guild_id, "@everyone", p.MEMBER_PERMISSIONS, 0)],
-            [p.text_channel(self.other_channel_id, self.other_guild_id, "lobby")],
-            [self.bot.payload()],
-            owner_id=self.bob.id,
-        )
-        await send({"op": 0, "t": "GUILD_CREATE", "s": self._seq, "d": other})
+        if has_guild:
+            self._seq += 1
+            guild = p.guild(self.guild_id, roles, channels, members, owner_id=self.boss.id)
+            await send({"op": 0, "t": "GUILD_CREATE", "s": self._seq, "d": guild})
+        if shard is None:  # the second server, for the several-servers tests (unsharded)
+            self._seq += 1
+            other = p.guild(
+                self.other_guild_id,
+                [p.role(self.other_guild_id, "@everyone", p.MEMBER_PERMISSIONS, 0)],
+                [p.text_channel(self.other_channel_id, self.other_guild_id, "lobby")],
+                [self.bot.payload()],
+                owner_id=self.bob.id,
+            )
+            await send({"op": 0, "t": "GUILD_CREATE", "s": self._seq, "d": other})
         self.identified += 1
 
     # ---------------------------------------------------------------- REST
@@ -363,7 +376,7 @@ class FakeDiscord:
                 return json_response(
                     {
                         "url": self.gateway_url,
-                        "shards": 1,
+                        "shards": self.recommended_shards,
                         "session_start_limit": {
                             "total": 1000,
                             "remaining": 999,

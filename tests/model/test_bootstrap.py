@@ -1,11 +1,12 @@
+import itertools
 import json
 
 import pytest
 import torch
 
-from model.bootstrap import EOS, pack_blocks, train_tokenizer
+from model.bootstrap import EOS, pack_blocks, train_bootstrap, train_tokenizer
 from model.versions import ModelUnavailable, load_model, read_metadata, validate_version_name
-from tests.conftest import TINY_CORPUS
+from tests.conftest import TINY_BOOTSTRAP, TINY_CORPUS
 
 CPU = torch.device("cpu")
 
@@ -70,3 +71,14 @@ def test_unsafe_version_names_are_refused(name):
 def test_safe_version_names_pass():
     assert validate_version_name("bootstrap-1") == "bootstrap-1"
     assert validate_version_name("v2.ft_3") == "v2.ft_3"
+
+
+def test_a_slow_machine_still_trains_every_step(monkeypatch):
+    """The budget is steps, not seconds: however slow each step, the same model comes out."""
+    clock = itertools.count(0.0, 1000.0)  # every reading of the clock is 1000 s later
+    monkeypatch.setattr("model.bootstrap.time.perf_counter", lambda: next(clock))
+    seen = []
+    _, _, report = train_bootstrap(
+        TINY_CORPUS, TINY_BOOTSTRAP, progress=lambda step, total, loss: seen.append(step)
+    )
+    assert report.steps == TINY_BOOTSTRAP.steps == seen[-1] == len(seen)

@@ -73,9 +73,14 @@ async def test_url_verification_challenge_is_answered(slack: SignedClient) -> No
     assert status == 200 and "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdAL" in text
 
 
-async def test_health_endpoint(slack: SignedClient) -> None:
+async def test_health_endpoints(slack: SignedClient) -> None:
     async with slack.session.get(slack.url + "/healthz") as r:
         assert r.status == 200
+    async with slack.session.get(slack.url + "/readyz") as r:
+        assert r.status == 200
+        assert (await r.json())["checks"]["slack"] == "ok: connected"
+    async with slack.session.get(slack.url + "/metrics") as r:
+        assert r.status == 200 and "gpt2bot_model_info" in await r.text()
 
 
 def test_slack_is_a_registered_platform() -> None:

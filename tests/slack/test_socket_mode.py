@@ -6,6 +6,7 @@ from dataclasses import replace
 
 from bot.app import App
 from bot.platforms.base import RunOptions
+from bot.platforms.health import HealthTarget
 from bot.platforms.slack import SlackConfig, SlackPlatform
 from tests.slack.conftest import EDIT_INTERVAL_S, command_form
 from tests.slack.fake_slack import FakeSlack
@@ -39,3 +40,20 @@ async def test_slash_command_over_socket_mode(
         assert "*Once upon a time*" in message["text"] and "#1 ·" in message["text"]
     finally:
         await platform.close()
+
+
+async def test_readiness_follows_the_socket(
+    app: App, fake_slack: FakeSlack, slack_config: SlackConfig
+) -> None:
+    socket_mode = replace(slack_config, app_token="xapp-1-test", signing_secret=None)
+    platform = SlackPlatform(app, RunOptions(port=0), socket_mode, EDIT_INTERVAL_S)
+    target = HealthTarget(app, platform)
+    await platform.start()
+    try:
+        await fake_slack.wait_for(lambda: fake_slack.sockets)
+        state = await target.readiness()
+        assert state.ready and state.checks["slack"] == "ok: connected"
+    finally:
+        await platform.close()
+    state = await target.readiness()
+    assert not state.ready and state.checks["slack"] == "not connected"

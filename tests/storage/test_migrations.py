@@ -21,6 +21,7 @@ TABLES = {
     "curated_samples",
     "training_runs",
     "admin_audit",
+    "leases",
 }
 
 

@@ -2,13 +2,48 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+from typing import Any
 
 DM_POLICIES = ("allow", "deny", "admins")
 TOKEN_HELP = (
     "copy the bot token from https://discord.com/developers/applications → your app → Bot → "
     "Reset Token, and set DISCORD_TOKEN in .env"
 )
+
+SHARDS_FIX = (
+    "Use auto (Discord recommends the count), a count such as 4 (all shards here), or the "
+    "shards this process runs and the total, such as 0,1/4 or 2-3/4."
+)
+
+
+def shard_options(value: str | None) -> dict[str, Any] | None:
+    """`DISCORD_SHARDS` as `AutoShardedClient` arguments; None: an unsharded client."""
+    if value is None:
+        return None
+    if value == "auto":
+        return {}
+    if value.isdigit():
+        return {"shard_count": int(value)}
+    match = re.fullmatch(r"([\d,\s-]+)/(\d+)", value)
+    if match is None:
+        raise ValueError(f"{value!r} is not a shard setting", SHARDS_FIX)
+    count, ids = int(match.group(2)), set[int]()
+    for part in match.group(1).replace(" ", "").split(","):
+        low, dash, high = part.partition("-")
+        if not low.isdigit() or (dash and not high.isdigit()):
+            raise ValueError(f"{value!r} is not a shard setting", SHARDS_FIX)
+        ids.update(range(int(low), int(high or low) + 1))
+    if not ids or max(ids) >= count:
+        raise ValueError(f"{value!r} names shards outside 0..{count - 1}", SHARDS_FIX)
+    return {"shard_count": count, "shard_ids": sorted(ids)}
+
+
+def check_shards(value: str) -> None:
+    if value.isdigit() and int(value) < 1:
+        raise ValueError(f"{value!r} is not a shard count", SHARDS_FIX)
+    shard_options(value)
 
 
 @dataclass(frozen=True)
@@ -29,6 +64,10 @@ class DiscordConfig:
     edit_interval_s: float = field(
         default=1.0,
         metadata={"env": "DISCORD_EDIT_INTERVAL_SECONDS", "min": 0.1, "max": 60.0},
+    )
+    # unset: one connection; auto | N | ids/N: AutoShardedClient (2,500+ servers)
+    shards: str | None = field(
+        default=None, metadata={"env": "DISCORD_SHARDS", "lower": True, "check": check_shards}
     )
     # /generate in direct messages: allow | deny | admins
     dm_policy: str = field(

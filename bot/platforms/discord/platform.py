@@ -20,7 +20,7 @@ from discord.http import INTERNAL_API_VERSION, Route
 from bot.platforms.base import RunOptions, uses_config
 from bot.platforms.discord.admin_commands import AdminCommands, build_admin_group
 from bot.platforms.discord.commands import GenerateHandler, build_generate, on_tree_error
-from bot.platforms.discord.config import TOKEN_HELP, DiscordConfig
+from bot.platforms.discord.config import TOKEN_HELP, DiscordConfig, shard_options
 from bot.platforms.discord.jobs import InFlight
 from bot.platforms.discord.member_commands import build_member_commands
 from bot.platforms.discord.reactions import ReactionHandler
@@ -69,10 +69,12 @@ def apply_endpoints(config: DiscordConfig) -> None:
 class GenerationClient(discord.Client):
     """The discord.py client; events are forwarded to the platform's handlers."""
 
-    def __init__(self, platform: DiscordPlatform) -> None:
+    def __init__(self, platform: DiscordPlatform, **options: Any) -> None:
         # text only: no "PyNaCl/davey is not installed, voice will NOT be supported" warnings
         discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False
-        super().__init__(intents=intents(), allowed_mentions=discord.AllowedMentions.none())
+        super().__init__(
+            intents=intents(), allowed_mentions=discord.AllowedMentions.none(), **options
+        )
         self.platform = platform
         self.tree: app_commands.CommandTree[GenerationClient] = app_commands.CommandTree(self)
 
@@ -80,7 +82,11 @@ class GenerationClient(discord.Client):
         await sync_commands(self, self.tree, self.platform.config.guild_ids)
 
     async def on_ready(self) -> None:
-        log.info("connected to Discord as %s, in %d server(s)", self.user, len(self.guilds))
+        shards = getattr(self, "shards", None)  # AutoShardedClient: the ones this process runs
+        where = f", shards {sorted(shards)} of {self.shard_count}" if shards else ""
+        log.info(
+            "connected to Discord as %s, in %d server(s)%s", self.user, len(self.guilds), where
+        )
 
     async def on_raw_reaction_add(self, event: discord.RawReactionActionEvent) -> None:
         await self._guarded(self.platform.reactions.on_add, event)
@@ -101,6 +107,18 @@ class GenerationClient(discord.Client):
             )
 
 
+class ShardedGenerationClient(GenerationClient, discord.AutoShardedClient):
+    """`DISCORD_SHARDS` set: one gateway connection per shard (Discord requires sharding
+    from 2,500 servers); discord.py routes each event to the same handlers."""
+
+
+def make_client(platform: DiscordPlatform) -> GenerationClient:
+    options = shard_options(platform.config.shards)
+    if options is None:
+        return GenerationClient(platform)
+    return ShardedGenerationClient(platform, **options)
+
+
 class DiscordPlatform:
     """`gpt2bot run --platform discord`."""
 
@@ -114,7 +132,7 @@ class DiscordPlatform:
         self.app = app
         self.shutdown_grace_s = shutdown_grace_s
         self.inflight = InFlight()
-        self.client = GenerationClient(self)
+        self.client = make_client(self)
         self.generate = GenerateHandler(
             app.chat,
             self.inflight,
@@ -150,6 +168,16 @@ class DiscordPlatform:
                 f"cannot reach Discord's API at {Route.BASE} ({error}); check the network, "
                 "or DISCORD_API_BASE if you set it"
             ) from None
+
+    async def connected(self) -> bool:
+        """Ready (logged in, servers received) and every gateway connection open."""
+        client = self.client
+        if not client.is_ready() or client.is_closed():
+            return False
+        shards = getattr(client, "shards", None)  # AutoShardedClient: one socket per shard
+        if shards:
+            return all(not shard.is_closed() for shard in shards.values())
+        return client.ws is not None and client.ws.open
 
     async def stop(self) -> None:
         """Refuse new work, let running generations finish briefly, stop the rest, disconnect."""

@@ -23,6 +23,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.platforms.base import RunOptions, uses_config
+from bot.platforms.health import HealthTarget, health_routes
 from bot.platforms.slack.admin import COMMAND as ADMIN_COMMAND
 from bot.platforms.slack.admin import SlackAdmin
 from bot.platforms.slack.chat import SlackChat
@@ -87,6 +88,7 @@ class SlackPlatform:
         )
         self.chat = SlackChat(app.chat, edit_interval_s)
         self.admin = SlackAdmin(app)
+        self._app = app
         self.bolt.command(GENERATE_COMMAND)(self.chat.generate)
         self.bolt.command(ADMIN_COMMAND)(self.admin.command)
         self.bolt.command(MYDATA_COMMAND)(SlackMyData(app.mydata).command)
@@ -117,12 +119,15 @@ class SlackPlatform:
             response = await self.bolt.async_dispatch(await to_bolt_request(request))
             return await to_aiohttp_response(response)
 
-        async def health(request: web.Request) -> web.Response:
-            return web.Response(text="ok")
-
         application.router.add_post(EVENTS_PATH, events)
-        application.router.add_get("/healthz", health)
+        application.add_routes(health_routes(HealthTarget(self._app, self)))
         return application
+
+    async def connected(self) -> bool:
+        """Socket Mode: the websocket is up; HTTP mode: the events endpoint listens."""
+        if self._socket is not None:
+            return bool(await self._socket.client.is_connected())
+        return self._runner is not None
 
     async def start(self) -> None:
         """Connect (Socket Mode) or start listening (HTTP); returns once ready."""

@@ -13,6 +13,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from bot.platforms.base import RunOptions, uses_config
+from bot.platforms.health import HealthTarget, health_routes
 from bot.platforms.web.actions import action_routes
 from bot.platforms.web.config import WebConfig
 from bot.platforms.web.dashboard import DashboardApi, DashboardContext, require_admin
@@ -80,6 +81,7 @@ def build_web_app(app: App, guard: Guard) -> web.Application:
             *MemberApi(app.chat, app.mydata).routes(),
             *DashboardApi(dashboard).routes(),
             *action_routes(dashboard),
+            *health_routes(HealthTarget(app)),  # /healthz, /readyz, /metrics
         ]
     )
     web_app.router.add_static("/static/", STATIC_DIR)
