@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
-    from bot.app import App
+    from model.backends.base import Backend
+    from storage import Database
 
 DATABASE_CHECK_TIMEOUT_S = 5.0  # a database slower than this to answer `SELECT 1` is not ready
 
@@ -54,7 +55,14 @@ def not_ready(reason: str) -> Readiness:
     return Readiness(False, {"app": reason})
 
 
-async def readiness(app: App, platform: object | None = None) -> Readiness:
+class Checked(Protocol):
+    """What readiness looks at (the `App`): its database and its generation backend."""
+
+    db: Database
+    backend: Backend
+
+
+async def readiness(app: Checked, platform: object | None = None) -> Readiness:
     """Run the checks; each names what failed in words an operator can act on."""
     checks: dict[str, str] = {}
     try:
