@@ -33,6 +33,7 @@ from urllib.parse import urlparse
 from dotenv import dotenv_values
 
 from admin.config import AdminConfig, LearningConfig
+from admin.moderation import ModerationConfig
 from bot.chat import ChatConfig
 from model.config import ModelConfig
 from storage import StorageConfig
@@ -61,6 +62,7 @@ class Settings:
     admin: AdminConfig = field(default_factory=AdminConfig)
     learning: LearningConfig = field(default_factory=LearningConfig)
     chat: ChatConfig = field(default_factory=ChatConfig)
+    moderation: ModerationConfig = field(default_factory=ModerationConfig)
     # None: INFO for `gpt2bot run`, WARNING for one-shot commands (their output is the answer)
     log_level: str | None = field(
         default=None,
