@@ -165,8 +165,8 @@ class CuratedSampleRepository:
             for gid, row in existing.items():
                 if row.removed_by is not None or row.status == "rejected":
                     continue
-                ok = gid in passing
-                if ok:
+                ok = gid is not None and gid in passing
+                if ok and gid is not None:
                     row.why = {**(row.why or {}), **passing[gid]}
                 if row.status in ("pending", "lapsed"):
                     row.status = "pending" if ok else "lapsed"
