@@ -14,9 +14,8 @@ from model.backends.fake import ScriptedBackend
 from storage import CuratedSampleRepository, ServerSettingsRepository
 
 ALICE = Origin("discord", "alice", guild_id="g1", channel_id="c1")
-WORDS = tuple(
-    f" {w}" for w in "the quick brown fox jumps over the lazy dog and says badword to all".split()
-)
+SENTENCE = "the quick brown fox jumps over the lazy dog and says badword to all"
+WORDS = tuple(f" {w}" for w in SENTENCE.split(" "))
 
 
 def _chat(db, backend=None, window: int = 8) -> tuple[ChatService, FakeModerator]:
