@@ -40,6 +40,7 @@ ACTION_SCOPES: dict[str, Scope] = {
     "server caps": Scope.SERVER,
     "server defaults": Scope.SERVER,
     "server training": Scope.SERVER,
+    "server blocklist": Scope.SERVER,
     "server delete": Scope.SERVER,
 }
 PLATFORM_PREFIXES = ("slack ", "web ", "discord ")

@@ -66,6 +66,15 @@ class CurationService(Protocol):
         """Deactivate a sample; raises `LookupError` if there is none with that id."""
         ...
 
+    async def pending(self, limit: int = 20) -> list[CuratedSampleRecord]:
+        """The review queue: rating-derived samples waiting for an admin, oldest first."""
+        ...
+
+    async def review(self, actor: str, sample_id: int, approve: bool) -> CuratedSampleRecord:
+        """Approve (into the dataset) or reject (for good) a queued sample; `LookupError`
+        when no sample with that id is waiting."""
+        ...
+
 
 class TrainingService(Protocol):
     """Fine-tuning runs: now, on a schedule, cancelled, resumed after a crash."""

@@ -40,10 +40,20 @@ class LearningConfig:
     rating_min_score: int = field(
         default=2, metadata={"env": "RATING_MIN_SCORE", "min": -1e6, "max": 1e6}
     )
-    # and from at least this many people
+    # and from at least this many people other than its author (self-ratings never count)
     rating_min_raters: int = field(
-        default=2, metadata={"env": "RATING_MIN_RATERS", "min": 1, "max": 1e6}
+        default=3, metadata={"env": "RATING_MIN_RATERS", "min": 1, "max": 1e6}
     )
+    # and a 95% Wilson lower bound on its share of 👍 of at least this (0 turns it off)
+    rating_min_lower_bound: float = field(
+        default=0.4, metadata={"env": "RATING_MIN_LOWER_BOUND", "min": 0.0, "max": 1.0}
+    )
+    # a rater's 👍 push at most this many outputs a day toward training (0: no cap)
+    rating_daily_cap: int = field(
+        default=20, metadata={"env": "RATING_DAILY_CAP", "min": 0, "max": 1e6}
+    )
+    # rating-derived samples join the dataset at once (false: they wait for /admin review)
+    auto_approve: bool = field(default=False, metadata={"env": "CURATION_AUTO_APPROVE"})
     # candidate held-out loss may exceed the active's by this
     promote_tolerance: float = field(
         default=0.02, metadata={"env": "PROMOTE_TOLERANCE", "min": 0, "max": 100}

@@ -16,7 +16,15 @@ from datetime import datetime
 
 from admin.base import CurationReport
 from admin.config import LearningConfig
-from storage import CuratedSampleRecord, CuratedSampleRepository, Database, NotFound
+from admin.moderation import Moderator
+from storage import (
+    CuratedSampleRecord,
+    CuratedSampleRepository,
+    Database,
+    NotFound,
+    RatingRule,
+)
+from storage.rating_rule import passing
 
 MAX_SAMPLE_CHARS = 2000  # longer lines are usually pasted logs, not training text
 MIN_SAMPLE_CHARS = 3
@@ -116,16 +124,26 @@ def parse_file(filename: str, content: bytes) -> tuple[list[str], Counter[str]]:
 class Curation:
     """The `CurationService`: samples in the database, cleaned on the way in."""
 
-    def __init__(self, db: Database, config: LearningConfig) -> None:
-        self.db, self.config = db, config
+    def __init__(self, db: Database, config: LearningConfig, moderator: Moderator) -> None:
+        self.db, self.config, self.moderator = db, config, moderator
         self.samples = CuratedSampleRepository(db)
+
+    @property
+    def rule(self) -> RatingRule:
+        c = self.config
+        return RatingRule(
+            c.rating_min_score, c.rating_min_raters, c.rating_min_lower_bound, c.rating_daily_cap
+        )
 
     async def add(self, actor: str, texts: list[str]) -> CurationReport:
         existing = await self.db.run(self.samples.active_texts)
         cleaned = clean(texts, existing)
-        if cleaned.texts:
-            await self.db.run(self.samples.add_many, cleaned.texts, actor)
-        return cleaned.report()
+        kept = [t for t in cleaned.texts if not (await self.moderator.check(t)).flagged]
+        if len(kept) < len(cleaned.texts):
+            cleaned.skipped["flagged by moderation"] += len(cleaned.texts) - len(kept)
+        if kept:
+            await self.db.run(self.samples.add_many, kept, actor)
+        return Cleaned(kept, cleaned.skipped).report()
 
     async def add_file(self, actor: str, filename: str, content: bytes) -> CurationReport:
         texts, unreadable = parse_file(filename, content)
@@ -143,12 +161,28 @@ class Curation:
             raise LookupError(f"There is no curated sample {sample_id}.") from None
 
     async def sync_ratings(self) -> tuple[int, int]:
-        """Bring rating-derived samples in line with the current ratings (added, dropped)."""
-        return await self.db.run(
-            self.samples.sync_from_ratings,
-            self.config.rating_min_score,
-            self.config.rating_min_raters,
-        )
+        """Bring rating-derived samples in line with the current ratings (added, dropped):
+        the collusion-resistant rule (`storage.rating_rule`), then moderation of each text;
+        new samples wait for review unless `CURATION_AUTO_APPROVE`."""
+        rows = await self.db.run(self.samples.rating_rows)
+        chosen = passing(rows, self.rule)
+        texts = await self.db.run(self.samples.texts_of, chosen)
+        for gid, text in texts.items():
+            if (await self.moderator.check(text)).flagged:
+                del chosen[gid]
+        return await self.db.run(self.samples.apply_ratings, chosen, self.config.auto_approve)
+
+    async def pending(self, limit: int = 20) -> list[CuratedSampleRecord]:
+        """The review queue: rating-derived samples waiting for an admin, oldest first."""
+        await self.sync_ratings()
+        return await self.db.run(self.samples.pending, limit)
+
+    async def review(self, actor: str, sample_id: int, approve: bool) -> CuratedSampleRecord:
+        """Approve or reject a queued sample (`LookupError` when none is waiting)."""
+        try:
+            return await self.db.run(self.samples.review, sample_id, actor, approve)
+        except NotFound:
+            raise LookupError(f"No curated sample {sample_id} is waiting for review.") from None
 
     async def training_set(self, include_ratings: bool) -> list[CuratedSampleRecord]:
         """The active samples to train on (rating-derived ones synced first, or left out)."""

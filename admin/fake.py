@@ -112,6 +112,19 @@ class FakeCuration:
                 return
         raise LookupError(f"There is no curated sample {sample_id}.")
 
+    async def pending(self, limit: int = 20) -> list[CuratedSampleRecord]:
+        self.calls.append(("curation.pending", limit))
+        return [i for i in self.items if i.status == "pending"][:limit]
+
+    async def review(self, actor: str, sample_id: int, approve: bool) -> CuratedSampleRecord:
+        self.calls.append(("curation.review", (actor, sample_id, approve)))
+        for index, item in enumerate(self.items):
+            if item.id == sample_id and item.status == "pending":
+                status = "approved" if approve else "rejected"
+                self.items[index] = replace(item, status=status, active=approve, reviewed_by=actor)
+                return self.items[index]
+        raise LookupError(f"No curated sample {sample_id} is waiting for review.")
+
 
 @dataclass
 class FakeTraining:

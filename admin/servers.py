@@ -7,6 +7,7 @@ Validation lives here, so every platform refuses the same values with the same s
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -55,6 +56,22 @@ def _defaults(values: Mapping[str, Any]) -> dict[str, Any]:
     return checked
 
 
+MAX_BLOCKLIST_TERMS = 200  # a server's additions; longer lists belong in MODERATION_BLOCKLIST
+
+
+def _terms(value: Any) -> tuple[str, ...]:
+    terms = tuple(dict.fromkeys(t.strip() for t in value if t.strip()))
+    if len(terms) > MAX_BLOCKLIST_TERMS or any(len(t) > 100 for t in terms):
+        raise ValueError(f"A server may add up to {MAX_BLOCKLIST_TERMS} terms of 100 characters.")
+    for term in terms:
+        if term.startswith("re:"):
+            try:
+                re.compile(term[3:])
+            except re.error as error:
+                raise ValueError(f"{term!r} is not a valid pattern ({error}).") from None
+    return terms
+
+
 def validate(changes: Mapping[str, Any]) -> dict[str, Any]:
     """The changes, checked and normalized; `ValueError` with a sentence for a bad one."""
     checked: dict[str, Any] = {}
@@ -73,6 +90,8 @@ def validate(changes: Mapping[str, Any]) -> dict[str, Any]:
             checked[name] = _defaults(value)
         elif name == "ratings_train":
             checked[name] = bool(value)
+        elif name == "blocklist":
+            checked[name] = _terms(value)
         else:
             raise ValueError(f"{name} is not a server setting.")
     return checked

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Literal
 from admin.auth import AdminGate, AdminPolicy
 from admin.base import AdminServices
 from admin.curation import Curation
+from admin.moderation import Moderator
 from admin.registry import ProgressFn, Registry, prepare_model
 from admin.reports import Reports
 from admin.servers import ServerSettings
@@ -58,12 +59,14 @@ class App:
         *,
         backend: Backend | None = None,
         admin: AdminServices | None = None,
+        moderator: Moderator | None = None,
         model: ModelNeed = "serve",
         bootstrap: BootstrapConfig | None = None,
         progress: ProgressFn | None = None,
         background: bool = False,
     ) -> App:
-        """`backend`/`admin`: use these instead of building them (tests pass fakes).
+        """`backend`/`admin`/`moderator`: use these instead of building them (tests pass
+        fakes; the moderator is otherwise the `MODERATOR` plugin).
         `background`: start the retrain schedule and resume interrupted training (for the
         long-running `gpt2bot run`, not one-shot commands)."""
         db = Database(settings.storage.url)
@@ -72,7 +75,10 @@ class App:
             if backend is None:
                 backend = await _backend(settings, db, model, bootstrap, progress)
             await backend.start()
-            admin = admin or _admin_services(settings, db, backend)
+            if moderator is None:
+                factory = plugins.load(plugins.MODERATOR_GROUP, settings.moderation.plugin)
+                moderator = factory(settings.moderation)
+            admin = admin or _admin_services(settings, db, backend, moderator)
             if background:
                 await admin.training.start_background()
         except BaseException:
@@ -81,7 +87,7 @@ class App:
         role_ids = tuple(str(role) for role in settings.admin.role_ids)
         gate = AdminGate(AdminPolicy(settings.admin.user_ids, role_ids), db)
         metrics = Metrics(db, backend)
-        chat = ChatService(db, backend, settings.chat, metrics)
+        chat = ChatService(db, backend, settings.chat, metrics, moderator=moderator)
         return cls(settings, db, backend, chat, admin, gate, MyData(db), metrics)
 
     async def close(self) -> None:
@@ -122,8 +128,10 @@ async def _backend(
     return backend
 
 
-def _admin_services(settings: Settings, db: Database, backend: Backend) -> AdminServices:
-    curation = Curation(db, settings.learning)
+def _admin_services(
+    settings: Settings, db: Database, backend: Backend, moderator: Moderator
+) -> AdminServices:
+    curation = Curation(db, settings.learning, moderator)
     registry = Registry(db, settings.learning.promote_tolerance, backend)
     training = Training(
         db, settings.model, settings.learning, curation, registry, settings.admin.retrain_cron

@@ -15,8 +15,10 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Protocol
 
+from admin.moderation import Moderator, Verdict
 from bot.fairuse import Cooldown
 from bot.params import MAX_SEED, InvalidRequest, parse_params, validate_prompt
+from bot.screening import PromptRefused, StreamGate, shown
 from model.backends.base import (
     GPT2_CONTEXT_TOKENS,
     Backend,
@@ -54,6 +56,11 @@ class ChatConfig:
     # admins can set their own (`/admin server cooldown`)
     cooldown_s: float = field(
         default=5.0, metadata={"env": "COOLDOWN_SECONDS", "min": 0.0, "max": 3600.0}
+    )
+    # streamed text is published only once moderation passed it and this many characters
+    # after it (a word being spelled out is never shown half-way)
+    moderation_window_chars: int = field(
+        default=32, metadata={"env": "MODERATION_WINDOW_CHARS", "min": 1, "max": 2000}
     )
 
 
@@ -127,8 +134,11 @@ class ChatService:
         backend: Backend,
         config: ChatConfig | None = None,
         observer: ChatObserver | None = None,
+        *,
+        moderator: Moderator,
     ) -> None:
         self._db = db
+        self.moderator = moderator
         self._generations = GenerationRepository(db)
         self._servers = ServerSettingsRepository(db)
         self.backend = backend
@@ -144,10 +154,14 @@ class ChatService:
         sentence: bad input, wrong channel, too soon, over the server's caps) or `Busy`."""
         text = validate_prompt(prompt)
         rules = await self._admit(origin)
+        verdict = await self.moderator.check(text, rules.blocklist)
+        if verdict.flagged:
+            log.info("prompt refused for %s/%s: %s", origin.platform, origin.user_id, verdict)
+            raise PromptRefused(verdict)
         chosen = {k: v for k, v in (raw_params or {}).items() if v is not None and v != ""}
         params = _within_caps(parse_params({**rules.defaults, **chosen}), rules)
         self._count(origin, rules)
-        async for event in self._run(origin, text, params, kind="new", parent=None):
+        async for event in self._run(origin, text, params, "new", None, rules=rules):
             yield event
 
     async def generate(
@@ -165,7 +179,9 @@ class ChatService:
         params = _within_caps(params, rules)
         self._count(origin, rules)
         parent = await self._parent(old)
-        async for event in self._run(origin, old.prompt, params, "regenerate", parent, old):
+        async for event in self._run(
+            origin, old.prompt, params, "regenerate", parent, old, rules=rules
+        ):
             yield event
 
     async def regenerate(self, generation_id: int, origin: Origin) -> Finished:
@@ -176,13 +192,15 @@ class ChatService:
     ) -> AsyncIterator[GenerateEvent]:
         """A child of the generation whose prompt is the text so far, cut to fit the context."""
         old = await self.get(generation_id)
+        if old.withheld:
+            raise InvalidRequest("That output was withheld, so it cannot be continued.")
         rules = await self._admit(origin)
         params = replace(_stored_params(old), samples=1, seed=secrets.randbelow(MAX_SEED + 1))
         params = _within_caps(params, rules)
         self._count(origin, rules)
         budget = GPT2_CONTEXT_TOKENS - params.max_new_tokens
         prompt = self.backend.tail_tokens(old.prompt + old.output, budget)
-        async for event in self._run(origin, prompt, params, "continue", old, old):
+        async for event in self._run(origin, prompt, params, "continue", old, old, rules=rules):
             yield event
 
     async def continue_(self, generation_id: int, origin: Origin) -> Finished:
@@ -212,13 +230,14 @@ class ChatService:
         if not chain:
             readable = "" if origin is None else " you can read"
             raise InvalidRequest(f"There is no conversation #{conversation_id}{readable}.")
-        return chain
+        return [shown(g) for g in chain]
 
     async def history(self, origin: Origin, limit: int = HISTORY_LIMIT) -> list[GenerationRecord]:
-        """The member's newest generations on this platform."""
-        return await self._db.run(
+        """The member's newest generations on this platform (withheld outputs replaced)."""
+        records = await self._db.run(
             self._generations.recent_by_user, origin.platform, origin.user_id, limit
         )
+        return [shown(g) for g in records]
 
     async def rate(self, generation_id: int, rater_id: str, emoji: str) -> int:
         """Store a rating from a reaction; returns the score. Raises for non-rating emoji."""
@@ -275,6 +294,8 @@ class ChatService:
         kind: str,
         parent: GenerationRecord | None,
         conversation_of: GenerationRecord | None = None,
+        *,
+        rules: ServerSettingsRecord,
     ) -> AsyncIterator[GenerateEvent]:
         request_id = uuid.uuid4().hex[:12]
         request = GenerationRequest(prompt, params, user=origin.user_id, request_id=request_id)
@@ -285,10 +306,29 @@ class ChatService:
             raise
         member = (origin.platform, origin.user_id)
         self._running.setdefault(member, set()).add(handle)
+        gates: dict[int, StreamGate] = {}
+
+        async def check(text: str) -> Verdict:
+            return await self.moderator.check(text, rules.blocklist)
+
         try:
             async for event in handle:
-                yield event
+                if not isinstance(event, Chunk):
+                    yield event
+                    continue
+                gate = gates.setdefault(
+                    event.sample, StreamGate(check, self.config.moderation_window_chars)
+                )
+                if published := await gate.feed(event.text):
+                    yield Chunk(event.sample, published)
             result = await handle.result()
+            verdicts = []
+            for index, output in enumerate(result.texts):
+                gate = gates.get(index) or StreamGate(check, self.config.moderation_window_chars)
+                verdict, rest = await gate.finish(output)
+                verdicts.append(verdict)
+                if rest:
+                    yield Chunk(index, rest)
         finally:
             handle.cancel()  # no-op when finished; stops the work if the caller went away
             running = self._running.get(member)
@@ -317,6 +357,7 @@ class ChatService:
                 kind=kind,
                 parent_id=parent.id if parent else None,
                 conversation_id=conversation_of.conversation_id if conversation_of else None,
+                flagged=verdicts[index].reason if verdicts[index].flagged else None,
             )
             records.append(await self._db.run(self._generations.add, new))
             # all samples of one request share a conversation
@@ -329,7 +370,11 @@ class ChatService:
             result.latency_s,
             result.model_version,
         )
-        yield Finished(generations=records, result=result)
+        withheld = sum(r.flagged is not None for r in records)
+        if withheld:
+            log.warning("generation %s: %d sample(s) withheld by moderation", request_id, withheld)
+        visible = [shown(r) for r in records]
+        yield Finished(visible, replace(result, texts=[r.output for r in visible]))
 
 
 def _readable_by(generation: GenerationRecord, origin: Origin) -> bool:

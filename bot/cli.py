@@ -80,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("--force", action="store_true", help="promote even if the gate refuses")
 
     sub.add_parser("demo", help="generate from a few prompts, rate one, show how to export")
-    cli_learning.add_parsers(sub)  # train
+    cli_learning.add_parsers(sub)  # train, review
     cli_ops.add_parsers(sub)  # backup, restore, health
     bench.add_parser(sub)
     return parser
@@ -207,6 +207,7 @@ COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], Any]] = {
     "export": _export,
     "models": _models,
     "train": cli_learning.train,
+    "review": cli_learning.review,
     "bench": bench.run,
     "backup": cli_ops.backup,
     "restore": cli_ops.restore,

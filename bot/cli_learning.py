@@ -28,6 +28,10 @@ def add_parsers(sub: Any) -> None:
     )
     train.add_argument("--epochs", type=int, help="passes over the data (default: TRAIN_EPOCHS)")
     train.add_argument("--json", action="store_true", help="print JSON")
+    review = sub.add_parser("review", help="rating-derived samples waiting for review")
+    review.add_argument("--approve", type=int, action="append", default=[], metavar="ID")
+    review.add_argument("--reject", type=int, action="append", default=[], metavar="ID")
+    review.add_argument("--json", action="store_true", help="print JSON")
 
 
 def _bar(info: TrainingRunRecord) -> None:
@@ -95,3 +99,33 @@ async def train(settings: Settings, args: argparse.Namespace) -> int:
         print(file=sys.stderr)
     print(json.dumps(_summary(info), default=str)) if args.json else _print_evaluation(info)
     return 0 if info.status == RunStatus.SUCCEEDED else 1
+
+
+async def review(settings: Settings, args: argparse.Namespace) -> int:
+    """List the review queue, or approve/reject samples by id (audited as the operator)."""
+    from bot.app import App
+
+    app = await App.open(settings, model="none")
+    try:
+        done = []
+        for sample_id, approve in [(i, True) for i in args.approve] + [
+            (i, False) for i in args.reject
+        ]:
+            record = await app.admin.curation.review("cli", sample_id, approve)
+            detail = {"sample_id": sample_id, "approve": approve}
+            await app.db.run(app.gate.audit.record, "cli", "cli", "review", True, detail, "global")
+            done.append({"id": record.id, "status": record.status})
+        queue = [] if done else await app.admin.curation.pending(50)
+    finally:
+        await app.close()
+    if args.json:
+        rows = done or [{"id": s.id, "text": s.text, "why": s.why} for s in queue]
+        print(json.dumps(rows))
+    for row in [] if args.json else done:
+        print(f"sample {row['id']}: {row['status']}")
+    for sample in [] if args.json else queue:
+        why = sample.why or {}
+        print(f"{sample.id}\t+{why.get('up')}/-{why.get('down')}\t{sample.text[:100]}")
+    if not (args.json or done or queue):
+        print("Nothing waits for review.")
+    return 0

@@ -33,6 +33,7 @@ from urllib.parse import urlparse
 from dotenv import dotenv_values
 
 from admin.config import AdminConfig, LearningConfig
+from admin.moderation import ModerationConfig
 from bot.chat import ChatConfig
 from bot.health import HealthConfig
 from model.config import ModelConfig
@@ -64,6 +65,7 @@ class Settings:
     learning: LearningConfig = field(default_factory=LearningConfig)
     chat: ChatConfig = field(default_factory=ChatConfig)
     health: HealthConfig = field(default_factory=HealthConfig)  # HEALTH_PORT: probes, metrics
+    moderation: ModerationConfig = field(default_factory=ModerationConfig)
     # None: INFO for `gpt2bot run`, WARNING for one-shot commands (their output is the answer)
     log_level: str | None = field(
         default=None,

@@ -20,6 +20,7 @@ from storage.generations import (
 from storage.leases import LeaseRepository
 from storage.members import DeletionReport, MemberDataRepository
 from storage.migrate import current_revision, head_revision, upgrade
+from storage.rating_rule import RatingRow, RatingRule, wilson_lower_bound
 from storage.servers import ServerSettingsRecord, ServerSettingsRepository
 from storage.training import (
     ACTIVE_STATUSES,
@@ -51,6 +52,8 @@ __all__ = [
     "NewGeneration",
     "NotFound",
     "RatingRecord",
+    "RatingRow",
+    "RatingRule",
     "RunStatus",
     "ServerSettingsRecord",
     "ServerSettingsRepository",
@@ -63,4 +66,5 @@ __all__ = [
     "head_revision",
     "iter_generations",
     "upgrade",
+    "wilson_lower_bound",
 ]

@@ -6,9 +6,10 @@ Every method is one transaction returning records; async callers use `Database.r
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -23,6 +24,7 @@ from storage.models import (
     ServerSettings,
     utcnow,
 )
+from storage.rating_rule import RatingRow, RatingRule, passing
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,9 @@ class CuratedSampleRecord:
     created_at: datetime
     active: bool
     generation_id: int | None = None  # set for samples that came from a rated generation
+    status: str = "approved"  # pending|approved|rejected|lapsed (pending that stopped passing)
+    why: dict[str, Any] | None = None  # rating ids, raters, counts and bound that brought it in
+    reviewed_by: str | None = None  # who approved or rejected it ("auto": CURATION_AUTO_APPROVE)
 
 
 def _sample_record(row: CuratedSample) -> CuratedSampleRecord:
@@ -45,13 +50,18 @@ def _sample_record(row: CuratedSample) -> CuratedSampleRecord:
         created_at=row.created_at,
         active=row.active,
         generation_id=row.generation_id,
+        status=row.status,
+        why=row.why,
+        reviewed_by=row.reviewed_by,
     )
 
 
 def _kept_out(session: Session) -> set[int]:
     """Generations that must not become training data whatever their ratings: redacted ones,
-    those of members who deleted their data, and those of servers that opted out."""
-    kept = set(session.scalars(select(Generation.id).where(Generation.redacted.is_(True))))
+    withheld by moderation or hidden by reports, those of members who deleted their data, and
+    those of servers that opted out."""
+    unfit = Generation.redacted.is_(True) | Generation.flagged.is_not(None)
+    kept = set(session.scalars(select(Generation.id).where(unfit | Generation.hidden.is_(True))))
     deleted = select(DataDeletion.platform, DataDeletion.user_id)
     for platform, user_id in session.execute(deleted):
         query = select(Generation.id).where(
@@ -119,18 +129,32 @@ class CuratedSampleRepository:
                 select(func.max(CuratedSample.created_at)).where(CuratedSample.active.is_(True))
             )
 
-    def sync_from_ratings(self, min_net_score: int, min_raters: int) -> tuple[int, int]:
-        """Include generations whose ratings pass the threshold as "prompt + output"; drop
-        those whose ratings no longer do. Returns (added, removed)."""
+    def rating_rows(self) -> list[RatingRow]:
+        """Every rating of a generation that may become training data (see `_kept_out`)."""
         with self._db.session() as session:
-            totals: dict[int, list[int]] = defaultdict(list)
-            for generation_id, score in session.execute(select(Rating.generation_id, Rating.score)):
-                totals[generation_id].append(score)
-            passing = {
-                gid
-                for gid, scores in totals.items()
-                if sum(scores) >= min_net_score and len(scores) >= min_raters
-            } - _kept_out(session)
+            kept_out = _kept_out(session)
+            query = select(Rating, Generation.user_id).join(
+                Generation, Generation.id == Rating.generation_id
+            )
+            return [
+                RatingRow(r.id, r.generation_id, author, r.rater_id, r.score, r.created_at)
+                for r, author in session.execute(query)
+                if r.generation_id not in kept_out
+            ]
+
+    def texts_of(self, generation_ids: Iterable[int]) -> dict[int, str]:
+        """The training text ("prompt + output") of each generation."""
+        with self._db.session() as session:
+            query = select(Generation).where(Generation.id.in_(list(generation_ids)))
+            return {g.id: g.prompt + g.output for g in session.scalars(query)}
+
+    def apply_ratings(
+        self, passing: Mapping[int, Mapping[str, Any]], auto_approve: bool
+    ) -> tuple[int, int]:
+        """Make the rating-derived samples match `passing` (generation id -> why). New ones
+        wait for review unless `auto_approve`; rejected and removed ones never come back.
+        Returns (added to the dataset, dropped from it); queued ones count as neither."""
+        with self._db.session() as session:
             existing = {
                 row.generation_id: row
                 for row in session.scalars(
@@ -139,12 +163,19 @@ class CuratedSampleRepository:
             }
             added = removed = 0
             for gid, row in existing.items():
-                should = gid in passing and row.removed_by is None
-                if row.active != should:
-                    row.active = should
-                    row.created_at = utcnow() if should else row.created_at
-                    added, removed = added + should, removed + (not should)
-            new_ids = sorted(passing - set(existing))
+                if row.removed_by is not None or row.status == "rejected":
+                    continue
+                ok = gid is not None and gid in passing
+                if ok and gid is not None:
+                    row.why = {**(row.why or {}), **passing[gid]}
+                if row.status in ("pending", "lapsed"):
+                    row.status = "pending" if ok else "lapsed"
+                    continue
+                if row.active != ok:
+                    row.active = ok
+                    row.created_at = utcnow() if ok else row.created_at
+                    added, removed = added + ok, removed + (not ok)
+            new_ids = sorted(set(passing) - set(existing))
             if new_ids:
                 query = select(Generation).where(Generation.id.in_(new_ids))
                 for generation in session.scalars(query):
@@ -154,7 +185,45 @@ class CuratedSampleRepository:
                             source="rating",
                             generation_id=generation.id,
                             added_by="ratings",
+                            active=auto_approve,
+                            status="approved" if auto_approve else "pending",
+                            why=dict(passing[generation.id]),
+                            reviewed_by="auto" if auto_approve else None,
                         )
                     )
-                    added += 1
+                    added += auto_approve
             return added, removed
+
+    def sync_from_ratings(
+        self, min_net_score: int, min_raters: int, rule: RatingRule | None = None
+    ) -> tuple[int, int]:
+        """Apply the rating rule without moderation, approving automatically (tests and
+        tools; the service screens texts first: `admin.curation.Curation.sync_ratings`)."""
+        rule = rule or RatingRule(min_net_score, min_raters, min_lower_bound=0, daily_cap=0)
+        return self.apply_ratings(passing(self.rating_rows(), rule), auto_approve=True)
+
+    def pending(self, limit: int = 20) -> list[CuratedSampleRecord]:
+        """Rating-derived samples waiting for review, oldest first."""
+        with self._db.session() as session:
+            query = (
+                select(CuratedSample)
+                .where(CuratedSample.status == "pending")
+                .order_by(CuratedSample.id)
+                .limit(limit)
+            )
+            return [_sample_record(r) for r in session.scalars(query)]
+
+    def review(self, sample_id: int, reviewer: str, approve: bool) -> CuratedSampleRecord:
+        """Approve (into the dataset) or reject (for good) a pending sample."""
+        with self._db.session() as session:
+            row = session.get(CuratedSample, sample_id)
+            if row is None or row.status != "pending":
+                raise NotFound(f"pending curated sample {sample_id}")
+            row.status = "approved" if approve else "rejected"
+            row.active = approve
+            row.reviewed_by, row.reviewed_at = reviewer, utcnow()
+            row.created_at = utcnow() if approve else row.created_at
+            if not approve:
+                row.removed_by = reviewer
+            session.flush()
+            return _sample_record(row)

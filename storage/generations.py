@@ -43,6 +43,7 @@ class NewGeneration:
     kind: str = "new"  # new|regenerate|continue
     parent_id: int | None = None
     conversation_id: int | None = None  # None starts a new conversation
+    flagged: str | None = None  # why moderation withheld the output (never shown, never curated)
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,13 @@ class GenerationRecord:
     created_at: datetime
     ratings: list[RatingRecord] = field(default_factory=list)
     redacted: bool = False  # its author deleted their data: prompt and output are empty
+    flagged: str | None = None  # why moderation withheld the output
+    hidden: bool = False  # reported by enough members: waits for an admin
+
+    @property
+    def withheld(self) -> bool:
+        """Members must not see this output (flagged by moderation or hidden by reports)."""
+        return self.flagged is not None or self.hidden
 
     @property
     def net_score(self) -> int:
@@ -130,6 +138,8 @@ def _generation_record(row: Generation, ratings: Sequence[Rating] = ()) -> Gener
         created_at=row.created_at,
         ratings=[_rating_record(r) for r in ratings],
         redacted=row.redacted,
+        flagged=row.flagged,
+        hidden=bool(row.hidden),
     )
 
 

@@ -66,6 +66,8 @@ class Generation(Base):
     latency_s: Mapped[float] = mapped_column(Float)
     prompt_truncated: Mapped[bool] = mapped_column(Boolean, default=False)
     redacted: Mapped[bool] = mapped_column(Boolean, default=False)  # its author deleted their data
+    flagged: Mapped[str | None] = mapped_column(Text)  # why moderation withheld the output
+    hidden: Mapped[bool] = mapped_column(Boolean, default=False)  # reported often enough
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, index=True
     )
@@ -114,6 +116,10 @@ class CuratedSample(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     removed_by: Mapped[str | None] = mapped_column(String(64))  # an admin's removal sticks
+    status: Mapped[str] = mapped_column(String(16), default="approved")  # pending|approved|rejected
+    why: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # the ratings that brought it in
+    reviewed_by: Mapped[str | None] = mapped_column(String(64))
+    reviewed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class TrainingRun(Base):
@@ -165,6 +171,7 @@ class ServerSettings(Base):
     max_new_tokens_cap: Mapped[int | None] = mapped_column(Integer)
     samples_cap: Mapped[int | None] = mapped_column(Integer)
     ratings_train: Mapped[bool] = mapped_column(Boolean, default=True)
+    blocklist: Mapped[list[Any] | None] = mapped_column(JSON)  # moderation terms added here
     updated_by: Mapped[str | None] = mapped_column(String(64))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
@@ -190,3 +197,17 @@ class Lease(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     holder: Mapped[str] = mapped_column(String(128))
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Report(Base):
+    """A member's 🚩 on an output; one per member per generation."""
+
+    __tablename__ = "reports"
+    __table_args__ = (UniqueConstraint("generation_id", "reporter_id", name="uq_report_reporter"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    generation_id: Mapped[int] = mapped_column(
+        ForeignKey("generations.id", ondelete="CASCADE"), index=True
+    )
+    reporter_id: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

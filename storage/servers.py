@@ -24,6 +24,7 @@ EDITABLE = (
     "max_new_tokens_cap",
     "samples_cap",
     "ratings_train",
+    "blocklist",
 )
 
 
@@ -38,6 +39,7 @@ class ServerSettingsRecord:
     max_new_tokens_cap: int | None = None
     samples_cap: int | None = None
     ratings_train: bool = True  # this server's ratings may feed training
+    blocklist: tuple[str, ...] = ()  # moderation terms this server adds to the bot's
     updated_by: str | None = None
     updated_at: datetime | None = None
 
@@ -53,6 +55,7 @@ def _record(row: ServerSettings) -> ServerSettingsRecord:
         max_new_tokens_cap=row.max_new_tokens_cap,
         samples_cap=row.samples_cap,
         ratings_train=row.ratings_train,
+        blocklist=tuple(row.blocklist or ()),
         updated_by=row.updated_by,
         updated_at=row.updated_at,
     )

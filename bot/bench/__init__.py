@@ -4,6 +4,7 @@ subcommand. `bot.cli` registers `add_parser` and dispatches to `run`.
 - `generation.py` (workload in `workload.py`): the engine against the usual ways of serving GPT-2.
 - `training.py`: tokens/s of the fine-tuning recipe against padded and HF `Trainer` baselines.
 - `loop.py`: does the learning loop learn what simulated raters like?
+- `poisoning.py`: can a colluding group teach it what moderation flags (defences on and off)?
 
 Each benchmark module imports torch and transformers at its top, so it is imported only when its
 benchmark runs: `gpt2bot --help` and the other commands stay quick.
@@ -21,7 +22,7 @@ from bot.settings import Settings
 
 __all__ = ["KINDS", "add_parser", "run"]
 
-KINDS = ("generation", "training", "loop")
+KINDS = ("generation", "training", "loop", "poisoning")
 
 
 def add_parser(subparsers: Any) -> None:
@@ -30,8 +31,8 @@ def add_parser(subparsers: Any) -> None:
     bench.add_argument("kind", choices=KINDS)
     bench.add_argument("--data", help="training bench: text file of samples (default: bundled)")
     bench.add_argument("--configs", default="tiny,124m", help="model configs (training bench)")
-    bench.add_argument("--cycles", type=int, default=3, help="retrain cycles (loop bench)")
-    bench.add_argument("--base", help="loop bench: start from this model folder, not bootstrap")
+    bench.add_argument("--cycles", type=int, default=3, help="retrain cycles (loop, poisoning)")
+    bench.add_argument("--base", help="loop, poisoning: start from this model folder")
     bench.add_argument("--quick", action="store_true", help="generation bench: a smoke run")
     bench.add_argument("--device", help="generation bench: cpu, cuda, cuda:1 … (default: DEVICE)")
     bench.add_argument("--json", action="store_true", help="print JSON")
@@ -45,6 +46,10 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         from bot.bench.training import run_training_bench
 
         result = run_training_bench(args.data, tuple(args.configs.split(",")))
+    elif args.kind == "poisoning":
+        from bot.bench.poisoning import run_poisoning_bench
+
+        result = asyncio.run(run_poisoning_bench(args.cycles, args.base))
     else:
         from bot.bench.loop import run_loop_bench
 

@@ -13,6 +13,7 @@ import torch
 from admin.base import AdminServices
 from admin.config import LearningConfig
 from admin.curation import Curation
+from admin.moderation import FakeModerator
 from admin.registry import Registry
 from admin.reports import Reports
 from admin.servers import ServerSettings
@@ -37,13 +38,22 @@ TINY_FINETUNE = FinetuneConfig(
     sample_max_new_tokens=6,
     device="cpu",
 )
-LEARNING = LearningConfig(finetune=TINY_FINETUNE, rating_min_score=2, rating_min_raters=2)
+# the simple rating rule these tests were written for; tests/admin/test_safe_curation.py
+# covers the defaults (distinct raters, Wilson bound, daily cap, review queue)
+LEARNING = LearningConfig(
+    finetune=TINY_FINETUNE,
+    rating_min_score=2,
+    rating_min_raters=2,
+    rating_min_lower_bound=0.0,
+    rating_daily_cap=0,
+    auto_approve=True,
+)
 DOMAIN = [f"Robot number {i} likes to paint the blue fence in the garden." for i in range(24)]
 
 
 def build_services(db: Database, model_dir: Path, backend: Backend) -> AdminServices:
     """The admin services as the composition root (`bot.app.App.open`) wires them."""
-    curation = Curation(db, LEARNING)
+    curation = Curation(db, LEARNING, FakeModerator())
     registry = Registry(db, LEARNING.promote_tolerance, backend)
     model = ModelConfig(model_dir=model_dir, device="cpu")
     training = Training(db, model, LEARNING, curation, registry)

@@ -12,7 +12,15 @@ import torch
 from bot.cli import main
 from bot.settings import Settings, SettingsError
 from model.bootstrap import BootstrapConfig, build_bootstrap, bundled_corpus
-from storage import Database, ModelVersionRepository
+from storage import (
+    AuditRepository,
+    CuratedSampleRepository,
+    Database,
+    GenerationRepository,
+    ModelVersionRepository,
+    NewGeneration,
+    upgrade,
+)
 
 TINY = BootstrapConfig(
     vocab_size=300, n_layer=2, n_head=2, n_embd=32, n_positions=128, block_size=32, steps=20
@@ -73,3 +81,26 @@ def test_learning_settings_are_read_and_checked() -> None:
     expected = "TRAIN_EPOCHS: 'many' is not a whole number from 1 to 100"
     with pytest.raises(SettingsError, match=expected):
         Settings.from_env({"TRAIN_EPOCHS": "many"}, None)
+
+
+def test_review_lists_the_queue_and_approves_from_the_command_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env = tmp_path / ".env"
+    env.write_text(f"DATABASE_URL=sqlite:///{tmp_path / 'bot.db'}\nLOG_LEVEL=WARNING\n")
+    db = Database(f"sqlite:///{tmp_path / 'bot.db'}")
+    upgrade(db.engine)
+    generations = GenerationRepository(db)
+    new = NewGeneration("web", "alice", "Rated", " text", {}, 1, "v1", 1, 1, 0.1)
+    gid = generations.add(new).id
+    for rater in ("bob", "carol", "dave"):
+        generations.rate(gid, rater, 1, "👍")
+
+    assert main(["--env-file", str(env), "review", "--json"]) == 0
+    (queued,) = json.loads(capsys.readouterr().out)
+    assert queued["text"] == "Rated text" and queued["why"]["up"] == 3
+    assert main(["--env-file", str(env), "review", "--approve", str(queued["id"])]) == 0
+    assert f"sample {queued['id']}: approved" in capsys.readouterr().out
+    assert [s.text for s in CuratedSampleRepository(db).active()] == ["Rated text"]
+    assert AuditRepository(db).recent()[0]["action"] == "review"
+    db.dispose()

@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from admin.moderation import FakeModerator
 from bot.app import App
 from bot.chat import ChatConfig, ChatService, CoolingDown, NotAllowedHere, Origin
 from bot.params import InvalidRequest, validate_prompt
@@ -18,7 +19,7 @@ IN_GUILD = Origin("discord", "alice", guild_id="g1", channel_id="c1")
 
 @pytest.fixture
 def chat(db) -> ChatService:
-    return ChatService(db, ScriptedBackend(), ChatConfig(cooldown_s=0.0))
+    return ChatService(db, ScriptedBackend(), ChatConfig(cooldown_s=0.0), moderator=FakeModerator())
 
 
 def test_control_characters_are_stripped_or_refused():
@@ -43,7 +44,9 @@ async def test_a_servers_defaults_caps_and_channels_apply(db, chat: ChatService)
 
 
 async def test_the_cooldown_counts_valid_requests_per_member(db) -> None:
-    chat = ChatService(db, ScriptedBackend(), ChatConfig(cooldown_s=30.0))
+    chat = ChatService(
+        db, ScriptedBackend(), ChatConfig(cooldown_s=30.0), moderator=FakeModerator()
+    )
     with pytest.raises(InvalidRequest):
         await chat.generate(IN_GUILD, "Hi", {"temperature": 9})  # invalid: not counted
     await chat.generate(IN_GUILD, "Hi")
@@ -56,7 +59,7 @@ async def test_the_cooldown_counts_valid_requests_per_member(db) -> None:
 
 async def test_a_member_stops_only_their_own_generations(db) -> None:
     backend = ScriptedBackend(chunks=50, delay_s=0.02)
-    chat = ChatService(db, backend, ChatConfig(cooldown_s=0.0))
+    chat = ChatService(db, backend, ChatConfig(cooldown_s=0.0), moderator=FakeModerator())
     alice = asyncio.ensure_future(chat.generate(IN_GUILD, "A long one"))
     bob = asyncio.ensure_future(chat.generate(Origin("discord", "bob", "g1", "c1"), "Mine"))
     await asyncio.sleep(0.1)

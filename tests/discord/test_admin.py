@@ -6,7 +6,13 @@ from admin.auth import ADMINS_ONLY, OWNERS_ONLY
 from admin.base import AdminServices
 from admin.config import AdminConfig
 from admin.fake import PNG_SIGNATURE, FakeAdmin, fake_admin, fake_version
-from storage import RunStatus, VersionRatingStats
+from storage import (
+    CuratedSampleRepository,
+    GenerationRepository,
+    NewGeneration,
+    RunStatus,
+    VersionRatingStats,
+)
 from tests.discord import payloads as p
 from tests.discord.fake_discord import FakeDiscord
 from tests.discord.fake_records import Interaction, Message
@@ -284,3 +290,28 @@ async def test_a_server_admin_deletes_an_output_made_in_their_server(fake, start
     assert (gone.prompt, gone.output, gone.redacted) == ("", "", True)
     assert fake.messages[int(gone.message_id)].deleted
     assert posted.original_id is not None
+
+
+async def test_owners_review_rating_derived_samples_in_one_command(fake, start_bot):
+    bot = await start_bot(real_admin=True, admin=owners(fake.boss))
+    generations = GenerationRepository(bot.app.db)
+    new = NewGeneration("discord", "alice", "A rated", " output", {}, 1, "fake-1", 1, 1, 0.1)
+    generation = generations.add(new)
+    for rater in ("alice", "bob", "carol", "dave"):  # alice's own 👍 does not count
+        generations.rate(generation.id, rater, 1, "👍")
+
+    queue = await answer(fake, await fake.slash("admin review", member=fake.boss), "Waiting")
+    assert "`1` (👍 3 / 👎 0, bound 0.438) A rated output" in queue.content
+    refused = await answer(fake, await fake.slash("admin review", {"approve": 1}, fake.alice))
+    approved = await fake.slash("admin review", {"approve": 1}, member=fake.boss)
+    assert "Sample `1` approved" in (await answer(fake, approved)).content
+    again = await fake.slash("admin review", {"reject": 1}, member=fake.boss)
+    assert "No curated sample 1 is waiting" in (await answer(fake, again)).content
+    assert refused.content == OWNERS_ONLY
+    (sample,) = CuratedSampleRepository(bot.app.db).active()
+    assert sample.reviewed_by == str(fake.boss.id) and sample.why["raters"] == [
+        "bob",
+        "carol",
+        "dave",
+    ]
+    assert [ok for _, action, ok in audit(bot) if action == "review"] == [True, False, True, True]

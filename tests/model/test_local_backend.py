@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from admin.moderation import FakeModerator
 from bot import plugins
 from bot.chat import ChatConfig, ChatService, Finished, Origin
 from model.backends.base import Backend, ReportsMetrics
@@ -22,7 +23,7 @@ async def test_chat_service_generates_through_the_local_backend(model_versions, 
     db = Database(f"sqlite:///{tmp_path / 'bot.db'}")
     await db.run(upgrade, db.engine)
     try:
-        chat = ChatService(db, backend, ChatConfig(cooldown_s=0.0))
+        chat = ChatService(db, backend, ChatConfig(cooldown_s=0.0), moderator=FakeModerator())
         events = [
             e
             async for e in chat.generate_stream(

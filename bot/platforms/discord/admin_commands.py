@@ -1,4 +1,4 @@
-"""`/admin`: curate, retrain, model, stats and server settings.
+"""`/admin`: curate, review, retrain, model, stats and server settings.
 
 Discord shows the group to members with the Manage Server permission (`default_permissions`;
 a server can grant it to other roles in Server Settings → Integrations), and every invocation
@@ -150,6 +150,7 @@ def build_admin_group(admin: AdminCommands) -> app_commands.Group:
         guild_only=True,
     )
     _add_curate(group, admin)
+    _add_review(group, admin)
     _add_retrain(group, admin)
     _add_model(group, admin)
 
@@ -216,6 +217,33 @@ def _add_curate(parent: app_commands.Group, admin: AdminCommands) -> None:
             return Reply(f"Sample `{sample_id}` will not be used for training any more.")
 
         await admin.run(interaction, "curate remove", {"sample_id": sample_id}, work)
+
+
+def _add_review(parent: app_commands.Group, admin: AdminCommands) -> None:
+    @parent.command(name="review")
+    @app_commands.describe(
+        approve="id of a queued sample to train on", reject="id of a queued sample to drop"
+    )
+    async def review(
+        interaction: discord.Interaction,
+        approve: SampleId | None = None,
+        reject: SampleId | None = None,
+    ) -> None:
+        """Rating-derived samples waiting for review; approve or reject one by its id."""
+
+        async def work(service: AdminServices, actor: Actor) -> Reply:
+            if approve is not None and reject is not None:
+                raise ValueError("Approve or reject one sample at a time.")
+            if approve is None and reject is None:
+                return Reply(admin_render.review_queue(await service.curation.pending(20)))
+            sample_id, ok = (approve, True) if approve is not None else (reject, False)
+            assert sample_id is not None
+            done = await service.curation.review(actor.user_id, sample_id, ok)
+            verb = "approved: it joins the next training run" if ok else "rejected for good"
+            return Reply(f"Sample `{done.id}` {verb}.")
+
+        detail = {"approve": approve, "reject": reject}
+        await admin.run(interaction, "review", detail, work)
 
 
 def _add_retrain(parent: app_commands.Group, admin: AdminCommands) -> None:

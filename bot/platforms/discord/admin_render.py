@@ -77,6 +77,21 @@ def curated(items: list[CuratedSampleRecord]) -> str:
     return "\n".join(lines)
 
 
+def review_queue(items: list[CuratedSampleRecord]) -> str:
+    if not items:
+        return "Nothing waits for review: no rated output has passed the rating rule lately."
+    lines = ["**Waiting for review** (oldest first; `/admin review approve:ID` or `reject:ID`)"]
+    for item in items:
+        text = item.text.replace("\n", " ")
+        if len(text) > SAMPLE_PREVIEW_CHARS:
+            text = text[:SAMPLE_PREVIEW_CHARS] + "…"
+        why = item.why or {}
+        up, down, bound = why.get("up", "?"), why.get("down", "?"), why.get("lower_bound")
+        votes = f"👍 {up} / 👎 {down}, bound {bound}"
+        lines.append(f"`{item.id}` ({votes}) {escape_markdown(text)}")
+    return "\n".join(lines)
+
+
 def schedule(next_runs: list[datetime]) -> str:
     if not next_runs:
         return "Scheduled retraining is off."

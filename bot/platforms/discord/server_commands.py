@@ -65,6 +65,14 @@ def add_server_commands(parent: app_commands.Group, admin: AdminCommands) -> Non
         work = _setter(allowed_channels=ids)
         await admin.run(interaction, "server channels", {"channels": ids}, work)
 
+    @server.command(name="blocklist")
+    @app_commands.describe(terms="comma-separated words or phrases (re: for a pattern), or 'none'")
+    async def blocklist(interaction: discord.Interaction, terms: str) -> None:
+        """Terms moderation refuses here, on top of the bot's own list."""
+        chosen = () if terms.strip().lower() == "none" else tuple(terms.split(","))
+        work = _setter(blocklist=chosen)
+        await admin.run(interaction, "server blocklist", {"terms": list(chosen)}, work)
+
     @server.command(name="cooldown")
     @app_commands.describe(seconds="between one member's requests; 0 turns it off")
     async def cooldown(

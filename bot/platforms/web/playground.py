@@ -57,6 +57,8 @@ def generation_json(record: GenerationRecord, viewer: str | None = None) -> dict
         "ratings_up": sum(1 for r in record.ratings if r.score > 0),
         "ratings_down": sum(1 for r in record.ratings if r.score < 0),
         "my_rating": mine,
+        "flagged": record.flagged,  # why moderation withheld it (the dashboard shows admins)
+        "hidden": record.hidden,
     }
 
 

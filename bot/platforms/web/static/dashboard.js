@@ -159,6 +159,7 @@
       for (const g of data.generations) {
         const text = el("span");
         text.append(el("span", g.prompt, "dim"), el("strong", g.output));
+        if (g.flagged) text.append(el("em", ` — withheld: ${g.flagged}`, "dim"));
         const tr = row([g.id, when(g.created_at), g.model_version, g.platform, text, g.ratings_up, g.ratings_down]);
         tr.children[4].className = "text";
         tr.children[5].className = tr.children[6].className = "num";

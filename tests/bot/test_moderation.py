@@ -1,0 +1,74 @@
+"""Moderation in the chat: refused prompts, withheld outputs, streaming that shows only text
+the moderator passed."""
+
+from __future__ import annotations
+
+import pytest
+
+from admin.moderation import FakeModerator
+from bot.chat import ChatConfig, ChatService, Finished, Origin
+from bot.params import InvalidRequest
+from bot.screening import WITHHELD_TEXT, PromptRefused
+from model.backends.base import Chunk
+from model.backends.fake import ScriptedBackend
+from storage import CuratedSampleRepository, ServerSettingsRepository
+
+ALICE = Origin("discord", "alice", guild_id="g1", channel_id="c1")
+SENTENCE = "the quick brown fox jumps over the lazy dog and says badword to all"
+WORDS = tuple(f" {w}" for w in SENTENCE.split(" "))
+
+
+def _chat(db, backend=None, window: int = 8) -> tuple[ChatService, FakeModerator]:
+    moderator = FakeModerator(("badword",))
+    config = ChatConfig(cooldown_s=0.0, moderation_window_chars=window)
+    return ChatService(db, backend or ScriptedBackend(), config, moderator=moderator), moderator
+
+
+async def test_a_flagged_prompt_is_refused_privately_and_nothing_is_generated(db) -> None:
+    backend = ScriptedBackend()
+    chat, _ = _chat(db, backend)
+    with pytest.raises(PromptRefused, match="I did not send that prompt: it contains a blocked"):
+        await chat.generate(ALICE, "Say BADWORD please")
+    assert backend.requests == []
+
+
+async def test_a_servers_own_blocklist_applies_in_that_server_only(db) -> None:
+    chat, _ = _chat(db)
+    await db.run(ServerSettingsRepository(db).update, "discord", "g1", "owner", blocklist=("kale",))
+    with pytest.raises(InvalidRequest):
+        await chat.generate(ALICE, "I love kale")
+    elsewhere = Origin("discord", "alice", guild_id="g2", channel_id="c9")
+    assert (await chat.generate(elsewhere, "I love kale")).generations
+
+
+async def test_a_flagged_output_streams_nothing_unchecked_and_is_withheld(db) -> None:
+    chat, moderator = _chat(db, ScriptedBackend(words=WORDS))
+    events = [e async for e in chat.generate_stream(ALICE, "Tell me", {"max_new_tokens": 40})]
+    shown = "".join(e.text for e in events if isinstance(e, Chunk))
+    assert "badword" not in shown and "bad" not in shown.split()[-1]
+    assert shown  # the clean start did stream
+    finished = events[-1]
+    assert isinstance(finished, Finished)
+    (record,) = finished.generations
+    assert record.output == WITHHELD_TEXT == finished.result.texts[0]
+    stored = await chat.get(record.id)
+    assert "badword" in stored.output and stored.flagged == "contains a blocked term"
+    # every published piece had been passed by the moderator, with the window after it
+    assert any(text.startswith(shown) and len(text) >= len(shown) + 8 for text in moderator.checked)
+    # members never see it again, and it cannot be continued or curated
+    assert (await chat.history(ALICE))[0].output == WITHHELD_TEXT
+    with pytest.raises(InvalidRequest, match="withheld"):
+        await chat.continue_(record.id, ALICE)
+    for rater in ("bob", "carol", "dave"):
+        await chat.rate(record.id, rater, "👍")
+    assert await db.run(CuratedSampleRepository(db).sync_from_ratings, 1, 1) == (0, 0)
+
+
+async def test_a_clean_output_streams_whole(db) -> None:
+    clean = tuple(w for w in WORDS if w != " badword")
+    chat, _ = _chat(db, ScriptedBackend(words=clean))
+    events = [e async for e in chat.generate_stream(ALICE, "Tell me", {"max_new_tokens": 40})]
+    shown = "".join(e.text for e in events if isinstance(e, Chunk))
+    finished = events[-1]
+    assert isinstance(finished, Finished)
+    assert shown == finished.generations[0].output and finished.generations[0].flagged is None
