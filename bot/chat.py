@@ -8,7 +8,6 @@ blocks.
 from __future__ import annotations
 
 import logging
-import math
 import secrets
 import uuid
 from collections.abc import AsyncIterator, Mapping
@@ -16,7 +15,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Protocol
 
 from admin.moderation import Moderator, Verdict
-from bot.fairuse import Cooldown
+from bot.fairuse import Cooldown, CoolingDown, NotAllowedHere, within_caps
 from bot.params import MAX_SEED, InvalidRequest, parse_params, validate_prompt
 from bot.screening import PromptRefused, StreamGate, shown
 from model.backends.base import (
@@ -62,24 +61,6 @@ class ChatConfig:
     moderation_window_chars: int = field(
         default=32, metadata={"env": "MODERATION_WINDOW_CHARS", "min": 1, "max": 2000}
     )
-
-
-class CoolingDown(InvalidRequest):
-    """Too soon after the member's last request; the message says how long to wait."""
-
-    def __init__(self, retry_after_s: float) -> None:
-        self.retry_after_s = retry_after_s
-        seconds = max(1, math.ceil(retry_after_s))
-        super().__init__(f"Slow down a little: you can ask again in {seconds} s.")
-
-
-class NotAllowedHere(InvalidRequest):
-    """The server allows generating only in some channels; the message names them."""
-
-    def __init__(self, channels: tuple[str, ...]) -> None:
-        self.channels = channels
-        names = ", ".join(f"<#{c}>" for c in channels)
-        super().__init__(f"This server uses gpt2bot only in {names}: ask there.")
 
 
 @dataclass(frozen=True)
@@ -159,7 +140,7 @@ class ChatService:
             log.info("prompt refused for %s/%s: %s", origin.platform, origin.user_id, verdict)
             raise PromptRefused(verdict)
         chosen = {k: v for k, v in (raw_params or {}).items() if v is not None and v != ""}
-        params = _within_caps(parse_params({**rules.defaults, **chosen}), rules)
+        params = within_caps(parse_params({**rules.defaults, **chosen}), rules)
         self._count(origin, rules)
         async for event in self._run(origin, text, params, "new", None, rules=rules):
             yield event
@@ -176,7 +157,7 @@ class ChatService:
         old = await self.get(generation_id)
         rules = await self._admit(origin)
         params = replace(_stored_params(old), samples=1, seed=secrets.randbelow(MAX_SEED + 1))
-        params = _within_caps(params, rules)
+        params = within_caps(params, rules)
         self._count(origin, rules)
         parent = await self._parent(old)
         async for event in self._run(
@@ -196,7 +177,7 @@ class ChatService:
             raise InvalidRequest("That output was withheld, so it cannot be continued.")
         rules = await self._admit(origin)
         params = replace(_stored_params(old), samples=1, seed=secrets.randbelow(MAX_SEED + 1))
-        params = _within_caps(params, rules)
+        params = within_caps(params, rules)
         self._count(origin, rules)
         budget = GPT2_CONTEXT_TOKENS - params.max_new_tokens
         prompt = self.backend.tail_tokens(old.prompt + old.output, budget)
@@ -382,16 +363,6 @@ def _readable_by(generation: GenerationRecord, origin: Origin) -> bool:
         return False
     mine = generation.user_id == origin.user_id
     return mine or (origin.guild_id is not None and generation.guild_id == origin.guild_id)
-
-
-def _within_caps(params: SamplingParams, rules: ServerSettingsRecord) -> SamplingParams:
-    """Refuse what exceeds the server's caps, saying the cap."""
-    tokens, samples = rules.max_new_tokens_cap, rules.samples_cap
-    if tokens is not None and params.max_new_tokens > tokens:
-        raise InvalidRequest(f"This server allows at most {tokens} new tokens per answer.")
-    if samples is not None and params.samples > samples:
-        raise InvalidRequest(f"This server allows at most {samples} samples per request.")
-    return params
 
 
 def _stored_params(generation: GenerationRecord) -> SamplingParams:

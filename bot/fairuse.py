@@ -1,15 +1,21 @@
-"""Fair use, the same on every platform: a per-member cooldown, and rate limits for things a
-script could repeat (new browser ids per address, admin logins) built on the `limits` library.
+"""Fair use, the same on every platform: a per-member cooldown, a server's channels and caps,
+and rate limits for things a script could repeat (new browser ids per address, admin logins)
+built on the `limits` library.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Hashable
 
 from limits import RateLimitItem, parse
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
+
+from bot.params import InvalidRequest
+from model.backends.base import SamplingParams
+from storage import ServerSettingsRecord
 
 COOLDOWN_PRUNE_AT = 10_000  # forget expired cooldowns once this many members are remembered
 
@@ -58,3 +64,31 @@ class RateLimit:
 
     def clear(self, key: str) -> None:
         self._limiter.clear(self.item, key)
+
+
+class CoolingDown(InvalidRequest):
+    """Too soon after the member's last request; the message says how long to wait."""
+
+    def __init__(self, retry_after_s: float) -> None:
+        self.retry_after_s = retry_after_s
+        seconds = max(1, math.ceil(retry_after_s))
+        super().__init__(f"Slow down a little: you can ask again in {seconds} s.")
+
+
+class NotAllowedHere(InvalidRequest):
+    """The server allows generating only in some channels; the message names them."""
+
+    def __init__(self, channels: tuple[str, ...]) -> None:
+        self.channels = channels
+        names = ", ".join(f"<#{c}>" for c in channels)
+        super().__init__(f"This server uses gpt2bot only in {names}: ask there.")
+
+
+def within_caps(params: SamplingParams, rules: ServerSettingsRecord) -> SamplingParams:
+    """Refuse what exceeds the server's caps, saying the cap."""
+    tokens, samples = rules.max_new_tokens_cap, rules.samples_cap
+    if tokens is not None and params.max_new_tokens > tokens:
+        raise InvalidRequest(f"This server allows at most {tokens} new tokens per answer.")
+    if samples is not None and params.samples > samples:
+        raise InvalidRequest(f"This server allows at most {samples} samples per request.")
+    return params

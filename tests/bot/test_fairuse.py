@@ -8,7 +8,8 @@ import pytest
 
 from admin.moderation import FakeModerator
 from bot.app import App
-from bot.chat import ChatConfig, ChatService, CoolingDown, NotAllowedHere, Origin
+from bot.chat import ChatConfig, ChatService, Origin
+from bot.fairuse import CoolingDown, NotAllowedHere
 from bot.params import InvalidRequest, validate_prompt
 from model.backends.base import Cancelled
 from model.backends.fake import ScriptedBackend

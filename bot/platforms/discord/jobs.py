@@ -8,7 +8,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any
 
-from bot.chat import CoolingDown
+from bot.fairuse import CoolingDown
 from bot.params import InvalidRequest
 from bot.platforms.discord import render
 from model.backends.base import BackendError, Busy, Cancelled
