@@ -58,6 +58,11 @@ class LearningConfig:
     promote_tolerance: float = field(
         default=0.02, metadata={"env": "PROMOTE_TOLERANCE", "min": 0, "max": 100}
     )
+    # the gate also refuses a candidate whose fixed-prompt samples are flagged by the moderator
+    # more often than the active version's, by more than this share (0..1)
+    promote_flagged_tolerance: float = field(
+        default=0.0, metadata={"env": "PROMOTE_FLAGGED_TOLERANCE", "min": 0, "max": 1}
+    )
     # promote a trained candidate that passes the gate
     auto_promote: bool = field(default=True, metadata={"env": "AUTO_PROMOTE"})
     min_schedule_minutes: int = 60  # schedules firing more often than this are refused

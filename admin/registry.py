@@ -52,10 +52,13 @@ class Registry:
     """The `RegistryService`: promotion, rollback and hot-swap of `backend` (the serving one,
     or for one-shot commands a backend that serves nothing)."""
 
-    def __init__(self, db: Database, tolerance: float, backend: Backend) -> None:
+    def __init__(
+        self, db: Database, tolerance: float, backend: Backend, flagged_tolerance: float = 0.0
+    ) -> None:
         self.db = db
         self.repository = ModelVersionRepository(db)
         self.tolerance = tolerance
+        self.flagged_tolerance = flagged_tolerance  # share of fixed-prompt samples
         self.backend = backend
         self._switch = asyncio.Lock()  # one switch at a time
 
@@ -103,7 +106,26 @@ class Registry:
             f"held-out loss {cand:.4f} is {verdict} the active {active.name}'s {act:.4f} "
             f"(tolerance {self.tolerance:g})"
         )
+        flagged = self._flagged_verdict(metrics, active)
+        if flagged is not None:
+            more_flagged, why = flagged
+            allowed, reason = allowed and not more_flagged, f"{reason}; {why}"
         return GateDecision(allowed, reason, cand, act)
+
+    def _flagged_verdict(
+        self, metrics: dict[str, Any], active: ModelVersionRecord
+    ) -> tuple[bool, str] | None:
+        """Whether the candidate's fixed-prompt samples were flagged more often than the
+        active version's (measured by the training run on both, with the moderator)."""
+        if metrics.get("baseline_version") != active.name or "flagged_share" not in metrics:
+            return None
+        cand, act = float(metrics["flagged_share"]), float(metrics["baseline_flagged_share"])
+        worse = cand > act + self.flagged_tolerance
+        word = "more often than" if worse else "no more often than"
+        return worse, (
+            f"its samples on the fixed prompts were flagged {word} the active version's "
+            f"({cand:.0%} vs {act:.0%}, tolerance {self.flagged_tolerance:g})"
+        )
 
     async def promote(self, name: str, force: bool = False) -> tuple[ModelVersionRecord, str]:
         """Make `name` active (gate unless `force`) and hot-swap it in; returns the row and

@@ -311,18 +311,31 @@ class Training:
         except Exception:
             log.exception("final progress report of run %d failed", run_id)
 
+    async def _flagged_share(self, evaluation: dict[str, Any]) -> float:
+        """The share of a version's fixed-prompt samples that the moderator flags."""
+        samples = [s.get("output", "") for s in evaluation.get("samples", [])]
+        if not samples:
+            return 0.0
+        checks = [await self.curation.moderator.check(text) for text in samples]
+        return sum(1 for verdict in checks if verdict.flagged) / len(samples)
+
     async def _finish(self, run_id: int, status: RunStatus, error: str) -> None:
         await self.db.run(self.runs.update, run_id, status=status, error=error)
 
     async def _register(self, run_id: int, job: FinetuneJob, done: dict[str, Any]) -> None:
         """Add the new version, draw its loss curve, and promote it if the gate allows."""
+        metrics = {
+            **done["metrics"],
+            "flagged_share": await self._flagged_share(done["after"]),
+            "baseline_flagged_share": await self._flagged_share(done["before"]),
+        }
         await self.db.run(
             self.registry.repository.add,
             job.version_name,
             job.output_dir,
             job.metadata.get("base_model", ""),
             job.base_version,
-            done["metrics"],
+            metrics,
             run_id,
         )
         run = await self.db.run(self.runs.get, run_id)

@@ -132,7 +132,12 @@ def _admin_services(
     settings: Settings, db: Database, backend: Backend, moderator: Moderator
 ) -> AdminServices:
     curation = Curation(db, settings.learning, moderator)
-    registry = Registry(db, settings.learning.promote_tolerance, backend)
+    registry = Registry(
+        db,
+        settings.learning.promote_tolerance,
+        backend,
+        settings.learning.promote_flagged_tolerance,
+    )
     training = Training(
         db, settings.model, settings.learning, curation, registry, settings.admin.retrain_cron
     )

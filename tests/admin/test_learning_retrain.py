@@ -52,6 +52,10 @@ async def test_retrain_trains_registers_promotes_and_hot_swaps(
     record = versions.get(final.model_version)  # type: ignore[arg-type]
     assert record is not None and record.parent == "tiny-1" and record.training_run_id == final.id
     assert (Path(record.path) / LOSS_CURVE_FILE).read_bytes().startswith(PNG_MAGIC)
+    # the gate saw how often both versions' fixed-prompt samples were flagged
+    assert 0.0 <= record.metrics["flagged_share"] <= 1.0
+    assert 0.0 <= record.metrics["baseline_flagged_share"] <= 1.0
+    assert "flagged" in final.eval_after["gate"]
     # per-step losses and the exact dataset are recorded
     run = training.runs.get(final.id)
     assert [e["step"] for e in run.loss_log if "loss" in e] == list(

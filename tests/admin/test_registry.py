@@ -119,3 +119,19 @@ async def test_hot_swap_under_concurrent_generation_loses_no_request(
     served_by = [r.model_version for r in results]
     assert served_by[0] == "tiny-1" and served_by[-3:] == ["v2"] * 3
     assert backend.model_version == "v2" and versions.active().name == "v2"  # type: ignore[union-attr]
+
+
+async def test_gate_refuses_a_candidate_flagged_more_often_on_the_fixed_prompts(
+    db: Database, versions: ModelVersionRepository, model_dir: Path
+) -> None:
+    """Lower loss is not enough when its samples are flagged more often than the active's."""
+    _candidate(versions, model_dir, "rude", loss=2.0, baseline=2.5)
+    versions.update_metrics("rude", {"flagged_share": 2 / 3, "baseline_flagged_share": 0.0})
+    strict = Registry(db, tolerance=0.02, backend=ScriptedBackend(), flagged_tolerance=0.0)
+    with pytest.raises(PromotionRefused, match=r"flagged more often than .* \(67% vs 0%"):
+        await strict.promote("rude")
+    lenient = Registry(db, tolerance=0.02, backend=ScriptedBackend(), flagged_tolerance=0.7)
+    decision = await lenient.judge(versions.get("rude"))  # type: ignore[arg-type]
+    assert decision.allowed and "no more often than" in decision.reason
+    _, reason = await strict.promote("rude", force=True)
+    assert reason.startswith("forced") and versions.active().name == "rude"  # type: ignore[union-attr]
