@@ -42,6 +42,8 @@ ACTION_SCOPES: dict[str, Scope] = {
     "server training": Scope.SERVER,
     "server blocklist": Scope.SERVER,
     "server delete": Scope.SERVER,
+    "server reports": Scope.SERVER,
+    "server keep": Scope.SERVER,
 }
 PLATFORM_PREFIXES = ("slack ", "web ", "discord ")
 

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from storage import (
     CuratedSampleRecord,
     ModelVersionRecord,
+    ReportedRecord,
     ServerSettingsRecord,
     TrainingRunRecord,
     VersionRatingStats,
@@ -157,6 +158,17 @@ class ServerService(Protocol):
 
     async def get(self, platform: str, server_id: str) -> ServerSettingsRecord:
         """The server's settings (the defaults when it never changed any)."""
+        ...
+
+    async def reported(self, platform: str, server_id: str) -> list[ReportedRecord]:
+        """The outputs of this server hidden by members' 🚩 reports, waiting for review."""
+        ...
+
+    async def keep_reported(
+        self, actor: str, platform: str, server_id: str, generation_id: int
+    ) -> None:
+        """Let a reported output stand (shown again, reports cleared); `LookupError` when
+        the server has no such generation."""
         ...
 
     async def delete_generation(

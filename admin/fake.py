@@ -21,6 +21,7 @@ from admin.servers import validate
 from storage import (
     CuratedSampleRecord,
     ModelVersionRecord,
+    ReportedRecord,
     RunStatus,
     ServerSettingsRecord,
     TrainingRunRecord,
@@ -256,6 +257,15 @@ class FakeServers:
 
     async def get(self, platform: str, server_id: str) -> ServerSettingsRecord:
         return self.saved.get((platform, server_id), ServerSettingsRecord(platform, server_id))
+
+    async def reported(self, platform: str, server_id: str) -> list[ReportedRecord]:
+        return []
+
+    async def keep_reported(
+        self, actor: str, platform: str, server_id: str, generation_id: int
+    ) -> None:
+        self.calls.append(("servers.keep_reported", (actor, platform, server_id, generation_id)))
+        raise LookupError(f"There is no generation #{generation_id} in this server.")
 
     async def delete_generation(
         self, actor: str, platform: str, server_id: str, generation_id: int

@@ -11,7 +11,14 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from storage import Database, MemberDataRepository, ServerSettingsRecord, ServerSettingsRepository
+from storage import (
+    Database,
+    MemberDataRepository,
+    ReportedRecord,
+    ReportRepository,
+    ServerSettingsRecord,
+    ServerSettingsRepository,
+)
 
 log = logging.getLogger(__name__)
 
@@ -104,9 +111,23 @@ class ServerSettings:
         self.db = db
         self.repository = ServerSettingsRepository(db)
         self.members = MemberDataRepository(db)
+        self.reports = ReportRepository(db)
 
     async def get(self, platform: str, server_id: str) -> ServerSettingsRecord:
         return await self.db.run(self.repository.get, platform, server_id)
+
+    async def reported(self, platform: str, server_id: str) -> list[ReportedRecord]:
+        """The outputs of this server hidden by members' reports, newest first."""
+        return await self.db.run(self.reports.hidden, platform, server_id)
+
+    async def keep_reported(
+        self, actor: str, platform: str, server_id: str, generation_id: int
+    ) -> None:
+        """Let a reported output stand: shown again, its reports cleared."""
+        await self.db.run(self.reports.dismiss, platform, server_id, generation_id)
+        log.info(
+            "%s kept reported generation %d of %s/%s", actor, generation_id, platform, server_id
+        )
 
     async def delete_generation(
         self, actor: str, platform: str, server_id: str, generation_id: int

@@ -35,6 +35,8 @@ from storage import (
     GenerationRepository,
     NewGeneration,
     NotFound,
+    ReportOutcome,
+    ReportRepository,
     ServerSettingsRecord,
     ServerSettingsRepository,
 )
@@ -45,6 +47,7 @@ log = logging.getLogger(__name__)
 RATING_EMOJI = {"👍": 1, "+1": 1, "thumbsup": 1, "👎": -1, "-1": -1, "thumbsdown": -1}
 HISTORY_LIMIT = 10
 REGENERATE_EMOJI = "🔁"
+REPORT_EMOJI = "🚩"
 STOP_EMOJI = frozenset({"⏹", "⏹️"})  # with and without the emoji variation selector
 CONTINUE_EMOJI = "⏩"
 
@@ -60,6 +63,10 @@ class ChatConfig:
     # after it (a word being spelled out is never shown half-way)
     moderation_window_chars: int = field(
         default=32, metadata={"env": "MODERATION_WINDOW_CHARS", "min": 1, "max": 2000}
+    )
+    # 🚩 reports from this many members hide an output until an admin reviews it
+    reports_to_hide: int = field(
+        default=3, metadata={"env": "REPORTS_TO_HIDE", "min": 1, "max": 1000}
     )
 
 
@@ -122,6 +129,7 @@ class ChatService:
         self.moderator = moderator
         self._generations = GenerationRepository(db)
         self._servers = ServerSettingsRepository(db)
+        self._reports = ReportRepository(db)
         self.backend = backend
         self.config = config or ChatConfig()
         self._cooldown = Cooldown()
@@ -232,6 +240,16 @@ class ChatService:
     async def unrate(self, generation_id: int, rater_id: str, emoji: str | None = None) -> bool:
         """Remove a rating; with `emoji`, only if that reaction is the current rating."""
         return await self._db.run(self._generations.unrate, generation_id, rater_id, emoji)
+
+    async def report(self, generation_id: int, reporter_id: str) -> ReportOutcome:
+        """A member's 🚩 on an output (once per member); `REPORTS_TO_HIDE` of them hide it."""
+        await self.get(generation_id)
+        outcome = await self._db.run(
+            self._reports.add, generation_id, reporter_id, self.config.reports_to_hide
+        )
+        if outcome.newly_hidden:
+            log.warning("generation %d hidden after %d reports", generation_id, outcome.reports)
+        return outcome
 
     def stop(self, origin: Origin) -> int:
         """Stop the member's own running generations (⏹); returns how many. Their streams end

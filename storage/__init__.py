@@ -21,6 +21,7 @@ from storage.leases import LeaseRepository
 from storage.members import DeletionReport, MemberDataRepository
 from storage.migrate import current_revision, head_revision, upgrade
 from storage.rating_rule import RatingRow, RatingRule, wilson_lower_bound
+from storage.reports import ReportedRecord, ReportOutcome, ReportRepository
 from storage.servers import ServerSettingsRecord, ServerSettingsRepository
 from storage.training import (
     ACTIVE_STATUSES,
@@ -54,6 +55,9 @@ __all__ = [
     "RatingRecord",
     "RatingRow",
     "RatingRule",
+    "ReportOutcome",
+    "ReportRepository",
+    "ReportedRecord",
     "RunStatus",
     "ServerSettingsRecord",
     "ServerSettingsRepository",

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import replace
+
 from admin.auth import ADMINS_ONLY, OWNERS_ONLY
 from admin.base import AdminServices
 from admin.config import AdminConfig
@@ -315,3 +318,35 @@ async def test_owners_review_rating_derived_samples_in_one_command(fake, start_b
         "dave",
     ]
     assert [ok for _, action, ok in audit(bot) if action == "review"] == [True, False, True, True]
+
+
+async def test_reports_hide_an_output_until_a_server_admin_decides(fake, start_bot):
+    moderator = p.Member(fake.next_id(), "moderator", permissions=p.MANAGE_GUILD)
+    carol = p.Member(fake.next_id(), "carol")
+    bot = await start_bot(real_admin=True)
+    bot.app.chat.config = replace(bot.app.chat.config, reports_to_hide=2)
+    posted = await fake.slash("generate", {"prompt": "Hello there"})
+    await fake.wait_for(
+        lambda: (bot.generations() and bot.generations()[0].message_id) or None,
+        what="the output and its message",
+    )
+    (record,) = bot.generations()
+    message = fake.messages[int(record.message_id)]
+
+    await fake.react(message.id, "🚩", fake.bob)
+    await fake.react(message.id, "🚩", fake.bob)  # the same member twice counts once
+    await asyncio.sleep(0.2)
+    assert not bot.generations()[0].hidden
+    await fake.react(message.id, "🚩", carol)
+    await fake.wait_for(lambda: bot.generations()[0].hidden or None, what="the output hidden")
+    await fake.wait_for(
+        lambda: "hidden after members reported" in message.content or None,
+        what="the message hidden",
+    )
+
+    listed = await answer(fake, await fake.slash("admin server reports", member=moderator))
+    assert f"`#{record.id}` · 2 report(s)" in listed.content
+    kept = await fake.slash("admin server keep", {"generation": record.id}, member=moderator)
+    assert "shown again" in (await answer(fake, kept)).content
+    assert not bot.generations()[0].hidden
+    assert posted.original_id is not None

@@ -126,3 +126,18 @@ async def test_the_dashboard_sets_a_servers_settings(app: App, admin_browser: Br
     assert bad.status == 400 and "samples cap must be" in (await bad.json())["error"]
     entry = app.gate.audit.recent(1)[0]
     assert (entry["action"], entry["scope"], entry["allowed"]) == ("server.set", "server", True)
+
+
+async def test_the_report_button_hides_an_output_after_enough_reports(
+    app: App, browser: Browser
+) -> None:
+    app.chat.config = replace(app.chat.config, reports_to_hide=1)
+    mine = await generate(browser, "Report me")
+    response = await browser.post(f"/api/generations/{mine['id']}/report", {})
+    assert (await response.json()) == {
+        "message": "Reported: thanks. It is hidden until an admin looks.",
+        "hidden": True,
+    }
+    assert GenerationRepository(app.db).get(mine["id"]).hidden
+    missing = await browser.post("/api/generations/99999/report", {})
+    assert missing.status == 404

@@ -10,6 +10,7 @@ from storage import (
     ACTIVE_STATUSES,
     CuratedSampleRecord,
     ModelVersionRecord,
+    ReportedRecord,
     ServerSettingsRecord,
     TrainingRunRecord,
     VersionRatingStats,
@@ -133,4 +134,14 @@ def server_settings(record: ServerSettingsRecord) -> str:
         f"ratings feed training: {'yes' if record.ratings_train else 'no'}",
         f"admin roles: {roles}",
     ]
+    return "\n".join(lines)
+
+
+def reported(rows: list[ReportedRecord]) -> str:
+    if not rows:
+        return "No output of this server is hidden by reports."
+    lines = ["**Hidden after 🚩 reports** (`/admin server delete` or `/admin server keep`)"]
+    for row in rows:
+        text = escape_markdown(" ".join(row.output.split())[:SAMPLE_PREVIEW_CHARS])
+        lines.append(f"`#{row.generation_id}` · {row.reports} report(s) · {text}")
     return "\n".join(lines)

@@ -16,6 +16,7 @@ from bot.chat import (
     CONTINUE_EMOJI,
     RATING_EMOJI,
     REGENERATE_EMOJI,
+    REPORT_EMOJI,
     STOP_EMOJI,
     ChatService,
     GenerateEvent,
@@ -29,6 +30,7 @@ from bot.platforms.discord.jobs import (
     describe_error,
 )
 from bot.platforms.discord.streaming import ChannelSurface, StreamPublisher
+from bot.screening import HIDDEN_TEXT
 from storage import GenerationRecord
 
 log = logging.getLogger(__name__)
@@ -54,7 +56,7 @@ class ReactionHandler:
     async def _target(self, event: discord.RawReactionActionEvent) -> GenerationRecord | None:
         """The generation the reaction is about, or None when it is not ours to handle."""
         emoji = str(event.emoji)
-        if emoji not in RATING_EMOJI and emoji not in STARTING:
+        if emoji not in RATING_EMOJI and emoji not in STARTING and emoji != REPORT_EMOJI:
             return None
         if self.client.user is None or event.user_id == self.client.user.id:
             return None
@@ -70,7 +72,9 @@ class ReactionHandler:
         if record is None:
             return
         emoji, user = str(event.emoji), str(event.user_id)
-        if emoji in RATING_EMOJI:
+        if emoji == REPORT_EMOJI:
+            await self._report(event, record)
+        elif emoji in RATING_EMOJI:
             before = next((r.emoji for r in record.ratings if r.rater_id == user), None)
             await self.chat.rate(record.id, user, emoji)
             log.info("generation %s rated %s by %s", record.id, emoji, user)
@@ -78,6 +82,20 @@ class ReactionHandler:
                 await self._remove_reaction(event, before)
         elif not self.inflight.closing:
             await self._follow_up(event, record, emoji)
+
+    async def _report(
+        self, event: discord.RawReactionActionEvent, record: GenerationRecord
+    ) -> None:
+        """🚩: count the member's report; once enough members reported it, hide the output."""
+        outcome = await self.chat.report(record.id, str(event.user_id))
+        log.info("generation %s reported by %s (%d)", record.id, event.user_id, outcome.reports)
+        if not outcome.newly_hidden:
+            return
+        channel = self.client.get_partial_messageable(event.channel_id, guild_id=event.guild_id)
+        try:
+            await channel.get_partial_message(event.message_id).edit(content=HIDDEN_TEXT)
+        except discord.HTTPException as error:
+            log.warning("could not hide message %s: %s", event.message_id, error)
 
     async def on_remove(self, event: discord.RawReactionActionEvent) -> None:
         record = await self._target(event)

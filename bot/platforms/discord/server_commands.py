@@ -111,6 +111,7 @@ def add_server_commands(parent: app_commands.Group, admin: AdminCommands) -> Non
 
     _add_training(server, admin)
     _add_delete_and_roles(server, admin)
+    _add_reports(server, admin)
 
 
 def _add_training(server: app_commands.Group, admin: AdminCommands) -> None:
@@ -149,3 +150,30 @@ def _add_delete_and_roles(server: app_commands.Group, admin: AdminCommands) -> N
         """Roles (by id) that may change these settings, besides Manage Server."""
         ids = _mentioned_ids(roles)
         await admin.run(interaction, "server roles", {"roles": ids}, _setter(admin_role_ids=ids))
+
+
+def _add_reports(server: app_commands.Group, admin: AdminCommands) -> None:
+    @server.command(name="reports")
+    async def reports(interaction: discord.Interaction) -> None:
+        """Outputs hidden after members' 🚩 reports: delete them or keep them."""
+
+        async def work(service: AdminServices, actor: Actor) -> Reply:
+            assert actor.server_id is not None
+            rows = await service.servers.reported(PLATFORM, actor.server_id)
+            return Reply(admin_render.reported(rows))
+
+        await admin.run(interaction, "server reports", {}, work)
+
+    @server.command(name="keep")
+    @app_commands.describe(generation="a hidden output's number, from /admin server reports")
+    async def keep(interaction: discord.Interaction, generation: SampleId) -> None:
+        """Let a reported output stand: shown again to members, its reports cleared."""
+
+        async def work(service: AdminServices, actor: Actor) -> Reply:
+            assert actor.server_id is not None
+            await service.servers.keep_reported(
+                actor.user_id, PLATFORM, actor.server_id, generation
+            )
+            return Reply(f"Generation `#{generation}` is shown again; its reports are cleared.")
+
+        await admin.run(interaction, "server keep", {"generation": generation}, work)

@@ -31,6 +31,21 @@ class MemberApi:
             headers={"Cache-Control": "no-store"},
         )
 
+    async def report(self, request: web.Request) -> web.Response:
+        """🚩 on one of this browser's outputs (the playground's Report button)."""
+        try:
+            generation_id = int(request.match_info["generation_id"])
+            record = await self.chat.get(generation_id)
+        except (ValueError, InvalidRequest):
+            return error_response("There is no such generation in this browser.", 404)
+        if record.platform != "web" or record.user_id != client_id_of(request):
+            return error_response("There is no such generation in this browser.", 404)
+        outcome = await self.chat.report(generation_id, client_id_of(request))
+        message = "Reported: thanks." + (
+            " It is hidden until an admin looks." if outcome.hidden else ""
+        )
+        return web.json_response({"message": message, "hidden": outcome.hidden})
+
     async def export(self, request: web.Request) -> web.Response:
         data = await self.mydata.export(origin_of(request))
         return web.Response(
@@ -56,5 +71,6 @@ class MemberApi:
         return [
             web.get("/api/conversations/{conversation_id}", self.conversation),
             web.get("/api/mydata", self.export),
+            web.post("/api/generations/{generation_id}/report", self.report),
             web.post("/api/mydata/delete", self.delete),
         ]

@@ -100,6 +100,14 @@
       run(`/api/generations/${card.dataset.id}/regenerate`, {}, card.querySelector(".prompt").textContent, card));
     card.querySelector(".cont").addEventListener("click", () =>
       run(`/api/generations/${card.dataset.id}/continue`, {}, "", null));
+    card.querySelector(".report").addEventListener("click", async () => {
+      try {
+        const { message } = await gpt2bot.call("POST", `/api/generations/${card.dataset.id}/report`, {});
+        setStatus(message);
+      } catch (error) {
+        setStatus(error.message, true);
+      }
+    });
     return card;
   }
 
