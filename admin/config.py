@@ -52,6 +52,10 @@ class LearningConfig:
     rating_daily_cap: int = field(
         default=20, metadata={"env": "RATING_DAILY_CAP", "min": 0, "max": 1e6}
     )
+    # a Discord account younger than this (days, from its id) when it rated does not count
+    rating_min_account_days: int = field(
+        default=7, metadata={"env": "RATING_MIN_ACCOUNT_DAYS", "min": 0, "max": 3650}
+    )
     # rating-derived samples join the dataset at once (false: they wait for /admin review)
     auto_approve: bool = field(default=False, metadata={"env": "CURATION_AUTO_APPROVE"})
     # candidate held-out loss may exceed the active's by this

@@ -132,7 +132,11 @@ class Curation:
     def rule(self) -> RatingRule:
         c = self.config
         return RatingRule(
-            c.rating_min_score, c.rating_min_raters, c.rating_min_lower_bound, c.rating_daily_cap
+            c.rating_min_score,
+            c.rating_min_raters,
+            c.rating_min_lower_bound,
+            c.rating_daily_cap,
+            c.rating_min_account_days,
         )
 
     async def add(self, actor: str, texts: list[str]) -> CurationReport:

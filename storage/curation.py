@@ -133,12 +133,14 @@ class CuratedSampleRepository:
         """Every rating of a generation that may become training data (see `_kept_out`)."""
         with self._db.session() as session:
             kept_out = _kept_out(session)
-            query = select(Rating, Generation.user_id).join(
+            query = select(Rating, Generation.user_id, Generation.platform).join(
                 Generation, Generation.id == Rating.generation_id
             )
             return [
-                RatingRow(r.id, r.generation_id, author, r.rater_id, r.score, r.created_at)
-                for r, author in session.execute(query)
+                RatingRow(
+                    r.id, r.generation_id, author, r.rater_id, r.score, r.created_at, platform
+                )
+                for r, author, platform in session.execute(query)
                 if r.generation_id not in kept_out
             ]
 

@@ -3,6 +3,8 @@
 Pure functions over plain rows, so the rule reads (and is tested) apart from the database:
 
 - a member's rating of their own output never counts;
+- a Discord account younger than `min_account_days` when it rated does not count (its age is in
+  its id: a snowflake carries its creation time), so fresh sock puppets add nothing;
 - each rater's 👍 count toward at most `daily_cap` outputs a UTC day (their earliest), so a
   handful of accounts cannot push a flood;
 - an output needs `min_raters` distinct counted raters, a net score of `min_net_score`, and a
@@ -15,10 +17,11 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 WILSON_Z = 1.96  # 95% two-sided
+DISCORD_EPOCH_MS = 1_420_070_400_000  # the first millisecond of 2015, where snowflakes start
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,7 @@ class RatingRule:
     min_raters: int = 3
     min_lower_bound: float = 0.4  # 0 turns the bound off
     daily_cap: int = 20  # 0: no cap
+    min_account_days: int = 0  # Discord raters' account age at rating time; 0: any age
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,7 @@ class RatingRow:
     rater_id: str
     score: int  # +1 | -1
     created_at: datetime
+    platform: str = ""
 
 
 def wilson_lower_bound(up: int, total: int, z: float = WILSON_Z) -> float:
@@ -49,12 +54,28 @@ def wilson_lower_bound(up: int, total: int, z: float = WILSON_Z) -> float:
     return (centre - margin) / (1 + z * z / total)
 
 
-def counted(rows: list[RatingRow], daily_cap: int) -> list[RatingRow]:
-    """The ratings that count: no self-ratings, and each rater's 👍 within the daily cap."""
+def discord_account_created(user_id: str) -> datetime | None:
+    """When a Discord account was made, from its snowflake id (None for other ids)."""
+    if not user_id.isdigit():
+        return None
+    return datetime.fromtimestamp(((int(user_id) >> 22) + DISCORD_EPOCH_MS) / 1000, UTC)
+
+
+def too_young(row: RatingRow, min_days: int) -> bool:
+    if min_days <= 0 or row.platform != "discord":
+        return False
+    created = discord_account_created(row.rater_id)
+    rated = row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=UTC)
+    return created is not None and rated - created < timedelta(days=min_days)
+
+
+def counted(rows: list[RatingRow], daily_cap: int, min_account_days: int = 0) -> list[RatingRow]:
+    """The ratings that count: no self-ratings, no accounts too young, and each rater's 👍
+    within the daily cap."""
     used: dict[tuple[str, str], int] = defaultdict(int)  # (rater, day) -> 👍 counted
     kept = []
     for row in sorted(rows, key=lambda r: (r.created_at, r.rating_id)):
-        if row.rater_id == row.author_id:
+        if row.rater_id == row.author_id or too_young(row, min_account_days):
             continue
         if row.score > 0 and daily_cap > 0:
             day = (row.rater_id, row.created_at.date().isoformat())
@@ -68,7 +89,7 @@ def counted(rows: list[RatingRow], daily_cap: int) -> list[RatingRow]:
 def passing(rows: list[RatingRow], rule: RatingRule) -> dict[int, dict[str, Any]]:
     """Generation id -> why it passes (the counted ratings and the bound) for those that do."""
     by_generation: dict[int, list[RatingRow]] = defaultdict(list)
-    for row in counted(rows, rule.daily_cap):
+    for row in counted(rows, rule.daily_cap, rule.min_account_days):
         by_generation[row.generation_id].append(row)
     result = {}
     for generation_id, ratings in by_generation.items():

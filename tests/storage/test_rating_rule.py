@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from storage import CuratedSampleRepository, GenerationRepository, NewGeneration, RatingRule
-from storage.rating_rule import RatingRow, passing, wilson_lower_bound
+from storage.rating_rule import (
+    DISCORD_EPOCH_MS,
+    RatingRow,
+    discord_account_created,
+    passing,
+    wilson_lower_bound,
+)
 
 DAY = datetime(2026, 12, 1, 12, tzinfo=UTC)
 
@@ -63,3 +70,24 @@ def test_rating_derived_samples_wait_for_review_and_record_why(db) -> None:
     approved = samples.review(queued.id, "owner", approve=True)
     assert approved.active and approved.reviewed_by == "owner"
     assert [s.id for s in samples.active()] == [queued.id]
+
+
+def test_discord_accounts_younger_than_a_week_do_not_count() -> None:
+    rated = datetime(2026, 6, 1, tzinfo=UTC)
+
+    def snowflake(made: datetime) -> str:
+        return str((int(made.timestamp() * 1000) - DISCORD_EPOCH_MS) << 22)
+
+    assert discord_account_created(snowflake(rated)) == rated
+    old = [snowflake(rated - timedelta(days=400 + i)) for i in range(3)]
+    fresh = [snowflake(rated - timedelta(hours=2 + i)) for i in range(3)]
+    rows = [
+        RatingRow(i, 1, "author", rater, 1, rated, "discord")
+        for i, rater in enumerate(old[:2] + fresh)
+    ]
+    rule = RatingRule(min_raters=3, min_account_days=7)
+    assert passing(rows, rule) == {}  # two real accounts and three new ones: not enough
+    rows.append(RatingRow(9, 1, "author", old[2], 1, rated, "discord"))
+    assert list(passing(rows, rule)) == [1]
+    web = [replace(r, platform="web") for r in rows[:5]]  # browser ids carry no age
+    assert list(passing(web, RatingRule(min_raters=3, min_account_days=7))) == [1]
