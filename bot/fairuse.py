@@ -62,9 +62,6 @@ class RateLimit:
         reset_at, _ = self._limiter.get_window_stats(self.item, key)
         return max(1.0, reset_at - time.time())
 
-    def clear(self, key: str) -> None:
-        self._limiter.clear(self.item, key)
-
 
 class CoolingDown(InvalidRequest):
     """Too soon after the member's last request; the message says how long to wait."""

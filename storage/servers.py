@@ -110,14 +110,6 @@ class ServerSettingsRepository:
                 rows.setdefault(key, ServerSettingsRecord(*key))
             return [rows[key] for key in sorted(rows)][:limit]
 
-    def not_training(self) -> list[tuple[str, str]]:
-        """(platform, server id) of the servers whose ratings must not feed training."""
-        with self._db.session() as session:
-            query = select(ServerSettings.platform, ServerSettings.server_id).where(
-                ServerSettings.ratings_train.is_(False)
-            )
-            return [(p, s) for p, s in session.execute(query)]
-
     @staticmethod
     def _row(session: Any, platform: str, server_id: str) -> ServerSettings | None:
         query = select(ServerSettings).where(
