@@ -54,9 +54,10 @@ class Batch:
         on_oom: Callable[[], None] = lambda: None,
         prepack: bool = True,
         cuda_graphs: bool = True,
+        int8: bool = False,
     ) -> None:
         self.loaded = loaded
-        self.runner = GPT2Runner(loaded.model, prepack=prepack)
+        self.runner = GPT2Runner(loaded.model, prepack=prepack, int8=int8)
         self.max_rows = max_rows
         self.row_limit = max_rows  # lowered after an out-of-memory split
         self.cache = self.runner.new_cache(max_rows)
@@ -250,6 +251,8 @@ class Batch:
                     completed.append(row.owner)
         if leaving:
             self._params = None
+            if self.graphs is None:  # graphs hold the cache's addresses: it never moves
+                self.cache.fit(max((r.position for r in self.rows), default=0) + 1)
         return completed
 
     def fail_all(self, error: BackendError) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-CPU_DTYPES = ("auto", "fp32", "bf16")
+CPU_DTYPES = ("auto", "fp32", "bf16", "int8")
 
 
 @dataclass(frozen=True)

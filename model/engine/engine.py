@@ -65,8 +65,11 @@ def settle_heap() -> None:
 class Engine:
     """Continuous-batching GPT-2 generation for many concurrent async callers."""
 
-    def __init__(self, config: EngineConfig, load: Loader) -> None:
+    def __init__(self, config: EngineConfig, load: Loader, int8: bool = False) -> None:
+        """`load(version, path)` gives a loaded model; `int8`: on CPU, serve it with int8
+        weights (model/engine/linear.py; `ENGINE_CPU_DTYPE=int8`, the model loaded in fp32)."""
         self.config = config
+        self.int8 = int8
         self.metrics = EngineMetrics()
         self._load = load
         self._cond = threading.Condition()
@@ -183,6 +186,7 @@ class Engine:
             self._count_oom,
             self.config.cpu_prepack,
             self.config.cuda_graphs,
+            self.int8,
         )
 
     def _count_oom(self) -> None:
