@@ -11,6 +11,7 @@ eagerly.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -42,6 +43,11 @@ class Row:
     last_token: int = 0
     generated: int = 0
     reason: str = ""  # set when the row is done: "eos" | "length" | "cancelled"
+
+    @property
+    def tokens_left(self) -> int:
+        """Tokens this row may still generate (an upper bound: it may stop at EOS)."""
+        return max(0, self.owner.request.params.max_new_tokens - self.generated)
 
 
 class Batch:
@@ -77,6 +83,20 @@ class Batch:
     @property
     def free_rows(self) -> int:
         return max(0, self.row_limit - len(self.rows))
+
+    def time_full_step(self) -> float:
+        """Seconds of one eager decode step over every row of the cache (after a warm-up
+        step), for a first estimate of the engine's rate. Free rows only: it writes column 0,
+        which a joining row's prefill overwrites."""
+        device = self.loaded.device
+        tokens = torch.zeros(self.max_rows, dtype=torch.long, device=device)
+        rows = slice(0, self.max_rows)
+        self.runner.decode(tokens, tokens, self.cache, rows)
+        began = time.perf_counter()
+        self.runner.decode(tokens, tokens, self.cache, rows)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        return time.perf_counter() - began
 
     def _new_decode_graphs(self) -> DecodeGraphs:
         """CUDA graphs of this batch's decode step, recorded as its buckets are first needed."""

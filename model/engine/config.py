@@ -12,8 +12,12 @@ CPU_DTYPES = ("auto", "fp32", "bf16", "int8")
 class EngineConfig:
     # rows (samples) decoded together; more = more throughput, slower steps
     max_batch: int = field(default=32, metadata={"env": "ENGINE_MAX_BATCH", "min": 1})
-    # requests waiting beyond this get an immediate "busy, retry in N s"
-    max_queue: int = field(default=64, metadata={"env": "ENGINE_MAX_QUEUE", "min": 0})
+    # a request is queued while its estimated start (work ahead / measured tokens/s) is
+    # within this; beyond it, an immediate "busy, retry in N s" (model/engine/admission.py)
+    max_wait_s: float = field(default=60.0, metadata={"env": "ENGINE_MAX_WAIT_S", "min": 0})
+    # memory guard: requests waiting beyond this are refused whatever the wait (a burst of
+    # 1,000 short requests fits)
+    max_queue: int = field(default=2048, metadata={"env": "ENGINE_MAX_QUEUE", "min": 0})
     # requests one user may have queued or running at once
     max_per_user: int = field(default=2, metadata={"env": "ENGINE_MAX_PER_USER", "min": 1})
     # a request still unfinished after this fails with a clear message
@@ -41,6 +45,8 @@ class EngineConfig:
     def __post_init__(self) -> None:
         if self.max_batch < 1 or self.max_queue < 0 or self.max_per_user < 1:
             raise ValueError("max_batch and max_per_user must be ≥ 1 and max_queue ≥ 0")
+        if self.max_wait_s < 0:
+            raise ValueError("max_wait_s must be ≥ 0")
         if self.timeout_s <= 0:
             raise ValueError("timeout_s must be positive")
         if self.cpu_dtype not in CPU_DTYPES:
