@@ -1,0 +1,71 @@
+"""How far the engine is from the machine: a GEMM at the decode shape (32 rows × C @ C × 4C,
+the MLP's first projection of a full batch) through the engine's own kernels for each dtype,
+and the tokens/s it implies for the whole model if every multiply ran at that rate.
+
+A token costs 2 × (12·C² per block + V·C for the output layer) multiply-adds: ≈ 0.25 GFLOP for
+GPT-2 124M. Attention, layer norms and sampling are left out, and the weights of one projection
+stay in the cache while the model's do not, so no engine reaches its ceiling; the ratio says
+how much of the step is the multiplies.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Any
+
+import torch
+
+from model.engine import linear
+
+ROWS = 32  # the decode batch of the benchmark
+CALLS = 30  # timed calls per dtype, after warm-up
+
+
+def flops_per_token(config: Any) -> float:
+    width = int(config.n_embd)
+    return 2.0 * (int(config.n_layer) * 12 * width * width + int(config.vocab_size) * width)
+
+
+def _kernel(dtype: str, weight: torch.Tensor) -> tuple[Any, torch.dtype]:
+    """The engine's multiply for `dtype` (fp32/bf16 prepacked, int8) and its input dtype."""
+    if dtype == "int8":
+        return linear.Int8Weights(weight, None), torch.float32
+    torch_dtype = torch.bfloat16 if dtype == "bfloat16" else torch.float32
+    if linear.prepack_available():
+        return linear.Prepacked(weight.to(torch_dtype), None), torch_dtype
+    cast = weight.to(torch_dtype)
+    return (lambda x: torch.nn.functional.linear(x, cast)), torch_dtype
+
+
+@torch.inference_mode()
+def gemm_rate(dtype: str, width: int) -> float:
+    """Median GFLOP/s (GOP/s for int8) of ROWS × width @ width × 4·width in `dtype`."""
+    generator = torch.Generator().manual_seed(0)
+    weight = torch.randn(4 * width, width, generator=generator) * 0.02  # (out, in)
+    multiply, input_dtype = _kernel(dtype, weight)
+    x = torch.randn(ROWS, width, generator=generator).to(input_dtype)
+    for _ in range(5):
+        multiply(x)
+    times = []
+    for _ in range(CALLS):
+        began = time.perf_counter()
+        multiply(x)
+        times.append(time.perf_counter() - began)
+    return 2.0 * ROWS * width * 4 * width / statistics.median(times) / 1e9
+
+
+def ceilings(config: Any, dtypes: list[str]) -> dict[str, dict[str, Any]]:
+    """Per dtype: the GEMM rate at the decode shape and the tokens/s it implies."""
+    per_token = flops_per_token(config)
+    width = int(config.n_embd)
+    out = {}
+    for dtype in dtypes:
+        rate = gemm_rate(dtype, width)
+        out[dtype] = {
+            "gemm_shape": f"{ROWS}x{width} @ {width}x{4 * width}",
+            "gemm_gflop_per_s": round(rate, 1),
+            "gflop_per_token": round(per_token / 1e9, 4),
+            "tokens_per_s": round(rate * 1e9 / per_token, 1),
+        }
+    return out
