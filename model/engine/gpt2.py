@@ -138,6 +138,7 @@ class GPT2Runner:
             list(body.h), self.lm_head, tanh_gelu, self.weights, self.width
         )
         self._decode_attention = bmm_attention if on_cpu else sdpa_attention
+        self._decode_mask = additive_mask if on_cpu else boolean_mask
 
     def new_cache(self, rows: int) -> KVCache:
         """An empty cache of `rows` rows shaped for this model (its caller owns it)."""
@@ -232,7 +233,7 @@ class GPT2Runner:
         cache.ensure(columns)
         x = self.body.wte(tokens) + self.body.wpe(positions)  # (B, C)
         visible = torch.arange(columns, device=tokens.device)[None] <= positions[:, None]
-        mask = visible[:, None, None, :]  # (B, 1, 1, T): each row sees its own tokens only
+        mask = self._decode_mask(visible, heads, self.dtype)  # each row sees its own tokens
         batch_index = torch.arange(count, device=tokens.device)
         for index, (block, project) in enumerate(zip(self.body.h, self.projections, strict=True)):
             qkv = project.qkv(block.ln_1(x)).view(count, 3, heads, dim)
@@ -247,11 +248,25 @@ class GPT2Runner:
         return self._logits(x)  # (B, V)
 
 
+def boolean_mask(visible: torch.Tensor, heads: int, dtype: torch.dtype) -> torch.Tensor:
+    """`visible` (B, T) as `sdpa_attention` takes it: (B, 1, 1, T), true where visible."""
+    return visible[:, None, None, :]
+
+
+def additive_mask(visible: torch.Tensor, heads: int, dtype: torch.dtype) -> torch.Tensor:
+    """`visible` (B, T) as `bmm_attention` takes it: (B·H, 1, T), 0 where visible and -inf
+    elsewhere, built once per step and added by every layer's score product."""
+    count, columns = visible.shape
+    bias = torch.zeros(count, 1, 1, columns, dtype=dtype, device=visible.device)
+    bias.masked_fill_(~visible[:, None, None, :], float("-inf"))
+    return bias.expand(count, heads, 1, columns).reshape(count * heads, 1, columns)
+
+
 def sdpa_attention(
     query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, scale: float
 ) -> torch.Tensor:
     """One query per row over its cached keys: `query` (B, H, D), `keys`/`values` (B, H, T, D),
-    `mask` (B, 1, 1, T) true where visible; (B, H*D). torch's fused kernel (GPUs)."""
+    `mask` from `boolean_mask`; (B, H·D). torch's fused kernel (GPUs)."""
     count = query.shape[0]
     attended = F.scaled_dot_product_attention(
         query[:, :, None], keys, values, attn_mask=mask, scale=scale
@@ -260,17 +275,18 @@ def sdpa_attention(
 
 
 def bmm_attention(
-    query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, scale: float
+    query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, bias: torch.Tensor, scale: float
 ) -> torch.Tensor:
-    """`sdpa_attention` as two batched matrix products around a softmax (CPUs): for a single
-    query, torch's CPU flash kernel tiles a one-row problem and was measured at ~47 % of a bf16
-    decode step (32 rows, 2-core Zen 4); this reads each cached key and value once."""
+    """`sdpa_attention` as two batched matrix products around a softmax (CPUs), `bias` from
+    `additive_mask`. For a single query, torch's CPU flash kernel tiles a one-row problem: it
+    was ~47 % of a bf16 decode step (32 rows, 2-core Zen 4). This reads each cached key and
+    value once, three ops per layer. `keys`/`values` must be whole cache rows (every allocated
+    column): a bf16 product over a column slice copies it first (7x slower, measured)."""
     count, heads, dim = query.shape
     columns = keys.shape[2]
     flat_keys = keys.reshape(count * heads, columns, dim)  # a view: rows are contiguous
     flat_values = values.reshape(count * heads, columns, dim)
-    scores = torch.bmm(query.reshape(count * heads, 1, dim), flat_keys.transpose(1, 2))
-    scores = scores.view(count, heads, 1, columns).masked_fill_(~mask, float("-inf"))
-    weights = torch.softmax(scores.float().mul_(scale), dim=-1).to(values.dtype)
-    attended = torch.bmm(weights.view(count * heads, 1, columns), flat_values)
+    queries = query.reshape(count * heads, 1, dim)
+    scores = torch.baddbmm(bias, queries, flat_keys.transpose(1, 2), alpha=scale)  # (B·H, 1, T)
+    attended = torch.bmm(torch.softmax(scores, dim=-1), flat_values)
     return attended.view(count, heads * dim)
