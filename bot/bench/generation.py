@@ -44,7 +44,8 @@ def _variants(base: LoadedModel, where: torch.device) -> tuple[str, dict[str, Va
         if cpu_has_fast_bf16() or name == "bf16":
             variants["bf16"] = (with_dtype(base, torch.bfloat16, "bench-bf16"), False)
         if int8_available():
-            variants["int8"] = (fp32, True)
+            over = load_dtype_name("int8")  # the activations' dtype under int8 weights
+            variants["int8"] = (variants.get(over, (fp32, False))[0], True)
     if name not in variants:
         variants[name] = (with_dtype(base, dtype, f"bench-{name}"), False)
     return name, variants

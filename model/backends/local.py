@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 def engine_dtype_name(config: ModelConfig, device: torch.device) -> str:
     """`DTYPE` when set; on CPU with DTYPE=auto, `ENGINE_CPU_DTYPE` (auto = bf16 if fast;
-    "int8" = int8 weights over an fp32 model, see `load_dtype_name`)."""
+    "int8" = int8 weights, see `load_dtype_name`)."""
     if config.dtype != "auto" or device.type != "cpu":
         return config.dtype
     choice = config.engine.cpu_dtype
@@ -32,8 +32,11 @@ def engine_dtype_name(config: ModelConfig, device: torch.device) -> str:
 
 
 def load_dtype_name(engine_dtype: str) -> str:
-    """The dtype the model is loaded in for the engine's dtype (int8 weights are made from fp32)."""
-    return "fp32" if engine_dtype == "int8" else engine_dtype
+    """The dtype the model is loaded in for the engine's dtype: int8 weights serve over bf16
+    activations where the CPU has native bf16, over fp32 elsewhere."""
+    if engine_dtype == "int8":
+        return "bf16" if cpu_has_fast_bf16() else "fp32"
+    return engine_dtype
 
 
 class LocalBackend:

@@ -132,7 +132,7 @@ class GPT2Runner:
         # GPT-2's "gelu_new" is the tanh approximation of GELU, which torch has as one op
         tanh_gelu = config.activation_function in ("gelu_new", "gelu_pytorch_tanh")
         on_cpu = self.device.type == "cpu"
-        int8 = int8 and on_cpu and self.dtype == torch.float32  # int8 weights are made from fp32
+        int8 = int8 and on_cpu and self.dtype in (torch.float32, torch.bfloat16)
         self.weights = "int8" if int8 else "prepack" if prepack and on_cpu else "modules"
         self.projections, self._head = linear.build(
             list(body.h), self.lm_head, tanh_gelu, self.weights, self.width

@@ -84,7 +84,7 @@ class Int8Weights:
     """`x @ W.T + b` (then tanh GELU when asked) in int8: W quantized once per output channel,
     `x` per row at each call (dynamic quantization, scale = max |x_row| / 127), the product by
     `torch._int_mm` (int8 x int8 -> int32). Per-row scales keep a row's result independent of
-    the other rows of the batch. fp32 in and out."""
+    the other rows of the batch. In and out in W's dtype (fp32 or bf16)."""
 
     def __init__(
         self, weight_out_in: torch.Tensor, bias: torch.Tensor | None, gelu: bool = False
@@ -94,13 +94,16 @@ class Int8Weights:
             scale = weight.abs().amax(dim=1).clamp(min=1e-12) / 127  # (N,)
             quantized = torch.round(weight / scale[:, None]).clamp(-127, 127).to(torch.int8)
             self.weight = quantized.t()  # (K, N), a view of the (N, K) rows: the fast layout
-            self.scale = scale / 127  # folds the activations' 1/127 in
-            self.bias = torch.zeros_like(scale) if bias is None else bias.detach().float()
+            dtype = weight_out_in.dtype
+            self.scale = (scale / 127).to(dtype)  # folds the activations' 1/127 in
+            self.bias = torch.zeros_like(self.scale) if bias is None else bias.detach().to(dtype)
         self.gelu = gelu
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        peak = torch.linalg.vector_norm(x, float("inf"), dim=-1, keepdim=True).clamp_(min=1e-12)
-        quantized = (x * (127 / peak)).round_().to(torch.int8)  # (M, K)
+        # abs + amax: torch.linalg.vector_norm(inf) took 76 us here for 32 rows, this 5 us
+        peak = x.abs().amax(dim=-1, keepdim=True).clamp_(min=1e-12)
+        # in bf16, 127 / peak may round up: the row's peak would wrap to -128 without the clamp
+        quantized = (x * (127 / peak)).round_().clamp_(-127, 127).to(torch.int8)  # (M, K)
         out = torch.addcmul(self.bias, torch._int_mm(quantized, self.weight), peak * self.scale)
         return F.gelu(out, approximate="tanh") if self.gelu else out
 

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from model.backends.base import GenerationRequest, SamplingParams
+from model.backends.local import load_dtype_name
 from model.bootstrap import bundled_corpus
 from model.engine import Engine, EngineConfig, linear
 from model.engine.gpt2 import (
@@ -68,13 +69,16 @@ def test_bf16_and_int8_projections_are_used_and_checked(model_versions):
     bf16 = loader(dtype="bf16")("v1", str(model_versions["v1"]))
     assert isinstance(GPT2Runner(bf16.model).projections[0].qkv, linear.Prepacked)
     assert isinstance(GPT2Runner(fp32.model, int8=True).projections[0].qkv, linear.Int8Weights)
-    assert GPT2Runner(bf16.model, int8=True).weights == "prepack"  # int8 is made from fp32
+    assert isinstance(GPT2Runner(bf16.model, int8=True).projections[0].up, linear.Int8Weights)
     probe = torch.randn(3, fp32.model.config.n_embd)
     block = fp32.model.transformer.h[0]
     int8 = linear.Int8Weights(block.attn.c_attn.weight.detach().t(), block.attn.c_attn.bias)
     expected = block.attn.c_attn(probe)
     error = (int8(probe) - expected).abs().max() / expected.abs().max()
     assert error < 0.02
+    low = linear.Int8Weights(block.attn.c_attn.weight.detach().t().bfloat16(), None)
+    error = (low(probe.bfloat16()).float() - expected + block.attn.c_attn.bias).abs().max()
+    assert error / expected.abs().max() < 0.03  # a bf16 row's peak must not wrap to -128
     alone = int8(probe[1:2])  # per-row activation scales: a row's result ignores its neighbours
     torch.testing.assert_close(alone, int8(probe)[1:2], atol=1e-6, rtol=1e-6)
 
@@ -95,16 +99,19 @@ async def _greedy_texts(engine: Engine) -> list[str]:
 async def test_int8_engine_keeps_the_model_quality(model_versions, record_property):
     """ENGINE_CPU_DTYPE=int8: held-out loss within 2 % of fp32, and the same greedy text for
     most prompts (the share is reported: `-rA` shows it)."""
-    loaded = loader()("v1", str(model_versions["v1"]))
+    fp32 = loader()("v1", str(model_versions["v1"]))
+    under = load_dtype_name("int8")  # the activations' dtype under int8 weights, as served
+    served = loader(dtype=under)("v1", str(model_versions["v1"]))
     text = " ".join(bundled_corpus()[-12:])
-    ids = loaded.tokenizer.encode(text)[:256]
+    ids = fp32.tokenizer.encode(text)[:256]
     with torch.inference_mode():
-        fp32_loss = _held_out_loss(GPT2Runner(loaded.model), ids)
-        int8_loss = _held_out_loss(GPT2Runner(loaded.model, int8=True), ids)
+        fp32_loss = _held_out_loss(GPT2Runner(fp32.model), ids)
+        int8_loss = _held_out_loss(GPT2Runner(served.model, int8=True), ids)
     assert abs(int8_loss - fp32_loss) / fp32_loss < 0.02
     texts = {}
     for int8 in (False, True):
-        engine = Engine(EngineConfig(metrics_log_interval_s=0), loader(), int8=int8)
+        load = loader(dtype=under if int8 else "fp32")
+        engine = Engine(EngineConfig(metrics_log_interval_s=0), load, int8=int8)
         await engine.start("v1", str(model_versions["v1"]))
         try:
             texts[int8] = await _greedy_texts(engine)
