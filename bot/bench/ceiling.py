@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from model.backends.local import load_dtype_name
 from model.engine import linear
 
 ROWS = 32  # the decode batch of the benchmark
@@ -28,10 +29,12 @@ def flops_per_token(config: Any) -> float:
 
 
 def _kernel(dtype: str, weight: torch.Tensor) -> tuple[Any, torch.dtype]:
-    """The engine's multiply for `dtype` (fp32/bf16 prepacked, int8) and its input dtype."""
+    """The engine's multiply for `dtype` ("fp32"/"bf16" prepacked; "int8" over the
+    activations' dtype the engine serves it with) and its input dtype."""
     if dtype == "int8":
-        return linear.Int8Weights(weight, None), torch.float32
-    torch_dtype = torch.bfloat16 if dtype == "bfloat16" else torch.float32
+        over = torch.bfloat16 if load_dtype_name("int8") == "bf16" else torch.float32
+        return linear.Int8Weights(weight.to(over), None), over
+    torch_dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[dtype]
     if linear.prepack_available():
         return linear.Prepacked(weight.to(torch_dtype), None), torch_dtype
     cast = weight.to(torch_dtype)
@@ -56,7 +59,8 @@ def gemm_rate(dtype: str, width: int) -> float:
 
 
 def ceilings(config: Any, dtypes: list[str]) -> dict[str, dict[str, Any]]:
-    """Per dtype: the GEMM rate at the decode shape and the tokens/s it implies."""
+    """Per dtype ("fp32", "bf16", "int8"): the GEMM rate at the decode shape and the tokens/s
+    it implies."""
     per_token = flops_per_token(config)
     width = int(config.n_embd)
     out = {}

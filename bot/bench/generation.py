@@ -13,6 +13,7 @@ before they finish, so their TTFT is their latency.
 from __future__ import annotations
 
 import asyncio
+import os
 from typing import Any
 
 import torch
@@ -28,7 +29,7 @@ from model.engine.linear import int8_available, prepack_available
 from model.versions import LoadedModel
 
 SHORT = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
-CEILING_DTYPES = {"fp32": "float32", "bf16": "bfloat16", "int8": "int8"}
+CEILING_DTYPES = ("fp32", "bf16", "int8")
 
 Variant = tuple[LoadedModel, bool]  # the model and whether it serves with int8 weights
 
@@ -79,38 +80,67 @@ def run_benchmark(quick: bool = False, progress: Any = None, device: str = "cpu"
     fp32 = variants["fp32"][0]
     lag = [0.0]
     results: dict[str, dict[str, Any]] = {}
+    load_before = os.getloadavg()
+
+    def measure(message: str, key: str, run: Any, *args: Any) -> None:
+        say(message)
+        results[key] = _attempt(message, run, *args)
+        say(f"  {key}: {results[key].get('tokens_per_s', results[key].get('error'))} tokens/s")
+
     for name, (loaded, weights_int8) in variants.items():
-        say(f"engine burst ({name})")
-        results[f"engine_{name}"] = scenarios.run_engine(
-            loaded, workload, False, lag, True, weights_int8
+        run = scenarios.run_engine
+        measure(
+            f"engine burst ({name})",
+            f"engine_{name}",
+            run,
+            loaded,
+            workload,
+            False,
+            lag,
+            True,
+            weights_int8,
         )
     results["engine"] = results[f"engine_{default}"]
     if where.type == "cpu" and prepack_available():  # what prepacking brings, side by side
-        say("engine burst (fp32, ENGINE_CPU_PREPACK=false)")
-        results["engine_fp32_unpacked"] = scenarios.run_engine(fp32, workload, False, lag, False)
-    say("engine arrivals")
-    results["engine_arrivals"] = scenarios.run_engine(fast, workload, True, lag, int8=int8)
+        run = scenarios.run_engine
+        measure(
+            "engine burst (fp32, unpacked)",
+            "engine_fp32_unpacked",
+            run,
+            fp32,
+            workload,
+            False,
+            lag,
+            False,
+        )
+    measure(
+        "engine arrivals",
+        "engine_arrivals",
+        scenarios.run_engine,
+        fast,
+        workload,
+        True,
+        lag,
+        True,
+        int8,
+    )
     say("short request in a busy engine")
     short = asyncio.run(scenarios.short_request(fast, workload, lag, int8))
     say("one request streaming alone")
     streams = {
         n: scenarios.run_single_stream(m, workload, quick, i) for n, (m, i) in variants.items()
     }
+    say(f"  { ({n: s['tokens_per_s'] for n, s in streams.items()}) } tokens/s")
     say("a burst of 1,000 short requests")
     burst = scenarios.run_burst_1000(fast, workload, quick, int8)
+    say(f"  generated share {burst['generated_share']}")
     say("GEMM ceilings at the decode shape")
     ceiling = ceilings(base.model.config, [d for d in variants if d in CEILING_DTYPES])
-    say("naive bot")
-    results["naive"] = _attempt("naive", baselines.run_naive, fp32, workload)
-    say("HF static batching")
-    results["static_batch"] = _attempt("static batching", baselines.run_static, fp32, workload)
-    say("transformers generate_batch")
-    results["generate_batch"] = _attempt(
-        "generate_batch", baselines.run_generate_batch, fp32, workload
-    )
+    measure("naive bot", "naive", baselines.run_naive, fp32, workload)
+    measure("HF static batching", "static_batch", baselines.run_static, fp32, workload)
+    measure("generate_batch", "generate_batch", baselines.run_generate_batch, fp32, workload)
     if where.type == "cpu" and baselines.ctranslate2_available():
-        say("CTranslate2")
-        results["ctranslate2"] = _attempt("ctranslate2", baselines.run_ctranslate2, fp32, workload)
+        measure("CTranslate2", "ctranslate2", baselines.run_ctranslate2, fp32, workload)
     return {
         "workload": {
             **workload.shape,
@@ -118,6 +148,7 @@ def run_benchmark(quick: bool = False, progress: Any = None, device: str = "cpu"
             "device": torch.cuda.get_device_name(where) if where.type == "cuda" else where.type,
             "dtype": default if default == "int8" else dtype_name(fast.dtype),  # the default
             "bf16_available": where.type == "cpu" and cpu_has_fast_bf16(),
+            "loadavg_1min": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],  # start, end
         },
         "results": results,
         "ceiling": ceiling,

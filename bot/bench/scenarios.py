@@ -22,10 +22,10 @@ from model.versions import LoadedModel
 
 TICK_S = 0.01  # the event-loop ticker's period
 BENCH_CONFIG = EngineConfig(max_batch=32, max_queue=128, max_per_user=128, metrics_log_interval_s=0)
-SINGLE_STREAM = {"prompt_tokens": 16, "new_tokens": 128, "runs": 5}
-SINGLE_STREAM_QUICK = {"prompt_tokens": 4, "new_tokens": 16, "runs": 3}
-BURST = {"requests": 1000, "new_tokens": 12, "prompt_tokens": (8, 32)}
-BURST_QUICK = {"requests": 100, "new_tokens": 4, "prompt_tokens": (4, 8)}
+SINGLE_STREAM: dict[str, Any] = {"prompt_tokens": 16, "new_tokens": 128, "runs": 5}
+SINGLE_STREAM_QUICK: dict[str, Any] = {"prompt_tokens": 4, "new_tokens": 16, "runs": 3}
+BURST: dict[str, Any] = {"requests": 1000, "new_tokens": 12, "prompt_tokens": (8, 32)}
+BURST_QUICK: dict[str, Any] = {"requests": 100, "new_tokens": 4, "prompt_tokens": (4, 8)}
 
 
 def label(loaded: LoadedModel, int8: bool) -> str:
