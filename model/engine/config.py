@@ -23,7 +23,8 @@ class EngineConfig:
     # a request still unfinished after this fails with a clear message
     timeout_s: float = field(default=300.0, metadata={"env": "ENGINE_TIMEOUT_S", "min": 1})
     # dtype on CPU when DTYPE=auto: "auto" = bf16 where the CPU has native bf16 (AVX512-BF16 or
-    # AMX), else fp32. Measured on a 2-core AVX512-BF16 CPU: bf16 ≈ 2x fp32 (docs/engine.md).
+    # AMX), else fp32; "int8" = int8 weights over bf16 (or fp32) activations. Chosen by
+    # `gpt2bot bench generation` (docs/engine.md, "Devices and dtype").
     cpu_dtype: str = field(
         default="auto", metadata={"env": "ENGINE_CPU_DTYPE", "choices": CPU_DTYPES}
     )
