@@ -87,6 +87,8 @@ def run_benchmark(quick: bool = False, progress: Any = None, device: str = "cpu"
         results[key] = _attempt(message, run, *args)
         say(f"  {key}: {results[key].get('tokens_per_s', results[key].get('error'))} tokens/s")
 
+    say("GEMM ceilings at the decode shape")
+    ceiling = ceilings(base.model.config, [d for d in variants if d in CEILING_DTYPES])
     for name, (loaded, weights_int8) in variants.items():
         run = scenarios.run_engine
         measure(
@@ -134,13 +136,13 @@ def run_benchmark(quick: bool = False, progress: Any = None, device: str = "cpu"
     say("a burst of 1,000 short requests")
     burst = scenarios.run_burst_1000(fast, workload, quick, int8)
     say(f"  generated share {burst['generated_share']}")
-    say("GEMM ceilings at the decode shape")
-    ceiling = ceilings(base.model.config, [d for d in variants if d in CEILING_DTYPES])
     measure("naive bot", "naive", baselines.run_naive, fp32, workload)
     measure("HF static batching", "static_batch", baselines.run_static, fp32, workload)
     measure("generate_batch", "generate_batch", baselines.run_generate_batch, fp32, workload)
     if where.type == "cpu" and baselines.ctranslate2_available():
         measure("CTranslate2", "ctranslate2", baselines.run_ctranslate2, fp32, workload)
+    say("GEMM ceilings at the decode shape, again (the better one counts)")
+    ceiling = ceilings(base.model.config, list(ceiling), ceiling)
     return {
         "workload": {
             **workload.shape,
