@@ -28,8 +28,8 @@ class EngineConfig:
     cpu_dtype: str = field(
         default="auto", metadata={"env": "ENGINE_CPU_DTYPE", "choices": CPU_DTYPES}
     )
-    # CPU fp32: prepack the weights for oneDNN (engine tokens/s x1.52 on the 2-core AMD EPYC,
-    # x1.13-1.18 on 2 Xeon cores; weights held twice in memory); see model/engine/linear.py
+    # CPU, fp32 and bf16: prepack the weights for oneDNN (fp32 engine tokens/s x1.52-2.7 on the
+    # 2-core AMD EPYC, x1.13-1.18 on 2 Xeon cores; weights held twice); model/engine/linear.py
     cpu_prepack: bool = field(default=True, metadata={"env": "ENGINE_CPU_PREPACK"})
     # GPU: replay decode steps from CUDA graphs (model/engine/graphs.py); the KV cache is then
     # allocated at full length up front (GPT-2 124M, 32 rows: 1.2 GB in bf16)

@@ -11,19 +11,19 @@ oneDNN can re-arrange (prepack) a weight once, for good, in fp32 and in bf16. Me
     fp32 prepacked         0.23    0.54
     bf16 F.linear          0.27    0.43
     bf16 prepacked         0.13    0.30
-    int8 weights, bf16 x   0.06    0.61
 
 and the 50257-wide output layer at 32 rows: bf16 21 ms as a module, 4.4-8.2 ms prepacked (fp32:
 67 → 17 ms). The cost is memory: the prepacked copies sit beside the model's own weights (which
 the rest of the program still uses), so the engine holds the weights twice (+500 MB for GPT-2
 124M in fp32, +250 MB in bf16). `ENGINE_CPU_PREPACK=false` turns it off.
 
-int8 (`ENGINE_CPU_DTYPE=int8`): the blocks' weights are quantized once, per output channel
-(symmetric, scale = max |w| / 127), and multiplied by bf16 activations with torch's weight-only
-int8 kernel (`_weight_int8pack_mm`). Activations are not quantized, so a row's result does not
-depend on the other rows of the batch (dynamic activation quantization shares one scale across
-the batch). Reading half the bytes of bf16 is what a step of few rows is bound by; the output
-layer stays bf16 prepacked, as the int8 kernel is 2.5x slower than oneDNN's bf16 at 32 rows.
+int8 (`ENGINE_CPU_DTYPE=int8`, `Int8Weights`): every projection and the output layer, weights
+quantized once per output channel, activations per row at each call, `torch._int_mm`. Measured
+alternatives (same CPU, the 48 block projections, weights cold, ms at 1 / 32 rows): bf16
+prepacked 7.2 / 12.6; torch's weight-only `_weight_int8pack_mm` (bf16 x) 4.6 / 24.5: fast for a
+row, slow for a batch; fbgemm's dynamic `linear_dynamic` 4.1 / 9.4, but its one activation scale
+per call makes a row's result depend on its neighbours, and its quantized-tensor API is
+deprecated in torch 2.13; `_int_mm` with per-row scales 3.8 / 11.8 (before the abs/amax fix).
 """
 
 from __future__ import annotations
