@@ -158,6 +158,8 @@ class Batch:
         if not self.rows:
             return
         device = self.loaded.device
+        if self.graphs is None:  # grow for every row here, copying only the rows in use
+            self.cache.ensure(max(r.position for r in self.rows) + 1, len(self.rows))
         tokens = torch.tensor([r.last_token for r in self.rows], device=device)
         positions = torch.tensor([r.position for r in self.rows], device=device)
         logits = self._decode_splitting_on_oom(tokens, positions, 0, len(self.rows))

@@ -59,10 +59,13 @@ def test_a_cache_left_wide_by_a_long_row_shrinks_and_keeps_what_it_stores():
     cache.ensure(300)
     cache.keys[:, :, :, :40] = 1.0
     cache.fit(40)  # the long row left: 40 columns are in use
-    assert cache.columns == 48 and bool((cache.keys[:, :, :, :40] == 1).all())
-    cache.ensure(100)
-    cache.fit(60)  # few columns unused: nothing moves
-    assert cache.columns == 100
+    assert cache.columns == 64 and bool((cache.keys[:, :, :, :40] == 1).all())
+    cache.ensure(150)
+    cache.fit(60)  # fewer than SHRINK_SLACK columns unused: nothing moves
+    assert cache.columns == 150
+    cache.keys[:, 1] = 2.0
+    cache.ensure(300, rows_in_use=1)  # a growth keeps the rows in use, the others start empty
+    assert bool((cache.keys[:, 0, :, :40] == 1).all()) and not bool(cache.keys[:, 1].any())
 
 
 def test_bf16_and_int8_projections_are_used_and_checked(model_versions):
