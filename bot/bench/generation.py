@@ -1,307 +1,55 @@
-"""`gpt2bot bench generation`: the engine against the usual ways of serving GPT-2, in one run.
+"""`gpt2bot bench generation`: the engine against the usual ways of serving GPT-2, and against
+the machine, in one run.
 
-Scenarios on the same seeded workload (`workload.py`): burst (all requests at once,
-throughput), arrivals (a Poisson process, latency), short-in-busy (a short request while long
-ones run). Baselines: the naive bot (one `generate` per request, in turn), HF static batching
-(one padded `generate`), transformers' `generate_batch`. Tokens/s counts useful tokens only:
-what each request asked for, not padding or tokens past its own `max_new_tokens`.
-Non-streaming baselines show nothing before they finish, so their TTFT is their latency.
+On the same seeded workload (`workload.py`): the engine in each dtype it can serve here
+(`scenarios.py`: burst, arrivals, short-in-busy, one stream alone, a burst of 1,000 short
+requests), the baselines (`baselines.py`: naive bot, HF static batching, `generate_batch`,
+CTranslate2 when installed), and the tokens/s ceiling that a GEMM at the decode shape implies
+for each dtype (`ceiling.py`). Tokens/s counts useful tokens only: what each request asked
+for, not padding or tokens past its own `max_new_tokens`. Non-streaming baselines show nothing
+before they finish, so their TTFT is their latency.
 """
 
 from __future__ import annotations
 
 import asyncio
-import threading
-import time
+import os
 from typing import Any
 
 import torch
 
-from bot.bench.workload import BenchRequest, Workload, build_model, build_workload, with_dtype
-from model.backends.base import GenerationRequest, GenerationResult
-from model.backends.local import engine_dtype_name
+from bot.bench import baselines, scenarios
+from bot.bench.ceiling import ceilings
+from bot.bench.measure import dtype_name
+from bot.bench.workload import build_model, build_workload, with_dtype
+from model.backends.local import engine_dtype_name, load_dtype_name
 from model.config import ModelConfig
-from model.device import resolve_device, resolve_dtype
-from model.engine import Engine, EngineConfig
-from model.engine.linear import prepack_available
-from model.engine.metrics import percentile
+from model.device import cpu_has_fast_bf16, resolve_device, resolve_dtype
+from model.engine.linear import int8_available, prepack_available
 from model.versions import LoadedModel
 
-TICK_S = 0.01  # the event-loop ticker's period
+SHORT = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
+CEILING_DTYPES = ("fp32", "bf16", "int8")
+
+Variant = tuple[LoadedModel, bool]  # the model and whether it serves with int8 weights
 
 
-class PeakRss:
-    """Samples this process' resident memory in a thread; `peak_mb` after the block (and the
-    peak of torch's CUDA allocator, `gpu_mb`, when a GPU is in use)."""
-
-    def __init__(self) -> None:
-        self.peak_mb = 0.0
-        self.gpu_mb: float | None = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-
-    def _sample(self) -> None:
-        while not self._stop.is_set():
-            with open("/proc/self/status") as status:
-                for line in status:
-                    if line.startswith("VmRSS:"):
-                        self.peak_mb = max(self.peak_mb, int(line.split()[1]) / 1024)
-            self._stop.wait(0.05)
-
-    def __enter__(self) -> PeakRss:
-        if torch.cuda.is_initialized():
-            torch.cuda.reset_peak_memory_stats()
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        if torch.cuda.is_initialized():
-            self.gpu_mb = torch.cuda.max_memory_allocated() / 2**20
-
-
-def summarize(
-    tokens: int,
-    seconds: float,
-    latencies: list[float],
-    ttfts: list[float],
-    memory: PeakRss,
-    dtype: torch.dtype,
-) -> dict[str, Any]:
-    gpu = {} if memory.gpu_mb is None else {"peak_gpu_mb": round(memory.gpu_mb, 1)}
-    return {
-        "tokens": tokens,
-        "seconds": round(seconds, 2),
-        "tokens_per_s": round(tokens / seconds, 2),
-        "p50_latency_s": round(percentile(latencies, 0.5), 3),
-        "p95_latency_s": round(percentile(latencies, 0.95), 3),
-        "p50_ttft_s": round(percentile(ttfts, 0.5), 3),
-        "p95_ttft_s": round(percentile(ttfts, 0.95), 3),
-        "peak_rss_mb": round(memory.peak_mb, 1),
-        **gpu,
-        "dtype": str(dtype).removeprefix("torch."),
-    }
-
-
-async def _ticker(lag: list[float], stop: asyncio.Event) -> None:
-    while not stop.is_set():
-        before = time.perf_counter()
-        await asyncio.sleep(TICK_S)
-        lag[0] = max(lag[0], time.perf_counter() - before - TICK_S)
-
-
-async def _engine(
-    loaded: LoadedModel,
-    requests: list[BenchRequest],
-    arrivals: list[float],
-    lag: list[float],
-    prepack: bool = True,
-) -> tuple[list[GenerationResult], float]:
-    engine = Engine(
-        EngineConfig(
-            max_batch=32,
-            max_queue=128,
-            max_per_user=128,
-            metrics_log_interval_s=0,
-            cpu_prepack=prepack,
-        ),
-        lambda _v, _p: loaded,
-    )
-    await engine.start(loaded.version, loaded.path)
-    stop = asyncio.Event()
-    ticker = asyncio.create_task(_ticker(lag, stop))
-    started = time.perf_counter()
-    try:
-        handles = []
-        for request, at in zip(requests, arrivals, strict=True):
-            await asyncio.sleep(max(0.0, started + at - time.perf_counter()))
-            handles.append(engine.submit(GenerationRequest(request.prompt, request.params)))
-        results = [await h.result() for h in handles]
-        elapsed = time.perf_counter() - started
-    finally:
-        stop.set()
-        await ticker
-        await engine.close()
-    return results, elapsed
-
-
-def run_engine(
-    loaded: LoadedModel, workload: Workload, arrivals: bool, lag: list[float], prepack: bool = True
-) -> dict[str, Any]:
-    times = workload.arrivals if arrivals else [0.0] * len(workload.requests)
-    # warm-up: a server runs for days, so first-use costs are not what it serves at. On a GPU
-    # they are many (cuBLAS picks kernels per shape, the allocator grows): a whole burst first.
-    warm = workload.requests if loaded.device.type == "cuda" else workload.requests[:2]
-    asyncio.run(_engine(loaded, warm, [0.0] * len(warm), lag, prepack))
-    with PeakRss() as rss:
-        results, elapsed = asyncio.run(_engine(loaded, workload.requests, times, lag, prepack))
-    tokens = sum(sum(r.completion_tokens) for r in results)
-    return summarize(
-        tokens,
-        elapsed,
-        [r.latency_s for r in results],
-        [r.ttft_s for r in results],
-        rss,
-        loaded.dtype,
-    )
-
-
-def _hf_kwargs(params: Any, eos: int) -> dict[str, Any]:
-    greedy = params.temperature == 0
-    return {
-        "do_sample": not greedy,
-        "temperature": None if greedy else params.temperature,
-        "top_k": None if greedy else params.top_k,
-        "top_p": None if greedy else params.top_p,
-        "repetition_penalty": params.repetition_penalty,
-        "pad_token_id": eos,
-        "eos_token_id": eos,
-    }
-
-
-@torch.inference_mode()
-def run_naive(loaded: LoadedModel, workload: Workload) -> dict[str, Any]:
-    """The typical bot: one `generate` per request, one request at a time."""
-    eos = loaded.tokenizer.eos_token_id
-    latencies, tokens = [], 0
-    with PeakRss() as rss:
-        started = time.perf_counter()
-        for request in workload.requests:
-            torch.manual_seed(request.params.seed)
-            ids = torch.tensor([request.prompt_ids], device=loaded.device)
-            out = loaded.model.generate(
-                ids,
-                attention_mask=torch.ones_like(ids),  # type: ignore[operator]
-                max_new_tokens=request.params.max_new_tokens,
-                **_hf_kwargs(request.params, eos),
-            )
-            tokens += out.shape[1] - ids.shape[1]
-            latencies.append(time.perf_counter() - started)
-        elapsed = time.perf_counter() - started
-    return summarize(tokens, elapsed, latencies, latencies, rss, loaded.dtype)
-
-
-@torch.inference_mode()
-def run_static(loaded: LoadedModel, workload: Workload) -> dict[str, Any]:
-    """All requests left-padded into one `generate` (one parameter set, the longest length)."""
-    eos = loaded.tokenizer.eos_token_id
-    requests = workload.requests
-    width = max(len(r.prompt_ids) for r in requests)
-    ids = torch.tensor(
-        [[eos] * (width - len(r.prompt_ids)) + r.prompt_ids for r in requests], device=loaded.device
-    )
-    mask = torch.tensor(
-        [[0] * (width - len(r.prompt_ids)) + [1] * len(r.prompt_ids) for r in requests],
-        device=loaded.device,
-    )
-    longest = max(r.params.max_new_tokens for r in requests)
-    torch.manual_seed(0)
-    with PeakRss() as rss:
-        started = time.perf_counter()
-        out = loaded.model.generate(
-            ids,
-            attention_mask=mask,
-            max_new_tokens=longest,  # type: ignore[operator]
-            **_hf_kwargs(requests[0].params, eos),
-        )
-        elapsed = time.perf_counter() - started
-    new = out[:, width:]
-    tokens = sum(
-        min(r.params.max_new_tokens, _until_eos(row.tolist(), eos))
-        for r, row in zip(requests, new, strict=True)
-    )
-    every = [elapsed] * len(requests)
-    return summarize(tokens, elapsed, every, every, rss, loaded.dtype)
-
-
-def _until_eos(ids: list[int], eos: int) -> int:
-    return ids.index(eos) if eos in ids else len(ids)
-
-
-@torch.inference_mode()
-def run_generate_batch(loaded: LoadedModel, workload: Workload) -> dict[str, Any]:
-    """transformers' own continuous batching (`generate_batch`), one sampling config for all."""
-    from transformers import ContinuousBatchingConfig, GenerationConfig
-
-    eos = loaded.tokenizer.eos_token_id
-    requests = workload.requests
-    config = GenerationConfig(
-        max_new_tokens=max(r.params.max_new_tokens for r in requests),
-        **_hf_kwargs(requests[0].params, eos),
-    )
-    longest = max(len(r.prompt_ids) + r.params.max_new_tokens for r in requests)
-    # sized for the workload: left to itself it reserves most of the machine's memory (8 GB here)
-    sizing = ContinuousBatchingConfig(
-        page_size=256,
-        num_blocks=len(requests) * (longest // 256 + 1),
-        max_batch_tokens=2048,
-        max_requests_per_batch=len(requests),
-    )
-    with PeakRss() as rss:
-        started = time.perf_counter()
-        with loaded.model.continuous_batching_context_manager(  # type: ignore[operator]
-            generation_config=config, block=True, timeout=5, continuous_batching_config=sizing
-        ) as manager:
-            for index, request in enumerate(requests):
-                manager.add_request(
-                    request.prompt_ids,
-                    request_id=f"r{index}",
-                    max_new_tokens=request.params.max_new_tokens,
-                )
-            done: dict[str, tuple[float, int]] = {}
-            while len(done) < len(requests):
-                result = manager.get_result(timeout=1)
-                if result is None and not manager.is_running():
-                    raise RuntimeError("generate_batch's manager stopped")
-                if result is not None and result.is_finished():
-                    done[result.request_id] = (
-                        time.perf_counter() - started,
-                        len(result.generated_tokens),
-                    )
-        elapsed = time.perf_counter() - started
-    latencies = [t for t, _ in done.values()]
-    tokens = sum(n for _, n in done.values())
-    return summarize(tokens, elapsed, latencies, latencies, rss, loaded.dtype)
-
-
-async def _short_request(
-    loaded: LoadedModel, workload: Workload, lag: list[float]
-) -> dict[str, Any]:
-    engine = Engine(
-        EngineConfig(max_batch=32, max_queue=128, max_per_user=128, metrics_log_interval_s=0),
-        lambda _v, _p: loaded,
-    )
-    await engine.start(loaded.version, loaded.path)
-    stop = asyncio.Event()
-    ticker = asyncio.create_task(_ticker(lag, stop))
-    short = GenerationRequest(workload.short.prompt, workload.short.params)
-    try:
-        idle = await engine.submit(short).result()
-        finished_at: list[float] = []
-
-        async def long_one(request: BenchRequest) -> None:
-            await engine.submit(GenerationRequest(request.prompt, request.params)).result()
-            finished_at.append(time.perf_counter())
-
-        longs = [asyncio.create_task(long_one(r)) for r in workload.long]
-        while engine.stats().running_rows < len(workload.long):  # all long ones are decoding
-            await asyncio.sleep(0.01)
-        busy = await engine.submit(short).result()
-        short_done = time.perf_counter()
-        await asyncio.gather(*longs)
-    finally:
-        stop.set()
-        await ticker
-        await engine.close()
-    return {
-        "idle_latency_s": round(idle.latency_s, 3),
-        "busy_latency_s": round(busy.latency_s, 3),
-        "busy_vs_idle": round(busy.latency_s / idle.latency_s, 2),
-        "long_requests": len(workload.long),
-        "long_requests_finished_before": sum(t < short_done for t in finished_at),
-        "dtype": str(loaded.dtype).removeprefix("torch."),
-    }
+def _variants(base: LoadedModel, where: torch.device) -> tuple[str, dict[str, Variant]]:
+    """The engine's default dtype here and every dtype the run measures (short names)."""
+    default = engine_dtype_name(ModelConfig(), where)
+    dtype = resolve_dtype(where, load_dtype_name(default))
+    fp32 = with_dtype(base, torch.float32, "bench-fp32")
+    variants: dict[str, Variant] = {"fp32": (fp32, False)}
+    name = "int8" if default == "int8" else SHORT[dtype]
+    if where.type == "cpu":
+        if cpu_has_fast_bf16() or name == "bf16":
+            variants["bf16"] = (with_dtype(base, torch.bfloat16, "bench-bf16"), False)
+        if int8_available():
+            over = load_dtype_name("int8")  # the activations' dtype under int8 weights
+            variants["int8"] = (variants.get(over, (fp32, False))[0], True)
+    if name not in variants:
+        variants[name] = (with_dtype(base, dtype, f"bench-{name}"), False)
+    return name, variants
 
 
 def _attempt(name: str, run: Any, *args: Any) -> dict[str, Any]:
@@ -313,10 +61,12 @@ def _attempt(name: str, run: Any, *args: Any) -> dict[str, Any]:
         return {"error": f"{name} could not run: {type(error).__name__}: {error}"}
 
 
-def _ratio(results: dict[str, dict[str, Any]], a: str, b: str) -> float | None:
-    top = results.get(a, {}).get("tokens_per_s")
-    bottom = results.get(b, {}).get("tokens_per_s")
+def _ratio(top: Any, bottom: Any) -> float | None:
     return round(top / bottom, 2) if top and bottom else None
+
+
+def _rate(results: dict[str, dict[str, Any]], name: str) -> Any:
+    return results.get(name, {}).get("tokens_per_s")
 
 
 def run_benchmark(quick: bool = False, progress: Any = None, device: str = "cpu") -> dict[str, Any]:
@@ -325,51 +75,124 @@ def run_benchmark(quick: bool = False, progress: Any = None, device: str = "cpu"
     where = resolve_device(device)
     base = build_model(quick, where)
     workload = build_workload(base, quick)
-    fp32 = with_dtype(base, torch.float32, "bench-fp32")
-    dtype = resolve_dtype(where, engine_dtype_name(ModelConfig(), where))  # what `local` serves
-    fast = fp32 if dtype == torch.float32 else with_dtype(base, dtype, f"bench-{dtype}")
+    default, variants = _variants(base, where)
+    fast, int8 = variants[default]
+    fp32 = variants["fp32"][0]
     lag = [0.0]
     results: dict[str, dict[str, Any]] = {}
-    say(f"engine burst ({str(fast.dtype).removeprefix('torch.')})")
-    results["engine"] = run_engine(fast, workload, arrivals=False, lag=lag)
-    if fast is fp32:  # the engine's dtype is fp32 here: one run answers for both
-        results["engine_fp32"] = results["engine"]
-    else:
-        say("engine burst (float32)")
-        results["engine_fp32"] = run_engine(fp32, workload, arrivals=False, lag=lag)
+    load_before = os.getloadavg()
+
+    def measure(message: str, key: str, run: Any, *args: Any) -> None:
+        say(message)
+        results[key] = _attempt(message, run, *args)
+        say(f"  {key}: {results[key].get('tokens_per_s', results[key].get('error'))} tokens/s")
+
+    say("GEMM ceilings at the decode shape")
+    ceiling = ceilings(base.model.config, [d for d in variants if d in CEILING_DTYPES])
+    for name, (loaded, weights_int8) in variants.items():
+        run = scenarios.run_engine
+        measure(
+            f"engine burst ({name})",
+            f"engine_{name}",
+            run,
+            loaded,
+            workload,
+            False,
+            lag,
+            True,
+            weights_int8,
+        )
+    results["engine"] = results[f"engine_{default}"]
     if where.type == "cpu" and prepack_available():  # what prepacking brings, side by side
-        say("engine burst (float32, ENGINE_CPU_PREPACK=false)")
-        results["engine_fp32_unpacked"] = run_engine(fp32, workload, False, lag, prepack=False)
-    say("engine arrivals")
-    results["engine_arrivals"] = run_engine(fast, workload, arrivals=True, lag=lag)
+        run = scenarios.run_engine
+        measure(
+            "engine burst (fp32, unpacked)",
+            "engine_fp32_unpacked",
+            run,
+            fp32,
+            workload,
+            False,
+            lag,
+            False,
+        )
+    measure(
+        "engine arrivals",
+        "engine_arrivals",
+        scenarios.run_engine,
+        fast,
+        workload,
+        True,
+        lag,
+        True,
+        int8,
+    )
     say("short request in a busy engine")
-    short = asyncio.run(_short_request(fast, workload, lag))
-    say("naive bot")
-    results["naive"] = _attempt("naive", run_naive, fp32, workload)
-    say("HF static batching")
-    results["static_batch"] = _attempt("static batching", run_static, fp32, workload)
-    say("transformers generate_batch")
-    results["generate_batch"] = _attempt("generate_batch", run_generate_batch, fp32, workload)
+    short = asyncio.run(scenarios.short_request(fast, workload, lag, int8))
+    say("one request streaming alone")
+    streams = {
+        n: scenarios.run_single_stream(m, workload, quick, i) for n, (m, i) in variants.items()
+    }
+    say(f"  { ({n: s['tokens_per_s'] for n, s in streams.items()}) } tokens/s")
+    say("a burst of 1,000 short requests")
+    burst = scenarios.run_burst_1000(fast, workload, quick, int8)
+    say(f"  generated share {burst['generated_share']}")
+    measure("naive bot", "naive", baselines.run_naive, fp32, workload)
+    measure("HF static batching", "static_batch", baselines.run_static, fp32, workload)
+    measure("generate_batch", "generate_batch", baselines.run_generate_batch, fp32, workload)
+    if where.type == "cpu" and baselines.ctranslate2_available():
+        measure("CTranslate2", "ctranslate2", baselines.run_ctranslate2, fp32, workload)
+    say("GEMM ceilings at the decode shape, again (the better one counts)")
+    ceiling = ceilings(base.model.config, list(ceiling), ceiling)
     return {
         "workload": {
             **workload.shape,
             "quick": quick,
             "device": torch.cuda.get_device_name(where) if where.type == "cuda" else where.type,
-            "dtype": str(dtype).removeprefix("torch."),  # the engine's default on this device
-            "bf16_available": dtype == torch.bfloat16,
+            "dtype": default if default == "int8" else dtype_name(fast.dtype),  # the default
+            "bf16_available": where.type == "cpu" and cpu_has_fast_bf16(),
+            "loadavg_1min": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],  # start, end
         },
         "results": results,
-        "short_request": short,
-        "ratios": {
-            "engine_vs_naive": _ratio(results, "engine", "naive"),
-            "engine_fp32_vs_static_batch": _ratio(results, "engine_fp32", "static_batch"),
-            "engine_fp32_vs_generate_batch": _ratio(results, "engine_fp32", "generate_batch"),
-            "engine_fp32_prepacked_vs_unpacked": _ratio(
-                results, "engine_fp32", "engine_fp32_unpacked"
-            ),
+        "ceiling": ceiling,
+        "single_stream": {
+            **streams[default],
+            "by_dtype": {n: s["tokens_per_s"] for n, s in streams.items()},
         },
+        "burst_1000": burst,
+        "short_request": short,
+        "ratios": _ratios(results, ceiling, default),
         "max_loop_lag_s": round(lag[0], 4),
     }
+
+
+def _ratios(
+    results: dict[str, dict[str, Any]], ceiling: dict[str, dict[str, Any]], default: str
+) -> dict[str, float | None]:
+    engine = _rate(results, "engine")
+    ratios = {
+        "engine_vs_naive": _ratio(engine, _rate(results, "naive")),
+        "engine_fp32_vs_static_batch": _ratio(
+            _rate(results, "engine_fp32"), _rate(results, "static_batch")
+        ),
+        "engine_fp32_vs_generate_batch": _ratio(
+            _rate(results, "engine_fp32"), _rate(results, "generate_batch")
+        ),
+        "engine_fp32_prepacked_vs_unpacked": _ratio(
+            _rate(results, "engine_fp32"), _rate(results, "engine_fp32_unpacked")
+        ),
+        "engine_vs_ceiling": _ratio(engine, ceiling.get(default, {}).get("tokens_per_s")),
+        "engine_vs_ctranslate2": _ratio(engine, _rate(results, "ctranslate2")),
+    }
+    for name in ceiling:
+        ratios[f"engine_{name}_vs_ceiling"] = _ratio(
+            _rate(results, f"engine_{name}"), ceiling[name]["tokens_per_s"]
+        )
+    for name in ("bf16", "int8"):
+        if f"engine_{name}" in results:
+            ratios[f"engine_{name}_vs_fp32"] = _ratio(
+                _rate(results, f"engine_{name}"), _rate(results, "engine_fp32")
+            )
+    return ratios
 
 
 def render(report: dict[str, Any]) -> str:
@@ -388,6 +211,9 @@ def render(report: dict[str, Any]) -> str:
         )
     lines += [
         "",
+        f"ceiling: { {k: v['tokens_per_s'] for k, v in report['ceiling'].items()} }",
+        f"single stream: {report['single_stream']}",
+        f"burst of 1,000: {report['burst_1000']}",
         f"short request: {report['short_request']}",
         f"ratios: {report['ratios']}",
         f"max event-loop lag: {report['max_loop_lag_s']} s",

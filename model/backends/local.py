@@ -21,13 +21,22 @@ log = logging.getLogger(__name__)
 
 
 def engine_dtype_name(config: ModelConfig, device: torch.device) -> str:
-    """`DTYPE` when set; on CPU with DTYPE=auto, `ENGINE_CPU_DTYPE` (auto = bf16 if fast)."""
+    """`DTYPE` when set; on CPU with DTYPE=auto, `ENGINE_CPU_DTYPE` (auto = bf16 if fast;
+    "int8" = int8 weights, see `load_dtype_name`)."""
     if config.dtype != "auto" or device.type != "cpu":
         return config.dtype
     choice = config.engine.cpu_dtype
     if choice == "auto":
         return "bf16" if cpu_has_fast_bf16() else "fp32"
     return choice
+
+
+def load_dtype_name(engine_dtype: str) -> str:
+    """The dtype the model is loaded in for the engine's dtype: int8 weights serve over bf16
+    activations where the CPU has native bf16, over fp32 elsewhere."""
+    if engine_dtype == "int8":
+        return "bf16" if cpu_has_fast_bf16() else "fp32"
+    return engine_dtype
 
 
 class LocalBackend:
@@ -38,10 +47,11 @@ class LocalBackend:
         self._device = resolve_device(config.device)
         self._dtype = engine_dtype_name(config, self._device)
         self._version, self._path = version, path
-        self.engine = Engine(config.engine, self._load)
+        self.engine = Engine(config.engine, self._load, int8=self._dtype == "int8")
 
     def _load(self, version: str, path: str) -> LoadedModel:
-        return load_model(version, path, self._device, self._dtype, self._config.hub_timeout_s)
+        dtype = load_dtype_name(self._dtype)
+        return load_model(version, path, self._device, dtype, self._config.hub_timeout_s)
 
     @property
     def model_version(self) -> str:

@@ -11,6 +11,8 @@ eagerly.
 from __future__ import annotations
 
 import logging
+import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -43,6 +45,11 @@ class Row:
     generated: int = 0
     reason: str = ""  # set when the row is done: "eos" | "length" | "cancelled"
 
+    @property
+    def tokens_left(self) -> int:
+        """Tokens this row may still generate (an upper bound: it may stop at EOS)."""
+        return max(0, self.owner.request.params.max_new_tokens - self.generated)
+
 
 class Batch:
     """Rows decoding together on one model version."""
@@ -54,9 +61,10 @@ class Batch:
         on_oom: Callable[[], None] = lambda: None,
         prepack: bool = True,
         cuda_graphs: bool = True,
+        int8: bool = False,
     ) -> None:
         self.loaded = loaded
-        self.runner = GPT2Runner(loaded.model, prepack=prepack)
+        self.runner = GPT2Runner(loaded.model, prepack=prepack, int8=int8)
         self.max_rows = max_rows
         self.row_limit = max_rows  # lowered after an out-of-memory split
         self.cache = self.runner.new_cache(max_rows)
@@ -76,6 +84,24 @@ class Batch:
     @property
     def free_rows(self) -> int:
         return max(0, self.row_limit - len(self.rows))
+
+    def time_full_step(self, tries: int = 3) -> float:
+        """Seconds of an eager decode step over every row of the cache (the fastest of `tries`
+        after a warm-up: on a shared machine one step may wait for the CPU), for a first
+        estimate of the engine's rate. Free rows only: it writes column 0, which a joining
+        row's prefill overwrites."""
+        device = self.loaded.device
+        tokens = torch.zeros(self.max_rows, dtype=torch.long, device=device)
+        rows = slice(0, self.max_rows)
+        self.runner.decode(tokens, tokens, self.cache, rows)
+        fastest = math.inf
+        for _ in range(tries):
+            began = time.perf_counter()
+            self.runner.decode(tokens, tokens, self.cache, rows)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            fastest = min(fastest, time.perf_counter() - began)
+        return fastest
 
     def _new_decode_graphs(self) -> DecodeGraphs:
         """CUDA graphs of this batch's decode step, recorded as its buckets are first needed."""
@@ -132,6 +158,8 @@ class Batch:
         if not self.rows:
             return
         device = self.loaded.device
+        if self.graphs is None:  # grow for every row here, copying only the rows in use
+            self.cache.ensure(max(r.position for r in self.rows) + 1, len(self.rows))
         tokens = torch.tensor([r.last_token for r in self.rows], device=device)
         positions = torch.tensor([r.position for r in self.rows], device=device)
         logits = self._decode_splitting_on_oom(tokens, positions, 0, len(self.rows))
@@ -250,6 +278,8 @@ class Batch:
                     completed.append(row.owner)
         if leaving:
             self._params = None
+            if self.graphs is None:  # graphs hold the cache's addresses: it never moves
+                self.cache.fit(max((r.position for r in self.rows), default=0) + 1)
         return completed
 
     def fail_all(self, error: BackendError) -> None:

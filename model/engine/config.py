@@ -5,26 +5,31 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-CPU_DTYPES = ("auto", "fp32", "bf16")
+CPU_DTYPES = ("auto", "fp32", "bf16", "int8")
 
 
 @dataclass(frozen=True)
 class EngineConfig:
     # rows (samples) decoded together; more = more throughput, slower steps
     max_batch: int = field(default=32, metadata={"env": "ENGINE_MAX_BATCH", "min": 1})
-    # requests waiting beyond this get an immediate "busy, retry in N s"
-    max_queue: int = field(default=64, metadata={"env": "ENGINE_MAX_QUEUE", "min": 0})
+    # a request is queued while its estimated start (work ahead / measured tokens/s) is
+    # within this; beyond it, an immediate "busy, retry in N s" (model/engine/admission.py)
+    max_wait_s: float = field(default=60.0, metadata={"env": "ENGINE_MAX_WAIT_S", "min": 0})
+    # memory guard: requests waiting beyond this are refused whatever the wait (a burst of
+    # 1,000 short requests fits)
+    max_queue: int = field(default=2048, metadata={"env": "ENGINE_MAX_QUEUE", "min": 0})
     # requests one user may have queued or running at once
     max_per_user: int = field(default=2, metadata={"env": "ENGINE_MAX_PER_USER", "min": 1})
     # a request still unfinished after this fails with a clear message
     timeout_s: float = field(default=300.0, metadata={"env": "ENGINE_TIMEOUT_S", "min": 1})
     # dtype on CPU when DTYPE=auto: "auto" = bf16 where the CPU has native bf16 (AVX512-BF16 or
-    # AMX), else fp32. Measured on a 2-core AVX512-BF16 CPU: bf16 ≈ 2x fp32 (docs/engine.md).
+    # AMX), else fp32; "int8" = int8 weights over bf16 (or fp32) activations. Chosen by
+    # `gpt2bot bench generation` (docs/engine.md, "Devices and dtype").
     cpu_dtype: str = field(
         default="auto", metadata={"env": "ENGINE_CPU_DTYPE", "choices": CPU_DTYPES}
     )
-    # CPU fp32: prepack the weights for oneDNN (engine tokens/s x1.52 on the 2-core AMD EPYC,
-    # x1.13-1.18 on 2 Xeon cores; weights held twice in memory); see model/engine/linear.py
+    # CPU, fp32 and bf16: prepack the weights for oneDNN (fp32 engine tokens/s x1.52-2.7 on the
+    # 2-core AMD EPYC, x1.13-1.18 on 2 Xeon cores; weights held twice); model/engine/linear.py
     cpu_prepack: bool = field(default=True, metadata={"env": "ENGINE_CPU_PREPACK"})
     # GPU: replay decode steps from CUDA graphs (model/engine/graphs.py); the KV cache is then
     # allocated at full length up front (GPT-2 124M, 32 rows: 1.2 GB in bf16)
@@ -41,6 +46,8 @@ class EngineConfig:
     def __post_init__(self) -> None:
         if self.max_batch < 1 or self.max_queue < 0 or self.max_per_user < 1:
             raise ValueError("max_batch and max_per_user must be ≥ 1 and max_queue ≥ 0")
+        if self.max_wait_s < 0:
+            raise ValueError("max_wait_s must be ≥ 0")
         if self.timeout_s <= 0:
             raise ValueError("timeout_s must be positive")
         if self.cpu_dtype not in CPU_DTYPES:

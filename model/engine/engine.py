@@ -37,17 +37,19 @@ from model.backends.base import (
     Queued,
     TimedOut,
 )
+from model.engine.admission import Admission
 from model.engine.batch import Batch
 from model.engine.config import EngineConfig
-from model.engine.detok import decode
 from model.engine.metrics import EngineMetrics, EngineStats
-from model.engine.request import ActiveRequest, EngineHandle
+from model.engine.request import ActiveRequest, EngineHandle, tokenize_for
 from model.versions import LoadedModel
 
 log = logging.getLogger(__name__)
 
 IDLE_WAIT_S = 1.0  # an idle worker wakes this often to log metrics and notice a shutdown
-DEFAULT_RETRY_S = 5.0  # retry-after estimate before any request has finished
+# a waiting request hears its queue position at most this often: a queue of hundreds moving
+# every step would otherwise flood chats with edits and the event loop with events
+POSITION_UPDATE_S = 2.0
 
 Loader = Callable[[str, str], LoadedModel]
 
@@ -65,8 +67,23 @@ def settle_heap() -> None:
 class Engine:
     """Continuous-batching GPT-2 generation for many concurrent async callers."""
 
-    def __init__(self, config: EngineConfig, load: Loader) -> None:
+    def __init__(
+        self,
+        config: EngineConfig,
+        load: Loader,
+        int8: bool = False,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """`load(version, path)` gives a loaded model; `int8`: on CPU, serve it with int8
+        weights (model/engine/linear.py; `ENGINE_CPU_DTYPE=int8`, the model loaded in fp32);
+        `clock` paces the queue-position updates."""
         self.config = config
+        self.int8 = int8
+        self.admission = Admission(
+            config.max_batch, config.max_wait_s, config.max_queue, config.max_per_user
+        )
+        self._clock = clock
+        self._positions_told = -math.inf
         self.metrics = EngineMetrics()
         self._load = load
         self._cond = threading.Condition()
@@ -117,9 +134,10 @@ class Engine:
         with self._cond:  # the admission decision and the enqueueing, nothing slower
             if self._stopping or self._thread is None:
                 raise BackendError("The generator is not running. Please retry in a moment.")
-            self._admission_check(request.user)
+            self._admission_check(active)
             self._per_user[request.user] += 1
             self._waiting.append(active)
+            self.admission.queued(active.work)
             active.position = position = len(self._waiting)
             self.metrics.queue_depth = len(self._waiting)
             self._cond.notify_all()
@@ -140,25 +158,20 @@ class Engine:
     def stats(self) -> EngineStats:
         return self.metrics.snapshot()
 
-    def retry_after_s(self) -> float:
-        """A rough wait before a retry: the queue ahead, served a batch at a time."""
-        mean = self.metrics.mean_latency() or DEFAULT_RETRY_S
-        rounds = len(self._waiting) / max(1, self.config.max_batch) + 1
-        return float(math.ceil(mean * rounds))
+    def expected_wait_s(self, samples: int = 1) -> float:
+        """Seconds until a request of `samples` rows submitted now would start decoding."""
+        with self._cond:
+            return self.admission.expected_wait_s(len(self._waiting), samples)
 
-    def _admission_check(self, user: str) -> None:
-        if len(self._waiting) >= self.config.max_queue:
-            self.metrics.count("rejected")
-            retry = self.retry_after_s()
-            raise Busy(f"The generator is busy. Please retry in {retry:.0f} s.", retry)
-        if self._per_user[user] >= self.config.max_per_user:
-            self.metrics.count("rejected")
-            retry = self.retry_after_s()
-            raise Busy(
-                f"You already have {self._per_user[user]} requests in progress. "
-                "Wait for one to finish, then try again.",
-                retry,
+    def _admission_check(self, active: ActiveRequest) -> None:
+        users_requests = self._per_user[active.request.user]
+        try:
+            self.admission.check(
+                active.samples, len(self._waiting), users_requests, self.metrics.mean_latency()
             )
+        except Busy:
+            self.metrics.count("rejected")
+            raise
 
     def _wake(self) -> None:
         with self._cond:
@@ -177,13 +190,16 @@ class Engine:
         """Load a version and build everything it needs to serve (off the worker thread, so
         running requests keep decoding meanwhile)."""
         loaded = self._load(version, path)
-        return Batch(
+        batch = Batch(
             loaded,
             self.config.max_batch,
             self._count_oom,
             self.config.cpu_prepack,
             self.config.cuda_graphs,
+            self.int8,
         )
+        self.admission.throughput.seed(self.config.max_batch, batch.time_full_step())
+        return batch
 
     def _count_oom(self) -> None:
         self.metrics.count("oom_splits")
@@ -217,13 +233,17 @@ class Engine:
             batch = self._batch
             assert batch is not None
             candidates = self._admission_candidates(batch)
-        _tokenize_for(candidates, batch.loaded)  # outside the lock that submit() waits on
+        began = time.perf_counter()
+        tokenize_for(candidates, batch.loaded)  # outside the lock that submit() waits on
         with self._cond:
             admitted = self._pop_admissible(batch)
             self._tell_positions()
         batch.admit(admitted)
-        for running in [batch, *self._draining]:
-            self._step(running)
+        running = [batch, *self._draining]
+        rows = sum(len(b.rows) for b in running)
+        for stepping in running:
+            self._step(stepping)
+        self.admission.throughput.record(rows, time.perf_counter() - began)
         self._release_drained()
         self._record_metrics()
         return True
@@ -250,10 +270,12 @@ class Engine:
         for active in list(self._waiting):
             if active.handle.cancel_requested:
                 self._waiting.remove(active)
+                self.admission.left_queue(active.work)
                 self.metrics.count("cancelled")
                 active.fail(Cancelled("The request was cancelled."))
             elif active.expired(now):
                 self._waiting.remove(active)
+                self.admission.left_queue(active.work)
                 self.metrics.count("failed")
                 active.fail(TimedOut(_timeout_message(self.config.timeout_s)))
 
@@ -282,12 +304,17 @@ class Engine:
             if admitted and tokens + cost > self.config.max_prefill_tokens:
                 break
             self._waiting.popleft()
+            self.admission.left_queue(active.work)
             admitted.append(active)
             rows -= active.samples
             tokens += cost
         return admitted
 
     def _tell_positions(self) -> None:
+        now = self._clock()
+        if now - self._positions_told < POSITION_UPDATE_S:
+            return
+        self._positions_told = now
         for index, active in enumerate(self._waiting, start=1):
             if active.position != index:
                 active.position = index
@@ -338,6 +365,9 @@ class Engine:
         self.metrics.queue_depth = len(self._waiting)
         self.metrics.running_rows = sum(len(b.rows) for b in batches)
         self.metrics.running_requests = len({id(r.owner) for b in batches for r in b.rows})
+        with self._cond:
+            self.admission.running_tokens = sum(r.tokens_left for b in batches for r in b.rows)
+            self.admission.free_rows = self._batch.free_rows if self._batch is not None else 0
         self._maybe_log()
 
     def _maybe_log(self) -> None:
@@ -351,6 +381,7 @@ class Engine:
         with self._cond:
             waiting = list(self._waiting)
             self._waiting.clear()
+            self.admission.waiting_tokens = 0
         for active in waiting:
             active.fail(error)
         for batch in [self._batch, *self._draining]:
@@ -365,29 +396,3 @@ def _resolve(future: asyncio.Future[None]) -> None:
 
 def _timeout_message(limit_s: float) -> str:
     return f"The request took longer than {limit_s:.0f} s and was stopped. Please try again."
-
-
-def _tokenize_for(requests: list[ActiveRequest], loaded: LoadedModel) -> None:
-    """Tokenize the prompts of `requests` not yet tokenized for `loaded`'s version."""
-    for active in requests:
-        if active.version != loaded.version:
-            _tokenize_prompt(active, loaded)
-
-
-def _tokenize_prompt(active: ActiveRequest, loaded: LoadedModel) -> None:
-    """Tokenize the prompt for `loaded`, cutting it from the left to fit the context, and
-    reset the request's per-sample results for that version."""
-    params = active.request.params
-    tokenizer = loaded.tokenizer
-    context = int(loaded.model.config.n_positions)
-    budget = max(1, context - params.max_new_tokens)
-    ids = list(tokenizer.encode(active.request.prompt)) or [tokenizer.eos_token_id]
-    active.truncated = len(ids) > budget
-    if active.truncated:
-        ids = ids[len(ids) - budget :]
-    active.prompt_ids = ids
-    active.prompt_text = decode(tokenizer, ids) if active.truncated else active.request.prompt
-    active.version = loaded.version
-    active.texts = [""] * active.samples
-    active.counts = [0] * active.samples
-    active.reasons = [""] * active.samples

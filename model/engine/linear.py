@@ -1,20 +1,29 @@
-"""The projections of a GPT-2 block as callables, prepacked for oneDNN on CPU.
+"""The projections of a GPT-2 block as callables: prepacked for oneDNN on CPU, or int8 weights.
 
 A decode step multiplies a few rows (one per running sample) by every weight matrix of the
-model. For such short inputs, torch's default CPU GEMM (MKL) spends much of its time
-re-arranging the weight on every call, and on CPUs where MKL takes a generic code path (AMD)
-it is slow outright. oneDNN can re-arrange (prepack) a weight once, for good. Measured on the
-2-core AMD EPYC (AVX2) of this project, fp32, GPT-2 124M, the four projections of 12 blocks:
+model. For such short inputs, torch's default CPU GEMM spends much of its time re-arranging the
+weight on every call, and on CPUs where MKL takes a generic code path (AMD) it is slow outright.
+oneDNN can re-arrange (prepack) a weight once, for good, in fp32 and in bf16. Measured on the
+2-core AMD EPYC (Zen 4) of this project, 2026-12-01, one 768x3072 projection (ms):
 
-    rows        1      8     32
-    addmm     20 ms  58 ms  116 ms
-    prepacked 12 ms  29 ms   87 ms
+    rows                     1      32
+    fp32 F.linear          0.55    1.21
+    fp32 prepacked         0.23    0.54
+    bf16 F.linear          0.27    0.43
+    bf16 prepacked         0.13    0.30
 
-and the 50257-wide output layer at 8 rows: 46 ms → 15 ms. The cost is memory: the prepacked
-copies sit beside the model's own weights (which the rest of the program still uses), so the
-engine holds the weights twice (+500 MB for GPT-2 124M in fp32). `ENGINE_CPU_PREPACK=false`
-turns it off. Only fp32 on CPU is prepacked; GPUs and bf16 (which torch already sends to oneDNN)
-use the model's modules as they are.
+and the 50257-wide output layer at 32 rows: bf16 21 ms as a module, 4.4-8.2 ms prepacked (fp32:
+67 → 17 ms). The cost is memory: the prepacked copies sit beside the model's own weights (which
+the rest of the program still uses), so the engine holds the weights twice (+500 MB for GPT-2
+124M in fp32, +250 MB in bf16). `ENGINE_CPU_PREPACK=false` turns it off.
+
+int8 (`ENGINE_CPU_DTYPE=int8`, `Int8Weights`): every projection and the output layer, weights
+quantized once per output channel, activations per row at each call, `torch._int_mm`. Measured
+alternatives (same CPU, the 48 block projections, weights cold, ms at 1 / 32 rows): bf16
+prepacked 7.2 / 12.6; torch's weight-only `_weight_int8pack_mm` (bf16 x) 4.6 / 24.5: fast for a
+row, slow for a batch; fbgemm's dynamic `linear_dynamic` 4.1 / 9.4, but its one activation scale
+per call makes a row's result depend on its neighbours, and its quantized-tensor API is
+deprecated in torch 2.13; `_int_mm` with per-row scales 3.8 / 11.8 (before the abs/amax fix).
 """
 
 from __future__ import annotations
@@ -31,7 +40,10 @@ import torch.nn.functional as F
 log = logging.getLogger(__name__)
 
 Projection = Callable[[torch.Tensor], torch.Tensor]
-CHECK_TOLERANCE = 1e-3  # a prepacked projection must agree with the module on a probe input
+CHECK_TOLERANCE = 1e-3  # a prepacked fp32 projection must agree with the module on a probe
+# bf16 rounds to 8 bits of mantissa; int8 weights to 1/254 of each channel's range
+LOW_PRECISION_TOLERANCE = 5e-2
+WEIGHTS = ("modules", "prepack", "int8")
 
 
 @dataclass(frozen=True)
@@ -46,15 +58,19 @@ def prepack_available() -> bool:
     return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
 
 
+def int8_available() -> bool:
+    return hasattr(torch, "_int_mm")
+
+
 class Prepacked:
-    """`x @ W.T + b` (then tanh GELU when asked) with W prepacked once by oneDNN."""
+    """`x @ W.T + b` (then tanh GELU when asked) with W prepacked once by oneDNN, in W's dtype."""
 
     def __init__(
         self, weight_out_in: torch.Tensor, bias: torch.Tensor | None, gelu: bool = False
     ) -> None:
         with torch.no_grad():
             self.weight = torch.ops.mkldnn._reorder_linear_weight(weight_out_in.contiguous())
-            self.bias = None if bias is None else bias.detach().contiguous()
+            self.bias = None if bias is None else bias.detach().to(weight_out_in.dtype)
         self.attr, self.algorithm = ("gelu", "tanh") if gelu else ("none", "")
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
@@ -62,6 +78,34 @@ class Prepacked:
             x, self.weight, self.bias, self.attr, [], self.algorithm
         )
         return out
+
+
+class Int8Weights:
+    """`x @ W.T + b` (then tanh GELU when asked) in int8: W quantized once per output channel,
+    `x` per row at each call (dynamic quantization, scale = max |x_row| / 127), the product by
+    `torch._int_mm` (int8 x int8 -> int32). Per-row scales keep a row's result independent of
+    the other rows of the batch. In and out in W's dtype (fp32 or bf16)."""
+
+    def __init__(
+        self, weight_out_in: torch.Tensor, bias: torch.Tensor | None, gelu: bool = False
+    ) -> None:
+        with torch.no_grad():
+            weight = weight_out_in.detach().float()
+            scale = weight.abs().amax(dim=1).clamp(min=1e-12) / 127  # (N,)
+            quantized = torch.round(weight / scale[:, None]).clamp(-127, 127).to(torch.int8)
+            self.weight = quantized.t()  # (K, N), a view of the (N, K) rows: the fast layout
+            dtype = weight_out_in.dtype
+            self.scale = (scale / 127).to(dtype)  # folds the activations' 1/127 in
+            self.bias = torch.zeros_like(self.scale) if bias is None else bias.detach().to(dtype)
+        self.gelu = gelu
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        # abs + amax: torch.linalg.vector_norm(inf) took 76 us here for 32 rows, this 5 us
+        peak = x.abs().amax(dim=-1, keepdim=True).clamp_(min=1e-12)
+        # in bf16, 127 / peak may round up: the row's peak would wrap to -128 without the clamp
+        quantized = (x * (127 / peak)).round_().clamp_(-127, 127).to(torch.int8)  # (M, K)
+        out = torch.addcmul(self.bias, torch._int_mm(quantized, self.weight), peak * self.scale)
+        return F.gelu(out, approximate="tanh") if self.gelu else out
 
 
 def module_projections(block: Any, tanh_gelu: bool) -> BlockProjections:
@@ -74,46 +118,70 @@ def module_projections(block: Any, tanh_gelu: bool) -> BlockProjections:
     return BlockProjections(block.attn.c_attn, block.attn.c_proj, up, block.mlp.c_proj)
 
 
-def prepacked_projections(block: Any, tanh_gelu: bool) -> BlockProjections:
-    def pack(conv: Any, gelu: bool = False) -> Prepacked:
-        return Prepacked(conv.weight.detach().t(), conv.bias, gelu)
+def converted_projections(block: Any, tanh_gelu: bool, kind: type) -> BlockProjections:
+    """The block's projections as `kind` (`Prepacked` or `Int8Weights`), GELU fused when tanh."""
+
+    def convert(conv: Any, gelu: bool = False) -> Projection:
+        converted: Projection = kind(conv.weight.detach().t(), conv.bias, gelu)
+        return converted
 
     if tanh_gelu:
-        up: Projection = pack(block.mlp.c_fc, gelu=True)  # GELU fused into the GEMM
+        up: Projection = convert(block.mlp.c_fc, gelu=True)
     else:
-        c_fc, act = pack(block.mlp.c_fc), block.mlp.act
+        c_fc, act = convert(block.mlp.c_fc), block.mlp.act
 
         def up(x: torch.Tensor) -> torch.Tensor:
             return act(c_fc(x))
 
     return BlockProjections(
-        pack(block.attn.c_attn), pack(block.attn.c_proj), up, pack(block.mlp.c_proj)
+        convert(block.attn.c_attn), convert(block.attn.c_proj), up, convert(block.mlp.c_proj)
     )
 
 
 def build(
-    blocks: list[Any], head: Any, tanh_gelu: bool, prepack: bool, width: int
+    blocks: list[Any], head: Any, tanh_gelu: bool, weights: str, width: int
 ) -> tuple[list[BlockProjections], Projection]:
-    """Projections for every block and the output layer: prepacked when asked and possible
-    (checked against the modules on a probe input), else the modules themselves."""
+    """Projections for every block and the output layer as `weights` asks ("modules",
+    "prepack", "int8") when possible (checked against the modules on a probe input), else
+    the modules themselves."""
     plain = [module_projections(b, tanh_gelu) for b in blocks]
-    if not prepack or not prepack_available():
+    available = {"prepack": prepack_available(), "int8": int8_available() and prepack_available()}
+    if weights == "modules" or not available.get(weights, False):
+        if weights != "modules":
+            log.warning("%s weights unavailable in this torch build: using the modules", weights)
         return plain, head
+    kind = Int8Weights if weights == "int8" else Prepacked
     try:
-        packed = [prepacked_projections(b, tanh_gelu) for b in blocks]
-        packed_head = Prepacked(head.weight.detach(), getattr(head, "bias", None))
-        probe = torch.randn(2, width, generator=torch.Generator().manual_seed(0))
-        with torch.inference_mode():
-            pairs: list[tuple[Projection, Projection]] = [
-                (plain[0].qkv, packed[0].qkv),
-                (plain[0].up, packed[0].up),
-                (head, packed_head),
-            ]
-            for reference, candidate in pairs:
-                expected, got = reference(probe), candidate(probe)
-                if not torch.allclose(expected, got, atol=CHECK_TOLERANCE, rtol=CHECK_TOLERANCE):
-                    raise ValueError("prepacked projection disagrees with the module")
+        packed = [converted_projections(b, tanh_gelu, kind) for b in blocks]
+        packed_head = kind(head.weight.detach(), getattr(head, "bias", None))
+        _check(plain[0], packed[0], head, packed_head, width)
     except (RuntimeError, ValueError) as error:
-        log.warning("oneDNN prepacking unavailable (%s): using the model's modules", error)
+        log.warning("%s weights unavailable (%s): using the model's modules", weights, error)
         return plain, head
     return packed, packed_head
+
+
+def _check(
+    plain: BlockProjections,
+    packed: BlockProjections,
+    head: Any,
+    packed_head: Projection,
+    width: int,
+) -> None:
+    """Raise ValueError when the converted projections disagree with the modules."""
+    dtype = head.weight.dtype
+    exact = dtype == torch.float32 and isinstance(packed_head, Prepacked)
+    tolerance = CHECK_TOLERANCE if exact else LOW_PRECISION_TOLERANCE
+    probe = torch.randn(2, width, generator=torch.Generator().manual_seed(0)).to(dtype)
+    probe = probe.to(head.weight.device)
+    pairs: list[tuple[Projection, Projection]] = [
+        (plain.qkv, packed.qkv),
+        (plain.up, packed.up),
+        (head, packed_head),
+    ]
+    with torch.inference_mode():
+        for reference, candidate in pairs:
+            expected, got = reference(probe).float(), candidate(probe).float()
+            scale = float(expected.abs().max()) or 1.0
+            if float((expected - got).abs().max()) > tolerance * scale + tolerance:
+                raise ValueError("converted projection disagrees with the module")

@@ -1,4 +1,5 @@
-"""One request inside the engine: its handle, its samples' progress, and how it ends.
+"""One request inside the engine: its handle, its samples' progress, how it ends, and its
+prompt tokenized for the model version that serves it.
 
 The worker thread owns these objects; everything that reaches the caller goes through
 `loop.call_soon_threadsafe`, so the asyncio side only ever touches the handle on its own loop.
@@ -10,6 +11,7 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from model.backends.base import (
     BackendError,
@@ -19,6 +21,10 @@ from model.backends.base import (
     GenerationResult,
     QueueHandle,
 )
+from model.engine.detok import decode
+
+if TYPE_CHECKING:
+    from model.versions import LoadedModel
 
 
 class EngineHandle(QueueHandle):
@@ -57,6 +63,11 @@ class ActiveRequest:
     @property
     def samples(self) -> int:
         return self.request.params.samples
+
+    @property
+    def work(self) -> int:
+        """Tokens this request may generate (`max_new_tokens` per sample)."""
+        return self.samples * self.request.params.max_new_tokens
 
     def expired(self, now: float) -> bool:
         return now >= self.deadline
@@ -99,3 +110,29 @@ class ActiveRequest:
         self.on_end(self, result)  # before the caller can see the result: metrics are current
         self.loop.call_soon_threadsafe(self.handle.put_result, result)
         return result
+
+
+def tokenize_for(requests: list[ActiveRequest], loaded: LoadedModel) -> None:
+    """Tokenize the prompts of `requests` not yet tokenized for `loaded`'s version."""
+    for active in requests:
+        if active.version != loaded.version:
+            tokenize_prompt(active, loaded)
+
+
+def tokenize_prompt(active: ActiveRequest, loaded: LoadedModel) -> None:
+    """Tokenize the prompt for `loaded`, cutting it from the left to fit the context, and
+    reset the request's per-sample results for that version."""
+    params = active.request.params
+    tokenizer = loaded.tokenizer
+    context = int(loaded.model.config.n_positions)
+    budget = max(1, context - params.max_new_tokens)
+    ids = list(tokenizer.encode(active.request.prompt)) or [tokenizer.eos_token_id]
+    active.truncated = len(ids) > budget
+    if active.truncated:
+        ids = ids[len(ids) - budget :]
+    active.prompt_ids = ids
+    active.prompt_text = decode(tokenizer, ids) if active.truncated else active.request.prompt
+    active.version = loaded.version
+    active.texts = [""] * active.samples
+    active.counts = [0] * active.samples
+    active.reasons = [""] * active.samples

@@ -51,3 +51,24 @@ def test_the_cli_loads_without_torch_so_help_stays_quick() -> None:
         [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, check=True
     )
     assert done.stdout.split() == ["False", "False"]
+
+
+def test_the_new_generation_scenarios_report_their_documented_keys() -> None:
+    """`ceiling`, `single_stream` and `burst_1000` on the quick model (the whole bench's smoke
+    run is in test_cli.py)."""
+    from bot.bench.ceiling import ceilings, flops_per_token
+    from bot.bench.scenarios import run_burst_1000, run_single_stream
+    from bot.bench.workload import build_model, build_workload
+
+    base = build_model(quick=True)
+    workload = build_workload(base, quick=True)
+    config = base.model.config
+    assert flops_per_token(config) == 2 * (2 * 12 * 128 * 128 + config.vocab_size * 128)
+    ceiling = ceilings(config, ["fp32", "int8"])
+    assert ceiling["int8"]["tokens_per_s"] > 0 and ceiling["fp32"]["gemm_gflop_per_s"] > 0
+    stream = run_single_stream(base, workload, quick=True)
+    assert stream["tokens_per_s"] > 0 and len(stream["runs"]) == 3
+    burst = run_burst_1000(base, workload, quick=True)
+    assert burst["requests"] == 100 and burst["generated"] + burst["refused"] == 100
+    assert burst["generated_share"] == 1.0  # 400 tokens of work: far within 60 s
+    assert burst["goodput_tokens_per_s"] > 0 and burst["max_wait_s"] == 60

@@ -48,10 +48,21 @@ OTHERS = [
 ]
 
 
-async def started(path: Path, **config: object) -> Engine:
-    engine = Engine(EngineConfig(metrics_log_interval_s=0, **config), loader())  # type: ignore[arg-type]
+async def started(path: Path, clock=time.monotonic, **config: object) -> Engine:
+    engine = Engine(EngineConfig(metrics_log_interval_s=0, **config), loader(), clock=clock)  # type: ignore[arg-type]
     await engine.start("v1", str(path))
     return engine
+
+
+class FakeClock:
+    """A clock that moves only when told (paces the engine's queue-position updates)."""
+
+    def __init__(self, step: float = 0.0) -> None:
+        self.now, self.step = 0.0, step
+
+    def __call__(self) -> float:
+        self.now += self.step
+        return self.now
 
 
 async def run(
@@ -125,7 +136,10 @@ async def test_samples_have_their_own_streams_and_chunks_add_up(model_versions):
 
 
 async def test_queue_is_bounded_and_positions_are_reported(model_versions):
-    engine = await started(model_versions["v1"], max_batch=1, max_queue=2, max_per_user=5)
+    every_call_later = FakeClock(step=60.0)  # position updates are never held back here
+    engine = await started(
+        model_versions["v1"], every_call_later, max_batch=1, max_queue=2, max_per_user=5
+    )
     long = SamplingParams(temperature=0, max_new_tokens=200, repetition_penalty=1.0)
     try:
         first = engine.submit(GenerationRequest("one", long))
@@ -209,16 +223,16 @@ async def test_timeout(model_versions, monkeypatch):
 
 async def test_submit_does_not_wait_for_the_worker_to_tokenize(model_versions, monkeypatch):
     """`submit` runs on the event loop: a long prompt being tokenized must not stall it."""
-    from model.engine import engine as engine_module
+    from model.engine import request as request_module
 
-    real_tokenize, tokenizing = engine_module._tokenize_prompt, threading.Event()
+    real_tokenize, tokenizing = request_module.tokenize_prompt, threading.Event()
 
     def slow_tokenize(active, loaded):
         tokenizing.set()
         time.sleep(0.5)
         real_tokenize(active, loaded)
 
-    monkeypatch.setattr(engine_module, "_tokenize_prompt", slow_tokenize)
+    monkeypatch.setattr(request_module, "tokenize_prompt", slow_tokenize)
     engine = await started(model_versions["v1"])
     params = SamplingParams(temperature=0, max_new_tokens=5)
     try:

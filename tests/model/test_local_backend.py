@@ -8,8 +8,9 @@ from admin.moderation import FakeModerator
 from bot import plugins
 from bot.chat import ChatConfig, ChatService, Finished, Origin
 from model.backends.base import Backend, ReportsMetrics
-from model.backends.local import engine_dtype_name
+from model.backends.local import engine_dtype_name, load_dtype_name
 from model.config import ModelConfig
+from model.device import cpu_has_fast_bf16
 from model.engine import EngineConfig
 from storage import Database, upgrade
 
@@ -54,3 +55,9 @@ def test_cpu_dtype_setting():
     assert engine_dtype_name(ModelConfig(engine=EngineConfig(cpu_dtype="fp32")), cpu) == "fp32"
     assert engine_dtype_name(ModelConfig(), cpu) in ("bf16", "fp32")
     assert engine_dtype_name(ModelConfig(), torch.device("cuda")) == "auto"
+    int8 = ModelConfig(engine=EngineConfig(cpu_dtype="int8"))
+    assert engine_dtype_name(int8, cpu) == "int8"
+    assert engine_dtype_name(ModelConfig(dtype="fp32", engine=int8.engine), cpu) == "fp32"
+    # int8 weights serve over bf16 activations where bf16 is native, over fp32 elsewhere
+    assert load_dtype_name("int8") == ("bf16" if cpu_has_fast_bf16() else "fp32")
+    assert load_dtype_name("bf16") == "bf16"

@@ -1,0 +1,79 @@
+"""How far the engine is from the machine: a GEMM at the decode shape (32 rows × C @ C × 4C,
+the MLP's first projection of a full batch) through the engine's own kernels for each dtype,
+and the tokens/s it implies for the whole model if every multiply ran at that rate.
+
+A token costs 2 × (12·C² per block + V·C for the output layer) multiply-adds: ≈ 0.25 GFLOP for
+GPT-2 124M. Attention, layer norms and sampling are left out, and the weights of one projection
+stay in the cache while the model's do not, so no engine reaches its ceiling; the ratio says
+how much of the step is the multiplies.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import torch
+
+from model.backends.local import load_dtype_name
+from model.engine import linear
+
+ROWS = 32  # the decode batch of the benchmark
+CALLS = 200  # timed calls per dtype, after warm-up; the fastest counts (see `gemm_rate`)
+
+
+def flops_per_token(config: Any) -> float:
+    width = int(config.n_embd)
+    return 2.0 * (int(config.n_layer) * 12 * width * width + int(config.vocab_size) * width)
+
+
+def _kernel(dtype: str, weight: torch.Tensor) -> tuple[Any, torch.dtype]:
+    """The engine's multiply for `dtype` ("fp32"/"bf16" prepacked; "int8" over the
+    activations' dtype the engine serves it with) and its input dtype."""
+    if dtype == "int8":
+        over = torch.bfloat16 if load_dtype_name("int8") == "bf16" else torch.float32
+        return linear.Int8Weights(weight.to(over), None), over
+    torch_dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[dtype]
+    if linear.prepack_available():
+        return linear.Prepacked(weight.to(torch_dtype), None), torch_dtype
+    cast = weight.to(torch_dtype)
+    return (lambda x: torch.nn.functional.linear(x, cast)), torch_dtype
+
+
+@torch.inference_mode()
+def gemm_rate(dtype: str, width: int) -> float:
+    """GFLOP/s (GOP/s for int8) of ROWS × width @ width × 4·width in `dtype`, from the fastest
+    call: a ceiling is what the machine can do, and on a shared machine a call that waited for
+    a core (torch's two threads meet at a barrier) says nothing about the kernel."""
+    generator = torch.Generator().manual_seed(0)
+    weight = torch.randn(4 * width, width, generator=generator) * 0.02  # (out, in)
+    multiply, input_dtype = _kernel(dtype, weight)
+    x = torch.randn(ROWS, width, generator=generator).to(input_dtype)
+    for _ in range(5):
+        multiply(x)
+    times = []
+    for _ in range(CALLS):
+        began = time.perf_counter()
+        multiply(x)
+        times.append(time.perf_counter() - began)
+    return 2.0 * ROWS * width * 4 * width / min(times) / 1e9
+
+
+def ceilings(
+    config: Any, dtypes: list[str], earlier: dict[str, dict[str, Any]] | None = None
+) -> dict[str, dict[str, Any]]:
+    """Per dtype ("fp32", "bf16", "int8"): the GEMM rate at the decode shape and the tokens/s
+    it implies; the better of this measurement and an `earlier` one of the same run."""
+    per_token = flops_per_token(config)
+    width = int(config.n_embd)
+    out = {}
+    for dtype in dtypes:
+        before = (earlier or {}).get(dtype, {}).get("gemm_gflop_per_s", 0.0)
+        rate = max(gemm_rate(dtype, width), before)
+        out[dtype] = {
+            "gemm_shape": f"{ROWS}x{width} @ {width}x{4 * width}",
+            "gemm_gflop_per_s": round(rate, 1),
+            "gflop_per_token": round(per_token / 1e9, 4),
+            "tokens_per_s": round(rate * 1e9 / per_token, 1),
+        }
+    return out
