@@ -42,6 +42,9 @@ class OpenAIConfig:
     model: str | None = field(default=None, metadata={"env": "OPENAI_MODEL"})
     # send top_k and repetition_penalty (vLLM reads them)
     extra_params: bool = field(default=True, metadata={"env": "OPENAI_EXTRA_PARAMS"})
+    # requests streaming from the server at once; more are told "busy" (the server queues
+    # its own work, so this bounds only our open connections)
+    max_in_flight: int = field(default=256, metadata={"env": "OPENAI_MAX_IN_FLIGHT", "min": 1})
 
 
 @dataclass(frozen=True)

@@ -114,7 +114,7 @@ class OpenAIBackend:
     def submit(self, request: GenerationRequest) -> TaskHandle:
         if self._session is None:
             raise BackendError("The generator is not running. Please retry in a moment.")
-        if self._in_flight >= self._limits.max_batch + self._limits.max_queue:
+        if self._in_flight >= self._config.max_in_flight:
             self._stats["rejected"] += 1
             raise Busy("The generator is busy. Please retry in a minute.", DEFAULT_RETRY_AFTER_S)
         if self._running.get(request.user, 0) >= self._limits.max_per_user:
