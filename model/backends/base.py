@@ -41,6 +41,9 @@ class GenerationRequest:
     params: SamplingParams
     user: str = "anonymous"
     request_id: str = ""
+    # the version to serve it (an A/B arm); None = the active version. A version that is not
+    # resident is served by the active one: `GenerationResult.model_version` says which served.
+    version: str | None = None
 
 
 @dataclass(frozen=True)
@@ -102,6 +105,25 @@ class ReportsMetrics(Protocol):
 
     def metrics(self) -> dict[str, float | int | str]:
         """A snapshot of the backend's metrics, JSON-serializable."""
+        ...
+
+
+@runtime_checkable
+class ServesSeveralVersions(Protocol):
+    """A backend that keeps other versions resident beside the active one (A/B serving), so
+    a request can name the version that serves it (`GenerationRequest.version`)."""
+
+    @property
+    def resident_versions(self) -> tuple[str, ...]:
+        """The versions a request may name now, the active one first."""
+        ...
+
+    async def load_version(self, version: str, path: str) -> None:
+        """Keep `version` resident beside the active one (a no-op when it already is)."""
+        ...
+
+    async def unload_version(self, version: str) -> None:
+        """Stop serving `version` (never the active one); its running requests finish."""
         ...
 
 

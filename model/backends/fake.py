@@ -54,6 +54,7 @@ class ScriptedBackend:
         self.requests: list[GenerationRequest] = []
         self.cancelled: list[str] = []
         self.swaps: list[tuple[str, str]] = []
+        self.extra: dict[str, str] = {}  # resident besides the active version: name -> path
         self._tasks: set[asyncio.Task[None]] = set()
 
     @property
@@ -113,7 +114,7 @@ class ScriptedBackend:
                 completion_tokens=[self.count_tokens(t) for t in texts],
                 latency_s=time.perf_counter() - started,
                 ttft_s=self.delay_s,
-                model_version=self._version,
+                model_version=self._serving(request),
                 finish_reasons=["length"] * len(texts),
             )
         )
@@ -126,7 +127,22 @@ class ScriptedBackend:
 
     async def swap(self, version: str, path: str) -> None:
         self.swaps.append((version, path))
+        self.extra.pop(version, None)
         self._version = version
+
+    def _serving(self, request: GenerationRequest) -> str:
+        return request.version if request.version in self.extra else self._version
+
+    @property
+    def resident_versions(self) -> tuple[str, ...]:
+        return (self._version, *self.extra)
+
+    async def load_version(self, version: str, path: str) -> None:
+        if version != self._version:
+            self.extra[version] = path
+
+    async def unload_version(self, version: str) -> None:
+        self.extra.pop(version, None)
 
 
 class IdleBackend:
