@@ -112,7 +112,7 @@ async def test_a_workspace_admin_sets_their_workspace_but_not_the_model(
 ) -> None:
     fake_slack.workspace_admins.add("UWSADMIN")
     saved = await admin(slack, fake_slack, "server cooldown 12", user="UWSADMIN")
-    assert saved.startswith("Saved.") and "cooldown 12 s" in saved
+    assert saved.startswith("Saved.") and "cooldown per member: 12 s" in saved
     caps = await admin(slack, fake_slack, "server caps max_new_tokens=16", user="UWSADMIN")
     assert "max_new_tokens ≤ 16" in caps
     assert await admin(slack, fake_slack, "retrain now", user="UWSADMIN") == OWNERS_ONLY

@@ -6,6 +6,7 @@ from datetime import datetime
 
 from discord.utils import escape_markdown, format_dt
 
+from bot.platforms.server_text import settings_facts
 from storage import (
     ACTIVE_STATUSES,
     CuratedSampleRecord,
@@ -17,10 +18,6 @@ from storage import (
 )
 
 SAMPLE_PREVIEW_CHARS = 80
-
-
-def _number(value: object) -> str:
-    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def _when(moment: datetime | None) -> str:
@@ -117,24 +114,8 @@ def rating_stats(rows: list[VersionRatingStats]) -> str:
 
 
 def server_settings(record: ServerSettingsRecord) -> str:
-    channels = ", ".join(f"<#{c}>" for c in record.allowed_channels) or "every channel"
-    roles = ", ".join(f"<@&{r}>" for r in record.admin_role_ids) or "none (Manage Server only)"
-    cooldown = "the bot's default" if record.cooldown_s is None else f"{record.cooldown_s:g} s"
-    caps = [
-        f"max_new_tokens ≤ {record.max_new_tokens_cap}" if record.max_new_tokens_cap else "",
-        f"samples ≤ {record.samples_cap}" if record.samples_cap else "",
-    ]
-    defaults = ", ".join(f"{k} {_number(v)}" for k, v in record.defaults.items()) or "none"
-    lines = [
-        "**This server's settings**",
-        f"/generate in: {channels}",
-        f"cooldown per member: {cooldown}",
-        f"caps: {', '.join(c for c in caps if c) or 'none'}",
-        f"defaults: {defaults}",
-        f"ratings feed training: {'yes' if record.ratings_train else 'no'}",
-        f"admin roles: {roles}",
-    ]
-    return "\n".join(lines)
+    facts = [f"{label}: {value}" for label, value in settings_facts(record)]
+    return "\n".join(["**This server's settings**", *facts])
 
 
 def reported(rows: list[ReportedRecord]) -> str:

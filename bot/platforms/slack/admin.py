@@ -21,6 +21,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from admin.auth import Actor, NotAuthorized
 from admin.base import AdminServices, AlreadyRunning
+from bot.platforms.server_text import settings_facts
 from bot.platforms.slack.chat import PLATFORM, incident_sentence
 from bot.platforms.slack.text import escape, slack_error, unescape
 from storage import (
@@ -322,17 +323,8 @@ async def _server_set(ctx: AdminContext, **changes: Any) -> str:
 
 
 def _server_text(record: ServerSettingsRecord) -> str:
-    channels = ", ".join(f"<#{c}>" for c in record.allowed_channels) or "every channel"
-    cooldown = "the bot's default" if record.cooldown_s is None else f"{record.cooldown_s:g} s"
-    caps = [
-        f"max_new_tokens ≤ {record.max_new_tokens_cap}" if record.max_new_tokens_cap else "",
-        f"samples ≤ {record.samples_cap}" if record.samples_cap else "",
-    ]
-    return (
-        f"This workspace: /generate in {channels}; cooldown {cooldown}; "
-        f"caps {', '.join(c for c in caps if c) or 'none'}; "
-        f"ratings feed training: {'yes' if record.ratings_train else 'no'}."
-    )
+    facts = "; ".join(f"{label}: {value}" for label, value in settings_facts(record, roles=False))
+    return f"This workspace: {facts}."
 
 
 HANDLERS: dict[tuple[str, ...], Handler] = {
