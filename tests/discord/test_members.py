@@ -108,7 +108,9 @@ async def test_history_and_a_conversation_read_back_in_order(fake, start_bot):
 
 
 async def test_a_member_stops_their_own_generation_with_a_reaction(fake, start_bot):
-    backend = ScriptedBackend(chunks=40, delay_s=0.05)  # about 2 s of streaming
+    backend = ScriptedBackend(
+        text=lambda request, sample: " and the story goes on" * 40, chunks=160, delay_s=0.05
+    )  # about 8 s of streaming
     bot = await start_bot(backend)
     interaction = await fake.slash("generate", {"prompt": "A long story"})
     streaming = await fake.wait_for(
@@ -120,7 +122,12 @@ async def test_a_member_stops_their_own_generation_with_a_reaction(fake, start_b
         what="the answer streaming",
     )
 
-    await fake.react(streaming.id, "⏹️", fake.bob)  # not bob's generation: nothing happens
+    shown = len(streaming.content)
+    await fake.react(streaming.id, "⏹️", fake.bob)  # not bob's generation: it streams on
+    await fake.wait_for(
+        lambda: len(fake.messages[streaming.id].content) > shown, what="more text after bob's ⏹️"
+    )
+    assert backend.cancelled == []
     await fake.react(streaming.id, "⏹️", fake.alice)
 
     stopped = await ephemeral_reply(fake, interaction)
