@@ -39,6 +39,7 @@ class FakeSlack:
     uploads: list[bytes] = field(default_factory=list)
     sockets: list[web.WebSocketResponse] = field(default_factory=list)  # Socket Mode clients
     acks: list[dict[str, Any]] = field(default_factory=list)  # what they sent back
+    slow: dict[str, float] = field(default_factory=dict)  # method -> seconds before it answers
 
     def __post_init__(self) -> None:
         self._ts = itertools.count(1)
@@ -96,6 +97,7 @@ class FakeSlack:
         else:
             args.update(await request.post())
         self._record(method, args)
+        await asyncio.sleep(self.slow.get(method, 0.0))
         if self.rate_limited.get(method, 0) > 0:
             self.rate_limited[method] -= 1
             return web.json_response(

@@ -122,6 +122,21 @@ async def test_rate_limited_post_is_retried_after_retry_after(
     assert len(fake_slack.messages) == 1
 
 
+async def test_stopping_while_the_first_post_is_in_flight_leaves_one_message(
+    slack: SignedClient, fake_slack: FakeSlack, backend: ScriptedBackend, platform: SlackPlatform
+) -> None:
+    fake_slack.slow["chat.postMessage"] = 1.0  # Slack still answering the first post
+    backend.delay_s = 0.5
+    await slack.command("/generate", "Once upon a time")
+    await fake_slack.wait_for(lambda: fake_slack.called("chat.postMessage"))
+
+    await platform.close()
+
+    (message,) = fake_slack.messages.values()  # the notice edits the post; no second one
+    assert message["text"].endswith(SHUTTING_DOWN)
+    assert len(fake_slack.called("chat.postMessage")) == 1
+
+
 async def test_stopping_the_bot_tells_readers_of_unfinished_answers(
     slack: SignedClient, fake_slack: FakeSlack, backend: ScriptedBackend, platform: SlackPlatform
 ) -> None:

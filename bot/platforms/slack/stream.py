@@ -7,6 +7,7 @@ the final text is always written. Each sample gets its own message, so each can 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -22,6 +23,7 @@ from storage import GenerationRecord
 log = logging.getLogger(__name__)
 
 EDIT_INTERVAL_S = 1.0  # about one chat.update per message per second
+POST_WAIT_S = 10.0  # how long a failure notice waits for a first post still in flight
 CURSOR = " …"  # marks text that is still being written
 # Reactions the bot adds to each finished answer, so users see what they can do.
 AFFORDANCES = ("+1", "-1", "repeat", "fast_forward")
@@ -61,11 +63,14 @@ class SlackStream:
         self._texts: dict[int, str] = {}
         self._ts: dict[int, str] = {}
         self._edited_at: dict[int, float] = {}
+        # first posts still in flight: a shutdown that cancels the stream meanwhile must edit
+        # the message they make, not post a second one
+        self._posting: dict[int, asyncio.Task[str]] = {}
         self.finished = False  # the final texts are written: nothing to take back
 
     @property
     def posted(self) -> bool:
-        return bool(self._ts)
+        return bool(self._ts) or bool(self._posting)
 
     async def on_event(self, event: Queued | Chunk) -> None:
         if isinstance(event, Queued):
@@ -96,6 +101,10 @@ class SlackStream:
 
     async def fail(self, sentence: str) -> None:
         """Replace what was shown with an error sentence (posted if nothing was shown yet)."""
+        if self._posting:  # let first posts land, then edit them
+            done, _ = await asyncio.wait(list(self._posting.values()), timeout=POST_WAIT_S)
+            for post in done:  # one that failed is posted anew below; its error was logged
+                post.exception()
         for index in sorted(self._ts) or [0]:
             await self._show(index, f":warning: {sentence}", force=True)
 
@@ -108,11 +117,12 @@ class SlackStream:
         text = f"{self._target.header}\n{body}"
         now = self._clock()
         if index not in self._ts:
-            response = await self._client.chat_postMessage(
-                channel=self._target.channel, text=text, thread_ts=self._target.thread_ts
-            )
-            self._ts[index] = str(response["ts"])
-        elif force or now - self._edited_at.get(index, float("-inf")) >= self._interval:
+            posting = self._posting.get(index)
+            if posting is None:
+                posting = asyncio.create_task(self._post(index, text))
+                self._posting[index] = posting
+            return await asyncio.shield(posting)  # a cancelled caller leaves the post going
+        if force or now - self._edited_at.get(index, float("-inf")) >= self._interval:
             await self._client.chat_update(
                 channel=self._target.channel, ts=self._ts[index], text=text
             )
@@ -120,6 +130,17 @@ class SlackStream:
             return self._ts[index]
         self._edited_at[index] = now
         return self._ts[index]
+
+    async def _post(self, index: int, text: str) -> str:
+        try:
+            response = await self._client.chat_postMessage(
+                channel=self._target.channel, text=text, thread_ts=self._target.thread_ts
+            )
+            self._ts[index] = str(response["ts"])
+            self._edited_at[index] = self._clock()
+            return self._ts[index]
+        finally:
+            del self._posting[index]
 
     async def add_affordances(self) -> None:
         """React with the rating/regenerate/continue emoji; best effort."""
