@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 from bot.app import App
+from bot.screening import HIDDEN_TEXT
 from storage import GenerationRecord, GenerationRepository
 from tests.slack.conftest import SignedClient, eventually
 from tests.slack.fake_slack import BOT_USER_ID, FakeSlack
@@ -95,3 +96,19 @@ async def test_a_redelivered_event_does_not_answer_twice(
     await asyncio.sleep(0.3)  # a second answer would have started by now
     assert len(fake_slack.called("chat.postMessage")) == 2
     assert GenerationRepository(app.db).count() == 2
+
+
+async def test_enough_flag_reactions_hide_the_answer(
+    slack: SignedClient, fake_slack: FakeSlack, app: App
+) -> None:
+    ts = await answer(slack, fake_slack)
+    needed = app.chat.config.reports_to_hide
+    flag = "triangular_flag_on_post"
+    for reporter in ["U2"] * 2 + [f"U{n}" for n in range(3, needed + 1)]:  # U2 counts once
+        await slack.react(reporter, flag, ts)
+    await asyncio.sleep(0.2)
+    assert fake_slack.messages[("C1", ts)]["text"] != HIDDEN_TEXT  # one report short
+
+    await slack.react("U99", flag, ts)
+    await eventually(lambda: fake_slack.messages[("C1", ts)]["text"] == HIDDEN_TEXT)
+    assert generation(app).hidden

@@ -1,7 +1,8 @@
 """The chat side of Slack: `/generate` and reactions, as thin handlers over `ChatService`.
 
 Reactions on an answer: :+1: / :-1: rate it (another rating by the same person replaces it,
-removing the reaction removes it), :repeat: writes another take, :fast_forward: continues it.
+removing the reaction removes it), :repeat: writes another take, :fast_forward: continues it,
+:triangular_flag_on_post: reports it (once `REPORTS_TO_HIDE` members did, its text is hidden).
 Regenerations and continuations are posted in the thread of the conversation's first answer.
 """
 
@@ -28,6 +29,7 @@ from bot.platforms.slack.text import (
     reaction_name,
     slack_error,
 )
+from bot.screening import HIDDEN_TEXT
 from model.backends.base import BackendError
 from storage import GenerationRecord
 
@@ -36,6 +38,7 @@ log = logging.getLogger(__name__)
 PLATFORM = "slack"
 REGENERATE_REACTION = "repeat"
 CONTINUE_REACTION = "fast_forward"
+REPORT_REACTION = "triangular_flag_on_post"  # 🚩
 NOT_IN_CHANNEL = (
     "I can't post in this channel yet: invite me with `/invite @gpt2bot`, then try again."
 )
@@ -114,6 +117,8 @@ class SlackChat:
         origin = Origin(PLATFORM, user, context.team_id, event["item"]["channel"])
         if name in RATING_EMOJI:
             await self._chat.rate(generation.id, user, name)
+        elif name == REPORT_REACTION:
+            await self._report(client, generation, user)
         elif name == REGENERATE_REACTION:
             target = await self._follow_up(generation, origin, "another take on")
             stream = self._chat.regenerate_stream(generation.id, origin)
@@ -122,6 +127,20 @@ class SlackChat:
             target = await self._follow_up(generation, origin, "continued", show_prompt=False)
             stream = self._chat.continue_stream(generation.id, origin)
             await self._render(client, target, stream, say=self._ephemeral(client, origin))
+
+    async def _report(
+        self, client: AsyncWebClient, generation: GenerationRecord, user: str
+    ) -> None:
+        """Count the member's report; once enough members reported it, hide the text."""
+        outcome = await self._chat.report(generation.id, user)
+        log.info("generation %s reported by %s (%d)", generation.id, user, outcome.reports)
+        if not outcome.newly_hidden or not generation.message_id:
+            return
+        channel, _, ts = generation.message_id.partition(":")
+        try:
+            await client.chat_update(channel=channel, ts=ts, text=HIDDEN_TEXT)
+        except SlackApiError as error:
+            log.warning("could not hide message %s: %s", generation.message_id, slack_error(error))
 
     async def reaction_removed(self, event: dict[str, Any], context: AsyncBoltContext) -> None:
         """Removing a rating reaction removes the rating (if it is still the current one)."""
@@ -165,7 +184,11 @@ class SlackChat:
         if item.get("type") != "message" or not user or user == context.bot_user_id:
             return None  # not a message, or the bot's own affordance reactions
         name = reaction_name(event.get("reaction", ""))
-        if name not in RATING_EMOJI and name not in (REGENERATE_REACTION, CONTINUE_REACTION):
+        if name not in RATING_EMOJI and name not in (
+            REGENERATE_REACTION,
+            CONTINUE_REACTION,
+            REPORT_REACTION,
+        ):
             return None
         generation = await self._chat.find_by_message(
             PLATFORM, message_id(item["channel"], item["ts"])

@@ -28,7 +28,10 @@ CURSOR = " …"  # marks text that is still being written
 # Reactions the bot adds to each finished answer, so users see what they can do.
 AFFORDANCES = ("+1", "-1", "repeat", "fast_forward")
 Attach = Callable[[GenerationRecord, str], Awaitable[None]]  # (generation, stored message id)
-HINT = "react :+1: / :-1: to rate, :repeat: for another take, :fast_forward: to continue"
+HINT = (
+    "react :+1: / :-1: to rate, :repeat: for another take, :fast_forward: to continue, "
+    ":triangular_flag_on_post: to report"
+)
 
 
 def message_id(channel: str, ts: str) -> str:
