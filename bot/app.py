@@ -26,7 +26,7 @@ from bot.metrics import Metrics
 from bot.mydata import MyData
 from bot.settings import Settings
 from model.backends.base import Backend
-from model.backends.fake import IdleBackend
+from model.backends.idle import IdleBackend
 from storage import Database, ModelVersionRepository, upgrade
 
 if TYPE_CHECKING:

@@ -1,10 +1,8 @@
-"""Backends for tests and for commands that do not generate, beside the seam they implement
-(`model/backends/base.py`), the way httpx ships `MockTransport` beside `BaseTransport`.
+"""A backend for tests, beside the seam it implements (`model/backends/base.py`), the way
+httpx ships `MockTransport` beside `BaseTransport`.
 
-- `ScriptedBackend`: answers with known text, streamed in pieces with a delay, so platform
-  tests can check streaming, queue positions, cancellation and "busy" without a model.
-- `IdleBackend`: for one-shot commands (`gpt2bot models use`, `train`, `export`) that change
-  the registry or read the database but serve nothing: it refuses generation and records swaps.
+`ScriptedBackend` answers with known text, streamed in pieces with a delay, so platform tests
+can check streaming, queue positions, cancellation, "busy" and A/B arms without a model.
 """
 
 from __future__ import annotations
@@ -143,33 +141,3 @@ class ScriptedBackend:
 
     async def unload_version(self, version: str) -> None:
         self.extra.pop(version, None)
-
-
-class IdleBackend:
-    """Serves nothing: for commands that change the registry or read data without a model."""
-
-    def __init__(self, model_version: str = "") -> None:
-        self._version = model_version
-
-    @property
-    def model_version(self) -> str:
-        return self._version
-
-    async def start(self) -> None:
-        """Nothing to load."""
-
-    async def close(self) -> None:
-        """Nothing to release."""
-
-    def submit(self, request: GenerationRequest) -> QueueHandle:
-        raise Busy("This command does not generate text; use `gpt2bot run`.", retry_after_s=0)
-
-    def count_tokens(self, text: str) -> int:
-        return len(text.split())
-
-    def tail_tokens(self, text: str, max_tokens: int) -> str:
-        return " ".join(text.split(" ")[-max_tokens:])
-
-    async def swap(self, version: str, path: str) -> None:
-        """Only the database changes; a running bot switches through `/admin model use`."""
-        self._version = version
