@@ -4,7 +4,7 @@ subcommand. `bot.cli` registers `add_parser` and dispatches to `run`.
 - `generation.py` (workload in `workload.py`): the engine against the usual ways of serving GPT-2.
 - `training.py`: tokens/s of the fine-tuning recipe against padded and HF `Trainer` baselines.
 - `loop.py`: does the learning loop learn what simulated raters like?
-- `poisoning.py`: can a colluding group teach it what moderation flags (defences on and off)?
+- `poisoning.py`: can colluders teach it what moderation flags (defences on, off, rules only)?
 
 Each benchmark module imports torch and transformers at its top, so it is imported only when its
 benchmark runs: `gpt2bot --help` and the other commands stay quick.
