@@ -49,6 +49,13 @@ BACKEND_METRICS = {
     "tokens_generated": ("gpt2bot_engine_tokens", "counter", "tokens generated"),
     "oom_splits": ("gpt2bot_engine_oom_splits", "counter", "batches split after GPU OOM"),
 }
+# numbers by version in the snapshot: a gauge with a `version` label
+BACKEND_BY_VERSION = {
+    "running_rows_by_version": (
+        "gpt2bot_engine_running_rows_by_version",
+        "rows (samples) decoding, per resident model version",
+    ),
+}
 REQUEST_OUTCOMES = ("completed", "failed", "cancelled", "rejected")
 
 
@@ -118,10 +125,14 @@ class BackendCollector(Collector):
             "gpt2bot_engine_requests", "requests by outcome", labels=["outcome"]
         )
         for outcome in REQUEST_OUTCOMES:
-            if isinstance(snapshot.get(outcome), int | float):
-                outcomes.add_metric([outcome], float(snapshot[outcome]))
+            count = snapshot.get(outcome)
+            if isinstance(count, int | float):
+                outcomes.add_metric([outcome], float(count))
         yield outcomes
         for key, value in snapshot.items():
+            if isinstance(value, dict):
+                yield _by_version(key, value)
+                continue
             if key in REQUEST_OUTCOMES or isinstance(value, str | bool):
                 continue
             name, kind, help_text = BACKEND_METRICS.get(
@@ -129,6 +140,14 @@ class BackendCollector(Collector):
             )
             family = CounterMetricFamily if kind == "counter" else GaugeMetricFamily
             yield family(name, help_text, value=float(value))
+
+
+def _by_version(key: str, values: dict[str, int]) -> GaugeMetricFamily:
+    name, help_text = BACKEND_BY_VERSION.get(key, (f"gpt2bot_backend_{key}", key))
+    family = GaugeMetricFamily(name, help_text, labels=["version"])
+    for version, value in values.items():
+        family.add_metric([version], float(value))
+    return family
 
 
 class DatabaseCollector(Collector):

@@ -9,7 +9,7 @@ declaring an entry point in the `gpt2bot.backends` group.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -99,11 +99,16 @@ class TimedOut(BackendError):
     """The request did not finish within the backend's time limit."""
 
 
+# a metric's value: a number, a label (e.g. the model version), or numbers by label (e.g. the
+# engine's `running_rows_by_version`)
+MetricValue = float | int | str | dict[str, int]
+
+
 @runtime_checkable
 class ReportsMetrics(Protocol):
     """A backend that can describe its load (queue depth, tokens/s, latency percentiles)."""
 
-    def metrics(self) -> dict[str, float | int | str]:
+    def metrics(self) -> Mapping[str, MetricValue]:
         """A snapshot of the backend's metrics, JSON-serializable."""
         ...
 

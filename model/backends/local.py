@@ -1,7 +1,9 @@
 """The `local` backend: the continuous-batching engine (model/engine) in this process.
 
 `LocalBackend(config, version, path)` is the `gpt2bot.backends` entry point. It resolves the
-device and dtype, loads the model in a worker thread and hands requests to the `Engine`.
+device and dtype, loads the model in a worker thread and hands requests to the `Engine`. It
+serves several versions at once (`ServesSeveralVersions`: an A/B candidate resident beside the
+active version, each with its own batch in the engine).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import logging
 
 import torch
 
-from model.backends.base import GenerationRequest
+from model.backends.base import GenerationRequest, MetricValue
 from model.config import ModelConfig
 from model.device import cpu_has_fast_bf16, resolve_device
 from model.engine import Engine
@@ -40,7 +42,7 @@ def load_dtype_name(engine_dtype: str) -> str:
 
 
 class LocalBackend:
-    """Serves one model version (at a time) from this process."""
+    """Serves the active model version, and any other resident ones, from this process."""
 
     def __init__(self, config: ModelConfig, version: str, path: str) -> None:
         self._config = config
@@ -77,8 +79,21 @@ class LocalBackend:
         return str(tokenizer.decode(ids[len(ids) - max_tokens :]))
 
     async def swap(self, version: str, path: str) -> None:
-        """Load the new version beside the old one; running requests finish on the old one."""
+        """Serve new requests from `version`: promoted without reloading when it is resident,
+        else loaded beside the old one; running requests finish on the old one."""
         await self.engine.swap(version, path)
 
-    def metrics(self) -> dict[str, float | int | str]:
+    @property
+    def resident_versions(self) -> tuple[str, ...]:
+        return self.engine.resident_versions or (self._version,)  # the latter before start()
+
+    async def load_version(self, version: str, path: str) -> None:
+        """Load `version` in a worker thread beside the active one (its own batch and KV
+        cache: see docs/engine.md for what that costs)."""
+        await self.engine.load_version(version, path)
+
+    async def unload_version(self, version: str) -> None:
+        await self.engine.unload_version(version)
+
+    def metrics(self) -> dict[str, MetricValue]:
         return self.engine.stats().as_dict()

@@ -1,18 +1,22 @@
 """The generation engine: an asyncio-facing queue in front of a worker thread that owns the model.
 
 Callers `submit` from the event loop and get an `EngineHandle` at once (or `Busy`). The worker
-loops: take a pending swap, drop cancelled or expired waiting requests, admit as many waiting
-requests as the batch has free rows (prefill), decode one token for every row, retire finished
-rows. So requests join and leave between steps (continuous batching) and nothing the worker
-does ever runs on the event loop.
+loops: apply pending swaps, loads and unloads; drop cancelled or expired waiting requests; admit
+waiting requests while the row budget allows, each to the batch of its version (prefill); decode
+one token for every row of every batch; retire finished rows. So requests join and leave
+between steps (continuous batching) and nothing the worker does ever runs on the event loop.
 
 One lock (`_cond`) guards the queue, the per-user counts and the batches; `submit` takes it on
 the event loop, so the worker holds it only for bookkeeping: it tokenizes prompts and runs the
 model outside it.
 
-Hot-swap: the new version is loaded beside the old one; from then on new requests go to a new
-batch on the new model, while rows already running finish on the old model (both batches are
-stepped in turn). When the old batch is empty, its model is dropped and its memory released.
+Versions (model/engine/residents.py): besides the active version, others can be resident (A/B
+serving), each with its own batch; a request naming one is served by it, any other by the
+active one. A version is loaded off the worker thread, which then takes it in between two
+steps. Hot-swap: new requests go to the new version's batch (a resident one is promoted
+without reloading) while rows already running finish on the old model; an unloaded version's
+rows finish too. When such a draining batch is empty, its model is dropped and its memory
+released.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ from model.engine.batch import Batch
 from model.engine.config import EngineConfig
 from model.engine.metrics import EngineMetrics, EngineStats
 from model.engine.request import ActiveRequest, EngineHandle, tokenize_for
+from model.engine.residents import Plan, Residents, by_batch, settle_heap
 from model.versions import LoadedModel
 
 log = logging.getLogger(__name__)
@@ -52,16 +57,7 @@ IDLE_WAIT_S = 1.0  # an idle worker wakes this often to log metrics and notice a
 POSITION_UPDATE_S = 2.0
 
 Loader = Callable[[str, str], LoadedModel]
-
-
-def settle_heap() -> None:
-    """Collect, then move every object alive now (modules, the model, tokenizers: most of the
-    heap) out of the garbage collector's reach. Python's full collections hold the GIL: over the
-    ~353,000 objects of a loaded process one took 121 ms on the project's 2-core CPU (0 ms once
-    frozen), stalling the event loop whenever one ran. Objects still die by reference counting;
-    a swap unfreezes so that the old model's cycles are collected."""
-    gc.collect()
-    gc.freeze()
+Change = Callable[[], None]  # a change of the resident batches, applied by the worker
 
 
 class Engine:
@@ -89,10 +85,9 @@ class Engine:
         self._cond = threading.Condition()
         self._waiting: deque[ActiveRequest] = deque()
         self._per_user: Counter[str] = Counter()
-        self._batch: Batch | None = None
-        self._draining: list[Batch] = []
-        self._pending: Batch | None = None  # the next version, ready to serve
-        self._swap_done: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+        self._residents: Residents | None = None  # set by start()
+        # swaps, loads and unloads for the worker to apply, each with the future it resolves
+        self._changes: list[tuple[Change, asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
         self._stopping = False
         self._thread: threading.Thread | None = None
         self._last_log = time.monotonic()
@@ -100,18 +95,27 @@ class Engine:
     # ---- asyncio side ----------------------------------------------------------------------------
 
     @property
+    def residents(self) -> Residents:
+        """The batches of the versions held (after `start`)."""
+        if self._residents is None:
+            raise RuntimeError("engine not started")
+        return self._residents
+
+    @property
     def loaded(self) -> LoadedModel:
         """The model that serves new requests."""
         with self._cond:
-            batch = self._pending or self._batch
-            model = batch.loaded if batch else None
-        if model is None:
-            raise RuntimeError("engine not started")
-        return model
+            return self.residents.active.loaded
+
+    @property
+    def resident_versions(self) -> tuple[str, ...]:
+        """The versions a request may name now, the active one first (none before `start`)."""
+        with self._cond:
+            return self._residents.versions() if self._residents is not None else ()
 
     async def start(self, version: str, path: str) -> None:
-        self._batch = await asyncio.to_thread(self._load_batch, version, path)
-        self.metrics.model_version = self._batch.loaded.version
+        self._residents = Residents(await asyncio.to_thread(self._load_batch, version, path))
+        self.metrics.model_version = self._residents.active.loaded.version
         self._thread = threading.Thread(target=self._work, name="generation-engine", daemon=True)
         self._thread.start()
         settle_heap()
@@ -146,14 +150,28 @@ class Engine:
         return handle
 
     async def swap(self, version: str, path: str) -> None:
-        """Load `version` from `path` beside the current model and serve new requests from it."""
-        batch = await asyncio.to_thread(self._load_batch, version, path)
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        """Serve new requests from `version`: its batch when it is resident (no reload, `path`
+        unused: an A/B promotion), else one loaded from `path` beside the current model. The
+        old active version drains (its running rows finish on it) and is released."""
         with self._cond:
-            self._pending = batch
-            self._swap_done.append((asyncio.get_running_loop(), future))
-            self._cond.notify_all()
-        await future  # resolved by the worker once new requests go to the new model
+            batch = self.residents.others.get(version)
+        if batch is None:
+            batch = await asyncio.to_thread(self._load_batch, version, path)
+        await self._change(lambda: self.residents.promote(batch))
+
+    async def load_version(self, version: str, path: str) -> None:
+        """Keep `version` (loaded from `path`) resident beside the active one, with a batch of
+        its own; requests naming it go to it once this returns. A no-op when it is resident."""
+        if version in self.resident_versions:
+            return
+        batch = await asyncio.to_thread(self._load_batch, version, path)
+        await self._change(lambda: self.residents.add(batch))
+        settle_heap()  # the new model's objects too stay out of full collections
+
+    async def unload_version(self, version: str) -> None:
+        """Stop admitting to `version` (never the active one: then, as for a version not
+        resident, a no-op); its running rows finish, then its model is released."""
+        await self._change(lambda: self.residents.remove(version))
 
     def stats(self) -> EngineStats:
         return self.metrics.snapshot()
@@ -172,6 +190,17 @@ class Engine:
         except Busy:
             self.metrics.count("rejected")
             raise
+
+    async def _change(self, change: Change) -> None:
+        """Have the worker apply `change` between two steps; return once it has."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        with self._cond:
+            if self._stopping or self._thread is None:
+                raise BackendError("The generator is not running. Please retry in a moment.")
+            self._changes.append((change, loop, future))
+            self._cond.notify_all()
+        await future
 
     def _wake(self) -> None:
         with self._cond:
@@ -193,16 +222,13 @@ class Engine:
         batch = Batch(
             loaded,
             self.config.max_batch,
-            self._count_oom,
+            lambda: self.metrics.count("oom_splits"),
             self.config.cpu_prepack,
             self.config.cuda_graphs,
             self.int8,
         )
         self.admission.throughput.seed(self.config.max_batch, batch.time_full_step())
         return batch
-
-    def _count_oom(self) -> None:
-        self.metrics.count("oom_splits")
 
     # ---- worker thread ---------------------------------------------------------------------------
 
@@ -218,8 +244,7 @@ class Engine:
         self._fail_everything(BackendError("The generator is shutting down. Please retry soon."))
 
     def _has_work(self) -> bool:
-        running = any(b.rows for b in [self._batch, *self._draining] if b is not None)
-        return running or bool(self._waiting) or self._pending is not None
+        return bool(self._changes or self._waiting or self.residents.rows())
 
     def _iterate(self) -> bool:
         with self._cond:
@@ -228,86 +253,72 @@ class Engine:
                 self._maybe_log()
             if self._stopping:
                 return False
-            self._take_swap()
+            self._apply_changes()
             self._drop_dead(time.perf_counter())
-            batch = self._batch
-            assert batch is not None
-            candidates = self._admission_candidates(batch)
+            candidates = self.residents.plan(self._waiting, self.config.max_batch)
         began = time.perf_counter()
-        tokenize_for(candidates, batch.loaded)  # outside the lock that submit() waits on
+        for batch, requests in by_batch(candidates).items():  # each for its version's tokenizer,
+            tokenize_for(requests, batch.loaded)  # outside the lock that submit() waits on
         with self._cond:
-            admitted = self._pop_admissible(batch)
+            admitted = self._pop_admissible(candidates)
             self._tell_positions()
-        batch.admit(admitted)
-        running = [batch, *self._draining]
+        for batch, requests in by_batch(admitted).items():
+            batch.admit(requests)
+        running = self.residents.batches()
         rows = sum(len(b.rows) for b in running)
         for stepping in running:
             self._step(stepping)
         self.admission.throughput.record(rows, time.perf_counter() - began)
-        self._release_drained()
+        self.residents.release_drained()
         self._record_metrics()
         return True
 
-    def _take_swap(self) -> None:
-        if self._pending is None:
-            return
-        assert self._batch is not None
-        self._draining.append(self._batch)
-        self._batch = self._pending
-        self.metrics.model_version = self._batch.loaded.version
-        log.info(
-            "serving new requests from model %s (running ones finish on %s)",
-            self._batch.loaded.version,
-            self._draining[-1].loaded.version,
-        )
-        self._pending = None
-        for loop, future in self._swap_done:
-            loop.call_soon_threadsafe(_resolve, future)
-        self._swap_done.clear()
+    def _apply_changes(self) -> None:
+        for change, loop, future in self._changes:
+            change()
+            self.metrics.model_version = self.residents.active.loaded.version  # before it returns
+            loop.call_soon_threadsafe(_settle, future, None)
+        self._changes.clear()
 
     def _drop_dead(self, now: float) -> None:
         """Waiting requests that were cancelled or ran out of time leave the queue."""
         for active in list(self._waiting):
-            if active.handle.cancel_requested:
+            if self._ended_if_dead(active, now):
                 self._waiting.remove(active)
                 self.admission.left_queue(active.work)
-                self.metrics.count("cancelled")
-                active.fail(Cancelled("The request was cancelled."))
-            elif active.expired(now):
-                self._waiting.remove(active)
-                self.admission.left_queue(active.work)
-                self.metrics.count("failed")
-                active.fail(TimedOut(_timeout_message(self.config.timeout_s)))
 
-    def _admission_candidates(self, batch: Batch) -> list[ActiveRequest]:
-        """The head of the queue that fits the batch's free rows: all that the next
-        `_pop_admissible` can take (only the worker removes from the queue, so it stays)."""
-        candidates: list[ActiveRequest] = []
-        rows = batch.free_rows
-        for active in self._waiting:
-            if active.samples > rows:
-                break
-            candidates.append(active)
-            rows -= active.samples
-        return candidates
+    def _ended_if_dead(self, active: ActiveRequest, now: float) -> bool:
+        """End `active` if it was cancelled or ran out of time (counted); whether it was."""
+        if active.handle.cancel_requested:
+            self.metrics.count("cancelled")
+            active.fail(Cancelled("The request was cancelled."))
+        elif active.expired(now):
+            self.metrics.count("failed")
+            active.fail(TimedOut(_timeout_message(self.config.timeout_s)))
+        else:
+            return False
+        return True
 
-    def _pop_admissible(self, batch: Batch) -> list[ActiveRequest]:
-        """Take from the queue's head what fits the free rows and the prefill token budget."""
-        admitted: list[ActiveRequest] = []
-        rows = batch.free_rows
+    def _pop_admissible(self, candidates: Plan) -> Plan:
+        """Take the candidates (still queued: only the worker removes from the queue) from the
+        queue, in order, while the prefill token budget allows (the first one always)."""
+        admitted: Plan = []
         tokens = 0
-        while self._waiting:
-            active = self._waiting[0]
-            if active.samples > rows or active.version != batch.loaded.version:
-                break  # too big for the free rows, or queued after the candidates
+        for active, batch in candidates:
             cost = len(active.prompt_ids)
             if admitted and tokens + cost > self.config.max_prefill_tokens:
                 break
-            self._waiting.popleft()
-            self.admission.left_queue(active.work)
-            admitted.append(active)
-            rows -= active.samples
+            admitted.append((active, batch))
             tokens += cost
+        taken = {id(active) for active, _ in admitted}
+        left = len(taken)
+        while left and id(self._waiting[0]) in taken:  # the usual case: the queue's head
+            self._waiting.popleft()
+            left -= 1
+        if left:  # some passed a request held back by its own version's batch
+            self._waiting = deque(a for a in self._waiting if id(a) not in taken)
+        for active, _ in admitted:
+            self.admission.left_queue(active.work)
         return admitted
 
     def _tell_positions(self) -> None:
@@ -323,15 +334,8 @@ class Engine:
     def _step(self, batch: Batch) -> None:
         now = time.perf_counter()
         for row in batch.rows:
-            owner = row.owner
-            if owner.done:
-                continue
-            if owner.handle.cancel_requested:
-                self.metrics.count("cancelled")
-                owner.fail(Cancelled("The request was cancelled."))
-            elif owner.expired(now):
-                self.metrics.count("failed")
-                owner.fail(TimedOut(_timeout_message(self.config.timeout_s)))
+            if not row.owner.done:
+                self._ended_if_dead(row.owner, now)
         batch.retire()
         try:
             batch.step()
@@ -341,33 +345,22 @@ class Engine:
             batch.fail_all(BackendError("The model ran out of memory. Try a shorter request."))
         batch.retire()
 
-    def _release_drained(self) -> None:
-        drained = [b for b in self._draining if not b.rows]
-        if not drained:
-            return
-        self._draining = [b for b in self._draining if b.rows]
-        device = drained[0].loaded.device
-        for batch in drained:
-            log.info("model %s drained: releasing its memory", batch.loaded.version)
-        drained.clear()
-        gc.unfreeze()  # the old model's objects were frozen with the rest: let them go
-        settle_heap()
-        if device.type == "cuda":
-            torch.cuda.empty_cache()
-
     def _record_metrics(self) -> None:
-        batches = [b for b in [self._batch, *self._draining] if b is not None]
+        residents = self.residents
+        batches = residents.batches()
         produced = sum(b.tokens_out for b in batches)
         for b in batches:
             b.tokens_out = 0
         if produced:
             self.metrics.tokens(produced)
         self.metrics.queue_depth = len(self._waiting)
-        self.metrics.running_rows = sum(len(b.rows) for b in batches)
+        self.metrics.running_rows = rows = residents.rows()
+        self.metrics.running_rows_by_version = residents.rows_by_version()
         self.metrics.running_requests = len({id(r.owner) for b in batches for r in b.rows})
-        with self._cond:
+        with self._cond:  # rows of every version are work ahead of a new request
             self.admission.running_tokens = sum(r.tokens_left for b in batches for r in b.rows)
-            self.admission.free_rows = self._batch.free_rows if self._batch is not None else 0
+            shared = max(0, self.config.max_batch - rows)
+            self.admission.free_rows = min(shared, residents.active.free_rows)
         self._maybe_log()
 
     def _maybe_log(self) -> None:
@@ -382,16 +375,22 @@ class Engine:
             waiting = list(self._waiting)
             self._waiting.clear()
             self.admission.waiting_tokens = 0
+            changes, self._changes = self._changes, []
         for active in waiting:
             active.fail(error)
-        for batch in [self._batch, *self._draining]:
-            if batch is not None:
-                batch.fail_all(error)
+        for batch in self.residents.batches():
+            batch.fail_all(error)
+        for _, loop, future in changes:  # a swap, load or unload that was still to come
+            loop.call_soon_threadsafe(_settle, future, error)
 
 
-def _resolve(future: asyncio.Future[None]) -> None:
-    if not future.done():
+def _settle(future: asyncio.Future[None], error: BackendError | None) -> None:
+    if future.done():
+        return
+    if error is None:
         future.set_result(None)
+    else:
+        future.set_exception(error)
 
 
 def _timeout_message(limit_s: float) -> str:

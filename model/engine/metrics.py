@@ -1,4 +1,5 @@
-"""Engine metrics: queue depth, batch size, tokens/s, latency and time-to-first-token.
+"""Engine metrics: queue depth, batch size (also per resident version), tokens/s, latency and
+time-to-first-token.
 
 Written by the worker thread, read from anywhere (admin `stats`, the web dashboard, the log):
 a lock guards the few counters and the recent-request windows.
@@ -9,7 +10,9 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+
+from model.backends.base import MetricValue
 
 WINDOW_REQUESTS = 1000  # percentiles over the last this many finished requests
 RATE_WINDOW_S = 30.0  # tokens/s over the last this many seconds
@@ -34,8 +37,10 @@ class EngineStats:
     tokens_generated: int
     oom_splits: int
     model_version: str
+    # rows per version: every resident one (0 when idle) and any still draining after a swap
+    running_rows_by_version: dict[str, int] = field(default_factory=dict)
 
-    def as_dict(self) -> dict[str, float | int | str]:
+    def as_dict(self) -> dict[str, MetricValue]:
         return asdict(self)
 
 
@@ -66,6 +71,7 @@ class EngineMetrics:
         self.running_requests = 0
         self.running_rows = 0
         self.model_version = ""
+        self.running_rows_by_version: dict[str, int] = {}  # replaced whole, never changed
 
     def count(self, name: str, amount: int = 1) -> None:
         with self._lock:
@@ -107,5 +113,6 @@ class EngineMetrics:
             p50_ttft_s=percentile(ttfts, 0.5),
             p95_ttft_s=percentile(ttfts, 0.95),
             model_version=self.model_version,
+            running_rows_by_version=dict(self.running_rows_by_version),
             **counts,
         )

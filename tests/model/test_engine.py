@@ -432,8 +432,8 @@ async def test_cuda_graphs_serve_the_same_text_as_eager_steps(model_versions):
         try:
             runs = [run(engine, p, s) for p, s in [("A language model is", GREEDY), *OTHERS]]
             outputs[graphs] = [r.texts for r, _ in await asyncio.gather(*runs)]
-            batch = engine._batch
-            assert batch is not None and (batch.graphs is not None) == graphs
+            batch = engine.residents.active
+            assert (batch.graphs is not None) == graphs
             recorded = batch.graphs.recorded if batch.graphs is not None else 0
             if graphs:  # graphs hold the cache's addresses: allocated at full length up front
                 assert batch.cache.columns == batch.runner.context

@@ -7,7 +7,13 @@ import torch
 from admin.moderation import FakeModerator
 from bot import plugins
 from bot.chat import ChatConfig, ChatService, Finished, Origin
-from model.backends.base import Backend, ReportsMetrics
+from model.backends.base import (
+    Backend,
+    GenerationRequest,
+    ReportsMetrics,
+    SamplingParams,
+    ServesSeveralVersions,
+)
 from model.backends.local import engine_dtype_name, load_dtype_name
 from model.config import ModelConfig
 from model.device import cpu_has_fast_bf16
@@ -46,6 +52,28 @@ async def test_chat_service_generates_through_the_local_backend(model_versions, 
     finally:
         await backend.close()
         db.dispose()
+
+
+async def test_the_local_backend_serves_several_versions(model_versions):
+    config = ModelConfig(device="cpu", dtype="fp32", engine=EngineConfig(metrics_log_interval_s=0))
+    backend = plugins.load(plugins.BACKEND_GROUP, "local")(config, "v1", str(model_versions["v1"]))
+    assert isinstance(backend, ServesSeveralVersions)
+    assert backend.resident_versions == ("v1",)  # before start: the version it will serve
+    await backend.start()
+    params = SamplingParams(temperature=0, max_new_tokens=8)
+    try:
+        await backend.load_version("v2", str(model_versions["v2"]))
+        assert backend.resident_versions == ("v1", "v2")
+        candidate = await backend.submit(GenerationRequest("Hi", params, version="v2")).result()
+        active = await backend.submit(GenerationRequest("Hi", params)).result()
+        assert set(backend.metrics()["running_rows_by_version"]) == {"v1", "v2"}
+        await backend.unload_version("v2")
+        assert backend.resident_versions == ("v1",)
+        gone = await backend.submit(GenerationRequest("Hi", params, version="v2")).result()
+    finally:
+        await backend.close()
+    assert (candidate.model_version, active.model_version, gone.model_version) == ("v2", "v1", "v1")
+    assert backend.model_version == "v1"
 
 
 def test_cpu_dtype_setting():

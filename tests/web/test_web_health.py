@@ -79,10 +79,11 @@ async def test_metrics_show_live_engine_numbers_during_a_generation(
     assert during, "every generation finished before /metrics answered"
     assert during["gpt2bot_engine_running_requests"] == 1  # both samples decode together
     assert during["gpt2bot_engine_running_rows"] == 2
+    version = app.backend.model_version
+    assert during[f'gpt2bot_engine_running_rows_by_version{{version="{version}"}}'] == 2
     assert during["gpt2bot_engine_queue_depth"] == 0
 
     after = await scrape(browser)
-    version = app.backend.model_version
     assert after["gpt2bot_engine_tokens_per_second"] > 0
     assert after['gpt2bot_engine_requests_total{outcome="completed"}'] >= 1
     assert after["gpt2bot_generation_latency_seconds_count"] == attempt + 1
