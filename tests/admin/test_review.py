@@ -121,9 +121,11 @@ async def test_the_pair_can_be_chosen_or_be_the_ab_candidate(db, backend):
     judged = await reviews.record("owner", (await reviews.next_item("owner")).id, "tie")
     assert judged.pair == ("v1", "v2")  # the A/B candidate, not the newest version
 
+    assert backend.resident_versions == ("v1", "v2")  # loaded for it, kept for the A/B arm
+
     chosen = await reviews.next_item("owner", "v2", "v3")  # neither is the active one
     judged = await reviews.record("owner", chosen.id, "a")
-    assert judged.pair == ("v2", "v3") and backend.resident_versions == ("v1",)
+    assert judged.pair == ("v2", "v3") and backend.resident_versions == ("v1", "v2")
     again = await reviews.next_item("owner", same_pair_as=chosen.id)
     assert (await reviews.record("owner", again.id, "a")).pair == ("v2", "v3")
     one = await reviews.next_item("owner", "v3")  # one named: it against the active one
