@@ -1,10 +1,10 @@
 """The admin seams: what platforms (Discord `/admin`, Slack `/gpt2bot-admin`, the web
 dashboard) and the CLI call. Authorization happens before, in `admin.auth.AdminGate`.
 
-One small Protocol per concept: curation, training, registry, reports (all global: bot
-owners) and servers (per-server settings: each server's admins). `App` holds one of each in
+One small Protocol per concept: curation, training, registry, reports, reviews (all global:
+bot owners) and servers (per-server settings: each server's admins). `App` holds one of each in
 `AdminServices`; the implementations live beside this file (`curation.py`, `training.py`,
-`registry.py`, `reports.py`, `servers.py`), their fakes in `admin/fake.py`.
+`registry.py`, `reports.py`, `review.py`, `servers.py`), their fakes in `admin/fake.py`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,9 @@ from typing import Any, Protocol
 from storage import (
     CuratedSampleRecord,
     ModelVersionRecord,
+    PairWinRate,
     ReportedRecord,
+    ReviewItemRecord,
     ServerSettingsRecord,
     TrainingRunRecord,
     VersionRatingStats,
@@ -42,6 +44,22 @@ class AlreadyRunning(Exception):
 
 class PromotionRefused(Exception):
     """The gate refused a promotion; the message says why and how to force it."""
+
+
+class ReviewUnavailable(Exception):
+    """A blind review cannot be made now (one version only, a backend that serves one version
+    at a time); the message says what to do."""
+
+
+@dataclass(frozen=True)
+class BlindPair:
+    """A review item as an owner sees it before judging: no version names, by construction."""
+
+    id: int
+    prompt: str
+    source: str  # "fixed" (an evaluation prompt) or "recent" (a member's prompt)
+    output_a: str
+    output_b: str
 
 
 # called with the run as it advances and when it ends (`progress` and `eta_s` are live)
@@ -187,6 +205,38 @@ class ServerService(Protocol):
         ...
 
 
+class ReviewService(Protocol):
+    """Blind side-by-side review of two model versions by the bot's owners."""
+
+    async def next_item(
+        self,
+        actor: str,
+        version_a: str | None = None,
+        version_b: str | None = None,
+        *,
+        same_pair_as: int | None = None,
+    ) -> BlindPair:
+        """A prompt (a fixed evaluation prompt or a member's recent one) and the outputs of two
+        versions for it, made with the same seed and sampling, in random order. Default pair:
+        the active version against the A/B candidate (else the newest other version); one
+        version named: it against the active one; `same_pair_as`: the pair of that item.
+        An item shown to `actor` and not judged comes back until it is judged (reloading does
+        not skip it). `ReviewUnavailable` with one version or a backend that cannot serve
+        two; `LookupError` for an unknown version or item; `BackendError` when generation
+        failed."""
+        ...
+
+    async def record(self, actor: str, item_id: int, choice: str) -> ReviewItemRecord:
+        """Store `actor`'s verdict, "a", "b" or "tie", and return the item with its versions
+        revealed. `LookupError` for an unknown item; `ValueError` for another choice or an
+        item judged already."""
+        ...
+
+    async def win_rates(self) -> list[PairWinRate]:
+        """Wins, losses and ties per pair of versions (a tie counts half in the rates)."""
+        ...
+
+
 @dataclass(frozen=True)
 class AdminServices:
     """The admin use-cases, one per concept, built together by the composition root."""
@@ -196,6 +246,7 @@ class AdminServices:
     registry: RegistryService
     reports: ReportService
     servers: ServerService
+    reviews: ReviewService
 
     async def close(self) -> None:
         await self.training.close()

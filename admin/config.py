@@ -56,7 +56,7 @@ class LearningConfig:
     rating_min_account_days: int = field(
         default=7, metadata={"env": "RATING_MIN_ACCOUNT_DAYS", "min": 0, "max": 3650}
     )
-    # rating-derived samples join the dataset at once (false: they wait for /admin review)
+    # rating-derived samples join the dataset at once (false: they wait for /admin curate queue)
     auto_approve: bool = field(default=False, metadata={"env": "CURATION_AUTO_APPROVE"})
     # candidate held-out loss may exceed the active's by this
     promote_tolerance: float = field(

@@ -1,6 +1,6 @@
 """In-memory admin services for tests of the platforms (the way httpx ships `MockTransport`
 beside `BaseTransport`): they keep their state in lists, answer like the real ones, and record
-each call as `(method, args)` in one `calls` list shared by the four of them.
+each call as `(method, args)` in one `calls` list shared by all of them.
 
     admin = fake_admin()
     ... drive a chat command ...
@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from admin.base import AdminServices, AlreadyRunning, CurationReport, ProgressCallback
+from admin.fake_review import FakeReviews
 from admin.servers import validate
 from storage import (
     CuratedSampleRecord,
@@ -308,11 +309,13 @@ def fake_admin(
             for i, t in enumerate(samples)
         ],
     )
+    registry = FakeRegistry(calls, list(versions), backend)
     return FakeAdmin(
         curation=curation,
         training=FakeTraining(calls, report_after_s=report_after_s),
-        registry=FakeRegistry(calls, list(versions), backend),
+        registry=registry,
         reports=FakeReports(calls, list(stats)),
         servers=FakeServers(calls),
+        reviews=FakeReviews(calls, registry),
         calls=calls,
     )

@@ -18,6 +18,7 @@ from admin.curation import Curation
 from admin.moderation import Moderator
 from admin.registry import ProgressFn, Registry, prepare_model
 from admin.reports import Reports
+from admin.review import Reviews
 from admin.servers import ServerSettings
 from admin.training import Training
 from bot import plugins
@@ -141,4 +142,7 @@ def _admin_services(
     training = Training(
         db, settings.model, settings.learning, curation, registry, settings.admin.retrain_cron
     )
-    return AdminServices(curation, training, registry, Reports(db), ServerSettings(db))
+    # MERGE (A/B): pass the running experiment's candidate, e.g.
+    # `Reviews(db, backend, candidate=experiments.candidate)`, an async () -> str | None
+    reviews = Reviews(db, backend)
+    return AdminServices(curation, training, registry, Reports(db), ServerSettings(db), reviews)

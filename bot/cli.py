@@ -16,7 +16,7 @@ from admin.base import AlreadyRunning, PromotionRefused
 from bot import bench, cli_learning, cli_ops, cli_run
 from bot.chat import Finished, Origin
 from bot.cli_run import CommandError, open_app
-from bot.export import FORMATS, write_export
+from bot.export import FORMATS, write_export, write_reviews
 from bot.logs import configure_logging
 from bot.params import LIMITS, InvalidRequest, parse_params, validate_prompt
 from bot.settings import Settings, SettingsError
@@ -66,11 +66,18 @@ def build_parser() -> argparse.ArgumentParser:
     export = sub.add_parser("export", help="export every generation with its ratings")
     export.add_argument("--format", choices=FORMATS, default="jsonl")
     export.add_argument("--out", help="file to write (default: standard output)")
-    export.add_argument(
+    what = export.add_mutually_exclusive_group()
+    what.add_argument(
         "--conversation",
         type=int,
         metavar="ID",
         help="only this conversation, in the order it was made (🔁 siblings, ⏩ children)",
+    )
+    what.add_argument(
+        "--reviews", action="store_true", help="the owners' blind-review verdicts instead"
+    )
+    what.add_argument(
+        "--win-rates", action="store_true", help="blind-review win rates per pair of versions"
     )
 
     models = sub.add_parser("models", help="list, switch or roll back model versions")
@@ -154,6 +161,8 @@ async def _demo(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _export(settings: Settings, args: argparse.Namespace) -> int:
+    if args.reviews or args.win_rates:
+        return await _export_reviews(settings, args)
     app = await open_app(settings, model="none")
     try:
         if args.conversation is not None:
@@ -166,6 +175,21 @@ async def _export(settings: Settings, args: argparse.Namespace) -> int:
             print(f"wrote {count} generations to {args.out}", file=sys.stderr)
         else:
             await app.db.run(write_export, records, sys.stdout, args.format)
+    finally:
+        await app.close()
+    return 0
+
+
+async def _export_reviews(settings: Settings, args: argparse.Namespace) -> int:
+    what = "win-rates" if args.win_rates else "verdicts"
+    app = await open_app(settings, model="none")
+    try:
+        if args.out:
+            with open(args.out, "w", newline="", encoding="utf-8") as handle:
+                count = await app.db.run(write_reviews, app.db, what, handle, args.format)
+            print(f"wrote {count} {what.replace('-', ' ')} to {args.out}", file=sys.stderr)
+        else:
+            await app.db.run(write_reviews, app.db, what, sys.stdout, args.format)
     finally:
         await app.close()
     return 0

@@ -1,5 +1,5 @@
 """Persistence: SQLAlchemy models, migrations, and one module per entity holding its records
-and its repository (generations, versions, curation, training, audit).
+and its repository (generations, versions, curation, training, audit, reviews).
 
 Import from here (`from storage import GenerationRepository`), not from the submodules.
 """
@@ -22,6 +22,13 @@ from storage.members import DeletionReport, MemberDataRepository
 from storage.migrate import current_revision, head_revision, upgrade
 from storage.rating_rule import RatingRow, RatingRule, wilson_lower_bound
 from storage.reports import ReportedRecord, ReportOutcome, ReportRepository
+from storage.reviews import (
+    NewReviewItem,
+    PairWinRate,
+    RecentPrompt,
+    ReviewItemRecord,
+    ReviewRepository,
+)
 from storage.servers import ServerSettingsRecord, ServerSettingsRepository
 from storage.training import (
     ACTIVE_STATUSES,
@@ -51,13 +58,18 @@ __all__ = [
     "ModelVersionRecord",
     "ModelVersionRepository",
     "NewGeneration",
+    "NewReviewItem",
     "NotFound",
+    "PairWinRate",
     "RatingRecord",
     "RatingRow",
     "RatingRule",
+    "RecentPrompt",
     "ReportOutcome",
     "ReportRepository",
     "ReportedRecord",
+    "ReviewItemRecord",
+    "ReviewRepository",
     "RunStatus",
     "ServerSettingsRecord",
     "ServerSettingsRepository",

@@ -5,7 +5,8 @@ chains and other people's ratings of other outputs keep their shape), the prompt
 members' 🔁/⏩ that started from their text (those outputs stay: they are the others'), their
 ratings, every
 curated sample that came from them (their rated outputs and samples they added), their texts
-in training-run dataset snapshots, and the detail of their audited admin commands; it marks
+in training-run dataset snapshots, blind-review items made from their prompts (the owners'
+verdicts on them stay), and the detail of their audited admin commands; it marks
 them so future training skips them. Model versions already trained are files on disk and are
 not retrained by this.
 """
@@ -26,6 +27,7 @@ from storage.models import (
     Rating,
     TrainingRun,
 )
+from storage.reviews import redact_reviews
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,7 @@ class MemberDataRepository:
             ).rowcount  # type: ignore[attr-defined]
             for generation in generations:
                 generation.prompt, generation.output, generation.redacted = "", "", True
+            redact_reviews(session, ids)
             texts |= _blank_derived_prompts(session, generations, user_id)
             platform_ids = select(Generation.id).where(Generation.platform == platform)
             ratings = session.execute(
@@ -133,6 +136,7 @@ class MemberDataRepository:
             session.execute(delete(CuratedSample).where(CuratedSample.generation_id == row.id))
             session.execute(delete(Rating).where(Rating.generation_id == row.id))
             row.prompt, row.output, row.redacted = "", "", True
+            redact_reviews(session, [row.id])
             _scrub_snapshots(session, texts)
             return row.channel_id, row.message_id
 

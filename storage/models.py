@@ -211,3 +211,31 @@ class Report(Base):
     )
     reporter_id: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ReviewItem(Base):
+    """A blind side-by-side comparison: one prompt, the outputs of two versions shown as "A"
+    and "B" without their names, and an owner's verdict (None while it waits)."""
+
+    __tablename__ = "review_items"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    prompt: Mapped[str] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(String(16))  # fixed|recent
+    # the member's generation a recent prompt came from (their data: redacted with it)
+    generation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("generations.id", ondelete="SET NULL"), index=True
+    )
+    version_a: Mapped[str] = mapped_column(String(64))  # shown as "A"
+    version_b: Mapped[str] = mapped_column(String(64))  # shown as "B"
+    output_a: Mapped[str] = mapped_column(Text)
+    output_b: Mapped[str] = mapped_column(Text)
+    params: Mapped[dict[str, Any]] = mapped_column(JSON)  # the same for both sides
+    seed: Mapped[int] = mapped_column(BigInteger)
+    created_by: Mapped[str] = mapped_column(String(64), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    verdict: Mapped[str | None] = mapped_column(String(8))  # a|b|tie
+    winner: Mapped[str | None] = mapped_column(String(64))  # the better version; None: a tie
+    reviewer: Mapped[str | None] = mapped_column(String(64))
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    redacted: Mapped[bool] = mapped_column(Boolean, default=False)  # its prompt's author deleted it

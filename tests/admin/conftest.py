@@ -16,6 +16,7 @@ from admin.curation import Curation
 from admin.moderation import FakeModerator
 from admin.registry import Registry
 from admin.reports import Reports
+from admin.review import Reviews
 from admin.servers import ServerSettings
 from admin.training import Training
 from model.backends.base import Backend
@@ -57,7 +58,8 @@ def build_services(db: Database, model_dir: Path, backend: Backend) -> AdminServ
     registry = Registry(db, LEARNING.promote_tolerance, backend)
     model = ModelConfig(model_dir=model_dir, device="cpu")
     training = Training(db, model, LEARNING, curation, registry)
-    return AdminServices(curation, training, registry, Reports(db), ServerSettings(db))
+    reviews = Reviews(db, backend)
+    return AdminServices(curation, training, registry, Reports(db), ServerSettings(db), reviews)
 
 
 @pytest.fixture

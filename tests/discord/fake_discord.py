@@ -163,6 +163,38 @@ class FakeDiscord:
         await self.dispatch("INTERACTION_CREATE", payload)
         return interaction
 
+    async def press(self, message_id: int, custom_id: str, member: p.Member) -> Interaction:
+        """Dispatch INTERACTION_CREATE for a click on the button `custom_id` of a message
+        (a component interaction, type 3), as `member` in the first server."""
+        message = self.messages[message_id]
+        assert custom_id in message.buttons, f"no button {custom_id!r} on message {message_id}"
+        interaction = Interaction(self.next_id(), f"itoken-{self.next_id()}", time.monotonic())
+        interaction.message_id = message_id
+        self.interactions[interaction.token] = interaction
+        payload: dict[str, Any] = {
+            "id": str(interaction.id),
+            "application_id": str(self.app_id),
+            "type": 3,
+            "token": interaction.token,
+            "version": 1,
+            "data": {"custom_id": custom_id, "component_type": 2},
+            "message": self._payload(message),
+            "locale": "en-US",
+            "app_permissions": str(p.MEMBER_PERMISSIONS),
+            "entitlements": [],
+            "authorizing_integration_owners": {"0": str(self.guild_id)},
+            "attachment_size_limit": 8 * 1024 * 1024,
+            "context": 0,
+            "guild_id": str(self.guild_id),
+            "channel_id": str(message.channel_id),
+            "channel": p.text_channel(message.channel_id, self.guild_id, "general"),
+            "member": member.payload(),
+            "guild_locale": "en-US",
+            "guild": {"id": str(self.guild_id), "locale": "en-US", "features": []},
+        }
+        await self.dispatch("INTERACTION_CREATE", payload)
+        return interaction
+
     async def react(self, message_id: int, emoji: str, member: p.Member, add: bool = True) -> None:
         message = self.messages.get(message_id)
         channel_id = message.channel_id if message else self.channel_id
@@ -429,6 +461,7 @@ class FakeDiscord:
             body.get("content") or "",
             flags=body.get("flags", 0) or 0,
             files=call.files,
+            components=body.get("components") or [],
             **extra,
         )
         message.allowed_mentions.append(body.get("allowed_mentions"))
@@ -466,7 +499,7 @@ class FakeDiscord:
             "pinned": False,
             "type": 19 if message.reference_id else 0,
             "flags": message.flags,
-            "components": [],
+            "components": message.components,
         }
         if message.interaction_id is not None:
             data["webhook_id"] = str(self.app_id)
@@ -484,6 +517,8 @@ class FakeDiscord:
         kind = call.body["type"]
         interaction.callback_type, interaction.callback_at = kind, call.at
         data = call.body.get("data") or {}
+        if kind in (6, 7) and interaction.message_id is not None:  # (deferred) message update
+            return self._update_callback(interaction, kind, data, call)
         fake_call = Call(call.method, call.path, call.query, data, call.at, call.files)
         message = self._new_message(self.channel_id, fake_call, interaction_id=interaction.id)
         interaction.original_id = message.id
@@ -494,6 +529,29 @@ class FakeDiscord:
                     "type": 2,
                     "response_message_id": str(message.id),
                     "response_message_loading": kind == 5,
+                    "response_message_ephemeral": message.ephemeral,
+                },
+                "resource": {"type": kind, "message": self._payload(message)},
+            }
+        )
+
+    def _update_callback(
+        self, interaction: Interaction, kind: int, data: dict[str, Any], call: Call
+    ) -> web.Response:
+        """A button's interaction answered by editing the message the button is on."""
+        assert interaction.message_id is not None
+        interaction.original_id = interaction.message_id
+        message = self.messages[interaction.message_id]
+        if kind == 7:
+            edit = Call("PATCH", call.path, call.query, data, call.at, call.files)
+            self._edit_or_delete(message.id, edit)
+        return json_response(
+            {
+                "interaction": {
+                    "id": str(interaction.id),
+                    "type": 3,
+                    "response_message_id": str(message.id),
+                    "response_message_loading": False,
                     "response_message_ephemeral": message.ephemeral,
                 },
                 "resource": {"type": kind, "message": self._payload(message)},
@@ -529,6 +587,8 @@ class FakeDiscord:
             body = call.body or {}
             if "content" in body:
                 message.content = body["content"] or ""
+            if "components" in body:
+                message.components = body["components"] or []
             message.allowed_mentions.append(body.get("allowed_mentions"))
             message.edits.append((call.at, message.content))
             if call.files:

@@ -34,6 +34,17 @@ class Message:
     reactions: dict[str, set[int]] = field(default_factory=dict)
     files: list[tuple[str, bytes]] = field(default_factory=list)
     deleted: bool = False
+    components: list[dict[str, Any]] = field(default_factory=list)  # action rows, as sent
+
+    @property
+    def buttons(self) -> dict[str, str]:
+        """custom_id -> label of the message's buttons."""
+        return {
+            b["custom_id"]: b.get("label", "")
+            for row in self.components
+            for b in row.get("components", [])
+            if "custom_id" in b
+        }
 
     @property
     def ephemeral(self) -> bool:
@@ -48,6 +59,7 @@ class Interaction:
     callback_type: int | None = None
     callback_at: float | None = None
     original_id: int | None = None
+    message_id: int | None = None  # a component interaction: the message its button is on
     followup_ids: list[int] = field(default_factory=list)
 
 

@@ -303,12 +303,12 @@ async def test_owners_review_rating_derived_samples_in_one_command(fake, start_b
     for rater in ("alice", "bob", "carol", "dave"):  # alice's own 👍 does not count
         generations.rate(generation.id, rater, 1, "👍")
 
-    queue = await answer(fake, await fake.slash("admin review", member=fake.boss), "Waiting")
+    queue = await answer(fake, await fake.slash("admin curate queue", member=fake.boss), "Waiting")
     assert "`1` (👍 3 / 👎 0, bound 0.438) A rated output" in queue.content
-    refused = await answer(fake, await fake.slash("admin review", {"approve": 1}, fake.alice))
-    approved = await fake.slash("admin review", {"approve": 1}, member=fake.boss)
+    refused = await answer(fake, await fake.slash("admin curate queue", {"approve": 1}, fake.alice))
+    approved = await fake.slash("admin curate queue", {"approve": 1}, member=fake.boss)
     assert "Sample `1` approved" in (await answer(fake, approved)).content
-    again = await fake.slash("admin review", {"reject": 1}, member=fake.boss)
+    again = await fake.slash("admin curate queue", {"reject": 1}, member=fake.boss)
     assert "No curated sample 1 is waiting" in (await answer(fake, again)).content
     assert refused.content == OWNERS_ONLY
     (sample,) = CuratedSampleRepository(bot.app.db).active()
@@ -317,7 +317,12 @@ async def test_owners_review_rating_derived_samples_in_one_command(fake, start_b
         "carol",
         "dave",
     ]
-    assert [ok for _, action, ok in audit(bot) if action == "review"] == [True, False, True, True]
+    assert [ok for _, action, ok in audit(bot) if action == "curate queue"] == [
+        True,
+        False,
+        True,
+        True,
+    ]
 
 
 async def test_reports_hide_an_output_until_a_server_admin_decides(fake, start_bot):

@@ -17,6 +17,8 @@ from admin.fake import fake_admin, fake_version
 from bot.app import App
 from bot.platforms.base import RunOptions
 from bot.platforms.web import WebPlatform, create
+from model.backends.fake import ScriptedBackend
+from storage import Database, ModelVersionRepository, upgrade
 from storage.models import TrainingRun
 
 CHROMIUM = "/usr/bin/chromium"
@@ -29,11 +31,14 @@ pytestmark = pytest.mark.slow
 
 class ServerThread(threading.Thread):
     """The real web platform over a real App, on its own event loop in a thread: with the
-    real admin services, or (`with_admin`) the fake ones, whose training runs need no model."""
+    real admin services, or (`with_admin`) the fake ones, whose training runs need no model;
+    `review`: the real services over a scripted backend serving two registered versions."""
 
-    def __init__(self, tmp_path: Path, model_dir: Path, with_admin: bool = False) -> None:
+    def __init__(
+        self, tmp_path: Path, model_dir: Path, with_admin: bool = False, review: bool = False
+    ) -> None:
         super().__init__(daemon=True)
-        self.with_admin = with_admin
+        self.with_admin, self.review = with_admin, review
         self.app: App | None = None
         self.settings = make_settings(tmp_path, model_dir)
         self.web_config = web_config(tmp_path)
@@ -53,7 +58,10 @@ class ServerThread(threading.Thread):
     async def _serve(self) -> None:
         fake = fake_admin(versions=[fake_version("bootstrap-1", "active")])
         admin = fake if self.with_admin else None  # None: the real services `App.open` builds
-        app = self.app = await App.open(self.settings, bootstrap=TINY, admin=admin)
+        if self.review:
+            app = self.app = await App.open(self.settings, backend=two_versions(self.settings))
+        else:
+            app = self.app = await App.open(self.settings, bootstrap=TINY, admin=admin)
         options = RunOptions(host="127.0.0.1", port=0)
         platform: WebPlatform = create(app, options, self.web_config)
         self._loop, self._stopping = asyncio.get_running_loop(), asyncio.Event()
@@ -72,8 +80,25 @@ class ServerThread(threading.Thread):
         self.join(timeout=30)
 
 
-def start_server(tmp_path: Path, model_dir: Path, with_admin: bool = False) -> ServerThread:
-    thread = ServerThread(tmp_path, model_dir, with_admin)
+def two_versions(settings: Any) -> ScriptedBackend:
+    """Versions v1 (serving) and v2 registered; each writes its own sentence."""
+    db = Database(settings.storage.url)
+    upgrade(db.engine)
+    versions = ModelVersionRepository(db)
+    for name in ("v1", "v2"):
+        versions.add(name, f"/models/{name}", "bootstrap")
+    versions.activate("v1")
+    db.dispose()
+    words = {"v1": " wrote the first version.", "v2": " wrote the second version."}
+    return ScriptedBackend(
+        text=lambda request, _: words[request.version or "v1"], model_version="v1"
+    )
+
+
+def start_server(
+    tmp_path: Path, model_dir: Path, with_admin: bool = False, review: bool = False
+) -> ServerThread:
+    thread = ServerThread(tmp_path, model_dir, with_admin, review)
     thread.start()
     assert thread.ready.wait(60), "the web server did not start"
     if thread.error:
@@ -105,6 +130,13 @@ def admin_server(tmp_path: Path, model_dir: Path) -> Any:
                 model_version="bootstrap-1",
             )
         )
+    yield thread
+    thread.shutdown()
+
+
+@pytest.fixture
+def review_server(tmp_path: Path, model_dir: Path) -> Any:
+    thread = start_server(tmp_path, model_dir, review=True)
     yield thread
     thread.shutdown()
 
@@ -230,3 +262,44 @@ def test_dashboard_admin_panels_work_from_the_keyboard(admin_server: Any, chromi
     phone.wait_for_selector("#login:not([hidden])")
     assert not phone.locator("#dashboard").is_visible()  # nothing but the login before it
     phone.screenshot(path=str(SCREENSHOTS / "dashboard-login-phone.png"), full_page=True)
+
+
+def test_blind_review_votes_reveal_the_versions_and_move_the_win_rate(
+    review_server: Any, chromium: Any
+) -> None:
+    SCREENSHOTS.mkdir(exist_ok=True)
+    page = chromium.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(review_server.url + "/admin/review")
+    page.wait_for_selector("#need-login:not([hidden])")  # owners only
+    page.goto(review_server.url + "/admin")
+    page.fill("#token", ADMIN_TOKEN)
+    page.press("#token", "Enter")
+    page.wait_for_selector("#stats tbody tr")
+    page.click("text=Blind review")
+    page.wait_for_selector("#vote-a:not([disabled])", timeout=WAIT_MS)
+    shown = {page.locator(f"#output-{side}").text_content() for side in "ab"}
+    assert shown == {" wrote the first version.", " wrote the second version."}
+    pair = page.locator(".pair").text_content()
+    assert "v1" not in pair and "v2" not in pair  # no names beside the outputs before the vote
+    assert page.locator("#rates tbody").text_content() == "No verdicts yet."
+
+    a_text = page.locator("#output-a").text_content()
+    page.click("#vote-a")
+    page.wait_for_selector("#reveal-a:not([hidden])")
+    a_version = "v1" if "first" in a_text else "v2"
+    assert page.locator("#reveal-a").text_content() == f"A was {a_version} — preferred"
+    assert f"you preferred {a_version}" in page.locator("#review-msg").text_content()
+    row = page.locator("#rates tbody tr").first.locator("td")
+    wins = "1 – 0" if a_version == "v1" else "0 – 1"
+    assert [row.nth(i).text_content() for i in range(3)] == ["v1 vs v2", "1", wins]
+    page.screenshot(path=str(SCREENSHOTS / "review.png"), full_page=True)
+
+    page.keyboard.press("Enter")  # "Next pair" has the focus
+    page.wait_for_selector("#vote-tie:not([disabled])", timeout=WAIT_MS)
+    assert page.locator("#reveal-a").is_hidden()
+    page.click("#vote-tie")
+    page.wait_for_selector("#rates tbody tr td:text-is('2')")
+    rates = page.locator("#rates tbody tr").first.locator("td")
+    assert rates.nth(3).text_content() == "1"  # one tie
+    expected = "75% – 25%" if a_version == "v1" else "25% – 75%"
+    assert rates.nth(4).text_content() == expected

@@ -27,6 +27,8 @@ ADMIN_GETS = (
     "curation",
     "audit",
     "servers",
+    "review/rates",
+    "review/export",
 )
 ADMIN_POSTS = (
     "models/use",
@@ -38,6 +40,8 @@ ADMIN_POSTS = (
     "curation/remove",
     "curation/upload",
     "servers/update",
+    "review/next",
+    "review/vote",
 )
 
 
@@ -182,6 +186,8 @@ async def test_panels_are_live_and_actions_answer_in_sentences(browser: Browser)
         "curation/remove": (400, "That is not a sample number."),
         "curation/upload": (400, "Choose a .txt or .jsonl file to upload."),
         "servers/update": (400, "Choose the server to change."),
+        "review/next": (409, "Train or register a second version first"),
+        "review/vote": (400, "Say which pair the verdict is for"),
     }
     assert set(expected) == set(ADMIN_POSTS)
     for name, (status, sentence) in expected.items():

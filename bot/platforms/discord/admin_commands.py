@@ -1,4 +1,5 @@
-"""`/admin`: curate, review, retrain, model, stats and server settings.
+"""`/admin`: curate (and its review queue), retrain, model, stats; server settings and the
+blind review of versions have their own modules (`server_commands`, `review_commands`).
 
 Discord shows the group to members with the Manage Server permission (`default_permissions`;
 a server can grant it to other roles in Server Settings → Integrations), and every invocation
@@ -40,6 +41,7 @@ SampleId = app_commands.Range[int, 1, None]
 class Reply:
     text: str
     file: discord.File | None = None
+    view: discord.ui.View | None = None  # buttons under the (first page of the) answer
 
 
 Work = Callable[[AdminServices, Actor], Awaitable[Reply]]
@@ -60,13 +62,19 @@ def actor_of(interaction: discord.Interaction) -> Actor:
 
 
 async def send_pages(
-    interaction: discord.Interaction, text: str, file: discord.File | None = None
+    interaction: discord.Interaction,
+    text: str,
+    file: discord.File | None = None,
+    view: discord.ui.View | None = None,
 ) -> None:
     """An ephemeral answer of any length: the first page in the deferred response, the rest as
     ephemeral follow-ups, each within Discord's 2,000 characters."""
     pages = render.split_text(text) or [""]
     files = [file] if file else []
-    await interaction.edit_original_response(content=pages[0], attachments=files)
+    if view is None:
+        await interaction.edit_original_response(content=pages[0], attachments=files)
+    else:
+        await interaction.edit_original_response(content=pages[0], attachments=files, view=view)
     for page in pages[1:]:
         await interaction.followup.send(page, ephemeral=True)
 
@@ -96,7 +104,7 @@ class AdminCommands:
             reply = Reply(f"⚠️ {error}")
         except Exception as error:
             reply = Reply(describe_error(error, f"/admin {action}"))
-        await send_pages(interaction, reply.text, reply.file)
+        await send_pages(interaction, reply.text, reply.file, reply.view)
 
     def progress_reporter(
         self, interaction: discord.Interaction
@@ -150,7 +158,6 @@ def build_admin_group(admin: AdminCommands) -> app_commands.Group:
         guild_only=True,
     )
     _add_curate(group, admin)
-    _add_review(group, admin)
     _add_retrain(group, admin)
     _add_model(group, admin)
 
@@ -218,13 +225,15 @@ def _add_curate(parent: app_commands.Group, admin: AdminCommands) -> None:
 
         await admin.run(interaction, "curate remove", {"sample_id": sample_id}, work)
 
+    _add_queue(curate, admin)
 
-def _add_review(parent: app_commands.Group, admin: AdminCommands) -> None:
-    @parent.command(name="review")
+
+def _add_queue(curate: app_commands.Group, admin: AdminCommands) -> None:
+    @curate.command(name="queue")
     @app_commands.describe(
         approve="id of a queued sample to train on", reject="id of a queued sample to drop"
     )
-    async def review(
+    async def queue(
         interaction: discord.Interaction,
         approve: SampleId | None = None,
         reject: SampleId | None = None,
@@ -243,7 +252,7 @@ def _add_review(parent: app_commands.Group, admin: AdminCommands) -> None:
             return Reply(f"Sample `{done.id}` {verb}.")
 
         detail = {"approve": approve, "reject": reject}
-        await admin.run(interaction, "review", detail, work)
+        await admin.run(interaction, "curate queue", detail, work)
 
 
 def _add_retrain(parent: app_commands.Group, admin: AdminCommands) -> None:

@@ -78,7 +78,9 @@ def curated(items: list[CuratedSampleRecord]) -> str:
 def review_queue(items: list[CuratedSampleRecord]) -> str:
     if not items:
         return "Nothing waits for review: no rated output has passed the rating rule lately."
-    lines = ["**Waiting for review** (oldest first; `/admin review approve:ID` or `reject:ID`)"]
+    lines = [
+        "**Waiting for review** (oldest first; `/admin curate queue approve:ID` or `reject:ID`)"
+    ]
     for item in items:
         text = item.text.replace("\n", " ")
         if len(text) > SAMPLE_PREVIEW_CHARS:

@@ -24,6 +24,7 @@ from bot.platforms.discord.config import TOKEN_HELP, DiscordConfig, shard_option
 from bot.platforms.discord.jobs import InFlight
 from bot.platforms.discord.member_commands import build_member_commands
 from bot.platforms.discord.reactions import ReactionHandler
+from bot.platforms.discord.review_commands import add_review_commands
 from bot.platforms.discord.server_commands import add_server_commands
 from bot.platforms.discord.sync import sync_commands
 from bot.settings import check_config
@@ -147,6 +148,7 @@ class DiscordPlatform:
         admin_commands = AdminCommands(app.admin, app.gate)
         admin_group = build_admin_group(admin_commands)
         add_server_commands(admin_group, admin_commands)
+        add_review_commands(admin_group, admin_commands, self.client)
         self.client.tree.add_command(admin_group)
         for command in build_member_commands(app.chat, app.mydata):
             self.client.tree.add_command(command)

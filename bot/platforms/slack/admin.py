@@ -22,6 +22,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from admin.auth import Actor, NotAuthorized
 from admin.base import AdminServices, AlreadyRunning
 from bot.platforms.server_text import settings_facts
+from bot.platforms.slack import review
 from bot.platforms.slack.chat import PLATFORM, incident_sentence
 from bot.platforms.slack.text import escape, slack_error, unescape
 from storage import (
@@ -44,7 +45,8 @@ USAGE = f"""Admin commands:
 `{COMMAND} retrain now` · `retrain status` · `retrain cancel` · `retrain schedule CRON|off`
 `{COMMAND} model list` · `model use VERSION [force]` · `model rollback`
 `{COMMAND} stats` · `server show` · `server channels #a #b|all` · `server cooldown N`
-`{COMMAND} server caps max_new_tokens=N samples=N` · `server training on|off`"""
+`{COMMAND} server caps max_new_tokens=N samples=N` · `server training on|off`
+{review.USAGE}"""
 
 Handler = Callable[["AdminContext", list[str]], Awaitable[str]]
 
@@ -344,4 +346,7 @@ HANDLERS: dict[tuple[str, ...], Handler] = {
     ("server", "cooldown"): _server_cooldown,
     ("server", "caps"): _server_caps,
     ("server", "training"): _server_training,
+    ("review", "next"): review.review_next,
+    ("review", "vote"): review.review_vote,
+    ("review", "stats"): review.review_stats,
 }

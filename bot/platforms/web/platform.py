@@ -19,6 +19,7 @@ from bot.platforms.web.config import WebConfig
 from bot.platforms.web.dashboard import DashboardApi, DashboardContext, require_admin
 from bot.platforms.web.members import MemberApi
 from bot.platforms.web.playground import PlaygroundApi, PlaygroundContext, error_response
+from bot.platforms.web.review import ReviewApi
 from bot.platforms.web.security import GUARD_KEY, Guard, load_admin_token, make_middleware
 from storage import GenerationRepository
 from storage.browse import GenerationBrowser
@@ -77,10 +78,12 @@ def build_web_app(app: App, guard: Guard) -> web.Application:
         [
             web.get("/", _page("playground.html")),
             web.get("/admin", _page("dashboard.html")),
+            web.get("/admin/review", _page("review.html")),
             *PlaygroundApi(playground).routes(),
             *MemberApi(app.chat, app.mydata).routes(),
             *DashboardApi(dashboard).routes(),
             *action_routes(dashboard),
+            *ReviewApi(dashboard).routes(),
             *health_routes(HealthTarget(app)),  # /healthz, /readyz, /metrics
         ]
     )
