@@ -8,7 +8,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -20,11 +20,34 @@ def _config() -> Config:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Bring the database at `engine` up to `revision` (an empty database included)."""
+    """Bring the database at `engine` up to `revision` (an empty database included).
+
+    SQLite alters a table by copying it to a new one and dropping the old; with foreign keys
+    on, that drop cascades (`ON DELETE CASCADE`) and would delete every rating of the rebuilt
+    `generations`. So on SQLite the keys are off while migrations run (the pragma has no effect
+    inside a transaction, hence before it), checked afterwards, and on again.
+    """
     config = _config()
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, revision)
+    with engine.connect() as connection:
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:
+            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            connection.commit()
+        try:
+            with connection.begin():
+                before = _broken_references(connection) if sqlite else 0
+                config.attributes["connection"] = connection
+                command.upgrade(config, revision)
+                if sqlite and _broken_references(connection) > before:  # rolls back
+                    raise RuntimeError("a migration left rows pointing at missing rows")
+        finally:
+            if sqlite:
+                connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+                connection.commit()
+
+
+def _broken_references(connection: Connection) -> int:
+    return len(connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall())
 
 
 def current_revision(engine: Engine) -> str | None:

@@ -69,10 +69,24 @@ def test_an_older_revision_upgrades_and_keeps_its_data(tmp_path):
                 created_at=now,
             )
         ).inserted_primary_key[0]
+        connection.execute(
+            tables.tables["ratings"]
+            .insert()
+            .values(
+                generation_id=generation,
+                rater_id="r",
+                score=1,
+                emoji="👍",
+                created_at=now,
+                updated_at=now,
+            )
+        )
     upgrade(db.engine)
     assert current_revision(db.engine) == head_revision()
     upgraded = GenerationRepository(db).get(generation)
     assert upgraded.output == "o" and upgraded.prompt == "p"
+    # SQLite rebuilds altered tables by copy and drop: the drop must not cascade to ratings
+    assert [(r.rater_id, r.score) for r in upgraded.ratings] == [("r", 1)]
     db.dispose()
 
 
