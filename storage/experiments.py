@@ -54,9 +54,6 @@ class ExperimentRecord:
     def running(self) -> bool:
         return self.status == RUNNING
 
-    def version_of(self, arm: str) -> str:
-        return self.candidate_version if arm == "candidate" else self.control_version
-
 
 @dataclass(frozen=True)
 class ArmCounts:
