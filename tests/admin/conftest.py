@@ -13,6 +13,7 @@ import torch
 from admin.base import AdminServices
 from admin.config import LearningConfig
 from admin.curation import Curation
+from admin.experiments import Experiments
 from admin.moderation import FakeModerator
 from admin.registry import Registry
 from admin.reports import Reports
@@ -57,7 +58,8 @@ def build_services(db: Database, model_dir: Path, backend: Backend) -> AdminServ
     registry = Registry(db, LEARNING.promote_tolerance, backend)
     model = ModelConfig(model_dir=model_dir, device="cpu")
     training = Training(db, model, LEARNING, curation, registry)
-    return AdminServices(curation, training, registry, Reports(db), ServerSettings(db))
+    experiments = Experiments(db, registry, backend, LEARNING.ab, serves=True)
+    return AdminServices(curation, training, registry, Reports(db), ServerSettings(db), experiments)
 
 
 @pytest.fixture
