@@ -1,5 +1,6 @@
-"""`gpt2bot export`: every generation with its prompt, output, parameters, model version,
-platform ids, timestamps and ratings, as JSONL (one object per line) or CSV.
+"""`gpt2bot export`: every generation with its prompt, output, parameters, model version (and
+A/B experiment and arm), platform ids, timestamps and ratings, as JSONL (one object per line) or
+CSV.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any, TextIO
 from storage import GenerationRecord
 
 FORMATS = ("jsonl", "csv")
-CSV_COLUMNS = [
+RECORD_COLUMNS = [  # read from the record as they are
     "id",
     "conversation_id",
     "parent_id",
@@ -33,16 +34,15 @@ CSV_COLUMNS = [
     "latency_s",
     "prompt_truncated",
     "created_at",
-    "ratings_up",
-    "ratings_down",
-    "net_score",
-    "ratings",
+    "experiment_id",
+    "arm",
 ]
+CSV_COLUMNS = [*RECORD_COLUMNS, "ratings_up", "ratings_down", "net_score", "ratings"]
 
 
 def generation_row(record: GenerationRecord) -> dict[str, Any]:
     """A flat, JSON-ready view of one generation and its ratings."""
-    row = {column: getattr(record, column, None) for column in CSV_COLUMNS[:20]}
+    row = {column: getattr(record, column, None) for column in RECORD_COLUMNS}
     row["created_at"] = record.created_at.isoformat()
     row["ratings_up"] = sum(1 for r in record.ratings if r.score > 0)
     row["ratings_down"] = sum(1 for r in record.ratings if r.score < 0)

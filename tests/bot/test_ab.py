@@ -18,6 +18,7 @@ from admin.config import ABConfig
 from admin.moderation import FakeModerator
 from bot.app import App
 from bot.chat import Origin
+from bot.export import generation_row
 from bot.settings import Settings
 from model.backends.fake import ScriptedBackend
 from storage import Database, ModelVersionRepository, upgrade
@@ -83,6 +84,8 @@ async def test_each_member_is_served_by_their_arm_and_the_generation_records_it(
             "tiny-1",
             "control",
         )
+        row = generation_row(finished.generations[0])  # `gpt2bot export` says it too
+        assert (row["experiment_id"], row["arm"]) == (experiment.id, "control")
         status = await app.admin.experiments.status()
         assert status is not None
         served = (len(arms["candidate"]), len(arms["control"]) + 1)
