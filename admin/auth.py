@@ -2,7 +2,8 @@
 
 Two scopes of authority, the same on every platform:
 - **bot owners** (`ADMIN_USER_IDS`; the web dashboard's admin token) control everything,
-  including what every server shares: the model (retrain, schedule, use, rollback) and the
+  including what every server shares: the model (retrain, schedule, use, rollback, A/B
+  experiments) and the
   global training data;
 - **server admins** (Discord: the Manage Server permission, or a role whose *id* is listed in
   `ADMIN_ROLE` or in the server's own settings; Slack: workspace admins and owners) control
@@ -31,6 +32,7 @@ ACTION_SCOPES: dict[str, Scope] = {
     "stats": Scope.READ,
     "model list": Scope.READ,
     "retrain status": Scope.READ,
+    "ab status": Scope.READ,  # ab start|stop: unlisted, so owners only
     "help": Scope.READ,
     "server show": Scope.SERVER,
     "server set": Scope.SERVER,

@@ -1,16 +1,17 @@
 """The admin seams: what platforms (Discord `/admin`, Slack `/gpt2bot-admin`, the web
 dashboard) and the CLI call. Authorization happens before, in `admin.auth.AdminGate`.
 
-One small Protocol per concept: curation, training, registry, reports, reviews (all global:
-bot owners) and servers (per-server settings: each server's admins). `App` holds one of each in
-`AdminServices`; the implementations live beside this file (`curation.py`, `training.py`,
-`registry.py`, `reports.py`, `review.py`, `servers.py`), their fakes in `admin/fake.py`.
+One small Protocol per concept: curation, training, registry, reports, experiments, reviews
+(all global: bot owners) and servers (per-server settings: each server's admins). `App` holds
+one of each in `AdminServices`; the implementations live beside this file (`curation.py`,
+`training.py`, `registry.py`, `reports.py`, `experiments.py`, `review.py`, `servers.py`), their
+fakes in `admin/fake.py` and `admin/fake_review.py`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -60,6 +61,76 @@ class BlindPair:
     source: str  # "fixed" (an evaluation prompt) or "recent" (a member's prompt)
     output_a: str
     output_b: str
+
+
+class ExperimentRefused(ValueError):
+    """An A/B experiment cannot start or stop; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """The arm of a running experiment that a member is in, and the versions of both arms."""
+
+    experiment_id: int
+    arm: str  # control|candidate
+    control: str
+    candidate: str
+
+    @property
+    def version(self) -> str:
+        """The version that serves the member."""
+        return self.candidate if self.arm == "candidate" else self.control
+
+
+@dataclass(frozen=True)
+class ArmStatus:
+    """One arm of an experiment: what it served and how it was rated (counted ratings)."""
+
+    arm: str  # control|candidate
+    version: str
+    share: float  # of members it serves
+    generations: int
+    ratings: int
+    up: int
+    down: int
+    up_share: float | None  # 👍 / ratings; None before the first rating
+    interval: tuple[float, float]  # 95 % credible interval of its 👍 rate
+
+
+@dataclass(frozen=True)
+class ExperimentStatus:
+    """An experiment as platforms and the CLI show it: everything a renderer needs."""
+
+    id: int
+    status: str  # running|promoted|retired|no_difference|stopped
+    control: ArmStatus
+    candidate: ArmStatus
+    decision: str  # what the rule says now: continue|promote|retire|no_difference
+    probability: float  # P(candidate's 👍 rate > control's)
+    reason: str  # the decision (or how it ended) in words
+    rule: dict[str, Any]  # the rule and its thresholds, as stored when it started
+    started_by: str
+    started_at: datetime
+    ended_by: str | None = None
+    ended_at: datetime | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.status == "running"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready (`gpt2bot ab status --json`, the dashboard)."""
+        values = asdict(self)
+        arms = {arm: values.pop(arm) for arm in ("control", "candidate")}
+        for arm in arms.values():
+            arm["interval"] = list(arm["interval"])
+        started, ended = self.started_at.isoformat(), self.ended_at
+        return {
+            **values,
+            "arms": arms,
+            "started_at": started,
+            "ended_at": None if ended is None else ended.isoformat(),
+        }
 
 
 # called with the run as it advances and when it ends (`progress` and `eta_s` are live)
@@ -171,6 +242,48 @@ class ReportService(Protocol):
         ...
 
 
+class ExperimentService(Protocol):
+    """A/B experiments: the active version (control) against a candidate on live ratings.
+    One runs at a time; it survives restarts; every start, stop and decision is audited."""
+
+    async def start(self, actor: str, version: str, share: float | None = None) -> ExperimentStatus:
+        """Serve `version` to a `share` of members beside the active version (loaded resident
+        when this process serves). `LookupError` for an unknown version; `ExperimentRefused`
+        for the active version, a second experiment, a share outside (0, 1) or a backend
+        that keeps one version only."""
+        ...
+
+    async def status(self) -> ExperimentStatus | None:
+        """The running experiment, else the latest one; None when there was never one."""
+        ...
+
+    async def stop(self, actor: str) -> ExperimentStatus:
+        """End the running experiment undecided; `ExperimentRefused` when none runs."""
+        ...
+
+    async def candidate(self) -> str | None:
+        """The running experiment's candidate version (kept resident), or None."""
+        ...
+
+    async def arm_for(self, platform: str, user_id: str) -> Assignment | None:
+        """The member's arm of the running experiment (sticky: a hash of platform and user
+        id), None when none runs."""
+        ...
+
+    async def evaluate(self, experiment_id: int | None = None) -> ExperimentStatus | None:
+        """Apply the rule now (after a rating): promote, retire or end undecided when it is
+        confident or at the maximum sample. None when no experiment (or not that one) runs."""
+        ...
+
+    async def resume(self) -> None:
+        """At start-up of a serving process: load a running experiment's candidate again."""
+        ...
+
+    async def close(self) -> None:
+        """Stop background work (loading or unloading a candidate)."""
+        ...
+
+
 class ServerService(Protocol):
     """One server's own settings (Discord guild, Slack workspace), set by its admins."""
 
@@ -246,7 +359,9 @@ class AdminServices:
     registry: RegistryService
     reports: ReportService
     servers: ServerService
+    experiments: ExperimentService
     reviews: ReviewService
 
     async def close(self) -> None:
+        await self.experiments.close()
         await self.training.close()

@@ -35,6 +35,47 @@ class AdminConfig:
 
 
 @dataclass(frozen=True)
+class ABConfig:
+    """A/B experiments and their decision rule (`admin/ab_rule.py`, docs/learning-loop.md).
+
+    The rule looks after every rating, and every look is a chance to be fooled, so the
+    thresholds are stricter than one look would need: they are tuned by the simulation in
+    `gpt2bot bench loop --ab-only` (👍 rates 0.5 against 0.6, 0.5 and 0.4, one rating at a time)
+    to promote a truly better candidate in >= 90 % of runs and an equal or worse one in <= 5 %.
+    """
+
+    # promote the candidate when P(its 👍 rate > the active version's) reaches this
+    promote_probability: float = field(
+        default=0.998, metadata={"env": "AB_PROMOTE_PROBABILITY", "min": 0.5, "max": 1.0}
+    )
+    # retire it when P(the active version's 👍 rate > its) reaches this
+    retire_probability: float = field(
+        default=0.99, metadata={"env": "AB_RETIRE_PROBABILITY", "min": 0.5, "max": 1.0}
+    )
+    # no decision before each arm has this many counted ratings
+    min_ratings: int = field(default=100, metadata={"env": "AB_MIN_RATINGS", "min": 1, "max": 1e6})
+    # "no difference" once each arm has this many, undecided (never below AB_MIN_RATINGS)
+    max_ratings: int = field(default=1000, metadata={"env": "AB_MAX_RATINGS", "min": 1, "max": 1e7})
+    # share of members the candidate serves when `ab start` names none
+    share: float = field(default=0.5, metadata={"env": "AB_SHARE", "min": 0.01, "max": 0.99})
+    # a bot process looks for an experiment started or stopped elsewhere (`gpt2bot ab`) this
+    # often, in seconds: the answer is cached between requests
+    refresh_s: float = field(
+        default=10.0, metadata={"env": "AB_REFRESH_SECONDS", "min": 0.0, "max": 3600.0}
+    )
+
+    def snapshot(self) -> dict[str, float | int | str]:
+        """The rule and its thresholds, as stored with an experiment when it starts."""
+        return {
+            "rule": "beta-binomial",
+            "promote_probability": self.promote_probability,
+            "retire_probability": self.retire_probability,
+            "min_ratings": self.min_ratings,
+            "max_ratings": self.max_ratings,
+        }
+
+
+@dataclass(frozen=True)
 class LearningConfig:
     # net 👍 minus 👎 a generation needs to become training data
     rating_min_score: int = field(
@@ -75,3 +116,4 @@ class LearningConfig:
     schedule_lease_ttl_s: float = 60.0
     schedule_lease_renew_s: float = 15.0
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    ab: ABConfig = field(default_factory=ABConfig)

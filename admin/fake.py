@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from admin.base import AdminServices, AlreadyRunning, CurationReport, ProgressCallback
+from admin.fake_experiments import FakeExperiments
 from admin.fake_review import FakeReviews
 from admin.servers import validate
 from storage import (
@@ -302,6 +303,7 @@ def fake_admin(
 ) -> FakeAdmin:
     """Fake admin services seeded with curated `samples`, model `versions` and `stats`."""
     calls: list[tuple[str, Any]] = []
+    registry = FakeRegistry(calls, list(versions), backend)
     curation = FakeCuration(
         calls,
         [
@@ -316,6 +318,7 @@ def fake_admin(
         registry=registry,
         reports=FakeReports(calls, list(stats)),
         servers=FakeServers(calls),
+        experiments=FakeExperiments(calls, registry),
         reviews=FakeReviews(calls, registry),
         calls=calls,
     )

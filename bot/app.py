@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Literal
 from admin.auth import AdminGate, AdminPolicy
 from admin.base import AdminServices
 from admin.curation import Curation
+from admin.experiments import Experiments
 from admin.moderation import Moderator
 from admin.registry import ProgressFn, Registry, prepare_model
 from admin.reports import Reports
@@ -69,7 +70,8 @@ class App:
         """`backend`/`admin`/`moderator`: use these instead of building them (tests pass
         fakes; the moderator is otherwise the `MODERATOR` plugin).
         `background`: start the retrain schedule and resume interrupted training (for the
-        long-running `gpt2bot run`, not one-shot commands)."""
+        long-running `gpt2bot run`, not one-shot commands).
+        A serving App (`model="serve"`) loads a running A/B experiment's candidate again."""
         db = Database(settings.storage.url)
         try:
             await db.run(upgrade, db.engine)
@@ -79,7 +81,9 @@ class App:
             if moderator is None:
                 factory = plugins.load(plugins.MODERATOR_GROUP, settings.moderation.plugin)
                 moderator = factory(settings.moderation)
-            admin = admin or _admin_services(settings, db, backend, moderator)
+            admin = admin or _admin_services(settings, db, backend, moderator, model)
+            if model == "serve":
+                await admin.experiments.resume()
             if background:
                 await admin.training.start_background()
         except BaseException:
@@ -88,10 +92,18 @@ class App:
         role_ids = tuple(str(role) for role in settings.admin.role_ids)
         gate = AdminGate(AdminPolicy(settings.admin.user_ids, role_ids), db)
         metrics = Metrics(db, backend)
-        chat = ChatService(db, backend, settings.chat, metrics, moderator=moderator)
+        chat = ChatService(
+            db,
+            backend,
+            settings.chat,
+            metrics,
+            moderator=moderator,
+            experiments=admin.experiments,
+        )
         return cls(settings, db, backend, chat, admin, gate, MyData(db), metrics)
 
     async def close(self) -> None:
+        await self.chat.arms.wait()  # an A/B decision under way finishes
         await self.admin.close()
         await self.backend.close()
         self.db.dispose()
@@ -130,7 +142,7 @@ async def _backend(
 
 
 def _admin_services(
-    settings: Settings, db: Database, backend: Backend, moderator: Moderator
+    settings: Settings, db: Database, backend: Backend, moderator: Moderator, model: ModelNeed
 ) -> AdminServices:
     curation = Curation(db, settings.learning, moderator)
     registry = Registry(
@@ -142,7 +154,14 @@ def _admin_services(
     training = Training(
         db, settings.model, settings.learning, curation, registry, settings.admin.retrain_cron
     )
-    # MERGE (A/B): pass the running experiment's candidate, e.g.
-    # `Reviews(db, backend, candidate=experiments.candidate)`, an async () -> str | None
-    reviews = Reviews(db, backend)
-    return AdminServices(curation, training, registry, Reports(db), ServerSettings(db), reviews)
+    experiments = Experiments(
+        db,
+        registry,
+        backend,
+        settings.learning.ab,
+        serves=model == "serve",
+        min_account_days=settings.learning.rating_min_account_days,
+    )
+    reviews = Reviews(db, backend, candidate=experiments.candidate)  # A/B's arm is kept loaded
+    servers = ServerSettings(db)
+    return AdminServices(curation, training, registry, Reports(db), servers, experiments, reviews)

@@ -12,10 +12,13 @@ import secrets
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Protocol
+from typing import Any
 
+from admin.base import ExperimentService
 from admin.moderation import Moderator, Verdict
+from bot.arms import Arms, NoExperiments
 from bot.fairuse import Cooldown, CoolingDown, NotAllowedHere, within_caps
+from bot.metrics import ChatObserver, Unobserved
 from bot.params import MAX_SEED, InvalidRequest, parse_params, validate_prompt
 from bot.screening import PromptRefused, StreamGate, shown
 from model.backends.base import (
@@ -91,28 +94,6 @@ class Finished:
 GenerateEvent = Queued | Chunk | Finished
 
 
-class ChatObserver(Protocol):
-    """Told about every generation of every platform (`bot.metrics.Metrics` listens)."""
-
-    def finished(self, platform: str, result: GenerationResult) -> None:
-        """A request finished with `result`."""
-        ...
-
-    def refused(self, reason: str) -> None:
-        """A request was refused before it ran (`busy`: queue or per-user limit full)."""
-        ...
-
-
-class Unobserved:
-    """A `ChatObserver` that ignores everything (for services built without metrics)."""
-
-    def finished(self, platform: str, result: GenerationResult) -> None:
-        pass
-
-    def refused(self, reason: str) -> None:
-        pass
-
-
 class ChatService:
     """The use-cases every platform calls."""
 
@@ -124,8 +105,10 @@ class ChatService:
         observer: ChatObserver | None = None,
         *,
         moderator: Moderator,
+        experiments: ExperimentService | None = None,
     ) -> None:
         self._db = db
+        self.arms = Arms(experiments or NoExperiments())  # A/B: which version serves whom
         self.moderator = moderator
         self._generations = GenerationRepository(db)
         self._servers = ServerSettingsRepository(db)
@@ -233,8 +216,9 @@ class ChatService:
         score = RATING_EMOJI.get(emoji)
         if score is None:
             raise InvalidRequest(f"{emoji} is not a rating: use 👍 or 👎.")
-        await self.get(generation_id)
+        rated = await self.get(generation_id)
         await self._db.run(self._generations.rate, generation_id, rater_id, score, emoji)
+        self.arms.rated(rated.experiment_id)  # the A/B rule looks, in the background
         return score
 
     async def unrate(self, generation_id: int, rater_id: str, emoji: str | None = None) -> bool:
@@ -297,7 +281,9 @@ class ChatService:
         rules: ServerSettingsRecord,
     ) -> AsyncIterator[GenerateEvent]:
         request_id = uuid.uuid4().hex[:12]
-        request = GenerationRequest(prompt, params, user=origin.user_id, request_id=request_id)
+        arm = await self.arms.of(origin.platform, origin.user_id)
+        version = arm.version if arm else None
+        request = GenerationRequest(prompt, params, origin.user_id, request_id, version)
         try:
             handle = self.backend.submit(request)
         except Busy:
@@ -336,6 +322,7 @@ class ChatService:
                 if not running:
                     del self._running[member]
         self.observer.finished(origin.platform, result)
+        experiment_id, served_arm = Arms.served(arm, result.model_version)
         records = []
         for index, output in enumerate(result.texts):
             new = NewGeneration(
@@ -357,6 +344,8 @@ class ChatService:
                 parent_id=parent.id if parent else None,
                 conversation_id=conversation_of.conversation_id if conversation_of else None,
                 flagged=verdicts[index].reason if verdicts[index].flagged else None,
+                experiment_id=experiment_id,
+                arm=served_arm,
             )
             records.append(await self._db.run(self._generations.add, new))
             # all samples of one request share a conversation

@@ -13,7 +13,7 @@ from dataclasses import asdict
 from typing import Any
 
 from admin.base import AlreadyRunning, PromotionRefused
-from bot import bench, cli_learning, cli_ops, cli_run
+from bot import bench, cli_ab, cli_learning, cli_ops, cli_run
 from bot.chat import Finished, Origin
 from bot.cli_run import CommandError, open_app
 from bot.export import FORMATS, write_export, write_reviews
@@ -89,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("demo", help="generate from a few prompts, rate one, show how to export")
     cli_learning.add_parsers(sub)  # train, review
     cli_ops.add_parsers(sub)  # backup, restore, health
+    cli_ab.add_parsers(sub)  # ab start|status|stop
     bench.add_parser(sub)
     return parser
 
@@ -236,6 +237,7 @@ COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], Any]] = {
     "backup": cli_ops.backup,
     "restore": cli_ops.restore,
     "health": cli_ops.health,
+    "ab": cli_ab.ab,
 }
 
 

@@ -1,6 +1,7 @@
-"""`gpt2bot export`: every generation with its prompt, output, parameters, model version,
-platform ids, timestamps and ratings, as JSONL (one object per line) or CSV; with `--reviews`
-the owners' blind-review verdicts instead, with `--win-rates` the win rate per pair of versions.
+"""`gpt2bot export`: every generation with its prompt, output, parameters, model version (and
+A/B experiment and arm), platform ids, timestamps and ratings, as JSONL (one object per line) or
+CSV; with `--reviews` the owners' blind-review verdicts instead, with `--win-rates` the win rate
+per pair of versions.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from storage import Database, GenerationRecord, PairWinRate, ReviewItemRecord, R
 
 FORMATS = ("jsonl", "csv")
 REVIEW_EXPORTS = ("verdicts", "win-rates")
-CSV_COLUMNS = [
+RECORD_COLUMNS = [  # read from the record as they are
     "id",
     "conversation_id",
     "parent_id",
@@ -35,11 +36,10 @@ CSV_COLUMNS = [
     "latency_s",
     "prompt_truncated",
     "created_at",
-    "ratings_up",
-    "ratings_down",
-    "net_score",
-    "ratings",
+    "experiment_id",
+    "arm",
 ]
+CSV_COLUMNS = [*RECORD_COLUMNS, "ratings_up", "ratings_down", "net_score", "ratings"]
 REVIEW_COLUMNS = [
     "id",
     "source",
@@ -72,7 +72,7 @@ WIN_RATE_COLUMNS = [
 
 def generation_row(record: GenerationRecord) -> dict[str, Any]:
     """A flat, JSON-ready view of one generation and its ratings."""
-    row = {column: getattr(record, column, None) for column in CSV_COLUMNS[:20]}
+    row = {column: getattr(record, column, None) for column in RECORD_COLUMNS}
     row["created_at"] = record.created_at.isoformat()
     row["ratings_up"] = sum(1 for r in record.ratings if r.score > 0)
     row["ratings_down"] = sum(1 for r in record.ratings if r.score < 0)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -57,6 +57,28 @@ BACKEND_BY_VERSION = {
     ),
 }
 REQUEST_OUTCOMES = ("completed", "failed", "cancelled", "rejected")
+
+
+class ChatObserver(Protocol):
+    """Told about every generation of every platform (`Metrics` listens)."""
+
+    def finished(self, platform: str, result: GenerationResult) -> None:
+        """A request finished with `result`."""
+        ...
+
+    def refused(self, reason: str) -> None:
+        """A request was refused before it ran (`busy`: queue or per-user limit full)."""
+        ...
+
+
+class Unobserved:
+    """A `ChatObserver` that ignores everything (for services built without metrics)."""
+
+    def finished(self, platform: str, result: GenerationResult) -> None:
+        pass
+
+    def refused(self, reason: str) -> None:
+        pass
 
 
 class Metrics:

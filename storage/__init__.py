@@ -1,5 +1,5 @@
 """Persistence: SQLAlchemy models, migrations, and one module per entity holding its records
-and its repository (generations, versions, curation, training, audit, reviews).
+and its repository (generations, versions, curation, training, experiments, reviews, audit).
 
 Import from here (`from storage import GenerationRepository`), not from the submodules.
 """
@@ -9,6 +9,7 @@ from storage.browse import RATING_FILTERS, GenerationBrowser, GenerationFilter
 from storage.curation import CuratedSampleRecord, CuratedSampleRepository
 from storage.db import Database, StorageConfig
 from storage.errors import NotFound
+from storage.experiments import ArmCounts, ExperimentRecord, ExperimentRepository, ExperimentRunning
 from storage.generations import (
     GenerationRecord,
     GenerationRepository,
@@ -44,11 +45,15 @@ __all__ = [
     "ACTIVE_STATUSES",
     "FINISHED_STATUSES",
     "RATING_FILTERS",
+    "ArmCounts",
     "AuditRepository",
     "CuratedSampleRecord",
     "CuratedSampleRepository",
     "Database",
     "DeletionReport",
+    "ExperimentRecord",
+    "ExperimentRepository",
+    "ExperimentRunning",
     "GenerationBrowser",
     "GenerationFilter",
     "GenerationRecord",

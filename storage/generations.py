@@ -44,6 +44,8 @@ class NewGeneration:
     parent_id: int | None = None
     conversation_id: int | None = None  # None starts a new conversation
     flagged: str | None = None  # why moderation withheld the output (never shown, never curated)
+    experiment_id: int | None = None  # the A/B experiment it was served in
+    arm: str | None = None  # control|candidate: which arm's version served it
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,8 @@ class GenerationRecord:
     redacted: bool = False  # its author deleted their data: prompt and output are empty
     flagged: str | None = None  # why moderation withheld the output
     hidden: bool = False  # reported by enough members: waits for an admin
+    experiment_id: int | None = None  # the A/B experiment it was served in
+    arm: str | None = None  # control|candidate
 
     @property
     def withheld(self) -> bool:
@@ -140,6 +144,8 @@ def _generation_record(row: Generation, ratings: Sequence[Rating] = ()) -> Gener
         redacted=row.redacted,
         flagged=row.flagged,
         hidden=bool(row.hidden),
+        experiment_id=row.experiment_id,
+        arm=row.arm,
     )
 
 

@@ -15,10 +15,12 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -68,6 +70,9 @@ class Generation(Base):
     redacted: Mapped[bool] = mapped_column(Boolean, default=False)  # its author deleted their data
     flagged: Mapped[str | None] = mapped_column(Text)  # why moderation withheld the output
     hidden: Mapped[bool] = mapped_column(Boolean, default=False)  # reported often enough
+    # the A/B experiment it was served in, and by which arm (control|candidate)
+    experiment_id: Mapped[int | None] = mapped_column(ForeignKey("experiments.id"), index=True)
+    arm: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, index=True
     )
@@ -239,3 +244,35 @@ class ReviewItem(Base):
     reviewer: Mapped[str | None] = mapped_column(String(64))
     decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     redacted: Mapped[bool] = mapped_column(Boolean, default=False)  # its prompt's author deleted it
+
+
+RUNNING_ONLY = text("status = 'running'")
+
+
+class Experiment(Base):
+    """An A/B experiment: the active version (control) against a candidate on live ratings.
+    At most one runs at a time (a partial unique index on the running row)."""
+
+    __tablename__ = "experiments"
+    __table_args__ = (
+        Index(
+            "uq_experiments_one_running",
+            "status",
+            unique=True,
+            sqlite_where=RUNNING_ONLY,
+            postgresql_where=RUNNING_ONLY,
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    control_version: Mapped[str] = mapped_column(String(64))
+    candidate_version: Mapped[str] = mapped_column(String(64))
+    candidate_share: Mapped[float] = mapped_column(Float)  # of members, by a stable hash
+    # running|promoted|retired|no_difference|stopped
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    rule: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # name and thresholds
+    started_by: Mapped[str] = mapped_column(String(64))
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    ended_by: Mapped[str | None] = mapped_column(String(64))
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    outcome: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # the decision's numbers

@@ -102,6 +102,17 @@ class ModelVersionRepository:
             session.flush()
             return _version_record(target)
 
+    def retire(self, name: str) -> ModelVersionRecord:
+        """Mark `name` retired (it lost an A/B experiment); the active version stays active."""
+        with self._db.session() as session:
+            row = session.scalars(select(ModelVersion).where(ModelVersion.name == name)).first()
+            if row is None:
+                raise NotFound(f"model version {name}")
+            if row.status != "active":
+                row.status = "retired"
+            session.flush()
+            return _version_record(row)
+
     def previous_active(self) -> ModelVersionRecord | None:
         """The most recently activated version other than the active one."""
         with self._db.session() as session:

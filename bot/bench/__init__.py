@@ -3,7 +3,8 @@ subcommand. `bot.cli` registers `add_parser` and dispatches to `run`.
 
 - `generation.py` (workload in `workload.py`): the engine against the usual ways of serving GPT-2.
 - `training.py`: tokens/s of the fine-tuning recipe against padded and HF `Trainer` baselines.
-- `loop.py`: does the learning loop learn what simulated raters like?
+- `loop.py`: does the learning loop learn what simulated raters like? (And `ab_simulation.py`:
+  how often the A/B rule promotes a better, equal or worse candidate; `--ab-only` runs just it.)
 - `poisoning.py`: can colluders teach it what moderation flags (defences on, off, rules only)?
 
 Each benchmark module imports torch and transformers at its top, so it is imported only when its
@@ -34,6 +35,9 @@ def add_parser(subparsers: Any) -> None:
     bench.add_argument("--cycles", type=int, default=3, help="retrain cycles (loop, poisoning)")
     bench.add_argument("--base", help="loop, poisoning: start from this model folder")
     bench.add_argument("--quick", action="store_true", help="generation bench: a smoke run")
+    bench.add_argument(
+        "--ab-only", action="store_true", help="loop bench: only the A/B simulation (seconds)"
+    )
     bench.add_argument("--device", help="generation bench: cpu, cuda, cuda:1 … (default: DEVICE)")
     bench.add_argument("--json", action="store_true", help="print JSON")
 
@@ -50,10 +54,14 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         from bot.bench.poisoning import run_poisoning_bench
 
         result = asyncio.run(run_poisoning_bench(args.cycles, args.base))
+    elif args.ab_only:
+        from bot.bench.ab_simulation import simulate_ab
+
+        result = {"ab_simulation": simulate_ab(settings.learning.ab)}
     else:
         from bot.bench.loop import run_loop_bench
 
-        result = asyncio.run(run_loop_bench(args.cycles, args.base))
+        result = asyncio.run(run_loop_bench(args.cycles, args.base, settings.learning.ab))
     print(json.dumps(result, indent=None if args.json else 2))
     return 0
 

@@ -6,6 +6,8 @@ retrains on the well-rated outputs (ratings -> curated samples), the gate promot
 hot-swaps, and the next batch is measured. Cycle 0 is the model before any retraining.
 
 Everything runs in a temporary folder: its own database, the offline bootstrap model.
+The report ends with the A/B simulation ("ab_simulation", `bot/bench/ab_simulation.py`): the
+decision rule that compares versions on live ratings, at the configured thresholds.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
-from admin.config import LearningConfig
+from admin.config import ABConfig, LearningConfig
 from bot.app import App
+from bot.bench.ab_simulation import simulate_ab
 from bot.chat import ChatService, Origin
 from bot.settings import Settings
 from model.config import FinetuneConfig, ModelConfig
@@ -91,9 +94,11 @@ async def _cycle(chat: ChatService, cycle: int) -> dict[str, Any]:
     }
 
 
-async def run_loop_bench(cycles: int, base: str | None = None) -> dict[str, Any]:
+async def run_loop_bench(
+    cycles: int, base: str | None = None, ab: ABConfig | None = None
+) -> dict[str, Any]:
     """Cycle 0 plus `cycles` retrain cycles, from `base` (a model folder) or a fresh
-    bootstrap model."""
+    bootstrap model; then the A/B simulation at the thresholds of `ab`."""
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(
             storage=StorageConfig(url=f"sqlite:///{Path(tmp) / 'bench.db'}"),
@@ -138,4 +143,5 @@ async def run_loop_bench(cycles: int, base: str | None = None) -> dict[str, Any]
         "runs": runs,
         "property_share_rises_every_cycle": rising,
         "finetune": asdict(LOOP_FINETUNE),
+        "ab_simulation": simulate_ab(ab or ABConfig()),
     }

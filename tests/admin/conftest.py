@@ -13,6 +13,7 @@ import torch
 from admin.base import AdminServices
 from admin.config import LearningConfig
 from admin.curation import Curation
+from admin.experiments import Experiments
 from admin.moderation import FakeModerator
 from admin.registry import Registry
 from admin.reports import Reports
@@ -58,8 +59,10 @@ def build_services(db: Database, model_dir: Path, backend: Backend) -> AdminServ
     registry = Registry(db, LEARNING.promote_tolerance, backend)
     model = ModelConfig(model_dir=model_dir, device="cpu")
     training = Training(db, model, LEARNING, curation, registry)
-    reviews = Reviews(db, backend)
-    return AdminServices(curation, training, registry, Reports(db), ServerSettings(db), reviews)
+    experiments = Experiments(db, registry, backend, LEARNING.ab, serves=True)
+    reviews = Reviews(db, backend, candidate=experiments.candidate)
+    servers = ServerSettings(db)
+    return AdminServices(curation, training, registry, Reports(db), servers, experiments, reviews)
 
 
 @pytest.fixture

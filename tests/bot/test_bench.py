@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -72,3 +73,27 @@ def test_the_new_generation_scenarios_report_their_documented_keys() -> None:
     assert burst["requests"] == 100 and burst["generated"] + burst["refused"] == 100
     assert burst["generated_share"] == 1.0  # 400 tokens of work: far within 60 s
     assert burst["goodput_tokens_per_s"] > 0 and burst["max_wait_s"] == 60
+
+
+def test_the_loop_bench_can_run_just_the_ab_simulation(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`gpt2bot bench loop --ab-only --json`: the "ab_simulation" key alone, at the settings'
+    thresholds (few runs here; the rule's own tests check the targets)."""
+    monkeypatch.setattr("bot.bench.ab_simulation.RUNS", 30)
+    env = tmp_path / ".env"
+    env.write_text(f"DATABASE_URL=sqlite:///{tmp_path / 'bot.db'}\nAB_MIN_RATINGS=50\n")
+    assert main(["--env-file", str(env), "bench", "loop", "--ab-only", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert list(report) == ["ab_simulation"]
+    simulation = report["ab_simulation"]
+    assert simulation["runs"] == 30 and simulation["rule"]["min_ratings"] == 50
+    assert simulation["margin"] == 0.1 and simulation["control_rate"] == 0.5
+    for scenario in ("better", "equal", "worse"):
+        assert set(simulation[scenario]) == {
+            "candidate_rate",
+            "promoted",
+            "retired",
+            "undecided",
+            "median_ratings",
+        }

@@ -22,6 +22,7 @@ TABLES = {
     "training_runs",
     "admin_audit",
     "leases",
+    "experiments",
 }
 
 
@@ -87,6 +88,68 @@ def test_an_older_revision_upgrades_and_keeps_its_data(tmp_path):
     assert upgraded.output == "o" and upgraded.prompt == "p"
     # SQLite rebuilds altered tables by copy and drop: the drop must not cascade to ratings
     assert [(r.rater_id, r.score) for r in upgraded.ratings] == [("r", 1)]
+    db.dispose()
+
+
+def test_0007_adds_experiments_in_place_and_keeps_every_rating(tmp_path):
+    """SQLite gains the experiment columns by ALTER TABLE: copying `generations` (alembic's
+    batch mode) would drop the original and cascade the drop to its ratings."""
+    db = Database(f"sqlite:///{tmp_path / 'at-0006.db'}")
+    upgrade(db.engine, "0006")
+    tables = MetaData()
+    tables.reflect(db.engine)
+    now = datetime.now(UTC)
+    with db.engine.begin() as connection:
+        conversation = connection.execute(
+            tables.tables["conversations"]
+            .insert()
+            .values(platform="web", user_id="u", created_at=now)
+        ).inserted_primary_key[0]
+        generation = connection.execute(
+            tables.tables["generations"]
+            .insert()
+            .values(
+                conversation_id=conversation,
+                kind="new",
+                platform="web",
+                user_id="u",
+                prompt="p",
+                output="o",
+                params={},
+                seed=1,
+                sample_index=0,
+                model_version="v1",
+                prompt_tokens=1,
+                completion_tokens=1,
+                latency_s=0.1,
+                prompt_truncated=False,
+                redacted=False,
+                hidden=False,
+                created_at=now,
+            )
+        ).inserted_primary_key[0]
+        connection.execute(
+            tables.tables["ratings"]
+            .insert()
+            .values(
+                generation_id=generation,
+                rater_id="r",
+                score=1,
+                emoji="👍",
+                created_at=now,
+                updated_at=now,
+            )
+        )
+    upgrade(db.engine)
+    assert current_revision(db.engine) == head_revision()
+    upgraded = GenerationRepository(db).get(generation)
+    assert [r.rater_id for r in upgraded.ratings] == ["r"]
+    assert upgraded.experiment_id is None and upgraded.arm is None
+    keys = inspect(db.engine).get_foreign_keys("generations")
+    assert {
+        "referred_table": "experiments",
+        "constrained_columns": ["experiment_id"],
+    }.items() <= next(k for k in keys if k["referred_table"] == "experiments").items()
     db.dispose()
 
 

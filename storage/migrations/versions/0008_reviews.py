@@ -9,9 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0008"
-# MERGE: 0007 is the A/B experiments migration (branch ab-experiments); until it is merged
-# this revision follows 0006. At merge, set this to "0007".
-down_revision = "0006"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 

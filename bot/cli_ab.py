@@ -1,0 +1,94 @@
+"""`gpt2bot ab start VERSION [--share S] | status [--json] | stop`: A/B experiments from the
+command line. Registered by `bot.cli`.
+
+The command only writes the database (audited as the operator, "cli"); no model is loaded
+here. A running `gpt2bot run` notices a new or stopped experiment within
+`AB_REFRESH_SECONDS` and loads (or unloads) the candidate beside the active version; one
+started later loads it at start-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from admin.base import ArmStatus, ExperimentStatus
+from bot.cli_run import CommandError
+from bot.settings import Settings
+
+ACTIONS = ("start", "status", "stop")
+
+
+def add_parsers(sub: Any) -> None:
+    ab = sub.add_parser(
+        "ab", help="A/B experiments: the active version against a candidate, on live ratings"
+    )
+    ab.add_argument("action", nargs="?", choices=ACTIONS, default="status")
+    ab.add_argument("version", nargs="?", help="start: the candidate (see `models list`)")
+    ab.add_argument(
+        "--share", type=float, help="start: the candidate's share of members (default: AB_SHARE)"
+    )
+    ab.add_argument("--json", action="store_true", help="print JSON")
+
+
+async def ab(settings: Settings, args: argparse.Namespace) -> int:
+    if args.action == "start" and not args.version:
+        raise CommandError("name the candidate: gpt2bot ab start VERSION [--share S]")
+    from bot.app import App  # torch-heavy: imported when the command runs
+
+    app = await App.open(settings, model="none")
+    try:
+        experiments = app.admin.experiments
+        if args.action == "start":
+            status: ExperimentStatus | None = await experiments.start(
+                "cli", args.version, args.share
+            )
+        elif args.action == "stop":
+            status = await experiments.stop("cli")
+        else:
+            status = await experiments.status()
+    finally:
+        await app.close()
+    if args.json:
+        print(json.dumps(None if status is None else status.to_dict(), ensure_ascii=False))
+        return 0
+    if status is None:
+        print("No experiment has run yet: `gpt2bot ab start VERSION` starts one.")
+        return 0
+    if args.action == "start":
+        seconds = f"{settings.learning.ab.refresh_s:g}"
+        print(
+            f"A running `gpt2bot run` serves it within {seconds} s; one started later, at once.",
+            file=sys.stderr,
+        )
+    print(render(status))
+    return 0
+
+
+def _arm_line(arm: ArmStatus) -> str:
+    low, high = arm.interval
+    liked = "no ratings yet" if arm.up_share is None else f"👍 {arm.up_share:.0%}"
+    return (
+        f"  {arm.arm:<9} {arm.version:<24} {arm.share:>4.0%} of members  "
+        f"{arm.generations} generations  {arm.ratings} ratings  {liked} "
+        f"(95 % interval {low:.2f}-{high:.2f})"
+    )
+
+
+def render(status: ExperimentStatus) -> str:
+    """An experiment as a few lines of text."""
+    started = status.started_at.strftime("%Y-%m-%d %H:%M")
+    head = f"experiment #{status.id}: {status.status}, started {started} UTC by {status.started_by}"
+    if status.ended_at is not None:
+        head += f", ended {status.ended_at:%Y-%m-%d %H:%M} UTC by {status.ended_by}"
+    return "\n".join(
+        [
+            head,
+            _arm_line(status.control),
+            _arm_line(status.candidate),
+            f"  P(candidate better) = {status.probability:.3f}; "
+            f"decision: {status.decision} ({status.reason})",
+        ]
+    )
