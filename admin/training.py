@@ -32,6 +32,7 @@ from admin.supervisor import (
     is_orphaned,
     job_path,
 )
+from model.backends.base import BackendError
 from model.config import ModelConfig
 from model.versions import validate_version_name, version_dir
 from storage import (
@@ -347,7 +348,7 @@ class Training:
             try:
                 _, reason = await self.registry.promote(job.version_name)
                 promoted = True
-            except PromotionRefused as refusal:
+            except (PromotionRefused, BackendError) as refusal:  # not promoted; still trained
                 reason = str(refusal)
         await self.db.run(
             self.runs.update,

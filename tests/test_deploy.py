@@ -119,6 +119,10 @@ def test_compose_file_runs_the_bot_and_an_optional_vllm():
     assert set(bot["environment"]) <= settings_variables()
     assert bot["environment"]["OPENAI_BASE_URL"].endswith("http://vllm:8000/v1}")
     assert "profiles" not in bot and vllm["profiles"] == ["vllm"]
+    # vLLM starts on the published version (or VLLM_MODEL): its shell line parses
+    assert vllm["entrypoint"] == ["/bin/sh", "-c"]
+    subprocess.run(["sh", "-n", "-c", vllm["command"][0].replace("$$", "$")], check=True)
+    assert set(bot["environment"]) >= {"OPENAI_BASE_URL", "OPENAI_MODEL_DIR"}
     for service in (bot, vllm):
         for volume in service["volumes"]:
             assert volume.split(":")[0] in compose["volumes"]
