@@ -280,7 +280,12 @@ class Training:
     def _launch(self, run_id: int, job: FinetuneJob, progress: ProgressCallback | None) -> None:
         claim_run(Path(job.work_dir))
         self._process = TrainingProcess(
-            self.db, self.runs, job, RunProgress(run_id), lambda s: self._report(s.run_id, progress)
+            self.db,
+            self.runs,
+            job,
+            RunProgress(run_id),
+            lambda s: self._report(s.run_id, progress),
+            processes=self.config.train_processes,
         )
         self._task = asyncio.get_running_loop().create_task(self._execute(run_id, job, progress))
 
