@@ -12,10 +12,11 @@ import secrets
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Protocol
+from typing import Any
 
 from admin.moderation import Moderator, Verdict
 from bot.fairuse import Cooldown, CoolingDown, NotAllowedHere, within_caps
+from bot.metrics import ChatObserver, Unobserved
 from bot.params import MAX_SEED, InvalidRequest, parse_params, validate_prompt
 from bot.screening import PromptRefused, StreamGate, shown
 from model.backends.base import (
@@ -91,28 +92,6 @@ class Finished:
 GenerateEvent = Queued | Chunk | Finished
 
 
-class ChatObserver(Protocol):
-    """Told about every generation of every platform (`bot.metrics.Metrics` listens)."""
-
-    def finished(self, platform: str, result: GenerationResult) -> None:
-        """A request finished with `result`."""
-        ...
-
-    def refused(self, reason: str) -> None:
-        """A request was refused before it ran (`busy`: queue or per-user limit full)."""
-        ...
-
-
-class Unobserved:
-    """A `ChatObserver` that ignores everything (for services built without metrics)."""
-
-    def finished(self, platform: str, result: GenerationResult) -> None:
-        pass
-
-    def refused(self, reason: str) -> None:
-        pass
-
-
 class ChatService:
     """The use-cases every platform calls."""
 
@@ -146,6 +125,7 @@ class ChatService:
         verdict = await self.moderator.check(text, rules.blocklist)
         if verdict.flagged:
             log.info("prompt refused for %s/%s: %s", origin.platform, origin.user_id, verdict)
+            self.observer.moderated("prompt_refused", verdict.reason)
             raise PromptRefused(verdict)
         chosen = {k: v for k, v in (raw_params or {}).items() if v is not None and v != ""}
         params = within_caps(parse_params({**rules.defaults, **chosen}), rules)
@@ -369,11 +349,18 @@ class ChatService:
             result.latency_s,
             result.model_version,
         )
-        withheld = sum(r.flagged is not None for r in records)
-        if withheld:
-            log.warning("generation %s: %d sample(s) withheld by moderation", request_id, withheld)
+        self._report_withheld(request_id, records)
         visible = [shown(r) for r in records]
         yield Finished(visible, replace(result, texts=[r.output for r in visible]))
+
+    def _report_withheld(self, request_id: str, records: list[GenerationRecord]) -> None:
+        reasons = [r.flagged for r in records if r.flagged is not None]
+        for reason in reasons:
+            self.observer.moderated("output_withheld", reason)
+        if reasons:
+            log.warning(
+                "generation %s: %d sample(s) withheld by moderation", request_id, len(reasons)
+            )
 
 
 def _readable_by(generation: GenerationRecord, origin: Origin) -> bool:

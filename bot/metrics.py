@@ -2,8 +2,9 @@
 
 Three sources, none duplicated:
 - per-generation observations made where every platform's generations pass (`ChatService`
-  calls `finished` and `refused`): latency and time-to-first-token histograms, generations
-  and tokens by platform and model version, refusals by reason;
+  calls `finished`, `refused` and `moderated`: the `ChatObserver` Protocol below): latency and
+  time-to-first-token histograms, generations and tokens by platform and model version,
+  refusals by reason, moderation actions by action and reason;
 - the backend's own snapshot (`ReportsMetrics.metrics()`, e.g. the engine's queue depth,
   running rows and tokens/s), read at scrape time;
 - the database, read at scrape time: ratings per model version and the training state.
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -50,6 +51,37 @@ BACKEND_METRICS = {
     "oom_splits": ("gpt2bot_engine_oom_splits", "counter", "batches split after GPU OOM"),
 }
 REQUEST_OUTCOMES = ("completed", "failed", "cancelled", "rejected")
+MAX_REASON_CHARS = 80  # a moderation reason as a label value
+
+
+class ChatObserver(Protocol):
+    """Told about every generation of every platform (`Metrics` listens)."""
+
+    def finished(self, platform: str, result: GenerationResult) -> None:
+        """A request finished with `result`."""
+        ...
+
+    def refused(self, reason: str) -> None:
+        """A request was refused before it ran (`busy`: queue or per-user limit full)."""
+        ...
+
+    def moderated(self, action: str, reason: str) -> None:
+        """Moderation acted: `prompt_refused` or `output_withheld` (one per sample), with the
+        verdict's reason ("contains a blocked term")."""
+        ...
+
+
+class Unobserved:
+    """A `ChatObserver` that ignores everything (for services built without metrics)."""
+
+    def finished(self, platform: str, result: GenerationResult) -> None:
+        pass
+
+    def refused(self, reason: str) -> None:
+        pass
+
+    def moderated(self, action: str, reason: str) -> None:
+        pass
 
 
 class Metrics:
@@ -82,6 +114,12 @@ class Metrics:
             ["reason"],
             registry=self.registry,
         )
+        self.moderation = Counter(
+            "gpt2bot_moderation_actions",
+            "prompts refused and outputs withheld by moderation, by the verdict's reason",
+            ["action", "reason"],
+            registry=self.registry,
+        )
         self.registry.register(BackendCollector(backend))
         self.registry.register(DatabaseCollector(db))
 
@@ -93,6 +131,10 @@ class Metrics:
 
     def refused(self, reason: str) -> None:
         self.refusals.labels(reason).inc()
+
+    def moderated(self, action: str, reason: str) -> None:
+        # a plugin's reasons become label values: keep them a small fixed set of phrases
+        self.moderation.labels(action, reason[:MAX_REASON_CHARS] or "unspecified").inc()
 
     def exposition(self) -> bytes:
         """The text format Prometheus scrapes. Blocking (database reads): use a thread."""
