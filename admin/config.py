@@ -115,5 +115,10 @@ class LearningConfig:
     # interrupted runs; it renews every renew_s, and another takes over ttl_s after it dies
     schedule_lease_ttl_s: float = 60.0
     schedule_lease_renew_s: float = 15.0
+    # training processes: 1 = `python -m model.finetune` on one device; N > 1 = the same recipe
+    # under `accelerate launch --multi_gpu --num_processes N` (one per GPU; data parallel)
+    train_processes: int = field(
+        default=1, metadata={"env": "TRAIN_PROCESSES", "min": 1, "max": 64}
+    )
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     ab: ABConfig = field(default_factory=ABConfig)

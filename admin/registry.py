@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from admin.base import PromotionRefused
-from model.backends.base import Backend
+from model.backends.base import Backend, BackendError
 from model.config import ModelConfig
 from model.versions import hub_reachable, read_metadata, validate_version_name, version_dir
-from storage import Database, ModelVersionRecord, ModelVersionRepository
+from storage import AuditRepository, Database, ModelVersionRecord, ModelVersionRepository
 
 if TYPE_CHECKING:  # torch-heavy: imported where used, so commands that only read stay quick
     from model.bootstrap import BootstrapConfig
@@ -31,6 +31,9 @@ log = logging.getLogger(__name__)
 GATE_BLOCK_SIZE = 128
 BOOTSTRAP_VERSION = "bootstrap-1"
 PROGRESS_EVERY_STEPS = 50
+AUTO_PROMOTE_ACTOR = "auto-promote"  # the audit's actor when training promotes a version
+SYSTEM_PLATFORM = "gpt2bot"  # the audit's platform of what the bot did by itself
+SWITCH_FAILED = "model switch failed"  # audited: the backend refused the new version
 
 ProgressFn = Callable[[int, int, float], None]  # (step, total, loss) of bootstrap training
 
@@ -57,6 +60,7 @@ class Registry:
     ) -> None:
         self.db = db
         self.repository = ModelVersionRepository(db)
+        self.audit = AuditRepository(db)
         self.tolerance = tolerance
         self.flagged_tolerance = flagged_tolerance  # share of fixed-prompt samples
         self.backend = backend
@@ -66,7 +70,7 @@ class Registry:
         return await self.db.run(self.repository.list)
 
     async def use(self, actor: str, version: str, force: bool = False) -> ModelVersionRecord:
-        record, reason = await self.promote(version, force)
+        record, reason = await self.promote(version, force, actor)
         log.info("%s promoted %s: %s", actor, version, reason)
         return record
 
@@ -75,7 +79,7 @@ class Registry:
             previous = await self.db.run(self.repository.previous_active)
             if previous is None:
                 raise LookupError("there is no earlier active version to roll back to")
-            record = await self._switch_to(previous)
+            record = await self._switch_to(previous, actor)
         log.info("%s rolled back to %s", actor, previous.name)
         return record
 
@@ -127,9 +131,12 @@ class Registry:
             f"({cand:.0%} vs {act:.0%}, tolerance {self.flagged_tolerance:g})"
         )
 
-    async def promote(self, name: str, force: bool = False) -> tuple[ModelVersionRecord, str]:
+    async def promote(
+        self, name: str, force: bool = False, actor: str = AUTO_PROMOTE_ACTOR
+    ) -> tuple[ModelVersionRecord, str]:
         """Make `name` active (gate unless `force`) and hot-swap it in; returns the row and
-        the gate's reason. Raises `PromotionRefused` or `LookupError`."""
+        the gate's reason. Raises `PromotionRefused`, `LookupError`, or `BackendError` when
+        the backend cannot switch (then the previous version stays active)."""
         validate_version_name(name)
         async with self._switch:
             candidate = await self.db.run(self.repository.get, name)
@@ -141,12 +148,21 @@ class Registry:
                     f"{name} was not promoted: its {decision.reason}. "
                     "An admin can force it (`--force`)."
                 )
-            record = await self._switch_to(candidate)
+            record = await self._switch_to(candidate, actor)
         return record, decision.reason if not force else f"forced; {decision.reason}"
 
-    async def _switch_to(self, version: ModelVersionRecord) -> ModelVersionRecord:
-        # load first: if the folder is broken, the database still names the working model
-        await self.backend.swap(version.name, version.path)
+    async def _switch_to(self, version: ModelVersionRecord, actor: str) -> ModelVersionRecord:
+        # load first: if the folder is broken (or the backend cannot publish it), the
+        # database still names the working model
+        try:
+            await self.backend.swap(version.name, version.path)
+        except BackendError as error:
+            log.error("switching to model version %s failed: %s", version.name, error)
+            detail = {"version": version.name, "error": str(error)}
+            await self.db.run(
+                self.audit.record, actor, SYSTEM_PLATFORM, SWITCH_FAILED, True, detail
+            )
+            raise
         record = await self.db.run(self.repository.activate, version.name)
         log.info("model version %s is now active", version.name)
         return record

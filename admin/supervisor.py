@@ -1,5 +1,6 @@
-"""Supervising a training process: launch `python -m model.finetune`, turn its JSON-line events
-into database rows (per-step loss, progress) and progress callbacks, cancel it. A pid file in
+"""Supervising a training process: launch `python -m model.finetune` (under `accelerate launch`
+when TRAIN_PROCESSES > 1), turn its JSON-line events into database rows (per-step loss,
+progress) and progress callbacks, cancel it. A pid file in
 the run's folder names the supervising gpt2bot process, so a run whose supervisor died (crash,
 restart, kill) is known to be orphaned and can be resumed from its checkpoint.
 
@@ -12,6 +13,7 @@ import asyncio
 import json
 import logging
 import os
+import socket
 import sys
 import time
 from collections.abc import Callable
@@ -82,6 +84,30 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def training_command(job_file: Path, processes: int = 1) -> list[str]:
+    """The training process: `python -m model.finetune JOB`, or for several processes (GPUs)
+    the same module under `accelerate launch` (torchrun: one process per GPU, or per CPU
+    process group with gloo on a machine without GPUs)."""
+    recipe = ["-m", "model.finetune", str(job_file)]
+    if processes <= 1:
+        return [sys.executable, *recipe]
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu"]
+    options = {
+        "--num_processes": processes,
+        "--num_machines": 1,
+        "--mixed_precision": "no",  # the recipe asks for its own (DTYPE) in code
+        "--dynamo_backend": "no",
+        "--main_process_port": _free_port(),  # not torchrun's fixed 29500: two bots, one host
+    }
+    return [*launch, *(f"{k}={v}" for k, v in options.items()), *recipe]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def job_path(work_dir: str | Path) -> Path:
     return Path(work_dir) / JOB_FILE
 
@@ -103,9 +129,11 @@ class TrainingProcess:
         job: FinetuneJob,
         state: RunProgress,
         on_progress: Callable[[RunProgress], Any] | None = None,
+        processes: int = 1,
     ) -> None:
         self.db, self.runs, self.job, self.state = db, runs, job, state
         self.on_progress = on_progress
+        self.processes = processes
         self._process: asyncio.subprocess.Process | None = None
         self.started = asyncio.Event()
 
@@ -114,10 +142,7 @@ class TrainingProcess:
         path = path or job_path(self.job.work_dir)
         with open(Path(self.job.work_dir) / LOG_FILE, "ab") as log_file:
             self._process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "model.finetune",
-                str(path),
+                *training_command(path, self.processes),
                 stdout=asyncio.subprocess.PIPE,
                 stderr=log_file,
                 limit=STREAM_LIMIT,

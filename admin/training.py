@@ -32,6 +32,7 @@ from admin.supervisor import (
     is_orphaned,
     job_path,
 )
+from model.backends.base import BackendError
 from model.config import ModelConfig
 from model.versions import validate_version_name, version_dir
 from storage import (
@@ -279,7 +280,12 @@ class Training:
     def _launch(self, run_id: int, job: FinetuneJob, progress: ProgressCallback | None) -> None:
         claim_run(Path(job.work_dir))
         self._process = TrainingProcess(
-            self.db, self.runs, job, RunProgress(run_id), lambda s: self._report(s.run_id, progress)
+            self.db,
+            self.runs,
+            job,
+            RunProgress(run_id),
+            lambda s: self._report(s.run_id, progress),
+            processes=self.config.train_processes,
         )
         self._task = asyncio.get_running_loop().create_task(self._execute(run_id, job, progress))
 
@@ -347,7 +353,7 @@ class Training:
             try:
                 _, reason = await self.registry.promote(job.version_name)
                 promoted = True
-            except PromotionRefused as refusal:
+            except (PromotionRefused, BackendError) as refusal:  # not promoted; still trained
                 reason = str(refusal)
         await self.db.run(
             self.runs.update,

@@ -129,6 +129,7 @@ class ChatService:
         verdict = await self.moderator.check(text, rules.blocklist)
         if verdict.flagged:
             log.info("prompt refused for %s/%s: %s", origin.platform, origin.user_id, verdict)
+            self.observer.moderated("prompt_refused", verdict.reason)
             raise PromptRefused(verdict)
         chosen = {k: v for k, v in (raw_params or {}).items() if v is not None and v != ""}
         params = within_caps(parse_params({**rules.defaults, **chosen}), rules)
@@ -358,11 +359,18 @@ class ChatService:
             result.latency_s,
             result.model_version,
         )
-        withheld = sum(r.flagged is not None for r in records)
-        if withheld:
-            log.warning("generation %s: %d sample(s) withheld by moderation", request_id, withheld)
+        self._report_withheld(request_id, records)
         visible = [shown(r) for r in records]
         yield Finished(visible, replace(result, texts=[r.output for r in visible]))
+
+    def _report_withheld(self, request_id: str, records: list[GenerationRecord]) -> None:
+        reasons = [r.flagged for r in records if r.flagged is not None]
+        for reason in reasons:
+            self.observer.moderated("output_withheld", reason)
+        if reasons:
+            log.warning(
+                "generation %s: %d sample(s) withheld by moderation", request_id, len(reasons)
+            )
 
 
 def _readable_by(generation: GenerationRecord, origin: Origin) -> bool:

@@ -35,3 +35,18 @@ def configure_logging(level: int, log_format: str = "text") -> None:
     json_lines = log_format == "json"
     handler.setFormatter(JsonFormatter() if json_lines else logging.Formatter(TEXT_FORMAT))
     logging.basicConfig(level=level, handlers=[handler])
+
+
+def logs_json() -> bool:
+    """Whether `configure_logging` set up JSON lines (read from the root logger's handlers)."""
+    return any(isinstance(h.formatter, JsonFormatter) for h in logging.getLogger().handlers)
+
+
+def announce(message: str, logger: logging.Logger, level: int = logging.INFO) -> None:
+    """A line meant for a person at a terminal (the playground's address, a new admin token):
+    printed as it is on stderr, or, under LOG_FORMAT=json, logged as one JSON object, so
+    every line a log shipper reads parses."""
+    if logs_json():
+        logger.log(level, " ".join(message.split()))  # its layout is for terminals
+    else:
+        print(message, file=sys.stderr, flush=True)

@@ -2,8 +2,9 @@
 
 Three sources, none duplicated:
 - per-generation observations made where every platform's generations pass (`ChatService`
-  calls `finished` and `refused`): latency and time-to-first-token histograms, generations
-  and tokens by platform and model version, refusals by reason;
+  calls `finished`, `refused` and `moderated`: the `ChatObserver` Protocol below): latency and
+  time-to-first-token histograms, generations and tokens by platform and model version,
+  refusals by reason, moderation actions by action and reason;
 - the backend's own snapshot (`ReportsMetrics.metrics()`, e.g. the engine's queue depth,
   running rows and tokens/s), read at scrape time;
 - the database, read at scrape time: ratings per model version and the training state.
@@ -57,6 +58,7 @@ BACKEND_BY_VERSION = {
     ),
 }
 REQUEST_OUTCOMES = ("completed", "failed", "cancelled", "rejected")
+MAX_REASON_CHARS = 80  # a moderation reason as a label value
 
 
 class ChatObserver(Protocol):
@@ -70,6 +72,11 @@ class ChatObserver(Protocol):
         """A request was refused before it ran (`busy`: queue or per-user limit full)."""
         ...
 
+    def moderated(self, action: str, reason: str) -> None:
+        """Moderation acted: `prompt_refused` or `output_withheld` (one per sample), with the
+        verdict's reason ("contains a blocked term")."""
+        ...
+
 
 class Unobserved:
     """A `ChatObserver` that ignores everything (for services built without metrics)."""
@@ -78,6 +85,9 @@ class Unobserved:
         pass
 
     def refused(self, reason: str) -> None:
+        pass
+
+    def moderated(self, action: str, reason: str) -> None:
         pass
 
 
@@ -111,6 +121,12 @@ class Metrics:
             ["reason"],
             registry=self.registry,
         )
+        self.moderation = Counter(
+            "gpt2bot_moderation_actions",
+            "prompts refused and outputs withheld by moderation, by the verdict's reason",
+            ["action", "reason"],
+            registry=self.registry,
+        )
         self.registry.register(BackendCollector(backend))
         self.registry.register(DatabaseCollector(db))
 
@@ -122,6 +138,10 @@ class Metrics:
 
     def refused(self, reason: str) -> None:
         self.refusals.labels(reason).inc()
+
+    def moderated(self, action: str, reason: str) -> None:
+        # a plugin's reasons become label values: keep them a small fixed set of phrases
+        self.moderation.labels(action, reason[:MAX_REASON_CHARS] or "unspecified").inc()
 
     def exposition(self) -> bytes:
         """The text format Prometheus scrapes. Blocking (database reads): use a thread."""

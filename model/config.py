@@ -3,6 +3,7 @@ settings reader in `bot/settings.py`; documented in `.env.example`)."""
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +23,19 @@ def check_device(device: str) -> None:
 def check_model_dir(folder: Path) -> None:
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"{folder} is a file", "Point it at a folder (it is created if absent).")
+
+
+def check_deploy_hook(hook: str) -> None:
+    """A URL, or a command line that splits into words (balanced quotes)."""
+    if hook.startswith(("http://", "https://")):
+        return
+    try:
+        shlex.split(hook)
+    except ValueError as error:
+        raise ValueError(
+            f"{hook!r} is not a command line ({error})",
+            "Use an http(s) URL, or a command with balanced quotes.",
+        ) from None
 
 
 DEVICE = {"env": "DEVICE", "lower": True, "check": check_device, "help": "auto, cpu, cuda, mps"}
@@ -45,6 +59,23 @@ class OpenAIConfig:
     # requests streaming from the server at once; more are told "busy" (the server queues
     # its own work, so this bounds only our open connections)
     max_in_flight: int = field(default=256, metadata={"env": "OPENAI_MAX_IN_FLIGHT", "min": 1})
+    # retries of a request that failed before streaming (connection error, timeout, 408, 409,
+    # 429, 5xx), done by the openai SDK: it waits what Retry-After asks (up to 2 min), else
+    # 0.5-8 s; always within ENGINE_TIMEOUT_S. 0 = a busy server's answer reaches users at once
+    max_retries: int = field(default=2, metadata={"env": "OPENAI_MAX_RETRIES", "min": 0, "max": 10})
+    # a folder the server reads: the serving version is published there (copied or
+    # hard-linked, atomically) and requests name it by its version name
+    model_dir: Path | None = field(
+        default=None, metadata={"env": "OPENAI_MODEL_DIR", "check": check_model_dir}
+    )
+    # run after publishing: a command (given VERSION PATH) or an http(s) URL (POSTed JSON)
+    deploy_hook: str | None = field(
+        default=None, metadata={"env": "OPENAI_DEPLOY_HOOK", "check": check_deploy_hook}
+    )
+    # the hook must succeed within this; otherwise the previous version keeps serving
+    deploy_timeout_s: float = field(
+        default=300.0, metadata={"env": "OPENAI_DEPLOY_TIMEOUT_S", "min": 1, "max": 3600}
+    )
 
 
 @dataclass(frozen=True)

@@ -10,12 +10,20 @@ turns into database rows and progress messages. Stages:
 
 A plain PyTorch loop rather than HF `Trainer`: the data is already packed into equal blocks, so
 the loop needs no collator or padding, and it keeps per-step reporting and resume in one page.
+
+The loop runs under `accelerate.Accelerator`: one process on the CPU or one GPU as it is, or
+`accelerate launch --multi_gpu --num_processes N -m model.finetune JOB.json` for N processes
+(data parallel: each takes its share of every step's blocks, so `batch_size` is per process).
+The accelerator owns the device, mixed precision (bf16/fp16 autocast on GPU, loss scaling for
+fp16) and the gradient all-reduce; only the main process evaluates, emits events and writes
+checkpoints and the version, and broadcasts what the others need to decide alike.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import random
 import sys
 import time
@@ -26,6 +34,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from accelerate import Accelerator
+from accelerate.utils import broadcast_object_list
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from model.config import FinetuneConfig
@@ -96,6 +106,20 @@ def _optimizer(model: torch.nn.Module, config: FinetuneConfig) -> torch.optim.Ad
     return torch.optim.AdamW(groups, lr=config.learning_rate)
 
 
+def _quiet(event: dict[str, Any]) -> None:
+    """The emitter of every process but the main one: one process reports for all."""
+
+
+def _accelerator(device: torch.device, dtype: torch.dtype) -> Accelerator:
+    """The accelerator for `device` and the training dtype (accelerate's state is per process:
+    a second run in one process must ask for the same device kind and precision)."""
+    if device.type == "cuda" and device.index is not None and "WORLD_SIZE" not in os.environ:
+        torch.cuda.set_device(device)  # one process: DEVICE=cuda:1 means that GPU
+    on_gpu = device.type == "cuda" and dtype != torch.float32
+    precision = ("bf16" if dtype == torch.bfloat16 else "fp16") if on_gpu else "no"
+    return Accelerator(cpu=device.type == "cpu", mixed_precision=precision)
+
+
 def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     partial = path.with_suffix(".partial")
     torch.save(state, partial)
@@ -112,19 +136,17 @@ class TrainingRun:
         self.work = Path(job.work_dir)
         self.work.mkdir(parents=True, exist_ok=True)
         torch.manual_seed(self.config.seed)
-        # Load model
-        self.device = resolve_device(self.config.device)
+        # Load model (the accelerator picks this process's device and its mixed precision)
+        wanted = resolve_device(self.config.device)
+        self.accelerator = _accelerator(wanted, resolve_dtype(wanted, self.config.dtype))
+        device = self.accelerator.device  # "cpu:0" under several CPU processes, which
+        self.device = torch.device("cpu") if device.type == "cpu" else device  # torch.load refuses
+        self.main = self.accelerator.is_main_process
+        self.emit = emit if self.main else _quiet
         self.tokenizer = AutoTokenizer.from_pretrained(job.base_path)
         model: Any = AutoModelForCausalLM.from_pretrained(job.base_path, dtype=torch.float32)
-        self.model = model.to(self.device)
+        self.model = model.to(self.device)  # evaluated and saved; trained through `wrapped`
         self._set_threads(sum(p.numel() for p in model.parameters()))
-        dtype = resolve_dtype(self.device, self.config.dtype)
-        on_gpu = self.device.type == "cuda" and dtype != torch.float32
-        self.autocast = (
-            (lambda: torch.autocast("cuda", dtype=dtype)) if on_gpu else (lambda: nullcontext())
-        )
-        # fp16 gradients underflow without loss scaling; bf16 and fp32 need none
-        self.scaler = torch.amp.GradScaler("cuda", enabled=on_gpu and dtype == torch.float16)
         # Preprocess: held-out split, EOS between samples, fixed blocks
         train, self.heldout = split_heldout(
             job.texts, self.config.heldout_fraction, self.config.seed
@@ -132,10 +154,14 @@ class TrainingRun:
         eos = self.tokenizer.eos_token_id
         ids = [self.tokenizer.encode(t) for t in train]
         self.blocks = pack_cyclic(ids, eos, self.config.block_size)  # (N, T)
-        per_step = self.config.batch_size * self.config.grad_accum
+        self.processes = self.accelerator.num_processes
+        per_step = self.config.batch_size * self.config.grad_accum * self.processes
         self.steps_per_epoch = max(1, math.ceil(self.blocks.size(0) / per_step))
         self.total = self.config.max_steps or self.config.epochs * self.steps_per_epoch
-        self.optimizer = _optimizer(self.model, self.config)
+        # the wrapped model (DDP under several processes) shares its weights with `model`
+        self.wrapped, self.optimizer = self.accelerator.prepare(
+            self.model, _optimizer(self.model, self.config)
+        )
         self.step, self.best, self.bad_evals = 0, math.inf, 0
         self.eval_before: dict[str, Any] = {}
 
@@ -147,7 +173,16 @@ class TrainingRun:
             torch.set_num_threads(threads)
 
     def evaluate(self) -> float:
-        return heldout_loss(self.model, self.tokenizer, self.heldout, self.config.block_size)
+        """Held-out loss, computed by the main process and given to all (so every process
+        makes the same early-stopping decision)."""
+        loss = [math.nan]
+        if self.main:
+            loss = [heldout_loss(self.model, self.tokenizer, self.heldout, self.config.block_size)]
+        return float(broadcast_object_list(loss)[0])
+
+    def _scaler_state(self) -> dict[str, Any]:
+        scaler = self.accelerator.scaler  # fp16 only: its loss scale is part of the state
+        return scaler.state_dict() if scaler is not None else {}
 
     def resume_or_start(self) -> None:
         checkpoint = self.work / CHECKPOINT_FILE
@@ -155,7 +190,8 @@ class TrainingRun:
             state = torch.load(checkpoint, map_location=self.device, weights_only=False)
             self.model.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])
-            self.scaler.load_state_dict(state["scaler"])
+            if self.accelerator.scaler is not None and state["scaler"]:
+                self.accelerator.scaler.load_state_dict(state["scaler"])
             self.step, self.best, self.bad_evals = state["step"], state["best"], state["bad"]
             self.eval_before = state["eval_before"]
             self.emit({"event": "resumed", "step": self.step, "total": self.total})
@@ -165,51 +201,61 @@ class TrainingRun:
             "version": self.job.base_version,
             "eval_loss": loss,
             "perplexity": math.exp(min(loss, 50.0)),
-            "samples": sample_outputs(
-                self.model, self.tokenizer, self.job.prompts, self.config.sample_max_new_tokens
-            ),
+            "samples": self._samples(),
         }
         self.emit({"event": "eval", "step": 0, "eval_loss": loss, "before": self.eval_before})
 
+    def _samples(self) -> list[dict[str, str]]:
+        if not self.main:
+            return []
+        return sample_outputs(
+            self.model, self.tokenizer, self.job.prompts, self.config.sample_max_new_tokens
+        )
+
     def batch_for(self, step: int, micro: int) -> torch.Tensor:
-        """The blocks of micro-batch `micro` of `step`: a fixed shuffle per epoch (resumable)."""
+        """This process's blocks of micro-batch `micro` of `step`: a fixed shuffle per epoch
+        (resumable), each process taking its own `batch_size` of it."""
         epoch, in_epoch = divmod(step, self.steps_per_epoch)
         order = torch.randperm(
             self.blocks.size(0), generator=torch.Generator().manual_seed(self.config.seed + epoch)
         )
-        start = (in_epoch * self.config.grad_accum + micro) * self.config.batch_size
+        micro_index = (in_epoch * self.config.grad_accum + micro) * self.processes
+        start = (micro_index + self.accelerator.process_index) * self.config.batch_size
         index = order[start : start + self.config.batch_size]
         if index.numel() == 0:  # the last step of an epoch may have fewer blocks
             index = order[: self.config.batch_size]
         return self.blocks[index].to(self.device)  # (B, T)
 
     def train_step(self) -> float:
-        self.model.train()
+        """One optimizer step; the loss averaged over the processes."""
+        self.wrapped.train()
         warmup = max(1, int(self.total * self.config.warmup_ratio))
         for group in self.optimizer.param_groups:
             group["lr"] = self.config.learning_rate * _lr_factor(self.step, warmup, self.total)
-        total_loss = 0.0
+        total_loss = torch.zeros((), device=self.device)
         for micro in range(self.config.grad_accum):
             batch = self.batch_for(self.step, micro)
-            with self.autocast():
-                loss = self.model(input_ids=batch, labels=batch).loss / self.config.grad_accum
-            self.scaler.scale(loss).backward()
-            total_loss += loss.item()
-        self.scaler.unscale_(self.optimizer)
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
+            last = micro == self.config.grad_accum - 1
+            # gradients are averaged over the processes once per step, not per micro-batch
+            with nullcontext() if last else self.accelerator.no_sync(self.wrapped):
+                loss = self.wrapped(input_ids=batch, labels=batch).loss / self.config.grad_accum
+                self.accelerator.backward(loss)  # scaled for fp16
+            total_loss += loss.detach()
+        self.accelerator.clip_grad_norm_(self.wrapped.parameters(), 1.0)
+        self.optimizer.step()  # skipped by the fp16 scaler when gradients overflowed
         self.optimizer.zero_grad(set_to_none=True)
         self.step += 1
-        return total_loss
+        return float(self.accelerator.reduce(total_loss, "mean"))
 
     def checkpoint(self) -> None:
+        if not self.main:  # the weights and optimizer state are the same in every process
+            return
         _save_checkpoint(
             self.work / CHECKPOINT_FILE,
             {
                 "model": self.model.state_dict(),
                 "optimizer": self.optimizer.state_dict(),
-                "scaler": self.scaler.state_dict(),
+                "scaler": self._scaler_state(),
                 "step": self.step,
                 "best": self.best,
                 "bad": self.bad_evals,
@@ -224,7 +270,8 @@ class TrainingRun:
         self.emit({"event": "eval", "step": self.step, "eval_loss": loss})
         if loss < self.best - 1e-4:
             self.best, self.bad_evals = loss, 0
-            _save_checkpoint(self.work / BEST_FILE, {"model": self.model.state_dict()})
+            if self.main:
+                _save_checkpoint(self.work / BEST_FILE, {"model": self.model.state_dict()})
             return False
         self.bad_evals += 1
         return self.bad_evals >= self.config.early_stop_patience
@@ -253,7 +300,7 @@ class TrainingRun:
         if not stopped_early:
             self.evaluate_and_decide()
         best = self.work / BEST_FILE
-        if best.exists():  # keep the weights that did best on held-out data
+        if self.main and best.exists():  # keep the weights that did best on held-out data
             state = torch.load(best, map_location=self.device, weights_only=False)
             self.model.load_state_dict(state["model"])
         self.stopped_early = stopped_early
@@ -264,9 +311,7 @@ class TrainingRun:
             "version": self.job.version_name,
             "eval_loss": loss,
             "perplexity": math.exp(min(loss, 50.0)),
-            "samples": sample_outputs(
-                self.model, self.tokenizer, self.job.prompts, self.config.sample_max_new_tokens
-            ),
+            "samples": self._samples(),
         }
         metrics = {
             "eval_loss": loss,
@@ -279,18 +324,20 @@ class TrainingRun:
             "block_size": self.config.block_size,
         }
         self.model.eval()
-        save_version(
-            Path(self.job.output_dir),
-            self.model,
-            self.tokenizer,
-            {
-                **self.job.metadata,
-                "parent": self.job.base_version,
-                "metrics": metrics,
-                "heldout_texts": self.heldout,
-                "finetune_config": asdict(self.config),
-            },
-        )
+        if self.main:
+            save_version(
+                Path(self.job.output_dir),
+                self.model,
+                self.tokenizer,
+                {
+                    **self.job.metadata,
+                    "parent": self.job.base_version,
+                    "metrics": metrics,
+                    "heldout_texts": self.heldout,
+                    "finetune_config": asdict(self.config),
+                },
+            )
+        self.accelerator.wait_for_everyone()  # no process leaves before the version is saved
         return {"before": self.eval_before, "after": after, "metrics": metrics}
 
 
@@ -320,11 +367,13 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 1:
         print("usage: python -m model.finetune JOB.json", file=sys.stderr)
         return 2
+    # under `accelerate launch` (torchrun), every process runs this; one reports
+    emit = _print_event if int(os.environ.get("RANK", "0")) == 0 else _quiet
     try:
         job = FinetuneJob.from_json(Path(args[0]).read_text())
-        run_finetune(job, _print_event)
+        run_finetune(job, emit)
     except Exception as error:  # the parent records the reason; the traceback goes to stderr
-        _print_event({"event": "error", "error": f"{type(error).__name__}: {error}"})
+        emit({"event": "error", "error": f"{type(error).__name__}: {error}"})
         raise
     return 0
 

@@ -4,11 +4,17 @@ where they are installed)."""
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import shlex
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from importlib.metadata import entry_points
 from pathlib import Path
 
@@ -17,6 +23,7 @@ import yaml
 
 from bot.cli import build_parser
 from bot.settings import Settings, variables
+from tests.conftest import register_active
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = ROOT / "Dockerfile"
@@ -26,6 +33,7 @@ INSTRUCTIONS = {
     "FROM", "RUN", "CMD", "LABEL", "EXPOSE", "ENV", "ADD", "COPY", "ENTRYPOINT", "VOLUME",
     "USER", "WORKDIR", "ARG", "ONBUILD", "STOPSIGNAL", "HEALTHCHECK", "SHELL",
 }  # fmt: skip
+READY_WITHIN_S = 180  # imports, migrations and loading the model, on a busy 2-core machine
 # variables the image or services set for others than gpt2bot's settings
 OTHER_VARIABLES = {"PATH", "PYTHONUNBUFFERED", "HF_HOME", "MPLCONFIGDIR", "PIP_NO_CACHE_DIR",
                    "PIP_DISABLE_PIP_VERSION_CHECK"}  # fmt: skip
@@ -119,6 +127,10 @@ def test_compose_file_runs_the_bot_and_an_optional_vllm():
     assert set(bot["environment"]) <= settings_variables()
     assert bot["environment"]["OPENAI_BASE_URL"].endswith("http://vllm:8000/v1}")
     assert "profiles" not in bot and vllm["profiles"] == ["vllm"]
+    # vLLM starts on the published version (or VLLM_MODEL): its shell line parses
+    assert vllm["entrypoint"] == ["/bin/sh", "-c"]
+    subprocess.run(["sh", "-n", "-c", vllm["command"][0].replace("$$", "$")], check=True)
+    assert set(bot["environment"]) >= {"OPENAI_BASE_URL", "OPENAI_MODEL_DIR"}
     for service in (bot, vllm):
         for volume in service["volumes"]:
             assert volume.split(":")[0] in compose["volumes"]
@@ -184,3 +196,75 @@ def test_systemd_accepts_the_unit(tmp_path: Path):
         if "gpt2bot.service" in line and "Documentation" not in line
     ]
     assert problems == [], done.stderr
+
+
+@pytest.mark.slow
+def test_the_image_command_serves_readyz(tmp_path: Path, tiny_model_dir: Path):
+    """The Dockerfile's ENTRYPOINT + CMD with its ENV, run here from the image's working-folder
+    defaults (./data, ./models), on 127.0.0.1 and free ports, with a tiny model already active
+    (a first start would train the bootstrap model for minutes): /readyz answers 200 on the web
+    port and on HEALTH_PORT, every log line is JSON under LOG_FORMAT=json, SIGTERM stops it."""
+    stage = dict(dockerfile()[max(i for i, (k, _) in enumerate(dockerfile()) if k == "FROM") :])
+    command = exec_form(stage["ENTRYPOINT"]) + exec_form(stage["CMD"])
+    web_port, health_port = free_port(), free_port()
+    command = [str(web_port) if arg == "8080" else arg for arg in command]
+    command = ["127.0.0.1" if arg == "0.0.0.0" else arg for arg in command]
+    assert command[0] == "gpt2bot" and str(web_port) in command
+    image_env = dict(re.findall(r"(\w+)=(\S+)", stage["ENV"]))
+    assert image_env["HEALTH_PORT"] == "8081"
+    env = {
+        **{k: v for k, v in image_env.items() if k != "PATH"},
+        "HEALTH_PORT": str(health_port),
+        "HEALTH_HOST": "127.0.0.1",
+        "HF_HOME": str(tmp_path / "hf"),
+        "MPLCONFIGDIR": str(tmp_path / "mpl"),
+        "LOG_FORMAT": "json",
+        "PATH": os.environ["PATH"],
+        "PYTHONPATH": str(ROOT),
+    }
+    shutil.copytree(tiny_model_dir, tmp_path / "models" / "tiny-1")
+    url = f"sqlite:///{tmp_path / 'data' / 'gpt2bot.db'}"  # the default, ./data/gpt2bot.db
+    register_active(
+        Settings.from_env({"DATABASE_URL": url}, dotenv_path=None), tmp_path / "models" / "tiny-1"
+    )
+    log_path = tmp_path / "stderr.log"
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bot.cli", *command[1:]],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=log_file,
+        )
+    try:
+        for port in (health_port, web_port):
+            assert wait_ready(port, process), log_path.read_text()[-3000:]
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0, log_path.read_text()[-3000:]
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    lines = log_path.read_text().splitlines()
+    assert lines and all(json.loads(line)["message"] for line in lines)
+    assert any("gpt2bot playground: http://127.0.0.1" in line for line in lines)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_ready(port: int, process: subprocess.Popen[bytes]) -> bool:
+    """Poll /readyz until it answers 200; False when the process exits or time runs out."""
+    deadline = time.monotonic() + READY_WITHIN_S
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as answer:
+                if answer.status == 200 and json.load(answer)["ready"]:
+                    return True
+        except OSError:  # not listening yet, or 503 while the model loads
+            pass
+        time.sleep(0.5)
+    return False

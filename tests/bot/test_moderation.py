@@ -7,6 +7,7 @@ import pytest
 
 from admin.moderation import FakeModerator
 from bot.chat import ChatConfig, ChatService, Finished, Origin
+from bot.metrics import Metrics
 from bot.params import InvalidRequest
 from bot.screening import WITHHELD_TEXT, PromptRefused
 from model.backends.base import Chunk
@@ -72,3 +73,22 @@ async def test_a_clean_output_streams_whole(db) -> None:
     finished = events[-1]
     assert isinstance(finished, Finished)
     assert shown == finished.generations[0].output and finished.generations[0].flagged is None
+
+
+async def test_moderation_actions_are_counted_for_prometheus(db) -> None:
+    backend = ScriptedBackend(words=WORDS)
+    metrics = Metrics(db, backend)
+    chat = ChatService(
+        db,
+        backend,
+        ChatConfig(cooldown_s=0.0, moderation_window_chars=8),
+        metrics,
+        moderator=FakeModerator(("badword",)),
+    )
+    with pytest.raises(PromptRefused):
+        await chat.generate(ALICE, "Say badword")
+    await chat.generate(ALICE, "Tell me", {"max_new_tokens": 40, "samples": 2})
+    text = metrics.exposition().decode()
+    reason = 'reason="contains a blocked term"'
+    assert f'gpt2bot_moderation_actions_total{{action="prompt_refused",{reason}}} 1.0' in text
+    assert f'gpt2bot_moderation_actions_total{{action="output_withheld",{reason}}} 2.0' in text

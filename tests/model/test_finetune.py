@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from admin.supervisor import training_command
 from model.bootstrap import BootstrapConfig, build_bootstrap, bundled_corpus
 from model.evaluate import pack_cyclic
 from model.finetune import CHECKPOINT_FILE, FinetuneConfig, FinetuneJob, run_finetune
@@ -101,3 +102,27 @@ def test_killed_run_resumes_from_its_checkpoint(base: Path, tmp_path: Path) -> N
     done = events[-1]
     assert done["event"] == "done" and done["after"]["eval_loss"] < done["before"]["eval_loss"]
     assert time.monotonic() - started < 120
+
+
+def test_two_processes_share_each_step_and_one_of_them_reports(base: Path, tmp_path: Path) -> None:
+    """TRAIN_PROCESSES=2: the command the supervisor runs (`accelerate launch`, two CPU
+    processes over gloo here) trains one version; each step takes twice the blocks, so an
+    epoch has half the steps, and every event comes once."""
+    config = replace(CONFIG, epochs=2, batch_size=2, eval_every=100, checkpoint_every=100)
+    single = replace(config, max_steps=0)
+    job = _job(base, tmp_path, single)
+    job_file = tmp_path / "job.json"
+    job_file.write_text(job.to_json())
+    done = subprocess.run(
+        training_command(job_file, processes=2), capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    events = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    steps = [e["step"] for e in events if e["event"] == "step"]
+    blocks = read_metadata(tmp_path / "ft-1")["metrics"]["train_blocks"]
+    per_epoch = -(-blocks // (config.batch_size * 2))  # ceil: two processes' batches a step
+    assert steps == list(range(1, 2 * per_epoch + 1))  # each step reported once, by one process
+    assert [e["event"] for e in events].count("done") == 1
+    final = events[-1]
+    assert final["event"] == "done" and final["after"]["eval_loss"] < final["before"]["eval_loss"]
+    assert len(final["after"]["samples"]) == 3

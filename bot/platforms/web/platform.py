@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from bot.logs import announce, logs_json
 from bot.platforms.base import RunOptions, uses_config
 from bot.platforms.health import HealthTarget, health_routes
 from bot.platforms.web.actions import action_routes
@@ -126,11 +127,7 @@ class WebPlatform:
                 f"cannot listen on {self._options.host}:{self._options.port} ({error.strerror}); "
                 "choose another with --port"
             ) from None
-        print(
-            f"gpt2bot playground: {url}/   dashboard: {url}/admin   (Ctrl+C stops)",
-            file=sys.stderr,
-            flush=True,
-        )
+        announce(f"gpt2bot playground: {url}/   dashboard: {url}/admin   (Ctrl+C stops)", log)
         try:
             await self._stopped.wait()
         finally:
@@ -151,7 +148,8 @@ def create(app: App, options: RunOptions, config: WebConfig) -> WebPlatform:
             "HTTPS (a reverse proxy) in front of it."
         )
         log.warning(message)
-        print(message, file=sys.stderr, flush=True)
+        if not logs_json():  # and a banner a person at the terminal cannot miss
+            print(message, file=sys.stderr, flush=True)
     guard = Guard(
         admin_token=load_admin_token(config),
         new_clients_per_hour=config.new_clients_per_hour,

@@ -14,7 +14,6 @@ import logging
 import math
 import os
 import secrets
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +22,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from bot.fairuse import RateLimit
+from bot.logs import announce
 from bot.platforms.web.config import WebConfig
 
 log = logging.getLogger(__name__)
@@ -52,11 +52,11 @@ def load_admin_token(config: WebConfig) -> str:
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
         handle.write(token + "\n")
-    print(
+    announce(
         f"\n  Admin token for the dashboard (shown once, kept in {path}):\n\n    {token}\n\n"
         "  Set ADMIN_TOKEN in .env to choose your own.\n",
-        file=sys.stderr,
-        flush=True,
+        log,
+        logging.WARNING,
     )
     return token
 
