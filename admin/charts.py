@@ -1,4 +1,5 @@
-"""Charts the platforms can post: a run's loss curve, ratings per model version.
+"""Charts the platforms can post: a run's loss curve, ratings per model version, the two arms
+of an A/B experiment.
 
 matplotlib with the Agg backend (no display); figures are built and closed per call, never
 kept in pyplot's global state. Blocking: call through `asyncio.to_thread`.
@@ -10,10 +11,14 @@ import io
 from collections.abc import Sequence
 from typing import Any
 
+from admin.base import ArmStatus, ExperimentStatus
 from storage import VersionRatingStats
 
 FIGURE_SIZE = (7.0, 4.0)
 DPI = 100
+AB_FIGURE_SIZE = (7.0, 2.8)  # two rows: one per arm
+# the font has no emoji: labels say "positive" for 👍
+ARM_COLOURS = {"control": "#8a8f98", "candidate": "#4c8bf5"}
 
 
 def _png(figure: Any) -> bytes:
@@ -65,4 +70,44 @@ def stats_chart_png(stats: Sequence[VersionRatingStats]) -> bytes:
     axes.set_ylabel("% positive ratings")
     axes.set_ylim(0, 115)
     axes.set_title("Ratings per model version" if stats else "No generations yet")
+    return _png(figure)
+
+
+def _arm_label(arm: ArmStatus) -> str:
+    liked = "no ratings yet" if arm.up_share is None else f"{arm.up} of {arm.ratings} positive"
+    return f"{arm.arm}: {arm.version}\n{arm.share:.0%} of members · {liked}"
+
+
+def ab_chart_png(status: ExperimentStatus) -> bytes:
+    """Each arm's share of 👍 with its 95 % credible interval (before a rating: the interval
+    alone, the rule's flat prior), and the probability that the candidate is better."""
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=AB_FIGURE_SIZE)
+    axes = figure.subplots()
+    arms = (status.control, status.candidate)
+    for row, arm in enumerate(arms):
+        low, high = arm.interval
+        colour = ARM_COLOURS[arm.arm]
+        axes.plot([low * 100, high * 100], [row, row], color=colour, linewidth=6, alpha=0.35)
+        if arm.up_share is not None:
+            axes.plot([arm.up_share * 100], [row], "o", color=colour, markersize=9)
+            axes.annotate(
+                f"{arm.up_share:.0%}",
+                (arm.up_share * 100, row),
+                textcoords="offset points",
+                xytext=(0, 9),
+                ha="center",
+                fontsize=9,
+            )
+    axes.set_yticks([0, 1], [_arm_label(arm) for arm in arms], fontsize=8)
+    axes.set_ylim(-0.6, 1.6)
+    axes.set_xlim(0, 100)
+    axes.set_xlabel("% positive ratings (bar: 95 % interval)")
+    axes.grid(axis="x", alpha=0.3)
+    axes.set_title(
+        f"Experiment #{status.id} ({status.status}): P(candidate better) = "
+        f"{status.probability:.2f}, decision: {status.decision}",
+        fontsize=10,
+    )
     return _png(figure)

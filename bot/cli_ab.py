@@ -2,9 +2,10 @@
 command line. Registered by `bot.cli`.
 
 The command only writes the database (audited as the operator, "cli"); no model is loaded
-here. A running `gpt2bot run` notices a new or stopped experiment within
-`AB_REFRESH_SECONDS` and loads (or unloads) the candidate beside the active version; one
-started later loads it at start-up.
+here. A running `gpt2bot run` notices a new or stopped experiment within `AB_REFRESH_SECONDS`
+and loads (or unloads) the candidate beside the active version; one started later loads it at
+start-up. The answer (text, and `--json` with its `review` key) puts the owners' blind-review
+verdicts on the same two versions next to the result.
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ import json
 import sys
 from typing import Any
 
+from admin.ab_report import ABReport, report_of
 from admin.base import ArmStatus, ExperimentStatus
 from bot.cli_run import CommandError
+from bot.platforms.ab_text import review_line
 from bot.settings import Settings
 
 ACTIONS = ("start", "status", "stop")
@@ -49,12 +52,13 @@ async def ab(settings: Settings, args: argparse.Namespace) -> int:
             status = await experiments.stop("cli")
         else:
             status = await experiments.status()
+        report = None if status is None else await report_of(status, app.admin.reviews)
     finally:
         await app.close()
     if args.json:
-        print(json.dumps(None if status is None else status.to_dict(), ensure_ascii=False))
+        print(json.dumps(None if report is None else report.to_dict(), ensure_ascii=False))
         return 0
-    if status is None:
+    if report is None:
         print("No experiment has run yet: `gpt2bot ab start VERSION` starts one.")
         return 0
     if args.action == "start":
@@ -63,7 +67,7 @@ async def ab(settings: Settings, args: argparse.Namespace) -> int:
             f"A running `gpt2bot run` serves it within {seconds} s; one started later, at once.",
             file=sys.stderr,
         )
-    print(render(status))
+    print(render(report))
     return 0
 
 
@@ -77,8 +81,9 @@ def _arm_line(arm: ArmStatus) -> str:
     )
 
 
-def render(status: ExperimentStatus) -> str:
-    """An experiment as a few lines of text."""
+def render(report: ABReport) -> str:
+    """An experiment as a few lines of text, and the blind review of its pair."""
+    status = report.status
     started = status.started_at.strftime("%Y-%m-%d %H:%M")
     head = f"experiment #{status.id}: {status.status}, started {started} UTC by {status.started_by}"
     if status.ended_at is not None:
@@ -90,5 +95,7 @@ def render(status: ExperimentStatus) -> str:
             _arm_line(status.candidate),
             f"  P(candidate better) = {status.probability:.3f}; "
             f"decision: {status.decision} ({status.reason})",
+            "  "
+            + review_line(report.review, hint=" (the dashboard's Blind review page shows one)"),
         ]
     )

@@ -15,6 +15,7 @@ from bot.chat import Origin
 from bot.cli import main
 from bot.settings import Settings
 from model.backends.fake import ScriptedBackend
+from storage import Database, NewReviewItem, ReviewRepository
 from tests.bot.test_ab import install
 
 
@@ -63,6 +64,44 @@ def test_start_status_and_stop(env_file: Path, capsys: pytest.CaptureFixture[str
     assert json.loads(capsys.readouterr().out)["ended_by"] == "cli"
     assert main(ab(env_file, "stop")) == 1
     assert "No experiment is running" in capsys.readouterr().err
+
+
+def judge(env_file: Path, winners: list[str]) -> None:
+    """Owners' blind-review verdicts on tiny-1 (shown as A) against better (B)."""
+    db = Database(Settings.from_env({}, dotenv_path=env_file).storage.url)
+    try:
+        reviews = ReviewRepository(db)
+        for verdict in winners:
+            item = reviews.add(
+                NewReviewItem("Hi", "fixed", "tiny-1", "better", "a", "b", {}, 1, "owner")
+            )
+            reviews.decide(item.id, verdict, "owner")
+    finally:
+        db.dispose()
+
+
+def test_status_puts_the_blind_review_of_the_pair_next_to_the_result(
+    env_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(ab(env_file, "start", "better")) == 0
+    assert "Blind review of this pair: no verdicts yet" in capsys.readouterr().out
+    assert main(ab(env_file, "status", "--json")) == 0
+    assert json.loads(capsys.readouterr().out)["review"] is None
+
+    judge(env_file, ["b", "b", "a", "tie"])  # better won 2, tiny-1 1, one tie
+    assert main(ab(env_file, "status")) == 0
+    assert (
+        "Blind review of this pair: 4 judged · better won 2, tiny-1 won 1, 1 tied (better 62%"
+        in capsys.readouterr().out
+    )
+    assert main(ab(env_file, "status", "--json")) == 0
+    review = json.loads(capsys.readouterr().out)["review"]
+    assert (review["candidate"], review["candidate_wins"], review["control_wins"]) == (
+        "better",
+        2,
+        1,
+    )
+    assert (review["ties"], review["candidate_rate"]) == (1, 0.625)
 
 
 def test_bad_starts_are_one_line_each(env_file: Path, capsys: pytest.CaptureFixture[str]) -> None:

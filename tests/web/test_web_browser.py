@@ -15,6 +15,7 @@ from web_helpers import ADMIN_TOKEN, TINY, make_settings, web_config
 
 from admin.fake import fake_admin, fake_version
 from bot.app import App
+from bot.chat import Origin
 from bot.platforms.base import RunOptions
 from bot.platforms.web import WebPlatform, create
 from model.backends.fake import ScriptedBackend
@@ -303,3 +304,54 @@ def test_blind_review_votes_reveal_the_versions_and_move_the_win_rate(
     assert rates.nth(3).text_content() == "1"  # one tie
     expected = "75% – 25%" if a_version == "v1" else "25% – 75%"
     assert rates.nth(4).text_content() == expected
+
+
+async def liked_on_the_candidate(app: App) -> None:
+    """A member whom the running experiment serves the candidate generates; another likes it."""
+    for n in range(1000):
+        assignment = await app.admin.experiments.arm_for("web", f"m{n}")
+        if assignment is not None and assignment.arm == "candidate":
+            done = await app.chat.generate(Origin("web", f"m{n}"), "Hello")
+            await app.chat.rate(done.generations[0].id, "someone-else", "👍")
+            return
+    raise AssertionError("nobody drew the candidate")
+
+
+def test_an_owner_starts_an_experiment_from_the_dashboard_and_watches_it(
+    review_server: Any, chromium: Any
+) -> None:
+    SCREENSHOTS.mkdir(exist_ok=True)
+    page = chromium.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(review_server.url + "/admin")
+    page.fill("#token", ADMIN_TOKEN)
+    page.press("#token", "Enter")
+    page.wait_for_selector("#ab-summary:has-text('No experiment has run yet')")
+    assert page.locator("#ab-version option").all_text_contents() == ["v2"]  # not the active v1
+    assert page.locator("#ab-stop").is_disabled()
+
+    page.select_option("#ab-version", "v2")
+    page.fill("#ab-share", "0.3")
+    page.focus("#ab-form button[type=submit]")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#ab-msg:has-text('Experiment #1 started: v1 against v2')")
+    page.wait_for_selector("#ab-summary:has-text('Experiment #1: running')")
+    arms = page.locator("#ab-arms tbody tr")
+    assert [arms.nth(i).locator("td").nth(1).text_content() for i in range(2)] == ["v1", "v2"]
+    assert arms.nth(1).locator("td").nth(2).text_content() == "30%"
+    assert arms.nth(1).locator("td").nth(5).text_content() == "–"  # no ratings yet
+    assert page.locator("#ab-chart svg rect.ab-band").count() == 2
+    assert "decision so far: continue" in (page.locator("#ab-decision").text_content() or "")
+    assert "no verdicts yet" in (page.locator("#ab-review").text_content() or "")
+    assert page.locator("#ab-form button[type=submit]").is_disabled()  # one at a time
+    page.wait_for_selector("#audit tbody tr:has-text('ab.start')")
+
+    # a member served by the candidate is liked: the panel refreshes itself while it runs
+    app, loop = review_server.app, review_server._loop
+    asyncio.run_coroutine_threadsafe(liked_on_the_candidate(app), loop).result(30)
+    page.wait_for_selector("#ab-chart svg circle.ab-candidate", timeout=WAIT_MS)
+    assert arms.nth(1).locator("td").nth(5).text_content() == "100%"
+    page.screenshot(path=str(SCREENSHOTS / "dashboard-ab.png"), full_page=True)
+
+    page.click("#ab-stop")
+    page.wait_for_selector("#ab-summary:has-text('Experiment #1: stopped')")
+    assert "stopped by" in (page.locator("#ab-decision").text_content() or "")

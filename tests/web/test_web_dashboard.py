@@ -29,6 +29,7 @@ ADMIN_GETS = (
     "servers",
     "review/rates",
     "review/export",
+    "ab",
 )
 ADMIN_POSTS = (
     "models/use",
@@ -42,6 +43,8 @@ ADMIN_POSTS = (
     "servers/update",
     "review/next",
     "review/vote",
+    "ab/start",
+    "ab/stop",
 )
 
 
@@ -188,6 +191,8 @@ async def test_panels_are_live_and_actions_answer_in_sentences(browser: Browser)
         "servers/update": (400, "Choose the server to change."),
         "review/next": (409, "Train or register a second version first"),
         "review/vote": (400, "Say which pair the verdict is for"),
+        "ab/start": (400, "Choose the candidate version."),
+        "ab/stop": (400, "No experiment is running, so there is nothing to stop"),
     }
     assert set(expected) == set(ADMIN_POSTS)
     for name, (status, sentence) in expected.items():

@@ -1,5 +1,6 @@
-"""`/admin`: curate (and its review queue), retrain, model, stats; server settings and the
-blind review of versions have their own modules (`server_commands`, `review_commands`).
+"""`/admin`: curate (and its review queue), retrain, model, stats; server settings, the blind
+review of versions and A/B experiments have their own modules (`server_commands`,
+`review_commands`, `ab_commands`).
 
 Discord shows the group to members with the Manage Server permission (`default_permissions`;
 a server can grant it to other roles in Server Settings → Integrations), and every invocation
@@ -22,6 +23,7 @@ from typing import Any
 import discord
 from discord import app_commands
 
+from admin.ab_report import ABReport, ab_chart, latest_report
 from admin.auth import Actor, AdminGate, NotAuthorized
 from admin.base import AdminServices, AlreadyRunning
 from bot.platforms.discord import admin_render, render
@@ -40,7 +42,7 @@ SampleId = app_commands.Range[int, 1, None]
 @dataclass(frozen=True)
 class Reply:
     text: str
-    file: discord.File | None = None
+    files: tuple[discord.File, ...] = ()
     view: discord.ui.View | None = None  # buttons under the (first page of the) answer
 
 
@@ -64,17 +66,18 @@ def actor_of(interaction: discord.Interaction) -> Actor:
 async def send_pages(
     interaction: discord.Interaction,
     text: str,
-    file: discord.File | None = None,
+    files: tuple[discord.File, ...] = (),
     view: discord.ui.View | None = None,
 ) -> None:
     """An ephemeral answer of any length: the first page in the deferred response, the rest as
     ephemeral follow-ups, each within Discord's 2,000 characters."""
     pages = render.split_text(text) or [""]
-    files = [file] if file else []
     if view is None:
-        await interaction.edit_original_response(content=pages[0], attachments=files)
+        await interaction.edit_original_response(content=pages[0], attachments=list(files))
     else:
-        await interaction.edit_original_response(content=pages[0], attachments=files, view=view)
+        await interaction.edit_original_response(
+            content=pages[0], attachments=list(files), view=view
+        )
     for page in pages[1:]:
         await interaction.followup.send(page, ephemeral=True)
 
@@ -104,7 +107,7 @@ class AdminCommands:
             reply = Reply(f"⚠️ {error}")
         except Exception as error:
             reply = Reply(describe_error(error, f"/admin {action}"))
-        await send_pages(interaction, reply.text, reply.file, reply.view)
+        await send_pages(interaction, reply.text, reply.files, reply.view)
 
     def progress_reporter(
         self, interaction: discord.Interaction
@@ -149,6 +152,12 @@ class AdminCommands:
             log.warning("could not post training progress in the channel: %s", error)
 
 
+async def experiment_chart(report: ABReport) -> discord.File:
+    """The chart of both arms of the experiment, as an attachment."""
+    chart = await ab_chart(report.status)
+    return discord.File(io.BytesIO(chart), filename=admin_render.AB_CHART_FILENAME)
+
+
 def build_admin_group(admin: AdminCommands) -> app_commands.Group:
     """The `/admin` command group bound to `admin`."""
     group = app_commands.Group(
@@ -163,13 +172,18 @@ def build_admin_group(admin: AdminCommands) -> app_commands.Group:
 
     @group.command(name="stats")
     async def stats(interaction: discord.Interaction) -> None:
-        """Ratings per model version, with a chart."""
+        """Ratings per model version, and the running (or last) A/B experiment, with charts."""
 
         async def work(service: AdminServices, actor: Actor) -> Reply:
             rows = await service.reports.stats()
             chart = await service.reports.stats_chart()
-            file = discord.File(io.BytesIO(chart), filename="ratings.png")
-            return Reply(admin_render.rating_stats(rows), file)
+            text = admin_render.rating_stats(rows)
+            files = [discord.File(io.BytesIO(chart), filename="ratings.png")]
+            report = await latest_report(service.experiments, service.reviews)
+            if report is not None:
+                text += "\n\n" + admin_render.experiment(report)
+                files.append(await experiment_chart(report))
+            return Reply(text, tuple(files))
 
         await admin.run(interaction, "stats", {}, work)
 

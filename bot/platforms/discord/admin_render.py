@@ -1,4 +1,5 @@
-"""Text of `/admin` answers: training runs, model versions, curated samples, rating stats."""
+"""Text of `/admin` answers: training runs, model versions, curated samples, rating stats, the
+A/B experiment."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ from datetime import datetime
 
 from discord.utils import escape_markdown, format_dt
 
+from admin.ab_report import ABReport
+from bot.platforms import ab_text
 from bot.platforms.server_text import settings_facts
 from storage import (
     ACTIVE_STATUSES,
@@ -18,6 +21,8 @@ from storage import (
 )
 
 SAMPLE_PREVIEW_CHARS = 80
+AB_CHART_FILENAME = "ab.png"
+AB_REVIEW_HINT = " (`/admin review next` shows the pair to judge)"
 
 
 def _when(moment: datetime | None) -> str:
@@ -128,3 +133,16 @@ def reported(rows: list[ReportedRecord]) -> str:
         text = escape_markdown(" ".join(row.output.split())[:SAMPLE_PREVIEW_CHARS])
         lines.append(f"`#{row.generation_id}` · {row.reports} report(s) · {text}")
     return "\n".join(lines)
+
+
+def _bold(text: str) -> str:
+    return f"**{text}**"
+
+
+def _code(text: str) -> str:
+    return f"`{text}`"
+
+
+def experiment(report: ABReport) -> str:
+    """An A/B experiment as Discord markdown (version names are the registry's own)."""
+    return "\n".join(ab_text.experiment_lines(report, _bold, _code, AB_REVIEW_HINT))

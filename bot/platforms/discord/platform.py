@@ -18,6 +18,7 @@ from discord.gateway import DiscordWebSocket
 from discord.http import INTERNAL_API_VERSION, Route
 
 from bot.platforms.base import RunOptions, uses_config
+from bot.platforms.discord.ab_commands import add_ab_commands
 from bot.platforms.discord.admin_commands import AdminCommands, build_admin_group
 from bot.platforms.discord.commands import GenerateHandler, build_generate, on_tree_error
 from bot.platforms.discord.config import TOKEN_HELP, DiscordConfig, shard_options
@@ -149,6 +150,7 @@ class DiscordPlatform:
         admin_group = build_admin_group(admin_commands)
         add_server_commands(admin_group, admin_commands)
         add_review_commands(admin_group, admin_commands, self.client)
+        add_ab_commands(admin_group, admin_commands)
         self.client.tree.add_command(admin_group)
         for command in build_member_commands(app.chat, app.mydata):
             self.client.tree.add_command(command)

@@ -3,8 +3,8 @@
 Every attempt is authorized and audited by `admin.auth.AdminGate` before anything happens:
 the Slack user ids in `ADMIN_USER_IDS` are the bot's owners (everything); the workspace's
 admins and owners (`users.info`) are server admins of their workspace (`server ...`). Answers
-are ephemeral (only the admin sees them), except the stats chart, which is uploaded to the
-channel.
+are ephemeral (only the admin sees them), except the stats charts (ratings per version, the
+A/B experiment's arms), which are uploaded to the channel.
 """
 
 from __future__ import annotations
@@ -19,10 +19,11 @@ from slack_bolt.async_app import AsyncAck, AsyncRespond
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from admin.ab_report import ab_chart
 from admin.auth import Actor, NotAuthorized
 from admin.base import AdminServices, AlreadyRunning
 from bot.platforms.server_text import settings_facts
-from bot.platforms.slack import review
+from bot.platforms.slack import ab, review
 from bot.platforms.slack.chat import PLATFORM, incident_sentence
 from bot.platforms.slack.text import escape, slack_error, unescape
 from storage import (
@@ -46,7 +47,8 @@ USAGE = f"""Admin commands:
 `{COMMAND} model list` · `model use VERSION [force]` · `model rollback`
 `{COMMAND} stats` · `server show` · `server channels #a #b|all` · `server cooldown N`
 `{COMMAND} server caps max_new_tokens=N samples=N` · `server training on|off`
-{review.USAGE}"""
+{review.USAGE}
+{ab.USAGE}"""
 
 Handler = Callable[["AdminContext", list[str]], Awaitable[str]]
 
@@ -235,20 +237,30 @@ async def _model_rollback(ctx: AdminContext, args: list[str]) -> str:
 
 async def _stats(ctx: AdminContext, args: list[str]) -> str:
     rows = await ctx.service.reports.stats()
-    if not rows:
-        return "No generations yet, so no ratings to compare."
-    lines = ["`version · generations · ratings · mean · 👍 share · raters`"] + [
-        f"`{r.model_version}` · {r.generations} · {r.ratings} · {r.mean_score:+.2f} · "
-        f"{r.positive_share:.0%} · {r.raters}"
-        for r in rows
-    ]
-    try:
-        chart = await ctx.service.reports.stats_chart()
-        await ctx.client.files_upload_v2(
-            channel=ctx.channel, content=chart, filename="ratings.png", title="Ratings per version"
+    lines = ["No generations yet, so no ratings to compare."]
+    charts: list[tuple[str, str, bytes]] = []
+    if rows:
+        lines = ["`version · generations · ratings · mean · 👍 share · raters`"] + [
+            f"`{r.model_version}` · {r.generations} · {r.ratings} · {r.mean_score:+.2f} · "
+            f"{r.positive_share:.0%} · {r.raters}"
+            for r in rows
+        ]
+        charts.append(
+            ("ratings.png", "Ratings per version", await ctx.service.reports.stats_chart())
         )
-    except SlackApiError as error:
-        lines.append(f"_(chart not posted: Slack said `{slack_error(error)}`)_")
+    report = await ab.latest(ctx.service)
+    if report is not None:
+        lines += ["", ab.experiment_text(report)]
+        title = f"A/B experiment #{report.status.id}"
+        charts.append(("ab.png", title, await ab_chart(report.status)))
+    for filename, title, chart in charts:
+        try:
+            await ctx.client.files_upload_v2(
+                channel=ctx.channel, content=chart, filename=filename, title=title
+            )
+        except SlackApiError as error:
+            lines.append(f"_(chart not posted: Slack said `{slack_error(error)}`)_")
+            break
     return "\n".join(lines)
 
 
@@ -349,4 +361,7 @@ HANDLERS: dict[tuple[str, ...], Handler] = {
     ("review", "next"): review.review_next,
     ("review", "vote"): review.review_vote,
     ("review", "stats"): review.review_stats,
+    ("ab", "start"): ab.ab_start,
+    ("ab", "status"): ab.ab_status,
+    ("ab", "stop"): ab.ab_stop,
 }

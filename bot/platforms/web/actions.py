@@ -1,4 +1,5 @@
-"""The dashboard's admin actions: model use/rollback, retrain now/schedule/cancel, curation.
+"""The dashboard's admin actions: model use/rollback, retrain now/schedule/cancel, curation,
+A/B experiments start/stop.
 
 Each handler is thin: parse the form, `AdminGate.authorize` (which audits), call the
 admin service (`app.admin`), render the result or the error as a sentence.
@@ -13,8 +14,9 @@ from typing import Any
 from aiohttp import web
 
 from admin.auth import NotAuthorized
-from admin.base import AdminServices, AlreadyRunning
+from admin.base import AdminServices, AlreadyRunning, ExperimentRefused
 from bot.params import InvalidRequest
+from bot.platforms.web.ab import ab_start, ab_stop
 from bot.platforms.web.dashboard import (
     MAX_UPLOAD_BYTES,
     DashboardContext,
@@ -119,6 +121,8 @@ ACTIONS: dict[str, tuple[str, Action]] = {
     "curation/add": ("curate.add", _curate_add),
     "curation/remove": ("curate.remove", _curate_remove),
     "servers/update": ("server.set", _server_set),
+    "ab/start": ("ab.start", ab_start),
+    "ab/stop": ("ab.stop", ab_stop),
 }
 
 
@@ -128,6 +132,8 @@ def _refusal(error: Exception) -> web.Response:
         return error_response(str(error), 403)
     if isinstance(error, AlreadyRunning):
         return error_response(str(error), 409)
+    if isinstance(error, ExperimentRefused):  # written as sentences, some starting with a name
+        return error_response(str(error), 400)
     message = str(error).rstrip(".")
     if len(message) > 1 and message[0] == message[-1] and message[0] in "'\"":
         message = message[1:-1]  # a bare quoted value (KeyError's str), not a sentence

@@ -15,6 +15,7 @@ from aiohttp.typedefs import Handler
 from bot.logs import announce, logs_json
 from bot.platforms.base import RunOptions, uses_config
 from bot.platforms.health import HealthTarget, health_routes
+from bot.platforms.web.ab import ABApi
 from bot.platforms.web.actions import action_routes
 from bot.platforms.web.config import WebConfig
 from bot.platforms.web.dashboard import DashboardApi, DashboardContext, require_admin
@@ -85,6 +86,7 @@ def build_web_app(app: App, guard: Guard) -> web.Application:
             *DashboardApi(dashboard).routes(),
             *action_routes(dashboard),
             *ReviewApi(dashboard).routes(),
+            *ABApi(dashboard).routes(),
             *health_routes(HealthTarget(app)),  # /healthz, /readyz, /metrics
         ]
     )

@@ -1,4 +1,5 @@
-// Tiny SVG charts (no library): bars of ratings per model version, a line of training loss.
+// Tiny SVG charts (no library): bars of ratings per model version, a line of training loss,
+// the two arms of an A/B experiment.
 // Labels are set with textContent, so version names cannot inject markup.
 "use strict";
 
@@ -61,5 +62,31 @@ const charts = (() => {
       : [Number(e.step ?? i), Number(e.loss ?? e.train_loss)]).filter((p) => isFinite(p[0]) && isFinite(p[1]));
   }
 
-  return { ratings, loss, lossPoints };
+  // arms: [{arm, version, up_share, interval: [low, high], ratings}]: each arm's 95 % interval
+  // as a band and its 👍 share as a dot (no dot before its first rating)
+  function ab(arms, title) {
+    const width = 480, rowH = 34, left = 150, right = 24, top = 22;
+    const height = arms.length * rowH + top + 18;
+    const root = svg("svg", { viewBox: `0 0 ${width} ${height}`, class: "chart", role: "img", "aria-label": title });
+    root.append(svg("title", {}, title));
+    const plot = width - left - right;
+    const x = (share) => left + share * plot;
+    root.append(svg("text", { x: left, y: 12 }, "% 👍 with its 95 % interval"));
+    arms.forEach((a, i) => {
+      const y = top + i * rowH + rowH / 2;
+      root.append(svg("text", { x: 0, y: y + 4 }, `${a.arm}: ${a.version.slice(0, 16)}`));
+      const [low, high] = a.interval;
+      root.append(svg("rect", { x: x(low), y: y - 5, width: Math.max(1, x(high) - x(low)), height: 10, class: `ab-band ab-${a.arm}` }));
+      if (a.up_share !== null) {
+        root.append(svg("circle", { cx: x(a.up_share), cy: y, r: 6, class: `ab-dot ab-${a.arm}` }));
+        root.append(svg("text", { x: x(a.up_share), y: y - 9, "text-anchor": "middle" }, `${Math.round(a.up_share * 100)}%`));
+      }
+    });
+    const bottom = height - 14;
+    root.append(svg("line", { x1: left, y1: bottom, x2: width - right, y2: bottom, class: "axis" }));
+    for (const tick of [0, 0.5, 1]) root.append(svg("text", { x: x(tick), y: height - 2, "text-anchor": "middle" }, `${tick * 100}%`));
+    return root;
+  }
+
+  return { ratings, loss, lossPoints, ab };
 })();

@@ -1,12 +1,15 @@
-// The admin dashboard: login, stats, model versions, training, curation, generations, audit.
+// The admin dashboard: login, stats, A/B experiment, model versions, training, curation,
+// generations, audit.
 "use strict";
 
 (() => {
   const $ = (id) => document.getElementById(id);
   const { el, call, when } = gpt2bot;
   const TRAINING_POLL_MS = 2000; // live progress while a run is going
+  const AB_POLL_MS = 5000; // a running experiment's numbers move with every rating
   let oldest = null;
   let pollTimer = null;
+  let abTimer = null;
 
   const UNAVAILABLE = "Not available in this build (see the note above).";
 
@@ -62,6 +65,50 @@
     if (!stats.length) body.append(row(["No generations yet."]));
     $("stats-chart").replaceChildren(stats.some((s) => s.ratings)
       ? charts.ratings(stats, "Ratings per model version") : el("p", "No ratings yet.", "dim"));
+  }
+
+  const pct = (share) => `${Math.round(share * 100)}%`;
+
+  function renderExperiment(x) {
+    const body = $("ab-arms").tBodies[0];
+    body.replaceChildren();
+    if (!x) {
+      $("ab-summary").textContent = "No experiment has run yet: choose a candidate below to start one.";
+      $("ab-chart").replaceChildren();
+      $("ab-decision").textContent = $("ab-review").textContent = "";
+      return false;
+    }
+    const ended = x.ended_at ? `, ended ${when(x.ended_at)} by ${x.ended_by}` : "";
+    $("ab-summary").textContent = `Experiment #${x.id}: ${x.status} (started ${when(x.started_at)} by ${x.started_by}${ended})`;
+    const arms = [x.arms.control, x.arms.candidate];
+    for (const a of arms) {
+      const [low, high] = a.interval;
+      const tr = row([a.arm, a.version, pct(a.share), a.generations, a.ratings,
+        a.up_share === null ? "–" : pct(a.up_share), `${pct(low)}–${pct(high)}`]);
+      for (const td of [...tr.children].slice(2)) td.className = "num";
+      body.append(tr);
+    }
+    $("ab-chart").replaceChildren(charts.ab(arms, `Experiment #${x.id}: both arms`));
+    const said = x.status === "running" ? `decision so far: ${x.decision}` : `ended: ${x.status}`;
+    $("ab-decision").textContent = `P(candidate better) = ${x.probability.toFixed(2)} · ${said} (${x.reason})`;
+    const r = x.review;
+    $("ab-review").textContent = r
+      ? `Blind review of this pair: ${r.judged} judged · ${r.candidate} won ${r.candidate_wins}, ${r.control} won ${r.control_wins}, ${r.ties} tied (${r.candidate} ${pct(r.candidate_rate)}, a tie counting half).`
+      : "Blind review of this pair: no verdicts yet (the Blind review page shows the pair to judge).";
+    return x.status === "running";
+  }
+
+  async function loadAB() {
+    const data = await call("GET", "/admin/api/ab");
+    const running = renderExperiment(data.experiment);
+    const select = $("ab-version");
+    const chosen = select.value;
+    select.replaceChildren(...data.candidates.map((name) => el("option", name)));
+    if (data.candidates.includes(chosen)) select.value = chosen;
+    $("ab-form").querySelector("button[type=submit]").disabled = running || !data.candidates.length;
+    $("ab-stop").disabled = !running;
+    clearTimeout(abTimer);
+    if (running) abTimer = setTimeout(() => loadAB().catch(() => {}), AB_POLL_MS);
   }
 
   async function loadModels() {
@@ -218,7 +265,7 @@
   }
 
   async function refresh() {
-    await Promise.all([loadStats(), loadModels(), loadTraining(), loadCuration(), loadGenerations(false), loadServers(), loadAudit()]
+    await Promise.all([loadStats(), loadAB(), loadModels(), loadTraining(), loadCuration(), loadGenerations(false), loadServers(), loadAudit()]
       .map((p) => p.catch((error) => console.error(error))));
   }
 
@@ -257,6 +304,11 @@
       form.append("file", file);
       act("curation-msg", "/admin/api/curation/upload", form, loadCuration);
     });
+    $("ab-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      act("ab-msg", "/admin/api/ab/start", { version: $("ab-version").value, share: $("ab-share").value }, loadAB);
+    });
+    $("ab-stop").addEventListener("click", () => act("ab-msg", "/admin/api/ab/stop", {}, loadAB));
     $("filters").addEventListener("submit", (event) => { event.preventDefault(); oldest = null; loadGenerations(false); });
     $("more").addEventListener("click", () => loadGenerations(true));
   }
