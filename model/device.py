@@ -7,6 +7,11 @@ import torch
 
 from model.config import DEVICES
 
+# Below this size a CPU training run uses one thread: measured on a shared 2-core machine, a
+# 4-layer model stepped in 0.07 s on one thread and 4.4 s on two (OpenMP threads waiting on each
+# other while other processes hold the cores); tiny ops gain nothing from threads anyway.
+SMALL_MODEL_PARAMS = 20_000_000
+
 DTYPES = {"auto": None, "fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -48,3 +53,12 @@ def cpu_has_fast_bf16() -> bool:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
         return False
+
+
+def set_training_threads(device: torch.device, parameters: int, threads: int = 0) -> None:
+    """CPU threads of a training run: `threads`, else one for small models, else torch's."""
+    if device.type != "cpu":
+        return
+    chosen = threads or (1 if parameters < SMALL_MODEL_PARAMS else 0)
+    if chosen:
+        torch.set_num_threads(chosen)
