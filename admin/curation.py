@@ -3,6 +3,14 @@
 Cleaning is pure functions (whitespace, empty and over-long lines, exact and near duplicates);
 `Curation` stores what survives and reports the rest ("added 120, skipped 3 duplicates, 1 too
 long"), and keeps rating-derived samples in line with the ratings.
+
+Preference training (`TRAIN_OBJECTIVE=kto|sft+kto`) also learns from what raters turned down.
+Its 👍 rows are the approved rating-derived samples, so they have passed the whole safe-learning
+path (rule, moderation, review). Its 👎 rows are outputs the mirror rule turns down (distinct
+raters, no self-ratings, a Wilson bound, a daily cap on 👎; kept-out generations excluded as
+for 👍), without moderation or review: the model is only ever pushed away from them, and
+pushing away from a flagged text is what moderation wants anyway. Admin-added texts have no
+prompt to split off, so they stay SFT data.
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from admin.base import CurationReport
 from admin.config import LearningConfig
@@ -24,7 +33,7 @@ from storage import (
     NotFound,
     RatingRule,
 )
-from storage.rating_rule import passing
+from storage.rating_rule import failing, passing
 
 MAX_SAMPLE_CHARS = 2000  # longer lines are usually pasted logs, not training text
 MIN_SAMPLE_CHARS = 3
@@ -34,6 +43,16 @@ FILE_KINDS = (".txt", ".jsonl")
 _SPACE = re.compile(r"\s+")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")  # whitespace ones stay
 _NOT_WORD = re.compile(r"[\W_]+", re.UNICODE)
+
+
+@dataclass(frozen=True)
+class PreferenceRow:
+    """A rated output for preference training: liked (👍) or turned down (👎)."""
+
+    generation_id: int
+    prompt: str
+    completion: str
+    liked: bool
 
 
 @dataclass(frozen=True)
@@ -82,6 +101,22 @@ def clean(
             seen_exact.add(text)
             seen_near.add(near_key(text))
     return Cleaned(kept, skipped)
+
+
+def dataset_snapshot(
+    samples: list[CuratedSampleRecord], rows: list[PreferenceRow]
+) -> list[dict[str, Any]]:
+    """What a training run keeps of its data: each sample, and each rated output it learns
+    preferences from (with the text a member's data deletion scrubs from snapshots)."""
+    kept = [{"id": s.id, "source": s.source, "text": s.text} for s in samples]
+    return kept + [
+        {
+            "generation_id": r.generation_id,
+            "source": "liked" if r.liked else "disliked",
+            "text": r.prompt + r.completion,
+        }
+        for r in rows
+    ]
 
 
 def parse_file(filename: str, content: bytes) -> tuple[list[str], Counter[str]]:
@@ -195,7 +230,24 @@ class Curation:
         samples = await self.db.run(self.samples.active)
         return samples if include_ratings else [s for s in samples if s.source != "rating"]
 
-    async def changed_since(self, moment: datetime) -> bool:
-        """Whether anything was curated (or removed) after `moment`."""
+    async def preference_set(self, samples: list[CuratedSampleRecord]) -> list[PreferenceRow]:
+        """Rated outputs for preference training, beside `samples` (the training set just
+        taken, so both come from one sync): 👍 its rating-derived samples, 👎 the outputs
+        the mirror rule turns down (see the module docstring). Oldest generation first."""
+        liked = {s.generation_id for s in samples if s.source == "rating" and s.generation_id}
+        disliked = failing(await self.db.run(self.samples.rating_rows), self.rule)
+        pairs = await self.db.run(self.samples.pairs_of, sorted(liked | set(disliked)))
+        return [
+            PreferenceRow(gid, prompt, output, gid in liked)
+            for gid, (prompt, output) in sorted(pairs.items())
+            if prompt and output  # a member's deletion blanks prompts derived from theirs
+        ]
+
+    async def changed_since(self, moment: datetime, ratings: bool = False) -> bool:
+        """Whether anything was curated (or removed) after `moment`; with `ratings`, also
+        whether any rating was given or changed (new 👎 teach preference training)."""
         changed = await self.db.run(self.samples.last_change)
-        return changed is not None and changed > moment
+        if changed is not None and changed > moment:
+            return True
+        rated = await self.db.run(self.samples.last_rating) if ratings else None
+        return rated is not None and rated > moment

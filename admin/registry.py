@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from admin.base import PromotionRefused
 from model.backends.base import Backend, BackendError
 from model.config import ModelConfig
+from model.split import digest, trained_digests
 from model.versions import hub_reachable, read_metadata, validate_version_name, version_dir
 from storage import AuditRepository, Database, ModelVersionRecord, ModelVersionRepository
 
@@ -94,9 +95,14 @@ class Registry:
         else:
             from model.evaluate import compare_on_heldout  # torch-heavy
 
-            texts = _heldout_of(candidate) or _heldout_of(active)
+            # only texts neither version trained on (a version's held-out split already
+            # leaves out what its parent saw; the active one may not be its parent)
+            seen = set(trained_digests(candidate.path)) | set(trained_digests(active.path))
+            texts = [
+                t for t in _heldout_of(candidate) or _heldout_of(active) if digest(t) not in seen
+            ]
             if not texts:
-                return GateDecision(True, "neither version has held-out data to compare on")
+                return GateDecision(True, "no held-out text that neither version trained on")
             losses = await asyncio.to_thread(
                 compare_on_heldout,
                 {"candidate": candidate.path, "active": active.path},

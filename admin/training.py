@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from admin.base import AlreadyRunning, ProgressCallback, PromotionRefused
 from admin.charts import loss_curve_png
 from admin.config import LearningConfig
-from admin.curation import Curation
+from admin.curation import Curation, PreferenceRow, dataset_snapshot
 from admin.registry import Registry
 from admin.scheduler import RetrainScheduler, parse_cron
 from admin.supervisor import (
@@ -36,6 +36,7 @@ from model.backends.base import BackendError
 from model.config import ModelConfig
 from model.versions import validate_version_name, version_dir
 from storage import (
+    CuratedSampleRecord,
     Database,
     LeaseRepository,
     ModelVersionRecord,
@@ -52,6 +53,7 @@ log = logging.getLogger(__name__)
 RUNS_FOLDER = ".runs"  # checkpoints and logs of training runs, under MODEL_DIR
 LOSS_CURVE_FILE = "loss_curve.png"
 MIN_SAMPLES = 2  # the held-out split needs one, training at least one more
+MIN_PREFERENCES = 2  # KTO compares each batch's rows with each other: at least 2
 SCHEDULE_LEASE = "retrain-schedule"
 
 
@@ -167,13 +169,31 @@ class Training:
                 f"only {len(samples)} curated sample(s): add at least {MIN_SAMPLES} with "
                 "`curate add` (or rate more outputs) before retraining"
             )
+        rows = await self._preferences(samples, include_ratings)
         run = await self.db.run(self.runs.create, trigger, actor, RunStatus.RUNNING)
-        snapshot = [{"id": s.id, "source": s.source, "text": s.text} for s in samples]
+        snapshot = dataset_snapshot(samples, rows)
         run = await self.db.run(
-            self.runs.update, run.id, dataset_snapshot=snapshot, dataset_size=len(samples)
+            self.runs.update, run.id, dataset_snapshot=snapshot, dataset_size=len(snapshot)
         )
-        self._launch(run.id, self._job(run.id, active, [s.text for s in samples], epochs), progress)
+        job = self._job(run.id, active, [s.text for s in samples], epochs, rows)
+        self._launch(run.id, job, progress)
         return run
+
+    async def _preferences(
+        self, samples: list[CuratedSampleRecord], include_ratings: bool
+    ) -> list[PreferenceRow]:
+        """The rated outputs a `kto` or `sft+kto` run learns from (none for `sft`)."""
+        objective = self.config.finetune.objective
+        if objective == "sft":
+            return []
+        rows = await self.curation.preference_set(samples) if include_ratings else []
+        if len(rows) < MIN_PREFERENCES:
+            raise ValueError(
+                f"only {len(rows)} rated output(s) qualify for TRAIN_OBJECTIVE={objective}: "
+                f"train with ratings and have at least {MIN_PREFERENCES} outputs rated by "
+                "several members, or set TRAIN_OBJECTIVE=sft"
+            )
+        return rows
 
     async def status(self) -> TrainingRunRecord | None:
         run = await self.db.run(self.runs.latest)
@@ -208,7 +228,8 @@ class Training:
         """What the schedule calls: retrain, unless nothing was curated since the last run."""
         await self.curation.sync_ratings()
         last = await self.db.run(self.runs.last_trained)
-        if last is not None and not await self.curation.changed_since(last.created_at):
+        ratings = self.config.finetune.objective != "sft"  # new 👎 teach the kto objectives
+        if last is not None and not await self.curation.changed_since(last.created_at, ratings):
             run = await self.db.run(self.runs.create, "schedule", "scheduler", RunStatus.SKIPPED)
             reason = f"skipped: no new curated data since run {last.id}"
             run = await self.db.run(
@@ -240,7 +261,12 @@ class Training:
         return Path(self.model.model_dir) / RUNS_FOLDER / f"run-{run_id}"
 
     def _job(
-        self, run_id: int, base: ModelVersionRecord, texts: list[str], epochs: int | None
+        self,
+        run_id: int,
+        base: ModelVersionRecord,
+        texts: list[str],
+        epochs: int | None,
+        rows: list[PreferenceRow],
     ) -> FinetuneJob:
         from model.finetune import FinetuneJob
 
@@ -258,6 +284,9 @@ class Training:
             version_name=name,
             metadata={"base_model": base.base_model, "training_run_id": run_id},
             config=finetune,
+            preferences=[
+                {"prompt": r.prompt, "completion": r.completion, "label": r.liked} for r in rows
+            ],
         )
 
     async def _resume(

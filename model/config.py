@@ -12,6 +12,11 @@ from model.engine.config import EngineConfig
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPE_NAMES = ("auto", "fp32", "bf16", "fp16")
 BACKEND_HELP = "a gpt2bot.backends entry point: local (this process) or openai"
+OBJECTIVES = ("sft", "kto", "sft+kto")
+OBJECTIVE_HELP = (
+    "sft: imitate curated texts; kto: preference training from rated outputs (TRL KTOTrainer); "
+    "sft+kto: SFT, then KTO from its weights"
+)
 
 
 def check_device(device: str) -> None:
@@ -102,6 +107,18 @@ class ModelConfig:
 class FinetuneConfig:
     """Defaults suit a few hundred short samples on a small model."""
 
+    # what a retrain optimises (docs/learning-loop.md); sft stays the default: it beat kto and
+    # sft+kto on the loop benchmark (docs/benchmarks.md)
+    objective: str = field(
+        default="sft",
+        metadata={
+            "env": "TRAIN_OBJECTIVE",
+            "lower": True,
+            "choices": OBJECTIVES,
+            "help": OBJECTIVE_HELP,
+        },
+    )
+
     epochs: int = field(
         default=3, metadata={"env": "TRAIN_EPOCHS", "min": 1, "max": 100, "help": "passes"}
     )
@@ -130,4 +147,12 @@ class FinetuneConfig:
     device: str = field(default="auto", metadata=DEVICE)  # the same DEVICE as serving
     dtype: str = field(default="auto", metadata=DTYPE)  # bf16/fp16 autocast on GPU; fp32 on CPU
     sample_max_new_tokens: int = 40
+    # KTO (preference) stage: how far the model may move from its reference (higher: less)
+    kto_beta: float = field(default=0.1, metadata={"env": "KTO_BETA", "min": 0.001, "max": 100})
+    # passes over the rated outputs (each step also scores the reference model: ~3x an SFT step)
+    kto_epochs: int = field(default=2, metadata={"env": "KTO_EPOCHS", "min": 1, "max": 100})
+    # preference training moves a model further per step than SFT does: a tenth of its rate
+    kto_learning_rate: float = field(
+        default=1e-5, metadata={"env": "KTO_LEARNING_RATE", "min": 1e-8, "max": 1.0}
+    )
     threads: int = 0  # CPU threads; 0 = one for small models, torch's default otherwise

@@ -3,9 +3,20 @@ caller decides (the engine: `ENGINE_CPU_DTYPE`; fine-tuning: fp32)."""
 
 from __future__ import annotations
 
+import os
+from typing import TYPE_CHECKING
+
 import torch
 
 from model.config import DEVICES
+
+if TYPE_CHECKING:  # accelerate is imported by training only, not by serving
+    from accelerate import Accelerator
+
+# Below this size a CPU training run uses one thread: measured on a shared 2-core machine, a
+# 4-layer model stepped in 0.07 s on one thread and 4.4 s on two (OpenMP threads waiting on each
+# other while other processes hold the cores); tiny ops gain nothing from threads anyway.
+SMALL_MODEL_PARAMS = 20_000_000
 
 DTYPES = {"auto": None, "fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -48,3 +59,25 @@ def cpu_has_fast_bf16() -> bool:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
         return False
+
+
+def set_training_threads(device: torch.device, parameters: int, threads: int = 0) -> None:
+    """CPU threads of a training run: `threads`, else one for small models, else torch's."""
+    if device.type != "cpu":
+        return
+    chosen = threads or (1 if parameters < SMALL_MODEL_PARAMS else 0)
+    if chosen:
+        torch.set_num_threads(chosen)
+
+
+def training_accelerator(device: torch.device, dtype: torch.dtype) -> Accelerator:
+    """The accelerator of a training process for `device` and the training dtype (accelerate's
+    state is per process: a second run in one process must ask for the same device kind and
+    precision)."""
+    from accelerate import Accelerator
+
+    if device.type == "cuda" and device.index is not None and "WORLD_SIZE" not in os.environ:
+        torch.cuda.set_device(device)  # one process: DEVICE=cuda:1 means that GPU
+    on_gpu = device.type == "cuda" and dtype != torch.float32
+    precision = ("bf16" if dtype == torch.bfloat16 else "fp16") if on_gpu else "no"
+    return Accelerator(cpu=device.type == "cpu", mixed_precision=precision)

@@ -95,6 +95,25 @@ def sample_outputs(
     return samples
 
 
+def evaluation(
+    model: Any,
+    tokenizer: Any,
+    version: str,
+    heldout: Sequence[str],
+    block_size: int,
+    prompts: Sequence[str],
+    max_new_tokens: int,
+) -> dict[str, Any]:
+    """A version's held-out loss, perplexity and fixed-prompt samples, as runs report them."""
+    loss = heldout_loss(model, tokenizer, heldout, block_size)
+    return {
+        "version": version,
+        "eval_loss": loss,
+        "perplexity": perplexity(loss),
+        "samples": sample_outputs(model, tokenizer, prompts, max_new_tokens),
+    }
+
+
 def compare_on_heldout(
     paths: dict[str, str], texts: Sequence[str], block_size: int
 ) -> dict[str, float]:

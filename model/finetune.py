@@ -1,4 +1,4 @@
-"""The fine-tuning recipe: curated texts in, a new loadable version folder out.
+"""The fine-tuning recipe: curated texts (and rated outputs) in, a new loadable version out.
 
 Runs in its own process (`python -m model.finetune JOB.json`) so serving continues; it reports
 through JSON lines on stdout (`step`, `eval`, `checkpoint`, `done`, `error`) that the parent
@@ -17,6 +17,10 @@ The loop runs under `accelerate.Accelerator`: one process on the CPU or one GPU 
 The accelerator owns the device, mixed precision (bf16/fp16 autocast on GPU, loss scaling for
 fp16) and the gradient all-reduce; only the main process evaluates, emits events and writes
 checkpoints and the version, and broadcasts what the others need to decide alike.
+
+`TRAIN_OBJECTIVE` picks what a run optimises: `sft` is this loop; `kto` is the preference stage
+(`model/preference.py`, TRL's `KTOTrainer`); `sft+kto` runs this loop into a stage folder, then
+KTO from its weights, on one progress bar. Every objective emits the same events.
 """
 
 from __future__ import annotations
@@ -24,31 +28,32 @@ from __future__ import annotations
 import json
 import math
 import os
-import random
 import sys
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import torch
-from accelerate import Accelerator
 from accelerate.utils import broadcast_object_list
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from model.config import FinetuneConfig
-from model.device import resolve_device, resolve_dtype
-from model.evaluate import EVAL_PROMPTS, heldout_loss, pack_cyclic, sample_outputs
+from model.device import (
+    resolve_device,
+    resolve_dtype,
+    set_training_threads,
+    training_accelerator,
+)
+from model.evaluate import EVAL_PROMPTS, evaluation, heldout_loss, pack_cyclic
+from model.split import digest, split_heldout, trained_digests
 from model.versions import save_version
 
 CHECKPOINT_FILE = "checkpoint.pt"
-# Below this size a CPU run uses one thread: measured on a shared 2-core machine, a 4-layer
-# model stepped in 0.07 s on one thread and 4.4 s on two (OpenMP threads waiting on each other
-# while other processes hold the cores); tiny ops gain nothing from threads anyway.
-SMALL_MODEL_PARAMS = 20_000_000
 BEST_FILE = "best.pt"
+SFT_STAGE = "sft-stage"  # sft+kto: the SFT stage's version folder (KTO starts there)
 
 Emit = Callable[[dict[str, Any]], None]
 
@@ -59,13 +64,15 @@ class FinetuneJob:
 
     base_path: str  # the version to start from
     base_version: str
-    texts: list[str]
+    texts: list[str]  # curated texts: SFT data, and the held-out texts of every objective
     work_dir: str  # checkpoints live here; a second launch resumes from them
     output_dir: str  # the new version folder
     version_name: str
     metadata: dict[str, Any] = field(default_factory=dict)
     config: FinetuneConfig = field(default_factory=FinetuneConfig)
     prompts: tuple[str, ...] = EVAL_PROMPTS
+    # rated outputs for the kto objectives: {"prompt", "completion", "label": bool (👍)}
+    preferences: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -76,18 +83,6 @@ class FinetuneJob:
         raw["config"] = FinetuneConfig(**raw["config"])
         raw["prompts"] = tuple(raw["prompts"])
         return cls(**raw)
-
-
-def split_heldout(texts: list[str], fraction: float, seed: int) -> tuple[list[str], list[str]]:
-    """(train, held-out) by sample, reproducibly, so a resumed run sees the same split."""
-    if len(texts) < 2:
-        raise ValueError("need at least 2 samples to train (one is held out for evaluation)")
-    order = list(range(len(texts)))
-    random.Random(seed).shuffle(order)
-    n_heldout = max(1, round(len(texts) * fraction))
-    held = [texts[i] for i in order[:n_heldout]]
-    train = [texts[i] for i in order[n_heldout:]]
-    return train, held
 
 
 def _lr_factor(step: int, warmup: int, total: int) -> float:
@@ -110,16 +105,6 @@ def _quiet(event: dict[str, Any]) -> None:
     """The emitter of every process but the main one: one process reports for all."""
 
 
-def _accelerator(device: torch.device, dtype: torch.dtype) -> Accelerator:
-    """The accelerator for `device` and the training dtype (accelerate's state is per process:
-    a second run in one process must ask for the same device kind and precision)."""
-    if device.type == "cuda" and device.index is not None and "WORLD_SIZE" not in os.environ:
-        torch.cuda.set_device(device)  # one process: DEVICE=cuda:1 means that GPU
-    on_gpu = device.type == "cuda" and dtype != torch.float32
-    precision = ("bf16" if dtype == torch.bfloat16 else "fp16") if on_gpu else "no"
-    return Accelerator(cpu=device.type == "cpu", mixed_precision=precision)
-
-
 def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     partial = path.with_suffix(".partial")
     torch.save(state, partial)
@@ -138,7 +123,7 @@ class TrainingRun:
         torch.manual_seed(self.config.seed)
         # Load model (the accelerator picks this process's device and its mixed precision)
         wanted = resolve_device(self.config.device)
-        self.accelerator = _accelerator(wanted, resolve_dtype(wanted, self.config.dtype))
+        self.accelerator = training_accelerator(wanted, resolve_dtype(wanted, self.config.dtype))
         device = self.accelerator.device  # "cpu:0" under several CPU processes, which
         self.device = torch.device("cpu") if device.type == "cpu" else device  # torch.load refuses
         self.main = self.accelerator.is_main_process
@@ -146,11 +131,15 @@ class TrainingRun:
         self.tokenizer = AutoTokenizer.from_pretrained(job.base_path)
         model: Any = AutoModelForCausalLM.from_pretrained(job.base_path, dtype=torch.float32)
         self.model = model.to(self.device)  # evaluated and saved; trained through `wrapped`
-        self._set_threads(sum(p.numel() for p in model.parameters()))
-        # Preprocess: held-out split, EOS between samples, fixed blocks
-        train, self.heldout = split_heldout(
-            job.texts, self.config.heldout_fraction, self.config.seed
+        set_training_threads(
+            self.device, sum(p.numel() for p in model.parameters()), self.config.threads
         )
+        # Preprocess: held-out split (by content hash: stable as data grows), EOS, fixed blocks
+        self.parent_digests = trained_digests(job.base_path)
+        train, self.heldout = split_heldout(
+            job.texts, self.config.heldout_fraction, set(self.parent_digests)
+        )
+        self.train_texts = train
         eos = self.tokenizer.eos_token_id
         ids = [self.tokenizer.encode(t) for t in train]
         self.blocks = pack_cyclic(ids, eos, self.config.block_size)  # (N, T)
@@ -164,13 +153,6 @@ class TrainingRun:
         )
         self.step, self.best, self.bad_evals = 0, math.inf, 0
         self.eval_before: dict[str, Any] = {}
-
-    def _set_threads(self, parameters: int) -> None:
-        if self.device.type != "cpu":
-            return
-        threads = self.config.threads or (1 if parameters < SMALL_MODEL_PARAMS else 0)
-        if threads:
-            torch.set_num_threads(threads)
 
     def evaluate(self) -> float:
         """Held-out loss, computed by the main process and given to all (so every process
@@ -196,21 +178,27 @@ class TrainingRun:
             self.eval_before = state["eval_before"]
             self.emit({"event": "resumed", "step": self.step, "total": self.total})
             return
-        loss = self.evaluate()
-        self.eval_before = {
-            "version": self.job.base_version,
-            "eval_loss": loss,
-            "perplexity": math.exp(min(loss, 50.0)),
-            "samples": self._samples(),
-        }
+        self.eval_before = self._evaluation(self.job.base_version)
+        loss = self.eval_before["eval_loss"]
         self.emit({"event": "eval", "step": 0, "eval_loss": loss, "before": self.eval_before})
 
-    def _samples(self) -> list[dict[str, str]]:
-        if not self.main:
-            return []
-        return sample_outputs(
-            self.model, self.tokenizer, self.job.prompts, self.config.sample_max_new_tokens
-        )
+    def _evaluation(self, version: str) -> dict[str, Any]:
+        """Held-out loss and fixed-prompt samples, made by the main process and given to all."""
+        c = self.config
+        made: list[Any] = [None]
+        if self.main:
+            made = [
+                evaluation(
+                    self.model,
+                    self.tokenizer,
+                    version,
+                    self.heldout,
+                    c.block_size,
+                    self.job.prompts,
+                    c.sample_max_new_tokens,
+                )
+            ]
+        return dict(broadcast_object_list(made)[0])
 
     def batch_for(self, step: int, micro: int) -> torch.Tensor:
         """This process's blocks of micro-batch `micro` of `step`: a fixed shuffle per epoch
@@ -306,14 +294,10 @@ class TrainingRun:
         self.stopped_early = stopped_early
 
     def finish(self) -> dict[str, Any]:
-        loss = self.evaluate()
-        after = {
-            "version": self.job.version_name,
-            "eval_loss": loss,
-            "perplexity": math.exp(min(loss, 50.0)),
-            "samples": self._samples(),
-        }
+        after = self._evaluation(self.job.version_name)
+        loss = after["eval_loss"]
         metrics = {
+            "objective": "sft",
             "eval_loss": loss,
             "perplexity": after["perplexity"],
             "baseline_version": self.job.base_version,
@@ -334,6 +318,11 @@ class TrainingRun:
                     "parent": self.job.base_version,
                     "metrics": metrics,
                     "heldout_texts": self.heldout,
+                    # what this version has seen: its held-out texts never include these
+                    "trained_digests": sorted(
+                        set(self.parent_digests) | {digest(t) for t in self.train_texts}
+                    ),
+                    "eval_before": self.eval_before,  # sft+kto: the KTO stage reports it
                     "finetune_config": asdict(self.config),
                 },
             )
@@ -348,12 +337,37 @@ def run_finetune(job: FinetuneJob, emit: Emit) -> dict[str, Any]:
     """
     if Path(job.output_dir).exists():
         raise ValueError(f"{job.output_dir} already exists: pick a new version name")
-    run = TrainingRun(job, emit)
-    run.resume_or_start()
-    run.train()
-    result = run.finish()
+    if job.config.objective == "sft":
+        run = TrainingRun(job, emit)
+        run.resume_or_start()
+        run.train()
+        result = run.finish()
+    else:
+        result = _run_with_preferences(job, emit)
     emit({"event": "done", **result})
     return result
+
+
+def _run_with_preferences(job: FinetuneJob, emit: Emit) -> dict[str, Any]:
+    """kto: the preference stage from the base version. sft+kto: this SFT loop into a stage
+    folder (skipped when a resumed run finds it done), then KTO from the SFT weights with them
+    as the reference: KTO refines what SFT learned instead of re-measuring it (the KTO paper's
+    recipe; against the active version every 👍 output already looks rewarded after SFT)."""
+    from model.preference import PreferenceRun, first_stage_events
+
+    kto = PreferenceRun(job, emit)  # plans the rows (split, class weights, steps); loads nothing
+    if job.config.objective != "sft+kto":
+        return kto.run(job.base_path)
+    stage = Path(job.work_dir) / SFT_STAGE
+    if not stage.exists():
+        sft_job = replace(
+            job, work_dir=str(Path(job.work_dir) / "sft"), output_dir=str(stage), preferences=[]
+        )
+        sft = TrainingRun(sft_job, first_stage_events(emit, kto.steps))
+        sft.resume_or_start()
+        sft.train()
+        sft.finish()
+    return kto.run(str(stage))
 
 
 def _print_event(event: dict[str, Any]) -> None:

@@ -144,6 +144,17 @@ class CuratedSampleRepository:
                 if r.generation_id not in kept_out
             ]
 
+    def pairs_of(self, generation_ids: Iterable[int]) -> dict[int, tuple[str, str]]:
+        """The (prompt, output) of each generation: a preference row's prompt and completion."""
+        with self._db.session() as session:
+            query = select(Generation).where(Generation.id.in_(list(generation_ids)))
+            return {g.id: (g.prompt, g.output) for g in session.scalars(query)}
+
+    def last_rating(self) -> datetime | None:
+        """When a rating was last given or changed (new 👎 call for a preference retrain)."""
+        with self._db.session() as session:
+            return session.scalar(select(func.max(Rating.updated_at)))
+
     def texts_of(self, generation_ids: Iterable[int]) -> dict[int, str]:
         """The training text ("prompt + output") of each generation."""
         with self._db.session() as session:

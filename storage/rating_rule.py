@@ -10,13 +10,18 @@ Pure functions over plain rows, so the rule reads (and is tested) apart from the
 - an output needs `min_raters` distinct counted raters, a net score of `min_net_score`, and a
   Wilson lower bound on its 👍 share of at least `min_lower_bound` (3 of 3 👍 give 0.44 at 95%,
   5 of 6 give 0.44, 2 of 2 only 0.34: agreement among few raters proves little).
+
+`failing` is the mirror rule for outputs raters turned down (preference training pushes the
+model away from them): the same rule on the 👎 share, so a net score of at most
+-`min_net_score`, `min_raters` counted raters, a Wilson upper bound on the 👍 share of at most
+1 - `min_lower_bound`, and each rater's 👎 within the daily cap.
 """
 
 from __future__ import annotations
 
 import math
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -107,4 +112,13 @@ def passing(rows: list[RatingRow], rule: RatingRule) -> dict[int, dict[str, Any]
             "down": len(ratings) - up,
             "lower_bound": round(bound, 3),
         }
+    return result
+
+
+def failing(rows: list[RatingRow], rule: RatingRule) -> dict[int, dict[str, Any]]:
+    """Generation id -> why it is turned down, for those the mirror rule picks (see above)."""
+    result = passing([replace(row, score=-row.score) for row in rows], rule)
+    for why in result.values():  # back to the raters' own 👍 and 👎
+        why["up"], why["down"] = why["down"], why["up"]
+        why["upper_bound"] = round(1 - why.pop("lower_bound"), 3)
     return result

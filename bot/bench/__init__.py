@@ -61,7 +61,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     else:
         from bot.bench.loop import run_loop_bench
 
-        result = asyncio.run(run_loop_bench(args.cycles, args.base, settings.learning.ab))
+        result = asyncio.run(run_loop_bench(args.cycles, args.base, ab=settings.learning.ab))
     print(json.dumps(result, indent=None if args.json else 2))
     return 0
 

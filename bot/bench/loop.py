@@ -5,27 +5,35 @@ the real chat use-case, the raters rate it through the real rating path, the lea
 retrains on the well-rated outputs (ratings -> curated samples), the gate promotes, the engine
 hot-swaps, and the next batch is measured. Cycle 0 is the model before any retraining.
 
-Everything runs in a temporary folder: its own database, the offline bootstrap model.
-The report ends with the A/B simulation ("ab_simulation", `bot/bench/ab_simulation.py`): the
-decision rule that compares versions on live ratings, at the configured thresholds.
+The training objectives (`TRAIN_OBJECTIVE`) run side by side in one run: the same starting
+model, seeds and simulated raters, each objective with its own database and model folder.
+
+Everything runs in a temporary folder: its own databases, the offline bootstrap model (built
+once, shared by every objective as its starting version). The report ends with the A/B
+simulation ("ab_simulation", `bot/bench/ab_simulation.py`): the decision rule that compares
+versions on live ratings, at the configured thresholds.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import tempfile
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from admin.config import ABConfig, LearningConfig
 from bot.app import App
 from bot.bench.ab_simulation import simulate_ab
-from bot.chat import ChatService, Origin
+from bot.chat import ChatConfig, ChatService, Origin
 from bot.settings import Settings
-from model.config import FinetuneConfig, ModelConfig
+from model.bootstrap import BootstrapConfig, build_bootstrap
+from model.config import OBJECTIVES, FinetuneConfig, ModelConfig
 from storage import StorageConfig
 
 log = logging.getLogger(__name__)
@@ -57,7 +65,18 @@ LOOP_FINETUNE = FinetuneConfig(
     early_stop_patience=3,
     checkpoint_every=1000,  # short runs: nothing worth resuming
     sample_max_new_tokens=20,
+    kto_epochs=2,  # a cycle's rated outputs are a few hundred rows: 2 passes
+    kto_learning_rate=2e-5,  # 1e-4 raised the held-out loss by 0.8 in one cycle: refused
     device="cpu",
+)
+# simulated raters rate hundreds of outputs a day and there is no reviewer: no daily cap, no
+# review queue (the poisoning bench measures those defences); 3 of 3 still clear the bound
+LOOP_LEARNING = LearningConfig(
+    rating_min_score=2,
+    rating_min_raters=2,
+    rating_daily_cap=0,
+    auto_approve=True,
+    finetune=LOOP_FINETUNE,
 )
 
 
@@ -95,53 +114,90 @@ async def _cycle(chat: ChatService, cycle: int) -> dict[str, Any]:
 
 
 async def run_loop_bench(
-    cycles: int, base: str | None = None, ab: ABConfig | None = None
+    cycles: int,
+    base: str | None = None,
+    objectives: tuple[str, ...] = OBJECTIVES,
+    ab: ABConfig | None = None,
 ) -> dict[str, Any]:
-    """Cycle 0 plus `cycles` retrain cycles, from `base` (a model folder) or a fresh
-    bootstrap model; then the A/B simulation at the thresholds of `ab`."""
+    """Cycle 0 plus `cycles` retrain cycles for each objective, from `base` (a model folder)
+    or a fresh bootstrap model (`cycles` and `runs` are the default objective's); then the A/B
+    simulation at the thresholds of `ab`."""
+    started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        settings = Settings(
-            storage=StorageConfig(url=f"sqlite:///{Path(tmp) / 'bench.db'}"),
-            model=ModelConfig(
-                model_dir=Path(tmp) / "models", base_model=base or "bootstrap", device="cpu"
-            ),
-            learning=LearningConfig(
-                rating_min_score=2, rating_min_raters=2, finetune=LOOP_FINETUNE
-            ),
-        )
-        started = time.perf_counter()
-        app = await App.open(settings)  # the real wiring: engine, curation, training, gate
-        bootstrap_s = time.perf_counter() - started
-        results, runs = [], []
-        try:
-            results.append(await _cycle(app.chat, 0))
-            for cycle in range(1, cycles + 1):
-                await app.admin.training.start("bench", include_ratings=True)
-                info = await app.admin.training.wait()
-                assert info is not None
-                runs.append(
-                    {
-                        "run": info.id,
-                        "status": info.status,
-                        "promoted": info.promoted,
-                        "dataset_size": info.dataset_size,
-                        "error": info.error,
-                        "eval_loss_before": info.eval_before.get("eval_loss"),
-                        "eval_loss_after": info.eval_after.get("eval_loss"),
-                    }
-                )
-                results.append(await _cycle(app.chat, cycle))
-        finally:
-            await app.close()
-    rising = all(b["property_share"] > a["property_share"] for a, b in pairwise(results))
+        start = base or str(Path(tmp) / "bootstrap")
+        if base is None:
+            await asyncio.to_thread(_build_start, Path(start))
+        prepare_s = time.perf_counter() - started
+        results = {}
+        for objective in objectives:
+            log.info("loop bench: objective %s", objective)
+            results[objective] = await _objective_loop(objective, cycles, start, Path(tmp))
+    default = FinetuneConfig().objective
+    main = results.get(default) or next(iter(results.values()))
     return {
         "topic_word": TOPIC_WORD,
         "base": base or "bootstrap (built for this run)",
-        "prepare_seconds": round(bootstrap_s, 1),
+        "prepare_seconds": round(prepare_s, 1),
         "total_seconds": round(time.perf_counter() - started, 1),
+        "default_objective": default,
+        "cycles": main["cycles"],
+        "runs": main["runs"],
+        "property_share_rises_every_cycle": main["property_share_rises_every_cycle"],
+        "objectives": results,
+        "finetune": asdict(LOOP_FINETUNE),
+        "ab_simulation": simulate_ab(ab or ABConfig()),
+    }
+
+
+def _build_start(folder: Path) -> None:
+    """The bootstrap model every objective starts from, on one CPU thread: a small model on a
+    busy 2-core machine steps far faster on one thread than on two (see `model.finetune`)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        build_bootstrap(folder, config=BootstrapConfig())
+    finally:
+        torch.set_num_threads(threads)
+
+
+async def _objective_loop(objective: str, cycles: int, start: str, tmp: Path) -> dict[str, Any]:
+    """One objective's loop in its own database and model folder."""
+    folder = tmp / objective.replace("+", "-")
+    settings = Settings(
+        storage=StorageConfig(url=f"sqlite:///{folder / 'bench.db'}"),
+        model=ModelConfig(model_dir=folder / "models", base_model=start, device="cpu"),
+        learning=replace(LOOP_LEARNING, finetune=replace(LOOP_FINETUNE, objective=objective)),
+        chat=ChatConfig(cooldown_s=0.0),  # one simulated member asks for every output
+    )
+    started = time.perf_counter()
+    app = await App.open(settings)  # the real wiring: engine, curation, training, gate
+    results, runs = [], []
+    try:
+        results.append(await _cycle(app.chat, 0))
+        for cycle in range(1, cycles + 1):
+            await app.admin.training.start("bench", include_ratings=True)
+            info = await app.admin.training.wait()
+            assert info is not None
+            runs.append(
+                {
+                    "run": info.id,
+                    "status": info.status,
+                    "promoted": info.promoted,
+                    "gate": info.eval_after.get("gate"),
+                    "dataset_size": info.dataset_size,
+                    "error": info.error,
+                    "eval_loss_before": info.eval_before.get("eval_loss"),
+                    "eval_loss_after": info.eval_after.get("eval_loss"),
+                    "steps": len([e for e in info.loss_log if "loss" in e]),
+                }
+            )
+            results.append(await _cycle(app.chat, cycle))
+    finally:
+        await app.close()
+    rising = all(b["property_share"] > a["property_share"] for a, b in pairwise(results))
+    return {
         "cycles": results,
         "runs": runs,
         "property_share_rises_every_cycle": rising,
-        "finetune": asdict(LOOP_FINETUNE),
-        "ab_simulation": simulate_ab(ab or ABConfig()),
+        "seconds": round(time.perf_counter() - started, 1),
     }

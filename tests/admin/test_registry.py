@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 from dataclasses import replace
 from pathlib import Path
@@ -14,6 +15,7 @@ from model.backends.base import GenerationRequest, SamplingParams
 from model.backends.fake import ScriptedBackend
 from model.backends.local import LocalBackend
 from model.config import ModelConfig
+from model.split import digest
 from storage import Database, ModelVersionRepository
 
 
@@ -60,6 +62,20 @@ async def test_gate_evaluates_on_heldout_when_compared_with_another_version(
     decision = await registry.judge(versions.get("other"))  # type: ignore[arg-type]
     # identical weights: equal losses on the same held-out text, so allowed at zero tolerance
     assert decision.allowed and decision.candidate_loss == pytest.approx(decision.active_loss)
+
+
+async def test_gate_never_judges_on_texts_the_active_version_trained_on(
+    db: Database, versions: ModelVersionRepository, model_dir: Path
+) -> None:
+    _candidate(versions, model_dir, "other", loss=1.0, baseline=9.0)
+    versions.update_metrics("other", {"baseline_version": "someone-else"})
+    (model_dir / "other" / "metadata.json").write_text('{"heldout_texts": ["Seen before."]}')
+    trained = json.dumps({"trained_digests": [digest("Seen before.")]})
+    (model_dir / "tiny-1" / "metadata.json").write_text(trained)
+    registry = Registry(db, tolerance=0.0, backend=ScriptedBackend())
+    decision = await registry.judge(versions.get("other"))  # type: ignore[arg-type]
+    assert decision.reason == "no held-out text that neither version trained on"
+    assert decision.candidate_loss is None
 
 
 async def test_rollback_returns_to_the_previous_version(

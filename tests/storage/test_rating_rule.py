@@ -91,3 +91,21 @@ def test_discord_accounts_younger_than_a_week_do_not_count() -> None:
     assert list(passing(rows, rule)) == [1]
     web = [replace(r, platform="web") for r in rows[:5]]  # browser ids carry no age
     assert list(passing(web, RatingRule(min_raters=3, min_account_days=7))) == [1]
+
+
+def test_the_mirror_rule_picks_outputs_several_raters_turned_down() -> None:
+    from storage.rating_rule import failing
+
+    rule = RatingRule(min_raters=3, daily_cap=2)
+    disliked = _rows(1, "alice", {"bob": -1, "carol": -1, "dave": -1})
+    why = failing(disliked, rule)[1]
+    assert (why["up"], why["down"], why["upper_bound"]) == (0, 3, 0.562)
+    # their own 👎 does not count, nor does a split verdict, nor a 👍 output
+    assert failing(_rows(2, "alice", {"alice": -1, "bob": -1, "carol": -1}), rule) == {}
+    assert failing(_rows(3, "a", {"bob": -1, "carol": -1, "dave": -1, "erin": 1}), rule) == {}
+    assert failing(_rows(4, "a", {"bob": 1, "carol": 1, "dave": 1}), rule) == {}
+    # a group's 👎 push only so many outputs a day too
+    rows = []
+    for g in range(4):
+        rows += _rows(g, "author", {"bob": -1, "carol": -1, "dave": -1}, DAY + timedelta(minutes=g))
+    assert sorted(failing(rows, rule)) == [0, 1]
