@@ -230,9 +230,8 @@ def test_generate_stream_rate_and_see_it_in_the_dashboard(server: Any, chromium:
     assert page.locator("#stats-chart svg rect").count() == 2
     page.wait_for_selector("#gens tbody tr >> nth=3")
     assert XSS in page.locator("#gens").text_content() and page.locator("#gens img").count() == 0
-    # the real learning loop is wired in: its panels are live, not "not available"
-    assert "Not available" not in (page.locator("#training-msg").text_content() or "")
-    assert "no admin service" not in (page.locator("#admin-banner").text_content() or "")
+    # the real learning loop is wired in: its panels are live and their buttons usable
+    assert page.locator("#retrain").is_enabled() and page.locator("#rollback").is_enabled()
     page.screenshot(path=str(SCREENSHOTS / "dashboard.png"), full_page=True)
     assert dialogs == []  # the prompt's onerror=alert(1) never ran
 

@@ -237,17 +237,13 @@ class DashboardApi:
 
     async def models(self, request: web.Request) -> web.Response:
         rows = await self.ctx.admin.registry.versions()
-        return web.json_response(
-            {"models": [_record_json(r) for r in rows], "admin_available": True, "reason": None}
-        )
+        return web.json_response({"models": [_record_json(r) for r in rows]})
 
     async def training(self, request: web.Request) -> web.Response:
         runs = await self.ctx.db.run(self.ctx.browser.training_runs)
         current = await self.ctx.admin.training.status()
         return web.json_response(
             {
-                "available": True,
-                "reason": None,
                 "current": _run_json(current) if current else None,
                 "runs": [_record_json(r) for r in runs],
             }
@@ -255,7 +251,7 @@ class DashboardApi:
 
     async def curation(self, request: web.Request) -> web.Response:
         items = await self.ctx.admin.curation.recent(limit=100)
-        return web.json_response({"available": True, "items": [_record_json(i) for i in items]})
+        return web.json_response({"items": [_record_json(i) for i in items]})
 
     async def servers(self, request: web.Request) -> web.Response:
         rows = await self.ctx.db.run(self.ctx.gate.servers.known)

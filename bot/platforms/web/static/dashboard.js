@@ -11,14 +11,6 @@
   let pollTimer = null;
   let abTimer = null;
 
-  const UNAVAILABLE = "Not available in this build (see the note above).";
-
-  function unavailable(reason) {
-    $("admin-banner").textContent = reason;
-    $("admin-banner").hidden = false;
-    return UNAVAILABLE;
-  }
-
   function say(id, text, isError) {
     $(id).textContent = text || "";
     $(id).classList.toggle("error", Boolean(isError));
@@ -120,13 +112,10 @@
       const use = m.status === "active" ? el("span", "serving", "dim")
         : button(`Use ${m.name}`, () => act("models-msg", "/admin/api/models/use",
           { version: m.name, force: $("force").checked }, refresh));
-      if (!data.admin_available && use.tagName === "BUTTON") use.disabled = true;
       const tr = row([m.name, m.status, m.base_model, loss, use]);
       tr.children[3].className = "num";
       body.append(tr);
     }
-    $("rollback").disabled = !data.admin_available;
-    if (!data.admin_available) say("models-msg", unavailable(data.reason));
   }
 
   function renderRun(info, runs) {
@@ -151,9 +140,6 @@
 
   async function loadTraining() {
     const data = await call("GET", "/admin/api/training");
-    for (const id of ["retrain", "cancel"]) $(id).disabled = !data.available;
-    $("schedule-form").querySelector("button").disabled = !data.available;
-    if (!data.available) say("training-msg", unavailable(data.reason));
     const active = renderRun(data.current, data.runs);
     const body = $("runs").tBodies[0];
     body.replaceChildren();
@@ -166,10 +152,6 @@
     const data = await call("GET", "/admin/api/curation");
     const body = $("curation").tBodies[0];
     body.replaceChildren();
-    for (const form of ["curate-form", "upload-form"]) {
-      for (const b of $(form).querySelectorAll("button")) b.disabled = !data.available;
-    }
-    if (!data.available) { say("curation-msg", unavailable(data.reason)); return; }
     for (const item of data.items) {
       const source = item.source === "rating" ? `rated output #${item.generation_id}` : item.source;
       body.append(row([item.id, item.text, source, item.added_by,
