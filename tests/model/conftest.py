@@ -24,7 +24,20 @@ TINY = BootstrapConfig(
     learning_rate=3e-3,
     warmup_steps=10,
 )
+# the model the fine-tuning tests start from
+FINETUNE_BASE = BootstrapConfig(
+    vocab_size=300, n_layer=2, n_head=2, n_embd=32, n_positions=128, block_size=32, steps=20
+)
 EXTRA_LINES = ["Café crème, naïve façade, 日本語のテキスト and 🙂 emoji."] * 5
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny bootstrap model to fine-tune from, one per test module."""
+    folder = tmp_path_factory.mktemp("finetune") / "base"
+    torch.set_num_threads(1)  # tiny models: threads only wait on each other (see model.finetune)
+    build_bootstrap(folder, lines=bundled_corpus()[:60], config=FINETUNE_BASE)
+    return folder
 
 
 @pytest.fixture(scope="session")

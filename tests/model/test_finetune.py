@@ -13,14 +13,10 @@ import pytest
 import torch
 
 from admin.supervisor import training_command
-from model.bootstrap import BootstrapConfig, build_bootstrap, bundled_corpus
 from model.evaluate import pack_cyclic
 from model.finetune import CHECKPOINT_FILE, FinetuneConfig, FinetuneJob, run_finetune
 from model.versions import read_metadata
 
-TINY = BootstrapConfig(
-    vocab_size=300, n_layer=2, n_head=2, n_embd=32, n_positions=128, block_size=32, steps=20
-)
 CONFIG = FinetuneConfig(
     epochs=3,
     learning_rate=3e-3,
@@ -32,14 +28,6 @@ CONFIG = FinetuneConfig(
     device="cpu",
 )
 DOMAIN = [f"Robot number {i} likes to paint the blue fence in the garden." for i in range(30)]
-
-
-@pytest.fixture(scope="module")
-def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("finetune") / "base"
-    torch.set_num_threads(1)  # tiny models: threads only wait on each other (see model.finetune)
-    build_bootstrap(folder, lines=bundled_corpus()[:60], config=TINY)
-    return folder
 
 
 def _job(base: Path, tmp: Path, config: FinetuneConfig = CONFIG) -> FinetuneJob:

@@ -10,17 +10,12 @@ from itertools import pairwise
 from pathlib import Path
 
 import pytest
-import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from model.bootstrap import BootstrapConfig, build_bootstrap, bundled_corpus
 from model.finetune import SFT_STAGE, FinetuneConfig, FinetuneJob, run_finetune
 from model.preference import DESIRABLE_RATIO, KTO_FOLDER, class_weights, completion_logprobs
 from model.versions import read_metadata
 
-TINY = BootstrapConfig(
-    vocab_size=300, n_layer=2, n_head=2, n_embd=32, n_positions=128, block_size=32, steps=20
-)
 CONFIG = FinetuneConfig(
     objective="kto",
     epochs=2,
@@ -47,14 +42,6 @@ ROWS = [
 TEXTS = [row["prompt"] + row["completion"] for row in ROWS if row["label"]] + [
     f"The garden has {i} flowers near the fence." for i in range(12)
 ]
-
-
-@pytest.fixture(scope="module")
-def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("preference") / "base"
-    torch.set_num_threads(1)  # tiny models: threads only wait on each other (see model.finetune)
-    build_bootstrap(folder, lines=bundled_corpus()[:60], config=TINY)
-    return folder
 
 
 def _job(base: Path, tmp: Path, config: FinetuneConfig = CONFIG) -> FinetuneJob:
