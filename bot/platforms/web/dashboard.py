@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -101,6 +102,25 @@ def _run_json(run: TrainingRunRecord) -> dict[str, Any]:
     """A run for the live panel: its state, not the texts it trains on."""
     fields = {k: v for k, v in asdict(run).items() if k != "dataset_snapshot"}
     return {**_jsonable(fields), "promoted": run.promoted}
+
+
+async def download(
+    ctx: DashboardContext, write: Callable[[io.StringIO], None], fmt: str, stem: str
+) -> web.Response:
+    """An export as a file download: `write` runs off the event loop (it reads the database)."""
+
+    def build() -> str:
+        out = io.StringIO()
+        write(out)
+        return out.getvalue()
+
+    body = await ctx.db.run(build)
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    return web.Response(
+        text=body,
+        content_type="application/x-ndjson" if fmt == "jsonl" else "text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{stem}-{stamp}.{fmt}"'},
+    )
 
 
 @web.middleware
@@ -218,18 +238,10 @@ class DashboardApi:
             return error_response(str(error))
         await self.ctx.gate.authorize(_actor(request), "web.export", {"format": fmt})
 
-        def build() -> str:
-            out = io.StringIO()
+        def build(out: io.StringIO) -> None:
             write_export(self.ctx.browser.iter(flt), out, fmt)
-            return out.getvalue()
 
-        body = await self.ctx.db.run(build)
-        stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-        return web.Response(
-            text=body,
-            content_type="application/x-ndjson" if fmt == "jsonl" else "text/csv",
-            headers={"Content-Disposition": f'attachment; filename="gpt2bot-{stamp}.{fmt}"'},
-        )
+        return await download(self.ctx, build, fmt, "gpt2bot")
 
     async def stats(self, request: web.Request) -> web.Response:
         rows = await self.ctx.db.run(self.ctx.generations.stats_by_version)

@@ -8,7 +8,6 @@ the admin `ReviewService` that Discord's `/admin review` uses too.
 from __future__ import annotations
 
 import io
-from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
@@ -17,7 +16,7 @@ from admin.auth import NotAuthorized
 from admin.base import BlindPair, ReviewUnavailable
 from bot.export import FORMATS, REVIEW_EXPORTS, write_reviews
 from bot.params import InvalidRequest
-from bot.platforms.web.dashboard import DashboardContext, _actor
+from bot.platforms.web.dashboard import DashboardContext, _actor, download
 from bot.platforms.web.playground import error_response, read_json
 from model.backends.base import BackendError, Busy
 from storage import PairWinRate, ReviewItemRecord
@@ -132,18 +131,10 @@ class ReviewApi:
             return error_response(f"format must be {formats}; what must be {whats}.")
         await self.ctx.gate.authorize(_actor(request), "web.review.export", {"what": what})
 
-        def build() -> str:
-            out = io.StringIO()
+        def build(out: io.StringIO) -> None:
             write_reviews(self.ctx.db, what, out, fmt)
-            return out.getvalue()
 
-        body = await self.ctx.db.run(build)
-        stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-        return web.Response(
-            text=body,
-            content_type="application/x-ndjson" if fmt == "jsonl" else "text/csv",
-            headers={"Content-Disposition": f'attachment; filename="gpt2bot-{what}-{stamp}.{fmt}"'},
-        )
+        return await download(self.ctx, build, fmt, f"gpt2bot-{what}")
 
     def routes(self) -> list[web.RouteDef]:
         return [
