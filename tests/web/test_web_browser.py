@@ -185,9 +185,13 @@ def test_generate_stream_rate_and_see_it_in_the_dashboard(server: Any, chromium:
     page.wait_for_selector("#status:has-text('Done')", timeout=WAIT_MS)
     chunks = page.evaluate("window.__chunks")
     assert chunks and all(c["pending"] for c in chunks), chunks  # shown before the end
-    assert {c["sample"] for c in chunks} == {0, 1} and all(c["shown"] > 0 for c in chunks)
+    assert all(c["shown"] > 0 for c in chunks)
     cards = page.locator("#thread .card")
     assert cards.count() == 2
+    # chunks land in their own sample's card; a sample of the tiny model that ends within the
+    # moderation window (or at once, at EOS) shows its text only when it is done
+    outputs = [cards.nth(i).locator(".output").text_content() for i in range(2)]
+    assert {c["sample"] for c in chunks} <= {i for i, text in enumerate(outputs) if text}
     assert cards.first.locator(".prompt").text_content() == XSS  # as text,
     assert page.locator("#thread img").count() == 0  # never as an element
     assert page.locator("#history li").count() == 2
