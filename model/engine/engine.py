@@ -47,6 +47,7 @@ from model.engine.config import EngineConfig
 from model.engine.metrics import EngineMetrics, EngineStats
 from model.engine.request import ActiveRequest, EngineHandle, tokenize_for
 from model.engine.residents import Plan, Residents, by_batch, settle_heap
+from model.engine.threads import StepThreads
 from model.versions import LoadedModel
 
 log = logging.getLogger(__name__)
@@ -115,6 +116,7 @@ class Engine:
 
     async def start(self, version: str, path: str) -> None:
         self._residents = Residents(await asyncio.to_thread(self._load_batch, version, path))
+        self._threads = StepThreads(self.config.cpu_single_thread_rows, self.loaded.device)
         self.metrics.model_version = self._residents.active.loaded.version
         self._thread = threading.Thread(target=self._work, name="generation-engine", daemon=True)
         self._thread.start()
@@ -262,10 +264,11 @@ class Engine:
         with self._cond:
             admitted = self._pop_admissible(candidates)
             self._tell_positions()
+        rows = self.residents.rows() + sum(active.samples for active, _ in admitted)
+        self._threads.fit(rows, prefill=bool(admitted))
         for batch, requests in by_batch(admitted).items():
             batch.admit(requests)
         running = self.residents.batches()
-        rows = sum(len(b.rows) for b in running)
         for stepping in running:
             self._step(stepping)
         self.admission.throughput.record(rows, time.perf_counter() - began)
