@@ -20,7 +20,7 @@ from storage.generations import (
 )
 from storage.leases import LeaseRepository
 from storage.members import DeletionReport, MemberDataRepository
-from storage.migrate import current_revision, head_revision, upgrade
+from storage.migrate import current_revision, downgrade, head_revision, upgrade
 from storage.rating_rule import RatingRow, RatingRule, wilson_lower_bound
 from storage.reports import ReportedRecord, ReportOutcome, ReportRepository
 from storage.reviews import (
@@ -84,6 +84,7 @@ __all__ = [
     "TrainingRunSummary",
     "VersionRatingStats",
     "current_revision",
+    "downgrade",
     "head_revision",
     "iter_generations",
     "upgrade",

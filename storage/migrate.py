@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from alembic import command
@@ -20,12 +21,23 @@ def _config() -> Config:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Bring the database at `engine` up to `revision` (an empty database included).
+    """Bring the database at `engine` up to `revision` (an empty database included)."""
+    _migrate(engine, command.upgrade, revision)
+
+
+def downgrade(engine: Engine, revision: str) -> None:
+    """Take the database at `engine` back to `revision` (for operators and tests)."""
+    _migrate(engine, command.downgrade, revision)
+
+
+def _migrate(engine: Engine, step: Callable[[Config, str], None], revision: str) -> None:
+    """Run `step` on one connection, in one transaction.
 
     SQLite alters a table by copying it to a new one and dropping the old; with foreign keys
-    on, that drop cascades (`ON DELETE CASCADE`) and would delete every rating of the rebuilt
+    on, that drop cascades (`ON DELETE CASCADE`) and would delete every rating of a rebuilt
     `generations`. So on SQLite the keys are off while migrations run (the pragma has no effect
-    inside a transaction, hence before it), checked afterwards, and on again.
+    inside a transaction, hence before it), checked afterwards, and on again. Migrations can
+    therefore use alembic's batch operations on any table.
     """
     config = _config()
     with engine.connect() as connection:
@@ -37,7 +49,7 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
             with connection.begin():
                 before = _broken_references(connection) if sqlite else 0
                 config.attributes["connection"] = connection
-                command.upgrade(config, revision)
+                step(config, revision)
                 if sqlite and _broken_references(connection) > before:  # rolls back
                     raise RuntimeError("a migration left rows pointing at missing rows")
         finally:

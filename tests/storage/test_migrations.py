@@ -35,11 +35,9 @@ def test_an_empty_database_upgrades_to_head(tmp_path):
     db.dispose()
 
 
-def test_an_older_revision_upgrades_and_keeps_its_data(tmp_path):
-    db = Database(f"sqlite:///{tmp_path / 'old.db'}")
-    upgrade(db.engine, "0001")
-    assert "curated_samples" not in inspect(db.engine).get_table_names()
-    # written as the old version wrote it: the tables as they were at 0001
+def rated_generation(db: Database, **columns: object) -> int:
+    """A generation with one 👍, written into the tables as the database's revision has them
+    (`columns`: those that revision adds); its id."""
     tables = MetaData()
     tables.reflect(db.engine)
     now = datetime.now(UTC)
@@ -68,6 +66,7 @@ def test_an_older_revision_upgrades_and_keeps_its_data(tmp_path):
                 latency_s=0.1,
                 prompt_truncated=False,
                 created_at=now,
+                **columns,
             )
         ).inserted_primary_key[0]
         connection.execute(
@@ -82,6 +81,14 @@ def test_an_older_revision_upgrades_and_keeps_its_data(tmp_path):
                 updated_at=now,
             )
         )
+    return int(generation)
+
+
+def test_an_older_revision_upgrades_and_keeps_its_data(tmp_path):
+    db = Database(f"sqlite:///{tmp_path / 'old.db'}")
+    upgrade(db.engine, "0001")
+    assert "curated_samples" not in inspect(db.engine).get_table_names()
+    generation = rated_generation(db)  # as the old version wrote it
     upgrade(db.engine)
     assert current_revision(db.engine) == head_revision()
     upgraded = GenerationRepository(db).get(generation)
@@ -91,55 +98,11 @@ def test_an_older_revision_upgrades_and_keeps_its_data(tmp_path):
     db.dispose()
 
 
-def test_0007_adds_experiments_in_place_and_keeps_every_rating(tmp_path):
-    """SQLite gains the experiment columns by ALTER TABLE: copying `generations` (alembic's
-    batch mode) would drop the original and cascade the drop to its ratings."""
+def test_0007_adds_experiments_and_keeps_every_rating(tmp_path):
+    """On SQLite the batch operations copy `generations`; the copy's drop must not cascade."""
     db = Database(f"sqlite:///{tmp_path / 'at-0006.db'}")
     upgrade(db.engine, "0006")
-    tables = MetaData()
-    tables.reflect(db.engine)
-    now = datetime.now(UTC)
-    with db.engine.begin() as connection:
-        conversation = connection.execute(
-            tables.tables["conversations"]
-            .insert()
-            .values(platform="web", user_id="u", created_at=now)
-        ).inserted_primary_key[0]
-        generation = connection.execute(
-            tables.tables["generations"]
-            .insert()
-            .values(
-                conversation_id=conversation,
-                kind="new",
-                platform="web",
-                user_id="u",
-                prompt="p",
-                output="o",
-                params={},
-                seed=1,
-                sample_index=0,
-                model_version="v1",
-                prompt_tokens=1,
-                completion_tokens=1,
-                latency_s=0.1,
-                prompt_truncated=False,
-                redacted=False,
-                hidden=False,
-                created_at=now,
-            )
-        ).inserted_primary_key[0]
-        connection.execute(
-            tables.tables["ratings"]
-            .insert()
-            .values(
-                generation_id=generation,
-                rater_id="r",
-                score=1,
-                emoji="👍",
-                created_at=now,
-                updated_at=now,
-            )
-        )
+    generation = rated_generation(db, redacted=False, hidden=False)  # as 0006 wrote them
     upgrade(db.engine)
     assert current_revision(db.engine) == head_revision()
     upgraded = GenerationRepository(db).get(generation)

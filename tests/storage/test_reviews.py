@@ -2,9 +2,7 @@
 and a member's deletion reaching the items made from their prompts."""
 
 import pytest
-from alembic import command
-from alembic.config import Config
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 
 from storage import (
     Database,
@@ -16,10 +14,10 @@ from storage import (
     ReportRepository,
     ReviewRepository,
     current_revision,
+    downgrade,
     head_revision,
     upgrade,
 )
-from storage.migrate import MIGRATIONS_DIR
 from storage.models import Generation
 
 
@@ -170,11 +168,16 @@ def test_migration_0008_adds_the_review_table_to_an_existing_database(tmp_path):
     kept = generation(GenerationRepository(db), "a member's prompt")
     stored = ReviewRepository(db).add(item(source="recent", generation_id=kept))
     assert ReviewRepository(db).get(stored.id).generation_id == kept
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    with db.engine.begin() as connection:  # and back: the table goes, the generations stay
-        config.attributes["connection"] = connection
-        command.downgrade(config, "0006")
+    GenerationRepository(db).rate(kept, "r", 1, "👍")
+    downgrade(db.engine, "0006")  # and back: the table goes, the generations and ratings stay
     assert "review_items" not in inspect(db.engine).get_table_names()
-    assert GenerationRepository(db).get(kept).prompt == "a member's prompt"
+    with db.engine.connect() as connection:  # as 0006 reads them (the ORM is at head)
+        prompt = connection.execute(
+            text("SELECT prompt FROM generations WHERE id = :id"), {"id": kept}
+        )
+        assert prompt.scalar() == "a member's prompt"
+        raters = connection.execute(
+            text("SELECT rater_id FROM ratings WHERE generation_id = :id"), {"id": kept}
+        )
+        assert raters.scalars().all() == ["r"]
     db.dispose()

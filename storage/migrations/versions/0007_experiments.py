@@ -1,9 +1,6 @@
 """A/B experiments: the experiments table (at most one running) and, on every generation, the
-experiment it was served in and its arm.
-
-SQLite cannot add a foreign key to a table except with the column itself: alembic's batch mode
-would copy `generations` and drop the original, and that DROP deletes every rating through
-`ON DELETE CASCADE` (foreign keys are on). So SQLite gets `ADD COLUMN ... REFERENCES`, in place.
+experiment it was served in and its arm. (On SQLite the batch operations copy `generations`;
+`storage.migrate` runs migrations with foreign keys off, so its ratings stay.)
 
 Revision ID: 0007
 Revises: 0006
@@ -45,27 +42,18 @@ def upgrade() -> None:
         sqlite_where=RUNNING_ONLY,
         postgresql_where=RUNNING_ONLY,
     )
-    if op.get_bind().dialect.name == "sqlite":
-        op.execute(
-            "ALTER TABLE generations ADD COLUMN experiment_id INTEGER "
-            f"CONSTRAINT {FOREIGN_KEY} REFERENCES experiments (id)"
-        )
-    else:
-        op.add_column("generations", sa.Column("experiment_id", sa.Integer, nullable=True))
-        op.create_foreign_key(FOREIGN_KEY, "generations", "experiments", ["experiment_id"], ["id"])
-    op.add_column("generations", sa.Column("arm", sa.String(16), nullable=True))
-    op.create_index("ix_generations_experiment_id", "generations", ["experiment_id"])
+    with op.batch_alter_table("generations") as batch:
+        batch.add_column(sa.Column("experiment_id", sa.Integer, nullable=True))
+        batch.add_column(sa.Column("arm", sa.String(16), nullable=True))
+        batch.create_foreign_key(FOREIGN_KEY, "experiments", ["experiment_id"], ["id"])
+        batch.create_index("ix_generations_experiment_id", ["experiment_id"])
 
 
 def downgrade() -> None:
-    op.drop_index("ix_generations_experiment_id", table_name="generations")
-    if op.get_bind().dialect.name == "sqlite":
-        # dropping the columns would copy the table (and cascade to the ratings, see above):
-        # they stay, empty, and nothing at 0006 reads them
-        op.execute("UPDATE generations SET experiment_id = NULL, arm = NULL")
-    else:
-        op.drop_constraint(FOREIGN_KEY, "generations", type_="foreignkey")
-        op.drop_column("generations", "arm")
-        op.drop_column("generations", "experiment_id")
+    with op.batch_alter_table("generations") as batch:
+        batch.drop_index("ix_generations_experiment_id")
+        batch.drop_constraint(FOREIGN_KEY, type_="foreignkey")
+        batch.drop_column("arm")
+        batch.drop_column("experiment_id")
     op.drop_index("uq_experiments_one_running", table_name="experiments")
     op.drop_table("experiments")
