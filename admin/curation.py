@@ -205,7 +205,8 @@ class Curation:
         new samples wait for review unless `CURATION_AUTO_APPROVE`."""
         rows = await self.db.run(self.samples.rating_rows)
         chosen = passing(rows, self.rule)
-        texts = await self.db.run(self.samples.texts_of, chosen)
+        pairs = await self.db.run(self.samples.pairs_of, chosen)
+        texts = {gid: prompt + output for gid, (prompt, output) in pairs.items()}
         for gid, text in texts.items():
             if (await self.moderator.check(text)).flagged:
                 del chosen[gid]

@@ -219,9 +219,13 @@ class Experiments:
         outcome = _outcome(counts, decision, f"stopped by {actor}")
         ended = await self.db.run(self.repository.finish, running.id, "stopped", actor, outcome)
         self._remember(None)
+        if ended is None:  # another process decided it first: report what it did, undo nothing
+            raise ExperimentRefused(
+                f"Experiment #{running.id} ended just now without you; `ab status` shows how."
+            )
         await self._unload(running.candidate_version)
         await self._audit(actor, "ab stop", {"experiment": running.id, **outcome})
-        return await self._status_of(ended or running)
+        return await self._status_of(ended)
 
     async def candidate(self) -> str | None:
         experiment = await self._current()
@@ -239,6 +243,8 @@ class Experiments:
 
     async def evaluate(self, experiment_id: int | None = None) -> ExperimentStatus | None:
         """The ended experiment's status when the rule decided now; None otherwise."""
+        if await self._current() is None:  # cached: ratings outside experiments cost no query
+            return None
         async with self._deciding:  # one decision at a time in this process
             running = await self.db.run(self.repository.running)
             if running is None or experiment_id not in (None, running.id):

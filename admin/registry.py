@@ -98,8 +98,8 @@ class Registry:
             # only texts neither version trained on (a version's held-out split already
             # leaves out what its parent saw; the active one may not be its parent)
             seen = set(trained_digests(candidate.path)) | set(trained_digests(active.path))
-            texts = [
-                t for t in _heldout_of(candidate) or _heldout_of(active) if digest(t) not in seen
+            texts = [t for t in _heldout_of(candidate) if digest(t) not in seen] or [
+                t for t in _heldout_of(active) if digest(t) not in seen
             ]
             if not texts:
                 return GateDecision(True, "no held-out text that neither version trained on")

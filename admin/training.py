@@ -164,6 +164,11 @@ class Training:
         active = await self.db.run(self.registry.repository.active)
         if active is None:
             raise ValueError("no active model version to fine-tune: start the bot once first")
+        if self.config.train_processes > 1 and self.config.finetune.objective != "sft":
+            # the KTO stage saves and reports from every process: one process only, for now
+            raise ValueError(
+                "TRAIN_OBJECTIVE=kto and sft+kto train in one process: set TRAIN_PROCESSES=1"
+            )
         if len(samples) < MIN_SAMPLES:
             raise ValueError(
                 f"only {len(samples)} curated sample(s): add at least {MIN_SAMPLES} with "

@@ -155,12 +155,6 @@ class CuratedSampleRepository:
         with self._db.session() as session:
             return session.scalar(select(func.max(Rating.updated_at)))
 
-    def texts_of(self, generation_ids: Iterable[int]) -> dict[int, str]:
-        """The training text ("prompt + output") of each generation."""
-        with self._db.session() as session:
-            query = select(Generation).where(Generation.id.in_(list(generation_ids)))
-            return {g.id: g.prompt + g.output for g in session.scalars(query)}
-
     def apply_ratings(
         self, passing: Mapping[int, Mapping[str, Any]], auto_approve: bool
     ) -> tuple[int, int]:

@@ -18,6 +18,7 @@ out.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from model.backends.base import Busy
@@ -39,9 +40,12 @@ class Throughput:
         self.max_rows = max_rows
         self._step_s: dict[int, float] = {}  # bucket -> average seconds per iteration
 
-    def seed(self, rows: int, seconds: float) -> None:
-        """A first guess from one timed decode step of `rows` rows (kept until measured)."""
-        self._step_s.setdefault(row_bucket(rows), seconds * SEED_MARGIN)
+    def seed(self, rows: int, time_step: Callable[[], float]) -> None:
+        """A first guess for steps of `rows` rows from `time_step()` (seconds of one timed
+        step), kept until measured; timed only when there is no guess yet (later loads of a
+        version, beside a decoding worker, would time slow steps and be thrown away)."""
+        if row_bucket(rows) not in self._step_s:
+            self._step_s[row_bucket(rows)] = time_step() * SEED_MARGIN
 
     def record(self, rows: int, seconds: float) -> None:
         """One iteration that decoded `rows` rows (one token each) in `seconds`."""

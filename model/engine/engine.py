@@ -229,7 +229,7 @@ class Engine:
             self.config.cuda_graphs,
             self.int8,
         )
-        self.admission.throughput.seed(self.config.max_batch, batch.time_full_step())
+        self.admission.throughput.seed(self.config.max_batch, batch.time_full_step)
         return batch
 
     # ---- worker thread ---------------------------------------------------------------------------

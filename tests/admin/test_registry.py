@@ -78,6 +78,21 @@ async def test_gate_never_judges_on_texts_the_active_version_trained_on(
     assert decision.candidate_loss is None
 
 
+async def test_gate_falls_back_to_the_active_versions_unseen_texts(
+    db: Database, versions: ModelVersionRepository, model_dir: Path
+) -> None:
+    """When the active version trained on every candidate held-out text, the gate judges on
+    the active version's own held-out texts instead of waving the candidate through."""
+    _candidate(versions, model_dir, "other", loss=1.0, baseline=9.0)
+    versions.update_metrics("other", {"baseline_version": "someone-else"})
+    (model_dir / "other" / "metadata.json").write_text('{"heldout_texts": ["Seen before."]}')
+    active = {"trained_digests": [digest("Seen before.")], "heldout_texts": ["Fresh text."]}
+    (model_dir / "tiny-1" / "metadata.json").write_text(json.dumps(active))
+    registry = Registry(db, tolerance=0.0, backend=ScriptedBackend())
+    decision = await registry.judge(versions.get("other"))  # type: ignore[arg-type]
+    assert decision.candidate_loss is not None and decision.active_loss is not None
+
+
 async def test_rollback_returns_to_the_previous_version(
     db: Database, versions: ModelVersionRepository, model_dir: Path
 ) -> None:

@@ -16,7 +16,7 @@ from tests.model.test_engine import FakeClock, started
 def test_the_rate_of_a_full_batch_comes_from_the_largest_batch_measured():
     throughput = Throughput(max_rows=32)
     assert throughput.tokens_per_s() is None
-    throughput.seed(32, 0.1)  # one timed step: 32 rows in 0.1 s, with a margin
+    throughput.seed(32, lambda: 0.1)  # one timed step: 32 rows in 0.1 s, with a margin
     assert throughput.tokens_per_s() == pytest.approx(32 / 0.15)
     throughput.record(32, 0.05)  # measured iterations replace the guess
     for _ in range(50):

@@ -64,7 +64,8 @@ async def review_vote(ctx: Context, args: list[str]) -> str:
         return f"Say which pair and which output: `{COMMAND} review vote 12 a` (or `b`, `tie`)."
     item = await ctx.service.reviews.record(ctx.actor.user_id, int(args[0].lstrip("#")), args[1])
     sides = f"A was `{escape(item.version_a)}`, B was `{escape(item.version_b)}`"
-    verdict = "you called it a tie" if item.winner is None else f"you preferred `{item.winner}`"
+    winner = item.winner
+    verdict = "you called it a tie" if winner is None else f"you preferred `{escape(winner)}`"
     return f"{sides}: {verdict}. Next: `{COMMAND} review next`."
 
 
@@ -74,9 +75,10 @@ async def review_stats(ctx: Context, args: list[str]) -> str:
         return f"No blind-review verdicts yet: `{COMMAND} review next` shows a pair to judge."
     lines = ["*Blind review win rates* (a tie counts half a win for each)"]
     for r in rates:
+        first, second = escape(r.first), escape(r.second)
         lines.append(
-            f"`{r.first}` vs `{r.second}`: {r.judged} judged · `{r.first}` {r.first_wins} won "
-            f"({r.first_rate:.0%}) · `{r.second}` {r.second_wins} won ({r.second_rate:.0%}) · "
+            f"`{first}` vs `{second}`: {r.judged} judged · `{first}` {r.first_wins} won "
+            f"({r.first_rate:.0%}) · `{second}` {r.second_wins} won ({r.second_rate:.0%}) · "
             f"{r.ties} tied"
         )
     return "\n".join(lines)

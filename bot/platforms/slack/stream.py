@@ -107,7 +107,8 @@ class SlackStream:
         if self._posting:  # let first posts land, then edit them
             done, _ = await asyncio.wait(list(self._posting.values()), timeout=POST_WAIT_S)
             for post in done:  # one that failed is posted anew below; its error was logged
-                post.exception()
+                if not post.cancelled():
+                    post.exception()
         for index in sorted(self._ts) or [0]:
             await self._show(index, f":warning: {sentence}", force=True)
 
