@@ -94,6 +94,7 @@ class Registry:
             cand, act = float(metrics["eval_loss"]), float(metrics["baseline_eval_loss"])
         else:
             from model.evaluate import compare_on_heldout  # torch-heavy
+            from model.threads import to_own_thread
 
             # only texts neither version trained on (a version's held-out split already
             # leaves out what its parent saw; the active one may not be its parent)
@@ -103,7 +104,7 @@ class Registry:
             ]
             if not texts:
                 return GateDecision(True, "no held-out text that neither version trained on")
-            losses = await asyncio.to_thread(
+            losses = await to_own_thread(  # no OpenMP pool left behind (model/threads.py)
                 compare_on_heldout,
                 {"candidate": candidate.path, "active": active.path},
                 texts,

@@ -129,9 +129,12 @@ async def _backend(
         return IdleBackend()
     _quiet_libraries()
     from model.bootstrap import BootstrapConfig  # torch-heavy: only when a model is prepared
+    from model.threads import to_own_thread
 
     versions = ModelVersionRepository(db)
-    active = await db.run(
+    # its own thread: building the bootstrap model there leaves no OpenMP pool behind to slow
+    # the engine's decode steps (model/threads.py)
+    active = await to_own_thread(
         prepare_model, settings.model, versions, bootstrap or BootstrapConfig(), progress
     )
     if model == "prepare":

@@ -26,6 +26,7 @@ from model.backends.local import engine_dtype_name, load_dtype_name
 from model.config import ModelConfig
 from model.device import cpu_has_fast_bf16, resolve_device, resolve_dtype
 from model.engine.linear import int8_available, prepack_available
+from model.threads import run_in_own_thread as own
 from model.versions import LoadedModel
 
 SHORT = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
@@ -73,9 +74,11 @@ def run_benchmark(quick: bool = False, progress: Any = None, device: str = "cpu"
     """Every scenario and baseline on one workload; the JSON the CLI prints."""
     say = progress or (lambda _message: None)
     where = resolve_device(device)
-    base = build_model(quick, where)
+    # every measurement runs on a thread of its own that then ends: an OpenMP pool left by one
+    # (the main thread's included) would slow every later one's parallel ops (model/threads.py)
+    base = own(build_model, quick, where)
     workload = build_workload(base, quick)
-    default, variants = _variants(base, where)
+    default, variants = own(_variants, base, where)
     fast, int8 = variants[default]
     fp32 = variants["fp32"][0]
     lag = [0.0]
@@ -84,11 +87,11 @@ def run_benchmark(quick: bool = False, progress: Any = None, device: str = "cpu"
 
     def measure(message: str, key: str, run: Any, *args: Any) -> None:
         say(message)
-        results[key] = _attempt(message, run, *args)
+        results[key] = own(_attempt, message, run, *args)
         say(f"  {key}: {results[key].get('tokens_per_s', results[key].get('error'))} tokens/s")
 
     say("GEMM ceilings at the decode shape")
-    ceiling = ceilings(base.model.config, [d for d in variants if d in CEILING_DTYPES])
+    ceiling = own(ceilings, base.model.config, [d for d in variants if d in CEILING_DTYPES])
     for name, (loaded, weights_int8) in variants.items():
         run = scenarios.run_engine
         measure(
@@ -127,14 +130,14 @@ def run_benchmark(quick: bool = False, progress: Any = None, device: str = "cpu"
         int8,
     )
     say("short request in a busy engine")
-    short = asyncio.run(scenarios.short_request(fast, workload, lag, int8))
+    short = own(lambda: asyncio.run(scenarios.short_request(fast, workload, lag, int8)))
     say("one request streaming alone")
     streams = {
-        n: scenarios.run_single_stream(m, workload, quick, i) for n, (m, i) in variants.items()
+        n: own(scenarios.run_single_stream, m, workload, quick, i) for n, (m, i) in variants.items()
     }
     say(f"  { ({n: s['tokens_per_s'] for n, s in streams.items()}) } tokens/s")
     say("a burst of 1,000 short requests")
-    burst = scenarios.run_burst_1000(fast, workload, quick, int8)
+    burst = own(scenarios.run_burst_1000, fast, workload, quick, int8)
     say(f"  generated share {burst['generated_share']}")
     measure("naive bot", "naive", baselines.run_naive, fp32, workload)
     measure("HF static batching", "static_batch", baselines.run_static, fp32, workload)
@@ -142,7 +145,7 @@ def run_benchmark(quick: bool = False, progress: Any = None, device: str = "cpu"
     if where.type == "cpu" and baselines.ctranslate2_available():
         measure("CTranslate2", "ctranslate2", baselines.run_ctranslate2, fp32, workload)
     say("GEMM ceilings at the decode shape, again (the better one counts)")
-    ceiling = ceilings(base.model.config, list(ceiling), ceiling)
+    ceiling = own(ceilings, base.model.config, list(ceiling), ceiling)
     return {
         "workload": {
             **workload.shape,

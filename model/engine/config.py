@@ -34,11 +34,6 @@ class EngineConfig:
     # GPU: replay decode steps from CUDA graphs (model/engine/graphs.py); the KV cache is then
     # allocated at full length up front (GPT-2 124M, 32 rows: 1.2 GB in bf16)
     cuda_graphs: bool = field(default=True, metadata={"env": "ENGINE_CUDA_GRAPHS"})
-    # CPU: a decode step of at most this many rows runs on one of torch's threads (small steps
-    # lose more at the threads' barriers than they gain; model/engine/threads.py); 0 = never
-    cpu_single_thread_rows: int = field(
-        default=4, metadata={"env": "ENGINE_CPU_SINGLE_THREAD_ROWS", "min": 0}
-    )
     # prompt tokens prefilled per step: bounds a step's stall
     max_prefill_tokens: int = field(
         default=2048, metadata={"env": "ENGINE_MAX_PREFILL_TOKENS", "min": 1}

@@ -12,11 +12,11 @@ model outside it.
 
 Versions (model/engine/residents.py): besides the active version, others can be resident (A/B
 serving), each with its own batch; a request naming one is served by it, any other by the
-active one. A version is loaded off the worker thread, which then takes it in between two
-steps. Hot-swap: new requests go to the new version's batch (a resident one is promoted
-without reloading) while rows already running finish on the old model; an unloaded version's
-rows finish too. When such a draining batch is empty, its model is dropped and its memory
-released.
+active one. A version is loaded on a thread of its own that then ends (model/threads.py says
+why), and the worker takes it in between two steps. Hot-swap: new requests go to the new
+version's batch (a resident one is promoted without reloading) while rows already running
+finish on the old model; an unloaded version's rows finish too. When such a draining batch is
+empty, its model is dropped and its memory released.
 """
 
 from __future__ import annotations
@@ -45,9 +45,9 @@ from model.engine.admission import Admission
 from model.engine.batch import Batch
 from model.engine.config import EngineConfig
 from model.engine.metrics import EngineMetrics, EngineStats
-from model.engine.request import ActiveRequest, EngineHandle, tokenize_for
+from model.engine.request import ActiveRequest, EngineHandle, settle, tokenize_for
 from model.engine.residents import Plan, Residents, by_batch, settle_heap
-from model.engine.threads import StepThreads
+from model.threads import to_own_thread
 from model.versions import LoadedModel
 
 log = logging.getLogger(__name__)
@@ -115,8 +115,7 @@ class Engine:
             return self._residents.versions() if self._residents is not None else ()
 
     async def start(self, version: str, path: str) -> None:
-        self._residents = Residents(await asyncio.to_thread(self._load_batch, version, path))
-        self._threads = StepThreads(self.config.cpu_single_thread_rows, self.loaded.device)
+        self._residents = Residents(await to_own_thread(self._load_batch, version, path))
         self.metrics.model_version = self._residents.active.loaded.version
         self._thread = threading.Thread(target=self._work, name="generation-engine", daemon=True)
         self._thread.start()
@@ -158,7 +157,7 @@ class Engine:
         with self._cond:
             batch = self.residents.others.get(version)
         if batch is None:
-            batch = await asyncio.to_thread(self._load_batch, version, path)
+            batch = await to_own_thread(self._load_batch, version, path)
         await self._change(lambda: self.residents.promote(batch))
 
     async def load_version(self, version: str, path: str) -> None:
@@ -166,7 +165,7 @@ class Engine:
         its own; requests naming it go to it once this returns. A no-op when it is resident."""
         if version in self.resident_versions:
             return
-        batch = await asyncio.to_thread(self._load_batch, version, path)
+        batch = await to_own_thread(self._load_batch, version, path)
         await self._change(lambda: self.residents.add(batch))
         settle_heap()  # the new model's objects too stay out of full collections
 
@@ -265,7 +264,6 @@ class Engine:
             admitted = self._pop_admissible(candidates)
             self._tell_positions()
         rows = self.residents.rows() + sum(active.samples for active, _ in admitted)
-        self._threads.fit(rows, prefill=bool(admitted))
         for batch, requests in by_batch(admitted).items():
             batch.admit(requests)
         running = self.residents.batches()
@@ -278,9 +276,15 @@ class Engine:
 
     def _apply_changes(self) -> None:
         for change, loop, future in self._changes:
-            change()
+            try:
+                change()
+            except Exception as error:  # the worker serves on; the caller hears why
+                log.exception("a swap, load or unload failed")
+                failed = BackendError(f"The model change failed: {error}")
+                loop.call_soon_threadsafe(settle, future, failed)
+                continue
             self.metrics.model_version = self.residents.active.loaded.version  # before it returns
-            loop.call_soon_threadsafe(_settle, future, None)
+            loop.call_soon_threadsafe(settle, future, None)
         self._changes.clear()
 
     def _drop_dead(self, now: float) -> None:
@@ -384,16 +388,7 @@ class Engine:
         for batch in self.residents.batches():
             batch.fail_all(error)
         for _, loop, future in changes:  # a swap, load or unload that was still to come
-            loop.call_soon_threadsafe(_settle, future, error)
-
-
-def _settle(future: asyncio.Future[None], error: BackendError | None) -> None:
-    if future.done():
-        return
-    if error is None:
-        future.set_result(None)
-    else:
-        future.set_exception(error)
+            loop.call_soon_threadsafe(settle, future, error)
 
 
 def _timeout_message(limit_s: float) -> str:

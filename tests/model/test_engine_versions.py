@@ -295,3 +295,24 @@ async def test_changes_after_close_say_the_generator_is_not_running(model_versio
     await engine.close()
     with pytest.raises(BackendError, match="not running"):
         await engine.unload_version("v2")
+
+
+async def test_a_change_that_fails_tells_its_caller_and_the_engine_serves_on(
+    model_versions, monkeypatch
+):
+    engine = await started(model_versions["v1"])
+    try:
+
+        def broken(_self, _batch) -> None:
+            raise RuntimeError("the cache could not be allocated")
+
+        monkeypatch.setattr("model.engine.residents.Residents.add", broken)
+        with pytest.raises(BackendError, match="cache could not be allocated"):
+            await asyncio.wait_for(engine.load_version("v2", str(model_versions["v2"])), WAIT_S)
+        assert engine.resident_versions == ("v1",)
+        result = await asyncio.wait_for(
+            submit(engine, "A language model is", GREEDY).result(), WAIT_S
+        )
+        assert result.model_version == "v1" and result.completion_tokens[0] > 0
+    finally:
+        await engine.close()
