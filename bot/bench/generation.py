@@ -4,8 +4,9 @@ the machine, in one run.
 On the same seeded workload (`workload.py`): the engine in each dtype it can serve here
 (`scenarios.py`: burst, arrivals, short-in-busy, one stream alone, a burst of 1,000 short
 requests), the baselines (`baselines.py`: naive bot, HF static batching, `generate_batch`,
-CTranslate2 when installed), and the tokens/s ceiling that a GEMM at the decode shape implies
-for each dtype (`ceiling.py`). Tokens/s counts useful tokens only: what each request asked
+CTranslate2 when installed), the tokens/s ceiling that a GEMM at the decode shape implies
+for each dtype (`ceiling.py`), and where a decode step's time goes against the memory
+bandwidth (`breakdown.py`, CPU). Tokens/s counts useful tokens only: what each request asked
 for, not padding or tokens past its own `max_new_tokens`. Non-streaming baselines show nothing
 before they finish, so their TTFT is their latency.
 """
@@ -19,6 +20,7 @@ from typing import Any
 import torch
 
 from bot.bench import baselines, scenarios
+from bot.bench.breakdown import step_breakdown
 from bot.bench.ceiling import ceilings
 from bot.bench.measure import dtype_name
 from bot.bench.workload import build_model, build_workload, with_dtype
@@ -139,6 +141,10 @@ def run_benchmark(quick: bool = False, progress: Any = None, device: str = "cpu"
     say("a burst of 1,000 short requests")
     burst = own(scenarios.run_burst_1000, fast, workload, quick, int8)
     say(f"  generated share {burst['generated_share']}")
+    breakdown = None
+    if where.type == "cpu":  # a decode step's parts against the memory bandwidth
+        say("decode step breakdown")
+        breakdown = own(step_breakdown, variants)
     measure("naive bot", "naive", baselines.run_naive, fp32, workload)
     measure("HF static batching", "static_batch", baselines.run_static, fp32, workload)
     measure("generate_batch", "generate_batch", baselines.run_generate_batch, fp32, workload)
@@ -163,6 +169,7 @@ def run_benchmark(quick: bool = False, progress: Any = None, device: str = "cpu"
         },
         "burst_1000": burst,
         "short_request": short,
+        "step_breakdown": breakdown,
         "ratios": _ratios(results, ceiling, default),
         "max_loop_lag_s": round(lag[0], 4),
     }
@@ -218,6 +225,7 @@ def render(report: dict[str, Any]) -> str:
         f"single stream: {report['single_stream']}",
         f"burst of 1,000: {report['burst_1000']}",
         f"short request: {report['short_request']}",
+        f"decode step breakdown: {report['step_breakdown']}",
         f"ratios: {report['ratios']}",
         f"max event-loop lag: {report['max_loop_lag_s']} s",
     ]

@@ -75,6 +75,30 @@ def test_the_new_generation_scenarios_report_their_documented_keys() -> None:
     assert burst["goodput_tokens_per_s"] > 0 and burst["max_wait_s"] == 60
 
 
+def test_the_step_breakdown_adds_up_and_counts_the_bytes_a_step_reads() -> None:
+    import torch
+
+    from bot.bench.breakdown import COLUMNS, step_breakdown
+    from bot.bench.workload import build_model, with_dtype
+
+    base = build_model(quick=True)
+    bf16 = with_dtype(base, torch.bfloat16, "bench-bf16")
+    report = step_breakdown({"fp32": (base, False), "int8": (base, True), "bf16": (bf16, False)})
+    assert report["read_bandwidth_gb_per_s"] > 0 and report["columns"] == COLUMNS
+    config = base.model.config
+    elements = config.n_layer * 12 * config.n_embd**2 + config.vocab_size * config.n_embd
+    for name, size in (("fp32", 4), ("bf16", 2), ("int8", 1)):
+        one, many = report[name]["1"], report[name]["32"]
+        assert one["weights_mb"] == round(elements * size / 1e6, 1)
+        kv = 2 * config.n_layer * config.n_embd * COLUMNS * (2 if name == "bf16" else 4) / 1e6
+        assert one["kv_read_mb"] == round(kv, 1) and many["kv_read_mb"] == round(32 * kv, 1)
+        for part in (one, many):
+            assert part["step_ms"] > 0 and part["sampling_ms"] > 0
+            parts = part["projections_ms"] + part["attention_ms"] + part["other_ms"]
+            assert parts >= part["step_ms"] - 0.02  # "other" is the rest (never negative)
+            assert part["floor_tokens_per_s"] > 0
+
+
 def test_the_loop_bench_can_run_just_the_ab_simulation(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
