@@ -58,6 +58,40 @@ def _filtered_candidates(
     return probs, ids
 
 
+# the 31 bits of a non-negative float32, high to low: (shift, buckets) of each radix pass
+RADIX_PASSES = ((20, 2048), (10, 1024), (0, 1024))
+
+
+def nucleus(probs: torch.Tensor, top_p: torch.Tensor) -> torch.Tensor:
+    """`probs` (S, V) with every token outside its row's nucleus set to 0, in vocabulary order.
+
+    A token is in the nucleus when the tokens strictly more probable than it hold less than
+    `top_p` of the mass (transformers' rule; tokens of equal probability are all in or all
+    out). Rather than sorting the vocabulary (~1.9 ms a row for 50,257 tokens on the 2-core
+    Zen 4, and a near-uniform distribution keeps most of it), the threshold is found by a radix
+    select over the probabilities' bits: non-negative floats order as their bit patterns, so
+    three passes, each summing the mass per bucket of the next bits among the tokens that share
+    the bits found so far, give the exact smallest kept probability."""
+    rows = probs.shape[0]
+    bits = probs.view(torch.int32)
+    weights = probs.double()  # zeroed, pass by pass, outside the threshold's prefix
+    threshold = torch.zeros(rows, dtype=torch.int32, device=probs.device)
+    above = torch.zeros(rows, dtype=torch.float64, device=probs.device)  # mass past the prefix
+    for shift, buckets in RADIX_PASSES:
+        digit = ((bits >> shift) & (buckets - 1)).long()
+        mass = torch.zeros(rows, buckets, dtype=torch.float64, device=probs.device)
+        mass.scatter_add_(1, digit, weights)
+        # mass of every token more probable than bucket d's: the earlier prefixes' and the
+        # higher buckets'; d qualifies when that is below top_p, the lowest such d is the cut
+        higher = above[:, None] + mass.sum(-1, keepdim=True) - mass.cumsum(-1)
+        qualifies = (higher < top_p[:, None]) & (mass > 0)
+        chosen = qualifies.int().argmax(-1)  # the first True: qualifying buckets are a suffix
+        above = higher.gather(1, chosen[:, None])[:, 0]
+        threshold |= chosen.int() << shift
+        weights = weights.masked_fill(digit != chosen[:, None], 0.0)
+    return probs.masked_fill(bits < threshold[:, None], 0.0)
+
+
 def sample_next(
     logits: torch.Tensor,
     params: RowParams,
@@ -107,8 +141,13 @@ def _draw_group(
         top_p=params.top_p[index],
         penalty=params.penalty[index],
     )
-    if sort:
+    if sort and bool((subset.top_k > 0).any()):  # top-k rows: a topk of the largest k
         probs, ids = _filtered_candidates(logits[index], subset)  # (S, K)
+    elif sort:  # top-p alone: no sort of the whole vocabulary (see `nucleus`)
+        probs = nucleus(
+            torch.softmax(logits[index] / subset.temperature[:, None], -1), subset.top_p
+        )
+        ids = torch.arange(probs.shape[-1], device=logits.device).expand_as(probs)
     else:
         probs = torch.softmax(logits[index] / subset.temperature[:, None], dim=-1)  # (S, V)
         ids = torch.arange(probs.shape[-1], device=logits.device).expand_as(probs)

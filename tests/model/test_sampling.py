@@ -16,6 +16,7 @@ from model.engine.sampling import (
     RowParams,
     _filtered_candidates,
     apply_repetition_penalty,
+    nucleus,
     row_generator,
     sample_next,
 )
@@ -58,6 +59,39 @@ def test_top_k_top_p_keep_the_same_tokens_as_transformers():
         probs, ids = _filtered_candidates(logits, params(t, k, p))
         ours = {i for i, q in zip(ids[0].tolist(), probs[0].tolist(), strict=True) if q > 0}
         assert ours == kept, (t, k, p)
+
+
+def test_the_nucleus_without_top_k_is_the_sorted_one_without_a_sort():
+    """Top-p alone (`nucleus`, a radix select): the kept tokens are those a sort keeps, for flat
+    and peaked distributions over GPT-2's vocabulary, with transformers' rule on VOCAB."""
+    generator = torch.Generator().manual_seed(3)
+    for scale in (0.02, 1.0, 4.0):
+        for top_p in (0.3, 0.9, 0.95):
+            logits = torch.randn(3, 50257, generator=generator) * scale
+            probs = torch.softmax(logits, dim=-1)
+            ordered, _ = torch.sort(probs.double(), dim=-1, descending=True)
+            expected = ((ordered.cumsum(-1) - ordered) < top_p).sum(-1)
+            kept = nucleus(probs, torch.full((3,), top_p))
+            assert torch.equal((kept > 0).sum(-1), expected), (scale, top_p)
+            assert torch.equal(kept[kept > 0], probs[kept > 0])  # kept ones untouched
+    small = torch.randn(1, VOCAB, generator=generator) * 3
+    for top_p in (0.5, 0.9):
+        theirs = TopPLogitsWarper(top_p)(None, small.clone()) > float("-inf")
+        ours = nucleus(torch.softmax(small, dim=-1), torch.tensor([top_p])) > 0
+        assert torch.equal(ours, theirs)
+    # equally probable tokens are all in or all out: 4 of 0.2 and 2 of 0.1, top-p 0.5
+    tied = torch.tensor([[0.2, 0.1, 0.2, 0.2, 0.1, 0.2]])
+    assert (nucleus(tied, torch.tensor([0.5])) > 0).tolist() == [[1, 0, 1, 1, 0, 1]]
+
+
+def test_top_p_sampling_draws_only_from_the_nucleus_in_proportion():
+    logits = torch.log(torch.tensor([[0.1, 0.5, 0.05, 0.3, 0.05]]))
+    generator = row_generator(1)
+    draws = [
+        int(sample_next(logits, params(1.0, 0, 0.7), None, [generator])[0]) for _ in range(2000)
+    ]
+    assert set(draws) == {1, 3}  # 0.5 + 0.3 reach 0.7; nothing else
+    assert abs(draws.count(1) / len(draws) - 0.5 / 0.8) < 0.05
 
 
 def test_greedy_rows_take_the_argmax_and_seeded_rows_repeat():
