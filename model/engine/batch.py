@@ -132,6 +132,7 @@ class Batch:
         # sample 0 of request i sits at row first+i; its other samples copy that cache row
         order = [(i, r, 0) for i, r in enumerate(requests)]
         order += [(i, r, s) for i, r in enumerate(requests) for s in range(1, r.samples)]
+        self.cache.claim(first, len(order))  # the rows of the other samples too (clean prefix)
         for offset, (source, request, sample) in enumerate(order):
             target = first + offset
             if sample > 0:
@@ -279,7 +280,7 @@ class Batch:
         if leaving:
             self._params = None
             if self.graphs is None:  # graphs hold the cache's addresses: it never moves
-                self.cache.fit(max((r.position for r in self.rows), default=0) + 1)
+                self.cache.fit(max((r.position for r in self.rows), default=0) + 1, len(self.rows))
         return completed
 
     def fail_all(self, error: BackendError) -> None:

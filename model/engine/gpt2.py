@@ -71,6 +71,10 @@ class KVCache:
         shape = (layers, rows, heads, 0, head_dim)
         self.keys = torch.empty(shape, dtype=dtype, device=device)
         self.values = torch.empty(shape, dtype=dtype, device=device)
+        # rows 0…clean_rows-1 hold finite numbers in every column; the others may hold
+        # anything until `claim`ed. Columns a row has not written are masked, but a weight of 0
+        # times NaN is NaN, so every row a step reads must be finite.
+        self.clean_rows = rows
 
     @property
     def columns(self) -> int:
@@ -78,28 +82,45 @@ class KVCache:
 
     def ensure(self, columns: int, rows_in_use: int | None = None) -> None:
         """Make room for `columns` positions per row, keeping what rows 0…rows_in_use-1 store
-        (all rows when None): copying only the rows in use keeps a growing cache cheap for a
-        batch of few rows (GPT-2 124M, bf16, 32 rows: 40-110 ms per growth for all rows)."""
+        (all rows when None) and zeroing their new columns. Rows past them are left unwritten
+        until `claim`: zeroing a whole 32-row cache (GPT-2 124M, bf16) took 40-86 ms a growth,
+        mostly page faults, for a batch of one row that then used ~1 ms of it."""
         if columns <= self.columns:
             return
         wanted = min(self.limit, max(columns, self.columns + CACHE_GROWTH))
         kept = self.keys.shape[1] if rows_in_use is None else rows_in_use
         for name in ("keys", "values"):
             old = getattr(self, name)
-            shape = (*old.shape[:3], wanted, old.shape[4])
-            new = torch.zeros(shape, dtype=old.dtype, device=old.device)  # finite: see fit
+            new = uninitialized((*old.shape[:3], wanted, old.shape[4]), old)
             new[:, :kept, :, : old.shape[3]] = old[:, :kept]
+            new[:, :kept, :, old.shape[3] :] = 0
             setattr(self, name, new)
+        self.clean_rows = min(self.clean_rows, kept)
 
-    def fit(self, columns: int) -> None:
+    def claim(self, first: int, count: int) -> None:
+        """Rows first…first+count-1 are about to be used (a prefill): zero those left unwritten
+        by a growth (rows stay contiguous, so the clean ones are always a prefix)."""
+        end = first + count
+        if end > self.clean_rows:
+            self.keys[:, self.clean_rows : end] = 0
+            self.values[:, self.clean_rows : end] = 0
+            self.clean_rows = end
+
+    def fit(self, columns: int, rows_in_use: int | None = None) -> None:
         """Give back columns past `columns` (rounded up to the growth step) when more than
         `SHRINK_SLACK` are unused: a CPU decode step reads every allocated column, so a cache
-        left wide by a long row that has gone would slow every later step."""
+        left wide by a long row that has gone would slow every later step. Only rows
+        0…rows_in_use-1 (all when None) are copied."""
         wanted = min(self.limit, -(-max(1, columns) // CACHE_GROWTH) * CACHE_GROWTH)
         if self.columns - wanted < SHRINK_SLACK:
             return
-        self.keys = self.keys[:, :, :, :wanted].clone()
-        self.values = self.values[:, :, :, :wanted].clone()
+        kept = self.keys.shape[1] if rows_in_use is None else rows_in_use
+        for name in ("keys", "values"):
+            old = getattr(self, name)
+            new = uninitialized((*old.shape[:3], wanted, old.shape[4]), old)
+            new[:, :kept] = old[:, :kept, :, :wanted]
+            setattr(self, name, new)
+        self.clean_rows = min(self.clean_rows, kept)
 
     def move_row(self, source: int, target: int) -> None:
         self.keys[:, target] = self.keys[:, source]
@@ -107,6 +128,11 @@ class KVCache:
 
     def bytes(self) -> int:
         return 2 * self.keys.numel() * self.keys.element_size()
+
+
+def uninitialized(shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
+    """Memory for a cache tensor, left as it is (the tests fill it with NaN)."""
+    return torch.empty(shape, dtype=like.dtype, device=like.device)
 
 
 class GPT2Runner:
@@ -207,6 +233,7 @@ class GPT2Runner:
         """Hidden states (T, C) of the packed prompts and the end offsets (N,) of each."""
         lengths = [len(p) for p in prompts]
         cache.ensure(max(lengths), first_row + len(prompts))  # rows past these are free
+        cache.claim(first_row, len(prompts))
         device = self.device
         ids = torch.tensor([t for p in prompts for t in p], device=device)  # (T,) packed
         positions = torch.cat([torch.arange(n, device=device) for n in lengths])

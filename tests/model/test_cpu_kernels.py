@@ -4,6 +4,7 @@ unchanged: see test_engine.py), and int8 keeps the model's quality."""
 
 from __future__ import annotations
 
+import asyncio
 import math
 
 import pytest
@@ -64,8 +65,70 @@ def test_a_cache_left_wide_by_a_long_row_shrinks_and_keeps_what_it_stores():
     cache.fit(60)  # fewer than SHRINK_SLACK columns unused: nothing moves
     assert cache.columns == 150
     cache.keys[:, 1] = 2.0
-    cache.ensure(300, rows_in_use=1)  # a growth keeps the rows in use, the others start empty
-    assert bool((cache.keys[:, 0, :, :40] == 1).all()) and not bool(cache.keys[:, 1].any())
+    cache.ensure(300, rows_in_use=1)  # a growth keeps the rows in use, the others are free
+    assert bool((cache.keys[:, 0, :, :40] == 1).all()) and not bool(cache.keys[:, 0, :, 150:].any())
+    assert cache.clean_rows == 1
+    cache.claim(1, 1)  # a row joining: zeroed before use
+    assert not bool(cache.keys[:, 1].any()) and cache.clean_rows == 2
+
+
+def _nan_filled(shape, like):
+    return torch.full(shape, float("nan"), dtype=like.dtype, device=like.device)
+
+
+def test_rows_a_growth_left_unwritten_never_reach_a_step(monkeypatch):
+    """Free rows after a growth or a shrink are left as the allocator gives them (here NaN);
+    a joining row is zeroed first, so every row a step reads is finite."""
+    monkeypatch.setattr("model.engine.gpt2.uninitialized", _nan_filled)
+    cache = KVCache(1, 4, 1, 2, limit=1024, dtype=torch.float32, device=torch.device("cpu"))
+    cache.ensure(10)  # all rows kept: all zero
+    assert cache.clean_rows == 4 and bool(torch.isfinite(cache.keys).all())
+    cache.keys[:, :2, :, :10] = 1.0
+    cache.ensure(200, rows_in_use=2)
+    assert cache.clean_rows == 2 and bool(torch.isnan(cache.keys[:, 2:]).all())
+    assert bool(torch.isfinite(cache.keys[:, :2]).all())
+    cache.claim(2, 1)
+    assert bool(torch.isfinite(cache.keys[:, :3]).all()) and cache.clean_rows == 3
+    cache.fit(10, rows_in_use=1)  # a shrink copies the rows in use only
+    assert cache.columns == 64 and cache.clean_rows == 1
+    assert bool((cache.keys[:, 0, :, :10] == 1).all()) and bool(torch.isnan(cache.keys[:, 1]).all())
+
+
+async def test_the_engine_serves_the_same_text_over_caches_it_did_not_zero(
+    model_versions, monkeypatch
+):
+    """Requests that join after the cache grew or shrank with fewer rows in use, and samples
+    copied into fresh rows, read no NaN: the text equals the text of a run on zeroed memory."""
+    greedy = SamplingParams(temperature=0, max_new_tokens=300, repetition_penalty=1.0)
+    two = SamplingParams(temperature=0.9, top_k=0, top_p=0.9, samples=2, seed=5, max_new_tokens=20)
+
+    async def texts() -> list[list[str]]:
+        engine = Engine(EngineConfig(metrics_log_interval_s=0, max_per_user=20), loader())
+        await engine.start("v1", str(model_versions["v1"]))
+        try:
+            long = engine.submit(GenerationRequest("A language model is", greedy))
+            cache = engine.residents.active.cache
+            for _ in range(500):  # until its row alone has grown the cache past 64 columns
+                if cache.columns > 64 and cache.clean_rows == 1:  # (read while it may grow)
+                    break
+                await asyncio.sleep(0.01)
+            assert cache.columns > 64 and cache.clean_rows == 1
+            late = [engine.submit(GenerationRequest(p, two)) for p in PROMPTS[:3]]
+            for _ in range(500):  # their second samples' rows are running: one more joins
+                if len(engine.residents.active.rows) == 7:
+                    break
+                await asyncio.sleep(0.001)
+            late.append(engine.submit(GenerationRequest(PROMPTS[3], two)))
+            results = [await long.result()] + [await h.result() for h in late]
+            again = await engine.submit(GenerationRequest("Data", two)).result()  # after a shrink
+        finally:
+            await engine.close()
+        return [r.texts for r in [*results, again]]
+
+    expected = await texts()
+    monkeypatch.setattr("model.engine.gpt2.uninitialized", _nan_filled)
+    assert await texts() == expected
+    assert all(all(t for t in sample) for sample in expected)
 
 
 def test_bf16_and_int8_projections_are_used_and_checked(model_versions):
