@@ -132,7 +132,6 @@ class Batch:
         # sample 0 of request i sits at row first+i; its other samples copy that cache row
         order = [(i, r, 0) for i, r in enumerate(requests)]
         order += [(i, r, s) for i, r in enumerate(requests) for s in range(1, r.samples)]
-        self.cache.claim(first, len(order))  # the rows of the other samples too (clean prefix)
         for offset, (source, request, sample) in enumerate(order):
             target = first + offset
             if sample > 0:

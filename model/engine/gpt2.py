@@ -82,49 +82,50 @@ class KVCache:
 
     def ensure(self, columns: int, rows_in_use: int | None = None) -> None:
         """Make room for `columns` positions per row, keeping what rows 0…rows_in_use-1 store
-        (all rows when None) and zeroing their new columns. Rows past them are left unwritten
-        until `claim`: zeroing a whole 32-row cache (GPT-2 124M, bf16) took 40-86 ms a growth,
-        mostly page faults, for a batch of one row that then used ~1 ms of it."""
-        if columns <= self.columns:
-            return
-        wanted = min(self.limit, max(columns, self.columns + CACHE_GROWTH))
+        (all rows when None). Rows past them are left unwritten until `claim`: zeroing a whole
+        32-row cache (GPT-2 124M, bf16) took 40-86 ms a growth, mostly page faults, for a
+        batch of one row that then used ~1 ms of it."""
+        if columns > self.columns:
+            self._resize(min(self.limit, max(columns, self.columns + CACHE_GROWTH)), rows_in_use)
+
+    def fit(self, columns: int, rows_in_use: int | None = None) -> None:
+        """Give back columns past `columns` (rounded up to the growth step) when more than
+        `SHRINK_SLACK` are unused: a CPU decode step reads every allocated column, so a cache
+        left wide by a long row that has gone would slow every later step."""
+        wanted = min(self.limit, -(-max(1, columns) // CACHE_GROWTH) * CACHE_GROWTH)
+        if self.columns - wanted >= SHRINK_SLACK:
+            self._resize(wanted, rows_in_use)
+
+    def _resize(self, columns: int, rows_in_use: int | None) -> None:
+        """A cache of `columns` columns holding what rows 0…rows_in_use-1 (all when None)
+        store, their new columns zero; the other rows unwritten."""
         kept = self.keys.shape[1] if rows_in_use is None else rows_in_use
+        shared = min(columns, self.columns)
         for name in ("keys", "values"):
             old = getattr(self, name)
-            new = uninitialized((*old.shape[:3], wanted, old.shape[4]), old)
-            new[:, :kept, :, : old.shape[3]] = old[:, :kept]
-            new[:, :kept, :, old.shape[3] :] = 0
+            new = uninitialized((*old.shape[:3], columns, old.shape[4]), old)
+            new[:, :kept, :, :shared] = old[:, :kept, :, :shared]
+            new[:, :kept, :, shared:] = 0
             setattr(self, name, new)
         self.clean_rows = min(self.clean_rows, kept)
 
     def claim(self, first: int, count: int) -> None:
         """Rows first…first+count-1 are about to be used (a prefill): zero those left unwritten
-        by a growth (rows stay contiguous, so the clean ones are always a prefix)."""
+        by a resize (rows stay contiguous, so the clean ones are always a prefix)."""
         end = first + count
         if end > self.clean_rows:
             self.keys[:, self.clean_rows : end] = 0
             self.values[:, self.clean_rows : end] = 0
             self.clean_rows = end
 
-    def fit(self, columns: int, rows_in_use: int | None = None) -> None:
-        """Give back columns past `columns` (rounded up to the growth step) when more than
-        `SHRINK_SLACK` are unused: a CPU decode step reads every allocated column, so a cache
-        left wide by a long row that has gone would slow every later step. Only rows
-        0…rows_in_use-1 (all when None) are copied."""
-        wanted = min(self.limit, -(-max(1, columns) // CACHE_GROWTH) * CACHE_GROWTH)
-        if self.columns - wanted < SHRINK_SLACK:
-            return
-        kept = self.keys.shape[1] if rows_in_use is None else rows_in_use
-        for name in ("keys", "values"):
-            old = getattr(self, name)
-            new = uninitialized((*old.shape[:3], wanted, old.shape[4]), old)
-            new[:, :kept] = old[:, :kept, :, :wanted]
-            setattr(self, name, new)
-        self.clean_rows = min(self.clean_rows, kept)
-
     def move_row(self, source: int, target: int) -> None:
+        """Copy a row over another (a leaving row replaced by the last one, or a request's
+        second sample copied from its first): a clean row copied just past the clean prefix
+        extends it."""
         self.keys[:, target] = self.keys[:, source]
         self.values[:, target] = self.values[:, source]
+        if target == self.clean_rows and source < self.clean_rows:
+            self.clean_rows += 1
 
     def bytes(self) -> int:
         return 2 * self.keys.numel() * self.keys.element_size()

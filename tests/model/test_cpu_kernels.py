@@ -94,6 +94,21 @@ def test_rows_a_growth_left_unwritten_never_reach_a_step(monkeypatch):
     assert bool((cache.keys[:, 0, :, :10] == 1).all()) and bool(torch.isnan(cache.keys[:, 1]).all())
 
 
+def test_a_sample_copied_past_a_growth_is_kept_when_the_next_row_joins():
+    """A prefill that grows the cache keeps only the rows up to its prompts; a second sample
+    copied into the next row is then in use, and the next joiner must not zero it."""
+    cache = KVCache(1, 6, 1, 2, limit=1024, dtype=torch.float32, device=torch.device("cpu"))
+    cache.ensure(10)
+    cache.keys[:, 0] = 1.0  # a running row
+    cache.ensure(100, rows_in_use=2)  # the prefill of row 1 (a long prompt) grows the cache
+    cache.claim(1, 1)
+    cache.keys[:, 1] = 2.0
+    cache.move_row(1, 2)  # its second sample
+    cache.claim(3, 1)  # the next request joins
+    assert bool((cache.keys[:, 2] == 2).all()) and bool((cache.keys[:, 0, :, :64] == 1).all())
+    assert not bool(cache.keys[:, 3].any())
+
+
 async def test_the_engine_serves_the_same_text_over_caches_it_did_not_zero(
     model_versions, monkeypatch
 ):
