@@ -8,6 +8,7 @@ else shares the batch.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -114,15 +115,31 @@ def sample_next(
     if greedy:
         index = torch.tensor(greedy, device=logits.device)
         tokens[index] = logits[index].argmax(dim=-1)
-    # rows without any filter skip sorting; rows with top-k share one topk of the largest k
+    # rows without any filter draw over the vocabulary; rows with top-k share one topk of the
+    # largest k; rows with top-p alone find their nucleus without a sort
     top_k, top_p = params.top_k.tolist(), params.top_p.tolist()
-    unfiltered = [i for i in sampling if top_k[i] == 0 and top_p[i] >= 1.0]
-    limited = [i for i in sampling if top_k[i] > 0]
-    nucleus = [i for i in sampling if top_k[i] == 0 and top_p[i] < 1.0]
-    for group in (unfiltered, limited, nucleus):
-        if group:
-            _draw_group(logits, params, generators, group, tokens, sort=group is not unfiltered)
+    groups: list[tuple[list[int], Candidates]] = [
+        ([i for i in sampling if top_k[i] == 0 and top_p[i] >= 1.0], _every_token),
+        ([i for i in sampling if top_k[i] > 0], _filtered_candidates),
+        ([i for i in sampling if top_k[i] == 0 and top_p[i] < 1.0], _nucleus_candidates),
+    ]
+    for rows, candidates in groups:
+        if rows:
+            _draw_group(logits, params, generators, rows, tokens, candidates)
     return tokens
+
+
+# sorted candidate probabilities and their ids (S, K), or probabilities over the whole
+# vocabulary in id order (S, V) and None
+Candidates = Callable[[torch.Tensor, RowParams], tuple[torch.Tensor, torch.Tensor | None]]
+
+
+def _every_token(logits: torch.Tensor, params: RowParams) -> tuple[torch.Tensor, None]:
+    return torch.softmax(logits / params.temperature[:, None], dim=-1), None
+
+
+def _nucleus_candidates(logits: torch.Tensor, params: RowParams) -> tuple[torch.Tensor, None]:
+    return nucleus(_every_token(logits, params)[0], params.top_p), None
 
 
 def _draw_group(
@@ -131,7 +148,7 @@ def _draw_group(
     generators: list[torch.Generator | None],
     rows: list[int],
     tokens: torch.Tensor,
-    sort: bool,
+    candidates: Candidates,
 ) -> None:
     """Draw the next token of `rows` (in place into `tokens`), each from its own generator."""
     index = torch.tensor(rows, device=logits.device)
@@ -141,21 +158,12 @@ def _draw_group(
         top_p=params.top_p[index],
         penalty=params.penalty[index],
     )
-    if sort and bool((subset.top_k > 0).any()):  # top-k rows: a topk of the largest k
-        probs, ids = _filtered_candidates(logits[index], subset)  # (S, K)
-    elif sort:  # top-p alone: no sort of the whole vocabulary (see `nucleus`)
-        probs = nucleus(
-            torch.softmax(logits[index] / subset.temperature[:, None], -1), subset.top_p
-        )
-        ids = torch.arange(probs.shape[-1], device=logits.device).expand_as(probs)
-    else:
-        probs = torch.softmax(logits[index] / subset.temperature[:, None], dim=-1)  # (S, V)
-        ids = torch.arange(probs.shape[-1], device=logits.device).expand_as(probs)
+    probs, ids = candidates(logits[index], subset)
     draws = torch.stack([torch.rand((), generator=generators[i]) for i in rows])
     cdf = probs.cumsum(dim=-1)
     targets = (draws.to(cdf.device) * cdf[:, -1])[:, None]  # (S, 1)
     choice = torch.searchsorted(cdf, targets, right=True).clamp(max=probs.shape[-1] - 1)
-    tokens[index] = ids.gather(1, choice)[:, 0]
+    tokens[index] = choice[:, 0] if ids is None else ids.gather(1, choice)[:, 0]
 
 
 def row_generator(seed: int) -> torch.Generator:
