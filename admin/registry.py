@@ -21,6 +21,7 @@ from admin.base import PromotionRefused
 from model.backends.base import Backend, BackendError
 from model.config import ModelConfig
 from model.split import digest, trained_digests
+from model.threads import to_own_thread
 from model.versions import hub_reachable, read_metadata, validate_version_name, version_dir
 from storage import AuditRepository, Database, ModelVersionRecord, ModelVersionRepository
 
@@ -94,7 +95,6 @@ class Registry:
             cand, act = float(metrics["eval_loss"]), float(metrics["baseline_eval_loss"])
         else:
             from model.evaluate import compare_on_heldout  # torch-heavy
-            from model.threads import to_own_thread
 
             # only texts neither version trained on (a version's held-out split already
             # leaves out what its parent saw; the active one may not be its parent)

@@ -29,6 +29,7 @@ from bot.mydata import MyData
 from bot.settings import Settings
 from model.backends.base import Backend
 from model.backends.idle import IdleBackend
+from model.threads import to_own_thread
 from storage import Database, ModelVersionRepository, upgrade
 
 if TYPE_CHECKING:
@@ -129,7 +130,6 @@ async def _backend(
         return IdleBackend()
     _quiet_libraries()
     from model.bootstrap import BootstrapConfig  # torch-heavy: only when a model is prepared
-    from model.threads import to_own_thread
 
     versions = ModelVersionRepository(db)
     # its own thread: building the bootstrap model there leaves no OpenMP pool behind to slow

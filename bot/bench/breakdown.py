@@ -8,17 +8,17 @@ from Python), and sampling (`sample_next`, the single-stream scenario's paramete
 the bytes a step must read (the weights, once, and the cached keys and values) and the time
 that takes at the read bandwidth measured in the same run: no kernel can beat it, so it bounds
 tokens/s for one stream at `1000 / floor_ms`. Each time is the fastest of `TRIES` after a
-warm-up, as in `ceiling.py`: on a shared machine a slower one says nothing about the kernels.
+warm-up (`ceiling.fastest_s`).
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
 import torch
 
+from bot.bench.ceiling import fastest_s, weight_elements
 from model.engine.gpt2 import GPT2Runner
 from model.engine.sampling import RowParams, row_generator, sample_next
 from model.versions import LoadedModel
@@ -30,13 +30,7 @@ BANDWIDTH_MB = 512  # read by the bandwidth probe: far beyond any CPU's last-lev
 
 
 def fastest_ms(run: Callable[[], Any], tries: int = TRIES) -> float:
-    run()
-    best = float("inf")
-    for _ in range(tries):
-        began = time.perf_counter()
-        run()
-        best = min(best, time.perf_counter() - began)
-    return best * 1e3
+    return fastest_s(run, tries) * 1e3
 
 
 def read_bandwidth_gb_s() -> float:
@@ -46,9 +40,7 @@ def read_bandwidth_gb_s() -> float:
 
 
 def _weight_bytes(runner: GPT2Runner, int8: bool) -> int:
-    width, vocab, layers = runner.width, runner.vocab, runner.layers
-    elements = layers * 12 * width * width + vocab * width
-    return elements * (1 if int8 else runner.dtype.itemsize)
+    return weight_elements(runner.model.config) * (1 if int8 else runner.dtype.itemsize)
 
 
 @torch.inference_mode()

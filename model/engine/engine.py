@@ -45,8 +45,8 @@ from model.engine.admission import Admission
 from model.engine.batch import Batch
 from model.engine.config import EngineConfig
 from model.engine.metrics import EngineMetrics, EngineStats
-from model.engine.request import ActiveRequest, EngineHandle, settle, tokenize_for
-from model.engine.residents import Plan, Residents, by_batch, settle_heap
+from model.engine.request import ActiveRequest, EngineHandle, tokenize_for
+from model.engine.residents import Plan, Residents, by_batch, resolve_change, settle_heap
 from model.threads import to_own_thread
 from model.versions import LoadedModel
 
@@ -281,10 +281,10 @@ class Engine:
             except Exception as error:  # the worker serves on; the caller hears why
                 log.exception("a swap, load or unload failed")
                 failed = BackendError(f"The model change failed: {error}")
-                loop.call_soon_threadsafe(settle, future, failed)
+                loop.call_soon_threadsafe(resolve_change, future, failed)
                 continue
             self.metrics.model_version = self.residents.active.loaded.version  # before it returns
-            loop.call_soon_threadsafe(settle, future, None)
+            loop.call_soon_threadsafe(resolve_change, future, None)
         self._changes.clear()
 
     def _drop_dead(self, now: float) -> None:
@@ -388,7 +388,7 @@ class Engine:
         for batch in self.residents.batches():
             batch.fail_all(error)
         for _, loop, future in changes:  # a swap, load or unload that was still to come
-            loop.call_soon_threadsafe(settle, future, error)
+            loop.call_soon_threadsafe(resolve_change, future, error)
 
 
 def _timeout_message(limit_s: float) -> str:

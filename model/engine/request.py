@@ -136,13 +136,3 @@ def tokenize_prompt(active: ActiveRequest, loaded: LoadedModel) -> None:
     active.texts = [""] * active.samples
     active.counts = [0] * active.samples
     active.reasons = [""] * active.samples
-
-
-def settle(future: asyncio.Future[None], error: BackendError | None) -> None:
-    """Resolve `future` (a swap's, load's or unload's) unless its caller gave up on it."""
-    if future.done():
-        return
-    if error is None:
-        future.set_result(None)
-    else:
-        future.set_exception(error)

@@ -24,12 +24,14 @@ under the engine's lock, which is also what the asyncio side holds when it reads
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 from collections.abc import Iterable
 
 import torch
 
+from model.backends.base import BackendError
 from model.engine.batch import Batch
 from model.engine.request import ActiveRequest
 
@@ -164,3 +166,13 @@ def by_batch(plan: Plan) -> dict[Batch, list[ActiveRequest]]:
     for active, batch in plan:
         groups.setdefault(batch, []).append(active)
     return groups
+
+
+def resolve_change(future: asyncio.Future[None], error: BackendError | None) -> None:
+    """Resolve the future of a swap, load or unload (on its loop) unless its caller gave up."""
+    if future.done():
+        return
+    if error is None:
+        future.set_result(None)
+    else:
+        future.set_exception(error)
