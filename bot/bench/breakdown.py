@@ -2,10 +2,11 @@
 
 For the engine's own runner (model/engine/gpt2.py) on a cache of `COLUMNS` positions, per row
 count: the whole step, its projections alone (the blocks' 48 and the output layer, in order,
-with the step's kernels), its attention alone (12 layers over the cache), the rest by
-difference (layer norms, residual adds, cache writes, embeddings, and the dispatch of ~250 ops
-from Python), and sampling (`sample_next`, the single-stream scenario's parameters). Beside them
-the bytes a step must read (the weights, once, and the cached keys and values) and the time
+with the step's kernels), its attention alone (12 layers over the cache with the step's cache
+writes, `GPT2Runner.step_attention`: gpt2bot's kernel or torch's), the rest by difference
+(layer norms, residual adds, embeddings, and the dispatch of ~200 ops from Python), and
+sampling (`sample_next`, the single-stream scenario's parameters). Beside them the bytes a
+step must read (the weights, once, and the cached keys and values) and the time
 that takes at the read bandwidth measured in the same run: no kernel can beat it, so it bounds
 tokens/s for one stream at `1000 / floor_ms`. Each time is the fastest of `TRIES` after a
 warm-up (`ceiling.fastest_s`).
@@ -61,14 +62,12 @@ def _rows(runner: GPT2Runner, rows: int, int8: bool, gb_s: float) -> dict[str, A
         runner._head(narrow)
 
     heads, dim = runner.heads, runner.head_dim
-    query = torch.randn(rows, heads, dim, generator=generator).to(runner.dtype)
-    visible = torch.ones(rows, cache.columns, dtype=torch.bool)
-    mask = runner._decode_mask(visible, heads, runner.dtype)
+    qkv = torch.randn(rows, 3, heads, dim, generator=generator).to(runner.dtype)
+    attend = runner.step_attention(positions, cache.columns)
 
     def attention() -> None:
         for layer in range(runner.layers):
-            keys, values = cache.keys[layer, part], cache.values[layer, part]
-            runner._decode_attention(query, keys, values, mask, runner.scale)
+            attend(qkv, cache.keys[layer, part], cache.values[layer, part])
 
     logits = torch.randn(rows, runner.vocab, generator=generator)
     params = RowParams(
@@ -89,6 +88,7 @@ def _rows(runner: GPT2Runner, rows: int, int8: bool, gb_s: float) -> dict[str, A
         "attention_ms": round(attended, 2),
         "other_ms": round(max(0.0, step - projected - attended), 2),
         "sampling_ms": round(sampling, 2),
+        "attention": "native" if runner.native_attention is not None else "torch",
         "weights_mb": round(weights / 1e6, 1),
         "kv_read_mb": round(cached / 1e6, 1),
         "bandwidth_floor_ms": round(floor, 2),

@@ -62,9 +62,10 @@ class Batch:
         prepack: bool = True,
         cuda_graphs: bool = True,
         int8: bool = False,
+        native_attention: bool = True,
     ) -> None:
         self.loaded = loaded
-        self.runner = GPT2Runner(loaded.model, prepack=prepack, int8=int8)
+        self.runner = GPT2Runner(loaded.model, prepack, int8, native_attention)
         self.max_rows = max_rows
         self.row_limit = max_rows  # lowered after an out-of-memory split
         self.cache = self.runner.new_cache(max_rows)

@@ -31,6 +31,12 @@ class EngineConfig:
     # CPU, fp32 and bf16: prepack the weights for oneDNN (fp32 engine tokens/s x1.52-2.7 on the
     # 2-core AMD EPYC, x1.13-1.18 on 2 Xeon cores; weights held twice); model/engine/linear.py
     cpu_prepack: bool = field(default=True, metadata={"env": "ENGINE_CPU_PREPACK"})
+    # CPU, fp32 and bf16: decode attention by gpt2bot's own AVX-512 kernel, compiled on first
+    # use (C++ compiler and ninja, ~6 s once, cached in TORCH_EXTENSIONS_DIR); where it cannot
+    # be built, torch's batched products (model/engine/native)
+    cpu_native_attention: bool = field(
+        default=True, metadata={"env": "ENGINE_CPU_NATIVE_ATTENTION"}
+    )
     # GPU: replay decode steps from CUDA graphs (model/engine/graphs.py); the KV cache is then
     # allocated at full length up front (GPT-2 124M, 32 rows: 1.2 GB in bf16)
     cuda_graphs: bool = field(default=True, metadata={"env": "ENGINE_CUDA_GRAPHS"})

@@ -227,6 +227,7 @@ class Engine:
             self.config.cpu_prepack,
             self.config.cuda_graphs,
             self.int8,
+            self.config.cpu_native_attention,
         )
         self.admission.throughput.seed(self.config.max_batch, batch.time_full_step)
         return batch

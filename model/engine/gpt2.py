@@ -11,6 +11,9 @@ Prefill packs the prompts end to end into one sequence without padding: the line
 all of the work) see only real tokens, and attention runs per prompt, causal within it. Padding
 the prompts of a mixed burst (8-64 tokens) to the longest would nearly double that work.
 
+On CPU, decode attention is gpt2bot's own kernel where it builds (`model/engine/native`): it
+writes the step's keys and values and reads each row's own columns only, so no mask is built.
+
 The block's projections and the output layer come from `model/engine/linear.py`: on CPU in fp32
 they are prepacked for oneDNN (much faster for the few rows of a decode step), elsewhere they
 are the model's own modules. On CUDA, the batch replays its decode steps from CUDA graphs of
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -28,11 +32,13 @@ import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from transformers import PreTrainedModel
 
-from model.engine import linear
+from model.engine import linear, native
 
-# columns added when a row outgrows the cache. A CPU decode step reads every allocated column,
-# but a growth allocates the whole cache anew (GPT-2 124M, bf16, 32 rows: 40-150 ms, mostly
-# page faults): 64 beat 16 by 4-6 % on the burst, side by side
+# one step's attention of one layer: (qkv (B, 3, H, D), keys, values (B, H, T, D)) -> (B, C)
+StepAttention = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+# columns added when a row outgrows the cache. torch's CPU decode attention reads every
+# allocated column, but a growth allocates the whole cache anew (GPT-2 124M, bf16, 32 rows:
+# 40-150 ms, mostly page faults): 64 beat 16 by 4-6 % on the burst, side by side
 CACHE_GROWTH = 64
 SHRINK_SLACK = 128  # `fit` gives columns back only past this many unused (a copy of the cache)
 
@@ -140,9 +146,17 @@ class GPT2Runner:
     """Runs prefill and decode steps of a `GPT2LMHeadModel` against a `KVCache`.
 
     `prepack`: on CPU, oneDNN-prepacked projections (fp32 or bf16); `int8`: on CPU, int8 weights
-    for the blocks' projections (model/engine/linear.py), activations in the model's dtype."""
+    for the blocks' projections (model/engine/linear.py), activations in the model's dtype;
+    `native_attention`: on CPU, fp32 and bf16, decode attention by gpt2bot's own kernel
+    (model/engine/native) where it builds, else torch's batched products (`bmm_attention`)."""
 
-    def __init__(self, model: PreTrainedModel, prepack: bool = True, int8: bool = False) -> None:
+    def __init__(
+        self,
+        model: PreTrainedModel,
+        prepack: bool = True,
+        int8: bool = False,
+        native_attention: bool = True,
+    ) -> None:
         config = model.config
         if config.model_type != "gpt2":
             raise UnsupportedModel(f"the engine serves GPT-2 models, not {config.model_type!r}")
@@ -173,6 +187,9 @@ class GPT2Runner:
         )
         self._decode_attention = bmm_attention if on_cpu else sdpa_attention
         self._decode_mask = additive_mask if on_cpu else boolean_mask
+        native_dtype = self.dtype in (torch.float32, torch.bfloat16)
+        use_native = native_attention and on_cpu and native_dtype
+        self.native_attention = native.decode_attention() if use_native else None
 
     def new_cache(self, rows: int) -> KVCache:
         """An empty cache of `rows` rows shaped for this model (its caller owns it)."""
@@ -208,8 +225,8 @@ class GPT2Runner:
     ) -> torch.Tensor:
         """One token per row: `tokens` (B,) at `positions` (B,) for cache `rows`; logits (B, V)."""
         columns = int(positions.max()) + 1
-        if self.device.type == "cpu":  # every allocated column: see `bmm_attention`
-            cache.ensure(columns)
+        if self.device.type == "cpu" and self.native_attention is None:
+            cache.ensure(columns)  # every allocated column: see `bmm_attention`
             columns = cache.columns
         with self._attention():
             return self._decode(tokens, positions, cache, rows, columns)
@@ -264,23 +281,40 @@ class GPT2Runner:
         rows: slice,
         columns: int,
     ) -> torch.Tensor:
-        count, heads, dim = tokens.shape[0], self.heads, self.head_dim
+        count = tokens.shape[0]
         cache.ensure(columns)
         x = self.body.wte(tokens) + self.body.wpe(positions)  # (B, C)
-        visible = torch.arange(columns, device=tokens.device)[None] <= positions[:, None]
-        mask = self._decode_mask(visible, heads, self.dtype)  # each row sees its own tokens
-        batch_index = torch.arange(count, device=tokens.device)
+        attend = self.step_attention(positions, columns)
         for index, (block, project) in enumerate(zip(self.body.h, self.projections, strict=True)):
-            qkv = project.qkv(block.ln_1(x)).view(count, 3, heads, dim)
-            keys, values = cache.keys[index, rows], cache.values[index, rows]  # views
-            keys[batch_index, :, positions] = qkv[:, 1]
-            values[batch_index, :, positions] = qkv[:, 2]
-            attended = self._decode_attention(
-                qkv[:, 0], keys[:, :, :columns], values[:, :, :columns], mask, self.scale
-            )  # (B, C)
+            qkv = project.qkv(block.ln_1(x)).view(count, 3, self.heads, self.head_dim)
+            attended = attend(qkv, cache.keys[index, rows], cache.values[index, rows])  # (B, C)
             x = x + project.out(attended)
             x = x + project.down(project.up(block.ln_2(x)))
         return self._logits(x)  # (B, V)
+
+    def step_attention(self, positions: torch.Tensor, columns: int) -> StepAttention:
+        """One decode step's attention for rows at `positions` (B,), reading `columns` cache
+        columns: `attend(qkv (B, 3, H, D), keys, values (B, H, T, D) views of the layer's cache
+        rows)` writes the new key and value into the cache and returns (B, C)."""
+        scale = self.scale
+        if self.native_attention is not None:
+            native_op = self.native_attention
+
+            def attend_native(qkv: torch.Tensor, keys: torch.Tensor, values: torch.Tensor) -> Any:
+                return native_op(qkv[:, 0], qkv[:, 1], qkv[:, 2], keys, values, positions, scale)
+
+            return attend_native
+        visible = torch.arange(columns, device=positions.device)[None] <= positions[:, None]
+        mask = self._decode_mask(visible, self.heads, self.dtype)  # each row sees its own tokens
+        batch_index = torch.arange(positions.shape[0], device=positions.device)
+        attention = self._decode_attention
+
+        def attend(qkv: torch.Tensor, keys: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+            keys[batch_index, :, positions] = qkv[:, 1]
+            values[batch_index, :, positions] = qkv[:, 2]
+            return attention(qkv[:, 0], keys[:, :, :columns], values[:, :, :columns], mask, scale)
+
+        return attend
 
 
 def boolean_mask(visible: torch.Tensor, heads: int, dtype: torch.dtype) -> torch.Tensor:
