@@ -32,12 +32,21 @@ COPY admin /src/admin
 RUN pip install "/src[slack,postgres]"
 
 FROM python:${PYTHON_VERSION}-slim-bookworm
+ARG VARIANT=cpu
+# The CPU image compiles gpt2bot's decode-attention kernel on its first start (a C++ compiler
+# and ninja, ~6 s; model/engine/native), cached on the models volume. Without them the engine
+# still runs, on torch's slower attention (ENGINE_CPU_NATIVE_ATTENTION in .env.example).
+RUN if [ "$VARIANT" = cpu ]; then \
+      apt-get update && apt-get install -y --no-install-recommends g++ ninja-build \
+      && rm -rf /var/lib/apt/lists/*; \
+    fi
 COPY --from=build /opt/gpt2bot /opt/gpt2bot
 # The defaults (./data, ./models, ./data/admin_token) resolve under /srv/gpt2bot: no path
 # settings needed. HEALTH_PORT serves /healthz, /readyz and /metrics for every platform.
 ENV PATH=/opt/gpt2bot/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     HF_HOME=/srv/gpt2bot/models/.cache/huggingface \
+    TORCH_EXTENSIONS_DIR=/srv/gpt2bot/models/.cache/torch_extensions \
     MPLCONFIGDIR=/tmp/matplotlib \
     HEALTH_PORT=8081 \
     HEALTH_HOST=0.0.0.0

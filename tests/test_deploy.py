@@ -36,7 +36,7 @@ INSTRUCTIONS = {
 READY_WITHIN_S = 180  # imports, migrations and loading the model, on a busy 2-core machine
 # variables the image or services set for others than gpt2bot's settings
 OTHER_VARIABLES = {"PATH", "PYTHONUNBUFFERED", "HF_HOME", "MPLCONFIGDIR", "PIP_NO_CACHE_DIR",
-                   "PIP_DISABLE_PIP_VERSION_CHECK"}  # fmt: skip
+                   "PIP_DISABLE_PIP_VERSION_CHECK", "TORCH_EXTENSIONS_DIR"}  # fmt: skip
 
 
 def settings_variables() -> set[str]:

@@ -20,6 +20,7 @@ from model.engine import linear
 
 ROWS = 32  # the decode batch of the benchmark
 CALLS = 200  # timed calls per dtype, after warm-up; the fastest counts (see `gemm_rate`)
+ITEM_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2, "int8": 1}  # a weight's bytes
 
 
 def weight_elements(config: Any) -> int:
@@ -86,5 +87,30 @@ def ceilings(
             "gemm_gflop_per_s": round(rate, 1),
             "gflop_per_token": round(per_token / 1e9, 4),
             "tokens_per_s": round(rate * 1e9 / per_token, 1),
+        }
+    return out
+
+
+def burst_bound(
+    lengths: list[int], config: Any, rates: dict[str, dict[str, Any]], read_gb_s: float
+) -> dict[str, dict[str, Any]]:
+    """Per dtype of `rates` (a `ceilings` result): the most tokens/s any engine could serve a
+    burst of requests of `lengths` new tokens at on this machine. Each decode step of k rows
+    takes the longer of multiplying k tokens at the dtype's GEMM rate and reading the weights
+    once at `read_gb_s`; prefill, attention and sampling cost nothing. Once rows finish, the
+    batch shrinks and a step reads the same weights for fewer tokens, so a burst's bound sits
+    below the ceiling, which assumes every step is full."""
+    per_token, elements = flops_per_token(config), weight_elements(config)
+    alive = [sum(length > step for length in lengths) for step in range(max(lengths))]
+    out = {}
+    for dtype, rate in rates.items():
+        read_s = elements * ITEM_BYTES[dtype] / (read_gb_s * 1e9)
+        compute_s = per_token / (rate["gemm_gflop_per_s"] * 1e9)
+        seconds = sum(max(rows * compute_s, read_s) for rows in alive)
+        bound = sum(lengths) / seconds
+        out[dtype] = {
+            "tokens_per_s": round(bound, 1),
+            "vs_ceiling": round(bound / rate["tokens_per_s"], 3),
+            "read_gb_per_s": round(read_gb_s, 1),
         }
     return out

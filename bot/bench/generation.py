@@ -5,8 +5,9 @@ On the same seeded workload (`workload.py`): the engine in each dtype it can ser
 (`scenarios.py`: burst, arrivals, short-in-busy, one stream alone, a burst of 1,000 short
 requests), the baselines (`baselines.py`: naive bot, HF static batching, `generate_batch`,
 CTranslate2 when installed), the tokens/s ceiling that a GEMM at the decode shape implies
-for each dtype (`ceiling.py`), and where a decode step's time goes against the memory
-bandwidth (`breakdown.py`, CPU). Tokens/s counts useful tokens only: what each request asked
+for each dtype (`ceiling.py`), where a decode step's time goes against the memory bandwidth
+(`breakdown.py`, CPU), and the most any engine could serve the burst at on this machine
+(`ceiling.burst_bound`, CPU). Tokens/s counts useful tokens only: what each request asked
 for, not padding or tokens past its own `max_new_tokens`. Non-streaming baselines show nothing
 before they finish, so their TTFT is their latency.
 """
@@ -21,7 +22,7 @@ import torch
 
 from bot.bench import baselines, scenarios
 from bot.bench.breakdown import step_breakdown
-from bot.bench.ceiling import ceilings
+from bot.bench.ceiling import burst_bound, ceilings
 from bot.bench.measure import dtype_name
 from bot.bench.workload import build_model, build_workload, with_dtype
 from model.backends.local import engine_dtype_name, load_dtype_name
@@ -152,6 +153,11 @@ def run_benchmark(quick: bool = False, progress: Any = None, device: str = "cpu"
         measure("CTranslate2", "ctranslate2", baselines.run_ctranslate2, fp32, workload)
     say("GEMM ceilings at the decode shape, again (the better one counts)")
     ceiling = own(ceilings, base.model.config, list(ceiling), ceiling)
+    bound = None
+    if breakdown is not None:  # what the burst's shape allows at this machine's bandwidth
+        lengths = [r.params.max_new_tokens for r in workload.requests]
+        gb_s = breakdown["read_bandwidth_gb_per_s"]
+        bound = burst_bound(lengths, base.model.config, ceiling, gb_s)
     return {
         "workload": {
             **workload.shape,
@@ -170,13 +176,17 @@ def run_benchmark(quick: bool = False, progress: Any = None, device: str = "cpu"
         "burst_1000": burst,
         "short_request": short,
         "step_breakdown": breakdown,
-        "ratios": _ratios(results, ceiling, default),
+        "burst_bound": bound,
+        "ratios": _ratios(results, ceiling, default, bound),
         "max_loop_lag_s": round(lag[0], 4),
     }
 
 
 def _ratios(
-    results: dict[str, dict[str, Any]], ceiling: dict[str, dict[str, Any]], default: str
+    results: dict[str, dict[str, Any]],
+    ceiling: dict[str, dict[str, Any]],
+    default: str,
+    bound: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, float | None]:
     engine = _rate(results, "engine")
     ratios = {
@@ -192,6 +202,7 @@ def _ratios(
         ),
         "engine_vs_ceiling": _ratio(engine, ceiling.get(default, {}).get("tokens_per_s")),
         "engine_vs_ctranslate2": _ratio(engine, _rate(results, "ctranslate2")),
+        "engine_vs_burst_bound": _ratio(engine, (bound or {}).get(default, {}).get("tokens_per_s")),
     }
     for name in ceiling:
         ratios[f"engine_{name}_vs_ceiling"] = _ratio(

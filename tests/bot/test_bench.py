@@ -75,6 +75,24 @@ def test_the_new_generation_scenarios_report_their_documented_keys() -> None:
     assert burst["goodput_tokens_per_s"] > 0 and burst["max_wait_s"] == 60
 
 
+def test_the_burst_bound_charges_a_shrinking_batch_for_reading_the_weights() -> None:
+    """A step of k rows costs max(k tokens at the GEMM rate, one read of the weights)."""
+    from types import SimpleNamespace
+
+    from bot.bench.ceiling import burst_bound
+
+    # 2,000 weights: 4,000 flops a token (1 s at 4e-6 GFLOP/s) and 8 kB in fp32 (2 s at 4e-6 GB/s)
+    config = SimpleNamespace(n_layer=1, n_embd=10, vocab_size=80)
+    rates = {"fp32": {"gemm_gflop_per_s": 4e-6, "tokens_per_s": 1.0}}
+    full = burst_bound([3, 3, 3], config, rates, read_gb_s=4e-6)["fp32"]
+    assert full["tokens_per_s"] == 1.0 and full["vs_ceiling"] == 1.0  # 3 steps of 3 s, 9 tokens
+    # steps of 2, 1, 1, 1 rows: 2 s each (the read is the longer), 5 tokens in 8 s
+    tail = burst_bound([4, 1], config, rates, read_gb_s=4e-6)["fp32"]
+    assert tail["tokens_per_s"] == 0.6 and tail["vs_ceiling"] == 0.625
+    int8 = {"int8": {"gemm_gflop_per_s": 4e-6, "tokens_per_s": 1.0}}  # a byte a weight: 0.5 s
+    assert burst_bound([4, 1], config, int8, read_gb_s=4e-6)["int8"]["vs_ceiling"] == 1.0
+
+
 def test_the_step_breakdown_counts_the_bytes_a_step_reads_against_the_bandwidth() -> None:
     import torch
 

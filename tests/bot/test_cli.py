@@ -157,3 +157,8 @@ def test_generation_benchmark_quick_run_prints_the_documented_json(install):
     assert short["idle_latency_s"] > 0 and short["busy_latency_s"] > 0
     assert 0 <= short["long_requests_finished_before"] <= report["workload"]["requests"]
     assert report["max_loop_lag_s"] >= 0
+    # on CPU, what the burst's shape allows any engine at this machine's bandwidth
+    assert set(report["burst_bound"]) == set(report["ceiling"])
+    for bound in report["burst_bound"].values():
+        assert 0 < bound["vs_ceiling"] <= 1 and bound["tokens_per_s"] > 0
+    assert report["ratios"]["engine_vs_burst_bound"] > 0
