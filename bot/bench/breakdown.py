@@ -4,7 +4,7 @@ For the engine's own runner (model/engine/gpt2.py) on a cache of `COLUMNS` posit
 count: the whole step, its projections alone (the blocks' 48 and the output layer, in order,
 with the step's kernels), its attention alone (12 layers over the cache with the step's cache
 writes, `GPT2Runner.step_attention`: gpt2bot's kernel or torch's), the rest by difference
-(layer norms, residual adds, embeddings, and the dispatch of ~200 ops from Python), and
+(layer norms, residual adds, embeddings, and the dispatch of its ops from Python), and
 sampling (`sample_next`, the single-stream scenario's parameters). Beside them the bytes a
 step must read (the weights, once, and the cached keys and values) and the time
 that takes at the read bandwidth measured in the same run: no kernel can beat it, so it bounds

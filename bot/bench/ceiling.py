@@ -20,7 +20,7 @@ from model.engine import linear
 
 ROWS = 32  # the decode batch of the benchmark
 CALLS = 200  # timed calls per dtype, after warm-up; the fastest counts (see `gemm_rate`)
-ITEM_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2, "int8": 1}  # a weight's bytes
+ITEM_BYTES = {"fp32": 4, "bf16": 2, "int8": 1}  # a weight's bytes, per dtype of CEILING_DTYPES
 
 
 def weight_elements(config: Any) -> int:

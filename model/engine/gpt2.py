@@ -300,7 +300,9 @@ class GPT2Runner:
         if self.native_attention is not None:
             native_op = self.native_attention
 
-            def attend_native(qkv: torch.Tensor, keys: torch.Tensor, values: torch.Tensor) -> Any:
+            def attend_native(
+                qkv: torch.Tensor, keys: torch.Tensor, values: torch.Tensor
+            ) -> torch.Tensor:
                 return native_op(qkv[:, 0], qkv[:, 1], qkv[:, 2], keys, values, positions, scale)
 
             return attend_native
