@@ -245,9 +245,13 @@ class ChatService:
         return len(handles)
 
     async def rules_for(self, origin: Origin) -> ServerSettingsRecord:
-        """The settings of the server a request came from (defaults outside servers)."""
+        """The settings of the server a request came from (defaults outside servers); read
+        lately ones without a trip to the database, as every request needs them."""
         if origin.guild_id is None:
             return ServerSettingsRecord(origin.platform, "")
+        recent = self._servers.recent(origin.platform, origin.guild_id)
+        if recent is not None:
+            return recent
         return await self._db.run(self._servers.get, origin.platform, origin.guild_id)
 
     async def _admit(self, origin: Origin) -> ServerSettingsRecord:

@@ -2,8 +2,10 @@
 
 `StreamGate` holds back the newest `window` characters of a sample and shows text only once the
 moderator has passed everything up to and including that window, so a word being spelled out
-is never published half-way. The final text is checked whole before the rest is shown; a
-flagged sample shows nothing more, and its stored record is marked withheld.
+is never published half-way. While streaming it checks only what is new, from a window before
+what it showed (a term across the edge is still seen), so a long output costs one pass, not one
+pass per window. The final text is checked whole before the rest is shown; a flagged sample
+shows nothing more, and its stored record is marked withheld.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ class StreamGate:
         self.text += piece
         if self.verdict is not None or len(self.text) - self.shown < 2 * self._window:
             return ""  # check in steps of about a window: not on every token
-        verdict = await self._check(self.text)
+        verdict = await self._check(self.text[max(0, self.shown - self._window) :])
         if verdict.flagged:
             self.verdict = verdict
             return ""

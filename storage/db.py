@@ -8,7 +8,9 @@ event loop never blocks on I/O.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+import threading
+import time
+from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +22,9 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 5000  # writers wait this long for a lock instead of failing at once
+# how long a process trusts a hot record it read (a server's settings, read by every request)
+# before reading it again: another process's change is followed within this
+RECENT_READS_TTL_S = 5.0
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -66,6 +71,41 @@ def create_db_engine(url: str) -> Engine:
     return engine
 
 
+class RecentReads:
+    """Records this process read lately, each trusted for `ttl_s`, and forgotten at once when
+    this process writes them. Thread-safe and non-blocking, so the event loop may look here
+    before it sends a read to a thread."""
+
+    def __init__(self, ttl_s: float = RECENT_READS_TTL_S) -> None:
+        self.ttl_s = ttl_s
+        self._lock = threading.Lock()
+        self._records: dict[Hashable, tuple[float, Any]] = {}  # key -> (read at, record)
+        self._writes = 0  # a read that started before a write may not store what it read
+
+    def get(self, key: Hashable) -> Any | None:
+        with self._lock:
+            entry = self._records.get(key)
+        if entry is None or time.monotonic() - entry[0] > self.ttl_s:
+            return None
+        return entry[1]
+
+    def writes(self) -> int:
+        """A token to take before reading from the database and give to `put`."""
+        with self._lock:
+            return self._writes
+
+    def put(self, key: Hashable, record: Any, writes: int) -> None:
+        """Remember `record`, read after `writes()` returned `writes`, unless a write since."""
+        with self._lock:
+            if self._writes == writes:
+                self._records[key] = (time.monotonic(), record)
+
+    def forget(self, key: Hashable) -> None:
+        with self._lock:
+            self._writes += 1
+            self._records.pop(key, None)
+
+
 class Database:
     """Owns the engine and hands out sessions; `run` calls blocking code off the event loop."""
 
@@ -73,6 +113,7 @@ class Database:
         self.url = url
         self.engine = create_db_engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self.recent = RecentReads()
 
     @contextmanager
     def session(self) -> Iterator[Session]:

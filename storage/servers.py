@@ -67,9 +67,20 @@ class ServerSettingsRepository:
 
     def get(self, platform: str, server_id: str) -> ServerSettingsRecord:
         """The server's settings, or the defaults when it never changed any."""
+        writes = self._db.recent.writes()
         with self._db.session() as session:
             row = self._row(session, platform, server_id)
-            return ServerSettingsRecord(platform, server_id) if row is None else _record(row)
+            record = ServerSettingsRecord(platform, server_id) if row is None else _record(row)
+        self._db.recent.put(("server settings", platform, server_id), record, writes)
+        return record
+
+    def recent(self, platform: str, server_id: str) -> ServerSettingsRecord | None:
+        """The settings `get` read lately in this process (`RecentReads`), without blocking;
+        None when they must be read again."""
+        found: ServerSettingsRecord | None = self._db.recent.get(
+            ("server settings", platform, server_id)
+        )
+        return found
 
     def update(
         self, platform: str, server_id: str, updated_by: str, **changes: Any
@@ -93,7 +104,9 @@ class ServerSettingsRepository:
                 setattr(row, name, list(value) if isinstance(value, tuple) else value)
             row.updated_by, row.updated_at = updated_by, utcnow()
             session.flush()
-            return _record(row)
+            record = _record(row)
+        self._db.recent.forget(("server settings", platform, server_id))
+        return record
 
     def known(self, limit: int = 200) -> list[ServerSettingsRecord]:
         """Every server with settings or generations, with its settings (for the dashboard)."""

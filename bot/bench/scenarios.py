@@ -1,7 +1,8 @@
 """The engine's scenarios of `gpt2bot bench generation`: the burst (all requests at once),
 arrivals (a Poisson process), a short request in a busy engine, one request streaming alone
 (`single_stream`), and a burst of 1,000 short requests under admission by expected wait
-(`burst_1000`). Each builds its own `Engine` on an already loaded model.
+(`burst_1000`, screened by the default moderator as the chat screens it). Each builds its own
+`Engine` on an already loaded model.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import time
 from dataclasses import replace
 from typing import Any
 
+from admin.moderation import ModerationConfig, Moderator
+from admin.moderation.default import DefaultModerator
 from bot.bench.measure import PeakRss, dtype_name, summarize
 from bot.bench.workload import BenchRequest, Workload
 from model.backends.base import Busy, GenerationRequest, GenerationResult, SamplingParams
@@ -185,35 +188,53 @@ def burst_requests(loaded: LoadedModel, workload: Workload, quick: bool) -> list
 
 
 async def _burst(
-    loaded: LoadedModel, requests: list[BenchRequest], config: EngineConfig, int8: bool
-) -> tuple[list[GenerationResult | Busy], float]:
+    loaded: LoadedModel,
+    requests: list[BenchRequest],
+    config: EngineConfig,
+    int8: bool,
+    moderator: Moderator,
+) -> tuple[list[GenerationResult | Busy], float, float]:
+    """Every member at once, each screened as the chat screens it (the prompt before it is
+    queued, the output when it is done); returns the outcomes, the seconds and the event
+    loop's longest stall."""
     engine = Engine(config, lambda _v, _p: loaded, int8=int8)
     await engine.start(loaded.version, loaded.path)
-    outcomes: list[GenerationResult | Busy] = []
+    lag, stop = [0.0], asyncio.Event()
+    ticker = asyncio.create_task(_ticker(lag, stop))
+
+    async def member(index: int, request: BenchRequest) -> GenerationResult | Busy:
+        await moderator.check(request.prompt)
+        asked = GenerationRequest(request.prompt, request.params, user=f"member{index}")
+        try:
+            handle = engine.submit(asked)
+        except Busy as busy:
+            return busy
+        result = await handle.result()
+        await asyncio.gather(*(moderator.check(text) for text in result.texts))
+        return result
+
     started = time.perf_counter()
     try:
-        handles = []
-        for index, request in enumerate(requests):  # all at once, as 1,000 members would
-            member = GenerationRequest(request.prompt, request.params, user=f"member{index}")
-            try:
-                handles.append(engine.submit(member))
-            except Busy as busy:
-                outcomes.append(busy)
-        outcomes += [await h.result() for h in handles]
+        outcomes = await asyncio.gather(*(member(i, r) for i, r in enumerate(requests)))
         elapsed = time.perf_counter() - started
     finally:
+        stop.set()
+        await ticker
         await engine.close()
-    return outcomes, elapsed
+    return list(outcomes), elapsed, lag[0]
 
 
 def run_burst_1000(
     loaded: LoadedModel, workload: Workload, quick: bool, int8: bool = False
 ) -> dict[str, Any]:
     """1,000 members send a short request at once; the engine queues what it expects to start
-    within `ENGINE_MAX_WAIT_S` (default settings otherwise) and refuses the rest."""
+    within `ENGINE_MAX_WAIT_S` (default settings otherwise) and refuses the rest. Prompts and
+    outputs pass the default moderator, as in the chat; `loop_max_stall_ms` is the event
+    loop's longest stall meanwhile (Discord wants each member acknowledged within 3 s)."""
     config = EngineConfig(metrics_log_interval_s=0)  # the defaults a bot runs with
     requests = burst_requests(loaded, workload, quick)
-    outcomes, elapsed = asyncio.run(_burst(loaded, requests, config, int8))
+    moderator = DefaultModerator(ModerationConfig())
+    outcomes, elapsed, stall = asyncio.run(_burst(loaded, requests, config, int8, moderator))
     done = [o for o in outcomes if isinstance(o, GenerationResult)]
     refused = [o for o in outcomes if isinstance(o, Busy)]
     waits = [r.ttft_s for r in done]
@@ -234,5 +255,6 @@ def run_burst_1000(
         "p95_ttft_s": round(percentile(waits, 0.95), 3),
         "p95_latency_s": round(percentile([r.latency_s for r in done], 0.95), 3),
         "max_retry_after_s": max((b.retry_after_s for b in refused), default=None),
+        "loop_max_stall_ms": round(stall * 1000, 1),
         "dtype": label(loaded, int8),
     }

@@ -73,6 +73,7 @@ def test_the_new_generation_scenarios_report_their_documented_keys() -> None:
     assert burst["requests"] == 100 and burst["generated"] + burst["refused"] == 100
     assert burst["generated_share"] == 1.0  # 400 tokens of work: far within 60 s
     assert burst["goodput_tokens_per_s"] > 0 and burst["max_wait_s"] == 60
+    assert isinstance(burst["loop_max_stall_ms"], float)  # the documented key
 
 
 def test_the_burst_bound_charges_a_shrinking_batch_for_reading_the_weights() -> None:

@@ -9,7 +9,7 @@ from admin.moderation import FakeModerator
 from bot.chat import ChatConfig, ChatService, Finished, Origin
 from bot.metrics import Metrics
 from bot.params import InvalidRequest
-from bot.screening import WITHHELD_TEXT, PromptRefused
+from bot.screening import WITHHELD_TEXT, PromptRefused, StreamGate
 from model.backends.base import Chunk
 from model.backends.fake import ScriptedBackend
 from storage import CuratedSampleRepository, ServerSettingsRepository
@@ -55,7 +55,12 @@ async def test_a_flagged_output_streams_nothing_unchecked_and_is_withheld(db) ->
     stored = await chat.get(record.id)
     assert "badword" in stored.output and stored.flagged == "contains a blocked term"
     # every published piece had been passed by the moderator, with the window after it
-    assert any(text.startswith(shown) and len(text) >= len(shown) + 8 for text in moderator.checked)
+    covered: set[int] = set()
+    assert moderator.checked[0] == "Tell me"
+    for text in moderator.checked[1:]:
+        start = stored.output.index(text)
+        covered.update(range(start, start + len(text)))
+    assert set(range(len(shown) + 8)) <= covered
     # members never see it again, and it cannot be continued or curated
     assert (await chat.history(ALICE))[0].output == WITHHELD_TEXT
     with pytest.raises(InvalidRequest, match="withheld"):
@@ -92,3 +97,21 @@ async def test_moderation_actions_are_counted_for_prometheus(db) -> None:
     reason = 'reason="contains a blocked term"'
     assert f'gpt2bot_moderation_actions_total{{action="prompt_refused",{reason}}} 1.0' in text
     assert f'gpt2bot_moderation_actions_total{{action="output_withheld",{reason}}} 2.0' in text
+
+
+async def test_the_stream_gate_checks_only_what_is_new_and_sees_terms_across_the_edge() -> None:
+    moderator = FakeModerator(("badword",))
+    gate = StreamGate(moderator.check, 8)
+    text = "".join(f"clean text number {n:03d}. " for n in range(40))  # 1,000 characters
+    shown = "".join([await gate.feed(text[i : i + 10]) for i in range(0, len(text), 10)])
+    assert text.startswith(shown) and len(shown) >= len(text) - 2 * 8
+    # each check reads what is new and a window before it: one pass, not one per window
+    assert sum(len(checked) for checked in moderator.checked) < 3 * len(text)
+
+    moderator.checked.clear()
+    gate = StreamGate(moderator.check, 8)
+    pieces = ["a" * 36 + " bad", "word and more text"]  # the term straddles a checked edge
+    shown = "".join([await gate.feed(piece) for piece in pieces])
+    first, second = moderator.checked
+    assert first.endswith("bad") and len(second) < len(gate.text)  # the second: what is new
+    assert shown == "a" * 32 and gate.verdict is not None and gate.verdict.flagged

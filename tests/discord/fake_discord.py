@@ -22,6 +22,9 @@ from tests.discord import payloads as p
 from tests.discord.fake_records import Call, Interaction, Message, error, json_response
 
 API = "/api/v10"
+# Discord forgets an interaction that is not acknowledged within 3 s: the member sees "The
+# application did not respond" and a late callback gets 10062 Unknown interaction.
+ACK_DEADLINE_S = 3.0
 BOT_AUTHORIZED = ("users", "oauth2", "gateway", "applications", "channels")
 
 
@@ -43,6 +46,7 @@ class FakeDiscord:
         self.commands: dict[int | None, list[dict[str, Any]]] = {}  # guild id (None: global)
         self.attachments: dict[int, bytes] = {}
         self.identified = 0
+        self.ack_deadline_s = ACK_DEADLINE_S
         self.recommended_shards = 1  # what GET /gateway/bot tells an AutoShardedClient
         self.shards_identified: list[list[int] | None] = []  # IDENTIFY's `shard`, in order
         self.identify_payloads: list[dict[str, Any]] = []
@@ -512,6 +516,9 @@ class FakeDiscord:
             return error(404, "Unknown interaction", 10062)
         if interaction.callback_type is not None:
             return error(400, "Interaction has already been acknowledged.", 40060)
+        if call.at - interaction.created > self.ack_deadline_s:
+            interaction.late_callbacks += 1
+            return error(404, "Unknown interaction", 10062)
         if call.query.get("with_response") not in ("1", "true", "True"):
             return web.Response(status=204)
         kind = call.body["type"]

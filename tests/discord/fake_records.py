@@ -58,6 +58,7 @@ class Interaction:
     created: float
     callback_type: int | None = None
     callback_at: float | None = None
+    late_callbacks: int = 0  # callbacks refused because they came after ACK_DEADLINE_S
     original_id: int | None = None
     message_id: int | None = None  # a component interaction: the message its button is on
     followup_ids: list[int] = field(default_factory=list)

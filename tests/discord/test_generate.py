@@ -244,3 +244,20 @@ async def test_direct_messages_for_listed_admins_only(fake, start_bot):
     assert (await ephemeral_reply(fake, refused)).content == render.DM_ADMINS_ONLY
     allowed = await fake.slash("generate", {"prompt": "psst"}, member=fake.bob, in_guild=False)
     assert (await finished(fake, allowed)).content.startswith("**psst**")
+
+
+async def test_an_interaction_discord_forgot_is_one_log_line_and_no_more_calls(
+    fake, start_bot, backend, caplog
+):
+    await start_bot()
+    fake.ack_deadline_s = 0.0  # every acknowledgement now comes too late
+
+    interaction = await fake.slash("generate", {"prompt": "too late"})
+    await fake.wait_for(lambda: interaction.late_callbacks, what="the refused acknowledgement")
+    await fake.wait_for(lambda: "not acknowledged within" in caplog.text, what="the log line")
+
+    [line] = [r for r in caplog.records if "not acknowledged within" in r.getMessage()]
+    assert line.levelname == "WARNING" and line.exc_info is None
+    assert not any(r.exc_info for r in caplog.records)  # no traceback anywhere
+    assert len(fake.calls_to("POST", "/callback")) == 1  # no second try at an ephemeral note
+    assert fake.calls_to("POST", "/webhooks") == []

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import time
+
 from storage import (
     CuratedSampleRepository,
+    Database,
     GenerationRepository,
     NewGeneration,
     ServerSettingsRecord,
     ServerSettingsRepository,
 )
+from storage.db import RecentReads
 
 
 def _generation(db, guild: str, user: str = "u1") -> int:
@@ -48,3 +52,32 @@ def test_a_server_that_opts_out_keeps_its_ratings_out_of_training(db):
     ServerSettingsRepository(db).update("discord", "g-out", "mod", ratings_train=False)
     assert samples.sync_from_ratings(2, 2) == (0, 1)  # its sample leaves the dataset
     assert [s.generation_id for s in samples.active()] == [kept]
+
+
+def test_settings_read_lately_are_kept_until_this_process_writes_or_they_age(db):
+    servers, other = ServerSettingsRepository(db), ServerSettingsRepository(db)
+    assert servers.recent("discord", "g1") is None  # never read
+    servers.get("discord", "g1")
+    assert servers.recent("discord", "g1") == ServerSettingsRecord("discord", "g1")
+    other.update("discord", "g1", "mod", cooldown_s=9.0)  # this process: forgotten at once
+    assert servers.recent("discord", "g1") is None
+    assert servers.get("discord", "g1").cooldown_s == 9.0
+
+    elsewhere = Database(db.url)  # another process on the same database
+    ServerSettingsRepository(elsewhere).update("discord", "g1", "mod", cooldown_s=1.0)
+    elsewhere.dispose()
+    assert servers.recent("discord", "g1").cooldown_s == 9.0  # trusted for RECENT_READS_TTL_S
+    db.recent.ttl_s = 0.0
+    time.sleep(0.01)
+    assert servers.recent("discord", "g1") is None  # aged: read again
+    assert servers.get("discord", "g1").cooldown_s == 1.0
+
+
+def test_a_read_that_raced_a_write_is_not_kept():
+    recent = RecentReads()
+    before = recent.writes()  # a read starts ...
+    recent.forget("key")  # ... a write lands ...
+    recent.put("key", "what the read saw", before)  # ... and the read ends
+    assert recent.get("key") is None
+    recent.put("key", "read after the write", recent.writes())
+    assert recent.get("key") == "read after the write"

@@ -21,7 +21,13 @@ from admin.auth import AdminPolicy
 from bot.chat import ChatService, GenerateEvent, Origin
 from bot.params import LIMITS, MAX_PROMPT_CHARS
 from bot.platforms.discord import render
-from bot.platforms.discord.jobs import InFlight, close_stream, describe_error
+from bot.platforms.discord.jobs import (
+    InFlight,
+    close_stream,
+    describe_error,
+    expired,
+    log_expired,
+)
 from bot.platforms.discord.streaming import InteractionSurface, StreamPublisher, send_ephemeral
 
 log = logging.getLogger(__name__)
@@ -107,6 +113,9 @@ class GenerateHandler:
             return
 
         async def tell(error: Exception) -> None:
+            if expired(error):
+                log_expired(interaction, "/generate")
+                return
             await send_ephemeral(interaction, describe_error(error, "/generate"))
 
         stream = self.chat.generate_stream(origin_of(interaction), prompt, raw)
@@ -180,6 +189,9 @@ async def on_tree_error(
         message = "⚠️ This command changed; wait a minute for Discord to update it, then retry."
     else:
         cause = error.original if isinstance(error, app_commands.CommandInvokeError) else error
+        if expired(cause):
+            log_expired(interaction, f"command {interaction.command and interaction.command.name}")
+            return
         message = describe_error(
             cause, f"command {interaction.command and interaction.command.name}"
         )

@@ -8,6 +8,8 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any
 
+import discord
+
 from bot.fairuse import CoolingDown
 from bot.params import InvalidRequest
 from bot.platforms.discord import render
@@ -16,6 +18,7 @@ from model.backends.base import BackendError, Busy, Cancelled
 log = logging.getLogger(__name__)
 
 CANCEL_WAIT_S = 10.0  # after cancelling, how long stop() waits for the goodbye messages
+UNKNOWN_INTERACTION = 10062  # Discord's code for an interaction it no longer knows
 
 
 class ShuttingDown(Exception):
@@ -81,6 +84,23 @@ async def close_stream(stream: AsyncIterator[Any]) -> None:
     close = getattr(stream, "aclose", None)
     if close is not None:
         await close()
+
+
+def expired(error: BaseException) -> bool:
+    """Discord forgot the interaction: it was not acknowledged within 3 s, the member saw "The
+    application did not respond", and nothing can be sent to it any more."""
+    return isinstance(error, discord.NotFound) and error.code == UNKNOWN_INTERACTION
+
+
+def log_expired(interaction: discord.Interaction, what: str) -> None:
+    """One line for an interaction Discord forgot (no traceback: there is nothing to fix in
+    the code, and a burst would fill the log)."""
+    log.warning(
+        "%s from user %s was not acknowledged within Discord's 3 s: the member saw "
+        "'The application did not respond'",
+        what,
+        interaction.user.id,
+    )
 
 
 def describe_error(error: BaseException, what: str = "request") -> str:
