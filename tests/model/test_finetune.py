@@ -132,3 +132,23 @@ def test_bf16_training_reaches_the_heldout_loss_of_fp32(base: Path, tmp_path: Pa
 def run_before(base: Path, tmp_path: Path) -> float:
     metadata = read_metadata(tmp_path / "fp32" / "ft-1")
     return float(metadata["metrics"]["baseline_eval_loss"])
+
+
+def test_versions_are_evaluated_in_fp32_whatever_precision_they_train_in(base: Path) -> None:
+    """The gate compares held-out losses measured in fp32; a run that trains under bf16
+    autocast reports its own the same way (and samples without re-casting every weight)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from model.device import training_accelerator
+    from model.evaluate import heldout_loss
+
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    trained = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
+    plain = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
+    accelerator = training_accelerator(torch.device("cpu"), torch.bfloat16)
+    accelerator.prepare(trained, torch.optim.AdamW(trained.parameters()))
+    ids = torch.tensor([tokenizer.encode(DOMAIN[0])])
+    with torch.no_grad():  # prepared: its forward now runs under bf16 autocast
+        assert not torch.equal(trained(input_ids=ids).logits, plain(input_ids=ids).logits)
+    texts = DOMAIN[:5]
+    assert heldout_loss(trained, tokenizer, texts, 32) == heldout_loss(plain, tokenizer, texts, 32)
