@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from admin.charts import loss_curve_png, stats_chart_png
+from admin.errors import Unknown
 from storage import (
     Database,
     GenerationRepository,
@@ -35,6 +36,6 @@ class Reports:
         else:
             run = await self.db.run(self.runs.latest)
         if run is None:
-            raise LookupError("no training run yet: `retrain now` starts one")
+            raise Unknown("There is no training run yet: `retrain now` starts one.")
         title = f"run {run.id}" + (f": {run.model_version}" if run.model_version else "")
         return await asyncio.to_thread(loss_curve_png, run.loss_log, title)
