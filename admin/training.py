@@ -17,11 +17,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from admin.base import ProgressCallback
+from admin.base import AdminError, AlreadyRunning, Invalid, ProgressCallback, PromotionRefused
 from admin.charts import loss_curve_png
 from admin.config import LearningConfig
 from admin.curation import Curation, PreferenceRow, dataset_snapshot
-from admin.errors import AdminError, AlreadyRunning, Invalid, PromotionRefused
 from admin.registry import Registry
 from admin.scheduler import RetrainScheduler, parse_cron
 from admin.supervisor import (
@@ -164,9 +163,7 @@ class Training:
         samples = await self.curation.training_set(include_ratings)
         active = await self.db.run(self.registry.repository.active)
         if active is None:
-            raise Invalid(
-                "There is no active model version to fine-tune: start the bot once first."
-            )
+            raise Invalid("There is no model version to fine-tune yet: start the bot once first.")
         if self.config.train_processes > 1 and self.config.finetune.objective != "sft":
             # the KTO stage saves and reports from every process: one process only, for now
             raise Invalid(
