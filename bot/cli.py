@@ -248,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = Settings.from_env(dotenv_path=args.env_file)
     except SettingsError as error:
-        print(f"gpt2bot: setting {error}", file=sys.stderr)
+        print(f"gpt2bot: {error.kind} {error}", file=sys.stderr)
         return 2
     # `run` reports what it does as it goes; a one-shot command's output is its answer
     configure_logging(
@@ -259,8 +259,8 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(outcome, Awaitable):
             outcome = asyncio.run(outcome)  # type: ignore[arg-type]
         return int(outcome)
-    except SettingsError as error:  # a platform's own settings, read when it starts
-        print(f"gpt2bot: setting {error}", file=sys.stderr)
+    except SettingsError as error:  # a platform's own settings, and what connecting shows
+        print(f"gpt2bot: {error.kind} {error}", file=sys.stderr)
         return 2
     except AdminError as error:  # an admin use-case's refusal, written for the person
         print(f"gpt2bot: {error.sentence(HOW_TO_FORCE)}", file=sys.stderr)

@@ -15,7 +15,7 @@ from aiohttp.typedefs import Handler
 from admin.errors import AdminError
 from bot.logs import announce, logs_json
 from bot.platforms.base import RunOptions, uses_config
-from bot.platforms.health import HealthTarget, health_routes
+from bot.platforms.health import WEB_PORT_FIX, HealthTarget, cannot_listen, health_routes
 from bot.platforms.web.ab import ABApi
 from bot.platforms.web.actions import action_routes
 from bot.platforms.web.config import WebConfig
@@ -129,10 +129,8 @@ class WebPlatform:
         try:
             url = await self.start()
         except OSError as error:
-            raise ValueError(
-                f"cannot listen on {self._options.host}:{self._options.port} ({error.strerror}); "
-                "choose another with --port"
-            ) from None
+            host, port = self._options.host, self._options.port
+            raise cannot_listen("--port", host, port, error, WEB_PORT_FIX) from None
         announce(f"gpt2bot playground: {url}/   dashboard: {url}/admin   (Ctrl+C stops)", log)
         try:
             await self._stopped.wait()
