@@ -9,6 +9,7 @@ from admin.errors import Unknown
 from storage import (
     Database,
     GenerationRepository,
+    NotFound,
     TrainingRunRecord,
     TrainingRunRepository,
     VersionRatingStats,
@@ -32,7 +33,10 @@ class Reports:
     async def loss_curve(self, run_id: int | None = None) -> bytes:
         run: TrainingRunRecord | None
         if run_id:
-            run = await self.db.run(self.runs.get, run_id)
+            try:
+                run = await self.db.run(self.runs.get, run_id)
+            except NotFound:
+                raise Unknown(f"There is no training run #{run_id}.") from None
         else:
             run = await self.db.run(self.runs.latest)
         if run is None:
