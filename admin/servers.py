@@ -52,6 +52,18 @@ def _cap(value: Any, name: str) -> int | None:
     return value
 
 
+def _cooldown(value: Any) -> float | None:
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = -1.0  # refused below, with the same sentence
+    if not 0 <= seconds <= MAX_COOLDOWN_S:
+        raise Invalid(f"The cooldown must be from 0 to {MAX_COOLDOWN_S:g} seconds.")
+    return seconds
+
+
 def _defaults(values: Mapping[str, Any]) -> dict[str, Any]:
     checked: dict[str, Any] = {}
     for name, value in values.items():
@@ -89,9 +101,7 @@ def validate(changes: Mapping[str, Any]) -> dict[str, Any]:
         elif name == "admin_role_ids":
             checked[name] = _ids(value, "roles")
         elif name == "cooldown_s":
-            if value is not None and not 0 <= float(value) <= MAX_COOLDOWN_S:
-                raise Invalid(f"The cooldown must be from 0 to {MAX_COOLDOWN_S:g} seconds.")
-            checked[name] = None if value is None else float(value)
+            checked[name] = _cooldown(value)
         elif name in ("max_new_tokens_cap", "samples_cap"):
             checked[name] = _cap(value, name.removesuffix("_cap"))
         elif name == "defaults":
