@@ -39,6 +39,7 @@ from admin.base import (
     RegistryService,
 )
 from admin.config import ABConfig
+from admin.errors import no_version
 from model.backends.base import Backend, ServesSeveralVersions
 from storage import (
     ArmCounts,
@@ -157,7 +158,7 @@ class Experiments:
             )
         candidate = await self.db.run(self.versions.get, version)
         if candidate is None:
-            raise LookupError(f"there is no model version named {version!r}; see `models list`")
+            raise no_version(version)
         active = await self.db.run(self.versions.active)
         if active is None:
             raise ExperimentRefused(

@@ -4,6 +4,7 @@ settings reader in `bot/settings.py`; documented in `.env.example`)."""
 from __future__ import annotations
 
 import shlex
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +29,22 @@ def check_device(device: str) -> None:
 def check_model_dir(folder: Path) -> None:
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"{folder} is a file", "Point it at a folder (it is created if absent).")
+
+
+def check_writable(folder: Path) -> None:
+    """Where versions are saved must take new files (the bootstrap model, fine-tuned versions,
+    training checkpoints); created if absent. `ValueError(problem, fix)` otherwise. Checked
+    when a process prepares the model, not with the settings: `export` never writes there."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise ValueError(
+            f"{folder} cannot be written ({error.strerror or error})",
+            "Point it at a folder this user can write (model versions and training runs are "
+            "saved there), or fix its permissions.",
+        ) from None
 
 
 def check_deploy_hook(hook: str) -> None:
