@@ -63,9 +63,10 @@ class Batch:
         cuda_graphs: bool = True,
         int8: bool = False,
         native_attention: bool = True,
+        native_int8: bool = True,
     ) -> None:
         self.loaded = loaded
-        self.runner = GPT2Runner(loaded.model, prepack, int8, native_attention)
+        self.runner = GPT2Runner(loaded.model, prepack, int8, native_attention, native_int8)
         self.max_rows = max_rows
         self.row_limit = max_rows  # lowered after an out-of-memory split
         self.cache = self.runner.new_cache(max_rows)

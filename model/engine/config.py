@@ -37,6 +37,10 @@ class EngineConfig:
     cpu_native_attention: bool = field(
         default=True, metadata={"env": "ENGINE_CPU_NATIVE_ATTENTION"}
     )
+    # CPU, int8 weights: steps of at most NATIVE_INT8_ROWS rows (a lone member's stream) by
+    # gpt2bot's own int8 kernel, built with the attention kernel (same rules); equal to torch's
+    # int8 products bit for bit, which read the weights several times slower at one row
+    cpu_native_int8: bool = field(default=True, metadata={"env": "ENGINE_CPU_NATIVE_INT8"})
     # GPU: replay decode steps from CUDA graphs (model/engine/graphs.py); the KV cache is then
     # allocated at full length up front (GPT-2 124M, 32 rows: 1.2 GB in bf16)
     cuda_graphs: bool = field(default=True, metadata={"env": "ENGINE_CUDA_GRAPHS"})

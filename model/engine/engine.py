@@ -228,6 +228,7 @@ class Engine:
             self.config.cuda_graphs,
             self.int8,
             self.config.cpu_native_attention,
+            self.config.cpu_native_int8,
         )
         self.admission.throughput.seed(self.config.max_batch, batch.time_full_step)
         return batch

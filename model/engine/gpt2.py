@@ -148,7 +148,8 @@ class GPT2Runner:
     `prepack`: on CPU, oneDNN-prepacked projections (fp32 or bf16); `int8`: on CPU, int8 weights
     for the blocks' projections (model/engine/linear.py), activations in the model's dtype;
     `native_attention`: on CPU, fp32 and bf16, decode attention by gpt2bot's own kernel
-    (model/engine/native) where it builds, else torch's batched products (`bmm_attention`)."""
+    (model/engine/native) where it builds, else torch's batched products (`bmm_attention`);
+    `native_int8`: with int8 weights, steps of a few rows by gpt2bot's own int8 kernel."""
 
     def __init__(
         self,
@@ -156,6 +157,7 @@ class GPT2Runner:
         prepack: bool = True,
         int8: bool = False,
         native_attention: bool = True,
+        native_int8: bool = True,
     ) -> None:
         config = model.config
         if config.model_type != "gpt2":
@@ -182,8 +184,9 @@ class GPT2Runner:
         on_cpu = self.device.type == "cpu"
         int8 = int8 and on_cpu and self.dtype in (torch.float32, torch.bfloat16)
         self.weights = "int8" if int8 else "prepack" if prepack and on_cpu else "modules"
+        rows_op = native.int8_rows() if int8 and native_int8 else None
         self.projections, self._head = linear.build(
-            list(body.h), self.lm_head, tanh_gelu, self.weights, self.width
+            list(body.h), self.lm_head, tanh_gelu, self.weights, self.width, rows_op
         )
         self._decode_attention = bmm_attention if on_cpu else sdpa_attention
         self._decode_mask = additive_mask if on_cpu else boolean_mask

@@ -40,6 +40,10 @@ import torch.nn.functional as F
 log = logging.getLogger(__name__)
 
 Projection = Callable[[torch.Tensor], torch.Tensor]
+Int8Rows = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # model/engine/native
+# steps of at most this many rows go to the native int8 kernel: oneDNN's int8 products are
+# built for batches and read the weights several times slower at one row
+NATIVE_INT8_ROWS = 4
 CHECK_TOLERANCE = 1e-3  # a prepacked fp32 projection must agree with the module on a probe
 # bf16 rounds to 8 bits of mantissa; int8 weights to 1/254 of each channel's range
 LOW_PRECISION_TOLERANCE = 5e-2
@@ -83,28 +87,40 @@ class Prepacked:
 class Int8Weights:
     """`x @ W.T + b` (then tanh GELU when asked) in int8: W quantized once per output channel,
     `x` per row at each call (dynamic quantization, scale = max |x_row| / 127), the product by
-    `torch._int_mm` (int8 x int8 -> int32). Per-row scales keep a row's result independent of
-    the other rows of the batch. In and out in W's dtype (fp32 or bf16)."""
+    `torch._int_mm` (int8 x int8 -> int32), or for at most `NATIVE_INT8_ROWS` rows by `rows_op`
+    (gpt2bot's own kernel, equal bit for bit). Per-row scales keep a row's result independent
+    of the other rows of the batch. In and out in W's dtype (fp32 or bf16)."""
 
     def __init__(
-        self, weight_out_in: torch.Tensor, bias: torch.Tensor | None, gelu: bool = False
+        self,
+        weight_out_in: torch.Tensor,
+        bias: torch.Tensor | None,
+        gelu: bool = False,
+        rows_op: Int8Rows | None = None,
     ) -> None:
         with torch.no_grad():
             weight = weight_out_in.detach().float()
             scale = weight.abs().amax(dim=1).clamp(min=1e-12) / 127  # (N,)
             quantized = torch.round(weight / scale[:, None]).clamp(-127, 127).to(torch.int8)
-            self.weight = quantized.t()  # (K, N), a view of the (N, K) rows: the fast layout
+            # (K, N), a view of contiguous (N, K) rows: `_int_mm`'s fast layout (32 rows of a
+            # 3072x768 weight: 0.14 ms; (K, N) rows: 7.3 ms) and the native kernel's
+            self.weight = quantized.contiguous().t()
             dtype = weight_out_in.dtype
             self.scale = (scale / 127).to(dtype)  # folds the activations' 1/127 in
             self.bias = torch.zeros_like(self.scale) if bias is None else bias.detach().to(dtype)
         self.gelu = gelu
+        self.rows_op = rows_op
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         # abs + amax: torch.linalg.vector_norm(inf) took 76 us here for 32 rows, this 5 us
         peak = x.abs().amax(dim=-1, keepdim=True).clamp_(min=1e-12)
         # in bf16, 127 / peak may round up: the row's peak would wrap to -128 without the clamp
         quantized = (x * (127 / peak)).round_().clamp_(-127, 127).to(torch.int8)  # (M, K)
-        out = torch.addcmul(self.bias, torch._int_mm(quantized, self.weight), peak * self.scale)
+        if self.rows_op is not None and x.dim() == 2 and x.size(0) <= NATIVE_INT8_ROWS:
+            products = self.rows_op(quantized, self.weight.t())  # (N, K): W's own rows
+        else:
+            products = torch._int_mm(quantized, self.weight)
+        out = torch.addcmul(self.bias, products, peak * self.scale)
         return F.gelu(out, approximate="tanh") if self.gelu else out
 
 
@@ -118,8 +134,9 @@ def module_projections(block: Any, tanh_gelu: bool) -> BlockProjections:
     return BlockProjections(block.attn.c_attn, block.attn.c_proj, up, block.mlp.c_proj)
 
 
-def converted_projections(block: Any, tanh_gelu: bool, kind: type) -> BlockProjections:
-    """The block's projections as `kind` (`Prepacked` or `Int8Weights`), GELU fused when tanh."""
+def converted_projections(block: Any, tanh_gelu: bool, kind: Any) -> BlockProjections:
+    """The block's projections as `kind` (`Prepacked`, or `Int8Weights` with its options),
+    GELU fused when tanh."""
 
     def convert(conv: Any, gelu: bool = False) -> Projection:
         converted: Projection = kind(conv.weight.detach().t(), conv.bias, gelu)
@@ -139,18 +156,23 @@ def converted_projections(block: Any, tanh_gelu: bool, kind: type) -> BlockProje
 
 
 def build(
-    blocks: list[Any], head: Any, tanh_gelu: bool, weights: str, width: int
+    blocks: list[Any],
+    head: Any,
+    tanh_gelu: bool,
+    weights: str,
+    width: int,
+    rows_op: Int8Rows | None = None,
 ) -> tuple[list[BlockProjections], Projection]:
     """Projections for every block and the output layer as `weights` asks ("modules",
-    "prepack", "int8") when possible (checked against the modules on a probe input), else
-    the modules themselves."""
+    "prepack", "int8"; int8 with `rows_op` for a few rows) when possible (checked against the
+    modules on a probe input), else the modules themselves."""
     plain = [module_projections(b, tanh_gelu) for b in blocks]
     available = {"prepack": prepack_available(), "int8": int8_available() and prepack_available()}
     if weights == "modules" or not available.get(weights, False):
         if weights != "modules":
             log.warning("%s weights unavailable in this torch build: using the modules", weights)
         return plain, head
-    kind = Int8Weights if weights == "int8" else Prepacked
+    kind: Any = partial(Int8Weights, rows_op=rows_op) if weights == "int8" else Prepacked
     try:
         packed = [converted_projections(b, tanh_gelu, kind) for b in blocks]
         packed_head = kind(head.weight.detach(), getattr(head, "bias", None))

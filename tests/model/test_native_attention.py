@@ -103,7 +103,7 @@ def test_without_a_compiler_the_log_says_why_and_torch_attends(monkeypatch, capl
     monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX512")
     assert native.unavailable() == "no C++ compiler (no-such-compiler-gpt2bot) on PATH"
     with caplog.at_level("WARNING", logger="model.engine.native"):
-        assert native._built.__wrapped__() is None  # the decision, outside the process's cache
+        assert native._built.__wrapped__() is False  # the decision, outside the process's cache
     assert "no C++ compiler (no-such-compiler-gpt2bot)" in caplog.text
     assert "using torch's products" in caplog.text
     monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX2")
