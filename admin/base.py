@@ -10,11 +10,12 @@ fakes in `admin/fake.py` and `admin/fake_review.py`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from admin.fleet_view import FleetView
 from storage import (
     CuratedSampleRecord,
     ModelVersionRecord,
@@ -224,6 +225,13 @@ class RegistryService(Protocol):
         """Return to the previously active version (hot-swapped)."""
         ...
 
+    async def follow(self, avoid: Collection[str] = ()) -> ModelVersionRecord | None:
+        """Serve the version the database names active when this process serves another
+        (changed by another process or command): the backend's hot-swap, running requests
+        finish on the old version. Nothing is swapped for a name in `avoid` (it failed here
+        lately). The active row (None before the first); `FollowFailed` when it cannot load."""
+        ...
+
 
 class ReportService(Protocol):
     """What the ratings and training runs say, as numbers and charts."""
@@ -279,8 +287,26 @@ class ExperimentService(Protocol):
         """At start-up of a serving process: load a running experiment's candidate again."""
         ...
 
+    async def follow(self) -> str | None:
+        """Read the running experiment now and load its candidate here (or unload the one of
+        an experiment that ended); the candidate that should be resident, or None."""
+        ...
+
     async def close(self) -> None:
         """Stop background work (loading or unloading a candidate)."""
+        ...
+
+
+class FleetService(Protocol):
+    """The `gpt2bot run` processes on this database and whether they serve what it says."""
+
+    async def view(self) -> FleetView:
+        """The database's choice (active version, A/B candidate) and the live processes."""
+        ...
+
+    async def wait(self, timeout_s: float) -> FleetView:
+        """Until every live process serves the database's choice, or `timeout_s` passed:
+        the last view (its `behind` names who did not follow, and their `problem`)."""
         ...
 
 
@@ -361,6 +387,7 @@ class AdminServices:
     servers: ServerService
     experiments: ExperimentService
     reviews: ReviewService
+    fleet: FleetService
 
     async def close(self) -> None:
         await self.experiments.close()

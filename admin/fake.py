@@ -11,12 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from admin.base import AdminServices, AlreadyRunning, CurationReport, ProgressCallback
+from admin.base import (
+    AdminServices,
+    AlreadyRunning,
+    CurationReport,
+    FleetView,
+    ProgressCallback,
+)
 from admin.fake_experiments import FakeExperiments
 from admin.fake_review import FakeReviews
 from admin.servers import validate
@@ -223,6 +229,9 @@ class FakeRegistry:
             raise LookupError("there is no earlier active version to roll back to")
         return await self._activate(self.previous.pop())
 
+    async def follow(self, avoid: Collection[str] = ()) -> ModelVersionRecord | None:
+        return next((v for v in self.items if v.status == "active"), None)
+
     async def _activate(self, name: str) -> ModelVersionRecord:
         self.items = [
             replace(v, status="active" if v.name == name else "retired") for v in self.items
@@ -231,6 +240,23 @@ class FakeRegistry:
         if self.backend is not None:
             await self.backend.swap(record.name, record.path)
         return record
+
+
+@dataclass
+class FakeFleet:
+    """No other process: the view is what the fake registry and experiments say."""
+
+    calls: list[tuple[str, Any]]
+    registry: FakeRegistry
+    experiments: FakeExperiments
+
+    async def view(self) -> FleetView:
+        self.calls.append(("fleet.view", None))
+        active = next((v.name for v in self.registry.items if v.status == "active"), None)
+        return FleetView(active, await self.experiments.candidate(), (), 5.0)
+
+    async def wait(self, timeout_s: float) -> FleetView:
+        return await self.view()
 
 
 @dataclass
@@ -312,13 +338,15 @@ def fake_admin(
         ],
     )
     registry = FakeRegistry(calls, list(versions), backend)
+    experiments = FakeExperiments(calls, registry)
     return FakeAdmin(
         curation=curation,
         training=FakeTraining(calls, report_after_s=report_after_s),
         registry=registry,
         reports=FakeReports(calls, list(stats)),
         servers=FakeServers(calls),
-        experiments=FakeExperiments(calls, registry),
+        experiments=experiments,
         reviews=FakeReviews(calls, registry),
+        fleet=FakeFleet(calls, registry, experiments),
         calls=calls,
     )

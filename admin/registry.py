@@ -12,12 +12,13 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from admin.base import PromotionRefused
+from admin.follow import FollowFailed
 from model.backends.base import Backend, BackendError
 from model.config import ModelConfig
 from model.split import digest, trained_digests
@@ -84,6 +85,22 @@ class Registry:
             record = await self._switch_to(previous, actor)
         log.info("%s rolled back to %s", actor, previous.name)
         return record
+
+    async def follow(self, avoid: Collection[str] = ()) -> ModelVersionRecord | None:
+        """Serve what the database names active (another process or a shell command may have
+        changed it). Under the switch lock, so a promotion made here (swap first, then the
+        database) is never undone by a follow that read the row in between."""
+        async with self._switch:
+            active = await self.db.run(self.repository.active)
+            if active is None or active.name == self.backend.model_version or active.name in avoid:
+                return active
+            try:
+                await self.backend.swap(active.name, active.path)
+            except Exception as error:  # a missing folder, a broken one, a hook that failed
+                reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+                raise FollowFailed(active.name, reason) from error
+        log.info("following the database: model version %s now serves", active.name)
+        return active
 
     async def judge(self, candidate: ModelVersionRecord) -> GateDecision:
         """Compare `candidate` with the active version on the same held-out texts."""
