@@ -1,0 +1,140 @@
+"""Following the database: a serving process hot-swaps to what another process or a shell
+command made active, loads the running experiment's candidate, says when it cannot, and the
+fleet view shows each live process and whether it lags."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import update
+
+from admin.config import ABConfig, FleetConfig
+from admin.experiments import Experiments
+from admin.fleet import Fleet
+from admin.follow import Follower, ProcessIdentity
+from admin.registry import Registry
+from model.backends.fake import ScriptedBackend
+from model.backends.idle import IdleBackend
+from storage import Database, ModelVersionRepository, ProcessRepository
+from storage.fleet import ProcessBeat
+from storage.models import ServingProcess, utcnow
+
+FAST = FleetConfig(follow_interval_s=0.05)
+
+
+class Unloadable(ScriptedBackend):
+    """A backend on a machine whose MODEL_DIR lacks some versions' folders."""
+
+    def __init__(self, missing: set[str], **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.missing = missing
+
+    async def swap(self, version: str, path: str) -> None:
+        if version in self.missing:
+            raise OSError(f"{path} is not a folder on this machine")
+        await super().swap(version, path)
+
+
+@pytest.fixture
+def versions(db: Database) -> ModelVersionRepository:
+    repo = ModelVersionRepository(db)
+    for name in ("v1", "v2"):
+        repo.add(name, f"/models/{name}", "bootstrap")
+    repo.activate("v1")
+    return repo
+
+
+def serving(db: Database, backend: ScriptedBackend, config: FleetConfig = FAST) -> Follower:
+    """A `gpt2bot run` process's follower over `backend` (which serves v1)."""
+    registry = Registry(db, 0.02, backend)
+    experiments = Experiments(db, registry, backend, ABConfig(), serves=True)
+    return Follower(db, registry, experiments, backend, config, ProcessIdentity("web"))
+
+
+def shell(db: Database) -> tuple[Registry, Experiments]:
+    """What a one-shot `gpt2bot models|ab` command changes: the database only."""
+    backend = IdleBackend("v1")
+    registry = Registry(db, 0.02, backend)
+    return registry, Experiments(db, registry, backend, ABConfig(), serves=False)
+
+
+async def test_a_change_from_the_shell_is_served_and_the_fleet_says_so(db, versions) -> None:
+    one, two = ScriptedBackend(model_version="v1"), ScriptedBackend(model_version="v1")
+    first, second = serving(db, one), serving(db, two)
+    await first.start()
+    await second.start()
+    fleet = Fleet(db, FAST)
+    view = await fleet.view()
+    assert view.active == "v1" and len(view.processes) == 2 and not view.behind
+
+    registry, _ = shell(db)
+    await registry.use("cli", "v2", force=True)
+    view = await fleet.wait(timeout_s=5)
+    assert one.model_version == two.model_version == "v2"  # hot-swapped, not restarted
+    assert not view.behind and view.summary() == "2 live processes: all serve it."
+    await registry.rollback("cli")
+    assert not (await fleet.wait(timeout_s=5)).behind and one.model_version == "v1"
+
+    await second.close()  # a clean stop leaves the fleet at once
+    assert [p.id for p in (await fleet.view()).processes] == [first.id]
+    await first.close()
+
+
+async def test_an_experiment_and_its_end_are_followed(db, versions) -> None:
+    backend = ScriptedBackend(model_version="v1")
+    follower = serving(db, backend)
+    _, experiments = shell(db)
+    await experiments.start("cli", "v2", 0.5)
+    state = await follower.round()
+    assert state.candidate == "v2" and backend.resident_versions == ("v1", "v2")
+    assert state.matches and not (await Fleet(db, FAST).view()).behind
+    await experiments.stop("cli")
+    state = await follower.round()
+    assert state.candidate is None and backend.resident_versions == ("v1",)
+    await follower.close()
+
+
+async def test_a_version_that_cannot_load_here_is_said_once_and_the_old_one_serves(
+    db, versions, caplog
+) -> None:
+    backend = Unloadable({"v2"}, model_version="v1")
+    follower = serving(db, backend)
+    registry, _ = shell(db)
+    await registry.use("cli", "v2", force=True)
+    with caplog.at_level(logging.INFO, logger="admin.follow"):
+        for _ in range(4):
+            state = await follower.round()
+    assert backend.model_version == "v1" and not state.matches
+    assert state.problem is not None and "cannot load v2" in state.problem
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1, "logged once, not every round"
+    await asyncio.sleep(3 * FAST.follow_interval_s)  # past the lag bound (two rounds)
+    (process,) = (await Fleet(db, FAST).view()).processes
+    assert process.lagging and process.served_version == "v1" and "v2" in (process.problem or "")
+
+    backend.missing.clear()  # the folder was copied to this machine
+    follower._failed.clear()  # (its retry comes after RETRY_FAILED_S)
+    with caplog.at_level(logging.INFO, logger="admin.follow"):
+        state = await follower.round()
+    assert state.matches and backend.model_version == "v2" and state.problem is None
+    assert "serving what the database says again: v2" in caplog.text
+    await follower.close()
+
+
+def test_a_process_that_stopped_renewing_is_not_live(db) -> None:
+    processes = ProcessRepository(db)
+    beat = ProcessBeat("h:1:a", "h", 1, "web", "", "v1", None, None, 0.5)
+    processes.beat(beat)
+    processes.beat(replace(beat, id="h:2:b", pid=2))
+    assert [p.pid for p in processes.live()] == [1, 2]
+    with db.session() as session:  # process 2 was killed: its row ages
+        session.execute(
+            update(ServingProcess)
+            .where(ServingProcess.id == "h:2:b")
+            .values(last_seen=utcnow() - timedelta(seconds=60))
+        )
+    assert [p.pid for p in processes.live()] == [1]
