@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 
 from admin.config import FleetConfig
 from admin.fleet_view import FleetView, ProcessStatus
+from admin.follow import Follower
 from storage import (
     Database,
     ExperimentRecord,
@@ -53,11 +54,16 @@ class Fleet:
         self.versions = ModelVersionRepository(db)
         self.experiments = ExperimentRepository(db)
         self.processes = ProcessRepository(db)
+        # this process's follower (`App.open` sets it): a view taken right after a switch
+        # made here shows this process as it is now, not as its last round recorded it
+        self.local: Follower | None = None
 
     def _read(self) -> _Snapshot:
         return _Snapshot(self.versions.active(), self.experiments.latest(), self.processes.live())
 
     async def view(self) -> FleetView:
+        if self.local is not None and self.local.started:
+            await self.local.round_logged()
         snapshot = await self.db.run(self._read)
         experiment = snapshot.experiment
         candidate = experiment.candidate_version if experiment and experiment.running else None
@@ -70,12 +76,14 @@ class Fleet:
             lagging = differs and (now - since).total_seconds() > LAG_ROUNDS * p.interval_s
             statuses.append(_status(p, lagging))
         bound = max([p.interval_s for p in snapshot.processes], default=0.0)
-        return FleetView(active, candidate, tuple(statuses), bound or self.config.follow_interval_s)
+        bound = bound or self.config.follow_interval_s
+        return FleetView(active, candidate, tuple(statuses), bound, changed)
 
     async def wait(self, timeout_s: float) -> FleetView:
+        """Ends early when every process still behind tried since the change and failed."""
         deadline = time.monotonic() + timeout_s
         view = await self.view()
-        while view.behind and time.monotonic() < deadline:
+        while not view.settled() and time.monotonic() < deadline:
             await asyncio.sleep(WAIT_POLL_S)
             view = await self.view()
         return view

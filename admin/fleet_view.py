@@ -41,7 +41,8 @@ class FleetView:
     active: str | None  # the active version
     candidate: str | None  # the running A/B experiment's candidate (kept resident), or None
     processes: tuple[ProcessStatus, ...]
-    bound_s: float  # FOLLOW_INTERVAL_S of this process: how soon the others notice
+    bound_s: float  # FOLLOW_INTERVAL_S of the processes: how soon they notice a change
+    changed_at: datetime | None = None  # when the database's choice last changed
 
     def serves_it(self, process: ProcessStatus) -> bool:
         return (process.served_version, process.candidate_version) == (self.active, self.candidate)
@@ -51,23 +52,31 @@ class FleetView:
         """Live processes that do not serve the database's choice (yet)."""
         return tuple(p for p in self.processes if not self.serves_it(p))
 
+    def settled(self) -> bool:
+        """Every live process serves the database's choice, or tried since it changed and
+        says why it cannot (waiting longer would change nothing)."""
+        return all(self.failed(p) for p in self.behind)
+
+    def failed(self, process: ProcessStatus) -> bool:
+        """It tried since the change and said why it cannot serve it."""
+        changed = self.changed_at
+        return process.problem is not None and changed is not None and process.last_seen > changed
+
     def summary(self) -> str:
-        """How the fleet stands, in one sentence: "2 live processes: 1 serves it, 1 follows
-        within 5 s"."""
+        """How the fleet stands, in one sentence: "3 live processes: 1 serves it, 1 will
+        follow within 5 s, host:42 does not (cannot load v2: ...)"."""
         total = len(self.processes)
         if total == 0:
-            return (
-                "No `gpt2bot run` process is live on this database; each serves it when it starts."
-            )
-        behind = self.behind
+            return "No `gpt2bot run` process is live on this database: each serves it at start."
         noun = "process" if total == 1 else "processes"
+        behind = self.behind
         if not behind:
             return f"{total} live {noun}: all serve it."
-        lagging = [p for p in behind if p.lagging]
-        parts = [f"{total - len(behind)} serve it"] if len(behind) < total else []
-        if len(behind) > len(lagging):
-            parts.append(f"{len(behind) - len(lagging)} will follow within {self.bound_s:g} s")
-        parts += [f"{p.host}:{p.pid} lags ({p.problem or 'no reason given yet'})" for p in lagging]
+        stuck = [p for p in behind if self.failed(p) or p.lagging]
+        parts = [f"{total - len(behind)} serve{'s' if total - len(behind) == 1 else ''} it"]
+        if len(behind) > len(stuck):
+            parts.append(f"{len(behind) - len(stuck)} will follow within {self.bound_s:g} s")
+        parts += [f"{p.host}:{p.pid} does not ({p.problem or 'lagging'})" for p in stuck]
         return f"{total} live {noun}: " + ", ".join(parts) + "."
 
     def to_dict(self) -> dict[str, Any]:
@@ -75,6 +84,7 @@ class FleetView:
             "active": self.active,
             "candidate": self.candidate,
             "bound_s": self.bound_s,
+            "changed_at": None if self.changed_at is None else self.changed_at.isoformat(),
             "processes": [
                 {**p.to_dict(), "serves_database_choice": self.serves_it(p)} for p in self.processes
             ],

@@ -90,9 +90,13 @@ class Follower:
         self._told: str | None = None  # the problem logged last (each is logged once)
         self._task: asyncio.Task[None] | None = None
 
+    @property
+    def started(self) -> bool:
+        return self._task is not None
+
     async def start(self) -> None:
         """One round now (this process appears in the fleet at once), then one per interval."""
-        await self._round_logged()
+        await self.round_logged()
         self._task = asyncio.get_running_loop().create_task(self._rounds())
         self._task.add_done_callback(_ended)
 
@@ -111,9 +115,9 @@ class Follower:
     async def _rounds(self) -> None:
         while True:
             await asyncio.sleep(self.config.follow_interval_s)
-            await self._round_logged()
+            await self.round_logged()
 
-    async def _round_logged(self) -> None:
+    async def round_logged(self) -> None:
         try:
             await self.round()
         except Exception:  # a database hiccup: the next round tries again

@@ -101,6 +101,8 @@ class App:
                 settings.fleet,
                 process or ProcessIdentity("none"),
             )
+            if isinstance(admin.fleet, Fleet):
+                admin.fleet.local = follower  # what it shows of this process is up to date
             if process is not None and model == "serve":
                 await follower.start()
         except BaseException:
