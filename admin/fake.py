@@ -244,14 +244,13 @@ class FakeRegistry:
 
 @dataclass
 class FakeFleet:
-    """No other process: the view is what the fake registry and experiments say."""
+    """No process serves: the view is what the fake registry and experiments say (a read,
+    so not in `calls`)."""
 
-    calls: list[tuple[str, Any]]
     registry: FakeRegistry
     experiments: FakeExperiments
 
     async def view(self) -> FleetView:
-        self.calls.append(("fleet.view", None))
         active = next((v.name for v in self.registry.items if v.status == "active"), None)
         return FleetView(active, await self.experiments.candidate(), (), 5.0)
 
@@ -347,6 +346,6 @@ def fake_admin(
         servers=FakeServers(calls),
         experiments=experiments,
         reviews=FakeReviews(calls, registry),
-        fleet=FakeFleet(calls, registry, experiments),
+        fleet=FakeFleet(registry, experiments),
         calls=calls,
     )
