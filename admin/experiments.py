@@ -143,6 +143,7 @@ class Experiments:
         self._cached: ExperimentRecord | None = None
         self._checked_at = -math.inf
         self._deciding = asyncio.Lock()
+        self._loading = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
         self._failed: set[int] = set()  # experiments whose candidate could not load here
 
@@ -254,13 +255,11 @@ class Experiments:
             return await self._conclude(running, counts, decision)
 
     async def resume(self) -> None:
-        candidate = await self.follow()
-        if candidate is not None:
+        if (candidate := await self.follow()) is not None:
             log.info("an A/B experiment is running: its candidate %s is loaded", candidate)
 
     async def follow(self) -> str | None:
         """Load the running experiment's candidate here now (or unload an ended one's)."""
-        await self.settled()  # a load or unload the request path began finishes first
         before, running = self._cached, await self.db.run(self.repository.running)
         self._remember(running)
         if before is not None and (running is None or running.id != before.id):
@@ -360,14 +359,15 @@ class Experiments:
                 record.id,
             )
             return
-        version = await self.db.run(self.versions.get, record.candidate_version)
-        if version is None or version.name in multi.resident_versions:
-            return
-        try:
-            await multi.load_version(version.name, version.path)
-        except Exception:
-            self._failed.add(record.id)
-            log.exception("experiment #%d: could not load %s", record.id, version.name)
+        async with self._loading:  # the request path and the follower may both ask
+            version = await self.db.run(self.versions.get, record.candidate_version)
+            if version is None or version.name in multi.resident_versions:
+                return
+            try:
+                await multi.load_version(version.name, version.path)
+            except Exception:
+                self._failed.add(record.id)
+                log.exception("experiment #%d: could not load %s", record.id, version.name)
 
     async def _unload(self, version: str) -> None:
         multi = self._several()

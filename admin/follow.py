@@ -89,6 +89,8 @@ class Follower:
         self._failed: dict[str, float] = {}  # version -> when it last failed to load here
         self._told: str | None = None  # the problem logged last (each is logged once)
         self._task: asyncio.Task[None] | None = None
+        self._round = asyncio.Lock()  # the loop's rounds and a fleet view's, one at a time
+        self._failing: str | None = None  # the error of the last round that failed, if any
 
     @property
     def started(self) -> bool:
@@ -118,16 +120,27 @@ class Follower:
             await self.round_logged()
 
     async def round_logged(self) -> None:
+        """A round whose failure is logged (with its traceback once, while it repeats)."""
         try:
             await self.round()
-        except Exception:  # a database hiccup: the next round tries again
-            log.exception(
-                "following the database failed; trying again in %g s",
-                self.config.follow_interval_s,
-            )
+        except Exception as error:  # the database unreachable: the next round tries again
+            seen, self._failing = self._failing, f"{type(error).__name__}: {error}"
+            every = self.config.follow_interval_s
+            if seen == self._failing:
+                log.debug("following the database still fails: %s", error)
+            else:
+                log.exception("following the database failed; trying again every %g s", every)
+            return
+        if self._failing is not None:
+            log.info("following the database works again")
+            self._failing = None
 
     async def round(self) -> FollowState:
         """Follow the active version and the experiment, then record what this serves."""
+        async with self._round:
+            return await self._follow()
+
+    async def _follow(self) -> FollowState:
         active, problem = await self._follow_active()
         candidate = await self.experiments.follow()
         resident = candidate is None or candidate in self._resident()

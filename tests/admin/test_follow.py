@@ -138,3 +138,23 @@ def test_a_process_that_stopped_renewing_is_not_live(db) -> None:
             .values(last_seen=utcnow() - timedelta(seconds=60))
         )
     assert [p.pid for p in processes.live()] == [1]
+
+
+async def test_a_database_that_fails_every_round_is_logged_once(db, versions, caplog) -> None:
+    backend = ScriptedBackend(model_version="v1")
+    follower = serving(db, backend)
+    broken = follower.registry.follow
+
+    async def unreachable(avoid: object = ()) -> None:
+        raise ConnectionError("the database server went away")
+
+    follower.registry.follow = unreachable  # type: ignore[method-assign]
+    with caplog.at_level(logging.INFO, logger="admin.follow"):
+        for _ in range(3):
+            await follower.round_logged()  # a failed round never ends the loop
+        follower.registry.follow = broken  # type: ignore[method-assign]
+        await follower.round_logged()
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1 and "following the database failed" in errors[0].getMessage()
+    assert "following the database works again" in caplog.text
+    await follower.close()
