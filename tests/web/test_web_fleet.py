@@ -10,190 +10,43 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
-import socket
-import sys
-import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import aiohttp
 import pytest
-from web_helpers import ADMIN_TOKEN, parse_sse
 
-from bot.platforms.web.security import CSRF_HEADER
-from storage import Database, GenerationRepository, ModelVersionRepository, upgrade
-from tests.discord.process import save_tiny_model
-
-REPO = Path(__file__).resolve().parents[2]
-FOLLOW_INTERVAL_S = 0.3
-START_TIMEOUT_S = 120.0  # importing torch and transformers on a busy 2-core machine
-# a change is noticed within one interval and the tiny model loads in well under a second;
-# a shared, busy CI machine gets room on top
-FOLLOW_BOUND_S = 2 * FOLLOW_INTERVAL_S + 10.0
-COMMAND_TIMEOUT_S = 120.0
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class Bot:
-    """One `gpt2bot run --platform web` process and a browser session on it."""
-
-    process: asyncio.subprocess.Process
-    port: int
-    log: Path
-    session: aiohttp.ClientSession | None = None
-    csrf: str = ""
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    async def readyz(self) -> dict[str, Any]:
-        async with (
-            aiohttp.ClientSession() as client,
-            client.get(f"{self.url}/readyz") as response,
-        ):
-            return dict(await response.json())
-
-    async def browse(self) -> aiohttp.ClientSession:
-        if self.session is None:
-            self.session = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
-            async with self.session.get(f"{self.url}/api/session") as response:
-                self.csrf = (await response.json())["csrf"]
-        return self.session
-
-    async def post(self, path: str, body: dict[str, Any]) -> aiohttp.ClientResponse:
-        session = await self.browse()
-        return await session.post(f"{self.url}{path}", json=body, headers={CSRF_HEADER: self.csrf})
-
-    async def generate(self, prompt: str) -> dict[str, Any]:
-        response = await self.post(
-            "/api/generate", {"prompt": prompt, "params": {"max_new_tokens": 3}}
-        )
-        assert response.status == 200, await response.text()
-        name, done = parse_sse(await response.text())[-1]
-        assert name == "done", done
-        return dict(done["generations"][0])
+from storage import Database, GenerationRepository
+from tests.fleet import (
+    ADMIN_TOKEN,
+    FOLLOW_BOUND_S,
+    Bot,
+    gpt2bot,
+    install,
+    ready,
+    serves,
+    start_web,
+    stop,
+)
 
 
 @pytest.fixture
-def install(tmp_path: Path) -> dict[str, str]:
-    """Two tiny versions under one MODEL_DIR, v1 active, and the environment of every process."""
-    models = tmp_path / "models"
-    for name in ("v1", "v2"):
-        save_tiny_model(models / name)
-    database = f"sqlite:///{tmp_path / 'fleet.db'}"
-    db = Database(database)
-    upgrade(db.engine)
-    versions = ModelVersionRepository(db)
-    for name in ("v1", "v2"):
-        versions.add(name, str(models / name), "bootstrap")
-    versions.activate("v1")
-    db.dispose()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DISCORD_", "SLACK_"))}
-    env.update(
-        DATABASE_URL=database,
-        MODEL_DIR=str(models),
-        DEVICE="cpu",
-        HF_HUB_OFFLINE="1",
-        OMP_NUM_THREADS="1",
-        ENGINE_CPU_NATIVE_ATTENTION="false",  # nothing to compile in a test
-        FOLLOW_INTERVAL_S=str(FOLLOW_INTERVAL_S),
-        COOLDOWN_SECONDS="0",
-        LOG_LEVEL="INFO",
-        ADMIN_TOKEN=ADMIN_TOKEN,
-        ADMIN_TOKEN_FILE=str(tmp_path / "admin_token"),
-        PYTHONPATH=str(REPO),  # this checkout's packages, whatever is installed
-    )
-    return env
-
-
-def _command(*words: str) -> list[str]:
-    return [sys.executable, "-m", "bot.cli", "--env-file", "absent.env", *words]
-
-
-async def _start(env: dict[str, str], cwd: Path, name: str) -> Bot:
-    port = _free_port()
-    log = cwd / f"{name}.log"
-    with open(log, "wb") as out:
-        process = await asyncio.create_subprocess_exec(
-            *_command("run", "--platform", "web", "--port", str(port)),
-            env=env,
-            cwd=cwd,
-            stdout=out,
-            stderr=out,
-        )
-    return Bot(process, port, log)
-
-
-async def _ready(bot: Bot) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while True:
-        try:
-            if (await bot.readyz())["ready"]:
-                return
-        except (aiohttp.ClientError, json.JSONDecodeError):
-            pass
-        assert bot.process.returncode is None, bot.log.read_text()[-3000:]
-        assert time.monotonic() < deadline, bot.log.read_text()[-3000:]
-        await asyncio.sleep(0.3)
-
-
-async def _gpt2bot(env: dict[str, str], cwd: Path, *words: str) -> tuple[int, str, str]:
-    """A one-shot command from a shell: its exit status, standard output and error."""
-    process = await asyncio.create_subprocess_exec(
-        *_command(*words),
-        env={**env, "LOG_LEVEL": "WARNING"},
-        cwd=cwd,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), COMMAND_TIMEOUT_S)
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
-
-
-async def _serves(bot: Bot, version: str) -> float:
-    """Seconds until `bot` serves `version` and says it matches the database."""
-    started = time.monotonic()
-    while True:
-        model = (await bot.readyz())["model"]
-        if model["served"] == version and model.get("matches"):
-            return time.monotonic() - started
-        assert time.monotonic() - started < FOLLOW_BOUND_S, (model, bot.log.read_text()[-2000:])
-        await asyncio.sleep(0.05)
+def env(tmp_path: Path) -> dict[str, str]:
+    return install(tmp_path)
 
 
 @pytest.fixture
-async def fleet(install: dict[str, str], tmp_path: Path) -> AsyncIterator[list[Bot]]:
-    bots = [await _start(install, tmp_path, f"bot{i}") for i in range(2)]
+async def fleet(env: dict[str, str], tmp_path: Path) -> AsyncIterator[list[Bot]]:
+    bots = [await start_web(env, tmp_path, f"bot{i}") for i in range(2)]
     try:
-        await asyncio.gather(*(_ready(bot) for bot in bots))
+        await asyncio.gather(*(ready(bot) for bot in bots))
         yield bots
     finally:
-        for bot in bots:
-            if bot.session is not None:
-                await bot.session.close()
-            if bot.process.returncode is None:
-                bot.process.send_signal(signal.SIGTERM)
-                try:
-                    await asyncio.wait_for(bot.process.wait(), 30)
-                except TimeoutError:
-                    bot.process.kill()
-                    await bot.process.wait()
+        await stop(bots)
 
 
 async def test_two_processes_follow_the_shell_and_a_dashboard_and_survive_a_kill(
-    fleet: list[Bot], install: dict[str, str], tmp_path: Path
+    fleet: list[Bot], env: dict[str, str], tmp_path: Path
 ) -> None:
     one, two = fleet
     for bot in fleet:
@@ -201,7 +54,7 @@ async def test_two_processes_follow_the_shell_and_a_dashboard_and_survive_a_kill
         assert (model["served"], model["database"], model["matches"]) == ("v1", "v1", True)
 
     # a promotion from the shell: --wait returns once both processes serve it
-    code, _, err = await _gpt2bot(install, tmp_path, "models", "use", "v2", "--force", "--wait")
+    code, _, err = await gpt2bot(env, tmp_path, "models", "use", "v2", "--force", "--wait")
     assert code == 0, err
     assert "The database now names v2 the active version. 2 live processes: all serve it." in err
     for bot in fleet:
@@ -213,28 +66,28 @@ async def test_two_processes_follow_the_shell_and_a_dashboard_and_survive_a_kill
     back = await one.post("/admin/api/models/rollback", {})
     assert back.status == 200, await back.text()
     assert (await back.json())["message"].startswith("Rolled back. Now serving v1 here")
-    assert await _serves(two, "v1") < FOLLOW_BOUND_S
+    assert await serves(two, "v1") < FOLLOW_BOUND_S
     for bot in fleet:
         assert (await bot.generate("Training data"))["model_version"] == "v1"
 
     # kill -9 one: the other goes on following, and --wait does not wait for the dead one
     one.process.send_signal(signal.SIGKILL)
     await one.process.wait()
-    code, _, err = await _gpt2bot(install, tmp_path, "models", "use", "v2", "--force", "--wait")
+    code, _, err = await gpt2bot(env, tmp_path, "models", "use", "v2", "--force", "--wait")
     assert code == 0, err
     assert (await two.generate("A small model"))["model_version"] == "v2"
-    code, out, err = await _gpt2bot(install, tmp_path, "status", "--json")
+    code, out, err = await gpt2bot(env, tmp_path, "status", "--json")
     assert code == 0, err
     status = json.loads(out)
     assert [p["pid"] for p in status["processes"]] == [two.process.pid]
 
     # started again, it serves the active version
-    again = await _start(install, tmp_path, "bot0-again")
+    again = await start_web(env, tmp_path, "bot0-again")
     fleet.append(again)
-    await _ready(again)
+    await ready(again)
     assert (await again.generate("Attention"))["model_version"] == "v2"
 
-    db = Database(install["DATABASE_URL"])  # every generation recorded the version served
+    db = Database(env["DATABASE_URL"])  # every generation recorded the version served
     try:
         served = [g.model_version for g in GenerationRepository(db).iter_all()]
     finally:
