@@ -116,18 +116,23 @@ def command(*words: str) -> list[str]:
     return [sys.executable, "-m", "bot.cli", "--env-file", "absent.env", *words]
 
 
-async def start_web(env: dict[str, str], cwd: Path, name: str) -> Bot:
+async def start_process(env: dict[str, str], cwd: Path, name: str, *words: str) -> Bot:
+    """`gpt2bot run WORDS...` with its output in `cwd/NAME.log` (a pipe would fill up)."""
     port = free_port()
     log = cwd / f"{name}.log"
     with open(log, "wb") as out:
         process = await asyncio.create_subprocess_exec(
-            *command("run", "--platform", "web", "--port", str(port)),
+            *command("run", *words, "--port", str(port)),
             env=env,
             cwd=cwd,
             stdout=out,
             stderr=out,
         )
     return Bot(process, port, log)
+
+
+async def start_web(env: dict[str, str], cwd: Path, name: str) -> Bot:
+    return await start_process(env, cwd, name, "--platform", "web")
 
 
 async def ready(bot: Bot) -> None:
