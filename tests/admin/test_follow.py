@@ -22,6 +22,7 @@ from model.backends.idle import IdleBackend
 from storage import Database, ModelVersionRepository, ProcessRepository
 from storage.fleet import ProcessBeat
 from storage.models import ServingProcess, utcnow
+from tests.admin.test_experiments import rate
 
 FAST = FleetConfig(follow_interval_s=0.05)
 
@@ -157,4 +158,25 @@ async def test_a_database_that_fails_every_round_is_logged_once(db, versions, ca
     errors = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert len(errors) == 1 and "following the database failed" in errors[0].getMessage()
     assert "following the database works again" in caplog.text
+    await follower.close()
+
+
+async def test_an_experiment_won_in_another_process_is_served_here(db, versions) -> None:
+    metrics = {"eval_loss": 3.0, "baseline_version": "v1", "baseline_eval_loss": 3.1}
+    versions.add("v3", "/models/v3", "bootstrap", parent="v1", metrics=metrics)  # passes the gate
+    deciding, here = ScriptedBackend(model_version="v1"), ScriptedBackend(model_version="v1")
+    quick = ABConfig(promote_probability=0.95, retire_probability=0.95, min_ratings=10)
+    registry = Registry(db, 0.02, deciding)
+    decider = Experiments(db, registry, deciding, quick, serves=True)
+    follower = serving(db, here)
+    status = await decider.start("owner", "v3", 0.5)
+    assert (await follower.round()).candidate == "v3" and "v3" in here.resident_versions
+
+    rate(db, status.id, "candidate", up=20, down=0)
+    rate(db, status.id, "control", up=2, down=18)
+    ended = await decider.evaluate()  # the rule decides in the other process
+    assert ended is not None and ended.status == "promoted" and deciding.model_version == "v3"
+    state = await follower.round()
+    assert (state.served, state.active, state.candidate, state.matches) == ("v3", "v3", None, True)
+    assert here.swaps == [("v3", "/models/v3")] and here.resident_versions == ("v3",)
     await follower.close()
