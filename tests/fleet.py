@@ -12,11 +12,14 @@ import signal
 import socket
 import sys
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from bot.platforms.web.security import CSRF_HEADER
 from storage import Database, ModelVersionRepository, upgrade
@@ -81,12 +84,26 @@ class Bot:
         return dict(done["generations"][0])
 
 
-def install(tmp_path: Path) -> dict[str, str]:
-    """Two tiny versions under one MODEL_DIR, v1 active, and the environment of every process."""
+def fresh_postgres() -> str:
+    """A new, empty database on the server of TEST_DATABASE_URL (each test its own)."""
+    server = make_url(os.environ["TEST_DATABASE_URL"])
+    name = f"fleet_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    engine = create_engine(server, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as connection:
+            connection.execute(text(f"CREATE DATABASE {name}"))
+    finally:
+        engine.dispose()
+    return server.set(database=name).render_as_string(hide_password=False)
+
+
+def install(tmp_path: Path, database: str | None = None) -> dict[str, str]:
+    """Two tiny versions under one MODEL_DIR, v1 active, and the environment of every process;
+    `database`: a fresh database's URL (default: a SQLite file in `tmp_path`)."""
     models = tmp_path / "models"
     for name in ("v1", "v2"):
         save_tiny_model(models / name)
-    database = f"sqlite:///{tmp_path / 'fleet.db'}"
+    database = database or f"sqlite:///{tmp_path / 'fleet.db'}"
     db = Database(database)
     upgrade(db.engine)
     versions = ModelVersionRepository(db)

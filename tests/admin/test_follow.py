@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from dataclasses import replace
 from datetime import timedelta
 
@@ -19,10 +20,11 @@ from admin.follow import Follower, ProcessIdentity
 from admin.registry import Registry
 from model.backends.fake import ScriptedBackend
 from model.backends.idle import IdleBackend
-from storage import Database, ModelVersionRepository, ProcessRepository
+from storage import Database, ModelVersionRepository, ProcessRepository, upgrade
 from storage.fleet import ProcessBeat
 from storage.models import ServingProcess, utcnow
 from tests.admin.test_experiments import rate
+from tests.fleet import fresh_postgres
 
 FAST = FleetConfig(follow_interval_s=0.05)
 
@@ -126,12 +128,19 @@ async def test_a_version_that_cannot_load_here_is_said_once_and_the_old_one_serv
     await follower.close()
 
 
-def test_a_process_that_stopped_renewing_is_not_live(db) -> None:
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_a_process_that_stopped_renewing_is_not_live(tmp_path, database) -> None:
+    if database == "postgresql" and not os.environ.get("TEST_DATABASE_URL"):
+        pytest.skip("TEST_DATABASE_URL not set")
+    url = fresh_postgres() if database == "postgresql" else f"sqlite:///{tmp_path / 'p.db'}"
+    db = Database(url)
+    upgrade(db.engine)
     processes = ProcessRepository(db)
     beat = ProcessBeat("h:1:a", "h", 1, "web", "", "v1", None, None, 0.5)
     processes.beat(beat)
     processes.beat(replace(beat, id="h:2:b", pid=2))
-    assert [p.pid for p in processes.live()] == [1, 2]
+    processes.beat(replace(beat, served_version="v2"))  # a renewal updates the row
+    assert [(p.pid, p.served_version) for p in processes.live()] == [(1, "v2"), (2, "v1")]
     with db.session() as session:  # process 2 was killed: its row ages
         session.execute(
             update(ServingProcess)
@@ -139,6 +148,9 @@ def test_a_process_that_stopped_renewing_is_not_live(db) -> None:
             .values(last_seen=utcnow() - timedelta(seconds=60))
         )
     assert [p.pid for p in processes.live()] == [1]
+    processes.leave("h:1:a")
+    assert processes.live() == []
+    db.dispose()
 
 
 async def test_a_database_that_fails_every_round_is_logged_once(db, versions, caplog) -> None:

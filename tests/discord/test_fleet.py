@@ -1,24 +1,40 @@
-"""A Discord shard process beside a web process, real `gpt2bot run` processes on one SQLite
-file: a `gpt2bot models use --wait` from a shell returns once both serve it, `gpt2bot status`
-shows each (the Discord one with its shards), and a `/generate` on Discord and a generation
-on the web record that version."""
+"""A Discord shard process beside a web process, real `gpt2bot run` processes on one database
+(a SQLite file; PostgreSQL too when TEST_DATABASE_URL names a server): a `gpt2bot models use
+--wait` from a shell returns once both serve it, `gpt2bot status` shows each (the Discord one
+with its shards), and a `/generate` on Discord and a generation on the web record that
+version."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 from pathlib import Path
+
+import pytest
 
 from storage import Database, GenerationRepository
 from tests.discord.fake_discord import FakeDiscord
 from tests.discord.test_generate import finished
-from tests.fleet import START_TIMEOUT_S, gpt2bot, install, ready, start_process, start_web, stop
+from tests.fleet import (
+    START_TIMEOUT_S,
+    fresh_postgres,
+    gpt2bot,
+    install,
+    ready,
+    start_process,
+    start_web,
+    stop,
+)
 
 
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
 async def test_a_discord_shard_and_a_web_process_follow_the_shell(
-    fake: FakeDiscord, tmp_path: Path
+    fake: FakeDiscord, tmp_path: Path, database: str
 ) -> None:
-    env = install(tmp_path)
+    if database == "postgresql" and not os.environ.get("TEST_DATABASE_URL"):
+        pytest.skip("TEST_DATABASE_URL not set")
+    env = install(tmp_path, fresh_postgres() if database == "postgresql" else None)
     discord_env = {
         **env,
         "DISCORD_TOKEN": fake.token,
