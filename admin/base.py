@@ -6,6 +6,9 @@ One small Protocol per concept: curation, training, registry, reports, experimen
 one of each in `AdminServices`; the implementations live beside this file (`curation.py`,
 `training.py`, `registry.py`, `reports.py`, `experiments.py`, `review.py`, `servers.py`), their
 fakes in `admin/fake.py` and `admin/fake_review.py`.
+
+What a use-case refuses, it refuses with an `AdminError` (`admin/errors.py`, re-exported here):
+a sentence for the person who asked, which every platform shows as is.
 """
 
 from __future__ import annotations
@@ -15,6 +18,14 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+# the errors live in admin/errors.py; code that imports them from here still finds them
+from admin.errors import AdminError as AdminError
+from admin.errors import AlreadyRunning as AlreadyRunning
+from admin.errors import ExperimentRefused as ExperimentRefused
+from admin.errors import Invalid as Invalid
+from admin.errors import PromotionRefused as PromotionRefused
+from admin.errors import ReviewUnavailable as ReviewUnavailable
+from admin.errors import Unknown as Unknown
 from admin.fleet_view import FleetView
 from storage import (
     CuratedSampleRecord,
@@ -40,19 +51,6 @@ class CurationReport:
         return ", ".join(parts)
 
 
-class AlreadyRunning(Exception):
-    """A training run is in progress; the message says how far it is."""
-
-
-class PromotionRefused(Exception):
-    """The gate refused a promotion; the message says why and how to force it."""
-
-
-class ReviewUnavailable(Exception):
-    """A blind review cannot be made now (one version only, a backend that serves one version
-    at a time); the message says what to do."""
-
-
 @dataclass(frozen=True)
 class BlindPair:
     """A review item as an owner sees it before judging: no version names, by construction."""
@@ -62,10 +60,6 @@ class BlindPair:
     source: str  # "fixed" (an evaluation prompt) or "recent" (a member's prompt)
     output_a: str
     output_b: str
-
-
-class ExperimentRefused(ValueError):
-    """An A/B experiment cannot start or stop; the message says why and what to do."""
 
 
 @dataclass(frozen=True)
@@ -154,7 +148,7 @@ class CurationService(Protocol):
         ...
 
     async def remove(self, actor: str, sample_id: int) -> None:
-        """Deactivate a sample; raises `LookupError` if there is none with that id."""
+        """Deactivate a sample; raises `Unknown` if there is none with that id."""
         ...
 
     async def pending(self, limit: int = 20) -> list[CuratedSampleRecord]:
@@ -162,7 +156,7 @@ class CurationService(Protocol):
         ...
 
     async def review(self, actor: str, sample_id: int, approve: bool) -> CuratedSampleRecord:
-        """Approve (into the dataset) or reject (for good) a queued sample; `LookupError`
+        """Approve (into the dataset) or reject (for good) a queued sample; `Unknown`
         when no sample with that id is waiting."""
         ...
 
@@ -197,7 +191,7 @@ class TrainingService(Protocol):
 
     async def schedule(self, actor: str, cron: str | None) -> list[datetime]:
         """Set (or with None, clear) the retrain schedule; returns the next three run times.
-        Raises `ValueError` with a clear message for invalid or absurd schedules."""
+        Raises `Invalid` with a clear message for invalid or absurd schedules."""
         ...
 
     async def start_background(self) -> None:
@@ -218,11 +212,12 @@ class RegistryService(Protocol):
 
     async def use(self, actor: str, version: str, force: bool = False) -> ModelVersionRecord:
         """Promote `version` and hot-swap it in; `PromotionRefused` when its held-out loss is
-        worse than the active one's unless `force`; `LookupError` for an unknown name."""
+        worse than the active one's unless `force`; `Unknown` for an unknown name."""
         ...
 
     async def rollback(self, actor: str) -> ModelVersionRecord:
-        """Return to the previously active version (hot-swapped)."""
+        """Return to the previously active version (hot-swapped); `Unknown` when there was
+        none before."""
         ...
 
     async def follow(self, avoid: Collection[str] = ()) -> ModelVersionRecord | None:
@@ -245,7 +240,7 @@ class ReportService(Protocol):
         ...
 
     async def loss_curve(self, run_id: int | None = None) -> bytes:
-        """A training run's loss curve as a PNG (default: the latest run); `LookupError`
+        """A training run's loss curve as a PNG (default: the latest run); `Unknown`
         when there is none."""
         ...
 
@@ -256,7 +251,7 @@ class ExperimentService(Protocol):
 
     async def start(self, actor: str, version: str, share: float | None = None) -> ExperimentStatus:
         """Serve `version` to a `share` of members beside the active version (loaded resident
-        when this process serves). `LookupError` for an unknown version; `ExperimentRefused`
+        when this process serves). `Unknown` for an unknown version; `ExperimentRefused`
         for the active version, a second experiment, a share outside (0, 1) or a backend
         that keeps one version only."""
         ...
@@ -324,7 +319,7 @@ class ServerService(Protocol):
     async def keep_reported(
         self, actor: str, platform: str, server_id: str, generation_id: int
     ) -> None:
-        """Let a reported output stand (shown again, reports cleared); `LookupError` when
+        """Let a reported output stand (shown again, reports cleared); `Unknown` when
         the server has no such generation."""
         ...
 
@@ -332,14 +327,14 @@ class ServerService(Protocol):
         self, actor: str, platform: str, server_id: str, generation_id: int
     ) -> tuple[str | None, str | None]:
         """Remove a generation made in this server: its text, ratings and training samples.
-        Returns its (channel id, message id); `LookupError` when the server has none such."""
+        Returns its (channel id, message id); `Unknown` when the server has none such."""
         ...
 
     async def update(
         self, actor: str, platform: str, server_id: str, **changes: Any
     ) -> ServerSettingsRecord:
         """Change some of: allowed_channels, admin_role_ids, cooldown_s, defaults,
-        max_new_tokens_cap, samples_cap, ratings_train. `ValueError` (a sentence) for a bad
+        max_new_tokens_cap, samples_cap, ratings_train. `Invalid` (a sentence) for a bad
         value; nothing is changed then."""
         ...
 
@@ -361,13 +356,13 @@ class ReviewService(Protocol):
         version named: it against the active one; `same_pair_as`: the pair of that item.
         An item shown to `actor` and not judged comes back until it is judged (reloading does
         not skip it). `ReviewUnavailable` with one version or a backend that cannot serve
-        two; `LookupError` for an unknown version or item; `BackendError` when generation
+        two; `Unknown` for an unknown version or item; `BackendError` when generation
         failed."""
         ...
 
     async def record(self, actor: str, item_id: int, choice: str) -> ReviewItemRecord:
         """Store `actor`'s verdict, "a", "b" or "tie", and return the item with its versions
-        revealed. `LookupError` for an unknown item; `ValueError` for another choice or an
+        revealed. `Unknown` for an unknown item; `Invalid` for another choice or an
         item judged already."""
         ...
 

@@ -25,6 +25,7 @@ from typing import Any
 
 from admin.base import CurationReport
 from admin.config import LearningConfig
+from admin.errors import Invalid, Unknown
 from admin.moderation import Moderator
 from storage import (
     CuratedSampleRecord,
@@ -122,20 +123,20 @@ def dataset_snapshot(
 def parse_file(filename: str, content: bytes) -> tuple[list[str], Counter[str]]:
     """Samples of a `.txt` (one per line) or `.jsonl` (a `text` field per line) file.
 
-    Raises `ValueError` with what to do for other kinds, undecodable or oversized files.
+    Raises `Invalid` with what to do for other kinds, undecodable or oversized files.
     """
     kind = next((k for k in FILE_KINDS if filename.lower().endswith(k)), None)
     if kind is None:
-        raise ValueError(
+        raise Invalid(
             f"{filename}: unsupported file type; upload a .txt (one sample per line) "
             'or a .jsonl file (one JSON object with a "text" field per line)'
         )
     if len(content) > MAX_FILE_BYTES:
-        raise ValueError(f"{filename}: larger than {MAX_FILE_BYTES // 1_000_000} MB; split it")
+        raise Invalid(f"{filename}: larger than {MAX_FILE_BYTES // 1_000_000} MB; split it")
     try:
         body = content.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise ValueError(f"{filename}: not UTF-8 text; save it as UTF-8 and retry") from None
+        raise Invalid(f"{filename}: not UTF-8 text; save it as UTF-8 and retry") from None
     lines = body.splitlines()
     if kind == ".txt":
         return lines, Counter()
@@ -197,7 +198,7 @@ class Curation:
         try:
             await self.db.run(self.samples.deactivate, sample_id, actor)
         except NotFound:
-            raise LookupError(f"There is no curated sample {sample_id}.") from None
+            raise Unknown(f"There is no curated sample {sample_id}.") from None
 
     async def sync_ratings(self) -> tuple[int, int]:
         """Bring rating-derived samples in line with the current ratings (added, dropped):
@@ -218,11 +219,11 @@ class Curation:
         return await self.db.run(self.samples.pending, limit)
 
     async def review(self, actor: str, sample_id: int, approve: bool) -> CuratedSampleRecord:
-        """Approve or reject a queued sample (`LookupError` when none is waiting)."""
+        """Approve or reject a queued sample (`Unknown` when none is waiting)."""
         try:
             return await self.db.run(self.samples.review, sample_id, actor, approve)
         except NotFound:
-            raise LookupError(f"No curated sample {sample_id} is waiting for review.") from None
+            raise Unknown(f"No curated sample {sample_id} is waiting for review.") from None
 
     async def training_set(self, include_ratings: bool) -> list[CuratedSampleRecord]:
         """The active samples to train on (rating-derived ones synced first, or left out)."""

@@ -38,6 +38,7 @@ from admin.base import (
     RegistryService,
 )
 from admin.config import ABConfig
+from admin.errors import no_version
 from model.backends.base import Backend, ServesSeveralVersions
 from storage import (
     ArmCounts,
@@ -142,8 +143,7 @@ class Experiments:
         self._clock = clock
         self._cached: ExperimentRecord | None = None
         self._checked_at = -math.inf
-        self._deciding = asyncio.Lock()
-        self._loading = asyncio.Lock()
+        self._deciding, self._loading = asyncio.Lock(), asyncio.Lock()  # decisions, loads
         self._tasks: set[asyncio.Task[None]] = set()
         self._failed: set[int] = set()  # experiments whose candidate could not load here
 
@@ -157,7 +157,7 @@ class Experiments:
             )
         candidate = await self.db.run(self.versions.get, version)
         if candidate is None:
-            raise LookupError(f"there is no model version named {version!r}; see `models list`")
+            raise no_version(version)
         active = await self.db.run(self.versions.active)
         if active is None:
             raise ExperimentRefused(

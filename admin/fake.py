@@ -16,13 +16,8 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from admin.base import (
-    AdminServices,
-    AlreadyRunning,
-    CurationReport,
-    FleetView,
-    ProgressCallback,
-)
+from admin.base import AdminServices, CurationReport, FleetView, ProgressCallback
+from admin.errors import AlreadyRunning, Invalid, PromotionRefused, Unknown, no_version
 from admin.fake_experiments import FakeExperiments
 from admin.fake_review import FakeReviews
 from admin.servers import validate
@@ -119,7 +114,7 @@ class FakeCuration:
             if item.id == sample_id and item.active:
                 self.items[index] = replace(item, active=False)
                 return
-        raise LookupError(f"There is no curated sample {sample_id}.")
+        raise Unknown(f"There is no curated sample {sample_id}.")
 
     async def pending(self, limit: int = 20) -> list[CuratedSampleRecord]:
         self.calls.append(("curation.pending", limit))
@@ -132,7 +127,7 @@ class FakeCuration:
                 status = "approved" if approve else "rejected"
                 self.items[index] = replace(item, status=status, active=approve, reviewed_by=actor)
                 return self.items[index]
-        raise LookupError(f"No curated sample {sample_id} is waiting for review.")
+        raise Unknown(f"No curated sample {sample_id} is waiting for review.")
 
 
 @dataclass
@@ -188,9 +183,9 @@ class FakeTraining:
     async def schedule(self, actor: str, cron: str | None) -> list[datetime]:
         self.calls.append(("training.schedule", (actor, cron)))
         if cron is not None and len(cron.split()) != MIN_SCHEDULE_FIELDS:
-            raise ValueError(f"{cron!r} is not a cron expression: use five fields")
+            raise Invalid(f"{cron!r} is not a cron expression: use five fields.")
         if cron is not None and cron.split()[0] == "*":
-            raise ValueError("Retraining every minute is too often: use at most hourly.")
+            raise Invalid("Retraining every minute is too often: use at most hourly.")
         self.cron = cron
         return [] if cron is None else [_now() + timedelta(days=7 * i) for i in (1, 2, 3)]
 
@@ -204,7 +199,8 @@ class FakeTraining:
 @dataclass
 class FakeRegistry:
     """Versions in a list; `use` and `rollback` switch which one is active (and swap
-    `backend` when one is given)."""
+    `backend` when one is given). The gate compares the versions' `eval_loss` metrics: a
+    version whose loss is higher than the active one's is refused unless forced."""
 
     calls: list[tuple[str, Any]]
     items: list[ModelVersionRecord] = field(default_factory=list)
@@ -217,16 +213,28 @@ class FakeRegistry:
 
     async def use(self, actor: str, version: str, force: bool = False) -> ModelVersionRecord:
         self.calls.append(("registry.use", (actor, version, force)))
-        if version not in {v.name for v in self.items}:
-            raise LookupError(f"there is no model version named {version!r}; see `models list`")
+        by_name = {v.name: v for v in self.items}
+        if version not in by_name:
+            raise no_version(version)
         active = [v.name for v in self.items if v.status == "active"]
+        if active and not force:
+            self._gate(by_name[version], by_name[active[0]])
         self.previous.extend(active)
         return await self._activate(version)
+
+    @staticmethod
+    def _gate(candidate: ModelVersionRecord, active: ModelVersionRecord) -> None:
+        loss, active_loss = candidate.metrics.get("eval_loss"), active.metrics.get("eval_loss")
+        if loss is not None and active_loss is not None and loss > active_loss:
+            raise PromotionRefused(
+                f"{candidate.name} was not promoted: its held-out loss {loss:.4f} is worse than "
+                f"the active {active.name}'s {active_loss:.4f}."
+            )
 
     async def rollback(self, actor: str) -> ModelVersionRecord:
         self.calls.append(("registry.rollback", actor))
         if not self.previous:
-            raise LookupError("there is no earlier active version to roll back to")
+            raise Unknown("There is no earlier active version to roll back to.")
         return await self._activate(self.previous.pop())
 
     async def follow(self, avoid: Collection[str] = ()) -> ModelVersionRecord | None:
@@ -292,7 +300,7 @@ class FakeServers:
         self, actor: str, platform: str, server_id: str, generation_id: int
     ) -> None:
         self.calls.append(("servers.keep_reported", (actor, platform, server_id, generation_id)))
-        raise LookupError(f"There is no generation #{generation_id} in this server.")
+        raise Unknown(f"There is no generation #{generation_id} in this server.")
 
     async def delete_generation(
         self, actor: str, platform: str, server_id: str, generation_id: int
@@ -300,7 +308,7 @@ class FakeServers:
         self.calls.append(
             ("servers.delete_generation", (actor, platform, server_id, generation_id))
         )
-        raise LookupError(f"There is no generation #{generation_id} in this server.")
+        raise Unknown(f"There is no generation #{generation_id} in this server.")
 
     async def update(
         self, actor: str, platform: str, server_id: str, **changes: Any

@@ -7,7 +7,8 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from admin.base import ArmStatus, Assignment, ExperimentRefused, ExperimentStatus
+from admin.base import ArmStatus, Assignment, ExperimentStatus
+from admin.errors import ExperimentRefused, no_version
 from admin.experiments import share_point
 from storage import ModelVersionRecord
 
@@ -37,7 +38,7 @@ class FakeExperiments:
         self.calls.append(("experiments.start", (actor, version, share)))
         active = next((v.name for v in self.registry.items if v.status == "active"), None)
         if version not in {v.name for v in self.registry.items}:
-            raise LookupError(f"there is no model version named {version!r}; see `models list`")
+            raise no_version(version)
         if version == active or active is None:
             raise ExperimentRefused(f"{version} is the active version already.")
         if self.current is not None and self.current.running:

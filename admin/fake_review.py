@@ -7,7 +7,8 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from admin.base import BlindPair, ReviewUnavailable
+from admin.base import BlindPair
+from admin.errors import Invalid, ReviewUnavailable, Unknown
 from storage import ModelVersionRecord, PairWinRate, ReviewItemRecord
 
 
@@ -55,10 +56,10 @@ class FakeReviews:
     async def record(self, actor: str, item_id: int, choice: str) -> ReviewItemRecord:
         self.calls.append(("reviews.record", (actor, item_id, choice)))
         if not 0 < item_id <= len(self.items):
-            raise LookupError(f"There is no review pair #{item_id}.")
+            raise Unknown(f"There is no review pair #{item_id}.")
         item = self.items[item_id - 1]
         if item.verdict is not None:
-            raise ValueError(f"Pair #{item_id} was judged already; its first verdict stands.")
+            raise Invalid(f"Pair #{item_id} was judged already; its first verdict stands.")
         winner = {"a": item.version_a, "b": item.version_b}.get(choice)
         decided = datetime.now(UTC)
         item = replace(item, verdict=choice, winner=winner, reviewer=actor, decided_at=decided)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from admin.base import PromotionRefused
+from admin.errors import Invalid, PromotionRefused, Unknown, no_version
 from admin.follow import FollowFailed
 from model.backends.base import Backend, BackendError
 from model.config import ModelConfig
@@ -81,7 +81,7 @@ class Registry:
         async with self._switch:
             previous = await self.db.run(self.repository.previous_active)
             if previous is None:
-                raise LookupError("there is no earlier active version to roll back to")
+                raise Unknown("There is no earlier active version to roll back to.")
             record = await self._switch_to(previous, actor)
         log.info("%s rolled back to %s", actor, previous.name)
         return record
@@ -159,19 +159,19 @@ class Registry:
         self, name: str, force: bool = False, actor: str = AUTO_PROMOTE_ACTOR
     ) -> tuple[ModelVersionRecord, str]:
         """Make `name` active (gate unless `force`) and hot-swap it in; returns the row and
-        the gate's reason. Raises `PromotionRefused`, `LookupError`, or `BackendError` when
+        the gate's reason. Raises `PromotionRefused` (forcible), `Unknown`, or `BackendError` when
         the backend cannot switch (then the previous version stays active)."""
-        validate_version_name(name)
+        try:
+            validate_version_name(name)
+        except ValueError as error:
+            raise Invalid(f"That is an {error}.") from None
         async with self._switch:
             candidate = await self.db.run(self.repository.get, name)
             if candidate is None:
-                raise LookupError(f"there is no model version named {name!r}; see `models list`")
+                raise no_version(name)
             decision = await self.judge(candidate)
             if not decision.allowed and not force:
-                raise PromotionRefused(
-                    f"{name} was not promoted: its {decision.reason}. "
-                    "An admin can force it (`--force`)."
-                )
+                raise PromotionRefused(f"{name} was not promoted: its {decision.reason}.")
             record = await self._switch_to(candidate, actor)
         return record, decision.reason if not force else f"forced; {decision.reason}"
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 
 from admin.charts import loss_curve_png, stats_chart_png
+from admin.errors import Unknown
 from storage import (
     Database,
     GenerationRepository,
+    NotFound,
     TrainingRunRecord,
     TrainingRunRepository,
     VersionRatingStats,
@@ -31,10 +33,13 @@ class Reports:
     async def loss_curve(self, run_id: int | None = None) -> bytes:
         run: TrainingRunRecord | None
         if run_id:
-            run = await self.db.run(self.runs.get, run_id)
+            try:
+                run = await self.db.run(self.runs.get, run_id)
+            except NotFound:
+                raise Unknown(f"There is no training run #{run_id}.") from None
         else:
             run = await self.db.run(self.runs.latest)
         if run is None:
-            raise LookupError("no training run yet: `retrain now` starts one")
+            raise Unknown("There is no training run yet: `retrain now` starts one.")
         title = f"run {run.id}" + (f": {run.model_version}" if run.model_version else "")
         return await asyncio.to_thread(loss_curve_png, run.loss_log, title)

@@ -19,7 +19,8 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
-from admin.base import BlindPair, ReviewUnavailable
+from admin.base import BlindPair
+from admin.errors import Invalid, ReviewUnavailable, Unknown, no_version
 from model.backends.base import (
     Backend,
     GenerationRequest,
@@ -133,9 +134,12 @@ class Reviews:
     async def record(self, actor: str, item_id: int, choice: str) -> ReviewItemRecord:
         verdict = choice.strip().lower()
         if verdict not in VERDICTS:
-            raise ValueError("Choose a (A is better), b (B is better) or tie.")
+            raise Invalid("Choose a (A is better), b (B is better) or tie.")
         await self._item(item_id)
-        return await self.db.run(self.items.decide, item_id, verdict, actor)
+        try:
+            return await self.db.run(self.items.decide, item_id, verdict, actor)
+        except ValueError as error:  # judged already: the repository says so in a sentence
+            raise Invalid(str(error)) from None
 
     async def win_rates(self) -> list[PairWinRate]:
         return await self.db.run(self.items.win_rates)
@@ -145,7 +149,7 @@ class Reviews:
         try:
             return await self.db.run(self.items.get, item_id)
         except NotFound:
-            raise LookupError(f"There is no review pair #{item_id}.") from None
+            raise Unknown(f"There is no review pair #{item_id}.") from None
 
     async def _pair(
         self, version_a: str | None, version_b: str | None
@@ -154,9 +158,7 @@ class Reviews:
         by_name = {v.name: v for v in versions}
         for name in (version_a, version_b):
             if name is not None and name not in by_name:
-                raise LookupError(
-                    f"There is no model version named {name!r}; `/admin model list` shows them."
-                )
+                raise no_version(name)
         if len(versions) < 2:
             raise ReviewUnavailable(NO_SECOND_VERSION)
         active = next((v for v in versions if v.status == "active"), None)
@@ -169,7 +171,7 @@ class Reviews:
         else:
             first, second = active, await self._counterpart(active, versions)
         if first.name == second.name:
-            raise ValueError("Choose two different versions to compare.")
+            raise Invalid("Choose two different versions to compare.")
         return first, second
 
     async def _counterpart(

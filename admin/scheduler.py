@@ -24,6 +24,8 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import Engine
 
+from admin.errors import Invalid
+
 log = logging.getLogger(__name__)
 
 RETRAIN_JOB_ID = "gpt2bot-retrain"
@@ -57,20 +59,20 @@ def standard_weekdays(cron: str) -> str:
 
 
 def parse_cron(cron: str, min_gap_minutes: int, now: datetime | None = None) -> CronTrigger:
-    """A UTC cron trigger for five-field `cron`; `ValueError` for invalid or absurd ones."""
+    """A UTC cron trigger for five-field `cron`; `Invalid` for invalid or absurd ones."""
     try:
         trigger = CronTrigger.from_crontab(standard_weekdays(cron), timezone=UTC)
     except ValueError as error:
-        raise ValueError(
+        raise Invalid(
             f"{cron!r} is not a cron schedule ({error}). Use five fields: minute hour "
             "day month weekday, e.g. '0 3 * * 0' for Sundays at 03:00 UTC."
         ) from None
     times = next_fire_times(trigger, GAP_CHECKED_RUNS, now)
     if not times:
-        raise ValueError(f"{cron!r} never fires; pick a date that exists, e.g. '0 3 1 * *'.")
+        raise Invalid(f"{cron!r} never fires; pick a date that exists, e.g. '0 3 1 * *'.")
     gaps = [(b - a).total_seconds() / 60 for a, b in itertools.pairwise(times)]
     if gaps and min(gaps) < min_gap_minutes:
-        raise ValueError(
+        raise Invalid(
             f"{cron!r} would retrain every {min(gaps):.0f} minutes; retraining needs at least "
             f"{min_gap_minutes} minutes between runs. Try e.g. '0 3 * * *' (daily at 03:00 UTC)."
         )
@@ -172,9 +174,9 @@ class RetrainScheduler:
 
     def _require(self) -> AsyncIOScheduler:
         if self._scheduler is None:  # one-shot commands and tests open without the schedule
-            raise ValueError(
-                "the retrain schedule is kept by the running bot: change it from chat or the "
-                "dashboard while `gpt2bot run` is up"
+            raise Invalid(
+                "The retrain schedule is kept by the running bot: change it from chat or the "
+                "dashboard while `gpt2bot run` is up."
             )
         return self._scheduler
 

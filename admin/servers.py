@@ -11,6 +11,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from admin.errors import Invalid, Unknown
 from storage import (
     Database,
     MemberDataRepository,
@@ -38,7 +39,7 @@ DEFAULT_BOUNDS: dict[str, tuple[float, float]] = {
 def _ids(values: Any, what: str) -> tuple[str, ...]:
     ids = tuple(str(v).strip().lstrip("<#@&").rstrip(">") for v in values if str(v).strip())
     if any(not i.replace("-", "").isalnum() for i in ids) or len(ids) > MAX_CHANNELS:
-        raise ValueError(f"Give at most {MAX_CHANNELS} {what}, as ids or mentions.")
+        raise Invalid(f"Give at most {MAX_CHANNELS} {what}, as ids or mentions.")
     return ids
 
 
@@ -47,18 +48,30 @@ def _cap(value: Any, name: str) -> int | None:
         return None
     low, high = DEFAULT_BOUNDS[name]
     if not isinstance(value, int) or not low <= value <= high:
-        raise ValueError(f"The {name} cap must be a whole number from {low:g} to {high:g}.")
+        raise Invalid(f"The {name} cap must be a whole number from {low:g} to {high:g}.")
     return value
+
+
+def _cooldown(value: Any) -> float | None:
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = -1.0  # refused below, with the same sentence
+    if not 0 <= seconds <= MAX_COOLDOWN_S:
+        raise Invalid(f"The cooldown must be from 0 to {MAX_COOLDOWN_S:g} seconds.")
+    return seconds
 
 
 def _defaults(values: Mapping[str, Any]) -> dict[str, Any]:
     checked: dict[str, Any] = {}
     for name, value in values.items():
         if name not in DEFAULT_BOUNDS:
-            raise ValueError(f"{name} has no server default: use {', '.join(DEFAULT_BOUNDS)}.")
+            raise Invalid(f"{name} has no server default: use {', '.join(DEFAULT_BOUNDS)}.")
         low, high = DEFAULT_BOUNDS[name]
         if not isinstance(value, int | float) or not low <= value <= high:
-            raise ValueError(f"The default {name} must be from {low:g} to {high:g}.")
+            raise Invalid(f"The default {name} must be from {low:g} to {high:g}.")
         checked[name] = value
     return checked
 
@@ -69,18 +82,18 @@ MAX_BLOCKLIST_TERMS = 200  # a server's additions; longer lists belong in MODERA
 def _terms(value: Any) -> tuple[str, ...]:
     terms = tuple(dict.fromkeys(t.strip() for t in value if t.strip()))
     if len(terms) > MAX_BLOCKLIST_TERMS or any(len(t) > 100 for t in terms):
-        raise ValueError(f"A server may add up to {MAX_BLOCKLIST_TERMS} terms of 100 characters.")
+        raise Invalid(f"A server may add up to {MAX_BLOCKLIST_TERMS} terms of 100 characters.")
     for term in terms:
         if term.startswith("re:"):
             try:
                 re.compile(term[3:])
             except re.error as error:
-                raise ValueError(f"{term!r} is not a valid pattern ({error}).") from None
+                raise Invalid(f"{term!r} is not a valid pattern ({error}).") from None
     return terms
 
 
 def validate(changes: Mapping[str, Any]) -> dict[str, Any]:
-    """The changes, checked and normalized; `ValueError` with a sentence for a bad one."""
+    """The changes, checked and normalized; `Invalid` with a sentence for a bad one."""
     checked: dict[str, Any] = {}
     for name, value in changes.items():
         if name == "allowed_channels":
@@ -88,9 +101,7 @@ def validate(changes: Mapping[str, Any]) -> dict[str, Any]:
         elif name == "admin_role_ids":
             checked[name] = _ids(value, "roles")
         elif name == "cooldown_s":
-            if value is not None and not 0 <= float(value) <= MAX_COOLDOWN_S:
-                raise ValueError(f"The cooldown must be from 0 to {MAX_COOLDOWN_S:g} seconds.")
-            checked[name] = None if value is None else float(value)
+            checked[name] = _cooldown(value)
         elif name in ("max_new_tokens_cap", "samples_cap"):
             checked[name] = _cap(value, name.removesuffix("_cap"))
         elif name == "defaults":
@@ -100,7 +111,7 @@ def validate(changes: Mapping[str, Any]) -> dict[str, Any]:
         elif name == "blocklist":
             checked[name] = _terms(value)
         else:
-            raise ValueError(f"{name} is not a server setting.")
+            raise Invalid(f"{name} is not a server setting.")
     return checked
 
 
@@ -124,7 +135,10 @@ class ServerSettings:
         self, actor: str, platform: str, server_id: str, generation_id: int
     ) -> None:
         """Let a reported output stand: shown again, its reports cleared."""
-        await self.db.run(self.reports.dismiss, platform, server_id, generation_id)
+        try:
+            await self.db.run(self.reports.dismiss, platform, server_id, generation_id)
+        except LookupError as error:  # the repository's sentence names the generation
+            raise Unknown(str(error)) from None
         log.info(
             "%s kept reported generation %d of %s/%s", actor, generation_id, platform, server_id
         )
@@ -134,9 +148,12 @@ class ServerSettings:
     ) -> tuple[str | None, str | None]:
         """Remove a generation made in this server (text, ratings, training samples); returns
         its (channel id, message id) so the platform can delete the message too."""
-        where = await self.db.run(
-            self.members.delete_generation, platform, server_id, generation_id
-        )
+        try:
+            where = await self.db.run(
+                self.members.delete_generation, platform, server_id, generation_id
+            )
+        except LookupError as error:  # the repository's sentence names the generation
+            raise Unknown(str(error)) from None
         log.info(
             "%s deleted generation %d of %s server %s", actor, generation_id, platform, server_id
         )

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from admin.base import AlreadyRunning, ProgressCallback, PromotionRefused
+from admin.base import AdminError, AlreadyRunning, Invalid, ProgressCallback, PromotionRefused
 from admin.charts import loss_curve_png
 from admin.config import LearningConfig
 from admin.curation import Curation, PreferenceRow, dataset_snapshot
@@ -163,16 +163,16 @@ class Training:
         samples = await self.curation.training_set(include_ratings)
         active = await self.db.run(self.registry.repository.active)
         if active is None:
-            raise ValueError("no active model version to fine-tune: start the bot once first")
+            raise Invalid("There is no model version to fine-tune yet: start the bot once first.")
         if self.config.train_processes > 1 and self.config.finetune.objective != "sft":
             # the KTO stage saves and reports from every process: one process only, for now
-            raise ValueError(
-                "TRAIN_OBJECTIVE=kto and sft+kto train in one process: set TRAIN_PROCESSES=1"
+            raise Invalid(
+                "TRAIN_OBJECTIVE=kto and sft+kto train in one process: set TRAIN_PROCESSES=1."
             )
         if len(samples) < MIN_SAMPLES:
-            raise ValueError(
-                f"only {len(samples)} curated sample(s): add at least {MIN_SAMPLES} with "
-                "`curate add` (or rate more outputs) before retraining"
+            raise Invalid(
+                f"There are only {len(samples)} curated sample(s): add at least {MIN_SAMPLES} "
+                "with `curate add` (or rate more outputs) before retraining."
             )
         rows = await self._preferences(samples, include_ratings)
         run = await self.db.run(self.runs.create, trigger, actor, RunStatus.RUNNING)
@@ -193,10 +193,10 @@ class Training:
             return []
         rows = await self.curation.preference_set(samples) if include_ratings else []
         if len(rows) < MIN_PREFERENCES:
-            raise ValueError(
-                f"only {len(rows)} rated output(s) qualify for TRAIN_OBJECTIVE={objective}: "
+            raise Invalid(
+                f"Only {len(rows)} rated output(s) qualify for TRAIN_OBJECTIVE={objective}: "
                 f"train with ratings and have at least {MIN_PREFERENCES} outputs rated by "
-                "several members, or set TRAIN_OBJECTIVE=sft"
+                "several members, or set TRAIN_OBJECTIVE=sft."
             )
         return rows
 
@@ -244,7 +244,7 @@ class Training:
             return run
         try:
             return await self.start("scheduler", trigger="schedule")
-        except (AlreadyRunning, ValueError) as error:
+        except AdminError as error:
             log.warning("scheduled retrain not started: %s", error)
             return None
 

@@ -8,6 +8,7 @@ pass fakes (`backend=ScriptedBackend()`, `admin=fake_admin()`), never `None`.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
@@ -28,11 +29,12 @@ from bot import plugins
 from bot.chat import ChatService
 from bot.metrics import FollowCollector, Metrics
 from bot.mydata import MyData
-from bot.settings import Settings
+from bot.settings import Settings, SettingsError
 from model.backends.base import Backend
 from model.backends.idle import IdleBackend
+from model.config import check_writable
 from model.threads import to_own_thread
-from storage import Database, ModelVersionRepository, upgrade
+from storage import Database, DatabaseUnreachable, ModelVersionRepository, reach, upgrade
 
 if TYPE_CHECKING:
     from model.bootstrap import BootstrapConfig
@@ -81,6 +83,7 @@ class App:
         database's active version and experiment and records itself in the fleet."""
         db = Database(settings.storage.url)
         try:
+            await _reach(db)
             await db.run(upgrade, db.engine)
             if backend is None:
                 backend = await _backend(settings, db, model, bootstrap, progress)
@@ -130,6 +133,15 @@ class App:
         self.db.dispose()
 
 
+async def _reach(db: Database) -> None:
+    """The first connection: an operator's mistake that only shows now (a server that is not
+    there, wrong credentials) is a settings error naming DATABASE_URL, like any other."""
+    try:
+        await db.run(reach, db)
+    except DatabaseUnreachable as error:
+        raise SettingsError("DATABASE_URL", *error.args) from None
+
+
 def _quiet_libraries() -> None:
     """Our own log lines report progress; the libraries' tqdm bars only clutter the logs."""
     from transformers.utils import logging as hf_logging
@@ -148,6 +160,10 @@ async def _backend(
     """The configured backend plugin on the prepared model, or an idle one."""
     if model == "none":
         return IdleBackend()
+    try:  # before a minute is spent on the model: where it is saved must take new files
+        await asyncio.to_thread(check_writable, settings.model.model_dir)
+    except ValueError as error:
+        raise SettingsError("MODEL_DIR", *error.args) from None
     _quiet_libraries()
     from model.bootstrap import BootstrapConfig  # torch-heavy: only when a model is prepared
 

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import asdict
 from typing import Any
 
-from admin.base import AlreadyRunning, PromotionRefused
+from admin.errors import AdminError
 from bot import bench, cli_ab, cli_fleet, cli_learning, cli_ops, cli_run
 from bot.chat import Finished, Origin
 from bot.cli_run import CommandError, open_app
@@ -26,6 +26,8 @@ from storage import GenerationRecord, GenerationRepository, NotFound
 
 log = logging.getLogger("gpt2bot")
 
+# after a refusal an admin may override (the promotion gate): how to, on the command line
+HOW_TO_FORCE = "To promote it anyway, run the command again with --force."
 DEMO_PROMPTS = (
     "A language model is",
     "Fine-tuning a small model on your own text",
@@ -251,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = Settings.from_env(dotenv_path=args.env_file)
     except SettingsError as error:
-        print(f"gpt2bot: setting {error}", file=sys.stderr)
+        print(f"gpt2bot: {error.kind} {error}", file=sys.stderr)
         return 2
     # `run` reports what it does as it goes; a one-shot command's output is its answer
     configure_logging(
@@ -262,9 +264,12 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(outcome, Awaitable):
             outcome = asyncio.run(outcome)  # type: ignore[arg-type]
         return int(outcome)
-    except SettingsError as error:  # a platform's own settings, read when it starts
-        print(f"gpt2bot: setting {error}", file=sys.stderr)
+    except SettingsError as error:  # a platform's own settings, and what connecting shows
+        print(f"gpt2bot: {error.kind} {error}", file=sys.stderr)
         return 2
+    except AdminError as error:  # an admin use-case's refusal, written for the person
+        print(f"gpt2bot: {error.sentence(HOW_TO_FORCE)}", file=sys.stderr)
+        return 1
     except (
         CommandError,
         InvalidRequest,
@@ -272,8 +277,6 @@ def main(argv: list[str] | None = None) -> int:
         ModelUnavailable,
         NotFound,
         LookupError,
-        PromotionRefused,
-        AlreadyRunning,
         OSError,
     ) as error:
         print(f"gpt2bot: {error}", file=sys.stderr)

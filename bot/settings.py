@@ -54,6 +54,11 @@ class SettingsError(ValueError):
         super().__init__(f"{variable}: {problem}. {fix}")
         self.variable = variable
 
+    @property
+    def kind(self) -> str:
+        """How the command line names it: an `option` (`--port`) or a `setting`."""
+        return "option" if self.variable.startswith("-") else "setting"
+
 
 @dataclass(frozen=True)
 class Settings:

@@ -4,6 +4,7 @@ settings reader in `bot/settings.py`; documented in `.env.example`)."""
 from __future__ import annotations
 
 import shlex
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +31,22 @@ def check_model_dir(folder: Path) -> None:
         raise ValueError(f"{folder} is a file", "Point it at a folder (it is created if absent).")
 
 
+def check_writable(folder: Path) -> None:
+    """Where versions are saved must take new files (the bootstrap model, fine-tuned versions,
+    training checkpoints); created if absent. `ValueError(problem, fix)` otherwise. Checked
+    when a process prepares the model, not with the settings: `export` never writes there."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise ValueError(
+            f"{folder} cannot be written ({error.strerror or error})",
+            "Point it at a folder this user can write (model versions and training runs are "
+            "saved there), or fix its permissions.",
+        ) from None
+
+
 def check_deploy_hook(hook: str) -> None:
     """A URL, or a command line that splits into words (balanced quotes)."""
     if hook.startswith(("http://", "https://")):
@@ -45,6 +62,11 @@ def check_deploy_hook(hook: str) -> None:
 
 DEVICE = {"env": "DEVICE", "lower": True, "check": check_device, "help": "auto, cpu, cuda, mps"}
 DTYPE = {"env": "DTYPE", "choices": DTYPE_NAMES, "help": "auto = bf16/fp16 on GPU"}
+TRAIN_DTYPE = {
+    "env": "TRAIN_DTYPE",
+    "choices": DTYPE_NAMES,
+    "help": "auto = bf16 where the hardware has it (GPU, AVX512-BF16 or AMX CPU), else fp32",
+}
 
 
 @dataclass(frozen=True)
@@ -145,7 +167,9 @@ class FinetuneConfig:
     max_steps: int = 0  # 0: the epochs decide
     seed: int = 1234
     device: str = field(default="auto", metadata=DEVICE)  # the same DEVICE as serving
-    dtype: str = field(default="auto", metadata=DTYPE)  # bf16/fp16 autocast on GPU; fp32 on CPU
+    # the precision training computes in (autocast; weights and optimizer state stay fp32):
+    # auto = bf16 on GPUs and on CPUs with native bf16, fp16 on older GPUs, fp32 elsewhere
+    dtype: str = field(default="auto", metadata=TRAIN_DTYPE)
     sample_max_new_tokens: int = 40
     # KTO (preference) stage: how far the model may move from its reference (higher: less)
     kto_beta: float = field(default=0.1, metadata={"env": "KTO_BETA", "min": 0.001, "max": 100})

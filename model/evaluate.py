@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -37,6 +38,25 @@ def pack_cyclic(token_lists: Sequence[list[int]], eos_id: int, block_size: int) 
     return torch.tensor(stream, dtype=torch.long).view(-1, block_size)
 
 
+@contextmanager
+def plain_forward(model: Any) -> Iterator[None]:
+    """The model's own forward, without the autocast wrapper accelerate puts on a model it
+    prepares for mixed precision: versions are evaluated in fp32, as the promotion gate
+    measures them (`compare_on_heldout`), whatever precision they trained in; and a sample
+    generated token by token under autocast casts every weight again for each token (40
+    tokens of GPT-2 124M: ~3x slower on the 2-core Xeon)."""
+    original = getattr(model, "_original_forward", None)
+    if original is None:
+        yield
+        return
+    patched = model.forward
+    model.forward = original
+    try:
+        yield
+    finally:
+        model.forward = patched
+
+
 @torch.no_grad()
 def heldout_loss(model: Any, tokenizer: Any, texts: Sequence[str], block_size: int) -> float:
     """Mean next-token loss over `texts` (EOS-joined, cut into blocks), weighted by tokens."""
@@ -48,15 +68,16 @@ def heldout_loss(model: Any, tokenizer: Any, texts: Sequence[str], block_size: i
     was_training = model.training
     model.eval()
     total, count = 0.0, 0
-    for start in range(0, len(stream), block_size):
-        block = stream[start : start + block_size]
-        if len(block) < 2:
-            continue
-        ids = torch.tensor([block], device=device)  # (1, T)
-        mask = torch.ones_like(ids)
-        loss = model(input_ids=ids, attention_mask=mask, labels=ids).loss.float().item()
-        total += loss * (len(block) - 1)
-        count += len(block) - 1
+    with plain_forward(model):
+        for start in range(0, len(stream), block_size):
+            block = stream[start : start + block_size]
+            if len(block) < 2:
+                continue
+            ids = torch.tensor([block], device=device)  # (1, T)
+            mask = torch.ones_like(ids)
+            loss = model(input_ids=ids, attention_mask=mask, labels=ids).loss.float().item()
+            total += loss * (len(block) - 1)
+            count += len(block) - 1
     model.train(was_training)
     if count == 0:
         raise ValueError("held-out set is empty")
@@ -76,21 +97,22 @@ def sample_outputs(
     was_training = model.training
     model.eval()
     samples = []
-    for prompt in prompts:
-        torch.manual_seed(EVAL_SAMPLE_SEED)
-        ids = torch.tensor([tokenizer.encode(prompt)], device=device)
-        output = model.generate(
-            input_ids=ids,
-            attention_mask=torch.ones_like(ids),
-            max_new_tokens=max_new_tokens,
-            do_sample=True,
-            temperature=0.8,
-            top_k=50,
-            top_p=0.95,
-            pad_token_id=tokenizer.eos_token_id,
-        )
-        text = tokenizer.decode(output[0, ids.shape[1] :], skip_special_tokens=True)
-        samples.append({"prompt": prompt, "output": str(text)})
+    with plain_forward(model):
+        for prompt in prompts:
+            torch.manual_seed(EVAL_SAMPLE_SEED)
+            ids = torch.tensor([tokenizer.encode(prompt)], device=device)
+            output = model.generate(
+                input_ids=ids,
+                attention_mask=torch.ones_like(ids),
+                max_new_tokens=max_new_tokens,
+                do_sample=True,
+                temperature=0.8,
+                top_k=50,
+                top_p=0.95,
+                pad_token_id=tokenizer.eos_token_id,
+            )
+            text = tokenizer.decode(output[0, ids.shape[1] :], skip_special_tokens=True)
+            samples.append({"prompt": prompt, "output": str(text)})
     model.train(was_training)
     return samples
 

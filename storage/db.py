@@ -21,6 +21,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 
+from storage.connect import check_driver
+
 SQLITE_BUSY_TIMEOUT_MS = 5000  # writers wait this long for a lock instead of failing at once
 # how long a process trusts a hot record it read (a server's settings, read by every request)
 # before reading it again: another process's change is followed within this
@@ -31,7 +33,8 @@ T = TypeVar("T")
 
 
 def check_url(url: str) -> None:
-    """Refuse what SQLAlchemy cannot parse as a database URL (`ValueError(problem, fix)`)."""
+    """Refuse what SQLAlchemy cannot parse as a database URL, or cannot open for want of its
+    dialect or driver (`ValueError(problem, fix)`)."""
     try:
         make_url(url)
     except ArgumentError:
@@ -39,6 +42,7 @@ def check_url(url: str) -> None:
             f"{url!r} is not a database URL",
             "Use e.g. sqlite:///./data/gpt2bot.db or postgresql+psycopg://user:pass@host/db.",
         ) from None
+    check_driver(url)
 
 
 @dataclass(frozen=True)

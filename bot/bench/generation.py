@@ -23,7 +23,7 @@ import torch
 from bot.bench import baselines, scenarios
 from bot.bench.breakdown import step_breakdown
 from bot.bench.ceiling import burst_bound, ceilings
-from bot.bench.measure import dtype_name
+from bot.bench.measure import dtype_name, machine
 from bot.bench.workload import build_model, build_workload, with_dtype
 from model.backends.local import engine_dtype_name, load_dtype_name
 from model.config import ModelConfig
@@ -167,6 +167,7 @@ def run_benchmark(quick: bool = False, progress: Any = None, device: str = "cpu"
             "bf16_available": where.type == "cpu" and cpu_has_fast_bf16(),
             "loadavg_1min": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],  # start, end
         },
+        "machine": machine(),
         "results": results,
         "ceiling": ceiling,
         "single_stream": {

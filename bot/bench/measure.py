@@ -1,8 +1,11 @@
 """What every generation scenario reports: useful tokens/s, latency and TTFT percentiles, peak
-memory (`PeakRss`), in one shape (`summarize`)."""
+memory (`PeakRss`), in one shape (`summarize`); and the machine every benchmark ran on
+(`machine`)."""
 
 from __future__ import annotations
 
+import os
+import platform
 import threading
 from typing import Any
 
@@ -68,3 +71,26 @@ def summarize(
 def dtype_name(dtype: torch.dtype | str) -> str:
     """`torch.bfloat16` -> "bfloat16"; a name ("int8") as it is."""
     return str(dtype).removeprefix("torch.")
+
+
+def machine() -> dict[str, Any]:
+    """The CPU (model and flags: these machines change between an AMD EPYC and an Intel Xeon
+    with AMX, and the flags decide which kernels run), its cores and torch's threads."""
+    model, flags = platform.processor() or platform.machine(), ""
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and model in ("", platform.machine()):
+                    model = value.strip()
+                elif key.strip() == "flags" and not flags:
+                    flags = value.strip()
+    except OSError:  # not Linux: the model is what platform says, the flags unknown
+        pass
+    return {
+        "cpu_model": model,
+        "cpu_flags": flags.split(),
+        "cpu_count": os.cpu_count(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+    }

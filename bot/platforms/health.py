@@ -16,12 +16,14 @@ import asyncio
 import html
 import json
 import logging
+import os
 from typing import TYPE_CHECKING
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from bot.health import HealthConfig, Readiness, not_ready, readiness
+from bot.settings import SettingsError
 
 if TYPE_CHECKING:
     from bot.app import App
@@ -69,6 +71,17 @@ def health_routes(target: HealthTarget) -> list[web.RouteDef]:
     return [web.get("/healthz", healthz), web.get("/readyz", readyz), web.get("/metrics", metrics)]
 
 
+HEALTH_FIX = "Stop what uses it, or choose another port with HEALTH_PORT (and HEALTH_HOST)."
+WEB_PORT_FIX = "Stop what uses it, or choose another port with --port (and --host)."
+
+
+def cannot_listen(variable: str, host: str, port: int, error: OSError, fix: str) -> SettingsError:
+    """An address that cannot be listened on (in use, not this machine's, a privileged port)
+    is an operator's mistake: one line naming the setting or option."""
+    reason = os.strerror(error.errno) if error.errno else str(error)
+    return SettingsError(variable, f"cannot listen on {host}:{port} ({reason})", fix)
+
+
 class _Listener:
     """One aiohttp application on one address, started and stopped by its owner."""
 
@@ -82,17 +95,14 @@ class _Listener:
             return None
         return int(self._runner.addresses[0][1])
 
-    async def _listen(self, application: web.Application, variable: str) -> None:
+    async def _listen(self, application: web.Application, variable: str, fix: str) -> None:
         self._runner = web.AppRunner(application, access_log=None)
         await self._runner.setup()
         try:
             await web.TCPSite(self._runner, self.host, self.requested_port).start()
         except OSError as error:
             await self.close()
-            raise ValueError(
-                f"cannot listen on {self.host}:{self.requested_port} ({error.strerror}); "
-                f"choose another with {variable}"
-            ) from None
+            raise cannot_listen(variable, self.host, self.requested_port, error, fix) from None
 
     async def close(self) -> None:
         if self._runner is not None:
@@ -113,7 +123,7 @@ class HealthServer(_Listener):
             return
         application = web.Application()
         application.add_routes(health_routes(self.target))
-        await self._listen(application, "HEALTH_PORT (and HEALTH_HOST)")
+        await self._listen(application, "HEALTH_PORT", HEALTH_FIX)
         log.info("health: http://%s:%s/healthz, /readyz, /metrics", self.host, self.port)
 
 
@@ -133,7 +143,7 @@ class PreparingPage(_Listener):
         application = web.Application()
         application.add_routes(health_routes(HealthTarget()))
         application.router.add_route("*", "/{tail:.*}", self._preparing)
-        await self._listen(application, "--port")
+        await self._listen(application, "--port", WEB_PORT_FIX)
 
     async def _preparing(self, request: web.Request) -> web.Response:
         headers = {"Retry-After": str(PREPARING_RETRY_S), "Cache-Control": "no-store"}

@@ -106,7 +106,7 @@ async def test_what_cannot_be_started_is_refused_with_what_to_do(db, versions, b
     experiments = service(db, backend)
     with pytest.raises(ExperimentRefused, match="tiny-1 is the active version already"):
         await experiments.start("owner", "tiny-1")
-    with pytest.raises(LookupError, match="no model version named 'nope'; see `models list`"):
+    with pytest.raises(LookupError, match="no model version named 'nope'; the model list"):
         await experiments.start("owner", "nope")
     with pytest.raises(ExperimentRefused, match="between 0 and 1"):
         await experiments.start("owner", "better", 1.0)

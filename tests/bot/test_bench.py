@@ -142,3 +142,19 @@ def test_the_loop_bench_can_run_just_the_ab_simulation(
             "undecided",
             "median_ratings",
         }
+
+
+@pytest.mark.slow
+def test_the_training_bench_reports_its_documented_keys_on_the_tiny_config() -> None:
+    from bot.bench.training import VARIANTS, run_training_bench
+
+    report = run_training_bench(None, ("tiny",))
+    tiny = report["configs"]["tiny"]
+    assert set(tiny["results"]) == set(VARIANTS)
+    assert all(r["tokens_per_s"] > 0 and len(r["runs"]) == 1 for r in tiny["results"].values())
+    assert tiny["results"]["recipe_fp32"]["dtype"] == "float32"
+    assert tiny["ceiling"]["by_dtype"]["bf16"]["gemm_gflop_per_s"] > 0
+    assert tiny["ratios"]["recipe_vs_ceiling"] > 0 and tiny["ratios"]["recipe_vs_hf_trainer"] > 0
+    quality = tiny["quality"]
+    assert quality["heldout_loss_after"]["fp32"] < quality["heldout_loss_before"]  # it learned
+    assert report["machine"]["cpu_flags"] and "time_to_train_100k_tokens_s" not in report

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from admin.errors import PromotionRefused
+from bot import cli
 from tests.conftest import register_active
 
 GPT2BOT = Path(sys.executable).with_name("gpt2bot")
@@ -162,3 +164,18 @@ def test_generation_benchmark_quick_run_prints_the_documented_json(install):
     for bound in report["burst_bound"].values():
         assert 0 < bound["vs_ceiling"] <= 1 and bound["tokens_per_s"] > 0
     assert report["ratios"]["engine_vs_burst_bound"] > 0
+
+
+def test_a_refusal_is_one_line_that_says_how_to_force(monkeypatch, capsys):
+    """An admin use-case's refusal is printed as written (not an internal error), with the
+    command line's way to force it when the admin may."""
+
+    async def refused(settings, args):
+        raise PromotionRefused("v2 was not promoted: its held-out loss 3.6 is worse.")
+
+    monkeypatch.setitem(cli.COMMANDS, "models", refused)
+    assert cli.main(["--env-file", "/nonexistent", "models", "use", "v2"]) == 1
+    assert capsys.readouterr().err == (
+        "gpt2bot: v2 was not promoted: its held-out loss 3.6 is worse. "
+        "To promote it anyway, run the command again with --force.\n"
+    )

@@ -355,3 +355,28 @@ async def test_reports_hide_an_output_until_a_server_admin_decides(fake, start_b
     assert "shown again" in (await answer(fake, kept)).content
     assert not bot.generations()[0].hidden
     assert posted.original_id is not None
+
+
+async def test_a_gate_refusal_says_why_and_how_to_force(fake, start_bot):
+    """The promotion gate's refusal is the admin's answer, not an incident: its reason and
+    Discord's way to force it; forcing then switches."""
+    services = seeded_admin()
+    services.registry.items.append(fake_version("ft-8", parent="ft-7", metrics={"eval_loss": 3.4}))
+    await start_bot(services=services, admin=owners(fake.boss))
+
+    refused = await fake.slash("admin model use", {"version": "ft-8"}, member=fake.boss)
+    reply = (await answer(fake, refused, "ft-8")).content
+
+    assert reply == (
+        "⚠️ ft-8 was not promoted: its held-out loss 3.4000 is worse than the active ft-7's "
+        "3.1000. To promote it anyway, run `/admin model use` again with `force:True`."
+    )
+    assert "incident" not in reply
+    forced = await fake.slash(
+        "admin model use", {"version": "ft-8", "force": True}, member=fake.boss
+    )
+    assert "Now serving `ft-8`" in (await answer(fake, forced)).content
+    unknown = await fake.slash("admin model use", {"version": "v9"}, member=fake.boss)
+    assert (await answer(fake, unknown)).content == (
+        "⚠️ There is no model version named 'v9'; the model list shows them."
+    )

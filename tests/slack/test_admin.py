@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from admin.auth import ADMINS_ONLY, OWNERS_ONLY
-from admin.fake import FakeAdmin
+from admin.fake import FakeAdmin, fake_version
 from bot.app import App
 from storage import RunStatus
 from tests.slack.conftest import ADMIN, SignedClient, eventually
@@ -127,3 +127,21 @@ async def test_a_workspace_admin_sets_their_workspace_but_not_the_model(
         ("UWSADMIN", "global", False),
         ("U1", "server", False),
     ]
+
+
+async def test_a_gate_refusal_says_why_and_how_to_force(
+    slack: SignedClient, fake_slack: FakeSlack, fake_services: FakeAdmin
+) -> None:
+    """The promotion gate's refusal is the admin's answer, not an incident: its reason and
+    how to force it in Slack; forcing then switches."""
+    worse = fake_version("ft-2", parent="fake-1", metrics={"eval_loss": 3.9})
+    fake_services.registry.items.append(worse)
+
+    answer = await admin(slack, fake_slack, "model use ft-2")
+
+    assert answer == (
+        "ft-2 was not promoted: its held-out loss 3.9000 is worse than the active fake-1's "
+        "3.5000. To promote it anyway, add `force`: `/gpt2bot-admin model use VERSION force`."
+    )
+    forced = await admin(slack, fake_slack, "model use ft-2 force")
+    assert forced.startswith("Now serving ft-2 here, and the database names it the active")

@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 from web_helpers import ADMIN_TOKEN, Browser, parse_sse
 
-from admin.fake import FakeAdmin, FakeTraining
+from admin.fake import FakeAdmin, FakeTraining, fake_version
 from bot.app import App
 from bot.platforms.web import dashboard
 from storage import ModelVersionRepository
@@ -337,3 +337,32 @@ async def test_the_dashboard_shows_each_process_and_what_it_serves(
     assert (process["served_version"], process["serves_database_choice"]) == ("bootstrap-1", True)
     assert process["pid"] == os.getpid() and not process["lagging"]
     assert fleet["summary"] == "1 live process: all serve it."
+
+
+async def test_a_gate_refusal_is_a_409_sentence_that_says_how_to_force(
+    fake_admin_browser: tuple[Browser, App, FakeAdmin],
+) -> None:
+    """`models/use` of a version the promotion gate refuses: the reason and the Force box,
+    as a 4xx JSON answer (it was a 500 "Something went wrong"); forced, it switches."""
+    browser, _, admin = fake_admin_browser
+    admin.registry.items.extend(  # type: ignore[attr-defined]
+        [
+            fake_version("v1", "active", metrics={"eval_loss": 3.0}),
+            fake_version("v2", parent="v1", metrics={"eval_loss": 3.6}),
+        ]
+    )
+
+    refused = await browser.post("/admin/api/models/use", {"version": "v2"})
+
+    assert refused.status == 409
+    assert (await refused.json())["error"] == (
+        "v2 was not promoted: its held-out loss 3.6000 is worse than the active v1's 3.0000. "
+        "To promote it anyway, tick Force and press its Use button again."
+    )
+    forced = await browser.post("/admin/api/models/use", {"version": "v2", "force": True})
+    assert forced.status == 200
+    assert (await forced.json())["message"].startswith("Now serving v2 here")
+    unknown = await browser.post("/admin/api/models/use", {"version": "v9"})
+    assert (
+        unknown.status == 404 and "no model version named 'v9'" in (await unknown.json())["error"]
+    )

@@ -25,7 +25,8 @@ from discord import app_commands
 
 from admin.ab_report import ABReport, ab_chart, latest_report
 from admin.auth import Actor, AdminGate, NotAuthorized
-from admin.base import AdminServices, AlreadyRunning
+from admin.base import AdminServices
+from bot.params import InvalidRequest
 from bot.platforms.discord import admin_render, render
 from bot.platforms.discord.commands import PLATFORM
 from bot.platforms.discord.jobs import describe_error
@@ -103,9 +104,7 @@ class AdminCommands:
             return
         try:
             reply = await work(self.service, actor)
-        except (ValueError, LookupError, AlreadyRunning) as error:
-            reply = Reply(f"⚠️ {error}")
-        except Exception as error:
+        except Exception as error:  # a refusal is shown as written; anything else: an incident
             reply = Reply(describe_error(error, f"/admin {action}"))
         await send_pages(interaction, reply.text, reply.files, reply.view)
 
@@ -256,7 +255,7 @@ def _add_queue(curate: app_commands.Group, admin: AdminCommands) -> None:
 
         async def work(service: AdminServices, actor: Actor) -> Reply:
             if approve is not None and reject is not None:
-                raise ValueError("Approve or reject one sample at a time.")
+                raise InvalidRequest("Approve or reject one sample at a time.")
             if approve is None and reject is None:
                 return Reply(admin_render.review_queue(await service.curation.pending(20)))
             sample_id, ok = (approve, True) if approve is not None else (reject, False)

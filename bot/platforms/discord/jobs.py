@@ -10,6 +10,7 @@ from typing import Any
 
 import discord
 
+from admin.errors import AdminError
 from bot.fairuse import CoolingDown
 from bot.params import InvalidRequest
 from bot.platforms.discord import render
@@ -115,6 +116,8 @@ def describe_error(error: BaseException, what: str = "request") -> str:
         return render.STOPPED
     if isinstance(error, InvalidRequest | BackendError):
         return f"⚠️ {error}"
+    if isinstance(error, AdminError):  # a refusal written for the admin who asked
+        return f"⚠️ {error.sentence(render.HOW_TO_FORCE)}"
     incident = uuid.uuid4().hex[:8]
     log.error("discord %s failed, incident %s", what, incident, exc_info=error)
     return render.internal_error(incident)

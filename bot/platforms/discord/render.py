@@ -21,6 +21,8 @@ BOLD_PROMPT_LIMIT = 1500  # longer prompts are shown plain so "**" never spans t
 CURSOR = " ▌"
 REACTIONS = ("👍", "👎", "🔁", "⏩")
 HINT = "react 👍/👎 to rate · 🔁 another take · ⏩ continue"
+# after a refusal an admin may override (the promotion gate): how to, on Discord
+HOW_TO_FORCE = "To promote it anyway, run `/admin model use` again with `force:True`."
 
 # (parameter, short label) in the order the footer shows them
 FOOTER_PARAMS = (

@@ -20,7 +20,7 @@ from discord import app_commands
 from discord.utils import escape_markdown
 
 from admin.auth import Actor, NotAuthorized
-from admin.base import AdminServices, BlindPair, ReviewUnavailable
+from admin.base import AdminError, AdminServices, BlindPair
 from bot.platforms.discord.admin_commands import AdminCommands, Reply, actor_of
 from bot.platforms.discord.jobs import describe_error
 from model.backends.base import BackendError
@@ -101,10 +101,8 @@ class ReviewCommands:
     async def next_reply(self, service: AdminServices, actor_id: str, **pair: Any) -> Reply:
         try:
             item = await service.reviews.next_item(actor_id, **pair)
-        except BackendError as error:  # busy, timed out: the sentence says what to do
+        except (AdminError, BackendError) as error:  # the sentence says what to do
             return Reply(describe_error(error, "review"))
-        except (ReviewUnavailable, LookupError, ValueError) as error:
-            return Reply(f"⚠️ {error}")
         return Reply(pair_text(item), view=self.view(item.id, "a", "tie", "b"))
 
     async def pressed(self, interaction: discord.Interaction, item_id: int, choice: str) -> None:
@@ -128,8 +126,8 @@ class ReviewCommands:
             return
         try:
             item = await service.reviews.record(actor.user_id, item_id, choice)
-        except (LookupError, ValueError) as error:
-            await interaction.followup.send(f"⚠️ {error}", ephemeral=True)
+        except AdminError as error:
+            await interaction.followup.send(describe_error(error, "review vote"), ephemeral=True)
             return
         await interaction.edit_original_response(
             content=revealed_text(item), view=self.view(item.id, "next")

@@ -21,7 +21,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from admin.ab_report import ab_chart
 from admin.auth import Actor, NotAuthorized
-from admin.base import AdminServices, AlreadyRunning
+from admin.base import AdminError, AdminServices
+from bot.params import InvalidRequest
 from bot.platforms import fleet_text
 from bot.platforms.server_text import settings_facts
 from bot.platforms.slack import ab, review
@@ -41,6 +42,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 COMMAND = "/gpt2bot-admin"
+# after a refusal an admin may override (the promotion gate): how to, on Slack
+HOW_TO_FORCE = f"To promote it anyway, add `force`: `{COMMAND} model use VERSION force`."
 LIST_LIMIT = 20
 USAGE = f"""Admin commands:
 `{COMMAND} curate add TEXT` · `curate list [N]` · `curate remove ID`
@@ -74,7 +77,7 @@ class AdminContext:
     def server_id(self) -> str:
         """The workspace asked in (server commands need one)."""
         if self.actor.server_id is None:
-            raise ValueError("Use this in a workspace channel.")
+            raise InvalidRequest("Use this in a workspace channel.")
         return self.actor.server_id
 
     async def tell(self, text: str) -> None:
@@ -135,7 +138,9 @@ class SlackAdmin:
     async def _run(self, handler: Handler, context: AdminContext, args: list[str]) -> str:
         try:
             return await handler(context, args)
-        except (AlreadyRunning, LookupError, ValueError) as error:
+        except AdminError as error:  # a refusal written for the admin who asked
+            return error.sentence(HOW_TO_FORCE)
+        except InvalidRequest as error:  # the command's own words could not be read
             return str(error)
         except Exception as error:
             return incident_sentence(error)
@@ -292,7 +297,7 @@ def _int_arg(args: list[str], name: str, default: int | None = None) -> int:
     if not args and default is not None:
         return default
     if len(args) != 1 or not args[0].lstrip("#").isdigit():
-        raise ValueError(f"{name} must be a number, e.g. `12`.")
+        raise InvalidRequest(f"{name} must be a number, e.g. `12`.")
     return int(args[0].lstrip("#"))
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from admin.auth import Actor
-from admin.base import AdminServices, ReviewUnavailable
+from admin.base import AdminServices
 from bot.platforms.slack.text import escape
 from model.backends.base import BackendError
 
@@ -42,7 +42,7 @@ async def review_next(ctx: Context, args: list[str]) -> str:
         return f"Name at most two versions: {USAGE}."
     try:
         item = await ctx.service.reviews.next_item(ctx.actor.user_id, *args)
-    except (ReviewUnavailable, BackendError) as error:
+    except BackendError as error:  # busy, timed out: the sentence says what to do
         return str(error)
     return "\n".join(
         [

@@ -2,7 +2,8 @@
 A/B experiments start/stop.
 
 Each handler is thin: parse the form, `AdminGate.authorize` (which audits), call the
-admin service (`app.admin`), render the result or the error as a sentence.
+admin service (`app.admin`), render the result. A use-case's refusal (`AdminError`) is
+answered by the platform's `catch_errors` middleware, the one place, as a 4xx sentence.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from admin.auth import NotAuthorized
-from admin.base import AdminServices, AlreadyRunning, ExperimentRefused
+from admin.base import AdminServices
 from bot.params import InvalidRequest
 from bot.platforms import fleet_text
 from bot.platforms.web.ab import ab_start, ab_stop
@@ -135,21 +136,6 @@ ACTIONS: dict[str, tuple[str, Action]] = {
 }
 
 
-def _refusal(error: Exception) -> web.Response:
-    """An admin use-case's error as a sentence with a fitting status."""
-    if isinstance(error, NotAuthorized):
-        return error_response(str(error), 403)
-    if isinstance(error, AlreadyRunning):
-        return error_response(str(error), 409)
-    if isinstance(error, ExperimentRefused):  # written as sentences, some starting with a name
-        return error_response(str(error), 400)
-    message = str(error).rstrip(".")
-    if len(message) > 1 and message[0] == message[-1] and message[0] in "'\"":
-        message = message[1:-1]  # a bare quoted value (KeyError's str), not a sentence
-    message = f"{message[:1].upper()}{message[1:]}."
-    return error_response(message, 404 if isinstance(error, LookupError) else 400)
-
-
 def action_routes(ctx: DashboardContext) -> list[web.RouteDef]:
     def handler(action: str, use_case: Action) -> Callable[[web.Request], Awaitable[web.Response]]:
         async def handle(request: web.Request) -> web.Response:
@@ -158,8 +144,10 @@ def action_routes(ctx: DashboardContext) -> list[web.RouteDef]:
                 body = await read_json(request, MAX_UPLOAD_BYTES)
                 await ctx.gate.authorize(actor, action, {k: str(v)[:200] for k, v in body.items()})
                 return web.json_response(await use_case(ctx.admin, actor.user_id, body))
-            except (NotAuthorized, AlreadyRunning, LookupError, ValueError) as error:
-                return _refusal(error)
+            except NotAuthorized as refusal:
+                return error_response(str(refusal), 403)
+            except InvalidRequest as error:  # the form; the use-case's refusals: catch_errors
+                return error_response(str(error))
 
         return handle
 
@@ -177,8 +165,10 @@ def action_routes(ctx: DashboardContext) -> list[web.RouteDef]:
                 raise InvalidRequest("The file is too big: the limit is 5 MB.")
             await ctx.gate.authorize(actor, "curate.add_file", {"filename": field.filename})
             report = await ctx.admin.curation.add_file(actor.user_id, field.filename, content)
-        except (NotAuthorized, LookupError, ValueError) as error:
-            return _refusal(error)
+        except NotAuthorized as refusal:
+            return error_response(str(refusal), 403)
+        except InvalidRequest as error:
+            return error_response(str(error))
         return web.json_response({"message": f"{field.filename}: {report.summary()}."})
 
     routes = [web.post(f"/admin/api/{path}", handler(*spec)) for path, spec in ACTIONS.items()]

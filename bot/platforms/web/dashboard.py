@@ -21,6 +21,7 @@ from aiohttp.typedefs import Handler
 
 from admin.auth import Actor, AdminGate, NotAuthorized
 from admin.base import AdminServices
+from admin.errors import AdminError, AlreadyRunning, PromotionRefused, ReviewUnavailable, Unknown
 from bot.export import FORMATS, write_export
 from bot.params import InvalidRequest
 from bot.platforms.web.playground import error_response, generation_json, read_json
@@ -38,6 +39,15 @@ from storage.browse import RATING_FILTERS, GenerationBrowser, GenerationFilter
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 50
+# after a refusal an admin may override (the promotion gate): how to, on the dashboard
+HOW_TO_FORCE = "To promote it anyway, tick Force and press its Use button again."
+# what kind of refusal, as an HTTP status; any other `AdminError` is a bad request (400)
+REFUSAL_STATUS: tuple[tuple[type[AdminError], int], ...] = (
+    (Unknown, 404),
+    (PromotionRefused, 409),
+    (AlreadyRunning, 409),
+    (ReviewUnavailable, 409),
+)
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024  # curation files: plain text, a few MB at most
 
 
@@ -49,6 +59,13 @@ class DashboardContext:
     admin: AdminServices
     browser: GenerationBrowser
     generations: GenerationRepository
+
+
+def refusal(error: AdminError) -> web.Response:
+    """An admin use-case's refusal as the dashboard shows it: a 4xx JSON answer with the
+    sentence (and how to force it, where the admin may)."""
+    status = next((code for kind, code in REFUSAL_STATUS if isinstance(error, kind)), 400)
+    return error_response(error.sentence(HOW_TO_FORCE), status)
 
 
 def _actor(request: web.Request) -> Actor:

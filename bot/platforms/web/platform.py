@@ -12,13 +12,14 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from admin.errors import AdminError
 from bot.logs import announce, logs_json
 from bot.platforms.base import RunOptions, uses_config
-from bot.platforms.health import HealthTarget, health_routes
+from bot.platforms.health import WEB_PORT_FIX, HealthTarget, cannot_listen, health_routes
 from bot.platforms.web.ab import ABApi
 from bot.platforms.web.actions import action_routes
 from bot.platforms.web.config import WebConfig
-from bot.platforms.web.dashboard import DashboardApi, DashboardContext, require_admin
+from bot.platforms.web.dashboard import DashboardApi, DashboardContext, refusal, require_admin
 from bot.platforms.web.members import MemberApi
 from bot.platforms.web.playground import PlaygroundApi, PlaygroundContext, error_response
 from bot.platforms.web.review import ReviewApi
@@ -39,11 +40,14 @@ SHUTDOWN_GRACE_S = 5.0  # in-flight streams get this long to finish on stop
 
 @web.middleware
 async def catch_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Unexpected errors become a sentence with an incident id; the log has the traceback."""
+    """An admin use-case's refusal is answered here, the one place (`dashboard.refusal`);
+    unexpected errors become a sentence with an incident id; the log has the traceback."""
     try:
         return await handler(request)
     except web.HTTPException:
         raise
+    except AdminError as error:  # a refusal written for the admin who asked: 4xx, not 500
+        return refusal(error)
     except Exception:
         incident = uuid.uuid4().hex[:8]
         log.exception(
@@ -125,10 +129,8 @@ class WebPlatform:
         try:
             url = await self.start()
         except OSError as error:
-            raise ValueError(
-                f"cannot listen on {self._options.host}:{self._options.port} ({error.strerror}); "
-                "choose another with --port"
-            ) from None
+            host, port = self._options.host, self._options.port
+            raise cannot_listen("--port", host, port, error, WEB_PORT_FIX) from None
         announce(f"gpt2bot playground: {url}/   dashboard: {url}/admin   (Ctrl+C stops)", log)
         try:
             await self._stopped.wait()

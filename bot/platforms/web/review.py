@@ -13,7 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from admin.auth import NotAuthorized
-from admin.base import BlindPair, ReviewUnavailable
+from admin.base import BlindPair
 from bot.export import FORMATS, REVIEW_EXPORTS, write_reviews
 from bot.params import InvalidRequest
 from bot.platforms.web.dashboard import DashboardContext, _actor, download
@@ -64,15 +64,14 @@ def verdict_message(item: ReviewItemRecord) -> str:
 
 
 def _refusal(error: Exception) -> web.Response:
+    """The gate's refusal, a bad request or a busy backend; a use-case's own refusals
+    (`AdminError`) are answered by the platform's `catch_errors` middleware."""
     if isinstance(error, NotAuthorized):
         return error_response(str(error), 403)
     if isinstance(error, Busy):
         retry = f"{max(1, round(error.retry_after_s))}"
         return error_response(str(error), 503, **{"Retry-After": retry})
-    status = 409 if isinstance(error, ReviewUnavailable) else 503
-    status = 404 if isinstance(error, LookupError) else status
-    status = 400 if isinstance(error, ValueError) else status
-    return error_response(str(error), status)
+    return error_response(str(error), 400 if isinstance(error, InvalidRequest) else 503)
 
 
 def _name(body: dict[str, Any], key: str) -> str | None:
@@ -96,7 +95,7 @@ class ReviewApi:
             item = await self.ctx.admin.reviews.next_item(
                 actor.user_id, first, second, same_pair_as=same
             )
-        except (NotAuthorized, ReviewUnavailable, LookupError, ValueError, BackendError) as error:
+        except (NotAuthorized, InvalidRequest, BackendError) as error:
             return _refusal(error)
         return web.json_response({"item": pair_json(item)})
 
@@ -109,7 +108,7 @@ class ReviewApi:
                 raise InvalidRequest("Say which pair the verdict is for (its number).")
             await self.ctx.gate.authorize(actor, "review.vote", {"id": item_id, "choice": choice})
             item = await self.ctx.admin.reviews.record(actor.user_id, item_id, choice)
-        except (NotAuthorized, LookupError, ValueError) as error:
+        except (NotAuthorized, InvalidRequest) as error:
             return _refusal(error)
         rates = await self.ctx.admin.reviews.win_rates()
         return web.json_response(
