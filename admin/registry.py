@@ -232,24 +232,35 @@ def prepare_model(
     progress: ProgressFn | None = None,
 ) -> ModelVersionRecord:
     """The version to serve: the active one, else the base model, else a new bootstrap model
-    (trained here and registered as the first version). Blocking: call through `db.run`."""
+    (trained here and registered as the first version). When the active version's folder is
+    missing on this machine, the fallback serves here but the database keeps naming the active
+    version (every other process serves it; this one follows once it can load it).
+    Blocking: call through `db.run`."""
     active = versions.active()
     if active is not None and (Path(active.path).exists() or active.base_model == active.path):
         return active
     if active is not None:
-        log.warning("active model %s is missing at %s; preparing another", active.name, active.path)
+        log.warning(
+            "active model %s is missing at %s: serving another here meanwhile (the database "
+            "still names %s active, for every process)",
+            active.name,
+            active.path,
+            active.name,
+        )
+    first = active is None  # only a first version is activated here, never a replacement
     if config.base_model != "bootstrap":
         if _base_model_available(config):
             name = _name_for(config.base_model)
-            if versions.get(name) is None:
-                versions.add(name=name, path=config.base_model, base_model=config.base_model)
-            return versions.activate(name)
+            record = versions.get(name) or versions.add(
+                name=name, path=config.base_model, base_model=config.base_model
+            )
+            return versions.activate(name) if first else record
         log.warning(
             "BASE_MODEL %r is not in the local cache and the model hub is unreachable: "
             "falling back to the offline bootstrap model",
             config.base_model,
         )
-    return _register_bootstrap(config, versions, bootstrap, progress)
+    return _register_bootstrap(config, versions, bootstrap, progress, first)
 
 
 def _register_bootstrap(
@@ -257,6 +268,7 @@ def _register_bootstrap(
     versions: ModelVersionRepository,
     bootstrap: BootstrapConfig,
     progress: ProgressFn | None,
+    activate: bool,
 ) -> ModelVersionRecord:
     from model.bootstrap import build_bootstrap  # torch-heavy
 
@@ -270,8 +282,7 @@ def _register_bootstrap(
             progress=progress or (lambda s, t, loss: _log_progress(s, t, loss, started)),
         )
         metrics = {"train_seconds": report.seconds, "final_train_loss": report.final_loss}
-    if versions.get(BOOTSTRAP_VERSION) is None:
-        versions.add(
-            name=BOOTSTRAP_VERSION, path=str(folder), base_model="bootstrap", metrics=metrics
-        )
-    return versions.activate(BOOTSTRAP_VERSION)
+    record = versions.get(BOOTSTRAP_VERSION) or versions.add(
+        name=BOOTSTRAP_VERSION, path=str(folder), base_model="bootstrap", metrics=metrics
+    )
+    return versions.activate(BOOTSTRAP_VERSION) if activate else record
