@@ -12,17 +12,22 @@ Every `FOLLOW_INTERVAL_S` one round:
 A version that cannot be loaded here (its folder missing from this machine's MODEL_DIR, a
 broken one) is tried again only every `RETRY_FAILED_S`; meanwhile this process serves what it
 has and says so: one log line when the problem starts and one when it ends, `/readyz`,
-`/metrics` and its fleet row. A cheap poll works on every database; nothing else is needed.
+`/metrics` and its fleet row. A cheap poll works on every database; on PostgreSQL a change
+also wakes the rounds at once (`LISTEN`, on a thread and connection of its own: a listener that
+fails is logged once and tried again each interval, and the poll goes on meanwhile).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
+import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from admin.base import ExperimentService, RegistryService
@@ -90,6 +95,9 @@ class Follower:
         self._told: str | None = None  # the problem logged last (each is logged once)
         self._task: asyncio.Task[None] | None = None
         self._round = asyncio.Lock()  # the loop's rounds and a fleet view's, one at a time
+        self._wake = asyncio.Event()  # set by the PostgreSQL listener: a round now
+        self._stop = threading.Event()  # tells the listener thread to end
+        self._listener: threading.Thread | None = None
         self._failing: str | None = None  # the error of the last round that failed, if any
 
     @property
@@ -99,11 +107,25 @@ class Follower:
     async def start(self) -> None:
         """One round now (this process appears in the fleet at once), then one per interval."""
         await self.round_logged()
-        self._task = asyncio.get_running_loop().create_task(self._rounds())
+        loop = asyncio.get_running_loop()
+        self._task = loop.create_task(self._rounds())
         self._task.add_done_callback(_ended)
+        if self.processes.can_listen():
+
+            def wake() -> None:  # from the listener thread
+                loop.call_soon_threadsafe(self._wake.set)
+
+            self._listener = threading.Thread(
+                target=self._listen, args=(wake,), name="gpt2bot-listen", daemon=True
+            )
+            self._listener.start()
 
     async def close(self) -> None:
         """Stop following and leave the fleet (a process killed leaves by ageing out)."""
+        self._stop.set()
+        if self._listener is not None:
+            await asyncio.to_thread(self._listener.join)  # within LISTEN_WAKE_S
+            self._listener = None
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -116,8 +138,26 @@ class Follower:
 
     async def _rounds(self) -> None:
         while True:
-            await asyncio.sleep(self.config.follow_interval_s)
+            # the interval passes, or the listener says something changed
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.config.follow_interval_s)
+            self._wake.clear()
             await self.round_logged()
+
+    def _listen(self, wake: Callable[[], None]) -> None:
+        """The listener thread: LISTEN until closed; a failure is logged once, then retried."""
+        told = False
+        while not self._stop.is_set():
+            try:
+                self.processes.listen(wake, self._stop)
+            except Exception:
+                if not told:
+                    log.exception(
+                        "cannot LISTEN for changes; polling every %g s",
+                        self.config.follow_interval_s,
+                    )
+                    told = True
+                self._stop.wait(self.config.follow_interval_s)
 
     async def round_logged(self) -> None:
         """A round whose failure is logged (with its traceback once, while it repeats)."""

@@ -5,14 +5,23 @@ it is alive: a row not renewed within `LIVE_ROUNDS` of its own rounds (plus `LIV
 a slow database or a busy machine) belongs to a process that died (`kill -9`, a lost machine);
 a clean stop deletes its row (`leave`). Times are each process's own clock: keep the clocks in
 sync (NTP), as for the schedule lease.
+
+On PostgreSQL (psycopg) a change of what the fleet serves (a version activated, an experiment
+started or ended) also sends `NOTIFY gpt2bot_fleet` in its transaction (`announce`), and each
+serving process `listen`s on its own connection, so it follows at once instead of at its next
+poll. Elsewhere (SQLite) the poll alone does it.
 """
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select, text, update
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
 
 from storage.db import Database
 from storage.models import ServingProcess, utcnow
@@ -20,6 +29,15 @@ from storage.models import ServingProcess, utcnow
 LIVE_ROUNDS = 3  # a process that missed this many renewals in a row is taken for dead
 LIVE_SLACK_S = 5.0  # ... plus this, for a slow database or a busy machine
 FORGET_AFTER = timedelta(days=1)  # dead processes' rows are deleted after this
+CHANNEL = "gpt2bot_fleet"  # PostgreSQL NOTIFY channel: what the fleet serves changed
+LISTEN_WAKE_S = 1.0  # a listener looks at its stop flag this often
+
+
+def announce(session: Session) -> None:
+    """In a transaction that changes what the fleet serves: tell listening processes when it
+    commits (PostgreSQL `NOTIFY`); elsewhere nothing, the processes poll."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text(f"NOTIFY {CHANNEL}"))
 
 
 @dataclass(frozen=True)
@@ -107,6 +125,24 @@ class ProcessRepository:
             rows = session.scalars(select(ServingProcess).order_by(ServingProcess.started_at))
             records = [_record(row) for row in rows]
         return [r for r in records if r.alive_at(now)]
+
+    def can_listen(self) -> bool:
+        """Whether `listen` works here: PostgreSQL through psycopg (3)."""
+        url = make_url(self._db.url)
+        return url.get_backend_name() == "postgresql" and url.get_driver_name() == "psycopg"
+
+    def listen(self, on_change: Callable[[], object], stop: threading.Event) -> None:
+        """Call `on_change` (from this thread) for each announced change until `stop` is set.
+        Blocking, on a connection of its own; raises when the connection fails."""
+        import psycopg  # the PostgreSQL driver, there when `can_listen`
+
+        url = make_url(self._db.url).set(drivername="postgresql")
+        conninfo = url.render_as_string(hide_password=False)
+        with psycopg.connect(conninfo, autocommit=True) as connection:
+            connection.execute(f"LISTEN {CHANNEL}")
+            while not stop.is_set():
+                for _ in connection.notifies(timeout=LISTEN_WAKE_S, stop_after=1):
+                    on_change()
 
     def leave(self, process_id: str) -> None:
         """Delete the row of a process that stops cleanly."""

@@ -192,3 +192,37 @@ async def test_an_experiment_won_in_another_process_is_served_here(db, versions)
     assert (state.served, state.active, state.candidate, state.matches) == ("v3", "v3", None, True)
     assert here.swaps == [("v3", "/models/v3")] and here.resident_versions == ("v3",)
     await follower.close()
+
+
+async def test_on_postgresql_a_change_wakes_the_process_at_once() -> None:
+    """LISTEN/NOTIFY: with a minute between polls, a shell's `models use` is served in
+    about a second."""
+    if not os.environ.get("TEST_DATABASE_URL"):
+        pytest.skip("TEST_DATABASE_URL not set")
+    db = Database(fresh_postgres())
+    upgrade(db.engine)
+    repo = ModelVersionRepository(db)
+    for name in ("v1", "v2"):
+        repo.add(name, f"/models/{name}", "bootstrap")
+    repo.activate("v1")
+    backend = ScriptedBackend(model_version="v1")
+    follower = serving(db, backend, FleetConfig(follow_interval_s=60.0))
+    await follower.start()
+    try:
+        await asyncio.sleep(0.5)  # the listener connects
+        registry, experiments = shell(db)
+        await registry.use("cli", "v2", force=True)
+        for _ in range(100):
+            if backend.model_version == "v2":
+                break
+            await asyncio.sleep(0.05)
+        assert backend.model_version == "v2"
+        await experiments.start("cli", "v1", 0.5)  # an experiment wakes it too
+        for _ in range(100):
+            if backend.resident_versions == ("v2", "v1"):
+                break
+            await asyncio.sleep(0.05)
+        assert backend.resident_versions == ("v2", "v1")
+    finally:
+        await follower.close()
+        db.dispose()
