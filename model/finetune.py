@@ -99,8 +99,7 @@ def _optimizer(model: torch.nn.Module, config: FinetuneConfig) -> torch.optim.Ad
         {"params": decay, "weight_decay": config.weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
     ]
-    # one fused kernel for the whole update (CPU and CUDA): 0.34 -> 0.09 s a GPT-2 124M step
-    # on the 2-core Xeon; it is what HF Trainer uses by default
+    # one fused kernel (CPU, CUDA), HF Trainer's default: 0.34 -> 0.09 s a 124M step here
     return torch.optim.AdamW(groups, lr=config.learning_rate, fused=True)
 
 
