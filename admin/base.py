@@ -13,7 +13,7 @@ a sentence for the person who asked, which every platform shows as is.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -26,6 +26,7 @@ from admin.errors import Invalid as Invalid
 from admin.errors import PromotionRefused as PromotionRefused
 from admin.errors import ReviewUnavailable as ReviewUnavailable
 from admin.errors import Unknown as Unknown
+from admin.fleet_view import FleetView
 from storage import (
     CuratedSampleRecord,
     ModelVersionRecord,
@@ -219,6 +220,13 @@ class RegistryService(Protocol):
         none before."""
         ...
 
+    async def follow(self, avoid: Collection[str] = ()) -> ModelVersionRecord | None:
+        """Serve the version the database names active when this process serves another
+        (changed by another process or command): the backend's hot-swap, running requests
+        finish on the old version. Nothing is swapped for a name in `avoid` (it failed here
+        lately). The active row (None before the first); `FollowFailed` when it cannot load."""
+        ...
+
 
 class ReportService(Protocol):
     """What the ratings and training runs say, as numbers and charts."""
@@ -274,8 +282,26 @@ class ExperimentService(Protocol):
         """At start-up of a serving process: load a running experiment's candidate again."""
         ...
 
+    async def follow(self) -> str | None:
+        """Read the running experiment now and load its candidate here (or unload the one of
+        an experiment that ended); the candidate that should be resident, or None."""
+        ...
+
     async def close(self) -> None:
         """Stop background work (loading or unloading a candidate)."""
+        ...
+
+
+class FleetService(Protocol):
+    """The `gpt2bot run` processes on this database and whether they serve what it says."""
+
+    async def view(self) -> FleetView:
+        """The database's choice (active version, A/B candidate) and the live processes."""
+        ...
+
+    async def wait(self, timeout_s: float) -> FleetView:
+        """Until every live process serves the database's choice, or `timeout_s` passed:
+        the last view (its `behind` names who did not follow, and their `problem`)."""
         ...
 
 
@@ -356,6 +382,7 @@ class AdminServices:
     servers: ServerService
     experiments: ExperimentService
     reviews: ReviewService
+    fleet: FleetService
 
     async def close(self) -> None:
         await self.experiments.close()

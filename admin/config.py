@@ -122,3 +122,21 @@ class LearningConfig:
     )
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     ab: ABConfig = field(default_factory=ABConfig)
+
+
+@dataclass(frozen=True)
+class FleetConfig:
+    """How every `gpt2bot run` follows the database (`admin/follow.py`, docs/operating.md)."""
+
+    # each serving process reads the active version and the running A/B experiment this often
+    # (seconds), hot-swaps to a change whoever made it, and renews its row in the fleet; a
+    # process still serving something else two rounds after a change is shown as lagging
+    follow_interval_s: float = field(
+        default=5.0,
+        metadata={
+            "env": "FOLLOW_INTERVAL_S",
+            "min": 0.1,
+            "max": 300.0,
+            "help": "seconds between a serving process's looks at the database",
+        },
+    )

@@ -7,11 +7,10 @@ decided on live ratings by `admin.ab_rule`.
 - The experiment lives in the database (`storage.ExperimentRepository`), so it survives a
   restart or `kill -9`: a serving process loads the candidate resident again at start-up
   (`resume`). Only one runs at a time.
-- A bot process notices an experiment started or stopped elsewhere (`gpt2bot ab start` while
-  `gpt2bot run` serves) on its next request once `AB_REFRESH_SECONDS` have passed: the
-  running experiment is cached between requests, and a new candidate is loaded in the
-  background (until it is resident, the active version serves its arm, and the generation
-  records the version that really served it).
+- Every serving process follows the running experiment (`follow`, each FOLLOW_INTERVAL_S:
+  admin/follow.py), and notices one on its next request once `AB_REFRESH_SECONDS` passed;
+  until the candidate is resident, the active version serves its arm (the generation records
+  the version that really served it).
 - After each rating `evaluate` applies the rule: a confident win promotes the candidate
   through the registry (gate and hot-swap), a loss retires it, the maximum sample ends it as
   "no difference"; the loser is unloaded. `finish` ends the row only if it still runs, so of
@@ -144,7 +143,7 @@ class Experiments:
         self._clock = clock
         self._cached: ExperimentRecord | None = None
         self._checked_at = -math.inf
-        self._deciding = asyncio.Lock()
+        self._deciding, self._loading = asyncio.Lock(), asyncio.Lock()  # decisions, loads
         self._tasks: set[asyncio.Task[None]] = set()
         self._failed: set[int] = set()  # experiments whose candidate could not load here
 
@@ -256,16 +255,18 @@ class Experiments:
             return await self._conclude(running, counts, decision)
 
     async def resume(self) -> None:
-        running = await self.db.run(self.repository.running)
+        if (candidate := await self.follow()) is not None:
+            log.info("an A/B experiment is running: its candidate %s is loaded", candidate)
+
+    async def follow(self) -> str | None:
+        """Load the running experiment's candidate here now (or unload an ended one's)."""
+        before, running = self._cached, await self.db.run(self.repository.running)
         self._remember(running)
+        if before is not None and (running is None or running.id != before.id):
+            await self._unload(before.candidate_version)
         if running is not None:
-            log.info(
-                "experiment #%d (%s against %s) is running: loading its candidate",
-                running.id,
-                running.control_version,
-                running.candidate_version,
-            )
             await self._load(running)
+        return None if running is None else running.candidate_version
 
     async def settled(self) -> None:
         """Until the candidate loads and unloads begun so far are done (tests, benchmarks)."""
@@ -358,14 +359,15 @@ class Experiments:
                 record.id,
             )
             return
-        version = await self.db.run(self.versions.get, record.candidate_version)
-        if version is None or version.name in multi.resident_versions:
-            return
-        try:
-            await multi.load_version(version.name, version.path)
-        except Exception:
-            self._failed.add(record.id)
-            log.exception("experiment #%d: could not load %s", record.id, version.name)
+        async with self._loading:  # the request path and the follower may both ask
+            version = await self.db.run(self.versions.get, record.candidate_version)
+            if version is None or version.name in multi.resident_versions:
+                return
+            try:
+                await multi.load_version(version.name, version.path)
+            except Exception:
+                self._failed.add(record.id)
+                log.exception("experiment #%d: could not load %s", record.id, version.name)
 
     async def _unload(self, version: str) -> None:
         multi = self._several()

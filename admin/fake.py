@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from admin.base import AdminServices, CurationReport, ProgressCallback
+from admin.base import AdminServices, CurationReport, FleetView, ProgressCallback
 from admin.errors import AlreadyRunning, Invalid, PromotionRefused, Unknown, no_version
 from admin.fake_experiments import FakeExperiments
 from admin.fake_review import FakeReviews
@@ -237,6 +237,9 @@ class FakeRegistry:
             raise Unknown("There is no earlier active version to roll back to.")
         return await self._activate(self.previous.pop())
 
+    async def follow(self, avoid: Collection[str] = ()) -> ModelVersionRecord | None:
+        return next((v for v in self.items if v.status == "active"), None)
+
     async def _activate(self, name: str) -> ModelVersionRecord:
         self.items = [
             replace(v, status="active" if v.name == name else "retired") for v in self.items
@@ -245,6 +248,22 @@ class FakeRegistry:
         if self.backend is not None:
             await self.backend.swap(record.name, record.path)
         return record
+
+
+@dataclass
+class FakeFleet:
+    """No process serves: the view is what the fake registry and experiments say (a read,
+    so not in `calls`)."""
+
+    registry: FakeRegistry
+    experiments: FakeExperiments
+
+    async def view(self) -> FleetView:
+        active = next((v.name for v in self.registry.items if v.status == "active"), None)
+        return FleetView(active, await self.experiments.candidate(), (), 5.0)
+
+    async def wait(self, timeout_s: float) -> FleetView:
+        return await self.view()
 
 
 @dataclass
@@ -326,13 +345,15 @@ def fake_admin(
         ],
     )
     registry = FakeRegistry(calls, list(versions), backend)
+    experiments = FakeExperiments(calls, registry)
     return FakeAdmin(
         curation=curation,
         training=FakeTraining(calls, report_after_s=report_after_s),
         registry=registry,
         reports=FakeReports(calls, list(stats)),
         servers=FakeServers(calls),
-        experiments=FakeExperiments(calls, registry),
+        experiments=experiments,
         reviews=FakeReviews(calls, registry),
+        fleet=FakeFleet(registry, experiments),
         calls=calls,
     )

@@ -68,6 +68,9 @@ class FakeExperiments:
         self.current = replace(self.current, status="stopped", ended_by=actor, ended_at=_now())
         return self.current
 
+    async def follow(self) -> str | None:
+        return await self.candidate()
+
     async def candidate(self) -> str | None:
         running = self.current is not None and self.current.running
         return self.current.candidate.version if running and self.current else None

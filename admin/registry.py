@@ -12,12 +12,13 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from admin.errors import Invalid, PromotionRefused, Unknown, no_version
+from admin.follow import FollowFailed
 from model.backends.base import Backend, BackendError
 from model.config import ModelConfig
 from model.split import digest, trained_digests
@@ -84,6 +85,22 @@ class Registry:
             record = await self._switch_to(previous, actor)
         log.info("%s rolled back to %s", actor, previous.name)
         return record
+
+    async def follow(self, avoid: Collection[str] = ()) -> ModelVersionRecord | None:
+        """Serve what the database names active (another process or a shell command may have
+        changed it). Under the switch lock, so a promotion made here (swap first, then the
+        database) is never undone by a follow that read the row in between."""
+        async with self._switch:
+            active = await self.db.run(self.repository.active)
+            if active is None or active.name == self.backend.model_version or active.name in avoid:
+                return active
+            try:
+                await self.backend.swap(active.name, active.path)
+            except Exception as error:  # a missing folder, a broken one, a hook that failed
+                reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+                raise FollowFailed(active.name, reason) from error
+        log.info("following the database: model version %s now serves", active.name)
+        return active
 
     async def judge(self, candidate: ModelVersionRecord) -> GateDecision:
         """Compare `candidate` with the active version on the same held-out texts."""
@@ -215,24 +232,35 @@ def prepare_model(
     progress: ProgressFn | None = None,
 ) -> ModelVersionRecord:
     """The version to serve: the active one, else the base model, else a new bootstrap model
-    (trained here and registered as the first version). Blocking: call through `db.run`."""
+    (trained here and registered as the first version). When the active version's folder is
+    missing on this machine, the fallback serves here but the database keeps naming the active
+    version (every other process serves it; this one follows once it can load it).
+    Blocking: call through `db.run`."""
     active = versions.active()
     if active is not None and (Path(active.path).exists() or active.base_model == active.path):
         return active
     if active is not None:
-        log.warning("active model %s is missing at %s; preparing another", active.name, active.path)
+        log.warning(
+            "active model %s is missing at %s: serving another here meanwhile (the database "
+            "still names %s active, for every process)",
+            active.name,
+            active.path,
+            active.name,
+        )
+    first = active is None  # only a first version is activated here, never a replacement
     if config.base_model != "bootstrap":
         if _base_model_available(config):
             name = _name_for(config.base_model)
-            if versions.get(name) is None:
-                versions.add(name=name, path=config.base_model, base_model=config.base_model)
-            return versions.activate(name)
+            record = versions.get(name) or versions.add(
+                name=name, path=config.base_model, base_model=config.base_model
+            )
+            return versions.activate(name) if first else record
         log.warning(
             "BASE_MODEL %r is not in the local cache and the model hub is unreachable: "
             "falling back to the offline bootstrap model",
             config.base_model,
         )
-    return _register_bootstrap(config, versions, bootstrap, progress)
+    return _register_bootstrap(config, versions, bootstrap, progress, first)
 
 
 def _register_bootstrap(
@@ -240,6 +268,7 @@ def _register_bootstrap(
     versions: ModelVersionRepository,
     bootstrap: BootstrapConfig,
     progress: ProgressFn | None,
+    activate: bool,
 ) -> ModelVersionRecord:
     from model.bootstrap import build_bootstrap  # torch-heavy
 
@@ -253,8 +282,7 @@ def _register_bootstrap(
             progress=progress or (lambda s, t, loss: _log_progress(s, t, loss, started)),
         )
         metrics = {"train_seconds": report.seconds, "final_train_loss": report.final_loss}
-    if versions.get(BOOTSTRAP_VERSION) is None:
-        versions.add(
-            name=BOOTSTRAP_VERSION, path=str(folder), base_model="bootstrap", metrics=metrics
-        )
-    return versions.activate(BOOTSTRAP_VERSION)
+    record = versions.get(BOOTSTRAP_VERSION) or versions.add(
+        name=BOOTSTRAP_VERSION, path=str(folder), base_model="bootstrap", metrics=metrics
+    )
+    return versions.activate(BOOTSTRAP_VERSION) if activate else record

@@ -17,6 +17,8 @@ from admin.auth import AdminGate, AdminPolicy
 from admin.base import AdminServices
 from admin.curation import Curation
 from admin.experiments import Experiments
+from admin.fleet import Fleet
+from admin.follow import Follower, ProcessIdentity
 from admin.moderation import Moderator
 from admin.registry import ProgressFn, Registry, prepare_model
 from admin.reports import Reports
@@ -25,7 +27,7 @@ from admin.servers import ServerSettings
 from admin.training import Training
 from bot import plugins
 from bot.chat import ChatService
-from bot.metrics import Metrics
+from bot.metrics import FollowCollector, Metrics
 from bot.mydata import MyData
 from bot.settings import Settings, SettingsError
 from model.backends.base import Backend
@@ -56,6 +58,7 @@ class App:
     gate: AdminGate
     mydata: MyData
     metrics: Metrics
+    follower: Follower  # started for `gpt2bot run` (a `process`): follows the database
 
     @classmethod
     async def open(
@@ -69,12 +72,15 @@ class App:
         bootstrap: BootstrapConfig | None = None,
         progress: ProgressFn | None = None,
         background: bool = False,
+        process: ProcessIdentity | None = None,
     ) -> App:
         """`backend`/`admin`/`moderator`: use these instead of building them (tests pass
         fakes; the moderator is otherwise the `MODERATOR` plugin).
         `background`: start the retrain schedule and resume interrupted training (for the
         long-running `gpt2bot run`, not one-shot commands).
-        A serving App (`model="serve"`) loads a running A/B experiment's candidate again."""
+        A serving App (`model="serve"`) loads a running A/B experiment's candidate again.
+        `process`: this is a long-running serving process (`gpt2bot run`): it follows the
+        database's active version and experiment and records itself in the fleet."""
         db = Database(settings.storage.url)
         try:
             await _reach(db)
@@ -90,12 +96,25 @@ class App:
                 await admin.experiments.resume()
             if background:
                 await admin.training.start_background()
+            follower = Follower(
+                db,
+                admin.registry,
+                admin.experiments,
+                backend,
+                settings.fleet,
+                process or ProcessIdentity("none"),
+            )
+            if isinstance(admin.fleet, Fleet):
+                admin.fleet.local = follower  # what it shows of this process is up to date
+            if process is not None and model == "serve":
+                await follower.start()
         except BaseException:
             db.dispose()
             raise
         role_ids = tuple(str(role) for role in settings.admin.role_ids)
         gate = AdminGate(AdminPolicy(settings.admin.user_ids, role_ids), db)
         metrics = Metrics(db, backend)
+        metrics.registry.register(FollowCollector(follower))
         chat = ChatService(
             db,
             backend,
@@ -104,9 +123,10 @@ class App:
             moderator=moderator,
             experiments=admin.experiments,
         )
-        return cls(settings, db, backend, chat, admin, gate, MyData(db), metrics)
+        return cls(settings, db, backend, chat, admin, gate, MyData(db), metrics, follower)
 
     async def close(self) -> None:
+        await self.follower.close()
         await self.chat.arms.wait()  # an A/B decision under way finishes
         await self.admin.close()
         await self.backend.close()
@@ -183,4 +203,7 @@ def _admin_services(
     )
     reviews = Reviews(db, backend, candidate=experiments.candidate)  # A/B's arm is kept loaded
     servers = ServerSettings(db)
-    return AdminServices(curation, training, registry, Reports(db), servers, experiments, reviews)
+    fleet = Fleet(db, settings.fleet)
+    return AdminServices(
+        curation, training, registry, Reports(db), servers, experiments, reviews, fleet
+    )

@@ -13,7 +13,7 @@ from dataclasses import asdict
 from typing import Any
 
 from admin.errors import AdminError
-from bot import bench, cli_ab, cli_learning, cli_ops, cli_run
+from bot import bench, cli_ab, cli_fleet, cli_learning, cli_ops, cli_run
 from bot.chat import Finished, Origin
 from bot.cli_run import CommandError, open_app
 from bot.export import FORMATS, write_export, write_reviews
@@ -87,11 +87,13 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("version", nargs="?")
     models.add_argument("--json", action="store_true", help="print JSON")
     models.add_argument("--force", action="store_true", help="promote even if the gate refuses")
+    cli_fleet.add_wait_options(models)
 
     sub.add_parser("demo", help="generate from a few prompts, rate one, show how to export")
     cli_learning.add_parsers(sub)  # train, review
     cli_ops.add_parsers(sub)  # backup, restore, health
     cli_ab.add_parsers(sub)  # ab start|status|stop
+    cli_fleet.add_parsers(sub)  # status
     bench.add_parser(sub)
     return parser
 
@@ -202,14 +204,16 @@ async def _models(settings: Settings, args: argparse.Namespace) -> int:
     if args.action == "use" and not args.version:
         raise CommandError("name the version: gpt2bot models use VERSION")
     app = await open_app(settings, model="none")
-    try:  # through the registry: gate, atomic switch (the database only: a running bot
-        # switches through /admin or the dashboard, which hot-swap)
-        if args.action == "use":
-            record = await app.admin.registry.use("cli", args.version, args.force)
-            print(f"{record.name} is now active", file=sys.stderr)
-        elif args.action == "rollback":
-            record = await app.admin.registry.rollback("cli")
-            print(f"{record.name} is now active", file=sys.stderr)
+    code = 0
+    try:  # through the registry: gate, atomic switch in the database, which every running
+        # `gpt2bot run` follows within FOLLOW_INTERVAL_S (hot-swap)
+        if args.action in ("use", "rollback"):
+            if args.action == "use":
+                record = await app.admin.registry.use("cli", args.version, args.force)
+            else:
+                record = await app.admin.registry.rollback("cli")
+            said = f"The database now names {record.name} the active version."
+            code = await cli_fleet.followed(app.admin, args, said)
         rows = await app.admin.registry.versions()
     finally:
         await app.close()
@@ -224,7 +228,7 @@ async def _models(settings: Settings, args: argparse.Namespace) -> int:
             f"{'*' if r.status == 'active' else ' '} {r.name:<24} {r.status:<9} "
             f"base={r.base_model} parent={r.parent or '-'}{extra}"
         )
-    return 0
+    return code
 
 
 COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], Any]] = {
@@ -240,6 +244,7 @@ COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], Any]] = {
     "restore": cli_ops.restore,
     "health": cli_ops.health,
     "ab": cli_ab.ab,
+    "status": cli_fleet.status,
 }
 
 

@@ -2,21 +2,22 @@
 command line. Registered by `bot.cli`.
 
 The command only writes the database (audited as the operator, "cli"); no model is loaded
-here. A running `gpt2bot run` notices a new or stopped experiment within `AB_REFRESH_SECONDS`
-and loads (or unloads) the candidate beside the active version; one started later loads it at
-start-up. The answer (text, and `--json` with its `review` key) puts the owners' blind-review
-verdicts on the same two versions next to the result.
+here. Every running `gpt2bot run` follows a new or stopped experiment within
+`FOLLOW_INTERVAL_S` and loads (or unloads) the candidate beside the active version; one
+started later loads it at start-up. `start` and `stop` say how many live processes follow,
+and with `--wait` return once all do. The answer (text, and `--json` with its `review` key)
+puts the owners' blind-review verdicts on the same two versions next to the result.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 from typing import Any
 
 from admin.ab_report import ABReport, report_of
 from admin.base import ArmStatus, ExperimentStatus
+from bot.cli_fleet import add_wait_options, followed
 from bot.cli_run import CommandError
 from bot.platforms.ab_text import review_line
 from bot.settings import Settings
@@ -34,6 +35,7 @@ def add_parsers(sub: Any) -> None:
         "--share", type=float, help="start: the candidate's share of members (default: AB_SHARE)"
     )
     ab.add_argument("--json", action="store_true", help="print JSON")
+    add_wait_options(ab)
 
 
 async def ab(settings: Settings, args: argparse.Namespace) -> int:
@@ -42,6 +44,7 @@ async def ab(settings: Settings, args: argparse.Namespace) -> int:
     from bot.app import App  # torch-heavy: imported when the command runs
 
     app = await App.open(settings, model="none")
+    code = 0
     try:
         experiments = app.admin.experiments
         if args.action == "start":
@@ -53,22 +56,20 @@ async def ab(settings: Settings, args: argparse.Namespace) -> int:
         else:
             status = await experiments.status()
         report = None if status is None else await report_of(status, app.admin.reviews)
+        if status is not None and args.action != "status":
+            verb = "runs" if status.running else "has ended"
+            said = f"In the database, experiment #{status.id} now {verb}."
+            code = await followed(app.admin, args, said)
     finally:
         await app.close()
     if args.json:
         print(json.dumps(None if report is None else report.to_dict(), ensure_ascii=False))
-        return 0
+        return code
     if report is None:
         print("No experiment has run yet: `gpt2bot ab start VERSION` starts one.")
         return 0
-    if args.action == "start":
-        seconds = f"{settings.learning.ab.refresh_s:g}"
-        print(
-            f"A running `gpt2bot run` serves it within {seconds} s; one started later, at once.",
-            file=sys.stderr,
-        )
     print(render(report))
-    return 0
+    return code
 
 
 def _arm_line(arm: ArmStatus) -> str:

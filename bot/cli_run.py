@@ -13,6 +13,7 @@ import asyncio
 import signal
 from typing import Any
 
+from admin.follow import ProcessIdentity
 from bot import plugins
 from bot.platforms.base import RunOptions, platform_config
 from bot.platforms.health import HealthServer, HealthTarget, PreparingPage
@@ -73,7 +74,8 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
             await page.start()
         try:
             listeners = [page.progress] if page is not None else []
-            app = await open_app(settings, background=True, listeners=listeners)
+            process = ProcessIdentity(name, settings.env.get("DISCORD_SHARDS", ""))
+            app = await open_app(settings, background=True, listeners=listeners, process=process)
         finally:
             if page is not None:
                 await page.close()  # the playground listens there next

@@ -3,8 +3,11 @@
 `/healthz` answers while the process serves HTTP at all (a supervisor restarts it when not).
 `/readyz` answers 200 only when every check passes: the database answers, a model version is
 loaded, and a chat platform is connected to its gateway or socket; otherwise 503 with the
-failing check, so a load balancer or an orchestrator can hold traffic or alert. The HTTP side
-is `bot/platforms/health.py`; the platform tells its connection through `ReportsConnection`.
+failing check, so a load balancer or an orchestrator can hold traffic or alert. Its `model`
+part names the version served here and whether it is the one the database names active (a
+process that cannot load that one keeps serving, and stays ready: it says why instead).
+The HTTP side is `bot/platforms/health.py`; the platform tells its connection through
+`ReportsConnection`.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
+    from admin.follow import Follower
     from model.backends.base import Backend
     from storage import Database
 
@@ -45,9 +49,11 @@ class ReportsConnection(Protocol):
 class Readiness:
     ready: bool
     checks: dict[str, str] = field(default_factory=dict)  # check -> "ok ..." or the problem
+    # served, database (its active version), matches, candidate, problem
+    model: dict[str, object] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, object]:
-        return {"ready": self.ready, "checks": self.checks}
+        return {"ready": self.ready, "checks": self.checks, "model": self.model}
 
 
 def not_ready(reason: str) -> Readiness:
@@ -56,10 +62,12 @@ def not_ready(reason: str) -> Readiness:
 
 
 class Checked(Protocol):
-    """What readiness looks at (the `App`): its database and its generation backend."""
+    """What readiness looks at (the `App`): its database, its generation backend and how it
+    follows the database."""
 
     db: Database
     backend: Backend
+    follower: Follower
 
 
 async def readiness(app: Checked, platform: object | None = None) -> Readiness:
@@ -74,9 +82,21 @@ async def readiness(app: Checked, platform: object | None = None) -> Readiness:
         checks["database"] = f"unreachable: {type(error).__name__}: {error}".splitlines()[0]
     version = app.backend.model_version
     checks["model"] = f"ok: {version}" if version else "no model version is loaded"
+    state = app.follower.state
+    model: dict[str, object] = {"served": version}
+    if state.rounds:
+        model.update(
+            database=state.active,
+            matches=state.matches,
+            candidate=state.candidate,
+            problem=state.problem,
+        )
+        if version and not state.matches:
+            why = state.problem or "switching to it now"
+            checks["model"] = f"ok: {version}, not the database's {state.active}: {why}"
     if isinstance(platform, ReportsConnection):
         connected = await platform.connected()
         name = getattr(platform, "name", "platform")
         checks[name] = "ok: connected" if connected else "not connected"
     ready = all(value.startswith("ok") for value in checks.values())
-    return Readiness(ready, checks)
+    return Readiness(ready, checks, model)

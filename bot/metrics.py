@@ -25,6 +25,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from admin.follow import Follower
 from model.backends.base import Backend, GenerationResult, ReportsMetrics
 from storage import ACTIVE_STATUSES, Database, GenerationRepository, TrainingRunRepository
 
@@ -182,6 +183,37 @@ class BackendCollector(Collector):
             )
             family = CounterMetricFamily if kind == "counter" else GaugeMetricFamily
             yield family(name, help_text, value=float(value))
+
+
+class FollowCollector(Collector):
+    """Whether this process serves what the database says (`admin/follow.py`): the version
+    it should serve, and 1 while it cannot (the log and /readyz say why). Registered by
+    `App.open` beside the others."""
+
+    def __init__(self, follower: Follower) -> None:
+        self.follower = follower
+
+    def collect(self) -> Iterator[Metric]:
+        state = self.follower.state
+        if state.rounds == 0:  # not following (a one-shot command) or not yet
+            return
+        active = GaugeMetricFamily(
+            "gpt2bot_database_model_info",
+            "the version the database names active, at this process's last look",
+            labels=["version"],
+        )
+        active.add_metric([state.active or ""], 1)
+        yield active
+        yield GaugeMetricFamily(
+            "gpt2bot_serves_database_choice",
+            "1 while this process serves the database's active version (and A/B candidate)",
+            value=1.0 if state.matches else 0.0,
+        )
+        yield GaugeMetricFamily(
+            "gpt2bot_follow_failing",
+            "1 while this process cannot load what the database names (it serves what it has)",
+            value=1.0 if state.problem else 0.0,
+        )
 
 
 def _by_version(key: str, values: dict[str, int]) -> GaugeMetricFamily:

@@ -32,7 +32,7 @@ from urllib.parse import urlparse
 
 from dotenv import dotenv_values
 
-from admin.config import AdminConfig, LearningConfig
+from admin.config import AdminConfig, FleetConfig, LearningConfig
 from admin.moderation import ModerationConfig
 from bot.chat import ChatConfig
 from bot.health import HealthConfig
@@ -71,6 +71,7 @@ class Settings:
     chat: ChatConfig = field(default_factory=ChatConfig)
     health: HealthConfig = field(default_factory=HealthConfig)  # HEALTH_PORT: probes, metrics
     moderation: ModerationConfig = field(default_factory=ModerationConfig)
+    fleet: FleetConfig = field(default_factory=FleetConfig)  # FOLLOW_INTERVAL_S
     # None: INFO for `gpt2bot run`, WARNING for one-shot commands (their output is the answer)
     log_level: str | None = field(
         default=None,

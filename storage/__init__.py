@@ -11,6 +11,7 @@ from storage.curation import CuratedSampleRecord, CuratedSampleRepository
 from storage.db import Database, StorageConfig
 from storage.errors import NotFound
 from storage.experiments import ArmCounts, ExperimentRecord, ExperimentRepository, ExperimentRunning
+from storage.fleet import ProcessBeat, ProcessRecord, ProcessRepository
 from storage.generations import (
     GenerationRecord,
     GenerationRepository,
@@ -68,6 +69,9 @@ __all__ = [
     "NewReviewItem",
     "NotFound",
     "PairWinRate",
+    "ProcessBeat",
+    "ProcessRecord",
+    "ProcessRepository",
     "RatingRecord",
     "RatingRow",
     "RatingRule",

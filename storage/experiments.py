@@ -24,6 +24,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from storage.db import Database
+from storage.fleet import announce
 from storage.models import Experiment, Generation, Rating, utcnow
 from storage.rating_rule import RatingRow, counted
 
@@ -109,6 +110,7 @@ class ExperimentRepository:
                     started_by=started_by,
                 )
                 session.add(row)
+                announce(session)  # every serving process loads the candidate (fleet.py)
                 session.flush()
                 return _record(row)
         except IntegrityError:  # another process started one between our check and insert
@@ -146,6 +148,7 @@ class ExperimentRepository:
             )
             if not session.execute(query).rowcount:  # type: ignore[attr-defined]
                 return None
+            announce(session)  # every serving process unloads the candidate
             row = session.get(Experiment, experiment_id)
             assert row is not None
             session.refresh(row)

@@ -204,6 +204,25 @@ class Lease(Base):
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class ServingProcess(Base):
+    """A `gpt2bot run` process on this database: what it is and what it serves, renewed on
+    every follow round (`last_seen`); a clean stop deletes its row."""
+
+    __tablename__ = "serving_processes"
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)  # host:pid:random
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    platform: Mapped[str] = mapped_column(String(32))
+    shards: Mapped[str] = mapped_column(String(64), default="")  # DISCORD_SHARDS, or ""
+    served_version: Mapped[str] = mapped_column(String(64))
+    candidate_version: Mapped[str | None] = mapped_column(String(64))  # resident A/B arm
+    problem: Mapped[str | None] = mapped_column(Text)  # why it cannot serve what it should
+    interval_s: Mapped[float] = mapped_column(Float)  # how often it renews this row
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class Report(Base):
     """A member's 🚩 on an output; one per member per generation."""
 

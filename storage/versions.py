@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from storage.db import Database
 from storage.errors import NotFound
+from storage.fleet import announce
 from storage.models import ModelVersion, utcnow
 
 
@@ -99,6 +100,7 @@ class ModelVersionRepository:
                     row.status = "retired"
             target.status = "active"
             target.activated_at = utcnow()
+            announce(session)  # every serving process follows (storage/fleet.py)
             session.flush()
             return _version_record(target)
 

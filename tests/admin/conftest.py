@@ -11,9 +11,10 @@ import pytest
 import torch
 
 from admin.base import AdminServices
-from admin.config import LearningConfig
+from admin.config import FleetConfig, LearningConfig
 from admin.curation import Curation
 from admin.experiments import Experiments
+from admin.fleet import Fleet
 from admin.moderation import FakeModerator
 from admin.registry import Registry
 from admin.reports import Reports
@@ -62,7 +63,10 @@ def build_services(db: Database, model_dir: Path, backend: Backend) -> AdminServ
     experiments = Experiments(db, registry, backend, LEARNING.ab, serves=True)
     reviews = Reviews(db, backend, candidate=experiments.candidate)
     servers = ServerSettings(db)
-    return AdminServices(curation, training, registry, Reports(db), servers, experiments, reviews)
+    fleet = Fleet(db, FleetConfig())
+    return AdminServices(
+        curation, training, registry, Reports(db), servers, experiments, reviews, fleet
+    )
 
 
 @pytest.fixture

@@ -79,3 +79,23 @@ async def test_one_shot_commands_open_without_loading_a_model(settings, tmp_path
         assert await app.admin.registry.versions() == []
     finally:
         await app.close()
+
+
+def test_a_missing_active_folder_is_not_replaced_in_the_database(
+    db, tiny_model_dir, tmp_path, caplog
+):
+    """A process whose MODEL_DIR lacks the active version's folder serves another here, and
+    the database keeps naming the active version for every other process (this one follows
+    it once it can load it)."""
+    from model.config import ModelConfig
+
+    versions = ModelVersionRepository(db)
+    versions.add("ft-9", str(tmp_path / "elsewhere" / "ft-9"), "bootstrap")
+    versions.activate("ft-9")
+    config = ModelConfig(model_dir=tmp_path / "models", base_model=str(tiny_model_dir))
+    with caplog.at_level(logging.WARNING):
+        served = prepare_model(config, versions, TINY_BOOTSTRAP)
+    assert served.path == str(tiny_model_dir) and served.status != "active"
+    active = versions.active()
+    assert active is not None and active.name == "ft-9"
+    assert "active model ft-9 is missing" in caplog.text

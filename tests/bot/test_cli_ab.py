@@ -41,7 +41,7 @@ def test_start_status_and_stop(env_file: Path, capsys: pytest.CaptureFixture[str
     assert main(ab(env_file, "start", "better", "--share", "0.3")) == 0
     out, err = capsys.readouterr()
     assert "experiment #1: running" in out and "better" in out and "30% of members" in out
-    assert "A running `gpt2bot run` serves it within 0 s" in err
+    assert "In the database, experiment #1 now runs. No `gpt2bot run` process is live" in err
 
     assert main(ab(env_file, "status", "--json")) == 0
     status = json.loads(capsys.readouterr().out)

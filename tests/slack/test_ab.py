@@ -35,7 +35,8 @@ async def test_owner_starts_watches_and_stops_an_experiment(
     assert "between 0 and 1" in await admin(slack, fake_slack, "ab start v2 1.5")
 
     started = await admin(slack, fake_slack, "ab start v2 30%")
-    assert started.startswith("Started. *A/B experiment #1: running*")
+    assert started.startswith("Started. Every process follows the database: ")
+    assert "\n*A/B experiment #1: running*" in started
     assert "control `v1` (70% of members): 0 generations · 0 ratings · no ratings yet" in started
     assert "candidate `v2` (30% of members)" in started
     assert "Blind review of this pair: no verdicts yet" in started
@@ -49,7 +50,8 @@ async def test_owner_starts_watches_and_stops_an_experiment(
     assert len(fake_slack.uploads) == 1 and fake_slack.uploads[0].startswith(PNG_SIGNATURE)
 
     stopped = await admin(slack, fake_slack, "ab stop")
-    assert stopped.startswith("Stopped. *A/B experiment #1: stopped*")
+    assert stopped.startswith("Stopped. Every process follows the database: ")
+    assert "\n*A/B experiment #1: stopped*" in stopped
     assert "nothing to stop" in await admin(slack, fake_slack, "ab stop")
     actions = [(e["actor"], e["action"], e["allowed"]) for e in reversed(app.gate.audit.recent())]
     assert ("UWSADMIN", "slack ab start", False) in actions

@@ -55,7 +55,8 @@ async def test_models_schedule_and_errors_are_sentences(
     slack: SignedClient, fake_slack: FakeSlack, fake_services: FakeAdmin
 ) -> None:
     assert "▶ `fake-1` active" in await admin(slack, fake_slack, "model list")
-    assert await admin(slack, fake_slack, "model use fake-1 force") == "Now serving fake-1."
+    used = await admin(slack, fake_slack, "model use fake-1 force")
+    assert used.startswith("Now serving fake-1 here, and the database names it the active")
     assert ("registry.use", (ADMIN, "fake-1", True)) in fake_services.calls
     assert "no model version named 'v9'" in await admin(slack, fake_slack, "model use v9")
     assert "too often" in await admin(slack, fake_slack, "retrain schedule * * * * *")
@@ -142,4 +143,5 @@ async def test_a_gate_refusal_says_why_and_how_to_force(
         "ft-2 was not promoted: its held-out loss 3.9000 is worse than the active fake-1's "
         "3.5000. To promote it anyway, add `force`: `/gpt2bot-admin model use VERSION force`."
     )
-    assert await admin(slack, fake_slack, "model use ft-2 force") == "Now serving ft-2."
+    forced = await admin(slack, fake_slack, "model use ft-2 force")
+    assert forced.startswith("Now serving ft-2 here, and the database names it the active")

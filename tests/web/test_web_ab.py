@@ -84,7 +84,10 @@ async def test_the_owner_starts_watches_and_stops_an_experiment(ab_app: App, own
     started = await owner.post("/admin/api/ab/start", {"version": "v2", "share": "25%"})
     assert started.status == 200, await started.text()
     answer = await started.json()
-    assert answer["message"] == "Experiment #1 started: v1 against v2 (25% of members)."
+    assert answer["message"].startswith(
+        "Experiment #1 started: v1 against v2 (25% of members). Every process follows the "
+        "database: "
+    )
     member = await candidate_member(ab_app)
     done = await ab_app.chat.generate(Origin("web", member), "Hello")
     await ab_app.chat.rate(done.generations[0].id, "someone-else", "👎")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 from datetime import UTC, datetime, timedelta
 
 import aiohttp
@@ -23,6 +24,7 @@ ADMIN_GETS = (
     "export",
     "stats",
     "models",
+    "fleet",
     "training",
     "curation",
     "audit",
@@ -267,13 +269,17 @@ async def test_model_use_and_rollback_switch_the_serving_version(
     assert active is not None
     await app.db.run(versions.add, "copy-1", active.path, "bootstrap", "bootstrap-1")
     used = await browser.post("/admin/api/models/use", {"version": "copy-1"})
-    assert used.status == 200 and (await used.json())["message"] == "Now serving copy-1."
+    said = await used.json()
+    assert used.status == 200 and said["message"].startswith(
+        "Now serving copy-1 here, and the database names it the active version"
+    )
+    assert said["fleet"]["active"] == "copy-1"  # and how the live processes follow it
     assert app.backend.model_version == "copy-1"
     assert (await browser.start())["model_version"] == "copy-1"
     missing = await browser.post("/admin/api/models/use", {"version": "nope"})
     assert missing.status == 404
     back = await browser.post("/admin/api/models/rollback", {})
-    assert (await back.json())["message"] == "Rolled back: now serving bootstrap-1."
+    assert (await back.json())["message"].startswith("Rolled back. Now serving bootstrap-1 here")
     assert app.backend.model_version == "bootstrap-1"
     audit = await (await browser.client.get("/admin/api/audit")).json()
     assert [e["action"] for e in audit["entries"][:3]] == [
@@ -321,6 +327,18 @@ async def test_generations_page_backwards_with_before_id(
     assert bad.status == 400
 
 
+async def test_the_dashboard_shows_each_process_and_what_it_serves(
+    app: App, admin_browser: Browser
+) -> None:
+    await app.follower.start()  # as `gpt2bot run` starts it
+    fleet = await (await admin_browser.client.get("/admin/api/fleet")).json()
+    (process,) = fleet["processes"]
+    assert fleet["active"] == "bootstrap-1" and fleet["candidate"] is None
+    assert (process["served_version"], process["serves_database_choice"]) == ("bootstrap-1", True)
+    assert process["pid"] == os.getpid() and not process["lagging"]
+    assert fleet["summary"] == "1 live process: all serve it."
+
+
 async def test_a_gate_refusal_is_a_409_sentence_that_says_how_to_force(
     fake_admin_browser: tuple[Browser, App, FakeAdmin],
 ) -> None:
@@ -342,7 +360,8 @@ async def test_a_gate_refusal_is_a_409_sentence_that_says_how_to_force(
         "To promote it anyway, tick Force and press its Use button again."
     )
     forced = await browser.post("/admin/api/models/use", {"version": "v2", "force": True})
-    assert forced.status == 200 and (await forced.json())["message"] == "Now serving v2."
+    assert forced.status == 200
+    assert (await forced.json())["message"].startswith("Now serving v2 here")
     unknown = await browser.post("/admin/api/models/use", {"version": "v9"})
     assert (
         unknown.status == 404 and "no model version named 'v9'" in (await unknown.json())["error"]

@@ -14,6 +14,7 @@ from discord import app_commands
 from admin.ab_report import ABReport, latest_report, report_of
 from admin.auth import Actor
 from admin.base import AdminServices
+from bot.platforms import fleet_text
 from bot.platforms.discord import admin_render
 from bot.platforms.discord.admin_commands import AdminCommands, Reply, experiment_chart
 
@@ -49,7 +50,8 @@ def add_ab_commands(parent: app_commands.Group, admin: AdminCommands) -> None:
         async def work(service: AdminServices, actor: Actor) -> Reply:
             status = await service.experiments.start(actor.user_id, version, share)
             report = await report_of(status, service.reviews)
-            return await experiment_reply(report, "Started. ")
+            followed = fleet_text.experiment_followed(await service.fleet.view())
+            return await experiment_reply(report, f"Started. {followed}\n")
 
         await admin.run(interaction, "ab start", {"version": version, "share": share}, work)
 
@@ -70,6 +72,7 @@ def add_ab_commands(parent: app_commands.Group, admin: AdminCommands) -> None:
         async def work(service: AdminServices, actor: Actor) -> Reply:
             status = await service.experiments.stop(actor.user_id)
             report = await report_of(status, service.reviews)
-            return await experiment_reply(report, "Stopped. ")
+            followed = fleet_text.experiment_followed(await service.fleet.view())
+            return await experiment_reply(report, f"Stopped. {followed}\n")
 
         await admin.run(interaction, "ab stop", {}, work)

@@ -332,9 +332,8 @@ def _add_model(parent: app_commands.Group, admin: AdminCommands) -> None:
         """Serve another model version (hot-swapped, no downtime)."""
 
         async def work(service: AdminServices, actor: Actor) -> Reply:
-            return Reply(
-                admin_render.switched(await service.registry.use(actor.user_id, version, force))
-            )
+            record = await service.registry.use(actor.user_id, version, force)
+            return Reply(admin_render.switched(record, await service.fleet.view()))
 
         await admin.run(interaction, "model use", {"version": version, "force": force}, work)
 
@@ -343,6 +342,7 @@ def _add_model(parent: app_commands.Group, admin: AdminCommands) -> None:
         """Go back to the previously serving model version."""
 
         async def work(service: AdminServices, actor: Actor) -> Reply:
-            return Reply(admin_render.switched(await service.registry.rollback(actor.user_id)))
+            record = await service.registry.rollback(actor.user_id)
+            return Reply(admin_render.switched(record, await service.fleet.view()))
 
         await admin.run(interaction, "model rollback", {}, work)

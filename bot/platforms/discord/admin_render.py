@@ -8,7 +8,8 @@ from datetime import datetime
 from discord.utils import escape_markdown, format_dt
 
 from admin.ab_report import ABReport
-from bot.platforms import ab_text
+from admin.fleet_view import FleetView
+from bot.platforms import ab_text, fleet_text
 from bot.platforms.server_text import settings_facts
 from storage import (
     ACTIVE_STATUSES,
@@ -64,8 +65,8 @@ def model_versions(rows: list[ModelVersionRecord]) -> str:
     return "\n".join(lines)
 
 
-def switched(row: ModelVersionRecord) -> str:
-    return f"Now serving `{row.name}` (new requests use it; running ones finish on the old one)."
+def switched(row: ModelVersionRecord, fleet: FleetView) -> str:
+    return fleet_text.switched(row.name, fleet, lambda name: f"`{name}`")
 
 
 def curated(items: list[CuratedSampleRecord]) -> str:

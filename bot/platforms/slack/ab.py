@@ -11,7 +11,7 @@ from typing import Protocol
 from admin.ab_report import ABReport, latest_report, parse_share, report_of
 from admin.auth import Actor
 from admin.base import AdminServices
-from bot.platforms import ab_text
+from bot.platforms import ab_text, fleet_text
 from bot.platforms.slack.text import escape
 
 COMMAND = "/gpt2bot-admin"
@@ -47,7 +47,8 @@ async def ab_start(ctx: Context, args: list[str]) -> str:
         return f"Name the candidate, and if you like its share of members: {USAGE}."
     share = parse_share(args[1] if len(args) == 2 else None)
     status = await ctx.service.experiments.start(ctx.actor.user_id, args[0], share)
-    return "Started. " + experiment_text(await report_of(status, ctx.service.reviews))
+    followed = fleet_text.experiment_followed(await ctx.service.fleet.view())
+    return f"Started. {followed}\n" + experiment_text(await report_of(status, ctx.service.reviews))
 
 
 async def ab_status(ctx: Context, args: list[str]) -> str:
@@ -57,4 +58,5 @@ async def ab_status(ctx: Context, args: list[str]) -> str:
 
 async def ab_stop(ctx: Context, args: list[str]) -> str:
     status = await ctx.service.experiments.stop(ctx.actor.user_id)
-    return "Stopped. " + experiment_text(await report_of(status, ctx.service.reviews))
+    followed = fleet_text.experiment_followed(await ctx.service.fleet.view())
+    return f"Stopped. {followed}\n" + experiment_text(await report_of(status, ctx.service.reviews))

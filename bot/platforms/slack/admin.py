@@ -23,6 +23,7 @@ from admin.ab_report import ab_chart
 from admin.auth import Actor, NotAuthorized
 from admin.base import AdminError, AdminServices
 from bot.params import InvalidRequest
+from bot.platforms import fleet_text
 from bot.platforms.server_text import settings_facts
 from bot.platforms.slack import ab, review
 from bot.platforms.slack.chat import PLATFORM, incident_sentence
@@ -232,12 +233,12 @@ async def _model_use(ctx: AdminContext, args: list[str]) -> str:
     if not args:
         return f"Name the version: `{COMMAND} model use VERSION [force]`."
     record = await ctx.service.registry.use(ctx.actor.user_id, args[0], force=args[1:] == ["force"])
-    return f"Now serving {record.name}."
+    return fleet_text.switched(record.name, await ctx.service.fleet.view())
 
 
 async def _model_rollback(ctx: AdminContext, args: list[str]) -> str:
     record = await ctx.service.registry.rollback(ctx.actor.user_id)
-    return f"Rolled back: now serving {record.name}."
+    return "Rolled back. " + fleet_text.switched(record.name, await ctx.service.fleet.view())
 
 
 async def _stats(ctx: AdminContext, args: list[str]) -> str:

@@ -12,17 +12,20 @@ from aiohttp import web
 
 from admin.ab_report import ABReport, latest_report, parse_share, report_of
 from admin.base import AdminServices
+from admin.fleet_view import FleetView
 from bot.params import InvalidRequest
+from bot.platforms import fleet_text
 from bot.platforms.web.dashboard import DashboardContext
 
 
-def _said(verb: str, report: ABReport) -> dict[str, Any]:
+def _said(verb: str, report: ABReport, fleet: FleetView) -> dict[str, Any]:
     status = report.status
     message = (
         f"Experiment #{status.id} {verb}: {status.control.version} against "
-        f"{status.candidate.version} ({status.candidate.share:.0%} of members)."
+        f"{status.candidate.version} ({status.candidate.share:.0%} of members). "
+        + fleet_text.experiment_followed(fleet)
     )
-    return {"message": message, "experiment": report.to_dict()}
+    return {"message": message, "experiment": report.to_dict(), "fleet": fleet.to_dict()}
 
 
 async def ab_start(admin: AdminServices, actor: str, body: dict[str, Any]) -> Any:
@@ -31,12 +34,12 @@ async def ab_start(admin: AdminServices, actor: str, body: dict[str, Any]) -> An
         raise InvalidRequest("Choose the candidate version.")
     share = parse_share(str(body.get("share") or ""))
     status = await admin.experiments.start(actor, version, share)
-    return _said("started", await report_of(status, admin.reviews))
+    return _said("started", await report_of(status, admin.reviews), await admin.fleet.view())
 
 
 async def ab_stop(admin: AdminServices, actor: str, body: dict[str, Any]) -> Any:
     status = await admin.experiments.stop(actor)
-    return _said("stopped", await report_of(status, admin.reviews))
+    return _said("stopped", await report_of(status, admin.reviews), await admin.fleet.view())
 
 
 class ABApi:

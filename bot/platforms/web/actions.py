@@ -17,6 +17,7 @@ from aiohttp import web
 from admin.auth import NotAuthorized
 from admin.base import AdminServices
 from bot.params import InvalidRequest
+from bot.platforms import fleet_text
 from bot.platforms.web.ab import ab_start, ab_stop
 from bot.platforms.web.dashboard import (
     MAX_UPLOAD_BYTES,
@@ -26,6 +27,7 @@ from bot.platforms.web.dashboard import (
     _run_json,
 )
 from bot.platforms.web.playground import error_response, read_json
+from storage import ModelVersionRecord
 
 log = logging.getLogger(__name__)
 
@@ -37,12 +39,19 @@ async def _model_use(admin: AdminServices, actor: str, body: dict[str, Any]) -> 
     if not version:
         raise InvalidRequest("Choose the model version to use.")
     record = await admin.registry.use(actor, version, force=bool(body.get("force")))
-    return {"message": f"Now serving {record.name}.", "model": _record_json(record)}
+    return await _switched(admin, record, "")
 
 
 async def _model_rollback(admin: AdminServices, actor: str, body: dict[str, Any]) -> Any:
     record = await admin.registry.rollback(actor)
-    return {"message": f"Rolled back: now serving {record.name}.", "model": _record_json(record)}
+    return await _switched(admin, record, "Rolled back. ")
+
+
+async def _switched(admin: AdminServices, record: ModelVersionRecord, intro: str) -> Any:
+    """What the database now says, and how the live processes follow it."""
+    view = await admin.fleet.view()
+    message = intro + fleet_text.switched(record.name, view)
+    return {"message": message, "model": _record_json(record), "fleet": view.to_dict()}
 
 
 async def _retrain_now(admin: AdminServices, actor: str, body: dict[str, Any]) -> Any:

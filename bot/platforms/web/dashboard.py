@@ -1,5 +1,5 @@
 """The admin dashboard's endpoints: login, generations browser and export, ratings per model
-version, model versions, training runs and curation.
+version, model versions, the processes serving them (the fleet), training runs and curation.
 
 Reads go straight to read-only repositories; every change (and every login and export) goes
 through `AdminGate.authorize`, which audits it, then through the admin services that
@@ -268,6 +268,11 @@ class DashboardApi:
         rows = await self.ctx.admin.registry.versions()
         return web.json_response({"models": [_record_json(r) for r in rows]})
 
+    async def fleet(self, request: web.Request) -> web.Response:
+        """The database's choice and every live `gpt2bot run` process (admin/fleet.py)."""
+        view = await self.ctx.admin.fleet.view()
+        return web.json_response(view.to_dict())
+
     async def training(self, request: web.Request) -> web.Response:
         runs = await self.ctx.db.run(self.ctx.browser.training_runs)
         current = await self.ctx.admin.training.status()
@@ -299,6 +304,7 @@ class DashboardApi:
             web.get("/admin/api/export", self.export),
             web.get("/admin/api/stats", self.stats),
             web.get("/admin/api/models", self.models),
+            web.get("/admin/api/fleet", self.fleet),
             web.get("/admin/api/training", self.training),
             web.get("/admin/api/curation", self.curation),
             web.get("/admin/api/audit", self.audit),

@@ -1,5 +1,5 @@
-// The admin dashboard: login, stats, A/B experiment, model versions, training, curation,
-// generations, audit.
+// The admin dashboard: login, stats, A/B experiment, model versions, processes, training,
+// curation, generations, audit.
 "use strict";
 
 (() => {
@@ -7,9 +7,11 @@
   const { el, call, when } = gpt2bot;
   const TRAINING_POLL_MS = 2000; // live progress while a run is going
   const AB_POLL_MS = 5000; // a running experiment's numbers move with every rating
+  const FLEET_POLL_MS = 5000; // processes follow a change within FOLLOW_INTERVAL_S
   let oldest = null;
   let pollTimer = null;
   let abTimer = null;
+  let fleetTimer = null;
 
   function say(id, text, isError) {
     $(id).textContent = text || "";
@@ -116,6 +118,27 @@
       tr.children[3].className = "num";
       body.append(tr);
     }
+  }
+
+  async function loadFleet() {
+    const fleet = await call("GET", "/admin/api/fleet");
+    $("fleet-summary").textContent =
+      `The database: ${fleet.active || "no active version yet"}` +
+      (fleet.candidate ? `, A/B candidate ${fleet.candidate}` : "") + `. ${fleet.summary}`;
+    const body = $("fleet").tBodies[0];
+    body.replaceChildren();
+    for (const p of fleet.processes) {
+      const serves = p.served_version + (p.candidate_version ? ` (+A/B ${p.candidate_version})` : "");
+      const state = p.serves_database_choice ? "ok" : p.lagging ? "lagging" : "following";
+      const shards = p.shards ? ` · shards ${p.shards}` : "";
+      const tr = row([`${p.host}:${p.pid}`, p.platform + shards, serves, when(p.last_seen),
+        p.problem ? `${state}: ${p.problem}` : state]);
+      if (p.lagging) tr.classList.add("error");
+      body.append(tr);
+    }
+    if (!fleet.processes.length) body.append(row(["No gpt2bot run process is live."]));
+    clearTimeout(fleetTimer);
+    if (!$("dashboard").hidden) fleetTimer = setTimeout(() => loadFleet().catch(() => {}), FLEET_POLL_MS);
   }
 
   function renderRun(info, runs) {
@@ -247,7 +270,7 @@
   }
 
   async function refresh() {
-    await Promise.all([loadStats(), loadAB(), loadModels(), loadTraining(), loadCuration(), loadGenerations(false), loadServers(), loadAudit()]
+    await Promise.all([loadStats(), loadAB(), loadModels(), loadFleet(), loadTraining(), loadCuration(), loadGenerations(false), loadServers(), loadAudit()]
       .map((p) => p.catch((error) => console.error(error))));
   }
 
