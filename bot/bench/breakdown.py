@@ -20,7 +20,9 @@ from typing import Any
 import torch
 
 from bot.bench.ceiling import fastest_s, weight_elements
+from model.backends.local import int8_rows_of
 from model.engine.gpt2 import GPT2Runner
+from model.engine.linear import ByRows
 from model.engine.sampling import RowParams, row_generator, sample_next
 from model.versions import LoadedModel
 
@@ -40,12 +42,15 @@ def read_bandwidth_gb_s() -> float:
     return BANDWIDTH_MB * 2**20 / 1e9 / (fastest_ms(data.sum, tries=5) / 1e3)
 
 
-def _weight_bytes(runner: GPT2Runner, int8: bool) -> int:
+def _weight_bytes(runner: GPT2Runner, rows: int, weights: str) -> int:
+    """The weight bytes a step of `rows` rows reads with `weights` (see `step_breakdown`)."""
+    head = runner._head
+    int8 = weights == "int8" or (isinstance(head, ByRows) and rows <= head.rows)
     return weight_elements(runner.model.config) * (1 if int8 else runner.dtype.itemsize)
 
 
 @torch.inference_mode()
-def _rows(runner: GPT2Runner, rows: int, int8: bool, gb_s: float) -> dict[str, Any]:
+def _rows(runner: GPT2Runner, rows: int, weights: str, gb_s: float) -> dict[str, Any]:
     cache = runner.new_cache(max(ROWS))
     cache.ensure(COLUMNS)
     generator = torch.Generator().manual_seed(0)
@@ -79,9 +84,9 @@ def _rows(runner: GPT2Runner, rows: int, int8: bool, gb_s: float) -> dict[str, A
     draws: list[torch.Generator | None] = [row_generator(i) for i in range(rows)]
     sampling = fastest_ms(lambda: sample_next(logits, params, None, draws))
     projected, attended = fastest_ms(projections), fastest_ms(attention)
-    weights = _weight_bytes(runner, int8)
+    read = _weight_bytes(runner, rows, weights)
     cached = 2 * runner.layers * rows * heads * cache.columns * dim * cache.keys.element_size()
-    floor = (weights + cached) / 1e9 / gb_s * 1e3
+    floor = (read + cached) / 1e9 / gb_s * 1e3
     return {
         "step_ms": round(step, 2),
         "projections_ms": round(projected, 2),
@@ -89,7 +94,7 @@ def _rows(runner: GPT2Runner, rows: int, int8: bool, gb_s: float) -> dict[str, A
         "other_ms": round(max(0.0, step - projected - attended), 2),
         "sampling_ms": round(sampling, 2),
         "attention": "native" if runner.native_attention is not None else "torch",
-        "weights_mb": round(weights / 1e6, 1),
+        "weights_mb": round(read / 1e6, 1),
         "kv_read_mb": round(cached / 1e6, 1),
         "bandwidth_floor_ms": round(floor, 2),
         "step_vs_floor": round(step / floor, 2),
@@ -98,13 +103,13 @@ def _rows(runner: GPT2Runner, rows: int, int8: bool, gb_s: float) -> dict[str, A
     }
 
 
-def step_breakdown(variants: dict[str, tuple[LoadedModel, bool]]) -> dict[str, Any]:
-    """Per dtype name ("bf16", "int8", …: the model and whether it serves int8 weights), per
-    row count, the step's parts (see the module's doc), and the bandwidth they were set
-    against."""
+def step_breakdown(variants: dict[str, tuple[LoadedModel, str]]) -> dict[str, Any]:
+    """Per dtype name ("bf16", "int8", "bf16+int8", …: the model and its weights, "", "int8"
+    or "bf16+int8"), per row count, the step's parts (see the module's doc), and the bandwidth
+    they were set against."""
     gb_s = read_bandwidth_gb_s()
     out: dict[str, Any] = {"read_bandwidth_gb_per_s": round(gb_s, 1), "columns": COLUMNS}
-    for name, (loaded, int8) in variants.items():
-        runner = GPT2Runner(loaded.model, prepack=True, int8=int8)
-        out[name] = {str(rows): _rows(runner, rows, int8, gb_s) for rows in ROWS}
+    for name, (loaded, weights) in variants.items():
+        runner = GPT2Runner(loaded.model, int8=weights == "int8", int8_rows=int8_rows_of(weights))
+        out[name] = {str(rows): _rows(runner, rows, weights, gb_s) for rows in ROWS}
     return out

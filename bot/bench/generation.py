@@ -23,11 +23,12 @@ import torch
 from bot.bench import baselines, scenarios
 from bot.bench.breakdown import step_breakdown
 from bot.bench.ceiling import burst_bound, ceilings
-from bot.bench.measure import dtype_name, machine
+from bot.bench.measure import machine
 from bot.bench.workload import build_model, build_workload, with_dtype
 from model.backends.local import engine_dtype_name, load_dtype_name
 from model.config import ModelConfig
 from model.device import cpu_has_fast_bf16, resolve_device, resolve_dtype
+from model.engine import native
 from model.engine.linear import int8_available, prepack_available
 from model.threads import run_in_own_thread as own
 from model.versions import LoadedModel
@@ -35,7 +36,9 @@ from model.versions import LoadedModel
 SHORT = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
 CEILING_DTYPES = ("fp32", "bf16", "int8")
 
-Variant = tuple[LoadedModel, bool]  # the model and whether it serves with int8 weights
+# the model and its weights as the scenarios take them: "" (the model's own), "int8", or
+# "bf16+int8" (int8 weights for steps of few rows)
+Variant = tuple[LoadedModel, str]
 
 
 def _variants(base: LoadedModel, where: torch.device) -> tuple[str, dict[str, Variant]]:
@@ -43,16 +46,19 @@ def _variants(base: LoadedModel, where: torch.device) -> tuple[str, dict[str, Va
     default = engine_dtype_name(ModelConfig(), where)
     dtype = resolve_dtype(where, load_dtype_name(default))
     fp32 = with_dtype(base, torch.float32, "bench-fp32")
-    variants: dict[str, Variant] = {"fp32": (fp32, False)}
-    name = "int8" if default == "int8" else SHORT[dtype]
+    variants: dict[str, Variant] = {"fp32": (fp32, "")}
+    name = default if default in ("int8", "bf16+int8") else SHORT[dtype]
     if where.type == "cpu":
         if cpu_has_fast_bf16() or name == "bf16":
-            variants["bf16"] = (with_dtype(base, torch.bfloat16, "bench-bf16"), False)
+            variants["bf16"] = (with_dtype(base, torch.bfloat16, "bench-bf16"), "")
         if int8_available():
             over = load_dtype_name("int8")  # the activations' dtype under int8 weights
-            variants["int8"] = (variants.get(over, (fp32, False))[0], True)
+            under = variants.get(over, (fp32, ""))[0]
+            variants["int8"] = (under, "int8")
+            if "bf16" in variants and native.int8_rows() is not None:
+                variants["bf16+int8"] = (variants["bf16"][0], "bf16+int8")
     if name not in variants:
-        variants[name] = (with_dtype(base, dtype, f"bench-{name}"), False)
+        variants[name] = (with_dtype(base, dtype, f"bench-{name}"), "")
     return name, variants
 
 
@@ -95,7 +101,7 @@ def run_benchmark(quick: bool = False, progress: Any = None, device: str = "cpu"
 
     say("GEMM ceilings at the decode shape")
     ceiling = own(ceilings, base.model.config, [d for d in variants if d in CEILING_DTYPES])
-    for name, (loaded, weights_int8) in variants.items():
+    for name, (loaded, weights) in variants.items():
         run = scenarios.run_engine
         measure(
             f"engine burst ({name})",
@@ -106,7 +112,7 @@ def run_benchmark(quick: bool = False, progress: Any = None, device: str = "cpu"
             False,
             lag,
             True,
-            weights_int8,
+            weights,
         )
     results["engine"] = results[f"engine_{default}"]
     if where.type == "cpu" and prepack_available():  # what prepacking brings, side by side
@@ -163,7 +169,7 @@ def run_benchmark(quick: bool = False, progress: Any = None, device: str = "cpu"
             **workload.shape,
             "quick": quick,
             "device": torch.cuda.get_device_name(where) if where.type == "cuda" else where.type,
-            "dtype": default if default == "int8" else dtype_name(fast.dtype),  # the default
+            "dtype": scenarios.label(fast, int8),  # the default
             "bf16_available": where.type == "cpu" and cpu_has_fast_bf16(),
             "loadavg_1min": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],  # start, end
         },
@@ -209,7 +215,7 @@ def _ratios(
         ratios[f"engine_{name}_vs_ceiling"] = _ratio(
             _rate(results, f"engine_{name}"), ceiling[name]["tokens_per_s"]
         )
-    for name in ("bf16", "int8"):
+    for name in ("bf16", "int8", "bf16+int8"):
         if f"engine_{name}" in results:
             ratios[f"engine_{name}_vs_fp32"] = _ratio(
                 _rate(results, f"engine_{name}"), _rate(results, "engine_fp32")

@@ -19,6 +19,7 @@ from admin.moderation.default import DefaultModerator
 from bot.bench.measure import PeakRss, dtype_name, summarize
 from bot.bench.workload import BenchRequest, Workload
 from model.backends.base import Busy, GenerationRequest, GenerationResult, SamplingParams
+from model.backends.local import int8_rows_of
 from model.engine import Engine, EngineConfig
 from model.engine.metrics import percentile
 from model.versions import LoadedModel
@@ -31,9 +32,19 @@ BURST: dict[str, Any] = {"requests": 1000, "new_tokens": 12, "prompt_tokens": (8
 BURST_QUICK: dict[str, Any] = {"requests": 100, "new_tokens": 4, "prompt_tokens": (4, 8)}
 
 
-def label(loaded: LoadedModel, int8: bool) -> str:
-    """The dtype a scenario reports: the model's, or "int8" for int8 weights."""
-    return "int8" if int8 else dtype_name(loaded.dtype)
+def label(loaded: LoadedModel, weights: str) -> str:
+    """The dtype a scenario reports: the model's, "int8" for int8 weights, or the model's with
+    "+int8" for int8 weights in steps of few rows (`ENGINE_CPU_DTYPE=bf16+int8`)."""
+    if weights == "int8":
+        return "int8"
+    return dtype_name(loaded.dtype) + ("+int8" if weights.endswith("+int8") else "")
+
+
+def engine_on(config: EngineConfig, loaded: LoadedModel, weights: str) -> Engine:
+    """The bench's engine on `loaded`: `weights` "" (its own dtype), "int8" (int8 weights) or
+    "<dtype>+int8" (int8 weights for steps of few rows), as `ENGINE_CPU_DTYPE` names them."""
+    rows = int8_rows_of(weights)
+    return Engine(config, lambda _v, _p: loaded, int8=weights == "int8", int8_rows=rows)
 
 
 async def _ticker(lag: list[float], stop: asyncio.Event) -> None:
@@ -49,9 +60,9 @@ async def _engine(
     arrivals: list[float],
     lag: list[float],
     config: EngineConfig,
-    int8: bool,
+    weights: str,
 ) -> tuple[list[GenerationResult], float]:
-    engine = Engine(config, lambda _v, _p: loaded, int8=int8)
+    engine = engine_on(config, loaded, weights)
     await engine.start(loaded.version, loaded.path)
     stop = asyncio.Event()
     ticker = asyncio.create_task(_ticker(lag, stop))
@@ -76,26 +87,28 @@ def run_engine(
     arrivals: bool,
     lag: list[float],
     prepack: bool = True,
-    int8: bool = False,
+    weights: str = "",
 ) -> dict[str, Any]:
     times = workload.arrivals if arrivals else [0.0] * len(workload.requests)
     config = replace(BENCH_CONFIG, cpu_prepack=prepack)
     # warm-up: a server runs for days, so first-use costs are not what it serves at. On a GPU
     # they are many (cuBLAS picks kernels per shape, the allocator grows): a whole burst first.
     warm = workload.requests if loaded.device.type == "cuda" else workload.requests[:2]
-    asyncio.run(_engine(loaded, warm, [0.0] * len(warm), lag, config, int8))
+    asyncio.run(_engine(loaded, warm, [0.0] * len(warm), lag, config, weights))
     with PeakRss() as rss:
-        results, elapsed = asyncio.run(_engine(loaded, workload.requests, times, lag, config, int8))
+        results, elapsed = asyncio.run(
+            _engine(loaded, workload.requests, times, lag, config, weights)
+        )
     tokens = sum(sum(r.completion_tokens) for r in results)
     latencies, ttfts = [r.latency_s for r in results], [r.ttft_s for r in results]
-    return summarize(tokens, elapsed, latencies, ttfts, rss, label(loaded, int8))
+    return summarize(tokens, elapsed, latencies, ttfts, rss, label(loaded, weights))
 
 
 async def short_request(
-    loaded: LoadedModel, workload: Workload, lag: list[float], int8: bool = False
+    loaded: LoadedModel, workload: Workload, lag: list[float], weights: str = ""
 ) -> dict[str, Any]:
     """A short request alone, then while the long ones run: what a member waits in a busy bot."""
-    engine = Engine(BENCH_CONFIG, lambda _v, _p: loaded, int8=int8)
+    engine = engine_on(BENCH_CONFIG, loaded, weights)
     await engine.start(loaded.version, loaded.path)
     stop = asyncio.Event()
     ticker = asyncio.create_task(_ticker(lag, stop))
@@ -124,14 +137,14 @@ async def short_request(
         "busy_vs_idle": round(busy.latency_s / idle.latency_s, 2),
         "long_requests": len(workload.long),
         "long_requests_finished_before": sum(t < short_done for t in finished_at),
-        "dtype": label(loaded, int8),
+        "dtype": label(loaded, weights),
     }
 
 
 async def _single_stream(
-    loaded: LoadedModel, workload: Workload, shape: dict[str, Any], int8: bool
+    loaded: LoadedModel, workload: Workload, shape: dict[str, Any], weights: str
 ) -> list[GenerationResult]:
-    engine = Engine(BENCH_CONFIG, lambda _v, _p: loaded, int8=int8)
+    engine = engine_on(BENCH_CONFIG, loaded, weights)
     await engine.start(loaded.version, loaded.path)
     ids = workload.short.prompt_ids[: shape["prompt_tokens"]]
     prompt = loaded.tokenizer.decode(ids)
@@ -148,12 +161,12 @@ async def _single_stream(
 
 
 def run_single_stream(
-    loaded: LoadedModel, workload: Workload, quick: bool, int8: bool = False
+    loaded: LoadedModel, workload: Workload, quick: bool, weights: str = ""
 ) -> dict[str, Any]:
     """One request alone, streamed: its tokens over its latency (prefill included), median of
     the runs; `decode_tokens_per_s` leaves the first token (prefill) out."""
     shape = SINGLE_STREAM_QUICK if quick else SINGLE_STREAM
-    results = asyncio.run(_single_stream(loaded, workload, shape, int8))
+    results = asyncio.run(_single_stream(loaded, workload, shape, weights))
     rates = [r.completion_tokens[0] / r.latency_s for r in results]
     decode = [
         (r.completion_tokens[0] - 1) / (r.latency_s - r.ttft_s)
@@ -167,7 +180,7 @@ def run_single_stream(
         "runs": [round(rate, 2) for rate in rates],
         "prompt_tokens": shape["prompt_tokens"],
         "new_tokens": [r.completion_tokens[0] for r in results],
-        "dtype": label(loaded, int8),
+        "dtype": label(loaded, weights),
     }
 
 
@@ -191,13 +204,13 @@ async def _burst(
     loaded: LoadedModel,
     requests: list[BenchRequest],
     config: EngineConfig,
-    int8: bool,
+    weights: str,
     moderator: Moderator,
 ) -> tuple[list[GenerationResult | Busy], float, float]:
     """Every member at once, each screened as the chat screens it (the prompt before it is
     queued, the output when it is done); returns the outcomes, the seconds and the event
     loop's longest stall."""
-    engine = Engine(config, lambda _v, _p: loaded, int8=int8)
+    engine = engine_on(config, loaded, weights)
     await engine.start(loaded.version, loaded.path)
     lag, stop = [0.0], asyncio.Event()
     ticker = asyncio.create_task(_ticker(lag, stop))
@@ -225,7 +238,7 @@ async def _burst(
 
 
 def run_burst_1000(
-    loaded: LoadedModel, workload: Workload, quick: bool, int8: bool = False
+    loaded: LoadedModel, workload: Workload, quick: bool, weights: str = ""
 ) -> dict[str, Any]:
     """1,000 members send a short request at once; the engine queues what it expects to start
     within `ENGINE_MAX_WAIT_S` (default settings otherwise) and refuses the rest. Prompts and
@@ -234,7 +247,7 @@ def run_burst_1000(
     config = EngineConfig(metrics_log_interval_s=0)  # the defaults a bot runs with
     requests = burst_requests(loaded, workload, quick)
     moderator = DefaultModerator(ModerationConfig())
-    outcomes, elapsed, stall = asyncio.run(_burst(loaded, requests, config, int8, moderator))
+    outcomes, elapsed, stall = asyncio.run(_burst(loaded, requests, config, weights, moderator))
     done = [o for o in outcomes if isinstance(o, GenerationResult)]
     refused = [o for o in outcomes if isinstance(o, Busy)]
     waits = [r.ttft_s for r in done]
@@ -256,5 +269,5 @@ def run_burst_1000(
         "p95_latency_s": round(percentile([r.latency_s for r in done], 0.95), 3),
         "max_retry_after_s": max((b.retry_after_s for b in refused), default=None),
         "loop_max_stall_ms": round(stall * 1000, 1),
-        "dtype": label(loaded, int8),
+        "dtype": label(loaded, weights),
     }

@@ -16,6 +16,7 @@ from model.backends.base import GenerationRequest, MetricValue
 from model.config import ModelConfig
 from model.device import cpu_has_fast_bf16, resolve_device
 from model.engine import Engine
+from model.engine.linear import NATIVE_INT8_ROWS
 from model.engine.request import EngineHandle
 from model.versions import LoadedModel, load_model
 
@@ -38,7 +39,12 @@ def load_dtype_name(engine_dtype: str) -> str:
     activations where the CPU has native bf16, over fp32 elsewhere."""
     if engine_dtype == "int8":
         return "bf16" if cpu_has_fast_bf16() else "fp32"
-    return engine_dtype
+    return engine_dtype.removesuffix("+int8")
+
+
+def int8_rows_of(engine_dtype: str) -> int:
+    """Rows up to which a decode step multiplies by int8 weights beside the model's own."""
+    return NATIVE_INT8_ROWS if engine_dtype.endswith("+int8") else 0
 
 
 class LocalBackend:
@@ -49,7 +55,12 @@ class LocalBackend:
         self._device = resolve_device(config.device)
         self._dtype = engine_dtype_name(config, self._device)
         self._version, self._path = version, path
-        self.engine = Engine(config.engine, self._load, int8=self._dtype == "int8")
+        self.engine = Engine(
+            config.engine,
+            self._load,
+            int8=self._dtype == "int8",
+            int8_rows=int8_rows_of(self._dtype),
+        )
 
     def _load(self, version: str, path: str) -> LoadedModel:
         dtype = load_dtype_name(self._dtype)

@@ -64,9 +64,12 @@ class Batch:
         int8: bool = False,
         native_attention: bool = True,
         native_int8: bool = True,
+        int8_rows: int = 0,
     ) -> None:
         self.loaded = loaded
-        self.runner = GPT2Runner(loaded.model, prepack, int8, native_attention, native_int8)
+        self.runner = GPT2Runner(
+            loaded.model, prepack, int8, native_attention, native_int8, int8_rows
+        )
         self.max_rows = max_rows
         self.row_limit = max_rows  # lowered after an out-of-memory split
         self.cache = self.runner.new_cache(max_rows)

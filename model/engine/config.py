@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-CPU_DTYPES = ("auto", "fp32", "bf16", "int8")
+CPU_DTYPES = ("auto", "fp32", "bf16", "int8", "bf16+int8")
 
 
 @dataclass(frozen=True)
@@ -23,8 +23,10 @@ class EngineConfig:
     # a request still unfinished after this fails with a clear message
     timeout_s: float = field(default=300.0, metadata={"env": "ENGINE_TIMEOUT_S", "min": 1})
     # dtype on CPU when DTYPE=auto: "auto" = bf16 where the CPU has native bf16 (AVX512-BF16 or
-    # AMX), else fp32; "int8" = int8 weights over bf16 (or fp32) activations. Chosen by
-    # `gpt2bot bench generation` (docs/engine.md, "Devices and dtype").
+    # AMX), else fp32; "int8" = int8 weights over bf16 (or fp32) activations; "bf16+int8" =
+    # bf16, and steps of at most 4 rows (a lone member's stream) by int8 weights and gpt2bot's
+    # native int8 kernel. Chosen by `gpt2bot bench generation` (docs/engine.md, "Devices and
+    # dtype").
     cpu_dtype: str = field(
         default="auto", metadata={"env": "ENGINE_CPU_DTYPE", "choices": CPU_DTYPES}
     )

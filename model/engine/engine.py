@@ -70,12 +70,14 @@ class Engine:
         load: Loader,
         int8: bool = False,
         clock: Callable[[], float] = time.monotonic,
+        int8_rows: int = 0,
     ) -> None:
         """`load(version, path)` gives a loaded model; `int8`: on CPU, serve it with int8
-        weights (model/engine/linear.py; `ENGINE_CPU_DTYPE=int8`, the model loaded in fp32);
+        weights (model/engine/linear.py; `ENGINE_CPU_DTYPE=int8`); `int8_rows`: on CPU, steps
+        of at most this many rows by int8 weights beside the model's own (`bf16+int8`);
         `clock` paces the queue-position updates."""
         self.config = config
-        self.int8 = int8
+        self.int8, self.int8_rows = int8, int8_rows
         self.admission = Admission(
             config.max_batch, config.max_wait_s, config.max_queue, config.max_per_user
         )
@@ -229,6 +231,7 @@ class Engine:
             self.int8,
             self.config.cpu_native_attention,
             self.config.cpu_native_int8,
+            self.int8_rows,
         )
         self.admission.throughput.seed(self.config.max_batch, batch.time_full_step)
         return batch

@@ -149,7 +149,9 @@ class GPT2Runner:
     for the blocks' projections (model/engine/linear.py), activations in the model's dtype;
     `native_attention`: on CPU, fp32 and bf16, decode attention by gpt2bot's own kernel
     (model/engine/native) where it builds, else torch's batched products (`bmm_attention`);
-    `native_int8`: with int8 weights, steps of a few rows by gpt2bot's own int8 kernel."""
+    `native_int8`: with int8 weights, steps of a few rows by gpt2bot's own int8 kernel;
+    `int8_rows`: on CPU with prepacked weights, steps of at most this many rows multiply by
+    int8 weights (and that kernel) instead, where it builds."""
 
     def __init__(
         self,
@@ -158,6 +160,7 @@ class GPT2Runner:
         int8: bool = False,
         native_attention: bool = True,
         native_int8: bool = True,
+        int8_rows: int = 0,
     ) -> None:
         config = model.config
         if config.model_type != "gpt2":
@@ -184,9 +187,11 @@ class GPT2Runner:
         on_cpu = self.device.type == "cpu"
         int8 = int8 and on_cpu and self.dtype in (torch.float32, torch.bfloat16)
         self.weights = "int8" if int8 else "prepack" if prepack and on_cpu else "modules"
-        rows_op = native.int8_rows() if int8 and native_int8 else None
+        few_rows = int8_rows if self.weights == "prepack" and native_int8 else 0
+        wants_kernel = (int8 and native_int8) or few_rows > 0
+        rows_op = native.int8_rows() if wants_kernel else None
         self.projections, self._head = linear.build(
-            list(body.h), self.lm_head, tanh_gelu, self.weights, self.width, rows_op
+            list(body.h), self.lm_head, tanh_gelu, self.weights, self.width, rows_op, few_rows
         )
         self._decode_attention = bmm_attention if on_cpu else sdpa_attention
         self._decode_mask = additive_mask if on_cpu else boolean_mask

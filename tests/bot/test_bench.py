@@ -102,13 +102,16 @@ def test_the_step_breakdown_counts_the_bytes_a_step_reads_against_the_bandwidth(
 
     base = build_model(quick=True)
     bf16 = with_dtype(base, torch.bfloat16, "bench-bf16")
-    report = step_breakdown({"fp32": (base, False), "int8": (base, True), "bf16": (bf16, False)})
+    variants = {"fp32": (base, ""), "int8": (base, "int8"), "bf16": (bf16, "")}
+    variants["bf16+int8"] = (bf16, "bf16+int8")
+    report = step_breakdown(variants)
     assert report["read_bandwidth_gb_per_s"] > 0 and report["columns"] == COLUMNS
     config = base.model.config
     elements = config.n_layer * 12 * config.n_embd**2 + config.vocab_size * config.n_embd
     for name, size in (("fp32", 4), ("bf16", 2), ("int8", 1)):
         one, many = report[name]["1"], report[name]["32"]
         assert one["weights_mb"] == round(elements * size / 1e6, 1)
+        assert many["weights_mb"] == round(elements * size / 1e6, 1)
         kv = 2 * config.n_layer * config.n_embd * COLUMNS * (2 if name == "bf16" else 4) / 1e6
         assert one["kv_read_mb"] == round(kv, 1) and many["kv_read_mb"] == round(32 * kv, 1)
         for part, rows in ((one, 1), (many, 32)):
@@ -118,6 +121,10 @@ def test_the_step_breakdown_counts_the_bytes_a_step_reads_against_the_bandwidth(
             floor = moved / 1e3 / report["read_bandwidth_gb_per_s"] * 1e3
             assert part["bandwidth_floor_ms"] == pytest.approx(floor, rel=0.02, abs=0.006)
             assert part["floor_tokens_per_s"] == pytest.approx(rows * 1e3 / floor, rel=0.02)
+    # bf16 with int8 for few rows: a lone row reads the int8 weights, 32 rows the bf16 ones
+    mixed = report["bf16+int8"]
+    assert mixed["1"]["weights_mb"] == report["int8"]["1"]["weights_mb"]
+    assert mixed["32"]["weights_mb"] == report["bf16"]["32"]["weights_mb"]
 
 
 def test_the_loop_bench_can_run_just_the_ab_simulation(

@@ -71,3 +71,25 @@ def test_an_int8_runner_uses_the_kernel_and_decodes_the_same_text(int8_rows, mod
             position = position + 1
         texts.append(text)
     assert texts[0] == texts[1]
+
+
+def test_bf16_with_int8_for_few_rows_takes_int8_alone_and_bf16_in_a_batch(int8_rows):
+    """`ENGINE_CPU_DTYPE=bf16+int8`: a step of at most NATIVE_INT8_ROWS rows reads the int8
+    weights (half the bytes), a batch the prepacked bf16 ones."""
+    generator = torch.Generator().manual_seed(1)
+    weight = (torch.randn(2304, 768, generator=generator) * 0.02).to(torch.bfloat16)
+    bias = torch.randn(2304, generator=generator).to(torch.bfloat16)
+    both = linear.by_rows(weight, bias, rows_op=int8_rows, rows=linear.NATIVE_INT8_ROWS)
+    int8, bf16 = linear.Int8Weights(weight, bias), linear.Prepacked(weight, bias)
+    few = torch.randn(linear.NATIVE_INT8_ROWS, 768, generator=generator).to(torch.bfloat16)
+    many = torch.randn(linear.NATIVE_INT8_ROWS + 1, 768, generator=generator).to(torch.bfloat16)
+    assert torch.equal(both(few), int8(few)) and torch.equal(both(many), bf16(many))
+
+
+def test_a_bf16_runner_with_int8_rows_serves_through_both(int8_rows, model_versions):
+    served = loader(dtype="bf16")("v1", str(model_versions["v1"]))
+    runner = GPT2Runner(served.model, int8_rows=linear.NATIVE_INT8_ROWS)
+    assert isinstance(runner.projections[0].qkv, linear.ByRows)
+    assert isinstance(runner._head, linear.ByRows)
+    plain = GPT2Runner(served.model)
+    assert isinstance(plain.projections[0].qkv, linear.Prepacked)
