@@ -22,8 +22,9 @@ class EngineConfig:
     max_per_user: int = field(default=2, metadata={"env": "ENGINE_MAX_PER_USER", "min": 1})
     # a request still unfinished after this fails with a clear message
     timeout_s: float = field(default=300.0, metadata={"env": "ENGINE_TIMEOUT_S", "min": 1})
-    # dtype on CPU when DTYPE=auto: "auto" = bf16 where the CPU has native bf16 (AVX512-BF16 or
-    # AMX), else fp32; "int8" = int8 weights over bf16 (or fp32) activations; "bf16+int8" =
+    # dtype on CPU when DTYPE=auto: "auto" = bf16+int8 where the CPU has native bf16
+    # (AVX512-BF16 or AMX) and gpt2bot's native kernels can be built, bf16 where only the
+    # former, else fp32; "int8" = int8 weights over bf16 (or fp32) activations; "bf16+int8" =
     # bf16, and steps of at most 4 rows (a lone member's stream) by int8 weights and gpt2bot's
     # native int8 kernel. Chosen by `gpt2bot bench generation` (docs/engine.md, "Devices and
     # dtype").

@@ -81,7 +81,7 @@ def test_cpu_dtype_setting():
     assert engine_dtype_name(ModelConfig(dtype="fp32"), cpu) == "fp32"
     assert engine_dtype_name(ModelConfig(engine=EngineConfig(cpu_dtype="bf16")), cpu) == "bf16"
     assert engine_dtype_name(ModelConfig(engine=EngineConfig(cpu_dtype="fp32")), cpu) == "fp32"
-    assert engine_dtype_name(ModelConfig(), cpu) in ("bf16", "fp32")
+    assert engine_dtype_name(ModelConfig(), cpu) in ("bf16+int8", "bf16", "fp32")
     assert engine_dtype_name(ModelConfig(), torch.device("cuda")) == "auto"
     int8 = ModelConfig(engine=EngineConfig(cpu_dtype="int8"))
     assert engine_dtype_name(int8, cpu) == "int8"
@@ -89,3 +89,20 @@ def test_cpu_dtype_setting():
     # int8 weights serve over bf16 activations where bf16 is native, over fp32 elsewhere
     assert load_dtype_name("int8") == ("bf16" if cpu_has_fast_bf16() else "fp32")
     assert load_dtype_name("bf16") == "bf16"
+
+
+def test_auto_on_a_bf16_cpu_is_bf16_with_int8_for_few_rows_where_the_kernel_builds(monkeypatch):
+    from model.backends import local
+    from model.engine import native
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(local, "cpu_has_fast_bf16", lambda: True)
+    monkeypatch.setattr(native, "unavailable", lambda: None)
+    assert engine_dtype_name(ModelConfig(), cpu) == "bf16+int8"
+    assert load_dtype_name("bf16+int8") == "bf16"
+    off = ModelConfig(engine=EngineConfig(cpu_native_int8=False))
+    assert engine_dtype_name(off, cpu) == "bf16"
+    monkeypatch.setattr(native, "unavailable", lambda: "ninja is not installed")
+    assert engine_dtype_name(ModelConfig(), cpu) == "bf16"
+    monkeypatch.setattr(local, "cpu_has_fast_bf16", lambda: False)
+    assert engine_dtype_name(ModelConfig(), cpu) == "fp32"
