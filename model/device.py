@@ -58,7 +58,8 @@ def resolve_training_dtype(device: torch.device, name: str = "auto") -> torch.dt
     """The precision a training run computes in for a `TRAIN_DTYPE` setting (the weights and
     optimizer state stay fp32; bf16/fp16 is autocast): `auto` is bf16 where the hardware
     multiplies bf16 natively (a GPU that supports it, a CPU with AVX512-BF16 or AMX; GPT-2
-    124M steps 2.4x faster on the 2-core Xeon with the same held-out loss), fp16 on other
+    124M trains 1.42x faster than fp32 on the 2-core Xeon, the same held-out loss after 21
+    steps: docs/bench-training-xeon-2026-12-07.json), fp16 on other
     GPUs, fp32 elsewhere."""
     if name == "auto" and device.type == "cpu":
         return torch.bfloat16 if cpu_has_fast_bf16() else torch.float32
