@@ -24,6 +24,7 @@ from sqlalchemy.engine import make_url
 from bot.platforms.web.security import CSRF_HEADER
 from storage import Database, ModelVersionRepository, upgrade
 from tests.discord.process import save_tiny_model
+from tests.web.web_helpers import parse_sse
 
 ADMIN_TOKEN = "fleet-admin-token-0123456789"
 
@@ -188,16 +189,6 @@ async def serves(bot: Bot, version: str) -> float:
             return time.monotonic() - started
         assert time.monotonic() - started < FOLLOW_BOUND_S, (model, bot.log.read_text()[-2000:])
         await asyncio.sleep(0.05)
-
-
-def parse_sse(text: str) -> list[tuple[str, dict[str, Any]]]:
-    events = []
-    for block in text.strip().split("\n\n"):
-        lines = block.split("\n")
-        name = next(line[7:] for line in lines if line.startswith("event: "))
-        data = "\n".join(line[6:] for line in lines if line.startswith("data: "))
-        events.append((name, json.loads(data)))
-    return events
 
 
 async def stop(bots: list[Bot]) -> None:
