@@ -6,7 +6,9 @@ is a tiny coroutine (`admin.scheduler:retrain_tick`) and this scheduler's listen
 retrain when it has run: the live service is never pickled and no module-level registry is
 needed. `coalesce=True, max_instances=1` and a misfire grace time give one catch-up run after
 downtime; at start-up an existing stored job is kept as is (re-adding it with
-`replace_existing=True` would silently drop the missed run).
+`replace_existing=True` would silently drop the missed run). The job store creates its table
+on start with a check first, which races when several processes start on a new database (a
+fleet): `_create_job_table` creates it before and lets the loser of that race go on.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
-from sqlalchemy import Engine
+from sqlalchemy import Engine, inspect
+from sqlalchemy.exc import DBAPIError
 
 from admin.errors import Invalid
 
@@ -109,8 +112,10 @@ class RetrainScheduler:
         """Start; add `default_cron` (RETRAIN_CRON) only when no schedule is stored yet.
         `paused`: read and change the stored schedule, but fire nothing until `resume()`
         (a bot process that does not hold the schedule lease)."""
+        store = SQLAlchemyJobStore(engine=self._engine, tablename=JOB_TABLE)
+        await asyncio.to_thread(_create_job_table, store)
         scheduler = AsyncIOScheduler(
-            jobstores={"default": SQLAlchemyJobStore(engine=self._engine, tablename=JOB_TABLE)},
+            jobstores={"default": store},
             job_defaults={
                 "coalesce": True,
                 "max_instances": 1,
@@ -186,3 +191,13 @@ class RetrainScheduler:
         for task in list(self._tasks):
             task.cancel()
         self._scheduler = None
+
+
+def _create_job_table(store: SQLAlchemyJobStore) -> None:
+    """The job store's table, created once whoever gets there first: another process may
+    create it between the check and the create ("table apscheduler_jobs already exists")."""
+    try:
+        store.jobs_t.create(store.engine, checkfirst=True)
+    except DBAPIError:
+        if not inspect(store.engine).has_table(JOB_TABLE):
+            raise

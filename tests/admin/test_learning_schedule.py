@@ -88,3 +88,21 @@ async def test_a_schedule_change_without_the_running_bot_is_a_sentence(db: Datab
     scheduler = RetrainScheduler(db.engine, never)  # never started: a one-shot command
     with pytest.raises(ValueError, match="kept by the running bot"):
         await scheduler.set_trigger(parse_cron("0 3 * * 0", 60, NOW))
+
+
+def test_a_job_table_another_process_just_created_is_not_an_error(tmp_path, monkeypatch):
+    """Several processes starting on a new database: one creates APScheduler's table between
+    another's check and its create; that one goes on instead of failing to start."""
+    from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+    from sqlalchemy import create_engine, inspect
+
+    from admin.scheduler import JOB_TABLE, _create_job_table
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'jobs.db'}")
+    store = SQLAlchemyJobStore(engine=engine, tablename=JOB_TABLE)
+    SQLAlchemyJobStore(engine=engine, tablename=JOB_TABLE).jobs_t.create(engine)  # the other
+    create = store.jobs_t.create  # this one had checked before the other created it
+    monkeypatch.setattr(store.jobs_t, "create", lambda bind, checkfirst: create(bind, False))
+    _create_job_table(store)
+    assert inspect(engine).has_table(JOB_TABLE)
+    engine.dispose()
