@@ -26,6 +26,7 @@ from storage import (
     ModelVersionRepository,
     ProcessRecord,
     ProcessRepository,
+    as_utc,
 )
 
 LAG_ROUNDS = 2  # one round to notice a change, one more to load the version
@@ -43,7 +44,7 @@ class _Snapshot:
         moments = [self.active.activated_at] if self.active is not None else []
         if self.experiment is not None:
             moments.append(self.experiment.ended_at or self.experiment.started_at)
-        return max((_aware(m) for m in moments if m is not None), default=None)
+        return max((as_utc(m) for m in moments if m is not None), default=None)
 
 
 class Fleet:
@@ -74,7 +75,7 @@ class Fleet:
             differs = (p.served_version, p.candidate_version) != (active, candidate)
             since = max(p.started_at, changed) if changed is not None else p.started_at
             lagging = differs and (now - since).total_seconds() > LAG_ROUNDS * p.interval_s
-            statuses.append(_status(p, lagging))
+            statuses.append(ProcessStatus.of(p, lagging))
         bound = max([p.interval_s for p in snapshot.processes], default=0.0)
         bound = bound or self.config.follow_interval_s
         return FleetView(active, candidate, tuple(statuses), bound, changed)
@@ -87,24 +88,3 @@ class Fleet:
             await asyncio.sleep(WAIT_POLL_S)
             view = await self.view()
         return view
-
-
-def _status(process: ProcessRecord, lagging: bool) -> ProcessStatus:
-    return ProcessStatus(
-        id=process.id,
-        host=process.host,
-        pid=process.pid,
-        platform=process.platform,
-        shards=process.shards,
-        served_version=process.served_version,
-        candidate_version=process.candidate_version,
-        problem=process.problem,
-        started_at=process.started_at,
-        last_seen=process.last_seen,
-        lagging=lagging,
-    )
-
-
-def _aware(moment: datetime) -> datetime:
-    """SQLite hands back naive datetimes; they were stored in UTC."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

@@ -3,27 +3,25 @@ database's choice (active version, A/B candidate) and each live serving process.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import datetime
 from typing import Any
 
+from storage import ProcessRecord
+
 
 @dataclass(frozen=True)
-class ProcessStatus:
-    """One live `gpt2bot run` process, as `gpt2bot status` and the dashboard show it."""
+class ProcessStatus(ProcessRecord):
+    """One live `gpt2bot run` process, as `gpt2bot status` and the dashboard show it: its
+    record (`candidate_version`: the A/B candidate it keeps resident; `problem`: why it does
+    not serve what the database says, in its own words) and whether it lags."""
 
-    id: str
-    host: str
-    pid: int
-    platform: str
-    shards: str
-    served_version: str
-    candidate_version: str | None  # the A/B candidate it keeps resident
-    problem: str | None  # why it does not serve what the database says (its own words)
-    started_at: datetime
-    last_seen: datetime
     # what it serves differs from the database's choice, for longer than its bound
-    lagging: bool
+    lagging: bool = False
+
+    @classmethod
+    def of(cls, record: ProcessRecord, lagging: bool) -> ProcessStatus:
+        return cls(**{f.name: getattr(record, f.name) for f in fields(record)}, lagging=lagging)
 
     def to_dict(self) -> dict[str, Any]:
         values = asdict(self)

@@ -23,6 +23,7 @@ from storage.generations import (
 from storage.leases import LeaseRepository
 from storage.members import DeletionReport, MemberDataRepository
 from storage.migrate import current_revision, downgrade, head_revision, upgrade
+from storage.models import as_utc
 from storage.rating_rule import RatingRow, RatingRule, wilson_lower_bound
 from storage.reports import ReportedRecord, ReportOutcome, ReportRepository
 from storage.reviews import (
@@ -89,6 +90,7 @@ __all__ = [
     "TrainingRunRepository",
     "TrainingRunSummary",
     "VersionRatingStats",
+    "as_utc",
     "current_revision",
     "downgrade",
     "head_revision",

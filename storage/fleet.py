@@ -17,14 +17,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from storage.db import Database
-from storage.models import ServingProcess, utcnow
+from storage.models import ServingProcess, as_utc, utcnow
 
 LIVE_ROUNDS = 3  # a process that missed this many renewals in a row is taken for dead
 LIVE_SLACK_S = 5.0  # ... plus this, for a slow database or a busy machine
@@ -86,8 +86,8 @@ def _record(row: ServingProcess) -> ProcessRecord:
         candidate_version=row.candidate_version,
         problem=row.problem,
         interval_s=row.interval_s,
-        started_at=_aware(row.started_at),
-        last_seen=_aware(row.last_seen),
+        started_at=as_utc(row.started_at),
+        last_seen=as_utc(row.last_seen),
     )
 
 
@@ -148,8 +148,3 @@ class ProcessRepository:
         """Delete the row of a process that stops cleanly."""
         with self._db.session() as session:
             session.execute(delete(ServingProcess).where(ServingProcess.id == process_id))
-
-
-def _aware(moment: datetime) -> datetime:
-    """SQLite hands back naive datetimes for timezone-aware columns; they were stored in UTC."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

@@ -10,13 +10,13 @@ live well above the renewal interval.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from storage.db import Database
-from storage.models import Lease, utcnow
+from storage.models import Lease, as_utc, utcnow
 
 
 class LeaseRepository:
@@ -57,11 +57,6 @@ class LeaseRepository:
         """Who holds `name` now (None when nobody does)."""
         with self._db.session() as session:
             row = session.scalars(select(Lease).where(Lease.name == name)).first()
-            if row is None or _aware(row.expires_at) < utcnow():
+            if row is None or as_utc(row.expires_at) < utcnow():
                 return None
             return row.holder
-
-
-def _aware(moment: datetime) -> datetime:
-    """SQLite hands back naive datetimes for timezone-aware columns; they were stored in UTC."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
