@@ -14,6 +14,11 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPE_NAMES = ("auto", "fp32", "bf16", "fp16")
 BACKEND_HELP = "a gpt2bot.backends entry point: local (this process) or openai"
 OBJECTIVES = ("sft", "kto", "sft+kto")
+METHODS = ("full", "lora")
+METHOD_HELP = (
+    "full: every weight trains and a version is a whole model; lora: a low-rank adapter (PEFT) "
+    "over a full base version"
+)
 OBJECTIVE_HELP = (
     "sft: imitate curated texts; kto: preference training from rated outputs (TRL KTOTrainer); "
     "sft+kto: SFT, then KTO from its weights"
@@ -139,6 +144,18 @@ class FinetuneConfig:
             "choices": OBJECTIVES,
             "help": OBJECTIVE_HELP,
         },
+    )
+    # how a retrain changes the model (docs/learning-loop.md): full stays the default until the
+    # loop benchmark compares the two
+    method: str = field(
+        default="full",
+        metadata={"env": "TRAIN_METHOD", "lower": True, "choices": METHODS, "help": METHOD_HELP},
+    )
+    # LoRA: the adapter's rank, its scale (alpha / rank multiplies the update) and dropout
+    lora_rank: int = field(default=16, metadata={"env": "LORA_RANK", "min": 1, "max": 1024})
+    lora_alpha: int = field(default=32, metadata={"env": "LORA_ALPHA", "min": 1, "max": 4096})
+    lora_dropout: float = field(
+        default=0.05, metadata={"env": "LORA_DROPOUT", "min": 0, "max": 0.9}
     )
 
     epochs: int = field(

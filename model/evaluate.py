@@ -139,13 +139,13 @@ def evaluation(
 def compare_on_heldout(
     paths: dict[str, str], texts: Sequence[str], block_size: int
 ) -> dict[str, float]:
-    """Held-out loss of several version folders on the same texts (blocking; run in a thread)."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    """Held-out loss of several versions (full or adapter) on the same texts, in fp32 on the CPU
+    (blocking; run in a thread)."""
+    from model.versions import load_model
 
     losses = {}
     for name, path in paths.items():
-        tokenizer = AutoTokenizer.from_pretrained(path)
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
-        losses[name] = heldout_loss(model, tokenizer, texts, block_size)
-        del model
+        loaded = load_model(name, path, torch.device("cpu"), "fp32")
+        losses[name] = heldout_loss(loaded.model, loaded.tokenizer, texts, block_size)
+        del loaded
     return losses

@@ -13,15 +13,14 @@ the loop needs no collator or padding, and it keeps per-step reporting and resum
 
 The loop runs under `accelerate.Accelerator`: one process on the CPU or one GPU as it is, or
 `accelerate launch --multi_gpu --num_processes N -m model.finetune JOB.json` for N processes
-(data parallel: each takes its share of every step's blocks, so `batch_size` is per process).
-The accelerator owns the device, mixed precision (bf16 autocast on GPUs and on CPUs with native
-bf16, fp16 with loss scaling on older GPUs: `TRAIN_DTYPE`) and the gradient all-reduce; only
-the main process evaluates, emits events and writes checkpoints and the version, and
-broadcasts what the others need to decide alike.
+(data parallel: `batch_size` is per process). The accelerator owns the device, mixed precision
+(`TRAIN_DTYPE`) and the gradient all-reduce; only the main process evaluates, emits events and
+writes checkpoints and the version, and broadcasts what the others need to decide alike.
 
 `TRAIN_OBJECTIVE` picks what a run optimises: `sft` is this loop; `kto` is the preference stage
 (`model/preference.py`, TRL's `KTOTrainer`); `sft+kto` runs this loop into a stage folder, then
-KTO from its weights, on one progress bar. Every objective emits the same events.
+KTO from its weights, on one progress bar. `TRAIN_METHOD` (`model/lora.py`) picks what trains:
+every weight, or a LoRA adapter saved as an adapter version. Every run emits the same events.
 """
 
 from __future__ import annotations
@@ -39,8 +38,9 @@ from typing import Any
 
 import torch
 from accelerate.utils import broadcast_object_list
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoTokenizer
 
+from model import lora
 from model.config import FinetuneConfig
 from model.device import (
     resolve_device,
@@ -50,7 +50,7 @@ from model.device import (
 )
 from model.evaluate import EVAL_PROMPTS, evaluation, heldout_loss, pack_cyclic
 from model.split import digest, split_heldout, trained_digests
-from model.versions import save_version
+from model.versions import folder_bytes, save_version
 
 CHECKPOINT_FILE = "checkpoint.pt"
 BEST_FILE = "best.pt"
@@ -132,11 +132,10 @@ class TrainingRun:
         self.main = self.accelerator.is_main_process
         self.emit = emit if self.main else _quiet
         self.tokenizer = AutoTokenizer.from_pretrained(job.base_path)
-        model: Any = AutoModelForCausalLM.from_pretrained(job.base_path, dtype=torch.float32)
-        self.model = model.to(self.device)  # evaluated and saved; trained through `wrapped`
-        set_training_threads(
-            self.device, sum(p.numel() for p in model.parameters()), self.config.threads
-        )
+        self.start = lora.load_start(job.base_path, job.base_version, self.config)  # TRAIN_METHOD
+        self.model = self.start.model.to(self.device)  # evaluated, saved; trained as `wrapped`
+        parameters = sum(p.numel() for p in self.model.parameters())
+        set_training_threads(self.device, parameters, self.config.threads)
         # Preprocess: held-out split (by content hash: stable as data grows), EOS, fixed blocks
         self.parent_digests = trained_digests(job.base_path)
         train, self.heldout = split_heldout(
@@ -173,7 +172,7 @@ class TrainingRun:
         checkpoint = self.work / CHECKPOINT_FILE
         if checkpoint.exists():
             state = torch.load(checkpoint, map_location=self.device, weights_only=False)
-            self.model.load_state_dict(state["model"])
+            lora.load_weights_state(self.model, state["model"])
             self.optimizer.load_state_dict(state["optimizer"])
             if self.accelerator.scaler is not None and state["scaler"]:
                 self.accelerator.scaler.load_state_dict(state["scaler"])
@@ -244,7 +243,7 @@ class TrainingRun:
         _save_checkpoint(
             self.work / CHECKPOINT_FILE,
             {
-                "model": self.model.state_dict(),
+                "model": lora.weights_state(self.model),
                 "optimizer": self.optimizer.state_dict(),
                 "scaler": self._scaler_state(),
                 "step": self.step,
@@ -262,7 +261,7 @@ class TrainingRun:
         if loss < self.best - 1e-4:
             self.best, self.bad_evals = loss, 0
             if self.main:
-                _save_checkpoint(self.work / BEST_FILE, {"model": self.model.state_dict()})
+                _save_checkpoint(self.work / BEST_FILE, {"model": lora.weights_state(self.model)})
             return False
         self.bad_evals += 1
         return self.bad_evals >= self.config.early_stop_patience
@@ -293,7 +292,7 @@ class TrainingRun:
         best = self.work / BEST_FILE
         if self.main and best.exists():  # keep the weights that did best on held-out data
             state = torch.load(best, map_location=self.device, weights_only=False)
-            self.model.load_state_dict(state["model"])
+            lora.load_weights_state(self.model, state["model"])
         self.stopped_early = stopped_early
 
     def finish(self) -> dict[str, Any]:
@@ -310,15 +309,17 @@ class TrainingRun:
             "train_blocks": int(self.blocks.size(0)),
             "block_size": self.config.block_size,
             "train_dtype": str(self.dtype).removeprefix("torch."),
+            **lora.method_metrics(self.start, self.config),
         }
         self.model.eval()
         if self.main:
             save_version(
                 Path(self.job.output_dir),
-                self.model,
+                lora.for_saving(self.model),
                 self.tokenizer,
                 {
                     **self.job.metadata,
+                    **lora.lineage(self.start),
                     "parent": self.job.base_version,
                     "metrics": metrics,
                     "heldout_texts": self.heldout,
@@ -335,10 +336,8 @@ class TrainingRun:
 
 
 def run_finetune(job: FinetuneJob, emit: Emit) -> dict[str, Any]:
-    """Train (resuming from `job.work_dir` when a checkpoint is there) and save the version.
-
-    Returns evaluation before/after and metrics; `emit` receives progress events.
-    """
+    """Train (resuming from `job.work_dir` when a checkpoint is there) and save the version;
+    returns evaluation before/after and metrics. `emit` receives progress events."""
     if Path(job.output_dir).exists():
         raise ValueError(f"{job.output_dir} already exists: pick a new version name")
     if job.config.objective == "sft":
@@ -348,6 +347,7 @@ def run_finetune(job: FinetuneJob, emit: Emit) -> dict[str, Any]:
         result = run.finish()
     else:
         result = _run_with_preferences(job, emit)
+    result["metrics"]["size_on_disk_bytes"] = folder_bytes(job.output_dir)
     emit({"event": "done", **result})
     return result
 

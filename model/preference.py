@@ -32,10 +32,11 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
+from transformers import AutoTokenizer, TrainerCallback
 from transformers.trainer_callback import PrinterCallback, ProgressCallback, TrainerState
 from transformers.trainer_utils import get_last_checkpoint
 
+from model import lora
 from model.config import FinetuneConfig
 from model.device import (
     forget_training_precision,
@@ -165,17 +166,13 @@ def completion_logprobs(model: Any, tokenizer: Any, rows: Sequence[Row]) -> list
     return scores
 
 
-def logratio_margin(policy: Any, reference: Any, tokenizer: Any, rows: Sequence[Row]) -> float:
-    """Mean log-ratio (policy vs reference) of the 👍 completions minus that of the 👎 ones:
-    above 0 when the policy moved toward what raters liked (nan without both labels)."""
-    ratios = [
-        p - r
-        for p, r in zip(
-            completion_logprobs(policy, tokenizer, rows),
-            completion_logprobs(reference, tokenizer, rows),
-            strict=True,
-        )
-    ]
+def logratio_margin(
+    policy: Sequence[float], reference: Sequence[float], rows: Sequence[Row]
+) -> float:
+    """Mean log-ratio (policy vs reference `completion_logprobs`) of the 👍 completions minus
+    that of the 👎 ones: above 0 when the policy moved toward what raters liked (nan without
+    both labels)."""
+    ratios = [p - r for p, r in zip(policy, reference, strict=True)]
     liked = [x for x, row in zip(ratios, rows, strict=True) if row["label"]]
     disliked = [x for x, row in zip(ratios, rows, strict=True) if not row["label"]]
     if not liked or not disliked:
@@ -218,14 +215,16 @@ class PreferenceRun:
         self.steps = self.config.kto_epochs * math.ceil(batches / self.config.grad_accum)
 
     def run(self, start_path: str) -> dict[str, Any]:
-        # Load model: the policy and its frozen reference start from the same weights
+        # Load model: the policy and its frozen reference start from the same weights (full: a
+        # second model; lora: TRL keeps a frozen copy of the adapter instead)
         device = resolve_device(self.config.device)
         tokenizer = AutoTokenizer.from_pretrained(start_path)
-        model: Any = AutoModelForCausalLM.from_pretrained(start_path, dtype=torch.float32)
-        reference: Any = AutoModelForCausalLM.from_pretrained(start_path, dtype=torch.float32)
+        start = lora.load_start(start_path, self.job.base_version, self.config)
+        model = start.model.to(device)
+        reference = None if start.adapter_of else lora.full_model(start_path).to(device)
         parameters = sum(p.numel() for p in model.parameters())
         set_training_threads(device, parameters, self.config.threads)
-        model, reference = model.to(device), reference.to(device)
+        start_scores = completion_logprobs(model, tokenizer, self.heldout_rows)
         stage = read_metadata(start_path) if start_path != self.job.base_path else {}
         offset = int(stage.get("metrics", {}).get("steps", 0))  # sft+kto: the SFT stage's steps
         total = offset + self.steps
@@ -241,7 +240,7 @@ class PreferenceRun:
             self.emit({"event": "resumed", "step": offset + done.global_step, "total": total})
         trainer.train(resume_from_checkpoint=checkpoint)
         # Evaluate and save
-        return self._finish(model, reference, tokenizer, before, stage, total)
+        return self._finish(start, tokenizer, before, stage, total, start_scores)
 
     def _evaluation(self, model: Any, tokenizer: Any, version: str) -> dict[str, Any]:
         c = self.config
@@ -323,18 +322,20 @@ class PreferenceRun:
 
     def _finish(
         self,
-        model: Any,
-        reference: Any,
+        start: lora.Start,
         tokenizer: Any,
         before: dict[str, Any],
         stage: dict[str, Any],
         steps: int,
+        start_scores: list[float],
     ) -> dict[str, Any]:
         c, job = self.config, self.job
+        model = lora.for_saving(start.model)
         model.eval()
         after = self._evaluation(model, tokenizer, job.version_name)
         self.emit({"event": "eval", "step": steps, "eval_loss": after["eval_loss"]})
-        margin = logratio_margin(model, reference, tokenizer, self.heldout_rows)
+        scores = completion_logprobs(model, tokenizer, self.heldout_rows)
+        margin = logratio_margin(scores, start_scores, self.heldout_rows)
         metrics = {
             "objective": c.objective,
             "eval_loss": after["eval_loss"],
@@ -353,6 +354,7 @@ class PreferenceRun:
             "heldout_rows": len(self.heldout_rows),
             # held-out rated outputs: how much more the 👍 ones gained than the 👎 ones
             "heldout_logratio_margin": None if math.isnan(margin) else round(margin, 4),
+            **lora.method_metrics(start, c),
         }
         if "train_blocks" in stage.get("metrics", {}):
             metrics["train_blocks"] = stage["metrics"]["train_blocks"]
@@ -364,6 +366,7 @@ class PreferenceRun:
             tokenizer,
             {
                 **job.metadata,
+                **lora.lineage(start),
                 "parent": job.base_version,
                 "metrics": metrics,
                 "heldout_texts": self.heldout,

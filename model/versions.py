@@ -1,5 +1,11 @@
 """Model versions on disk: a `save_pretrained` folder plus `metadata.json`, so a version is
 self-describing (parent, base model, training run, metrics) and loads with `from_pretrained`.
+
+A version is a full model or an adapter (`"kind": "adapter"` in its metadata): PEFT's
+`save_pretrained` output (adapter_config.json, adapter_model.safetensors) over a full base
+version, named by `base_version` and `base_path` (the base's path as the registry stores it).
+An adapter's base is always a full version. `load_model` of an adapter loads its base, applies
+the adapter and merges it, so whatever loads a version gets a plain model either way.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ if TYPE_CHECKING:  # torch and transformers load lazily: `gpt2bot models|export`
 log = logging.getLogger(__name__)
 
 METADATA_FILE = "metadata.json"
+ADAPTER_KIND = "adapter"  # metadata "kind" of an adapter version ("full" or absent: a full one)
 VERSION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 HUB_ENDPOINT = "https://huggingface.co"
 
@@ -42,6 +49,28 @@ class LoadedModel:
     @property
     def dtype(self) -> torch.dtype:
         return self.model.dtype
+
+
+@dataclass(frozen=True)
+class AdapterBase:
+    """The full version an adapter version applies to: its name and its path as stored."""
+
+    version: str
+    path: str
+
+
+def adapter_base(path: str | Path) -> AdapterBase | None:
+    """The base of the adapter version at `path`; None for a full version (or a hub id)."""
+    metadata = read_metadata(path)
+    if metadata.get("kind") != ADAPTER_KIND:
+        return None
+    return AdapterBase(version=str(metadata["base_version"]), path=str(metadata["base_path"]))
+
+
+def folder_bytes(path: str | Path) -> int:
+    """The size of a version's folder on disk (0 for a hub id)."""
+    folder = Path(path)
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) if folder.is_dir() else 0
 
 
 def validate_version_name(name: str) -> str:
@@ -94,7 +123,8 @@ def load_model(
     dtype_name: str = "auto",
     hub_timeout_s: float = 3.0,
 ) -> LoadedModel:
-    """Load a version from a local folder or a hub id (local cache first, then the hub).
+    """Load a version from a local folder or a hub id (local cache first, then the hub); an
+    adapter version is its base with the adapter merged in.
 
     Raises `ModelUnavailable` with the reason when neither works.
     """
@@ -102,6 +132,49 @@ def load_model(
 
     dtype = resolve_dtype(device, dtype_name)
     started = time.perf_counter()
+    base = adapter_base(path)
+    if base is not None:
+        model, tokenizer = _merged_adapter(version, path, base, hub_timeout_s)
+        model.to(dtype)
+    else:
+        model, tokenizer = _full_model(path, dtype, hub_timeout_s)
+    model.to(device)
+    model.eval()
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    log.info(
+        "loaded model %s from %s on %s (%s) in %.1fs",
+        version,
+        path,
+        device,
+        str(dtype).removeprefix("torch."),
+        time.perf_counter() - started,
+    )
+    return LoadedModel(version=version, path=path, model=model, tokenizer=tokenizer, device=device)
+
+
+def _merged_adapter(
+    version: str, path: str, base: AdapterBase, hub_timeout_s: float
+) -> tuple[Any, Any]:
+    """The base in fp32 with the adapter's update merged into its weights (merging in fp32
+    keeps the small update exact; the caller casts to the serving dtype)."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoTokenizer
+
+    try:
+        full, _ = _full_model(base.path, torch.float32, hub_timeout_s)
+    except ModelUnavailable as error:
+        raise ModelUnavailable(f"the base {base.version} of adapter {version}: {error}") from None
+    try:
+        merged = PeftModel.from_pretrained(full, path).merge_and_unload()
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    except (OSError, ValueError, RuntimeError) as error:
+        raise ModelUnavailable(f"{path} is not a loadable adapter folder: {error}") from None
+    return merged, tokenizer
+
+
+def _full_model(path: str, dtype: torch.dtype, hub_timeout_s: float) -> tuple[Any, Any]:
     try:
         model, tokenizer = _from_pretrained(path, dtype, local_files_only=True)
     except (OSError, ValueError) as local_error:
@@ -117,19 +190,7 @@ def load_model(
             model, tokenizer = _from_pretrained(path, dtype, local_files_only=False)
         except OSError as hub_error:
             raise ModelUnavailable(f"could not download {path!r}: {hub_error}") from None
-    model.to(device)
-    model.eval()
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    log.info(
-        "loaded model %s from %s on %s (%s) in %.1fs",
-        version,
-        path,
-        device,
-        str(dtype).removeprefix("torch."),
-        time.perf_counter() - started,
-    )
-    return LoadedModel(version=version, path=path, model=model, tokenizer=tokenizer, device=device)
+    return model, tokenizer
 
 
 def _from_pretrained(path: str, dtype: torch.dtype, local_files_only: bool) -> tuple[Any, Any]:
