@@ -23,7 +23,13 @@ from model.backends.base import Backend, BackendError
 from model.config import ModelConfig
 from model.split import digest, trained_digests
 from model.threads import to_own_thread
-from model.versions import hub_reachable, read_metadata, validate_version_name, version_dir
+from model.versions import (
+    adapter_base,
+    hub_reachable,
+    read_metadata,
+    validate_version_name,
+    version_dir,
+)
 from storage import AuditRepository, Database, ModelVersionRecord, ModelVersionRepository
 
 if TYPE_CHECKING:  # torch-heavy: imported where used, so commands that only read stay quick
@@ -49,6 +55,13 @@ class GateDecision:
     active_loss: float | None = None
 
 
+def method_summary(metrics: dict[str, Any]) -> dict[str, Any]:
+    """How a version was trained (method, an adapter's rank and base, its size on disk), as a
+    training run's report shows it."""
+    keys = ("train_method", "lora_rank", "base_version", "size_on_disk_bytes")
+    return {key: metrics[key] for key in keys if key in metrics}
+
+
 def _heldout_of(version: ModelVersionRecord) -> list[str]:
     texts = read_metadata(version.path).get("heldout_texts") or []
     return [t for t in texts if isinstance(t, str)]
@@ -71,6 +84,28 @@ class Registry:
 
     async def versions(self) -> list[ModelVersionRecord]:
         return await self.db.run(self.repository.list)
+
+    async def register(
+        self,
+        name: str,
+        path: str,
+        base_model: str,
+        parent: str | None,
+        metrics: dict[str, Any],
+        run_id: int | None,
+    ) -> ModelVersionRecord:
+        """Add a trained version (a candidate); an adapter's row names its full base version."""
+        base = adapter_base(path)
+        return await self.db.run(
+            self.repository.add,
+            name,
+            path,
+            base_model,
+            parent,
+            metrics,
+            run_id,
+            None if base is None else base.version,
+        )
 
     async def use(self, actor: str, version: str, force: bool = False) -> ModelVersionRecord:
         record, reason = await self.promote(version, force, actor)

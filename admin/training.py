@@ -21,7 +21,7 @@ from admin.base import AdminError, AlreadyRunning, Invalid, ProgressCallback, Pr
 from admin.charts import loss_curve_png
 from admin.config import LearningConfig
 from admin.curation import Curation, PreferenceRow, dataset_snapshot
-from admin.registry import Registry
+from admin.registry import Registry, method_summary
 from admin.scheduler import RetrainScheduler, parse_cron
 from admin.supervisor import (
     RunProgress,
@@ -369,14 +369,9 @@ class Training:
             "flagged_share": await self._flagged_share(done["after"]),
             "baseline_flagged_share": await self._flagged_share(done["before"]),
         }
-        await self.db.run(
-            self.registry.repository.add,
-            job.version_name,
-            job.output_dir,
-            job.metadata.get("base_model", ""),
-            job.base_version,
-            metrics,
-            run_id,
+        base_model = job.metadata.get("base_model", "")
+        await self.registry.register(
+            job.version_name, job.output_dir, base_model, job.base_version, metrics, run_id
         )
         run = await self.db.run(self.runs.get, run_id)
         title = f"run {run_id}: {job.version_name}"
@@ -395,6 +390,11 @@ class Training:
             status=RunStatus.SUCCEEDED,
             progress=1.0,
             eval_before=done["before"],
-            eval_after={**done["after"], "promoted": promoted, "gate": reason},
+            eval_after={
+                **done["after"],
+                "promoted": promoted,
+                "gate": reason,
+                **method_summary(metrics),
+            },
             model_version=job.version_name,
         )

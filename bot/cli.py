@@ -224,8 +224,9 @@ async def _models(settings: Settings, args: argparse.Namespace) -> int:
     for r in [] if args.json else rows:
         loss = r.metrics.get("eval_loss")
         extra = f" eval_loss={loss:.3f}" if isinstance(loss, float) else ""
+        kind = f"adapter of {r.base_version}" if r.base_version else "full"
         print(
-            f"{'*' if r.status == 'active' else ' '} {r.name:<24} {r.status:<9} "
+            f"{'*' if r.status == 'active' else ' '} {r.name:<24} {r.status:<9} {kind:<24} "
             f"base={r.base_model} parent={r.parent or '-'}{extra}"
         )
     return code

@@ -67,9 +67,20 @@ def _print_evaluation(info: TrainingRunRecord) -> None:
         f"{after['eval_loss']:.4f} ({after['version']}), perplexity "
         f"{before['perplexity']:.1f} -> {after['perplexity']:.1f}"
     )
+    print(f"  {_method_line(after)}")
     print(f"  {'promoted' if info.promoted else 'not promoted'}: {after.get('gate')}")
     for old, new in zip(before.get("samples", []), after.get("samples", []), strict=False):
         print(f"  {old['prompt']!r}\n    before: {old['output']!r}\n    after:  {new['output']!r}")
+
+
+def _method_line(after: dict[str, Any]) -> str:
+    """`trained as a LoRA adapter (rank 16) over gpt2, 2.4 MB on disk` or `... full model ...`."""
+    size = after.get("size_on_disk_bytes")
+    on_disk = "" if size is None else f", {size / 1e6:.1f} MB on disk"
+    if after.get("train_method") == "lora":
+        rank, base = after.get("lora_rank"), after.get("base_version")
+        return f"trained as a LoRA adapter (rank {rank}) over {base}{on_disk}"
+    return f"trained as a full model{on_disk}"
 
 
 async def train(settings: Settings, args: argparse.Namespace) -> int:

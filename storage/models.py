@@ -106,6 +106,8 @@ class ModelVersion(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(64), unique=True)
     parent: Mapped[str | None] = mapped_column(String(64))
+    # an adapter version's full base version (the engine loads it under the adapter); NULL: full
+    base_version: Mapped[str | None] = mapped_column(String(64))
     path: Mapped[str] = mapped_column(Text)
     base_model: Mapped[str] = mapped_column(String(200))
     training_run_id: Mapped[int | None] = mapped_column(Integer)

@@ -28,6 +28,11 @@ class ModelVersionRecord:
     status: str  # candidate|active|retired
     created_at: datetime
     activated_at: datetime | None
+    base_version: str | None = None  # an adapter's full base version; None: a full version
+
+    @property
+    def is_adapter(self) -> bool:
+        return self.base_version is not None
 
 
 def _version_record(row: ModelVersion) -> ModelVersionRecord:
@@ -41,6 +46,7 @@ def _version_record(row: ModelVersion) -> ModelVersionRecord:
         status=row.status,
         created_at=row.created_at,
         activated_at=row.activated_at,
+        base_version=row.base_version,
     )
 
 
@@ -58,6 +64,7 @@ class ModelVersionRepository:
         parent: str | None = None,
         metrics: dict[str, Any] | None = None,
         training_run_id: int | None = None,
+        base_version: str | None = None,
     ) -> ModelVersionRecord:
         with self._db.session() as session:
             row = ModelVersion(
@@ -65,6 +72,7 @@ class ModelVersionRepository:
                 path=path,
                 base_model=base_model,
                 parent=parent,
+                base_version=base_version,
                 metrics=metrics or {},
                 training_run_id=training_run_id,
                 status="candidate",
@@ -125,6 +133,12 @@ class ModelVersionRepository:
             )
             row = session.scalars(query).first()
             return None if row is None else _version_record(row)
+
+    def adapters_of(self, name: str) -> list[ModelVersionRecord]:
+        """The adapter versions whose base is `name` (they cannot load without it)."""
+        with self._db.session() as session:
+            query = select(ModelVersion).where(ModelVersion.base_version == name)
+            return [_version_record(r) for r in session.scalars(query.order_by(ModelVersion.id))]
 
     def update_metrics(self, name: str, metrics: dict[str, Any]) -> None:
         with self._db.session() as session:

@@ -104,3 +104,24 @@ def test_review_lists_the_queue_and_approves_from_the_command_line(
     assert [s.text for s in CuratedSampleRepository(db).active()] == ["Rated text"]
     assert AuditRepository(db).recent()[0]["action"] == "review"
     db.dispose()
+
+
+def test_a_lora_retrain_says_how_it_trained_and_models_list_shows_the_base(
+    env_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env_file.write_text(env_file.read_text() + "TRAIN_METHOD=lora\nLORA_RANK=4\n")
+    data = tmp_path / "texts.txt"
+    data.write_text("\n".join(f"The keeper number {i} counts ships at night." for i in range(12)))
+    args = ["--env-file", str(env_file)]
+    assert main([*args, "train", "--data", str(data), "--epochs", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "trained as a LoRA adapter (rank 4) over " in out and " MB on disk" in out
+
+    assert main([*args, "models", "list", "--json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    adapter = next(r for r in rows.values() if r["base_version"] is not None)
+    assert rows[adapter["base_version"]]["base_version"] is None  # the base is a full version
+    assert main([*args, "models", "list"]) == 0
+    listing = capsys.readouterr().out
+    assert f"adapter of {adapter['base_version']}" in listing and " full " in listing
+    shutil.rmtree(tmp_path / "models", ignore_errors=True)

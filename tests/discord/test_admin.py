@@ -27,7 +27,9 @@ def seeded_admin() -> FakeAdmin:
         samples=["a curated *sample*"],
         versions=[
             fake_version("fake-1"),
-            fake_version("ft-7", "active", parent="fake-1", metrics={"eval_loss": 3.1}),
+            fake_version(
+                "ft-7", "active", parent="fake-1", base_version="fake-1", metrics={"eval_loss": 3.1}
+            ),
         ],
         stats=[VersionRatingStats("fake-1", 10, 4, 0.5, 0.75, 3)],
     )
@@ -80,6 +82,8 @@ async def test_only_owners_change_the_shared_model_and_role_names_grant_nothing(
     # the server's Administrator may look, not switch the model every server uses
     listing = await answer(fake, await fake.slash("admin model list", member=fake.boss), "ft-7")
     assert "★ `ft-7` active" in listing.content and "eval loss 3.100" in listing.content
+    assert "`ft-7` active · adapter of `fake-1`" in listing.content  # an adapter names its base
+    assert "`fake-1` retired · full model" in listing.content
     for member in (fake.boss, carol):
         tried = await fake.slash("admin model use", {"version": "fake-1"}, member=member)
         assert (await answer(fake, tried)).content == OWNERS_ONLY

@@ -54,7 +54,7 @@ async def test_admin_curates_and_is_audited(
 async def test_models_schedule_and_errors_are_sentences(
     slack: SignedClient, fake_slack: FakeSlack, fake_services: FakeAdmin
 ) -> None:
-    assert "▶ `fake-1` active" in await admin(slack, fake_slack, "model list")
+    assert "▶ `fake-1` active · full model" in await admin(slack, fake_slack, "model list")
     used = await admin(slack, fake_slack, "model use fake-1 force")
     assert used.startswith("Now serving fake-1 here, and the database names it the active")
     assert ("registry.use", (ADMIN, "fake-1", True)) in fake_services.calls

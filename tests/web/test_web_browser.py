@@ -82,12 +82,13 @@ class ServerThread(threading.Thread):
 
 
 def two_versions(settings: Any) -> ScriptedBackend:
-    """Versions v1 (serving) and v2 registered; each writes its own sentence."""
+    """Versions v1 (serving) and v2 (an adapter of v1) registered; each writes its own
+    sentence."""
     db = Database(settings.storage.url)
     upgrade(db.engine)
     versions = ModelVersionRepository(db)
-    for name in ("v1", "v2"):
-        versions.add(name, f"/models/{name}", "bootstrap")
+    versions.add("v1", "/models/v1", "bootstrap")
+    versions.add("v2", "/models/v2", "bootstrap", parent="v1", base_version="v1")
     versions.activate("v1")
     db.dispose()
     words = {"v1": " wrote the first version.", "v2": " wrote the second version."}
@@ -330,6 +331,10 @@ def test_an_owner_starts_an_experiment_from_the_dashboard_and_watches_it(
     page.press("#token", "Enter")
     page.wait_for_selector("#ab-summary:has-text('No experiment has run yet')")
     assert page.locator("#ab-version option").all_text_contents() == ["v2"]  # not the active v1
+    # the models panel names each version's base: v2 is an adapter over v1
+    page.wait_for_selector("#models tbody tr:has-text('adapter of v1')")
+    bases = page.locator("#models tbody tr td:nth-child(3)").all_text_contents()
+    assert bases == ["full model (bootstrap)", "adapter of v1"]
     assert page.locator("#ab-stop").is_disabled()
 
     page.select_option("#ab-version", "v2")

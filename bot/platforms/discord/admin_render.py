@@ -58,8 +58,9 @@ def model_versions(rows: list[ModelVersionRecord]) -> str:
         loss = row.metrics.get("eval_loss")
         extra = f" · eval loss {loss:.3f}" if isinstance(loss, float) else ""
         mark = "★" if row.status == "active" else "·"
+        kind = f"adapter of `{row.base_version}`" if row.base_version else "full model"
         lines.append(
-            f"{mark} `{row.name}` {row.status} · parent {row.parent or '-'}{extra} · "
+            f"{mark} `{row.name}` {row.status} · {kind} · parent {row.parent or '-'}{extra} · "
             f"created {_when(row.created_at)}"
         )
     return "\n".join(lines)

@@ -290,7 +290,8 @@ def _version_line(r: ModelVersionRecord) -> str:
     loss = r.metrics.get("eval_loss")
     extra = f" · eval_loss {loss:.3f}" if isinstance(loss, float) else ""
     marker = "▶" if r.status == "active" else "·"
-    return f"{marker} `{r.name}` {r.status} · parent {r.parent or '-'}{extra}"
+    kind = f"adapter of `{r.base_version}`" if r.base_version else "full model"
+    return f"{marker} `{r.name}` {r.status} · {kind} · parent {r.parent or '-'}{extra}"
 
 
 def _int_arg(args: list[str], name: str, default: int | None = None) -> int:

@@ -114,7 +114,9 @@
       const use = m.status === "active" ? el("span", "serving", "dim")
         : button(`Use ${m.name}`, () => act("models-msg", "/admin/api/models/use",
           { version: m.name, force: $("force").checked }, refresh));
-      const tr = row([m.name, m.status, m.base_model, loss, use]);
+      // an adapter names the full version it applies to; a full version its model's origin
+      const base = m.base_version ? `adapter of ${m.base_version}` : `full model (${m.base_model})`;
+      const tr = row([m.name, m.status, base, loss, use]);
       tr.children[3].className = "num";
       body.append(tr);
     }
