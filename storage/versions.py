@@ -134,11 +134,13 @@ class ModelVersionRepository:
             row = session.scalars(query).first()
             return None if row is None else _version_record(row)
 
-    def adapters_of(self, name: str) -> list[ModelVersionRecord]:
+    def adapters_of(self, name: str) -> tuple[ModelVersionRecord, ...]:
         """The adapter versions whose base is `name` (they cannot load without it)."""
         with self._db.session() as session:
             query = select(ModelVersion).where(ModelVersion.base_version == name)
-            return [_version_record(r) for r in session.scalars(query.order_by(ModelVersion.id))]
+            return tuple(
+                _version_record(r) for r in session.scalars(query.order_by(ModelVersion.id))
+            )
 
     def update_metrics(self, name: str, metrics: dict[str, Any]) -> None:
         with self._db.session() as session:
