@@ -220,6 +220,11 @@ class RegistryService(Protocol):
         none before."""
         ...
 
+    async def remove(self, actor: str, version: str) -> ModelVersionRecord:
+        """Delete a version (row and folder); `Invalid` for the active one, the A/B candidate
+        and a base that adapter versions load over; `Unknown` for an unknown name."""
+        ...
+
     async def follow(self, avoid: Collection[str] = ()) -> ModelVersionRecord | None:
         """Serve the version the database names active when this process serves another
         (changed by another process or command): the backend's hot-swap, running requests

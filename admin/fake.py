@@ -237,6 +237,17 @@ class FakeRegistry:
             raise Unknown("There is no earlier active version to roll back to.")
         return await self._activate(self.previous.pop())
 
+    async def remove(self, actor: str, version: str) -> ModelVersionRecord:
+        """Drops `version` from the list; refuses the active one and a base of adapters."""
+        self.calls.append(("registry.remove", (actor, version)))
+        record = next((v for v in self.items if v.name == version), None)
+        if record is None:
+            raise no_version(version)
+        if record.status == "active" or any(v.base_version == version for v in self.items):
+            raise Invalid(f"{version} is in use and cannot be removed.")
+        self.items.remove(record)
+        return record
+
     async def follow(self, avoid: Collection[str] = ()) -> ModelVersionRecord | None:
         return next((v for v in self.items if v.status == "active"), None)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import shutil
 import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
@@ -30,7 +31,15 @@ from model.versions import (
     validate_version_name,
     version_dir,
 )
-from storage import AuditRepository, Database, ModelVersionRecord, ModelVersionRepository
+from storage import (
+    AuditRepository,
+    Database,
+    ExperimentRepository,
+    InUse,
+    ModelVersionRecord,
+    ModelVersionRepository,
+    NotFound,
+)
 
 if TYPE_CHECKING:  # torch-heavy: imported where used, so commands that only read stay quick
     from model.bootstrap import BootstrapConfig
@@ -62,6 +71,15 @@ def method_summary(metrics: dict[str, Any]) -> dict[str, Any]:
     return {key: metrics[key] for key in keys if key in metrics}
 
 
+def _in_use(name: str, adapters: tuple[str, ...]) -> str:
+    if not adapters:
+        return f"{name} is the active version: switch to another (`models use`), then remove it."
+    return (
+        f"{name} is the base of the adapter version(s) {', '.join(adapters)}: they load over its "
+        "weights, so it cannot be removed. Remove those adapters first, or keep it."
+    )
+
+
 def _heldout_of(version: ModelVersionRecord) -> list[str]:
     texts = read_metadata(version.path).get("heldout_texts") or []
     return [t for t in texts if isinstance(t, str)]
@@ -72,9 +90,15 @@ class Registry:
     or for one-shot commands a backend that serves nothing)."""
 
     def __init__(
-        self, db: Database, tolerance: float, backend: Backend, flagged_tolerance: float = 0.0
+        self,
+        db: Database,
+        tolerance: float,
+        backend: Backend,
+        flagged_tolerance: float = 0.0,
+        model_dir: Path | None = None,  # where `remove` may delete a version's folder
     ) -> None:
         self.db = db
+        self.model_dir = model_dir
         self.repository = ModelVersionRepository(db)
         self.audit = AuditRepository(db)
         self.tolerance = tolerance
@@ -119,6 +143,33 @@ class Registry:
                 raise Unknown("There is no earlier active version to roll back to.")
             record = await self._switch_to(previous, actor)
         log.info("%s rolled back to %s", actor, previous.name)
+        return record
+
+    async def remove(self, actor: str, name: str) -> ModelVersionRecord:
+        """Delete a version nothing needs: its row, and its folder when that is one of
+        MODEL_DIR's. Refused (`Invalid`, saying what to do) for the active version, an arm of
+        the running A/B experiment, and a base that adapter versions load over."""
+        try:
+            validate_version_name(name)
+        except ValueError as error:
+            raise Invalid(f"That is an {error}.") from None
+        async with self._switch:
+            running = await self.db.run(ExperimentRepository(self.db).running)
+            if running is not None and name == running.candidate_version:
+                raise Invalid(
+                    f"{name} is the candidate of the running A/B experiment: stop it first "
+                    "(`ab stop`), then remove the version."
+                )
+            try:
+                record = await self.db.run(self.repository.remove, name)
+            except NotFound:
+                raise no_version(name) from None
+            except InUse as error:
+                raise Invalid(_in_use(name, error.dependents)) from None
+        folder = Path(record.path)
+        if self.model_dir is not None and folder.parent.resolve() == self.model_dir.resolve():
+            await asyncio.to_thread(shutil.rmtree, folder, True)
+        log.info("%s removed model version %s (%s)", actor, name, record.path)
         return record
 
     async def follow(self, avoid: Collection[str] = ()) -> ModelVersionRecord | None:

@@ -189,6 +189,7 @@ def _admin_services(
         settings.learning.promote_tolerance,
         backend,
         settings.learning.promote_flagged_tolerance,
+        settings.model.model_dir,
     )
     training = Training(
         db, settings.model, settings.learning, curation, registry, settings.admin.retrain_cron

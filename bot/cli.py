@@ -82,8 +82,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--win-rates", action="store_true", help="blind-review win rates per pair of versions"
     )
 
-    models = sub.add_parser("models", help="list, switch or roll back model versions")
-    models.add_argument("action", nargs="?", choices=["list", "use", "rollback"], default="list")
+    models = sub.add_parser("models", help="list, switch, roll back or remove model versions")
+    models.add_argument(
+        "action", nargs="?", choices=["list", "use", "rollback", "remove"], default="list"
+    )
     models.add_argument("version", nargs="?")
     models.add_argument("--json", action="store_true", help="print JSON")
     models.add_argument("--force", action="store_true", help="promote even if the gate refuses")
@@ -201,8 +203,8 @@ async def _export_reviews(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _models(settings: Settings, args: argparse.Namespace) -> int:
-    if args.action == "use" and not args.version:
-        raise CommandError("name the version: gpt2bot models use VERSION")
+    if args.action in ("use", "remove") and not args.version:
+        raise CommandError(f"name the version: gpt2bot models {args.action} VERSION")
     app = await open_app(settings, model="none")
     code = 0
     try:  # through the registry: gate, atomic switch in the database, which every running
@@ -214,6 +216,11 @@ async def _models(settings: Settings, args: argparse.Namespace) -> int:
                 record = await app.admin.registry.rollback("cli")
             said = f"The database now names {record.name} the active version."
             code = await cli_fleet.followed(app.admin, args, said)
+        if args.action == "remove":  # a version nothing needs: row and folder (owners only)
+            gone = await app.admin.registry.remove("cli", args.version)
+            detail = {"version": gone.name, "path": gone.path}
+            await app.db.run(app.gate.audit.record, "cli", "cli", "model remove", True, detail)
+            print(f"Removed {gone.name} ({gone.path}).", file=sys.stderr)
         rows = await app.admin.registry.versions()
     finally:
         await app.close()

@@ -9,7 +9,7 @@ from storage.browse import RATING_FILTERS, GenerationBrowser, GenerationFilter
 from storage.connect import DatabaseUnreachable, reach
 from storage.curation import CuratedSampleRecord, CuratedSampleRepository
 from storage.db import Database, StorageConfig
-from storage.errors import NotFound
+from storage.errors import InUse, NotFound
 from storage.experiments import ArmCounts, ExperimentRecord, ExperimentRepository, ExperimentRunning
 from storage.fleet import ProcessBeat, ProcessRecord, ProcessRepository
 from storage.generations import (
@@ -62,6 +62,7 @@ __all__ = [
     "GenerationFilter",
     "GenerationRecord",
     "GenerationRepository",
+    "InUse",
     "LeaseRepository",
     "MemberDataRepository",
     "ModelVersionRecord",

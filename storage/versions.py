@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import select
 
 from storage.db import Database
-from storage.errors import NotFound
+from storage.errors import InUse, NotFound
 from storage.fleet import announce
 from storage.models import ModelVersion, utcnow
 
@@ -141,6 +141,23 @@ class ModelVersionRepository:
             return tuple(
                 _version_record(r) for r in session.scalars(query.order_by(ModelVersion.id))
             )
+
+    def remove(self, name: str) -> ModelVersionRecord:
+        """Delete `name`'s row (its folder is the caller's to delete). `InUse` for the active
+        version and for a base that adapter versions load over, checked in this transaction."""
+        with self._db.session() as session:
+            row = session.scalars(select(ModelVersion).where(ModelVersion.name == name)).first()
+            if row is None:
+                raise NotFound(f"model version {name}")
+            if row.status == "active":
+                raise InUse(f"model version {name} is active")
+            query = select(ModelVersion.name).where(ModelVersion.base_version == name)
+            adapters = tuple(session.scalars(query.order_by(ModelVersion.id)))
+            if adapters:
+                raise InUse(f"model version {name} is the base of {adapters}", adapters)
+            record = _version_record(row)
+            session.delete(row)
+            return record
 
     def update_metrics(self, name: str, metrics: dict[str, Any]) -> None:
         with self._db.session() as session:

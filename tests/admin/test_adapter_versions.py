@@ -4,6 +4,7 @@ A/B experiment and a blind review serve it like any version."""
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -12,12 +13,14 @@ import pytest
 
 from admin.config import LearningConfig
 from admin.curation import Curation
+from admin.errors import Invalid, Unknown
 from admin.experiments import Experiments
 from admin.moderation import FakeModerator
 from admin.registry import Registry
 from admin.review import Reviews
 from admin.training import Training
 from model.backends.base import GenerationRequest, SamplingParams
+from model.backends.fake import ScriptedBackend
 from model.backends.local import LocalBackend
 from model.config import ModelConfig
 from storage import Database, ModelVersionRepository, RunStatus
@@ -127,3 +130,30 @@ async def test_an_adapter_can_be_an_ab_arm_and_a_blind_review_side(
     assert {judged.version_a, judged.version_b} == {"tiny-1", adapter}
     await loop.experiments.stop("owner")
     assert loop.backend.resident_versions == ("tiny-1",)
+
+
+async def test_a_base_that_adapters_load_over_cannot_be_removed(
+    db: Database, versions: ModelVersionRepository, model_dir: Path
+) -> None:
+    """`models remove`: the active version and a base with adapters are refused with what to
+    do; a version nothing needs goes, row and folder."""
+    for name in ("full-2", "lora-3"):
+        shutil.copytree(model_dir / "tiny-1", model_dir / name)
+    versions.add("full-2", str(model_dir / "full-2"), "bootstrap", parent="tiny-1")
+    versions.add("lora-3", str(model_dir / "lora-3"), "bootstrap", "full-2", base_version="full-2")
+    registry = Registry(db, 0.0, ScriptedBackend(model_version="tiny-1"), model_dir=model_dir)
+    with pytest.raises(Invalid, match="switch to another"):
+        await registry.remove("owner", "tiny-1")
+    with pytest.raises(Invalid) as refused:
+        await registry.remove("owner", "full-2")
+    assert str(refused.value) == (
+        "full-2 is the base of the adapter version(s) lora-3: they load over its weights, so it "
+        "cannot be removed. Remove those adapters first, or keep it."
+    )
+    assert versions.get("full-2") is not None and (model_dir / "full-2").exists()
+    await registry.remove("owner", "lora-3")
+    await registry.remove("owner", "full-2")  # nothing loads over it any more
+    assert [v.name for v in versions.list()] == ["tiny-1"]
+    assert not (model_dir / "lora-3").exists() and not (model_dir / "full-2").exists()
+    with pytest.raises(Unknown):
+        await registry.remove("owner", "lora-3")

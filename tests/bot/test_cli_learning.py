@@ -124,4 +124,13 @@ def test_a_lora_retrain_says_how_it_trained_and_models_list_shows_the_base(
     assert main([*args, "models", "list"]) == 0
     listing = capsys.readouterr().out
     assert f"adapter of {adapter['base_version']}" in listing and " full " in listing
+    # the base cannot be removed while the adapter loads over it; the adapter can
+    base = adapter["base_version"]
+    assert main([*args, "models", "use", adapter["name"], "--force"]) == 0
+    capsys.readouterr()
+    assert main([*args, "models", "remove", base]) == 1
+    assert f"is the base of the adapter version(s) {adapter['name']}" in capsys.readouterr().err
+    assert main([*args, "models", "use", base, "--force"]) == 0
+    assert main([*args, "models", "remove", adapter["name"]]) == 0
+    assert not Path(adapter["path"]).exists()
     shutil.rmtree(tmp_path / "models", ignore_errors=True)
