@@ -17,6 +17,11 @@ it in two steps:
 
 A published folder is never changed afterwards (version folders are immutable), which is what
 makes hard links safe.
+
+An adapter version (`TRAIN_METHOD=lora`) is published as a merged full copy: its base with the
+adapter's update merged into the weights, which any server loads like a full version. Naming
+adapters per request needs a server that applies LoRA to GPT-2, and neither vLLM nor TGI does
+(docs/operating.md says where their code and docs show it).
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ import aiohttp
 
 from model.backends.base import BackendError
 from model.config import OpenAIConfig
-from model.versions import validate_version_name
+from model.versions import adapter_base, read_metadata, validate_version_name
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +104,10 @@ def publish_folder(
     if not target.exists():
         staging = root / f".{version}.partial-{os.getpid()}"
         shutil.rmtree(staging, ignore_errors=True)
-        shutil.copytree(source, staging, copy_function=_link_or_copy)
+        if adapter_base(source) is None:
+            shutil.copytree(source, staging, copy_function=_link_or_copy)
+        else:  # servers load full models: the adapter merged into its base
+            write_merged(version, source, staging)
         try:
             staging.rename(target)
             copied = True
@@ -107,6 +115,22 @@ def publish_folder(
             shutil.rmtree(staging, ignore_errors=True)
     moved = point_current and _set_current(root, version)
     return Publication(version, str(target), copied or moved)
+
+
+def write_merged(version: str, source: str, folder: Path) -> None:
+    """Save the adapter version at `source` as a full model folder: its base with the adapter
+    merged, in fp32 (blocking: torch)."""
+    import json
+
+    import torch
+
+    from model.versions import METADATA_FILE, load_model
+
+    loaded = load_model(version, source, torch.device("cpu"), "fp32")
+    loaded.model.save_pretrained(folder)
+    loaded.tokenizer.save_pretrained(folder)
+    metadata = {**read_metadata(source), "kind": "merged"}  # a full model, made from an adapter
+    (folder / METADATA_FILE).write_text(json.dumps(metadata, indent=2, default=str))
 
 
 def current_version(root: Path) -> str | None:

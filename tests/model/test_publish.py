@@ -104,3 +104,38 @@ async def test_a_url_hook_receives_the_version_as_json(tmp_path: Path) -> None:
     assert received[0] == {"version": "v2", "path": "/srv/models/v2", "model": "v2"}
     with pytest.raises(PublishFailed, match="cannot be reached"):
         await run_hook(url, Publication("v2", "/x", True), "v2", timeout_s=30)
+
+
+def test_an_adapter_version_is_published_as_a_merged_full_model(tmp_path: Path) -> None:
+    """A server loads full models: an adapter version reaches it as its base with the adapter
+    merged, and generates what gpt2bot's own engine generates from the adapter."""
+    import torch
+    from peft import get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from model.bootstrap import BootstrapConfig, build_bootstrap, bundled_corpus
+    from model.finetune import FinetuneConfig
+    from model.lora import Start, lineage, lora_config
+    from model.versions import AdapterBase, load_model, save_version
+
+    base = tmp_path / "models" / "base"
+    tiny = BootstrapConfig(vocab_size=300, n_layer=2, n_head=2, n_embd=32, steps=5)
+    build_bootstrap(base, lines=bundled_corpus()[:40], config=tiny)
+    loaded = load_model("base", str(base), torch.device("cpu"), "fp32")
+    adapter = get_peft_model(loaded.model, lora_config(FinetuneConfig(lora_rank=4)))
+    for name, weight in adapter.named_parameters():
+        if "lora_B" in name:  # a trained adapter: its update is not zero
+            torch.nn.init.normal_(weight, std=0.5)
+    start = Start(adapter, AdapterBase("base", str(base)))
+    folder = save_version(tmp_path / "models" / "ft-1", adapter, loaded.tokenizer, lineage(start))
+
+    published = publish_folder(tmp_path / "served", "ft-1", str(folder))
+    files = {f.name for f in Path(published.path).iterdir()}
+    assert "model.safetensors" in files and "adapter_config.json" not in files
+    served = AutoModelForCausalLM.from_pretrained(published.path)  # what a server loads
+    ours = load_model("ft-1", str(folder), torch.device("cpu"), "fp32").model
+    base_model = load_model("base", str(base), torch.device("cpu"), "fp32").model
+    ids = torch.tensor([[1, 2, 3, 4]])
+    with torch.no_grad():
+        assert torch.allclose(served(ids).logits, ours(ids).logits, atol=1e-5)
+        assert not torch.allclose(served(ids).logits, base_model(ids).logits, atol=1e-3)
