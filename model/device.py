@@ -77,6 +77,15 @@ def cpu_has_fast_bf16() -> bool:
         return False
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident memory so far, in MB (Linux reports KiB, macOS bytes)."""
+    import resource
+    import sys
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(peak / (1e6 if sys.platform == "darwin" else 1024), 1)
+
+
 def set_training_threads(device: torch.device, parameters: int, threads: int = 0) -> None:
     """CPU threads of a training run: `threads`, else one for small models, else torch's."""
     if device.type != "cpu":

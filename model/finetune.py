@@ -32,7 +32,7 @@ import sys
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,12 +43,14 @@ from transformers import AutoTokenizer
 from model import lora
 from model.config import FinetuneConfig
 from model.device import (
+    peak_rss_mb,
     resolve_device,
     resolve_training_dtype,
     set_training_threads,
     training_accelerator,
 )
-from model.evaluate import EVAL_PROMPTS, evaluation, heldout_loss, pack_cyclic
+from model.evaluate import evaluation, heldout_loss, pack_cyclic
+from model.job import FinetuneJob
 from model.split import digest, split_heldout, trained_digests
 from model.versions import folder_bytes, save_version
 
@@ -57,33 +59,6 @@ BEST_FILE = "best.pt"
 SFT_STAGE = "sft-stage"  # sft+kto: the SFT stage's version folder (KTO starts there)
 
 Emit = Callable[[dict[str, Any]], None]
-
-
-@dataclass(frozen=True)
-class FinetuneJob:
-    """Everything the training process needs, as plain data (it is written to JSON)."""
-
-    base_path: str  # the version to start from
-    base_version: str
-    texts: list[str]  # curated texts: SFT data, and the held-out texts of every objective
-    work_dir: str  # checkpoints live here; a second launch resumes from them
-    output_dir: str  # the new version folder
-    version_name: str
-    metadata: dict[str, Any] = field(default_factory=dict)
-    config: FinetuneConfig = field(default_factory=FinetuneConfig)
-    prompts: tuple[str, ...] = EVAL_PROMPTS
-    # rated outputs for the kto objectives: {"prompt", "completion", "label": bool (👍)}
-    preferences: list[dict[str, Any]] = field(default_factory=list)
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self))
-
-    @classmethod
-    def from_json(cls, text: str) -> FinetuneJob:
-        raw = json.loads(text)
-        raw["config"] = FinetuneConfig(**raw["config"])
-        raw["prompts"] = tuple(raw["prompts"])
-        return cls(**raw)
 
 
 def _lr_factor(step: int, warmup: int, total: int) -> float:
@@ -268,9 +243,11 @@ class TrainingRun:
 
     def train(self) -> None:
         started, first_step = time.perf_counter(), self.step
-        stopped_early = False
+        stopped_early, training_s = False, 0.0  # evaluations and checkpoints not included
         while self.step < self.total and not stopped_early:
+            stepped = time.perf_counter()
             loss = self.train_step()
+            training_s += time.perf_counter() - stepped
             done = self.step - first_step
             eta = (time.perf_counter() - started) / done * (self.total - self.step)
             self.emit(
@@ -294,6 +271,8 @@ class TrainingRun:
             state = torch.load(best, map_location=self.device, weights_only=False)
             lora.load_weights_state(self.model, state["model"])
         self.stopped_early = stopped_early
+        tokens = (self.step - first_step) * self.config.batch_size * self.config.grad_accum
+        self.tokens_per_s = tokens * self.processes * self.blocks.size(1) / max(training_s, 1e-9)
 
     def finish(self) -> dict[str, Any]:
         after = self._evaluation(self.job.version_name)
@@ -309,6 +288,7 @@ class TrainingRun:
             "train_blocks": int(self.blocks.size(0)),
             "block_size": self.config.block_size,
             "train_dtype": str(self.dtype).removeprefix("torch."),
+            "train_tokens_per_s": round(self.tokens_per_s, 1),  # of this launch (a resume: since)
             **lora.method_metrics(self.start, self.config),
         }
         self.model.eval()
@@ -347,7 +327,8 @@ def run_finetune(job: FinetuneJob, emit: Emit) -> dict[str, Any]:
         result = run.finish()
     else:
         result = _run_with_preferences(job, emit)
-    result["metrics"]["size_on_disk_bytes"] = folder_bytes(job.output_dir)
+    footprint = {"size_on_disk_bytes": folder_bytes(job.output_dir), "peak_rss_mb": peak_rss_mb()}
+    result["metrics"].update(footprint)
     emit({"event": "done", **result})
     return result
 

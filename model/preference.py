@@ -238,9 +238,17 @@ class PreferenceRun:
         if checkpoint is not None:
             done = TrainerState.load_from_json(str(Path(checkpoint) / "trainer_state.json"))
             self.emit({"event": "resumed", "step": offset + done.global_step, "total": total})
-        trainer.train(resume_from_checkpoint=checkpoint)
+        output = trainer.train(resume_from_checkpoint=checkpoint)
+        self.tokens_per_s = self._tokens_per_s(tokenizer, output.metrics)
         # Evaluate and save
         return self._finish(start, tokenizer, before, stage, total, start_scores)
+
+    def _tokens_per_s(self, tokenizer: Any, trained: dict[str, float]) -> float:
+        """Rated outputs' tokens trained per second (the trainer's rows/s x their mean length;
+        the reference's and the KL pairs' forward passes come on top)."""
+        lengths = [len(tokenizer.encode(row_text(r))) for r in self.train_rows]
+        mean = sum(min(n, self.config.block_size) for n in lengths) / len(lengths)
+        return round(float(trained.get("train_samples_per_second", 0.0)) * mean, 1)
 
     def _evaluation(self, model: Any, tokenizer: Any, version: str) -> dict[str, Any]:
         c = self.config
@@ -354,6 +362,7 @@ class PreferenceRun:
             "heldout_rows": len(self.heldout_rows),
             # held-out rated outputs: how much more the 👍 ones gained than the 👎 ones
             "heldout_logratio_margin": None if math.isnan(margin) else round(margin, 4),
+            "train_tokens_per_s": self.tokens_per_s,
             **lora.method_metrics(start, c),
         }
         if "train_blocks" in stage.get("metrics", {}):

@@ -162,3 +162,13 @@ def test_an_adapter_whose_base_is_gone_says_which_base_is_missing(
     shutil.rmtree(copy)
     with pytest.raises(ModelUnavailable, match="the base base-copy of adapter ft-1"):
         load_model("ft-1", str(tmp_path / "ft-1"), torch.device("cpu"), "fp32")
+
+
+def test_a_run_records_its_throughput_memory_and_size_for_the_loop_bench(
+    base: Path, tmp_path: Path
+) -> None:
+    for objective in ("sft", "kto"):
+        config = replace(CONFIG, objective=objective, epochs=1, kto_epochs=1)
+        metrics = run_finetune(_job(base, objective, tmp_path, config), lambda e: None)["metrics"]
+        assert metrics["train_tokens_per_s"] > 0 and metrics["peak_rss_mb"] > 50
+        assert metrics["size_on_disk_bytes"] == folder_bytes(tmp_path / objective)
