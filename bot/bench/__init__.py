@@ -38,6 +38,14 @@ def add_parser(subparsers: Any) -> None:
     bench.add_argument(
         "--ab-only", action="store_true", help="loop bench: only the A/B simulation (seconds)"
     )
+    bench.add_argument(
+        "--seeds", type=int, default=3, help="loop bench: runs of each arm, each its own seed"
+    )
+    bench.add_argument(
+        "--arms",
+        default="sft,sft-lora,kto,kto-lora,sft+kto",
+        help="loop bench: objective and method arms (sft, sft-lora, kto, kto-lora, sft+kto)",
+    )
     bench.add_argument("--device", help="generation bench: cpu, cuda, cuda:1 … (default: DEVICE)")
     bench.add_argument("--json", action="store_true", help="print JSON")
 
@@ -61,7 +69,10 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     else:
         from bot.bench.loop import run_loop_bench
 
-        result = asyncio.run(run_loop_bench(args.cycles, args.base, ab=settings.learning.ab))
+        arms = tuple(args.arms.split(","))
+        result = asyncio.run(
+            run_loop_bench(args.cycles, args.base, arms, settings.learning.ab, args.seeds)
+        )
     print(json.dumps(result, indent=None if args.json else 2))
     return 0
 

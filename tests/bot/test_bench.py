@@ -165,3 +165,37 @@ def test_the_training_bench_reports_its_documented_keys_on_the_tiny_config() -> 
     quality = tiny["quality"]
     assert quality["heldout_loss_after"]["fp32"] < quality["heldout_loss_before"]  # it learned
     assert report["machine"]["cpu_flags"] and "time_to_train_100k_tokens_s" not in report
+
+
+@pytest.mark.slow
+async def test_the_loop_bench_runs_a_lora_arm_with_seeds_and_reports_their_spread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A LoRA arm, two seeds, one cycle, on a tiny model and a short batch: each number the
+    report documents is there, per seed and as mean and spread."""
+    import torch
+
+    from bot.bench import loop
+    from model.bootstrap import build_bootstrap, bundled_corpus
+    from tests.model.conftest import TINY
+
+    base = tmp_path / "base"
+    torch.set_num_threads(1)
+    build_bootstrap(base, lines=bundled_corpus(), config=TINY)  # writes "data" now and then
+    monkeypatch.setattr(loop, "ROUNDS", 1)
+    report = await loop.run_loop_bench(1, str(base), ("sft-lora",), seeds=2)
+
+    arm = report["arms"]["sft-lora"]
+    assert (arm["objective"], arm["method"]) == ("sft", "lora")
+    assert [s["seed"] for s in arm["seeds"]] == [0, 1]
+    assert arm["final_property_share"]["n"] == 2 and len(arm["property_share_per_cycle"]) == 2
+    assert arm["heldout_loss_per_cycle"][0]["mean"] > 0
+    run = arm["seeds"][0]["runs"][0]
+    assert run["status"] == "succeeded" and run["train_method"] == "lora"
+    assert run["train_tokens_per_s"] > 0 and run["peak_rss_mb"] > 0
+    from model.versions import folder_bytes
+
+    assert 0 < arm["size_on_disk_bytes"]["mean"] < folder_bytes(base) / 2  # an adapter only
+    assert report["default_arm"] == "sft" and report["seeds"] == 2
+    with pytest.raises(ValueError, match="unknown loop bench arm"):
+        await loop.run_loop_bench(1, str(base), ("lora",))
