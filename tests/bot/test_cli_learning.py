@@ -128,6 +128,12 @@ def test_a_lora_retrain_says_how_it_trained_and_models_list_shows_the_base(
     base = adapter["base_version"]
     assert main([*args, "models", "use", adapter["name"], "--force"]) == 0
     capsys.readouterr()
+    # the adapter serves `generate` (merged over its base), and the export names it
+    assert main([*args, "generate", "The keeper", "--max-new-tokens", "4", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["model_version"] == adapter["name"]
+    assert main([*args, "export", "--format", "jsonl"]) == 0
+    exported = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [g["model_version"] for g in exported] == [adapter["name"]]
     assert main([*args, "models", "remove", base]) == 1
     assert f"is the base of the adapter version(s) {adapter['name']}" in capsys.readouterr().err
     assert main([*args, "models", "use", base, "--force"]) == 0

@@ -172,3 +172,28 @@ def test_postgresql_gets_pg_dump_commands_without_the_password():
 def test_nothing_to_back_up_is_said_plainly(tmp_path):
     with pytest.raises(ValueError, match=r"no database at .* yet"):
         backup_sqlite(url_of(tmp_path / "none.db"), tmp_path / "b.db")
+
+
+def test_a_restored_backup_keeps_which_version_is_an_adapter_of_which(tmp_path):
+    """Adapter versions name their base in the database; a backup and restore keep it, so
+    `models list` and the guard against removing a base work on the restored database."""
+    from storage import ModelVersionRepository
+
+    live = tmp_path / "live.db"
+    db = Database(url_of(live))
+    upgrade(db.engine)
+    versions = ModelVersionRepository(db)
+    versions.add("full-1", "/models/full-1", "gpt2")
+    versions.add("lora-2", "/models/lora-2", "gpt2", "full-1", base_version="full-1")
+    backup = backup_sqlite(url_of(live), tmp_path / "backup.db").path
+    db.dispose()
+
+    restore_sqlite(url_of(tmp_path / "restored.db"), backup)
+    restored = Database(url_of(tmp_path / "restored.db"))
+    again = ModelVersionRepository(restored)
+    assert [(v.name, v.base_version) for v in again.list()] == [
+        ("full-1", None),
+        ("lora-2", "full-1"),
+    ]
+    assert [v.name for v in again.adapters_of("full-1")] == ["lora-2"]
+    restored.dispose()
