@@ -77,6 +77,22 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
     return json.loads(file.read_text()) if file.exists() else {}
 
 
+@dataclass(frozen=True)
+class AdapterBase:
+    """The full version an adapter version adds its low-rank update to."""
+
+    version: str
+    path: str
+
+
+def adapter_base(path: str | Path) -> AdapterBase | None:
+    """The base of the adapter version in folder `path`; None for a full version."""
+    metadata = read_metadata(path) if Path(path).is_dir() else {}
+    if metadata.get("kind") != "adapter":
+        return None
+    return AdapterBase(str(metadata["base_version"]), str(metadata["base_path"]))
+
+
 def hub_reachable(timeout_s: float, endpoint: str = HUB_ENDPOINT) -> bool:
     """A quick TCP check, so an offline machine does not spend a minute in download retries."""
     url = urlparse(endpoint)
