@@ -65,6 +65,7 @@ class Origin:
     user_id: str
     guild_id: str | None = None
     channel_id: str | None = None
+    parent_channel_id: str | None = None  # a thread's channel: the server's rules apply there
 
 
 @dataclass(frozen=True)
@@ -73,8 +74,7 @@ class Finished:
 
     generations: list[GenerationRecord]
     result: GenerationResult
-    # a sentence for the answer's footer: the conversation outgrew the context just now
-    notice: str | None = None
+    notice: str | None = None  # for the footer: the chain outgrew the context just now
 
 
 GenerateEvent = Queued | Chunk | Finished
@@ -258,11 +258,11 @@ class ChatService:
         return await self._db.run(self._servers.get, origin.platform, origin.guild_id)
 
     async def _admit(self, origin: Origin) -> ServerSettingsRecord:
-        """The server's rules, after checking the channel."""
+        """The server's rules, after checking the channel (a thread's: its channel's)."""
         rules = await self.rules_for(origin)
-        allowed = rules.allowed_channels
-        if allowed and origin.channel_id not in allowed:
-            raise NotAllowedHere(allowed)
+        here = {origin.channel_id, origin.parent_channel_id}
+        if rules.allowed_channels and not here & set(rules.allowed_channels):
+            raise NotAllowedHere(rules.allowed_channels)
         return rules
 
     async def _screen(self, origin: Origin, text: str, rules: ServerSettingsRecord) -> None:

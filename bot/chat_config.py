@@ -21,3 +21,11 @@ class ChatConfig:
     reports_to_hide: int = field(
         default=3, metadata={"env": "REPORTS_TO_HIDE", "min": 1, "max": 1000}
     )
+    # a story thread (`/generate thread:True`, or a Slack output's thread) goes quiet after
+    # this many continuations, or after this long without one
+    story_max_turns: int = field(
+        default=50, metadata={"env": "STORY_THREAD_MAX_TURNS", "min": 1, "max": 1000}
+    )
+    story_idle_minutes: float = field(
+        default=60.0, metadata={"env": "STORY_THREAD_IDLE_MINUTES", "min": 1.0, "max": 10080.0}
+    )
