@@ -229,8 +229,8 @@ class FakeDiscord:
     ) -> Message:
         """A member writes a message (default alice in #general): MESSAGE_CREATE as Discord
         sends it. `reply_to` a message id makes it a reply, which mentions the replied author
-        (the bot) unless `mention` is False; otherwise `mention` puts `<@bot>` in front. Its text reaches
-        the bot only where Discord would deliver it (see `chat_payloads.readable`)."""
+        (the bot) unless `mention` is False; otherwise `mention` puts `<@bot>` in front. Its
+        text reaches the bot only where Discord would deliver it (`chat_payloads.readable`)."""
         member = member or self.alice
         channel_id = channel_id or self.channel_id
         if mention is None:  # a reply pings the replied author unless the member turns it off
