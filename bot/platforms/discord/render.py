@@ -64,7 +64,9 @@ def footer(record: GenerationRecord, sample: int, samples: int, notice: str | No
             parts.append(f"{label} {_number(record.params[name])}")
     parts.append(f"seed {record.seed}")
     if record.template is not None:
-        parts.append(f"template `{escape_markdown(record.template)[:TEMPLATE_SHOWN]}`")
+        # one line, and no backtick to end the code span early
+        shown = record.template.replace("\n", "\\n").replace("`", "'")[:TEMPLATE_SHOWN]
+        parts.append(f"template `{shown}`")
     line = "-# " + " · ".join(parts)
     if record.prompt_truncated and record.kind in ("new", "regenerate"):
         line += "\n-# the prompt was cut from the start to fit GPT-2's 1024-token context"

@@ -166,7 +166,8 @@ def _footer(generation: GenerationRecord, notice: str | None = None) -> str:
     cut = generation.prompt_truncated and generation.kind in ("new", "regenerate")
     extra = " · prompt cut to fit" if cut else ""
     if generation.template is not None:
-        extra += f" · template `{escape(generation.template[:TEMPLATE_SHOWN])}`"
+        shown = generation.template.replace("\n", "\\n")[:TEMPLATE_SHOWN]  # one line
+        extra += f" · template `{escape(shown)}`"
     if notice:
         extra += f" · {notice}"
     return (
