@@ -234,7 +234,7 @@ class FakeDiscord:
         member = member or self.alice
         channel_id = channel_id or self.channel_id
         if mention is None:  # a reply pings the replied author unless the member turns it off
-            mention = reply_to is not None
+            mention = reply_to is not None and self.messages[reply_to].author_id is None
         elif mention and reply_to is None:
             content = f"<@{self.bot_id}> {content}"
         message = Message(self.next_id(), channel_id, content, author_id=member.id)
@@ -252,6 +252,9 @@ class FakeDiscord:
             mentions,
             reference,
         )
+        replied = self.messages.get(reply_to) if reply_to else None
+        if replied is not None and replied.author_id is None:  # the bot's: Discord sends it along
+            data["referenced_message"] = self._payload(replied)
         await self.dispatch("MESSAGE_CREATE", data)
         return message
 

@@ -60,13 +60,14 @@ async def test_a_reply_to_an_output_continues_it_with_the_reply_s_words(fake, st
 async def test_a_mention_generates_and_other_talk_is_ignored(fake, start_bot):
     bot = await start_bot()
     quiet = await fake.say("just chatting with friends")
+    among_members = await fake.say("me too", member=fake.bob, reply_to=quiet.id)
     said = await fake.say("Write about the sea", mention=True)
     answer = await answer_to(fake, said)
 
     [generation] = bot.generations()
     assert generation.prompt == "Write about the sea" and generation.kind == "new"
     assert answer.content.startswith("**Write about the sea**")
-    assert fake.replies_to(quiet.id) == []
+    assert fake.replies_to(quiet.id) == [] and fake.replies_to(among_members.id) == []
 
 
 async def test_a_reply_whose_text_discord_withholds_gets_a_hint(fake, start_bot):

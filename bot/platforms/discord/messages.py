@@ -172,6 +172,9 @@ class MessageHandler:
         reference = message.reference
         if reference is None or reference.message_id is None:
             return None
+        replied_to = reference.resolved  # Discord sends the replied message along, usually
+        if isinstance(replied_to, discord.Message) and replied_to.author != self.client.user:
+            return None  # a reply among members: no lookup
         return await self.chat.find_by_message(PLATFORM, str(reference.message_id))
 
     def _dm_refusal(self, user_id: int) -> str | None:

@@ -247,7 +247,8 @@
         max_new_tokens_cap: input(s.max_new_tokens_cap, `Max new tokens of ${name}`, "number"),
         samples_cap: input(s.samples_cap, `Max samples of ${name}`, "number"),
         ratings_train: input(s.ratings_train, `Ratings of ${name} train`, "checkbox"),
-        template: input(s.templates[""], `Prompt template of ${name}`),
+        // a text input drops new lines: shown (and sent back) as \n, as typed in a chat
+        template: input((s.templates[""] || "").replace(/\n/g, "\\n"), `Prompt template of ${name}`),
       };
       // channel templates are set in the chat (`/admin server template`); shown on hover
       const perChannel = Object.entries(s.templates).filter(([place]) => place);
