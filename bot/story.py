@@ -8,6 +8,9 @@ per thread, in the order members wrote them (an `asyncio.Lock` is first come, fi
 each turn is a reply to the thread's newest generation, with the cooldown, caps and
 moderation of every request. A thread goes quiet after `STORY_THREAD_MAX_TURNS` turns or
 `STORY_THREAD_IDLE_MINUTES` without one.
+
+The line is kept per process: one process receives a thread's messages (Discord shards split
+servers, not channels; a Slack workspace is served by one process).
 """
 
 from __future__ import annotations
@@ -21,8 +24,7 @@ from datetime import UTC, datetime, timedelta
 from bot.chat import ChatService
 from bot.chat_config import ChatConfig
 from bot.params import InvalidRequest
-from storage import Database, GenerationRecord, GenerationRepository
-from storage.models import as_utc
+from storage import Database, GenerationRecord, GenerationRepository, as_utc
 
 
 class StoryEnded(InvalidRequest):
