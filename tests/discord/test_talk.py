@@ -181,6 +181,14 @@ async def test_without_the_content_intent_story_turns_need_a_mention(fake, start
     assert bot.generations()[-1].prompt.endswith("\nStars came out.")
 
 
+async def test_a_direct_message_needs_no_mention_where_the_policy_allows(fake, start_bot):
+    bot = await start_bot(dm_policy="allow")
+    said = await fake.say("Tell me a story", in_guild=False, channel_id=fake.next_id())
+    await answer_to(fake, said)
+    [generation] = bot.generations()
+    assert (generation.prompt, generation.guild_id) == ("Tell me a story", None)
+
+
 async def test_direct_messages_follow_the_dm_policy(fake, start_bot):
     bot = await start_bot(dm_policy="deny")
     said = await fake.say("Tell me a story", in_guild=False, channel_id=fake.next_id())
