@@ -334,8 +334,9 @@ class ServerService(Protocol):
         self, actor: str, platform: str, server_id: str, **changes: Any
     ) -> ServerSettingsRecord:
         """Change some of: allowed_channels, admin_role_ids, cooldown_s, defaults,
-        max_new_tokens_cap, samples_cap, ratings_train. `Invalid` (a sentence) for a bad
-        value; nothing is changed then."""
+        max_new_tokens_cap, samples_cap, ratings_train, blocklist, templates (by place: ""
+        the whole server, else a channel id; the whole dict is replaced). `Invalid` (a
+        sentence) for a bad value; nothing is changed then."""
         ...
 
 

@@ -202,7 +202,7 @@ def _admin_services(
         min_account_days=settings.learning.rating_min_account_days,
     )
     reviews = Reviews(db, backend, candidate=experiments.candidate)  # A/B's arm is kept loaded
-    servers = ServerSettings(db)
+    servers = ServerSettings(db, moderator)
     fleet = Fleet(db, settings.fleet)
     return AdminServices(
         curation, training, registry, Reports(db), servers, experiments, reviews, fleet

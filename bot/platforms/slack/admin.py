@@ -51,6 +51,7 @@ USAGE = f"""Admin commands:
 `{COMMAND} model list` · `model use VERSION [force]` · `model rollback`
 `{COMMAND} stats` · `server show` · `server channels #a #b|all` · `server cooldown N`
 `{COMMAND} server caps max_new_tokens=N samples=N` · `server training on|off`
+`{COMMAND} server template [#channel] TEXT with {{prompt}}|none`
 {review.USAGE}
 {ab.USAGE}"""
 
@@ -337,6 +338,18 @@ async def _server_training(ctx: AdminContext, args: list[str]) -> str:
     return await _server_set(ctx, ratings_train=args == ["on"])
 
 
+async def _server_template(ctx: AdminContext, args: list[str]) -> str:
+    """`server template [#channel] TEXT` with {prompt} once, or `none`."""
+    place = re.match(r"\s*<#(C[A-Z0-9]+)(?:\|[^>]*)?>\s*", ctx.rest)  # a channel mention
+    text = ctx.rest[place.end() :] if place else ctx.rest.strip()
+    if not text:
+        return f"Give the template: `{COMMAND} server template [#channel] Q: {{prompt}}\\nA:`."
+    current = await ctx.service.servers.get(PLATFORM, ctx.server_id)
+    chosen = None if text.lower() in ("none", "off") else text
+    key = place[1] if place else ""  # a channel, or the whole workspace
+    return await _server_set(ctx, templates={**current.templates, key: chosen})
+
+
 async def _server_set(ctx: AdminContext, **changes: Any) -> str:
     record = await ctx.service.servers.update(ctx.actor.user_id, PLATFORM, ctx.server_id, **changes)
     return "Saved.\n" + _server_text(record)
@@ -364,6 +377,7 @@ HANDLERS: dict[tuple[str, ...], Handler] = {
     ("server", "cooldown"): _server_cooldown,
     ("server", "caps"): _server_caps,
     ("server", "training"): _server_training,
+    ("server", "template"): _server_template,
     ("review", "next"): review.review_next,
     ("review", "vote"): review.review_vote,
     ("review", "stats"): review.review_stats,
