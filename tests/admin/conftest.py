@@ -15,7 +15,7 @@ from admin.config import FleetConfig, LearningConfig
 from admin.curation import Curation
 from admin.experiments import Experiments
 from admin.fleet import Fleet
-from admin.moderation import FakeModerator
+from admin.moderation.fake import FakeModerator
 from admin.registry import Registry
 from admin.reports import Reports
 from admin.review import Reviews

@@ -105,3 +105,17 @@ def test_the_example_plugins_use_nothing_but_the_api() -> None:
     assert len({p.relative_to(ROOT / "examples").parts[0] for p in sources}) == 3
     for source in sources:
         assert _gpt2bot_imports(source) <= {"bot.plugin_api"}, source
+
+
+async def test_the_moderator_double_flags_what_the_test_says(tmp_path) -> None:
+    def judge(text, extra_terms):
+        return plugin_api.Verdict("?" in text, "asks a question")
+
+    moderator = plugin_api.FakeModerator(judge=judge)
+    async with plugin_api.app_for_tests(tmp_path, moderator=moderator) as app:
+        member = plugin_api.Origin("test", "ann")
+        with pytest.raises(plugin_api.InvalidRequest, match="asks a question"):
+            await app.chat.generate(member, "Why?")
+        finished = await app.chat.generate(member, "Because.")
+    assert finished.generations[0].prompt == "Because."
+    assert moderator.checked[:2] == ["Why?", "Because."]
