@@ -7,9 +7,9 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from admin.base import ArmStatus, Assignment, ExperimentStatus
 from admin.errors import ExperimentRefused, no_version
 from admin.experiments import share_point
+from admin.results import ArmStatus, Assignment, ExperimentStatus
 from storage import ModelVersionRecord
 
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from admin.base import BlindPair
 from admin.errors import Invalid, ReviewUnavailable, Unknown
 from admin.fake_experiments import HasVersions, now
+from admin.results import BlindPair
 from storage import PairWinRate, ReviewItemRecord
 
 

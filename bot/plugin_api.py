@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Protocol
 
 from admin.auth import Actor, AdminGate, NotAuthorized
-from admin.base import AdminError, AdminServices
+from admin.base import AdminServices
+from admin.errors import AdminError
 from admin.moderation.base import PASSED, ModerationConfig, Moderator, Verdict
 from admin.moderation.fake import FakeModerator
 from bot.admin_commands import AdminCommands, AdminReply, Chart, Surface

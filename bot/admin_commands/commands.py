@@ -9,7 +9,8 @@ from collections.abc import Coroutine
 from typing import Any, Protocol
 
 from admin.auth import Actor, AdminGate, NotAuthorized
-from admin.base import AdminError, AdminServices
+from admin.base import AdminServices
+from admin.errors import AdminError
 from bot.admin_commands import ab, learning, servers
 from bot.admin_commands.context import AdminReply, Command, Context, Surface, Tell
 from bot.params import InvalidRequest
