@@ -1,6 +1,7 @@
 """The example plugins (`examples/`) as an operator meets them: installed into gpt2bot's
 environment (scripts/test installs them), found by name, and `gpt2bot run --platform
-linechat` serving /generate and /admin model list with the real engine and database."""
+linechat` serving /generate and /admin model list with the real engine and database, then with
+the parrot backend and the nolinks moderator in place of gpt2bot's own."""
 
 from __future__ import annotations
 
@@ -66,24 +67,38 @@ async def _answer(reader: asyncio.StreamReader) -> str:
     return "".join(lines)
 
 
-@needs_examples
-@pytest.mark.slow
-async def test_gpt2bot_runs_the_example_platform(
-    tmp_path: Path, settings: Settings, tiny_model_dir: Path
-) -> None:
+async def _run_linechat(
+    tmp_path: Path, settings: Settings, tiny_model_dir: Path, **env: str
+) -> tuple[asyncio.subprocess.Process, int]:
     register_active(settings, tiny_model_dir)
     port = free_port()
-    env = {
+    environ = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("DISCORD_", "SLACK_"))},
         "DATABASE_URL": settings.storage.url,
         "MODEL_DIR": str(tmp_path / "models"),
         "DEVICE": "cpu",
         "LINECHAT_ADMIN_TOKEN": TOKEN,
+        **env,
     }
     process = await asyncio.create_subprocess_exec(
         str(GPT2BOT), "run", "--platform", "linechat", "--port", str(port),
-        cwd=tmp_path, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        cwd=tmp_path, env=environ, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
+    return process, port
+
+
+async def _stop(process: asyncio.subprocess.Process) -> None:
+    process.send_signal(signal.SIGTERM)
+    _, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode == 0, stderr.decode()
+
+
+@needs_examples
+@pytest.mark.slow
+async def test_gpt2bot_runs_the_example_platform(
+    tmp_path: Path, settings: Settings, tiny_model_dir: Path
+) -> None:
+    process, port = await _run_linechat(tmp_path, settings, tiny_model_dir)
     try:
         reader, writer = await _connect(port, process)
         assert "Hello guest-1" in await _answer(reader)
@@ -95,6 +110,28 @@ async def test_gpt2bot_runs_the_example_platform(
         assert listed.startswith("▶ tiny-1 active")
         writer.close()
     finally:
-        process.send_signal(signal.SIGTERM)
-        _, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
-    assert process.returncode == 0, stderr.decode()
+        await _stop(process)
+
+
+@needs_examples
+@pytest.mark.slow
+async def test_the_three_examples_serve_together(
+    tmp_path: Path, settings: Settings, tiny_model_dir: Path
+) -> None:
+    process, port = await _run_linechat(
+        tmp_path, settings, tiny_model_dir, GENERATION_BACKEND="parrot", MODERATOR="nolinks"
+    )
+    try:
+        reader, writer = await _connect(port, process)
+        await _answer(reader)
+        text, stored = (await _send(reader, writer, "/generate red green blue")).splitlines()
+        assert set(text.split()) <= {"red", "green", "blue"} and len(text.split()) > 3
+        assert stored == "#1 (version tiny-1)"  # parrot serves the version gpt2bot prepared
+        refused = await _send(reader, writer, "/generate see https://spam.example now")
+        assert (
+            refused
+            == "! I did not send that prompt: it contains a link. Rephrase it and try again.\n"
+        )
+        writer.close()
+    finally:
+        await _stop(process)
