@@ -27,6 +27,7 @@ PLATFORM = "linechat"
 END = "."  # a line of its own ends every answer, so a client knows when to read on
 HELP = "Commands: /generate PROMPT · /rate ID up|down|none · /login TOKEN · /admin help · /quit"
 RATINGS = {"up": "👍", "down": "👎"}
+GOODBYE = "! The bot is stopping; connect again in a minute."
 
 
 @dataclass(frozen=True)
@@ -55,18 +56,35 @@ class Linechat:
         self.admin = gpt2bot.admin_commands(app, gpt2bot.Surface(code=str))
         self._guests = itertools.count(1)
         self._stopping = asyncio.Event()
+        self._clients: set[asyncio.StreamWriter] = set()
 
     async def run(self) -> None:
         server = await asyncio.start_server(self._session, self.options.host, self.options.port)
         async with server:
             await self._stopping.wait()
+            for writer in list(self._clients):  # open sessions end too, told why
+                writer.write(f"{GOODBYE}\n{END}\n".encode())
+                writer.close()
 
     async def stop(self) -> None:
         self._stopping.set()
 
     async def _session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        user, owner = f"guest-{next(self._guests)}", False
+        user = f"guest-{next(self._guests)}"
+        self._clients.add(writer)
         writer.write(f"Hello {user}. {HELP}\n{END}\n".encode())
+        try:
+            await self._serve(reader, writer, user)
+        except ConnectionError:
+            pass  # the client went away mid-answer
+        finally:
+            self._clients.discard(writer)
+            writer.close()
+
+    async def _serve(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, user: str
+    ) -> None:
+        owner = False
         async for raw in reader:
             command, _, rest = raw.decode(errors="replace").strip().partition(" ")
             if command == "/quit":
@@ -79,7 +97,6 @@ class Linechat:
                 await self._answer(command, rest.strip(), actor, writer)
             writer.write(f"{END}\n".encode())
             await writer.drain()
-        writer.close()
 
     def _login(self, token: str) -> bool:
         expected = self.config.admin_token

@@ -36,6 +36,15 @@ class Client:
         return await asyncio.wait_for(self.answer(), timeout=10)
 
 
+async def connect(port: int) -> Client:
+    for _ in range(100):
+        try:
+            return Client(*await asyncio.open_connection("127.0.0.1", port))
+        except ConnectionRefusedError:
+            await asyncio.sleep(0.05)
+    pytest.fail("linechat did not start listening")
+
+
 @pytest.fixture
 async def chat(tmp_path) -> AsyncIterator[tuple[Client, gpt2bot.ScriptedBackend]]:
     backend = gpt2bot.ScriptedBackend(text=lambda request, sample: " and they lived.", chunks=3)
@@ -43,12 +52,7 @@ async def chat(tmp_path) -> AsyncIterator[tuple[Client, gpt2bot.ScriptedBackend]
         port = free_port()
         platform = create(app, gpt2bot.RunOptions(port=port), LinechatConfig(admin_token=TOKEN))
         serving = asyncio.create_task(platform.run())
-        for _ in range(100):
-            try:
-                client = Client(*await asyncio.open_connection("127.0.0.1", port))
-                break
-            except ConnectionRefusedError:
-                await asyncio.sleep(0.05)
+        client = await connect(port)
         assert "Hello guest-1" in await client.answer()
         yield client, backend
         client.writer.close()
@@ -85,6 +89,20 @@ async def test_admin_commands_need_the_token(chat) -> None:
     assert "added 1" in await client.send("/admin curate add A good example of our style.")
     assert "A good example of our style." in await client.send("/admin curate list")
     assert "/admin model list" in await client.send("/admin help")
+
+
+async def test_stopping_tells_connected_members_and_ends_their_sessions(tmp_path) -> None:
+    async with gpt2bot.app_for_tests(tmp_path) as app:
+        port = free_port()
+        platform = create(app, gpt2bot.RunOptions(port=port), LinechatConfig())
+        serving = asyncio.create_task(platform.run())
+        client = await connect(port)
+        await client.answer()
+        await platform.stop()
+        await asyncio.wait_for(serving, timeout=10)
+        assert (await client.answer()).startswith("! The bot is stopping")
+        assert await client.reader.read() == b""  # the session ended
+        client.writer.close()
 
 
 def test_a_short_admin_token_is_refused_before_start() -> None:
