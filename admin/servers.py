@@ -142,7 +142,7 @@ def validate(changes: Mapping[str, Any]) -> dict[str, Any]:
     return checked
 
 
-class ServerSettings:
+class Servers:
     """The `ServerService`: read and change one server's settings."""
 
     def __init__(self, db: Database, moderator: Moderator | None = None) -> None:

@@ -9,8 +9,8 @@ from datetime import timedelta
 import pytest
 
 from admin.errors import Invalid
-from admin.moderation import FakeModerator
-from admin.servers import ServerSettings
+from admin.moderation.fake import FakeModerator
+from admin.servers import Servers
 from bot.chat import CONTEXT_NOTICE, ChatConfig, ChatService, Origin
 from bot.screening import PromptRefused
 from bot.story import StoryEnded, StoryThreads
@@ -59,7 +59,7 @@ async def test_a_chain_that_outgrows_the_context_says_so_once(db) -> None:
 
 
 async def test_a_template_wraps_new_prompts_only_and_is_stored(db) -> None:
-    servers = ServerSettings(db, FakeModerator(("badword",)))
+    servers = Servers(db, FakeModerator(("badword",)))
     with pytest.raises(Invalid, match="exactly once"):
         await servers.update("admin", "discord", "g1", templates={"": "{prompt} and {prompt}"})
     with pytest.raises(Invalid, match="refused by moderation"):
