@@ -13,8 +13,10 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any
 
-from admin.base import ExperimentRefused, ExperimentService, ExperimentStatus, ReviewService
+from admin.base import ExperimentService, ReviewService
 from admin.charts import ab_chart_png
+from admin.errors import ExperimentRefused
+from admin.results import ExperimentStatus
 from storage import PairWinRate
 
 

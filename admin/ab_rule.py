@@ -36,7 +36,9 @@ BISECTION_STEPS = 60  # halves [0, 1] down to 1e-18: well below what anyone read
 TAIL_EPSILON = 1e-17  # stop summing a binomial tail when its terms add nothing more
 
 
-class Verdict(StrEnum):
+class Ruling(StrEnum):
+    """What the rule says about an experiment now."""
+
     CONTINUE = "continue"  # not confident yet: keep serving both arms
     PROMOTE = "promote"
     RETIRE = "retire"
@@ -60,7 +62,7 @@ class Tally:
 
 @dataclass(frozen=True)
 class Decision:
-    verdict: Verdict
+    verdict: Ruling
     probability: float  # P(candidate's 👍 rate > control's)
     fewest: int  # counted ratings of the arm with fewer
     min_ratings: int
@@ -69,11 +71,11 @@ class Decision:
     def reason(self) -> str:
         """The decision in words (built on demand: the simulation decides millions of times)."""
         p = self.probability
-        if self.verdict is Verdict.PROMOTE:
+        if self.verdict is Ruling.PROMOTE:
             return f"the candidate is better with probability {p:.4f}"
-        if self.verdict is Verdict.RETIRE:
+        if self.verdict is Ruling.RETIRE:
             return f"the candidate is worse with probability {1 - p:.4f}"
-        if self.verdict is Verdict.NO_DIFFERENCE:
+        if self.verdict is Ruling.NO_DIFFERENCE:
             return f"no confident difference after {self.fewest} ratings per arm (P = {p:.3f})"
         if self.fewest < self.min_ratings:
             return f"each arm needs {self.min_ratings} ratings ({self.fewest} so far)"
@@ -134,15 +136,15 @@ def decide(
     """The verdict now; `probability` when the caller has it (else it is computed)."""
     p = probability_better(control, candidate) if probability is None else probability
     fewest = min(control.ratings, candidate.ratings)
-    verdict = Verdict.CONTINUE
+    verdict = Ruling.CONTINUE
     if fewest < config.min_ratings:
         pass
     elif p >= config.promote_probability:
-        verdict = Verdict.PROMOTE
+        verdict = Ruling.PROMOTE
     elif p <= 1.0 - config.retire_probability:
-        verdict = Verdict.RETIRE
+        verdict = Ruling.RETIRE
     elif fewest >= max(config.max_ratings, config.min_ratings):
-        verdict = Verdict.NO_DIFFERENCE
+        verdict = Ruling.NO_DIFFERENCE
     return Decision(verdict, p, fewest, config.min_ratings)
 
 

@@ -43,6 +43,7 @@ ACTION_SCOPES: dict[str, Scope] = {
     "server defaults": Scope.SERVER,
     "server training": Scope.SERVER,
     "server blocklist": Scope.SERVER,
+    "server template": Scope.SERVER,
     "server delete": Scope.SERVER,
     "server reports": Scope.SERVER,
     "server keep": Scope.SERVER,

@@ -5,20 +5,21 @@ One small Protocol per concept: curation, training, registry, reports, experimen
 (all global: bot owners) and servers (per-server settings: each server's admins). `App` holds
 one of each in `AdminServices`; the implementations live beside this file (`curation.py`,
 `training.py`, `registry.py`, `reports.py`, `experiments.py`, `review.py`, `servers.py`), their
-fakes in `admin/fake.py` and `admin/fake_review.py`.
+fakes in `admin/fake.py` (with `fake_experiments.py` and `fake_review.py`). What they answer
+with, beside the storage records, is in `admin/results.py`.
 
-What a use-case refuses, it refuses with an `AdminError` (`admin/errors.py`, re-exported here):
-a sentence for the person who asked, which every platform shows as is.
+What a use-case refuses, it refuses with an `AdminError` (`admin/errors.py`): a sentence for
+the person who asked, which every platform shows as is.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-# the errors live in admin/errors.py; code that imports them from here still finds them
+# the errors live in admin/errors.py; re-exported while admin/training.py imports them from here
 from admin.errors import AdminError as AdminError
 from admin.errors import AlreadyRunning as AlreadyRunning
 from admin.errors import ExperimentRefused as ExperimentRefused
@@ -27,6 +28,7 @@ from admin.errors import PromotionRefused as PromotionRefused
 from admin.errors import ReviewUnavailable as ReviewUnavailable
 from admin.errors import Unknown as Unknown
 from admin.fleet_view import FleetView
+from admin.results import Assignment, BlindPair, CurationReport, ExperimentStatus
 from storage import (
     CuratedSampleRecord,
     ModelVersionRecord,
@@ -37,96 +39,6 @@ from storage import (
     TrainingRunRecord,
     VersionRatingStats,
 )
-
-
-@dataclass(frozen=True)
-class CurationReport:
-    """What an add did: "added 120, skipped 3 duplicates, 1 too long"."""
-
-    added: int
-    skipped: dict[str, int] = field(default_factory=dict)  # reason -> count
-
-    def summary(self) -> str:
-        parts = [f"added {self.added}"] + [f"skipped {n} {why}" for why, n in self.skipped.items()]
-        return ", ".join(parts)
-
-
-@dataclass(frozen=True)
-class BlindPair:
-    """A review item as an owner sees it before judging: no version names, by construction."""
-
-    id: int
-    prompt: str
-    source: str  # "fixed" (an evaluation prompt) or "recent" (a member's prompt)
-    output_a: str
-    output_b: str
-
-
-@dataclass(frozen=True)
-class Assignment:
-    """The arm of a running experiment that a member is in, and the versions of both arms."""
-
-    experiment_id: int
-    arm: str  # control|candidate
-    control: str
-    candidate: str
-
-    @property
-    def version(self) -> str:
-        """The version that serves the member."""
-        return self.candidate if self.arm == "candidate" else self.control
-
-
-@dataclass(frozen=True)
-class ArmStatus:
-    """One arm of an experiment: what it served and how it was rated (counted ratings)."""
-
-    arm: str  # control|candidate
-    version: str
-    share: float  # of members it serves
-    generations: int
-    ratings: int
-    up: int
-    down: int
-    up_share: float | None  # 👍 / ratings; None before the first rating
-    interval: tuple[float, float]  # 95 % credible interval of its 👍 rate
-
-
-@dataclass(frozen=True)
-class ExperimentStatus:
-    """An experiment as platforms and the CLI show it: everything a renderer needs."""
-
-    id: int
-    status: str  # running|promoted|retired|no_difference|stopped
-    control: ArmStatus
-    candidate: ArmStatus
-    decision: str  # what the rule says now: continue|promote|retire|no_difference
-    probability: float  # P(candidate's 👍 rate > control's)
-    reason: str  # the decision (or how it ended) in words
-    rule: dict[str, Any]  # the rule and its thresholds, as stored when it started
-    started_by: str
-    started_at: datetime
-    ended_by: str | None = None
-    ended_at: datetime | None = None
-
-    @property
-    def running(self) -> bool:
-        return self.status == "running"
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready (`gpt2bot ab status --json`, the dashboard)."""
-        values = asdict(self)
-        arms = {arm: values.pop(arm) for arm in ("control", "candidate")}
-        for arm in arms.values():
-            arm["interval"] = list(arm["interval"])
-        started, ended = self.started_at.isoformat(), self.ended_at
-        return {
-            **values,
-            "arms": arms,
-            "started_at": started,
-            "ended_at": None if ended is None else ended.isoformat(),
-        }
-
 
 # called with the run as it advances and when it ends (`progress` and `eta_s` are live)
 ProgressCallback = Callable[[TrainingRunRecord], Any]
@@ -339,8 +251,9 @@ class ServerService(Protocol):
         self, actor: str, platform: str, server_id: str, **changes: Any
     ) -> ServerSettingsRecord:
         """Change some of: allowed_channels, admin_role_ids, cooldown_s, defaults,
-        max_new_tokens_cap, samples_cap, ratings_train. `Invalid` (a sentence) for a bad
-        value; nothing is changed then."""
+        max_new_tokens_cap, samples_cap, ratings_train, blocklist, templates (by place: ""
+        the whole server, else a channel id; the whole dict is replaced). `Invalid` (a
+        sentence) for a bad value; nothing is changed then."""
         ...
 
 

@@ -11,7 +11,7 @@ import io
 from collections.abc import Sequence
 from typing import Any
 
-from admin.base import ArmStatus, ExperimentStatus
+from admin.results import ArmStatus, ExperimentStatus
 from storage import VersionRatingStats
 
 FIGURE_SIZE = (7.0, 4.0)

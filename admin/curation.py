@@ -23,10 +23,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from admin.base import CurationReport
 from admin.config import LearningConfig
 from admin.errors import Invalid, Unknown
 from admin.moderation import Moderator
+from admin.results import CurationReport
 from storage import (
     CuratedSampleRecord,
     CuratedSampleRepository,

@@ -29,16 +29,11 @@ from collections.abc import Callable, Coroutine
 from dataclasses import asdict, replace
 from typing import Any
 
-from admin.ab_rule import Decision, Tally, Verdict, decide, interval
-from admin.base import (
-    ArmStatus,
-    Assignment,
-    ExperimentRefused,
-    ExperimentStatus,
-    RegistryService,
-)
+from admin.ab_rule import Decision, Ruling, Tally, decide, interval
+from admin.base import RegistryService
 from admin.config import ABConfig
-from admin.errors import no_version
+from admin.errors import ExperimentRefused, no_version
+from admin.results import ArmStatus, Assignment, ExperimentStatus
 from model.backends.base import Backend, ServesSeveralVersions
 from storage import (
     ArmCounts,
@@ -56,9 +51,9 @@ AB_ACTOR = "ab-rule"  # the audit log's actor for the rule's own decisions
 AUDIT_PLATFORM = "ab"
 HASH_SPACE = 2.0**64
 ENDINGS = {
-    Verdict.PROMOTE: "promoted",
-    Verdict.RETIRE: "retired",
-    Verdict.NO_DIFFERENCE: "no_difference",
+    Ruling.PROMOTE: "promoted",
+    Ruling.RETIRE: "retired",
+    Ruling.NO_DIFFERENCE: "no_difference",
 }
 THRESHOLDS = ("promote_probability", "retire_probability", "min_ratings", "max_ratings")
 
@@ -250,7 +245,7 @@ class Experiments:
             if running is None or experiment_id not in (None, running.id):
                 return None
             counts, decision = await self._decision(running)
-            if decision.verdict is Verdict.CONTINUE:
+            if decision.verdict is Ruling.CONTINUE:
                 return None
             return await self._conclude(running, counts, decision)
 
@@ -296,7 +291,7 @@ class Experiments:
         self._remember(None)
         candidate = running.candidate_version
         detail = {"experiment": running.id, "candidate": candidate, **outcome}
-        if decision.verdict is Verdict.PROMOTE:
+        if decision.verdict is Ruling.PROMOTE:
             try:
                 await self.registry.use(AB_ACTOR, candidate)
             except Exception as error:  # the held-out loss gate, or a broken folder
@@ -308,7 +303,7 @@ class Experiments:
                 await self._unload(candidate)
                 await self._audit(AB_ACTOR, "ab promotion refused", {**detail, **refused})
                 return await self._status_of(ended)
-        elif decision.verdict is Verdict.RETIRE:
+        elif decision.verdict is Ruling.RETIRE:
             await self.db.run(self.versions.retire, candidate)
         await self._unload(candidate)
         await self._audit(AB_ACTOR, f"ab {ending}", detail)
@@ -322,7 +317,7 @@ class Experiments:
         else:  # the numbers it ended on
             outcome = record.outcome or {}
             counts = {arm: ArmCounts(**outcome.get(arm, {})) for arm in ("control", "candidate")}
-            verdict = outcome.get("decision", Verdict.CONTINUE)
+            verdict = outcome.get("decision", Ruling.CONTINUE)
             p, reason = outcome.get("probability", 0.5), outcome.get("reason", record.status)
             if "refused" in outcome:
                 reason = f"{reason}; not promoted: {outcome['refused']}"

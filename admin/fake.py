@@ -13,13 +13,14 @@ import asyncio
 import json
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from admin.base import AdminServices, CurationReport, FleetView, ProgressCallback
+from admin.base import AdminServices, FleetView, ProgressCallback
 from admin.errors import AlreadyRunning, Invalid, PromotionRefused, Unknown, no_version
-from admin.fake_experiments import FakeExperiments
+from admin.fake_experiments import FakeExperiments, now
 from admin.fake_review import FakeReviews
+from admin.results import CurationReport
 from admin.servers import validate
 from storage import (
     CuratedSampleRecord,
@@ -34,10 +35,6 @@ from storage import (
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 FAKE_CHART = PNG_SIGNATURE + b"fake chart"
 MIN_SCHEDULE_FIELDS = 5
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 def fake_run(run_id: int, status: RunStatus, actor: str = "admin", **fields: Any) -> Any:
@@ -56,8 +53,8 @@ def fake_run(run_id: int, status: RunStatus, actor: str = "admin", **fields: Any
         "eval_after": {"eval_loss": 3.1, "promoted": True} if status == RunStatus.SUCCEEDED else {},
         "model_version": f"ft-{run_id}" if status == RunStatus.SUCCEEDED else None,
         "error": None,
-        "created_at": _now(),
-        "finished_at": _now() if done else None,
+        "created_at": now(),
+        "finished_at": now() if done else None,
         "eta_s": 30.0 if status == RunStatus.RUNNING else None,
     }
     return TrainingRunRecord(**{**values, **fields})
@@ -72,8 +69,8 @@ def fake_version(name: str, status: str = "retired", **fields: Any) -> ModelVers
         "training_run_id": None,
         "metrics": {},
         "status": status,
-        "created_at": _now(),
-        "activated_at": _now() if status == "active" else None,
+        "created_at": now(),
+        "activated_at": now() if status == "active" else None,
     }
     return ModelVersionRecord(**{**values, **fields})
 
@@ -92,7 +89,7 @@ class FakeCuration:
                 seen.add(text)
                 fresh.append(text)
         for text in fresh:
-            record = CuratedSampleRecord(len(self.items) + 1, text, "admin", actor, _now(), True)
+            record = CuratedSampleRecord(len(self.items) + 1, text, "admin", actor, now(), True)
             self.items.append(record)
         skipped = len(texts) - len(fresh)
         return CurationReport(len(fresh), {"duplicates or empty": skipped} if skipped else {})
@@ -187,7 +184,7 @@ class FakeTraining:
         if cron is not None and cron.split()[0] == "*":
             raise Invalid("Retraining every minute is too often: use at most hourly.")
         self.cron = cron
-        return [] if cron is None else [_now() + timedelta(days=7 * i) for i in (1, 2, 3)]
+        return [] if cron is None else [now() + timedelta(days=7 * i) for i in (1, 2, 3)]
 
     async def start_background(self) -> None:
         """Nothing runs in the background of the fake."""
@@ -347,11 +344,10 @@ def fake_admin(
 ) -> FakeAdmin:
     """Fake admin services seeded with curated `samples`, model `versions` and `stats`."""
     calls: list[tuple[str, Any]] = []
-    registry = FakeRegistry(calls, list(versions), backend)
     curation = FakeCuration(
         calls,
         [
-            CuratedSampleRecord(i + 1, t, "admin", "admin", _now(), True)
+            CuratedSampleRecord(i + 1, t, "admin", "admin", now(), True)
             for i, t in enumerate(samples)
         ],
     )

@@ -7,17 +7,19 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from admin.base import ArmStatus, Assignment, ExperimentStatus
 from admin.errors import ExperimentRefused, no_version
 from admin.experiments import share_point
+from admin.results import ArmStatus, Assignment, ExperimentStatus
 from storage import ModelVersionRecord
 
 
 class HasVersions(Protocol):
+    """The fake registry, as the other fakes read it: its versions."""
+
     items: list[ModelVersionRecord]
 
 
-def _now() -> datetime:
+def now() -> datetime:
     return datetime.now(UTC)
 
 
@@ -54,7 +56,7 @@ class FakeExperiments:
             "each arm needs 100 ratings (0 so far)",
             {"rule": "beta-binomial"},
             actor,
-            _now(),
+            now(),
         )
         return self.current
 
@@ -65,7 +67,7 @@ class FakeExperiments:
         self.calls.append(("experiments.stop", actor))
         if self.current is None or not self.current.running:
             raise ExperimentRefused("No experiment is running, so there is nothing to stop.")
-        self.current = replace(self.current, status="stopped", ended_by=actor, ended_at=_now())
+        self.current = replace(self.current, status="stopped", ended_by=actor, ended_at=now())
         return self.current
 
     async def follow(self) -> str | None:

@@ -4,16 +4,12 @@ two versions whose outputs say which version wrote them, shown in registry order
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
-from admin.base import BlindPair
 from admin.errors import Invalid, ReviewUnavailable, Unknown
-from storage import ModelVersionRecord, PairWinRate, ReviewItemRecord
-
-
-class HasVersions(Protocol):
-    items: list[ModelVersionRecord]
+from admin.fake_experiments import HasVersions, now
+from admin.results import BlindPair
+from storage import PairWinRate, ReviewItemRecord
 
 
 @dataclass
@@ -47,7 +43,7 @@ class FakeReviews:
             "params": {},
             "seed": 7,
             "created_by": actor,
-            "created_at": datetime.now(UTC),
+            "created_at": now(),
         }
         item = ReviewItemRecord(**values, verdict=None, winner=None, reviewer=None, decided_at=None)
         self.items.append(item)
@@ -61,7 +57,7 @@ class FakeReviews:
         if item.verdict is not None:
             raise Invalid(f"Pair #{item_id} was judged already; its first verdict stands.")
         winner = {"a": item.version_a, "b": item.version_b}.get(choice)
-        decided = datetime.now(UTC)
+        decided = now()
         item = replace(item, verdict=choice, winner=winner, reviewer=actor, decided_at=decided)
         self.items[item_id - 1] = item
         return item

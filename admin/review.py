@@ -19,8 +19,8 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
-from admin.base import BlindPair
 from admin.errors import Invalid, ReviewUnavailable, Unknown, no_version
+from admin.results import BlindPair
 from model.backends.base import (
     Backend,
     GenerationRequest,

@@ -1,5 +1,6 @@
 """Per-server settings, set by a server's own admins: where `/generate` may be used, how often,
-within which caps and defaults, and whether the server's ratings may feed training.
+within which caps and defaults, the prompt template around members' text, and whether the
+server's ratings may feed training.
 
 Validation lives here, so every platform refuses the same values with the same sentence.
 """
@@ -12,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from admin.errors import Invalid, Unknown
+from admin.moderation import Moderator
 from storage import (
     Database,
     MemberDataRepository,
@@ -92,6 +94,29 @@ def _terms(value: Any) -> tuple[str, ...]:
     return terms
 
 
+MAX_TEMPLATE_CHARS = 500  # a preamble or a format, not a document: the prompt needs the room
+PROMPT_FIELD = "{prompt}"
+
+
+def _templates(value: Mapping[str, Any]) -> dict[str, str]:
+    """Templates by place ("" the whole server, else a channel id); each holds `{prompt}`
+    exactly once (where the member's text goes)."""
+    checked: dict[str, str] = {}
+    for place, text in value.items():
+        if text is None or not str(text).strip():
+            continue  # cleared
+        text = str(text).replace("\\n", "\n")  # "\n" typed in a chat box means a new line
+        if text.count(PROMPT_FIELD) != 1:
+            raise Invalid(
+                f"A template needs {PROMPT_FIELD} exactly once, where the member's text goes, "
+                f"e.g. `Q: {PROMPT_FIELD}\\nA:`."
+            )
+        if len(text) > MAX_TEMPLATE_CHARS:
+            raise Invalid(f"A template may be at most {MAX_TEMPLATE_CHARS} characters long.")
+        checked[_ids([place], "channels")[0] if place else ""] = text
+    return checked
+
+
 def validate(changes: Mapping[str, Any]) -> dict[str, Any]:
     """The changes, checked and normalized; `Invalid` with a sentence for a bad one."""
     checked: dict[str, Any] = {}
@@ -110,16 +135,19 @@ def validate(changes: Mapping[str, Any]) -> dict[str, Any]:
             checked[name] = bool(value)
         elif name == "blocklist":
             checked[name] = _terms(value)
+        elif name == "templates":
+            checked[name] = _templates(value)
         else:
             raise Invalid(f"{name} is not a server setting.")
     return checked
 
 
-class ServerSettings:
+class Servers:
     """The `ServerService`: read and change one server's settings."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, moderator: Moderator | None = None) -> None:
         self.db = db
+        self.moderator = moderator  # templates are screened like curated texts
         self.repository = ServerSettingsRepository(db)
         self.members = MemberDataRepository(db)
         self.reports = ReportRepository(db)
@@ -163,6 +191,16 @@ class ServerSettings:
         self, actor: str, platform: str, server_id: str, **changes: Any
     ) -> ServerSettingsRecord:
         checked = validate(changes)
+        await self._screen(checked.get("templates", {}))
         record = await self.db.run(self.repository.update, platform, server_id, actor, **checked)
         log.info("%s changed settings of %s server %s: %s", actor, platform, server_id, checked)
         return record
+
+    async def _screen(self, templates: Mapping[str, str]) -> None:
+        """A template is text the model is fed every time: refused when moderation flags it."""
+        if self.moderator is None:
+            return
+        for text in templates.values():
+            verdict = await self.moderator.check(text.replace(PROMPT_FIELD, " "))
+            if verdict.flagged:
+                raise Invalid(f"That template was refused by moderation ({verdict.reason}).")

@@ -23,7 +23,7 @@ from admin.moderation import Moderator
 from admin.registry import ProgressFn, Registry, prepare_model
 from admin.reports import Reports
 from admin.review import Reviews
-from admin.servers import ServerSettings
+from admin.servers import Servers
 from admin.training import Training
 from bot import plugins
 from bot.chat import ChatService
@@ -203,7 +203,7 @@ def _admin_services(
         min_account_days=settings.learning.rating_min_account_days,
     )
     reviews = Reviews(db, backend, candidate=experiments.candidate)  # A/B's arm is kept loaded
-    servers = ServerSettings(db)
+    servers = Servers(db, moderator)
     fleet = Fleet(db, settings.fleet)
     return AdminServices(
         curation, training, registry, Reports(db), servers, experiments, reviews, fleet

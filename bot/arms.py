@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from admin.base import Assignment, ExperimentService, ExperimentStatus
+from admin.base import ExperimentService
+from admin.results import Assignment, ExperimentStatus
 
 log = logging.getLogger(__name__)
 

@@ -1,8 +1,7 @@
-"""Platform-neutral use-cases: generate, regenerate, continue, rate.
+"""Platform-neutral use-cases: generate, regenerate, continue (or reply), rate.
 
 Platforms parse their events into these calls and render what comes back; nothing here knows
-Discord, Slack or the web. Database calls go through `Database.run`, so the event loop never
-blocks.
+Discord, Slack or the web. Database calls go through `Database.run` (the loop never blocks).
 """
 
 from __future__ import annotations
@@ -11,16 +10,17 @@ import logging
 import secrets
 import uuid
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from admin.base import ExperimentService
 from admin.moderation import Moderator, Verdict
 from bot.arms import Arms, NoExperiments
+from bot.chat_config import ChatConfig
 from bot.fairuse import Cooldown, CoolingDown, NotAllowedHere, within_caps
 from bot.metrics import ChatObserver, Unobserved
 from bot.params import MAX_SEED, InvalidRequest, parse_params, validate_prompt
-from bot.screening import PromptRefused, StreamGate, shown
+from bot.screening import PromptRefused, StreamGate, report_withheld, shown
 from model.backends.base import (
     GPT2_CONTEXT_TOKENS,
     Backend,
@@ -53,24 +53,8 @@ REGENERATE_EMOJI = "🔁"
 REPORT_EMOJI = "🚩"
 STOP_EMOJI = frozenset({"⏹", "⏹️"})  # with and without the emoji variation selector
 CONTINUE_EMOJI = "⏩"
-
-
-@dataclass(frozen=True)
-class ChatConfig:
-    # a member's wait between /generate, 🔁 and ⏩ on every platform (0 = off); a server's
-    # admins can set their own (`/admin server cooldown`)
-    cooldown_s: float = field(
-        default=5.0, metadata={"env": "COOLDOWN_SECONDS", "min": 0.0, "max": 3600.0}
-    )
-    # streamed text is published only once moderation passed it and this many characters
-    # after it (a word being spelled out is never shown half-way)
-    moderation_window_chars: int = field(
-        default=32, metadata={"env": "MODERATION_WINDOW_CHARS", "min": 1, "max": 2000}
-    )
-    # 🚩 reports from this many members hide an output until an admin reviews it
-    reports_to_hide: int = field(
-        default=3, metadata={"env": "REPORTS_TO_HIDE", "min": 1, "max": 1000}
-    )
+PROMPT_FIELD = "{prompt}"  # where a member's text goes in a server's prompt template
+CONTEXT_NOTICE = "the oldest text of this conversation was left out to fit GPT-2's context"
 
 
 @dataclass(frozen=True)
@@ -81,6 +65,7 @@ class Origin:
     user_id: str
     guild_id: str | None = None
     channel_id: str | None = None
+    parent_channel_id: str | None = None  # a thread's channel: the server's rules apply there
 
 
 @dataclass(frozen=True)
@@ -89,6 +74,7 @@ class Finished:
 
     generations: list[GenerationRecord]
     result: GenerationResult
+    notice: str | None = None  # for the footer: the chain outgrew the context just now
 
 
 GenerateEvent = Queued | Chunk | Finished
@@ -126,15 +112,14 @@ class ChatService:
         sentence: bad input, wrong channel, too soon, over the server's caps) or `Busy`."""
         text = validate_prompt(prompt)
         rules = await self._admit(origin)
-        verdict = await self.moderator.check(text, rules.blocklist)
-        if verdict.flagged:
-            log.info("prompt refused for %s/%s: %s", origin.platform, origin.user_id, verdict)
-            self.observer.moderated("prompt_refused", verdict.reason)
-            raise PromptRefused(verdict)
+        await self._screen(origin, text, rules)
         chosen = {k: v for k, v in (raw_params or {}).items() if v is not None and v != ""}
         params = within_caps(parse_params({**rules.defaults, **chosen}), rules)
         self._count(origin, rules)
-        async for event in self._run(origin, text, params, "new", None, rules=rules):
+        template, _ = rules.template_for(origin.channel_id)  # GPT-2's "system prompt"
+        prompt = text if template is None else template.replace(PROMPT_FIELD, text)
+        run = self._run(origin, prompt, params, "new", None, rules=rules, template=template)
+        async for event in run:
             yield event
 
     async def generate(
@@ -148,32 +133,50 @@ class ChatService:
         """A sibling of the generation: same prompt and parameters, a new seed."""
         old = await self.get(generation_id)
         rules = await self._admit(origin)
-        params = replace(_stored_params(old), samples=1, seed=secrets.randbelow(MAX_SEED + 1))
-        params = within_caps(params, rules)
+        params = _fresh_params(old, rules)
         self._count(origin, rules)
-        parent = await self._parent(old)
-        async for event in self._run(
-            origin, old.prompt, params, "regenerate", parent, old, rules=rules
-        ):
+        parent = None if old.parent_id is None else await self.get(old.parent_id)
+        run = self._run(
+            origin,
+            old.prompt,
+            params,
+            "regenerate",
+            parent,
+            old,
+            rules=rules,
+            template=old.template,
+        )
+        async for event in run:
             yield event
 
     async def regenerate(self, generation_id: int, origin: Origin) -> Finished:
         return await _last(self.regenerate_stream(generation_id, origin))
 
     async def continue_stream(
-        self, generation_id: int, origin: Origin
+        self, generation_id: int, origin: Origin, added: str | None = None
     ) -> AsyncIterator[GenerateEvent]:
-        """A child of the generation whose prompt is the text so far, cut to fit the context."""
+        """A child of the generation whose prompt is the text so far, cut from the start to fit
+        the context. `added`: a member's reply, appended on a new line (kind `reply`)."""
         old = await self.get(generation_id)
         if old.withheld:
             raise InvalidRequest("That output was withheld, so it cannot be continued.")
+        words = None if added is None else validate_prompt(added)
         rules = await self._admit(origin)
-        params = replace(_stored_params(old), samples=1, seed=secrets.randbelow(MAX_SEED + 1))
-        params = within_caps(params, rules)
+        if words is not None:
+            await self._screen(origin, words, rules)
+        params = _fresh_params(old, rules)
         self._count(origin, rules)
-        budget = GPT2_CONTEXT_TOKENS - params.max_new_tokens
-        prompt = self.backend.tail_tokens(old.prompt + old.output, budget)
-        async for event in self._run(origin, prompt, params, "continue", old, old, rules=rules):
+        so_far = old.prompt + old.output
+        if words is not None:
+            so_far += ("" if so_far.endswith("\n") else "\n") + words
+        prompt = self.backend.tail_tokens(so_far, GPT2_CONTEXT_TOKENS - params.max_new_tokens)
+        cut = len(prompt) < len(so_far)
+        kind = "continue" if words is None else "reply"
+        cuts = (cut, cut and not old.prompt_truncated)  # the answer says so once: when it starts
+        run = self._run(
+            origin, prompt, params, kind, old, old, rules=rules, template=old.template, cut=cuts
+        )
+        async for event in run:
             yield event
 
     async def continue_(self, generation_id: int, origin: Origin) -> Finished:
@@ -255,12 +258,20 @@ class ChatService:
         return await self._db.run(self._servers.get, origin.platform, origin.guild_id)
 
     async def _admit(self, origin: Origin) -> ServerSettingsRecord:
-        """The server's rules, after checking the channel."""
+        """The server's rules, after checking the channel (a thread's: its channel's)."""
         rules = await self.rules_for(origin)
-        allowed = rules.allowed_channels
-        if allowed and origin.channel_id not in allowed:
-            raise NotAllowedHere(allowed)
+        here = {origin.channel_id, origin.parent_channel_id}
+        if rules.allowed_channels and not here & set(rules.allowed_channels):
+            raise NotAllowedHere(rules.allowed_channels)
         return rules
+
+    async def _screen(self, origin: Origin, text: str, rules: ServerSettingsRecord) -> None:
+        """A member's words go to the model only when moderation passes them."""
+        verdict = await self.moderator.check(text, rules.blocklist)
+        if verdict.flagged:
+            log.info("prompt refused for %s/%s: %s", origin.platform, origin.user_id, verdict)
+            self.observer.moderated("prompt_refused", verdict.reason)
+            raise PromptRefused(verdict)
 
     def _count(self, origin: Origin, rules: ServerSettingsRecord) -> None:
         """Count a valid request against the member's cooldown (`CoolingDown` if too soon)."""
@@ -268,11 +279,6 @@ class ChatService:
         wait = self._cooldown.hit((origin.platform, origin.user_id), seconds)
         if wait is not None:
             raise CoolingDown(wait)
-
-    async def _parent(self, generation: GenerationRecord) -> GenerationRecord | None:
-        if generation.parent_id is None:
-            return None
-        return await self.get(generation.parent_id)
 
     async def _run(
         self,
@@ -284,6 +290,8 @@ class ChatService:
         conversation_of: GenerationRecord | None = None,
         *,
         rules: ServerSettingsRecord,
+        template: str | None = None,
+        cut: tuple[bool, bool] = (False, False),  # (text left out, and for the first time)
     ) -> AsyncIterator[GenerateEvent]:
         request_id = uuid.uuid4().hex[:12]
         arm = await self.arms.of(origin.platform, origin.user_id)
@@ -344,13 +352,14 @@ class ChatService:
                 prompt_tokens=result.prompt_tokens,
                 completion_tokens=result.completion_tokens[index],
                 latency_s=result.latency_s,
-                prompt_truncated=result.prompt_truncated,
+                prompt_truncated=result.prompt_truncated or cut[0],
                 kind=kind,
                 parent_id=parent.id if parent else None,
                 conversation_id=conversation_of.conversation_id if conversation_of else None,
                 flagged=verdicts[index].reason if verdicts[index].flagged else None,
                 experiment_id=experiment_id,
                 arm=served_arm,
+                template=template,
             )
             records.append(await self._db.run(self._generations.add, new))
             # all samples of one request share a conversation
@@ -363,18 +372,10 @@ class ChatService:
             result.latency_s,
             result.model_version,
         )
-        self._report_withheld(request_id, records)
+        report_withheld(self.observer, request_id, records)
         visible = [shown(r) for r in records]
-        yield Finished(visible, replace(result, texts=[r.output for r in visible]))
-
-    def _report_withheld(self, request_id: str, records: list[GenerationRecord]) -> None:
-        reasons = [r.flagged for r in records if r.flagged is not None]
-        for reason in reasons:
-            self.observer.moderated("output_withheld", reason)
-        if reasons:
-            log.warning(
-                "generation %s: %d sample(s) withheld by moderation", request_id, len(reasons)
-            )
+        notice = CONTEXT_NOTICE if cut[1] else None
+        yield Finished(visible, replace(result, texts=[r.output for r in visible]), notice)
 
 
 def _readable_by(generation: GenerationRecord, origin: Origin) -> bool:
@@ -384,8 +385,10 @@ def _readable_by(generation: GenerationRecord, origin: Origin) -> bool:
     return mine or (origin.guild_id is not None and generation.guild_id == origin.guild_id)
 
 
-def _stored_params(generation: GenerationRecord) -> SamplingParams:
-    return SamplingParams(**{**generation.params, "seed": generation.seed})
+def _fresh_params(generation: GenerationRecord, rules: ServerSettingsRecord) -> SamplingParams:
+    """The generation's parameters for one more sample with a new seed, within the caps."""
+    stored = SamplingParams(**{**generation.params, "seed": generation.seed})
+    return within_caps(replace(stored, samples=1, seed=secrets.randbelow(MAX_SEED + 1)), rules)
 
 
 async def _last(stream: AsyncIterator[GenerateEvent]) -> Finished:

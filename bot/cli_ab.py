@@ -16,7 +16,7 @@ import json
 from typing import Any
 
 from admin.ab_report import ABReport, report_of
-from admin.base import ArmStatus, ExperimentStatus
+from admin.results import ArmStatus, ExperimentStatus
 from bot.cli_fleet import add_wait_options, followed
 from bot.cli_run import CommandError
 from bot.platforms.ab_text import review_line

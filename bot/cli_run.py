@@ -1,9 +1,10 @@
 """`gpt2bot run`: the platform, its health endpoints, and a clean stop on SIGINT/SIGTERM.
 
 The order is what an operator sees: the platform's settings are checked first (a missing
-token is told at once); `HEALTH_PORT` and, for the web playground, a "preparing" page start
-listening before the database is migrated and the model prepared (a first start may train
-the bootstrap model for a minute); then the platform takes over its address.
+token is told at once); `HEALTH_PORT` and, for a platform that serves HTTP (`@serves_http`,
+the web playground), a "preparing" page start listening before the database is migrated and
+the model prepared (a first start may train the bootstrap model for a minute); then the
+platform takes over its address.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 from admin.follow import ProcessIdentity
 from bot import plugins
-from bot.platforms.base import RunOptions, platform_config
+from bot.platforms.base import RunOptions, platform_config, platform_serves_http
 from bot.platforms.health import HealthServer, HealthTarget, PreparingPage
 from bot.progress import BootstrapProgress
 from bot.settings import Settings
@@ -67,7 +68,7 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
     options = RunOptions(host=args.host, port=args.port)
     target = HealthTarget()
     health = HealthServer(settings.health, target)
-    page = PreparingPage(options.host, options.port) if name == "web" else None
+    page = PreparingPage(options.host, options.port) if platform_serves_http(factory) else None
     await health.start()
     try:
         if page is not None:

@@ -38,6 +38,7 @@ RECORD_COLUMNS = [  # read from the record as they are
     "created_at",
     "experiment_id",
     "arm",
+    "template",  # the server's prompt template the prompt was made with (the prompt has it)
 ]
 CSV_COLUMNS = [*RECORD_COLUMNS, "ratings_up", "ratings_down", "net_score", "ratings"]
 REVIEW_COLUMNS = [

@@ -10,12 +10,19 @@ shows nothing more, and its stored record is marked withheld.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from admin.moderation import Verdict
 from bot.params import InvalidRequest
 from storage import GenerationRecord
+
+if TYPE_CHECKING:
+    from bot.metrics import ChatObserver
+
+log = logging.getLogger(__name__)
 
 WITHHELD_TEXT = "[This output was withheld: it did not pass this bot's moderation.]"
 HIDDEN_TEXT = "[This output was hidden after members reported it; admins will review it.]"
@@ -71,3 +78,14 @@ def shown(record: GenerationRecord) -> GenerationRecord:
     if record.hidden:
         return replace(record, output=HIDDEN_TEXT)
     return record
+
+
+def report_withheld(
+    observer: ChatObserver, request_id: str, records: list[GenerationRecord]
+) -> None:
+    """Count and log the samples of a request that moderation withheld."""
+    reasons = [r.flagged for r in records if r.flagged is not None]
+    for reason in reasons:
+        observer.moderated("output_withheld", reason)
+    if reasons:
+        log.warning("generation %s: %d sample(s) withheld by moderation", request_id, len(reasons))

@@ -51,22 +51,6 @@ class LoadedModel:
         return self.model.dtype
 
 
-@dataclass(frozen=True)
-class AdapterBase:
-    """The full version an adapter version applies to: its name and its path as stored."""
-
-    version: str
-    path: str
-
-
-def adapter_base(path: str | Path) -> AdapterBase | None:
-    """The base of the adapter version at `path`; None for a full version (or a hub id)."""
-    metadata = read_metadata(path)
-    if metadata.get("kind") != ADAPTER_KIND:
-        return None
-    return AdapterBase(version=str(metadata["base_version"]), path=str(metadata["base_path"]))
-
-
 def folder_bytes(path: str | Path) -> int:
     """The size of a version's folder on disk (0 for a hub id)."""
     folder = Path(path)
@@ -104,6 +88,22 @@ def save_version(
 def read_metadata(path: str | Path) -> dict[str, Any]:
     file = Path(path) / METADATA_FILE
     return json.loads(file.read_text()) if file.exists() else {}
+
+
+@dataclass(frozen=True)
+class AdapterBase:
+    """The full version an adapter version adds its low-rank update to."""
+
+    version: str
+    path: str
+
+
+def adapter_base(path: str | Path) -> AdapterBase | None:
+    """The base of the adapter version in folder `path`; None for a full version."""
+    metadata = read_metadata(path) if Path(path).is_dir() else {}
+    if metadata.get("kind") != ADAPTER_KIND:
+        return None
+    return AdapterBase(str(metadata["base_version"]), str(metadata["base_path"]))
 
 
 def hub_reachable(timeout_s: float, endpoint: str = HUB_ENDPOINT) -> bool:

@@ -40,12 +40,13 @@ class NewGeneration:
     guild_id: str | None = None
     channel_id: str | None = None
     message_id: str | None = None
-    kind: str = "new"  # new|regenerate|continue
+    kind: str = "new"  # new|regenerate|continue|reply (a member's words added to the chain)
     parent_id: int | None = None
     conversation_id: int | None = None  # None starts a new conversation
     flagged: str | None = None  # why moderation withheld the output (never shown, never curated)
     experiment_id: int | None = None  # the A/B experiment it was served in
     arm: str | None = None  # control|candidate: which arm's version served it
+    template: str | None = None  # the server's prompt template the prompt was made with
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,7 @@ class GenerationRecord:
     hidden: bool = False  # reported by enough members: waits for an admin
     experiment_id: int | None = None  # the A/B experiment it was served in
     arm: str | None = None  # control|candidate
+    template: str | None = None  # the prompt template it was made with
 
     @property
     def withheld(self) -> bool:
@@ -146,6 +148,7 @@ def _generation_record(row: Generation, ratings: Sequence[Rating] = ()) -> Gener
         hidden=bool(row.hidden),
         experiment_id=row.experiment_id,
         arm=row.arm,
+        template=row.template,
     )
 
 
@@ -231,6 +234,18 @@ class GenerationRepository:
             rows = list(session.scalars(query))
             ratings = _ratings_by_generation(session, [r.id for r in rows])
             return [_generation_record(r, ratings[r.id]) for r in rows]
+
+    def in_channel(self, platform: str, channel_id: str) -> tuple[int, GenerationRecord | None]:
+        """How many generations were made in a channel (a story thread) and the newest."""
+        with self._db.session() as session:
+            where = (Generation.platform == platform, Generation.channel_id == channel_id)
+            count = session.scalar(select(func.count(Generation.id)).where(*where)) or 0
+            row = session.scalars(
+                select(Generation).where(*where).order_by(Generation.id.desc()).limit(1)
+            ).first()
+            if row is None:
+                return count, None
+            return count, _generation_record(row, _ratings_by_generation(session, [row.id])[row.id])
 
     def recent_by_user(self, platform: str, user_id: str, limit: int) -> list[GenerationRecord]:
         """A member's newest generations first."""

@@ -2,13 +2,12 @@
 
 Deleting removes the text of their generations (the rows stay, redacted, so the conversation
 chains and other people's ratings of other outputs keep their shape), the prompts of other
-members' 🔁/⏩ that started from their text (those outputs stay: they are the others'), their
-ratings, every
-curated sample that came from them (their rated outputs and samples they added), their texts
-in training-run dataset snapshots, blind-review items made from their prompts (the owners'
-verdicts on them stay), and the detail of their audited admin commands; it marks
-them so future training skips them. Model versions already trained are files on disk and are
-not retrained by this.
+members' 🔁/⏩, replies and story-thread turns whose chain held their text (those outputs
+stay: they are the others'), their ratings, every curated sample that came from them (their
+rated outputs and samples they added), their texts in training-run dataset snapshots,
+blind-review items made from their prompts (the owners' verdicts on them stay), and the detail
+of their audited admin commands; it marks them so future training skips them. Model versions
+already trained are files on disk and are not retrained by this.
 """
 
 from __future__ import annotations
@@ -154,7 +153,8 @@ def _deletion_id(session: Any, platform: str, user_id: str) -> int | None:
 
 
 def _blank_derived_prompts(session: Any, generations: list[Generation], user_id: str) -> set[str]:
-    """Other members' 🔁 and ⏩ of this member's outputs start from this member's text: blank
+    """Other members' 🔁, ⏩, replies and story-thread messages after this member's text
+    start from it (the chain is the prompt): blank
     those prompts (their outputs are the other members' own) and drop their training samples.
     Returns the texts those samples had, to scrub from snapshots too."""
     conversations = {g.conversation_id for g in generations}
@@ -163,7 +163,7 @@ def _blank_derived_prompts(session: Any, generations: list[Generation], user_id:
     derived = select(Generation).where(
         Generation.conversation_id.in_(conversations),
         Generation.user_id != user_id,
-        Generation.kind.in_(("regenerate", "continue")),
+        Generation.kind.in_(("regenerate", "continue", "reply")),
     )
     rows = list(session.scalars(derived))
     texts = {row.prompt + row.output for row in rows}

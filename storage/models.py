@@ -52,11 +52,12 @@ class Conversation(Base):
 
 class Generation(Base):
     __tablename__ = "generations"
+    __table_args__ = (Index("ix_generations_platform_channel", "platform", "channel_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id"), index=True)
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("generations.id"))
-    kind: Mapped[str] = mapped_column(String(16), default="new")  # new|regenerate|continue
+    kind: Mapped[str] = mapped_column(String(16), default="new")  # new|regenerate|continue|reply
     platform: Mapped[str] = mapped_column(String(32))
     guild_id: Mapped[str | None] = mapped_column(String(64))
     channel_id: Mapped[str | None] = mapped_column(String(64))
@@ -78,6 +79,8 @@ class Generation(Base):
     # the A/B experiment it was served in, and by which arm (control|candidate)
     experiment_id: Mapped[int | None] = mapped_column(ForeignKey("experiments.id"), index=True)
     arm: Mapped[str | None] = mapped_column(String(16))
+    # the server's prompt template the prompt was made with ("{prompt}" marks the member's text)
+    template: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, index=True
     )
@@ -184,6 +187,8 @@ class ServerSettings(Base):
     samples_cap: Mapped[int | None] = mapped_column(Integer)
     ratings_train: Mapped[bool] = mapped_column(Boolean, default=True)
     blocklist: Mapped[list[Any] | None] = mapped_column(JSON)  # moderation terms added here
+    # prompt templates: "" for the whole server, a channel id for one channel
+    templates: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     updated_by: Mapped[str | None] = mapped_column(String(64))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 

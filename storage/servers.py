@@ -25,6 +25,7 @@ EDITABLE = (
     "samples_cap",
     "ratings_train",
     "blocklist",
+    "templates",
 )
 
 
@@ -40,8 +41,19 @@ class ServerSettingsRecord:
     samples_cap: int | None = None
     ratings_train: bool = True  # this server's ratings may feed training
     blocklist: tuple[str, ...] = ()  # moderation terms this server adds to the bot's
+    # prompt templates around a member's text: "" for the whole server, else a channel id
+    templates: dict[str, str] = field(default_factory=dict)
     updated_by: str | None = None
     updated_at: datetime | None = None
+
+    def template_for(self, channel_id: str | None) -> tuple[str | None, str]:
+        """The template that applies in a channel and where it was set ("channel", "server"),
+        or (None, "")."""
+        if channel_id is not None and channel_id in self.templates:
+            return self.templates[channel_id], "channel"
+        if "" in self.templates:
+            return self.templates[""], "server"
+        return None, ""
 
 
 def _record(row: ServerSettings) -> ServerSettingsRecord:
@@ -56,6 +68,7 @@ def _record(row: ServerSettings) -> ServerSettingsRecord:
         samples_cap=row.samples_cap,
         ratings_train=row.ratings_train,
         blocklist=tuple(row.blocklist or ()),
+        templates={str(k): str(v) for k, v in (row.templates or {}).items()},
         updated_by=row.updated_by,
         updated_at=row.updated_at,
     )

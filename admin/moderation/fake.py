@@ -1,24 +1,28 @@
-"""Moderators for tests and benchmarks: no classifier, no model to load."""
+"""The moderator double, beside its seam (`base.py`); part of the plugin API
+(`bot.plugin_api.FakeModerator`). Also `AllowAll`: moderation turned off."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from admin.moderation.base import PASSED, Verdict
 from admin.moderation.terms import Blocklist
 
+Judge = Callable[[str, Sequence[str]], Verdict]
+
 
 class FakeModerator:
-    """Flags texts containing one of `terms` (or a server's `extra_terms`); remembers what it
-    was asked, so tests can check that a text was screened."""
+    """Answers `judge(text, extra_terms)`: the test says what is flagged. Without a judge it
+    flags texts containing one of `terms` (or a server's `extra_terms`). Remembers what it was
+    asked in `checked`, so tests can check that a text was screened."""
 
-    def __init__(self, terms: Sequence[str] = ("badword",)) -> None:
-        self.blocklist = Blocklist(terms)
+    def __init__(self, terms: Sequence[str] = ("badword",), judge: Judge | None = None) -> None:
+        self.judge = judge or Blocklist(terms).verdict
         self.checked: list[str] = []
 
     async def check(self, text: str, extra_terms: Sequence[str] = ()) -> Verdict:
         self.checked.append(text)
-        return self.blocklist.verdict(text, extra_terms)
+        return self.judge(text, extra_terms)
 
 
 class AllowAll:

@@ -28,7 +28,7 @@ BUNDLED = (
 _INVISIBLE = re.compile(r"[\u200b-\u200f\u2060\ufeff\u00ad]")  # zero-width and soft hyphen
 
 
-def normalize(text: str) -> str:
+def fold(text: str) -> str:
     """Case-folded NFKC text without invisible characters: "ＦＵＣＫ" and "f\u200buck" match."""
     return _INVISIBLE.sub("", unicodedata.normalize("NFKC", text)).casefold()
 
@@ -43,7 +43,7 @@ def compile_terms(terms: Iterable[str]) -> re.Pattern[str] | None:
         if term.startswith("re:"):
             parts.append(term[3:])
         else:
-            words = [re.escape(w) for w in normalize(term).split()]
+            words = [re.escape(w) for w in fold(term).split()]
             parts.append(r"\s+".join(words))
     if not parts:
         return None
@@ -58,7 +58,7 @@ class Blocklist:
         self._extra: dict[tuple[str, ...], re.Pattern[str] | None] = {}
 
     def verdict(self, text: str, extra_terms: Sequence[str] = ()) -> Verdict:
-        normal = normalize(text)
+        normal = fold(text)
         patterns = [self._pattern, self._extra_pattern(tuple(extra_terms))]
         if any(p is not None and p.search(normal) for p in patterns):
             return Verdict(True, BLOCKED_REASON, 1.0)

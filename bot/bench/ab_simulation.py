@@ -16,7 +16,7 @@ import random
 import statistics
 from typing import Any
 
-from admin.ab_rule import Tally, Verdict, decide, next_probability
+from admin.ab_rule import Ruling, Tally, decide, next_probability
 from admin.config import ABConfig
 
 CONTROL_RATE = 0.5
@@ -27,9 +27,9 @@ SEED = 14
 TARGET_BETTER_PROMOTED = 0.90  # issue 14: promote a truly better candidate in >= 90 % of runs
 TARGET_OTHERS_PROMOTED = 0.05  # ... and an equal or worse one in <= 5 %
 OUTCOMES = {
-    Verdict.PROMOTE: "promoted",
-    Verdict.RETIRE: "retired",
-    Verdict.NO_DIFFERENCE: "undecided",
+    Ruling.PROMOTE: "promoted",
+    Ruling.RETIRE: "retired",
+    Ruling.NO_DIFFERENCE: "undecided",
 }
 
 
@@ -46,7 +46,7 @@ def _experiment(rng: random.Random, candidate_rate: float, config: ABConfig) -> 
         else:
             control = control.add(up)
         decision = decide(control, candidate, config, probability)
-        if decision.verdict is not Verdict.CONTINUE:
+        if decision.verdict is not Ruling.CONTINUE:
             return OUTCOMES[decision.verdict], control.ratings + candidate.ratings
 
 

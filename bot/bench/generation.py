@@ -6,10 +6,11 @@ On the same seeded workload (`workload.py`): the engine in each dtype it can ser
 requests), the baselines (`baselines.py`: naive bot, HF static batching, `generate_batch`,
 CTranslate2 when installed), the tokens/s ceiling that a GEMM at the decode shape implies
 for each dtype (`ceiling.py`), where a decode step's time goes against the memory bandwidth
-(`breakdown.py`, CPU), and the most any engine could serve the burst at on this machine
-(`ceiling.burst_bound`, CPU). Tokens/s counts useful tokens only: what each request asked
-for, not padding or tokens past its own `max_new_tokens`. Non-streaming baselines show nothing
-before they finish, so their TTFT is their latency.
+(`breakdown.py`, CPU), the most any engine could serve the burst at on this machine
+(`ceiling.burst_bound`, CPU), and the burst over adapter versions (`adapters.py`). Tokens/s
+counts useful tokens only: what each request asked for, not padding or tokens past its own
+`max_new_tokens`. Non-streaming baselines show nothing before they finish, so their TTFT is
+their latency.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 import torch
 
 from bot.bench import baselines, scenarios
+from bot.bench.adapters import run_adapters
 from bot.bench.breakdown import step_breakdown
 from bot.bench.ceiling import burst_bound, ceilings
 from bot.bench.measure import machine
@@ -148,6 +150,9 @@ def run_benchmark(quick: bool = False, progress: Any = None, device: str = "cpu"
     say("a burst of 1,000 short requests")
     burst = own(scenarios.run_burst_1000, fast, workload, quick, int8)
     say(f"  generated share {burst['generated_share']}")
+    say("the burst over adapter versions, and A/B of two adapters against two full versions")
+    adapters = own(_attempt, "adapters", run_adapters, fast, int8, workload)
+    say(f"  {adapters.get('ratios', adapters.get('error'))}")
     breakdown = None
     if where.type == "cpu":  # a decode step's parts against the memory bandwidth
         say("decode step breakdown")
@@ -184,7 +189,8 @@ def run_benchmark(quick: bool = False, progress: Any = None, device: str = "cpu"
         "short_request": short,
         "step_breakdown": breakdown,
         "burst_bound": bound,
-        "ratios": _ratios(results, ceiling, default, bound),
+        "adapters": adapters,
+        "ratios": {**_ratios(results, ceiling, default, bound), **adapters.get("ratios", {})},
         "max_loop_lag_s": round(lag[0], 4),
     }
 
@@ -245,6 +251,7 @@ def render(report: dict[str, Any]) -> str:
         f"ceiling: { {k: v['tokens_per_s'] for k, v in report['ceiling'].items()} }",
         f"single stream: {report['single_stream']}",
         f"burst of 1,000: {report['burst_1000']}",
+        f"adapters: {report['adapters']}",
         f"short request: {report['short_request']}",
         f"decode step breakdown: {report['step_breakdown']}",
         f"ratios: {report['ratios']}",

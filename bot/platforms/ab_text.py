@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from admin.ab_report import ABReport, PairReview
-from admin.base import ArmStatus, ExperimentStatus
+from admin.results import ArmStatus, ExperimentStatus
 
 Markup = Callable[[str], str]
 ENDED = {

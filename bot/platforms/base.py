@@ -9,6 +9,10 @@ A factory names its settings dataclass with `@uses_config(MyConfig)`: each field
 names its environment variable (see `bot/settings.py`), so a third-party platform's settings
 come from `.env` like ours. `gpt2bot run` reads and checks them (the dataclass's `check()`)
 before it spends a minute preparing the model, so a missing token is reported at once.
+
+A factory whose platform serves HTTP at `RunOptions.host:port` says so with `@serves_http`:
+while the model is prepared (a first start may train the bootstrap model for a minute),
+`gpt2bot run` answers there with a "preparing" page, then hands the address over.
 """
 
 from __future__ import annotations
@@ -65,6 +69,16 @@ def uses_config(config_class: type) -> Callable[[Factory], Factory]:
         return factory
 
     return attach
+
+
+def serves_http(factory: Factory) -> Factory:
+    """Mark a platform factory whose platform listens for HTTP on `RunOptions.host:port`."""
+    factory.serves_http = True  # type: ignore[attr-defined]
+    return factory
+
+
+def platform_serves_http(factory: object) -> bool:
+    return bool(getattr(factory, "serves_http", False))
 
 
 def platform_config(factory: object, settings: Settings) -> Any:

@@ -6,8 +6,9 @@ they mean, `bot/metrics.py` what `/metrics` holds).
 - `HealthServer`: a server of its own on `HEALTH_PORT`, for any platform. `gpt2bot run` starts
   it before the database is migrated and the model prepared, so during a first start that
   trains the bootstrap model a supervisor sees the process alive but not ready.
-- `PreparingPage`: the web playground's address answers "preparing the model" (with the
-  bootstrap progress) until the playground itself starts there.
+- `PreparingPage`: the address of a platform that serves HTTP (`@serves_http`: the web
+  playground) answers "preparing the model" (with the bootstrap progress) until the platform
+  itself starts there.
 """
 
 from __future__ import annotations
@@ -128,7 +129,7 @@ class HealthServer(_Listener):
 
 
 class PreparingPage(_Listener):
-    """Answers on the playground's address while the model is prepared: 503 and a page that
+    """Answers on the platform's address while the model is prepared: 503 and a page that
     reloads itself (with the bootstrap training's progress), `/healthz` 200, `/readyz` 503."""
 
     def __init__(self, host: str, port: int) -> None:

@@ -9,6 +9,18 @@ def _number(value: object) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
+def templates_text(templates: dict[str, str]) -> str:
+    """Where each template applies and what it says (new lines shown as \\n)."""
+    if not templates:
+        return "none (members' text as written)"
+    parts = []
+    for place in sorted(templates):
+        where = "whole server" if place == "" else f"<#{place}>"
+        shown = templates[place].replace("\n", "\\n")
+        parts.append(f"{where}: `{shown}`")
+    return "; ".join(parts)
+
+
 def settings_facts(record: ServerSettingsRecord, roles: bool = True) -> list[tuple[str, str]]:
     """What a server admin set, in words; `roles`: include the admin roles (Discord grants
     by role id; Slack's workspace admins come from Slack itself)."""
@@ -25,6 +37,7 @@ def settings_facts(record: ServerSettingsRecord, roles: bool = True) -> list[tup
         ("caps", ", ".join(c for c in caps if c) or "none"),
         ("defaults", defaults),
         ("ratings feed training", "yes" if record.ratings_train else "no"),
+        ("prompt template", templates_text(record.templates)),
     ]
     if roles:
         ids = ", ".join(f"<@&{r}>" for r in record.admin_role_ids)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import torch
 
 from model.backends.base import BackendError
+from model.engine.adapters import Adapter, AdapterStack, LoraStep
 from model.engine.detok import IncrementalDetokenizer
 from model.engine.gpt2 import GPT2Runner
 from model.engine.graphs import DecodeGraphs
@@ -81,6 +82,9 @@ class Batch:
         )
         self.rows: list[Row] = []
         self._params: RowParams | None = None
+        self.adapters = AdapterStack(self.runner.layers, self.runner.dtype, loaded.device)
+        self._lora: LoraStep | None = None  # the rows' adapters, kept while the rows stay
+        self._lora_stale = True
         self._steps_since_oom = 0
         self._on_oom = on_oom
         self.eos = loaded.tokenizer.eos_token_id
@@ -113,6 +117,32 @@ class Batch:
         self.cache.ensure(self.cache.limit)  # graphs hold the cache's addresses: it must never move
         return DecodeGraphs(self._padded_step, self.max_rows, self.cache.limit, self.loaded.device)
 
+    # ---- adapters (model/engine/adapters.py) ---------------------------------------------------
+
+    def add_adapter(self, adapter: Adapter) -> None:
+        """Serve `adapter`'s version from this batch (rows naming it add its update)."""
+        self.adapters.add(adapter)
+        self._lora_stale = True
+
+    def drop_adapters(self, keep: set[str]) -> list[str]:
+        """Unload the adapters not in `keep` that no running row uses; those unloaded."""
+        unnamed = [v for v in self.adapters.adapters if v not in keep]
+        if not unnamed:
+            return []
+        used = {row.owner.version for row in self.rows}
+        gone = [v for v in unnamed if v not in used]
+        if gone:
+            self.adapters.remove(gone)
+            self._lora_stale = True
+        return gone
+
+    def _rows_lora(self) -> LoraStep | None:
+        if self._lora_stale:
+            slots = [self.adapters.slot(row.owner.version) for row in self.rows]
+            self._lora = self.adapters.step(slots)
+            self._lora_stale = False
+        return self._lora
+
     # ---- joining -------------------------------------------------------------------------------
 
     def admit(self, requests: list[ActiveRequest]) -> None:
@@ -133,7 +163,8 @@ class Batch:
     def _prefill_group(self, requests: list[ActiveRequest]) -> None:
         device = self.loaded.device
         first = len(self.rows)
-        logits = self.runner.prefill([r.prompt_ids for r in requests], self.cache, first)
+        lora = self.adapters.step([self.adapters.slot(r.version) for r in requests])
+        logits = self.runner.prefill([r.prompt_ids for r in requests], self.cache, first, lora)
         # sample 0 of request i sits at row first+i; its other samples copy that cache row
         order = [(i, r, 0) for i, r in enumerate(requests)]
         order += [(i, r, s) for i, r in enumerate(requests) for s in range(1, r.samples)]
@@ -152,7 +183,7 @@ class Batch:
                 Row(request, sample, generator, detok, position=len(request.prompt_ids))
             )
             request.rows_left += 1
-        self._params = None
+        self._params, self._lora_stale = None, True
         row_logits = logits[torch.tensor([i for i, _, _ in order], device=device)]  # (R, V)
         self._sample_next_tokens(first, row_logits)
 
@@ -180,7 +211,10 @@ class Batch:
         self, tokens: torch.Tensor, positions: torch.Tensor, rows: slice
     ) -> torch.Tensor:
         """One decode step of cache `rows`: replayed from the batch's CUDA graphs when it has
-        them (they cover rows 0…), else eager. Logits (B, V)."""
+        them (they cover rows 0…) and no row has an adapter, else eager. Logits (B, V)."""
+        lora = self._rows_lora()
+        if lora is not None:
+            return self.runner.decode(tokens, positions, self.cache, rows, lora.rows(rows))
         if self.graphs is not None and rows.start == 0:
             return self.graphs.run(tokens, positions)
         return self.runner.decode(tokens, positions, self.cache, rows)
@@ -282,7 +316,7 @@ class Batch:
                 if row.owner.sample_finished(row.sample, row.generated, row.reason):
                     completed.append(row.owner)
         if leaving:
-            self._params = None
+            self._params, self._lora_stale = None, True
             if self.graphs is None:  # graphs hold the cache's addresses: it never moves
                 self.cache.fit(max((r.position for r in self.rows), default=0) + 1, len(self.rows))
         return completed
@@ -291,4 +325,4 @@ class Batch:
         for row in self.rows:
             row.owner.fail(error)
         self.rows.clear()
-        self._params = None
+        self._params, self._lora_stale = None, True

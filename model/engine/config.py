@@ -51,6 +51,9 @@ class EngineConfig:
     max_prefill_tokens: int = field(
         default=2048, metadata={"env": "ENGINE_MAX_PREFILL_TOKENS", "min": 1}
     )
+    # adapter versions resident over one base (A/B arms, communities' own versions); loading
+    # one more unloads the one least recently asked for (its running requests finish first)
+    max_adapters: int = field(default=8, metadata={"env": "ENGINE_MAX_ADAPTERS", "min": 1})
     # how often the engine logs its metrics (0 = never)
     metrics_log_interval_s: float = field(
         default=60.0, metadata={"env": "ENGINE_METRICS_LOG_INTERVAL_S", "min": 0}
@@ -65,5 +68,7 @@ class EngineConfig:
             raise ValueError("timeout_s must be positive")
         if self.cpu_dtype not in CPU_DTYPES:
             raise ValueError(f"cpu_dtype must be one of {', '.join(CPU_DTYPES)}")
+        if self.max_adapters < 1:
+            raise ValueError("max_adapters must be ≥ 1")
         if self.max_prefill_tokens < 1:
             raise ValueError("max_prefill_tokens must be ≥ 1")

@@ -11,9 +11,10 @@ the event loop, so the worker holds it only for bookkeeping: it tokenizes prompt
 model outside it.
 
 Versions (model/engine/residents.py): besides the active version, others can be resident (A/B
-serving), each with its own batch; a request naming one is served by it, any other by the
-active one. A version is loaded on a thread of its own that then ends (model/threads.py says
-why), and the worker takes it in between two steps. Hot-swap: new requests go to the new
+serving), each with its own batch, or, for an adapter version, on the batch of its base; a
+request naming one is served by it, any other by the active one. A version is loaded on a
+thread of its own that then ends (model/engine/loading.py), and the worker takes it in between
+two steps. Hot-swap: new requests go to the new
 version's batch (a resident one is promoted without reloading) while rows already running
 finish on the old model; an unloaded version's rows finish too. When such a draining batch is
 empty, its model is dropped and its memory released.
@@ -44,10 +45,10 @@ from model.backends.base import (
 from model.engine.admission import Admission
 from model.engine.batch import Batch
 from model.engine.config import EngineConfig
+from model.engine.loading import Loader, Loading, Served, attach
 from model.engine.metrics import EngineMetrics, EngineStats
 from model.engine.request import ActiveRequest, EngineHandle, tokenize_for
 from model.engine.residents import Plan, Residents, by_batch, resolve_change, settle_heap
-from model.threads import to_own_thread
 from model.versions import LoadedModel
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,6 @@ IDLE_WAIT_S = 1.0  # an idle worker wakes this often to log metrics and notice a
 # every step would otherwise flood chats with edits and the event loop with events
 POSITION_UPDATE_S = 2.0
 
-Loader = Callable[[str, str], LoadedModel]
 Change = Callable[[], None]  # a change of the resident batches, applied by the worker
 
 
@@ -77,18 +77,18 @@ class Engine:
         of at most this many rows by int8 weights beside the model's own (`bf16+int8`);
         `clock` paces the queue-position updates."""
         self.config = config
-        self.int8, self.int8_rows = int8, int8_rows
         self.admission = Admission(
             config.max_batch, config.max_wait_s, config.max_queue, config.max_per_user
         )
         self._clock = clock
         self._positions_told = -math.inf
         self.metrics = EngineMetrics()
-        self._load = load
+        self._loading = Loading(config, load, int8, int8_rows, self.metrics, self.admission)
         self._cond = threading.Condition()
         self._waiting: deque[ActiveRequest] = deque()
         self._per_user: Counter[str] = Counter()
         self._residents: Residents | None = None  # set by start()
+        self._admitting: list[ActiveRequest] = []  # being prefilled: a crash must fail them too
         # swaps, loads and unloads for the worker to apply, each with the future it resolves
         self._changes: list[tuple[Change, asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
         self._stopping = False
@@ -117,8 +117,11 @@ class Engine:
             return self._residents.versions() if self._residents is not None else ()
 
     async def start(self, version: str, path: str) -> None:
-        self._residents = Residents(await to_own_thread(self._load_batch, version, path))
-        self.metrics.model_version = self._residents.active.loaded.version
+        served = await self._loading.served(version, path, None)
+        if served.adapter is not None:
+            served.batch.add_adapter(served.adapter)
+        self._residents = Residents(served.batch, version)
+        self.metrics.model_version = version
         self._thread = threading.Thread(target=self._work, name="generation-engine", daemon=True)
         self._thread.start()
         settle_heap()
@@ -153,23 +156,34 @@ class Engine:
         return handle
 
     async def swap(self, version: str, path: str) -> None:
-        """Serve new requests from `version`: its batch when it is resident (no reload, `path`
-        unused: an A/B promotion), else one loaded from `path` beside the current model. The
-        old active version drains (its running rows finish on it) and is released."""
+        """Serve new requests from `version`: as it is when it is resident (no reload, `path`
+        unused: an A/B promotion), else loaded from `path` beside the current model (an
+        adapter version over its base's batch). The old active version stops being served
+        (its running rows finish on it); a batch no version names any more is released."""
         with self._cond:
             batch = self.residents.others.get(version)
-        if batch is None:
-            batch = await to_own_thread(self._load_batch, version, path)
-        await self._change(lambda: self.residents.promote(batch))
+        served = Served(version, batch, None) if batch else await self._served(version, path)
+        await self._change(lambda: self._attach(served, self.residents.promote))
 
     async def load_version(self, version: str, path: str) -> None:
         """Keep `version` (loaded from `path`) resident beside the active one, with a batch of
-        its own; requests naming it go to it once this returns. A no-op when it is resident."""
+        its own or, for an adapter version, on its base's batch; requests naming it go to it
+        once this returns. A no-op when it is resident."""
         if version in self.resident_versions:
             return
-        batch = await to_own_thread(self._load_batch, version, path)
-        await self._change(lambda: self.residents.add(batch))
+        served = await self._served(version, path)
+        await self._change(lambda: self._attach(served, self.residents.add))
         settle_heap()  # the new model's objects too stay out of full collections
+
+    async def _served(self, version: str, path: str) -> Served:
+        with self._cond:
+            residents = self.residents
+        return await self._loading.served(version, path, residents)
+
+    def _attach(self, served: Served, serve: Callable[[Batch, str], None]) -> None:
+        """Worker thread: serve `served` with `serve` (promote or add), its adapter attached."""
+        attach(self.residents, served, self.config.max_adapters)
+        serve(served.batch, served.version)
 
     async def unload_version(self, version: str) -> None:
         """Stop admitting to `version` (never the active one: then, as for a version not
@@ -218,24 +232,6 @@ class Engine:
             if self._per_user[user] <= 0:
                 del self._per_user[user]
 
-    def _load_batch(self, version: str, path: str) -> Batch:
-        """Load a version and build everything it needs to serve (off the worker thread, so
-        running requests keep decoding meanwhile)."""
-        loaded = self._load(version, path)
-        batch = Batch(
-            loaded,
-            self.config.max_batch,
-            lambda: self.metrics.count("oom_splits"),
-            self.config.cpu_prepack,
-            self.config.cuda_graphs,
-            self.int8,
-            self.config.cpu_native_attention,
-            self.config.cpu_native_int8,
-            self.int8_rows,
-        )
-        self.admission.throughput.seed(self.config.max_batch, batch.time_full_step)
-        return batch
-
     # ---- worker thread ---------------------------------------------------------------------------
 
     def _work(self) -> None:
@@ -269,13 +265,16 @@ class Engine:
             admitted = self._pop_admissible(candidates)
             self._tell_positions()
         rows = self.residents.rows() + sum(active.samples for active, _ in admitted)
+        self._admitting = [active for active, _ in admitted]  # out of the queue, not yet rows
         for batch, requests in by_batch(admitted).items():
             batch.admit(requests)
+        self._admitting = []
         running = self.residents.batches()
         for stepping in running:
             self._step(stepping)
         self.admission.throughput.record(rows, time.perf_counter() - began)
         self.residents.release_drained()
+        self.residents.drop_unused_adapters()
         self._record_metrics()
         return True
 
@@ -288,7 +287,7 @@ class Engine:
                 failed = BackendError(f"The model change failed: {error}")
                 loop.call_soon_threadsafe(resolve_change, future, failed)
                 continue
-            self.metrics.model_version = self.residents.active.loaded.version  # before it returns
+            self.metrics.model_version = self.residents.active_version  # before it returns
             loop.call_soon_threadsafe(resolve_change, future, None)
         self._changes.clear()
 
@@ -388,7 +387,7 @@ class Engine:
             self._waiting.clear()
             self.admission.waiting_tokens = 0
             changes, self._changes = self._changes, []
-        for active in waiting:
+        for active in [*waiting, *self._admitting]:
             active.fail(error)
         for batch in self.residents.batches():
             batch.fail_all(error)

@@ -29,10 +29,18 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.nn.attention import sdpa_kernel
 from transformers import PreTrainedModel
 
 from model.engine import linear, native
+from model.engine.adapters import LoraStep
+from model.engine.attention import (
+    additive_mask,
+    attention_backends,
+    bmm_attention,
+    boolean_mask,
+    sdpa_attention,
+)
 
 # one step's attention of one layer: (qkv (B, 3, H, D), keys, values (B, H, T, D)) -> (B, C)
 StepAttention = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -45,19 +53,6 @@ SHRINK_SLACK = 128  # `fit` gives columns back only past this many unused (a cop
 
 class UnsupportedModel(ValueError):
     """The engine runs GPT-2 models only."""
-
-
-def attention_backends(device: torch.device) -> list[SDPBackend] | None:
-    """The attention kernels the engine lets `scaled_dot_product_attention` pick on `device`
-    (None: torch's own choice).
-
-    On CUDA, cuDNN's attention is left out. It builds an execution plan per input shape, and a
-    decode step's key length grows by one every step, so every step paid for a new plan:
-    measured on an H100, bf16, GPT-2 124M, 32 rows, 99 ms per decode step with it and 5.9 ms
-    without (torch then takes the flash or memory-efficient kernel)."""
-    if device.type != "cuda":
-        return None
-    return [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
 
 
 class KVCache:
@@ -213,10 +208,17 @@ class GPT2Runner:
         return contextlib.nullcontext() if backends is None else sdpa_kernel(backends)
 
     @torch.inference_mode()
-    def prefill(self, prompts: list[list[int]], cache: KVCache, first_row: int) -> torch.Tensor:
-        """Run `prompts` into cache rows first_row, first_row+1, …; logits (N, V) at their ends."""
+    def prefill(
+        self,
+        prompts: list[list[int]],
+        cache: KVCache,
+        first_row: int,
+        lora: LoraStep | None = None,
+    ) -> torch.Tensor:
+        """Run `prompts` into cache rows first_row, first_row+1, …; logits (N, V) at their ends.
+        `lora`: each prompt's adapter (one mask row per prompt), None for the base alone."""
         with self._attention():
-            hidden, ends = self._prefill(prompts, cache, first_row)
+            hidden, ends = self._prefill(prompts, cache, first_row, lora)
             return self._logits(hidden[ends - 1])  # (N, V)
 
     @torch.inference_mode()
@@ -224,20 +226,26 @@ class GPT2Runner:
         """Logits (T, V) at every position of one sequence, through the kernels decoding uses
         (for quality checks: held-out loss of the engine's own arithmetic)."""
         with self._attention():
-            hidden, _ = self._prefill([ids], self.new_cache(1), 0)
+            hidden, _ = self._prefill([ids], self.new_cache(1), 0, None)
             return self._logits(hidden)
 
     @torch.inference_mode()
     def decode(
-        self, tokens: torch.Tensor, positions: torch.Tensor, cache: KVCache, rows: slice
+        self,
+        tokens: torch.Tensor,
+        positions: torch.Tensor,
+        cache: KVCache,
+        rows: slice,
+        lora: LoraStep | None = None,
     ) -> torch.Tensor:
-        """One token per row: `tokens` (B,) at `positions` (B,) for cache `rows`; logits (B, V)."""
+        """One token per row: `tokens` (B,) at `positions` (B,) for cache `rows`; logits (B, V).
+        `lora`: each row's adapter, None for the base alone."""
         columns = int(positions.max()) + 1
         if self.device.type == "cpu" and self.native_attention is None:
             cache.ensure(columns)  # every allocated column: see `bmm_attention`
             columns = cache.columns
         with self._attention():
-            return self._decode(tokens, positions, cache, rows, columns)
+            return self._decode(tokens, positions, cache, rows, columns, lora)
 
     @torch.inference_mode()
     def decode_columns(
@@ -254,7 +262,7 @@ class GPT2Runner:
             return self._decode(tokens, positions, cache, rows, columns)
 
     def _prefill(
-        self, prompts: list[list[int]], cache: KVCache, first_row: int
+        self, prompts: list[list[int]], cache: KVCache, first_row: int, lora: LoraStep | None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Hidden states (T, C) of the packed prompts and the end offsets (N,) of each."""
         lengths = [len(p) for p in prompts]
@@ -266,8 +274,10 @@ class GPT2Runner:
         ends = torch.tensor(lengths, device=device).cumsum(0)
         x = self.body.wte(ids) + self.body.wpe(positions)  # (T, C)
         bounds = list(zip([0, *ends.tolist()[:-1]], lengths, strict=True))
+        lora = None if lora is None else lora.repeat(lengths)  # a mask row per token
         for index, (block, project) in enumerate(zip(self.body.h, self.projections, strict=True)):
-            qkv = project.qkv(block.ln_1(x)).view(-1, 3, self.heads, self.head_dim)
+            qkv = through(lora, index, "qkv", project.qkv, block.ln_1(x))
+            qkv = qkv.view(-1, 3, self.heads, self.head_dim)
             parts = []
             for row, (start, length) in enumerate(bounds, start=first_row):
                 q, k, v = qkv[start : start + length].permute(1, 2, 0, 3)  # each (H, L, D)
@@ -277,8 +287,8 @@ class GPT2Runner:
                     q[None], k[None], v[None], is_causal=True, scale=self.scale
                 )  # (1, H, L, D)
                 parts.append(attended[0].transpose(0, 1).reshape(length, self.width))
-            x = x + project.out(torch.cat(parts))
-            x = x + project.down(project.up(block.ln_2(x)))
+            x = x + through(lora, index, "out", project.out, torch.cat(parts))
+            x = x + mlp(lora, index, project, block.ln_2(x))
         return x, ends
 
     def _decode(
@@ -288,16 +298,18 @@ class GPT2Runner:
         cache: KVCache,
         rows: slice,
         columns: int,
+        lora: LoraStep | None = None,
     ) -> torch.Tensor:
         count = tokens.shape[0]
         cache.ensure(columns)
         x = self.body.wte(tokens) + self.body.wpe(positions)  # (B, C)
         attend = self.step_attention(positions, columns)
         for index, (block, project) in enumerate(zip(self.body.h, self.projections, strict=True)):
-            qkv = project.qkv(block.ln_1(x)).view(count, 3, self.heads, self.head_dim)
+            qkv = through(lora, index, "qkv", project.qkv, block.ln_1(x))
+            qkv = qkv.view(count, 3, self.heads, self.head_dim)
             attended = attend(qkv, cache.keys[index, rows], cache.values[index, rows])  # (B, C)
-            x = x + project.out(attended)
-            x = x + project.down(project.up(block.ln_2(x)))
+            x = x + through(lora, index, "out", project.out, attended)
+            x = x + mlp(lora, index, project, block.ln_2(x))
         return self._logits(x)  # (B, V)
 
     def step_attention(self, positions: torch.Tensor, columns: int) -> StepAttention:
@@ -327,49 +339,19 @@ class GPT2Runner:
         return attend
 
 
-def boolean_mask(visible: torch.Tensor, heads: int, dtype: torch.dtype) -> torch.Tensor:
-    """`visible` (B, T) as `sdpa_attention` takes it: (B, 1, 1, T), true where visible."""
-    return visible[:, None, None, :]
-
-
-def additive_mask(visible: torch.Tensor, heads: int, dtype: torch.dtype) -> torch.Tensor:
-    """`visible` (B, T) as `bmm_attention` takes it: (B·H, 1, T), 0 where visible and -inf
-    elsewhere, built once per step and added by every layer's score product."""
-    count, columns = visible.shape
-    bias = torch.zeros(count, 1, 1, columns, dtype=dtype, device=visible.device)
-    bias.masked_fill_(~visible[:, None, None, :], float("-inf"))
-    return bias.expand(count, heads, 1, columns).reshape(count * heads, 1, columns)
-
-
-def sdpa_attention(
-    query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, scale: float
+def through(
+    lora: LoraStep | None, layer: int, name: str, projection: linear.Projection, x: torch.Tensor
 ) -> torch.Tensor:
-    """One query per row over its cached keys: `query` (B, H, D), `keys`/`values` (B, H, T, D),
-    `mask` from `boolean_mask`; (B, H·D). torch's fused kernel (GPUs)."""
-    count = query.shape[0]
-    attended = F.scaled_dot_product_attention(
-        query[:, :, None], keys, values, attn_mask=mask, scale=scale
-    )  # (B, H, 1, D)
-    return attended.reshape(count, -1)
+    """`projection(x)`, plus each row's adapter update when the step has adapters."""
+    out = projection(x)
+    return out if lora is None else lora.add(layer, name, x, out)
 
 
-def bmm_attention(
-    query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, bias: torch.Tensor, scale: float
+def mlp(
+    lora: LoraStep | None, layer: int, project: linear.BlockProjections, x: torch.Tensor
 ) -> torch.Tensor:
-    """`sdpa_attention` as two batched matrix products around a softmax (CPUs), `bias` from
-    `additive_mask`. For a single query, torch's CPU flash kernel tiles a one-row problem: it
-    was ~47 % of a bf16 decode step (32 rows, 2-core Zen 4). This reads each cached key and
-    value once, in three ops per layer (four in bf16). `keys`/`values` must be whole cache
-    rows (every allocated column): a bf16 product over a column slice copies it first (7x
-    slower, measured)."""
-    count, heads, dim = query.shape
-    columns = keys.shape[2]
-    flat_keys = keys.reshape(count * heads, columns, dim)  # a view: rows are contiguous
-    flat_values = values.reshape(count * heads, columns, dim)
-    queries = query.reshape(count * heads, 1, dim)
-    scores = torch.baddbmm(bias, queries, flat_keys.transpose(1, 2), alpha=scale)  # (B·H, 1, T)
-    # softmax into fp32: torch's CPU softmax of bf16 took 7.9 ms for 384 x 160 scores on the
-    # 2-core Zen 4 (torch 2.13), into fp32 0.03 ms
-    weights = torch.softmax(scores, dim=-1, dtype=torch.float32).to(values.dtype)
-    attended = torch.bmm(weights, flat_values)
-    return attended.view(count, heads * dim)
+    """The block's MLP; with adapters, each update goes in before the activation."""
+    if lora is None:
+        return project.down(project.up(x))
+    hidden = project.act(lora.add(layer, "up", x, project.up_linear(x)))
+    return lora.add(layer, "down", hidden, project.down(hidden))

@@ -28,6 +28,7 @@ deprecated in torch 2.13; `_int_mm` with per-row scales 3.8 / 11.8 (before the a
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -56,6 +57,9 @@ class BlockProjections:
     out: Projection  # attention output projection (…, C) -> (…, C)
     up: Projection  # (…, C) -> (…, 4C), activation included
     down: Projection  # (…, 4C) -> (…, C)
+    # `up` without its activation, and the activation: an adapter's update goes between them
+    up_linear: Projection
+    act: Projection
 
 
 def prepack_available() -> bool:
@@ -124,6 +128,18 @@ class Int8Weights:
         return F.gelu(out, approximate="tanh") if self.gelu else out
 
 
+def without_gelu(projection: Projection) -> Projection:
+    """A converted projection's twin without its fused GELU (the same weights, not a copy)."""
+    if isinstance(projection, ByRows):
+        return ByRows(without_gelu(projection.few), without_gelu(projection.many), projection.rows)
+    twin = copy.copy(projection)
+    if isinstance(twin, Prepacked):
+        twin.attr, twin.algorithm = "none", ""
+    elif isinstance(twin, Int8Weights):
+        twin.gelu = False
+    return twin
+
+
 class ByRows:
     """`few(x)` for inputs of at most `rows` rows (a lone member's decode step), `many(x)`
     otherwise: int8 weights read half the bytes of bf16 where a step is a read of the weights,
@@ -156,7 +172,8 @@ def module_projections(block: Any, tanh_gelu: bool) -> BlockProjections:
     def up(x: torch.Tensor) -> torch.Tensor:
         return act(block.mlp.c_fc(x))
 
-    return BlockProjections(block.attn.c_attn, block.attn.c_proj, up, block.mlp.c_proj)
+    mlp = block.mlp
+    return BlockProjections(block.attn.c_attn, block.attn.c_proj, up, mlp.c_proj, mlp.c_fc, act)
 
 
 def converted_projections(block: Any, tanh_gelu: bool, kind: Any) -> BlockProjections:
@@ -167,8 +184,10 @@ def converted_projections(block: Any, tanh_gelu: bool, kind: Any) -> BlockProjec
         converted: Projection = kind(conv.weight.detach().t(), conv.bias, gelu)
         return converted
 
+    act: Projection
     if tanh_gelu:
         up: Projection = convert(block.mlp.c_fc, gelu=True)
+        c_fc, act = without_gelu(up), partial(F.gelu, approximate="tanh")
     else:
         c_fc, act = convert(block.mlp.c_fc), block.mlp.act
 
@@ -176,7 +195,12 @@ def converted_projections(block: Any, tanh_gelu: bool, kind: Any) -> BlockProjec
             return act(c_fc(x))
 
     return BlockProjections(
-        convert(block.attn.c_attn), convert(block.attn.c_proj), up, convert(block.mlp.c_proj)
+        convert(block.attn.c_attn),
+        convert(block.attn.c_proj),
+        up,
+        convert(block.mlp.c_proj),
+        c_fc,
+        act,
     )
 
 

@@ -51,7 +51,8 @@ class ActiveRequest:
     prompt_ids: list[int] = field(default_factory=list)
     prompt_text: str = ""
     truncated: bool = False
-    version: str = ""
+    version: str = ""  # the version serving it (an adapter's, or its batch's own)
+    tokenized_for: str = ""  # the loaded model whose tokenizer made `prompt_ids`
     texts: list[str] = field(default_factory=list)
     counts: list[int] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)
@@ -115,7 +116,7 @@ class ActiveRequest:
 def tokenize_for(requests: list[ActiveRequest], loaded: LoadedModel) -> None:
     """Tokenize the prompts of `requests` not yet tokenized for `loaded`'s version."""
     for active in requests:
-        if active.version != loaded.version:
+        if active.tokenized_for != loaded.version:
             tokenize_prompt(active, loaded)
 
 
@@ -132,7 +133,7 @@ def tokenize_prompt(active: ActiveRequest, loaded: LoadedModel) -> None:
         ids = ids[len(ids) - budget :]
     active.prompt_ids = ids
     active.prompt_text = decode(tokenizer, ids) if active.truncated else active.request.prompt
-    active.version = loaded.version
+    active.tokenized_for = loaded.version
     active.texts = [""] * active.samples
     active.counts = [0] * active.samples
     active.reasons = [""] * active.samples

@@ -8,6 +8,11 @@ the waiting requests are shared out between them.
 - **draining** batches admit nothing: the old active one after a swap, a version after
   `unload_version`. Their running rows finish; then the engine releases them.
 
+A version may be an adapter (model/engine/adapters.py): it is served by the batch of its base
+model, which may serve other adapters and the base itself, all in the same steps. So several
+versions can name one batch; a batch drains when no version names it any more, and an adapter
+is unloaded when no version names it and no running row uses it.
+
 The row budget (`ENGINE_MAX_BATCH`) is shared, not split: the rows of all batches together,
 draining ones included, never exceed it. So an iteration (every batch stepped in turn) never
 decodes more rows than one full batch would, and the admission estimate, measured per bucket of
@@ -27,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import time
 from collections.abc import Iterable
 
 import torch
@@ -53,17 +59,26 @@ def settle_heap() -> None:
 class Residents:
     """The active batch, the other resident versions' batches and those draining."""
 
-    def __init__(self, active: Batch) -> None:
+    def __init__(self, active: Batch, version: str | None = None) -> None:
         self.active = active
+        self.active_version = version or active.loaded.version  # an adapter's, or the batch's
         self.others: dict[str, Batch] = {}  # version -> batch, in the order they were loaded
         self.draining: list[Batch] = []
+        self._asked: dict[str, float] = {}  # version -> when a request last named it
+
+    def last_asked(self, version: str) -> float:
+        return self._asked.get(version, 0.0)
 
     def versions(self) -> tuple[str, ...]:
         """The versions a request may name, the active one first."""
-        return (self.active.loaded.version, *self.others)
+        return (self.active_version, *self.others)
 
     def admitting(self) -> list[Batch]:
-        return [self.active, *self.others.values()]
+        return list(dict.fromkeys([self.active, *self.others.values()]))
+
+    def batch_of(self, model_version: str) -> Batch | None:
+        """The admitting batch whose model is `model_version` (a base adapters can join)."""
+        return next((b for b in self.admitting() if b.loaded.version == model_version), None)
 
     def batches(self) -> list[Batch]:
         """Every batch the worker steps."""
@@ -71,9 +86,14 @@ class Residents:
 
     def serving(self, version: str | None) -> Batch:
         """The batch that serves a request naming `version` (None: the active version)."""
+        return self.served(version)[0]
+
+    def served(self, version: str | None) -> tuple[Batch, str]:
+        """The batch and the version that serve a request naming `version`: that version when
+        it is resident, else the active one."""
         if version is not None and version in self.others:
-            return self.others[version]
-        return self.active
+            return self.others[version], version
+        return self.active, self.active_version
 
     def rows(self) -> int:
         return sum(len(batch.rows) for batch in self.batches())
@@ -82,43 +102,59 @@ class Residents:
         """Running rows per version: every resident version (0 when idle) and those draining."""
         counts = dict.fromkeys(self.versions(), 0)
         for batch in self.batches():
-            version = batch.loaded.version
-            counts[version] = counts.get(version, 0) + len(batch.rows)
+            for row in batch.rows:
+                counts[row.owner.version] = counts.get(row.owner.version, 0) + 1
         return counts
 
     # ---- changes (worker thread, between steps) -------------------------------------------------
 
-    def promote(self, batch: Batch) -> None:
-        """Serve new requests from `batch` (just loaded, or resident already: no reload); the
-        old active batch drains. To keep the old version resident too, load it again."""
-        old = self.active
-        self.others = {v: b for v, b in self.others.items() if b is not batch}
+    def promote(self, batch: Batch, version: str | None = None) -> None:
+        """Serve new requests from `version` (default: `batch`'s own model) on `batch` (just
+        loaded, or resident already: no reload); the old active version stops being served
+        (its batch drains unless another version names it). To keep it resident too, load it
+        again."""
+        old, old_version = self.active, self.active_version
+        version = version or batch.loaded.version
+        self.others.pop(version, None)
         self.draining = [b for b in self.draining if b is not batch]
-        self.active = batch
-        if old is not batch:
-            self.draining.append(old)
+        self.active, self.active_version = batch, version
+        self._drain_if_unnamed(old)
         log.info(
             "serving new requests from model %s (running ones finish on %s)",
-            batch.loaded.version,
-            old.loaded.version,
+            version,
+            old_version,
         )
 
-    def add(self, batch: Batch) -> None:
-        """Serve the requests naming `batch`'s version from it; a version already resident
-        keeps its batch (the new one is dropped unused)."""
-        version = batch.loaded.version
+    def add(self, batch: Batch, version: str | None = None) -> None:
+        """Serve the requests naming `version` (default: `batch`'s own model) from `batch`; a
+        version already resident keeps its batch (a new one is dropped unused)."""
+        version = version or batch.loaded.version
         if version in self.versions():
-            self.draining.append(batch)
+            self._drain_if_unnamed(batch)
             return
         self.others[version] = batch
-        log.info("model %s resident beside %s", version, self.active.loaded.version)
+        self.draining = [b for b in self.draining if b is not batch]
+        log.info("model %s resident beside %s", version, self.active_version)
 
     def remove(self, version: str) -> None:
         """Stop admitting to `version` (never the active one); its running rows finish."""
         batch = self.others.pop(version, None)
         if batch is not None:
-            self.draining.append(batch)
             log.info("model %s unloading: its running requests finish first", version)
+            self._drain_if_unnamed(batch)
+
+    def _drain_if_unnamed(self, batch: Batch) -> None:
+        """`batch` drains when no version names it any more."""
+        named = batch is self.active or any(b is batch for b in self.others.values())
+        if not named and batch not in self.draining:
+            self.draining.append(batch)
+
+    def drop_unused_adapters(self) -> None:
+        """Unload the adapters that no version names and no running row uses."""
+        named = set(self.versions())
+        for batch in self.batches():
+            for version in batch.drop_adapters(named):
+                log.info("adapter %s unloaded from model %s", version, batch.loaded.version)
 
     def release_drained(self) -> None:
         """Drop the draining batches whose rows have all finished, and free their memory."""
@@ -146,7 +182,8 @@ class Residents:
         for active in waiting:
             if rows_left <= 0 or not room:
                 break
-            batch = self.serving(active.request.version)
+            batch, active.version = self.served(active.request.version)
+            self._asked[active.version] = time.monotonic()
             if batch not in room:
                 continue  # behind an earlier request of its version that does not fit yet
             if active.samples > rows_left:

@@ -15,11 +15,11 @@ from admin.config import FleetConfig, LearningConfig
 from admin.curation import Curation
 from admin.experiments import Experiments
 from admin.fleet import Fleet
-from admin.moderation import FakeModerator
+from admin.moderation.fake import FakeModerator
 from admin.registry import Registry
 from admin.reports import Reports
 from admin.review import Reviews
-from admin.servers import ServerSettings
+from admin.servers import Servers
 from admin.training import Training
 from model.backends.base import Backend
 from model.backends.fake import ScriptedBackend
@@ -62,7 +62,7 @@ def build_services(db: Database, model_dir: Path, backend: Backend) -> AdminServ
     training = Training(db, model, LEARNING, curation, registry)
     experiments = Experiments(db, registry, backend, LEARNING.ab, serves=True)
     reviews = Reviews(db, backend, candidate=experiments.candidate)
-    servers = ServerSettings(db)
+    servers = Servers(db)
     fleet = Fleet(db, FleetConfig())
     return AdminServices(
         curation, training, registry, Reports(db), servers, experiments, reviews, fleet

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from admin.ab_report import pair_review, parse_share
-from admin.base import ExperimentRefused
+from admin.errors import ExperimentRefused
 from storage import PairWinRate
 
 RATES = [

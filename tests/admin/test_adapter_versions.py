@@ -15,7 +15,7 @@ from admin.config import LearningConfig
 from admin.curation import Curation
 from admin.errors import Invalid, Unknown
 from admin.experiments import Experiments
-from admin.moderation import FakeModerator
+from admin.moderation.fake import FakeModerator
 from admin.registry import Registry
 from admin.review import Reviews
 from admin.training import Training

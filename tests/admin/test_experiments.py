@@ -8,8 +8,8 @@ from collections import Counter
 import pytest
 
 from admin.auth import Actor, AdminGate, AdminPolicy, NotAuthorized, Scope, action_scope
-from admin.base import ExperimentRefused
 from admin.config import ABConfig
+from admin.errors import ExperimentRefused
 from admin.experiments import Experiments
 from admin.registry import Registry
 from model.backends.fake import ScriptedBackend

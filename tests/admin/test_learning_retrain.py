@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from admin.base import AlreadyRunning
 from admin.curation import Curation
+from admin.errors import AlreadyRunning
 from admin.reports import Reports
 from admin.training import LOSS_CURVE_FILE, Training
 from model.backends.local import LocalBackend

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from admin.curation import Curation
-from admin.moderation import FakeModerator
+from admin.moderation.fake import FakeModerator
 from admin.registry import Registry
 from admin.training import Training
 from model.backends.fake import ScriptedBackend

@@ -9,7 +9,8 @@ from dataclasses import fields
 
 import pytest
 
-from admin.base import BlindPair, ReviewUnavailable
+from admin.errors import ReviewUnavailable
+from admin.results import BlindPair
 from admin.review import Reviews
 from model.backends.base import GenerationRequest
 from model.backends.fake import ScriptedBackend

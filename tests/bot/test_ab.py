@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from admin.config import ABConfig
-from admin.moderation import FakeModerator
+from admin.moderation.fake import FakeModerator
 from bot.app import App
 from bot.chat import Origin
 from bot.export import generation_row
@@ -147,7 +147,7 @@ KILLED_PROCESS = """
 import asyncio, os, signal, sys
 from bot.app import App
 from bot.settings import Settings
-from admin.moderation import FakeModerator
+from admin.moderation.fake import FakeModerator
 from model.backends.fake import ScriptedBackend
 
 async def main():

@@ -167,6 +167,20 @@ def test_the_training_bench_reports_its_documented_keys_on_the_tiny_config() -> 
     assert report["machine"]["cpu_flags"] and "time_to_train_100k_tokens_s" not in report
 
 
+def test_the_adapter_mixes_are_served_by_the_versions_they_name() -> None:
+    """`adapters` on the quick model: each mix is served by exactly the versions it names (the
+    scenario checks it), and the documented ratios come out."""
+    from bot.bench.adapters import ADAPTER_COUNTS, run_adapters
+    from bot.bench.workload import build_model, build_workload
+
+    base = build_model(quick=True)
+    report = run_adapters(base, "", build_workload(base, quick=True))
+    expected = {"base", "two_full", *(f"adapters_{n}" for n in ADAPTER_COUNTS)}
+    assert set(report["results"]) == expected
+    assert all(r["tokens_per_s"] > 0 for r in report["results"].values())
+    assert set(report["ratios"]) == {"adapters_8_vs_base", "ab_two_adapters_vs_two_full"}
+
+
 @pytest.mark.slow
 async def test_the_loop_bench_runs_a_lora_arm_with_seeds_and_reports_their_spread(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from admin.moderation import FakeModerator
+from admin.moderation.fake import FakeModerator
 from bot.app import App
 from bot.chat import Origin
 from bot.cli import main

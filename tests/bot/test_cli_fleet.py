@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from admin.follow import ProcessIdentity
-from admin.moderation import FakeModerator
+from admin.moderation.fake import FakeModerator
 from bot.app import App
 from bot.cli import main
 from bot.health import readiness

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from admin.moderation import FakeModerator
+from admin.moderation.fake import FakeModerator
 from bot.app import App
 from bot.chat import ChatConfig, ChatService, Origin
 from bot.fairuse import CoolingDown, NotAllowedHere

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from admin.moderation import FakeModerator
+from admin.moderation.fake import FakeModerator
 from bot.chat import ChatConfig, ChatService, Finished, Origin
 from bot.metrics import Metrics
 from bot.params import InvalidRequest

@@ -50,3 +50,17 @@ def test_a_third_party_platform_reads_its_settings_from_dotenv(tmp_path):
 def test_its_bad_settings_are_one_clear_line(env, message):
     with pytest.raises(SettingsError, match=message):
         platform_config(chatter_factory, Settings.from_env(env, dotenv_path=None))
+
+
+def test_the_preparing_page_is_for_platforms_that_say_they_serve_http():
+    from bot import plugins
+    from bot.platforms.base import platform_serves_http, serves_http
+
+    assert platform_serves_http(plugins.load(plugins.PLATFORM_GROUP, "web"))
+    assert not platform_serves_http(plugins.load(plugins.PLATFORM_GROUP, "discord"))
+
+    @serves_http
+    def http_factory(app, options, config):
+        raise AssertionError("never built here")
+
+    assert platform_serves_http(http_factory)  # a third party's platform says so too

@@ -85,9 +85,12 @@ def test_whole_number_settings_refuse_fractions():
 
 
 def _configured_variables() -> set[str]:
-    """Every variable the config classes read: the core's and each installed platform's."""
+    """Every variable the config classes read: the core's and each of our own platforms'
+    (a third-party plugin, such as examples/linechat, documents its own)."""
     names = set(variables(Settings))
     for entry in entry_points(group="gpt2bot.platforms"):
+        if entry.dist is not None and entry.dist.name != "gpt2bot":
+            continue
         config_class = getattr(entry.load(), "config_class", None)
         if config_class is not None:
             names |= set(variables(config_class))

@@ -58,12 +58,12 @@ def discord_config(fake: FakeDiscord, **overrides: Any) -> DiscordConfig:
 
 
 def discord_settings(
-    tmp_path: Path, admin: AdminConfig | None = None, cooldown_s: float = 0.0
+    tmp_path: Path, admin: AdminConfig | None = None, cooldown_s: float = 0.0, **chat: Any
 ) -> Settings:
     return Settings(
         storage=StorageConfig(url=f"sqlite:///{tmp_path / 'bot.db'}"),
         admin=admin or AdminConfig(),
-        chat=ChatConfig(cooldown_s=cooldown_s),
+        chat=ChatConfig(cooldown_s=cooldown_s, **chat),
     )
 
 
@@ -125,6 +125,7 @@ async def start_bot(
         admin: AdminConfig | None = None,
         grace: float = 0.5,
         cooldown_s: float = 0.0,
+        story_turns: int = 50,
         **overrides: Any,
     ) -> Bot:
         """`services`: the admin services (default: `fake_admin()`); `real_admin`: the real
@@ -133,7 +134,7 @@ async def start_bot(
             assert services is None, "real_admin builds its own services"
         else:
             services = services or fake_admin()
-        settings = discord_settings(tmp_path, admin, cooldown_s)
+        settings = discord_settings(tmp_path, admin, cooldown_s, story_max_turns=story_turns)
         app = await make_app(settings, backend_ or backend, services)
         bot = Bot(DiscordPlatform(app, discord_config(fake, **overrides), grace), fake)
         bots.append(bot)

@@ -3,8 +3,9 @@
 It speaks the wire format: REST under `/api/v10` (answers with `Content-Type:
 application/json` exactly; discord.py treats anything else as text) and the gateway websocket
 (HELLO, IDENTIFY, READY, GUILD_CREATE, heartbeats, zlib-stream transport compression when
-the client asks for it). Tests dispatch INTERACTION_CREATE and MESSAGE_REACTION_ADD/REMOVE and
-look at what the bot did: every REST call is recorded, messages are kept with their edits.
+the client asks for it). Tests dispatch INTERACTION_CREATE, MESSAGE_REACTION_ADD/REMOVE and
+members' MESSAGE_CREATE (`say`), and look at what the bot did: every REST call is recorded,
+messages are kept with their edits, threads the bot opens with their state.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from tests.discord import chat_payloads as chat
 from tests.discord import payloads as p
 from tests.discord.fake_records import Call, Interaction, Message, error, json_response
 
@@ -45,6 +47,7 @@ class FakeDiscord:
         self.interactions: dict[str, Interaction] = {}
         self.commands: dict[int | None, list[dict[str, Any]]] = {}  # guild id (None: global)
         self.attachments: dict[int, bytes] = {}
+        self.threads: dict[int, dict[str, Any]] = {}  # thread id -> its channel payload
         self.identified = 0
         self.ack_deadline_s = ACK_DEADLINE_S
         self.recommended_shards = 1  # what GET /gateway/bot tells an AutoShardedClient
@@ -213,6 +216,55 @@ class FakeDiscord:
                 member.id
             )
         await self.dispatch("MESSAGE_REACTION_ADD" if add else "MESSAGE_REACTION_REMOVE", event)
+
+    async def say(
+        self,
+        content: str,
+        member: p.Member | None = None,
+        *,
+        channel_id: int | None = None,
+        reply_to: int | None = None,
+        mention: bool | None = None,
+        in_guild: bool = True,
+    ) -> Message:
+        """A member writes a message (default alice in #general): MESSAGE_CREATE as Discord
+        sends it. `reply_to` a message id makes it a reply, which mentions the replied author
+        (the bot) unless `mention` is False; otherwise `mention` puts `<@bot>` in front. Its
+        text reaches the bot only where Discord would deliver it (`chat_payloads.readable`)."""
+        member = member or self.alice
+        channel_id = channel_id or self.channel_id
+        if mention is None:  # a reply pings the replied author unless the member turns it off
+            mention = reply_to is not None and self.messages[reply_to].author_id is None
+        elif mention and reply_to is None:
+            content = f"<@{self.bot_id}> {content}"
+        message = Message(self.next_id(), channel_id, content, author_id=member.id)
+        message.reference_id = reply_to
+        self.messages[message.id] = message
+        intents = self.identify_payloads[-1].get("intents", 0) if self.identify_payloads else 0
+        mentions = [self.bot] if mention else []
+        reference = (self.messages[reply_to].channel_id, reply_to) if reply_to else None
+        data = chat.member_message(
+            message.id,
+            channel_id,
+            self.guild_id if in_guild else None,
+            member,
+            chat.readable(content, intents, mention, in_guild),
+            mentions,
+            reference,
+        )
+        replied = self.messages.get(reply_to) if reply_to else None
+        if replied is not None and replied.author_id is None:  # the bot's: Discord sends it along
+            data["referenced_message"] = self._payload(replied)
+        await self.dispatch("MESSAGE_CREATE", data)
+        return message
+
+    def replies_to(self, message_id: int) -> list[Message]:
+        """The bot's messages that reply to `message_id`, oldest first."""
+        return [
+            m
+            for m in self.messages.values()
+            if m.reference_id == message_id and m.author_id is None and not m.deleted
+        ]
 
     def _find_command(self, name: str) -> dict[str, Any]:
         for commands in self.commands.values():
@@ -442,6 +494,10 @@ class FakeDiscord:
                 return self._edit_or_delete(int(message_id), call)
             case ["channels", _, "messages", message_id, "reactions", emoji, who]:
                 return self._reaction(int(message_id), emoji, who, call.method)
+            case ["channels", channel_id, "messages", message_id, "threads"]:
+                return self._start_thread(int(channel_id), int(message_id), call)
+            case ["channels", channel_id] if call.method == "PATCH":
+                return self._edit_thread(int(channel_id), call)
         return error(404, f"404: no fake for {call.method} {call.path}")
 
     def _registered(self, command: dict[str, Any], guild_id: int | None) -> dict[str, Any]:
@@ -579,6 +635,34 @@ class FakeDiscord:
             return error(404, "Unknown Webhook", 10015)
         target = interaction.original_id if message_id == "@original" else int(message_id)
         return self._edit_or_delete(target, call)
+
+    def _start_thread(self, channel_id: int, message_id: int, call: Call) -> web.Response:
+        """A thread on a message: like Discord, it has the message's id; THREAD_CREATE follows."""
+        if message_id not in self.messages or message_id in self.threads:
+            return error(400, "A thread has already been created for this message", 160004)
+        body = call.body or {}
+        thread = chat.thread_channel(
+            message_id,
+            self.guild_id,
+            channel_id,
+            self.bot_id,
+            body.get("name", ""),
+            body.get("auto_archive_duration", 1440),
+        )
+        self.threads[message_id] = thread
+        task = asyncio.ensure_future(self._echo("THREAD_CREATE", {**thread, "newly_created": True}))
+        self._echoes.add(task)
+        task.add_done_callback(self._echoes.discard)
+        return json_response(thread)
+
+    def _edit_thread(self, channel_id: int, call: Call) -> web.Response:
+        thread = self.threads.get(channel_id)
+        if thread is None:
+            return error(404, "Unknown Channel", 10003)
+        for key in ("archived", "locked"):
+            if key in (call.body or {}):
+                thread["thread_metadata"][key] = bool(call.body[key])
+        return json_response(thread)
 
     def _channel_send(self, channel_id: int, call: Call) -> web.Response:
         return json_response(self._payload(self._new_message(channel_id, call)))

@@ -35,6 +35,7 @@ class Message:
     files: list[tuple[str, bytes]] = field(default_factory=list)
     deleted: bool = False
     components: list[dict[str, Any]] = field(default_factory=list)  # action rows, as sent
+    author_id: int | None = None  # a member's message (None: the bot's)
 
     @property
     def buttons(self) -> dict[str, str]:

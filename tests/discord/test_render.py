@@ -120,3 +120,21 @@ def test_busy_note_says_when_to_retry_once():
     )
     said = "The generator is busy. Please retry in 12 s."
     assert render.busy(said, 12) == f"⏳ {said}"
+
+
+def test_the_footer_names_the_template_and_says_once_that_a_chain_was_cut():
+    from datetime import UTC, datetime
+
+    from bot.chat import CONTEXT_NOTICE
+    from storage import GenerationRecord
+
+    record = GenerationRecord(
+        *(1, 1, None, "reply", "discord", "g", "c", "u", None, "Q: hi\nA: yes", " ok", {}),
+        *(7, 0, "v1", 5, 1, 0.1, True, datetime.now(UTC)),
+        template="Q: {prompt}\nA:",
+    )
+    first = render.footer(record, 0, 1, CONTEXT_NOTICE)
+    later = render.footer(record, 0, 1)
+    assert "template `Q: {prompt}\\nA:`" in first  # one line: the new line shown as \n
+    assert CONTEXT_NOTICE in first and CONTEXT_NOTICE not in later
+    assert "the prompt was cut" not in later  # a chain says so once, with the notice

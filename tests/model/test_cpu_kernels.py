@@ -15,13 +15,8 @@ from model.backends.base import GenerationRequest, SamplingParams
 from model.backends.local import load_dtype_name
 from model.bootstrap import bundled_corpus
 from model.engine import Engine, EngineConfig, linear
-from model.engine.gpt2 import (
-    GPT2Runner,
-    KVCache,
-    additive_mask,
-    bmm_attention,
-    sdpa_attention,
-)
+from model.engine.attention import additive_mask, bmm_attention, sdpa_attention
+from model.engine.gpt2 import GPT2Runner, KVCache
 from tests.model.conftest import loader
 
 PROMPTS = [

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from model.backends.base import (
+    BackendError,
     Busy,
     Cancelled,
     Chunk,
@@ -298,10 +299,10 @@ async def test_out_of_memory_splits_the_batch_and_retries(model_versions, monkey
             raise torch.OutOfMemoryError("CUDA out of memory (injected)")
         return real_decode(self, tokens, positions, rows)
 
-    def small_prefill(self, prompts, cache, first_row):
+    def small_prefill(self, prompts, cache, first_row, lora=None):
         if len(prompts) > 1:
             raise torch.OutOfMemoryError("CUDA out of memory (injected)")
-        return real_prefill(self, prompts, cache, first_row)
+        return real_prefill(self, prompts, cache, first_row, lora)
 
     monkeypatch.setattr(Batch, "decode_rows", small_decode)
     monkeypatch.setattr(GPT2Runner, "prefill", small_prefill)
@@ -382,7 +383,7 @@ def test_attention_kernels_leave_out_cudnn_on_gpus():
     """cuDNN's attention plans per shape; the decode step's shape changes every step."""
     from torch.nn.attention import SDPBackend
 
-    from model.engine.gpt2 import attention_backends
+    from model.engine.attention import attention_backends
 
     assert attention_backends(torch.device("cpu")) is None
     on_gpu = attention_backends(torch.device("cuda"))
@@ -452,3 +453,21 @@ async def test_a_running_engine_keeps_the_loaded_heap_out_of_full_collections(mo
     finally:
         await engine.close()
     assert gc.get_freeze_count() == 0  # a closed engine leaves the collector as it was
+
+
+async def test_a_crash_while_prefilling_fails_the_requests_being_admitted(
+    model_versions, monkeypatch
+):
+    """They have left the queue but are not rows yet: without their own failure they waited
+    forever."""
+
+    def broken_prefill(self, prompts, cache, first_row, lora=None):
+        raise RuntimeError("a bug in the model code (injected)")
+
+    monkeypatch.setattr(GPT2Runner, "prefill", broken_prefill)
+    engine = await started(model_versions["v1"])
+    try:
+        with pytest.raises(BackendError, match="generator stopped"):
+            await asyncio.wait_for(run(engine, "hello", SamplingParams(max_new_tokens=5)), 30)
+    finally:
+        await engine.close()

@@ -303,7 +303,7 @@ async def test_a_change_that_fails_tells_its_caller_and_the_engine_serves_on(
     engine = await started(model_versions["v1"])
     try:
 
-        def broken(_self, _batch) -> None:
+        def broken(_self, _batch, _version=None) -> None:
             raise RuntimeError("the cache could not be allocated")
 
         monkeypatch.setattr("model.engine.residents.Residents.add", broken)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from admin.moderation import FakeModerator
+from admin.moderation.fake import FakeModerator
 from bot import plugins
 from bot.chat import ChatConfig, ChatService, Finished, Origin
 from model.backends.base import (

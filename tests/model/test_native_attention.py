@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from model.engine import native
-from model.engine.gpt2 import GPT2Runner, sdpa_attention
+from model.engine.attention import sdpa_attention
+from model.engine.gpt2 import GPT2Runner
 from tests.model.conftest import loader
 
 

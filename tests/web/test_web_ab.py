@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from web_helpers import ADMIN_TOKEN, Browser, make_settings, open_browser
 
-from admin.moderation import FakeModerator
+from admin.moderation.fake import FakeModerator
 from bot.app import App
 from bot.chat import Origin
 from bot.platforms.web import build_web_app

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from web_helpers import ADMIN_TOKEN, Browser, make_settings, open_browser
 
-from admin.moderation import FakeModerator
+from admin.moderation.fake import FakeModerator
 from bot.app import App
 from bot.platforms.web import build_web_app
 from bot.platforms.web.security import Guard

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import discord
@@ -64,6 +64,8 @@ else:
     Seed = _range("seed")
 
 OPTION_HELP = {name: spec[4][:100] for name, spec in LIMITS.items()}
+THREAD_HELP = "open a story thread on the answer: each message there continues the story"
+StoryOpener = Callable[[discord.Message, str], Awaitable[None]]
 
 
 class DirectMessagesRefused(app_commands.CheckFailure):
@@ -89,12 +91,14 @@ class GenerateHandler:
         edit_interval_s: float,
         dm_policy: str,
         admins: AdminPolicy,
+        open_story: StoryOpener,
     ) -> None:
         self.chat = chat
         self.inflight = inflight
         self.edit_interval_s = edit_interval_s
         self.dm_policy = dm_policy
         self.admins = admins
+        self.open_story = open_story  # `thread:True`: a story thread on the answer
 
     def check_direct_message(self, interaction: discord.Interaction) -> bool:
         if interaction.guild_id is not None or self.dm_policy == "allow":
@@ -106,10 +110,17 @@ class GenerateHandler:
         )
 
     async def handle(
-        self, interaction: discord.Interaction, prompt: str, raw: dict[str, Any]
+        self,
+        interaction: discord.Interaction,
+        prompt: str,
+        raw: dict[str, Any],
+        thread: bool = False,
     ) -> None:
         if self.inflight.closing:
             await send_ephemeral(interaction, render.NOT_ACCEPTING)
+            return
+        if thread and interaction.guild_id is None:
+            await send_ephemeral(interaction, render.STORY_IN_DMS)
             return
 
         async def tell(error: Exception) -> None:
@@ -120,12 +131,16 @@ class GenerateHandler:
 
         stream = self.chat.generate_stream(origin_of(interaction), prompt, raw)
         try:
-            await self.inflight.run(self._answer(interaction, prompt, stream), tell)
+            await self.inflight.run(self._answer(interaction, prompt, stream, thread), tell)
         finally:
             await close_stream(stream)
 
     async def _answer(
-        self, interaction: discord.Interaction, prompt: str, stream: AsyncIterator[GenerateEvent]
+        self,
+        interaction: discord.Interaction,
+        prompt: str,
+        stream: AsyncIterator[GenerateEvent],
+        thread: bool,
     ) -> None:
         first_step = asyncio.ensure_future(anext(stream))
         try:
@@ -140,13 +155,21 @@ class GenerateHandler:
             self.chat, InteractionSurface(interaction), self.edit_interval_s
         )
         await publisher.run(prompt.strip(), stream, first)
+        if thread and publisher.published:
+            try:
+                await self.open_story(publisher.published[0], prompt)
+            except discord.HTTPException as error:
+                log.warning("could not open a story thread: %s", error)
+                await interaction.followup.send(render.STORY_NOT_STARTED, ephemeral=True)
 
 
 def build_generate(handler: GenerateHandler) -> app_commands.Command[Any, Any, None]:
     """The `/generate` command bound to `handler`."""
 
     @app_commands.command(name="generate")
-    @app_commands.describe(prompt="the start of the text the model continues", **OPTION_HELP)
+    @app_commands.describe(
+        prompt="the start of the text the model continues", thread=THREAD_HELP, **OPTION_HELP
+    )
     @app_commands.check(handler.check_direct_message)
     async def generate(
         interaction: discord.Interaction,
@@ -158,6 +181,7 @@ def build_generate(handler: GenerateHandler) -> app_commands.Command[Any, Any, N
         repetition_penalty: RepetitionPenalty | None = None,
         samples: Samples | None = None,
         seed: Seed | None = None,
+        thread: bool | None = None,
     ) -> None:
         """Continue your text with the community's GPT-2; react to rate the answer."""
         raw = {
@@ -169,7 +193,7 @@ def build_generate(handler: GenerateHandler) -> app_commands.Command[Any, Any, N
             "samples": samples,
             "seed": seed,
         }
-        await handler.handle(interaction, prompt, raw)
+        await handler.handle(interaction, prompt, raw, thread=bool(thread))
 
     allow_dms = handler.dm_policy != "deny"
     app_commands.allowed_contexts(guilds=True, dms=allow_dms, private_channels=False)(generate)

@@ -69,10 +69,13 @@ class DiscordConfig:
     shards: str | None = field(
         default=None, metadata={"env": "DISCORD_SHARDS", "lower": True, "check": check_shards}
     )
-    # /generate in direct messages: allow | deny | admins
+    # /generate, mentions and replies in direct messages: allow | deny | admins
     dm_policy: str = field(
         default="allow", metadata={"env": "DISCORD_DM_POLICY", "choices": DM_POLICIES}
     )
+    # ask for the privileged message-content intent (turn it on in the developer portal too):
+    # story threads then go on without mentioning the bot
+    message_content: bool = field(default=False, metadata={"env": "DISCORD_MESSAGE_CONTENT"})
 
     def check(self) -> None:
         """What Discord cannot start without (checked before the model loads)."""

@@ -38,7 +38,7 @@ def _snippet(text: str) -> str:
 
 def _line(generation: GenerationRecord, depth: int = 0) -> str:
     indent = "  " * depth + ("↳ " if depth else "")
-    kind = {"regenerate": "🔁", "continue": "⏩"}.get(generation.kind, "•")
+    kind = {"regenerate": "🔁", "continue": "⏩", "reply": "💬"}.get(generation.kind, "•")
     if generation.redacted:
         return f"{indent}{kind} `#{generation.id}` (deleted by its author)"
     score = f" · {generation.net_score:+d}" if generation.ratings else ""

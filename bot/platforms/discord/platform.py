@@ -1,7 +1,9 @@
 """The Discord platform: a discord.py client wired to the chat and admin use-cases.
 
-No privileged intents: slash commands arrive as interactions and reactions as raw events,
-so neither message content nor the member list is needed.
+No privileged intents by default: slash commands arrive as interactions, reactions as raw
+events, and Discord delivers the text of messages that mention the bot (replies and mentions)
+without the message-content intent; `DISCORD_MESSAGE_CONTENT` asks for it (story threads
+without mentions). The member list is never needed.
 """
 
 from __future__ import annotations
@@ -24,11 +26,13 @@ from bot.platforms.discord.commands import GenerateHandler, build_generate, on_t
 from bot.platforms.discord.config import TOKEN_HELP, DiscordConfig, shard_options
 from bot.platforms.discord.jobs import InFlight
 from bot.platforms.discord.member_commands import build_member_commands
+from bot.platforms.discord.messages import MessageHandler
 from bot.platforms.discord.reactions import ReactionHandler
 from bot.platforms.discord.review_commands import add_review_commands
 from bot.platforms.discord.server_commands import add_server_commands
 from bot.platforms.discord.sync import sync_commands
 from bot.settings import check_config
+from bot.story import StoryThreads
 
 if TYPE_CHECKING:
     from bot.app import App
@@ -42,12 +46,16 @@ class DiscordSetupError(ValueError):
     """Discord cannot be used as configured; the message says what to change."""
 
 
-def intents() -> discord.Intents:
-    """Servers (for roles and channels) and reactions; nothing privileged."""
+def intents(message_content: bool = False) -> discord.Intents:
+    """Servers (for roles and channels), reactions and messages; message content only when
+    asked for (privileged)."""
     wanted = discord.Intents.none()
     wanted.guilds = True
     wanted.guild_reactions = True
     wanted.dm_reactions = True
+    wanted.guild_messages = True
+    wanted.dm_messages = True
+    wanted.message_content = message_content
     return wanted
 
 
@@ -75,7 +83,9 @@ class GenerationClient(discord.Client):
         # text only: no "PyNaCl/davey is not installed, voice will NOT be supported" warnings
         discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False
         super().__init__(
-            intents=intents(), allowed_mentions=discord.AllowedMentions.none(), **options
+            intents=intents(platform.config.message_content),
+            allowed_mentions=discord.AllowedMentions.none(),
+            **options,
         )
         self.platform = platform
         self.tree: app_commands.CommandTree[GenerationClient] = app_commands.CommandTree(self)
@@ -89,6 +99,12 @@ class GenerationClient(discord.Client):
         log.info(
             "connected to Discord as %s, in %d server(s)%s", self.user, len(self.guilds), where
         )
+
+    async def on_message(self, message: discord.Message) -> None:
+        try:
+            await self.platform.messages.on_message(message)
+        except Exception:
+            log.exception("message %s by %s failed", message.id, message.author.id)
 
     async def on_raw_reaction_add(self, event: discord.RawReactionActionEvent) -> None:
         await self._guarded(self.platform.reactions.on_add, event)
@@ -135,12 +151,23 @@ class DiscordPlatform:
         self.shutdown_grace_s = shutdown_grace_s
         self.inflight = InFlight()
         self.client = make_client(self)
+        self.messages = MessageHandler(
+            self.client,
+            app.chat,
+            StoryThreads(app.chat, app.db, app.settings.chat),
+            self.inflight,
+            self.config.edit_interval_s,
+            dm_policy=self.config.dm_policy,
+            admins=app.gate.policy,
+            reads_all=self.config.message_content,
+        )
         self.generate = GenerateHandler(
             app.chat,
             self.inflight,
             self.config.edit_interval_s,
             self.config.dm_policy,
             app.gate.policy,
+            self.messages.open_story,
         )
         self.reactions = ReactionHandler(
             self.client, app.chat, self.inflight, self.config.edit_interval_s

@@ -20,7 +20,8 @@ SPLIT_WINDOW = 300  # look this far back from a page end for a newline or space 
 BOLD_PROMPT_LIMIT = 1500  # longer prompts are shown plain so "**" never spans two messages
 CURSOR = " ▌"
 REACTIONS = ("👍", "👎", "🔁", "⏩")
-HINT = "react 👍/👎 to rate · 🔁 another take · ⏩ continue"
+HINT = "react 👍/👎 to rate · 🔁 another take · ⏩ continue · reply to go on with your words"
+TEMPLATE_SHOWN = 80  # characters of a prompt template a footer shows
 # after a refusal an admin may override (the promotion gate): how to, on Discord
 HOW_TO_FORCE = "To promote it anyway, run `/admin model use` again with `force:True`."
 
@@ -52,8 +53,9 @@ def output_body(prompt: str | None, output: str) -> str:
     return text if prompt is None else prompt_block(prompt) + text
 
 
-def footer(record: GenerationRecord, sample: int, samples: int) -> str:
-    """One small line: id, model version, parameters, seed (and which sample)."""
+def footer(record: GenerationRecord, sample: int, samples: int, notice: str | None = None) -> str:
+    """One small line: id, model version, parameters, seed (and which sample), the template
+    when one applied; `notice`: a sentence about the conversation (said once)."""
     parts = [f"#{record.id}", f"model {record.model_version}"]
     if samples > 1:
         parts.append(f"sample {sample + 1}/{samples}")
@@ -61,9 +63,15 @@ def footer(record: GenerationRecord, sample: int, samples: int) -> str:
         if name in record.params:
             parts.append(f"{label} {_number(record.params[name])}")
     parts.append(f"seed {record.seed}")
+    if record.template is not None:
+        # one line, and no backtick to end the code span early
+        shown = record.template.replace("\n", "\\n").replace("`", "'")[:TEMPLATE_SHOWN]
+        parts.append(f"template `{shown}`")
     line = "-# " + " · ".join(parts)
-    if record.prompt_truncated:
+    if record.prompt_truncated and record.kind in ("new", "regenerate"):
         line += "\n-# the prompt was cut from the start to fit GPT-2's 1024-token context"
+    if notice:
+        line += f"\n-# {notice}"
     return f"{line}\n-# {HINT}"
 
 
@@ -147,4 +155,22 @@ STOPPED = "⏹️ Stopped, as you asked."
 DM_DENIED = "Generating in direct messages is turned off here: use /generate in a server channel."
 DM_ADMINS_ONLY = (
     "Only gpt2bot admins can generate in direct messages here: use /generate in a server channel."
+)
+WRITING = "✍️ writing…"
+
+
+def story_opening(max_turns: int, idle_minutes: float, needs_mention: bool) -> str:
+    """The first message of a story thread: how to take part and when it ends."""
+    how = "mention me in your message" if needs_mention else "write your message"
+    return (
+        f"🧵 A story thread: {how} here and I continue the story from it, one turn at a time. "
+        f"It ends after {max_turns} turns or {idle_minutes:g} minutes without one."
+    )
+
+
+STORY_IN_DMS = "Story threads need a server channel: leave out thread:True in direct messages."
+STORY_NOT_STARTED = "⚠️ The story thread could not be opened (the bot needs the Create Public "
+STORY_NOT_STARTED += "Threads permission here); the output above is yours all the same."
+CONTENT_HIDDEN = (
+    "I could not read that message: mention me in it (keep @mention on in a reply), then I can."
 )

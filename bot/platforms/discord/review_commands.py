@@ -20,7 +20,9 @@ from discord import app_commands
 from discord.utils import escape_markdown
 
 from admin.auth import Actor, NotAuthorized
-from admin.base import AdminError, AdminServices, BlindPair
+from admin.base import AdminServices
+from admin.errors import AdminError
+from admin.results import BlindPair
 from bot.platforms.discord.admin_commands import AdminCommands, Reply, actor_of
 from bot.platforms.discord.jobs import describe_error
 from model.backends.base import BackendError

@@ -1,6 +1,7 @@
 """`/admin server ...`: a server's own settings and outputs, for that server's admins (and the
-bot's owners): where `/generate` may be used, the cooldown, caps and defaults, whether its
-ratings feed training, which roles are its admins, and deleting an output made in it.
+bot's owners): where `/generate` may be used, the cooldown, caps, defaults and prompt template,
+whether its ratings feed training, which roles are its admins, and deleting an output made in
+it.
 Authorized (scope "server") and audited by `AdminCommands.run` like every `/admin` command.
 """
 
@@ -110,6 +111,7 @@ def add_server_commands(parent: app_commands.Group, admin: AdminCommands) -> Non
         await admin.run(interaction, "server defaults", values, _setter(defaults=values))
 
     _add_training(server, admin)
+    _add_template(server, admin)
     _add_delete_and_roles(server, admin)
     _add_reports(server, admin)
 
@@ -121,6 +123,33 @@ def _add_training(server: app_commands.Group, admin: AdminCommands) -> None:
         """Let this server's 👍/👎 feed the shared model's training (on by default)."""
         work = _setter(ratings_train=enabled)
         await admin.run(interaction, "server training", {"enabled": enabled}, work)
+
+
+def _add_template(server: app_commands.Group, admin: AdminCommands) -> None:
+    @server.command(name="template")
+    @app_commands.describe(
+        text="the prompt around members' text, with {prompt} once (\\n: a new line), or 'none'",
+        channel="a channel mention: only there (default: the whole server)",
+    )
+    async def template(
+        interaction: discord.Interaction, text: str, channel: str | None = None
+    ) -> None:
+        """GPT-2's "system prompt": wraps members' text in /generate and mentions here."""
+        ids = _mentioned_ids(channel or "")
+        place = ids[0] if ids else ""
+        chosen = None if text.strip().lower() in ("none", "off", "-") else text
+
+        async def work(service: AdminServices, actor: Actor) -> Reply:
+            assert actor.server_id is not None
+            current = await service.servers.get(PLATFORM, actor.server_id)
+            templates = {**current.templates, place: chosen}
+            record = await service.servers.update(
+                actor.user_id, PLATFORM, actor.server_id, templates=templates
+            )
+            return Reply("Saved.\n" + admin_render.server_settings(record))
+
+        detail = {"template": chosen, "channel": place or "server"}
+        await admin.run(interaction, "server template", detail, work)
 
 
 def _add_delete_and_roles(server: app_commands.Group, admin: AdminCommands) -> None:

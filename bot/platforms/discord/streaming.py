@@ -130,6 +130,7 @@ class StreamPublisher:
         self.surface = surface
         self.edit_interval_s = edit_interval_s
         self.show_prompt = show_prompt
+        self.published: list[discord.Message] = []  # each sample's last message, once done
         self._last_edit = float("-inf")
 
     async def run(
@@ -169,7 +170,8 @@ class StreamPublisher:
                 body = render.output_body(prompt, record.output)
             else:
                 body = f"**Sample {index + 1}/{count}:**" + render.output_body(None, record.output)
-            pages = render.paginate(body, render.footer(record, index, count))
+            tail = render.footer(record, index, count, finished.notice)
+            pages = render.paginate(body, tail)
             message: discord.Message | None = None
             for page_number, page in enumerate(pages):
                 first = index == 0 and page_number == 0
@@ -178,6 +180,7 @@ class StreamPublisher:
             await self.chat.attach_message(record.id, str(message.id))
             rated.append(message)
         await add_reactions(rated)
+        self.published = rated
         return rated
 
 

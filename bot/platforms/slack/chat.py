@@ -98,7 +98,7 @@ class SlackChat:
         )
         origin = Origin(PLATFORM, user, command.get("team_id"), channel)
         stream = self._chat.generate_stream(origin, prompt, options)
-        await self._render(client, target, stream, say=_privately(respond))
+        await self.render(client, target, stream, say=_privately(respond))
 
     async def reaction_added(
         self,
@@ -108,7 +108,7 @@ class SlackChat:
         context: AsyncBoltContext,
     ) -> None:
         """Rate, regenerate or continue the answer the reaction is on."""
-        if self._seen(body.get("event_id")):
+        if self.seen(body.get("event_id")):
             return
         found = await self._reacted_generation(event, context)
         if found is None:
@@ -122,11 +122,11 @@ class SlackChat:
         elif name == REGENERATE_REACTION:
             target = await self._follow_up(generation, origin, "another take on")
             stream = self._chat.regenerate_stream(generation.id, origin)
-            await self._render(client, target, stream, say=self._ephemeral(client, origin))
+            await self.render(client, target, stream, say=self.ephemeral(client, origin))
         elif name == CONTINUE_REACTION:
             target = await self._follow_up(generation, origin, "continued", show_prompt=False)
             stream = self._chat.continue_stream(generation.id, origin)
-            await self._render(client, target, stream, say=self._ephemeral(client, origin))
+            await self.render(client, target, stream, say=self.ephemeral(client, origin))
 
     async def _report(
         self, client: AsyncWebClient, generation: GenerationRecord, user: str
@@ -164,7 +164,7 @@ class SlackChat:
             except SlackApiError as error:
                 log.warning("could not mark an answer as stopped: %s", slack_error(error))
 
-    def _seen(self, event_id: str | None) -> bool:
+    def seen(self, event_id: str | None) -> bool:
         """True for an event already handled (Slack's retry of it)."""
         if event_id is None:
             return False
@@ -205,7 +205,7 @@ class SlackChat:
         prompt = generation.prompt if show_prompt else ""
         return Target(str(origin.channel_id), header, prompt, thread_ts=root)
 
-    def _ephemeral(self, client: AsyncWebClient, origin: Origin) -> Say:
+    def ephemeral(self, client: AsyncWebClient, origin: Origin) -> Say:
         async def say(text: str) -> None:
             await client.chat_postEphemeral(
                 channel=str(origin.channel_id), user=origin.user_id, text=text
@@ -213,14 +213,15 @@ class SlackChat:
 
         return say
 
-    async def _render(
+    async def render(
         self,
         client: AsyncWebClient,
         target: Target,
         events: AsyncIterator[GenerateEvent],
         say: Say,
-    ) -> None:
-        """Drive a generation's events into Slack messages; errors become sentences."""
+    ) -> bool:
+        """Drive a generation's events into Slack messages; errors become sentences. Whether
+        the answer was written to the end."""
         stream = SlackStream(client, target, self._interval)
         task = asyncio.current_task()
         if task is not None:
@@ -230,6 +231,7 @@ class SlackChat:
         finally:
             if task is not None:
                 self._inflight.pop(task, None)
+        return stream.finished
 
     async def _stream(
         self, stream: SlackStream, events: AsyncIterator[GenerateEvent], say: Say
@@ -238,7 +240,7 @@ class SlackChat:
             # Nothing is posted before the first event: invalid requests are answered privately.
             async for event in events:
                 if isinstance(event, Finished):
-                    await stream.finish(event.generations, self._attach)
+                    await stream.finish(event.generations, self._attach, event.notice)
                 else:
                     await stream.on_event(event)
             await stream.add_affordances()

@@ -31,7 +31,9 @@ from bot.platforms.slack.config import SlackConfig
 from bot.platforms.slack.members import COMMAND as MYDATA_COMMAND
 from bot.platforms.slack.members import SlackMyData
 from bot.platforms.slack.stream import EDIT_INTERVAL_S
+from bot.platforms.slack.talk import SlackTalk
 from bot.settings import check_config
+from bot.story import StoryThreads
 
 if TYPE_CHECKING:
     from bot.app import App
@@ -64,7 +66,8 @@ def web_client(config: SlackConfig) -> AsyncWebClient:
 
 
 class SlackPlatform:
-    """Serves `/generate`, `/gpt2bot-admin` and reactions for one Slack workspace."""
+    """Serves `/generate`, `/gpt2bot-admin`, reactions, mentions and story threads for one
+    Slack workspace."""
 
     name = "slack"
 
@@ -94,6 +97,10 @@ class SlackPlatform:
         self.bolt.command(MYDATA_COMMAND)(SlackMyData(app.mydata).command)
         self.bolt.event("reaction_added")(self.chat.reaction_added)
         self.bolt.event("reaction_removed")(self.chat.reaction_removed)
+        stories = StoryThreads(app.chat, app.db, app.settings.chat)
+        self.talk = SlackTalk(app.chat, self.chat, stories)
+        self.bolt.event("app_mention")(self.talk.app_mention)
+        self.bolt.event("message")(self.talk.message)
         self._runner: web.AppRunner | None = None
         self._socket: AsyncSocketModeHandler | None = None
         self._stopped = asyncio.Event()

@@ -27,10 +27,11 @@ POST_WAIT_S = 10.0  # how long a failure notice waits for a first post still in 
 CURSOR = " …"  # marks text that is still being written
 # Reactions the bot adds to each finished answer, so users see what they can do.
 AFFORDANCES = ("+1", "-1", "repeat", "fast_forward")
+TEMPLATE_SHOWN = 80  # characters of a prompt template a footer shows
 Attach = Callable[[GenerationRecord, str], Awaitable[None]]  # (generation, stored message id)
 HINT = (
     "react :+1: / :-1: to rate, :repeat: for another take, :fast_forward: to continue, "
-    ":triangular_flag_on_post: to report"
+    ":triangular_flag_on_post: to report; reply in the thread to go on with your words"
 )
 
 
@@ -90,7 +91,9 @@ class SlackStream:
             except SlackApiError as error:  # a missed progress edit is fine: the final one counts
                 log.warning("skipped a progress edit: %s", slack_error(error))
 
-    async def finish(self, generations: list[GenerationRecord], attach: Attach) -> None:
+    async def finish(
+        self, generations: list[GenerationRecord], attach: Attach, notice: str | None = None
+    ) -> None:
         """Link each generation to its message, then write its final text.
 
         Linking first means a reaction on the finished text always finds its generation.
@@ -98,7 +101,7 @@ class SlackStream:
         for index, generation in enumerate(generations):
             ts = self._ts.get(index) or await self._show(index, "_writing…_", force=True)
             await attach(generation, message_id(self._target.channel, ts))
-            body = self._body(generation.output) + "\n" + _footer(generation)
+            body = self._body(generation.output) + "\n" + _footer(generation, notice)
             await self._show(index, body, force=True)
         self.finished = True
 
@@ -158,9 +161,16 @@ class SlackStream:
                     log.warning("could not add :%s: to %s: %s", name, ts, slack_error(error))
 
 
-def _footer(generation: GenerationRecord) -> str:
-    truncated = " · prompt cut to fit" if generation.prompt_truncated else ""
+def _footer(generation: GenerationRecord, notice: str | None = None) -> str:
+    """Id, model, seed, the template that applied, and a cut prompt said once."""
+    cut = generation.prompt_truncated and generation.kind in ("new", "regenerate")
+    extra = " · prompt cut to fit" if cut else ""
+    if generation.template is not None:
+        shown = generation.template.replace("\n", "\\n")[:TEMPLATE_SHOWN]  # one line
+        extra += f" · template `{escape(shown)}`"
+    if notice:
+        extra += f" · {notice}"
     return (
         f"_#{generation.id} · model {generation.model_version} · seed {generation.seed}"
-        f"{truncated}_ · {HINT}"
+        f"{extra}_ · {HINT}"
     )

@@ -105,6 +105,10 @@ async def _server_set(admin: AdminServices, actor: str, body: dict[str, Any]) ->
     if not platform or not server_id:
         raise InvalidRequest("Choose the server to change.")
     channels = [c for c in str(body.get("allowed_channels") or "").replace(",", " ").split()]
+    changes: dict[str, Any] = {}
+    if "template" in body:  # the whole server's; channels' templates are set in the chat
+        current = await admin.servers.get(platform, server_id)
+        changes["templates"] = {**current.templates, "": str(body["template"] or "") or None}
     record = await admin.servers.update(
         actor,
         platform,
@@ -114,6 +118,7 @@ async def _server_set(admin: AdminServices, actor: str, body: dict[str, Any]) ->
         max_new_tokens_cap=_optional_number(body, "max_new_tokens_cap", int),
         samples_cap=_optional_number(body, "samples_cap", int),
         ratings_train=bool(body.get("ratings_train", True)),
+        **changes,
     )
     return {
         "message": f"Saved the settings of {platform} server {server_id}.",

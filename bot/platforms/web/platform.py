@@ -14,7 +14,7 @@ from aiohttp.typedefs import Handler
 
 from admin.errors import AdminError
 from bot.logs import announce, logs_json
-from bot.platforms.base import RunOptions, uses_config
+from bot.platforms.base import RunOptions, serves_http, uses_config
 from bot.platforms.health import WEB_PORT_FIX, HealthTarget, cannot_listen, health_routes
 from bot.platforms.web.ab import ABApi
 from bot.platforms.web.actions import action_routes
@@ -142,6 +142,7 @@ class WebPlatform:
         self._stopped.set()
 
 
+@serves_http
 @uses_config(WebConfig)
 def create(app: App, options: RunOptions, config: WebConfig) -> WebPlatform:
     """The `gpt2bot.platforms` entry point: warns when listening beyond this machine."""

@@ -13,7 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from admin.auth import NotAuthorized
-from admin.base import BlindPair
+from admin.results import BlindPair
 from bot.export import FORMATS, REVIEW_EXPORTS, write_reviews
 from bot.params import InvalidRequest
 from bot.platforms.web.dashboard import DashboardContext, _actor, download

@@ -240,7 +240,7 @@
     const { servers } = await call("GET", "/admin/api/servers");
     const body = $("servers").tBodies[0];
     body.replaceChildren();
-    if (!servers.length) body.append(row(["No server has used the bot yet.", "", "", "", "", "", ""]));
+    if (!servers.length) body.append(row(["No server has used the bot yet.", "", "", "", "", "", "", ""]));
     for (const s of servers) {
       const name = `${s.platform} ${s.server_id}`;
       const fields = {
@@ -249,12 +249,19 @@
         max_new_tokens_cap: input(s.max_new_tokens_cap, `Max new tokens of ${name}`, "number"),
         samples_cap: input(s.samples_cap, `Max samples of ${name}`, "number"),
         ratings_train: input(s.ratings_train, `Ratings of ${name} train`, "checkbox"),
+        // a text input drops new lines: shown (and sent back) as \n, as typed in a chat
+        template: input((s.templates[""] || "").replace(/\n/g, "\\n"), `Prompt template of ${name}`),
       };
+      // channel templates are set in the chat (`/admin server template`); shown on hover
+      const perChannel = Object.entries(s.templates).filter(([place]) => place);
+      fields.template.title = perChannel.map(([place, text]) => `#${place}: ${text}`).join("\n");
+      fields.template.placeholder = "{prompt} once, e.g. Q: {prompt}\\nA:";
       const save = button("Save", () => act("servers-msg", "/admin/api/servers/update", {
         platform: s.platform, server_id: s.server_id,
         allowed_channels: fields.allowed_channels.value,
         cooldown_s: fields.cooldown_s.value, max_new_tokens_cap: fields.max_new_tokens_cap.value,
         samples_cap: fields.samples_cap.value, ratings_train: fields.ratings_train.checked,
+        template: fields.template.value,
       }, loadServers));
       body.append(row([name, ...Object.values(fields), save]));
     }

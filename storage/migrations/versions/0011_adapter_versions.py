@@ -1,15 +1,15 @@
 """Adapter versions: a model version may be a LoRA adapter over a full base version, named here
 (NULL for a full version).
 
-Revision ID: 0010_adapters
-Revises: 0009
+Revision ID: 0011
+Revises: 0010
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0010_adapters"
-down_revision = "0009"
+revision = "0011"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,114 @@
+"""What the engine loads to serve a version: a batch of its own for a full version; for an
+adapter version (model/engine/adapters.py) its weights, over the batch of its base, resident
+already or loaded with it. Everything here runs off the worker thread (each load on a thread of
+its own, model/threads.py), so running requests keep decoding meanwhile; the worker only
+attaches the result between two steps."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from model.engine.adapters import Adapter, read_adapter
+from model.engine.admission import Admission
+from model.engine.batch import Batch
+from model.engine.config import EngineConfig
+from model.engine.metrics import EngineMetrics
+from model.engine.residents import Residents
+from model.threads import to_own_thread
+from model.versions import LoadedModel, adapter_base
+
+log = logging.getLogger(__name__)
+
+Loader = Callable[[str, str], LoadedModel]
+
+
+@dataclass
+class Served:
+    """A version ready to serve: its batch and, for an adapter version, the adapter to attach
+    (None: the batch's own model)."""
+
+    version: str
+    batch: Batch
+    adapter: Adapter | None
+
+
+class Loading:
+    """Builds batches and reads adapters with the engine's settings."""
+
+    def __init__(
+        self,
+        config: EngineConfig,
+        load: Loader,
+        int8: bool,
+        int8_rows: int,
+        metrics: EngineMetrics,
+        admission: Admission,
+    ) -> None:
+        self.config, self._load = config, load
+        self.int8, self.int8_rows = int8, int8_rows
+        self.metrics, self.admission = metrics, admission
+
+    async def served(self, version: str, path: str, residents: Residents | None) -> Served:
+        """Load what serving `version` from `path` needs: an adapter version joins its base's
+        resident batch when there is one (`residents.batch_of`, read by the caller's lock
+        holder: a stale answer only means the base is loaded again)."""
+        base = adapter_base(path)
+        if base is None:
+            return Served(version, await to_own_thread(self.batch, version, path), None)
+        batch = residents.batch_of(base.version) if residents is not None else None
+        if batch is None:
+            batch = await to_own_thread(self.batch, base.version, base.path)
+        adapter = await to_own_thread(self.adapter, version, path, batch)
+        return Served(version, batch, adapter)
+
+    def batch(self, version: str, path: str) -> Batch:
+        """Load a full version and build everything it needs to serve."""
+        loaded = self._load(version, path)
+        config = self.config
+        batch = Batch(
+            loaded,
+            config.max_batch,
+            lambda: self.metrics.count("oom_splits"),
+            config.cpu_prepack,
+            config.cuda_graphs,
+            self.int8,
+            config.cpu_native_attention,
+            config.cpu_native_int8,
+            self.int8_rows,
+        )
+        self.admission.throughput.seed(config.max_batch, batch.time_full_step)
+        return batch
+
+    def adapter(self, version: str, path: str, batch: Batch) -> Adapter:
+        began = time.perf_counter()
+        runner = batch.runner
+        adapter = read_adapter(version, path, runner.layers, runner.dtype, runner.device)
+        log.info(
+            "read adapter %s (rank %d, %.1f MB) over %s in %.0f ms",
+            version,
+            adapter.rank,
+            adapter.bytes() / 1e6,
+            batch.loaded.version,
+            (time.perf_counter() - began) * 1000,
+        )
+        return adapter
+
+
+def attach(residents: Residents, served: Served, max_adapters: int) -> None:
+    """Put `served`'s adapter on its batch (worker thread, between steps), first unloading the
+    adapter versions asked for least recently beyond `max_adapters` (their running rows
+    finish on them)."""
+    if served.adapter is None or served.version in served.batch.adapters:
+        return
+    batch = served.batch
+    resident = [v for v, b in residents.others.items() if b is batch and v in batch.adapters]
+    while len(batch.adapters) >= max_adapters and resident:
+        oldest = min(resident, key=residents.last_asked)
+        resident.remove(oldest)
+        log.info("adapter %s unloaded to make room (ENGINE_MAX_ADAPTERS=%d)", oldest, max_adapters)
+        residents.remove(oldest)
+        residents.drop_unused_adapters()
+    batch.add_adapter(served.adapter)
