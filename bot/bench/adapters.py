@@ -4,7 +4,8 @@ same burst split 50/50 between two full versions, as an A/B experiment of two fu
 fine-tunes would run. The mixes run in turn and are repeated (median and spread reported).
 
 The adapters are PEFT's own `save_pretrained` folders with random weights (speed does not
-depend on them), rank `ADAPTER_RANK` on every projection GPT-2's LoRA targets. The two "full
+depend on them), of the rank `gpt2bot train` gives them by default (`LORA_RANK`), on every
+projection GPT-2's LoRA targets. The two "full
 versions" share the loaded model's parameters but each has a batch of its own, with its own
 prepacked (or int8) copy of the weights, which is what a decode step reads: as with two
 fine-tunes, every step of each reads its own weights.
@@ -28,13 +29,13 @@ from bot.bench.scenarios import BENCH_CONFIG, label
 from bot.bench.workload import Workload
 from model.backends.base import GenerationRequest
 from model.backends.local import int8_rows_of
+from model.config import FinetuneConfig
 from model.engine import Engine
+from model.lora import TARGET_MODULES
 from model.versions import LoadedModel
 
-ADAPTER_RANK = 8
 ADAPTER_COUNTS = (2, 8)
 REPEATS = 2
-TARGETS = ["c_attn", "c_proj", "c_fc"]
 
 Mix = tuple[list[tuple[str, str]], list[str | None]]  # (versions to load, each request's version)
 
@@ -44,8 +45,12 @@ def write_adapters(loaded: LoadedModel, folder: Path, count: int) -> list[tuple[
     from peft import LoraConfig, get_peft_model
     from transformers import GPT2LMHeadModel
 
+    defaults = FinetuneConfig()
     config = LoraConfig(
-        r=ADAPTER_RANK, lora_alpha=2 * ADAPTER_RANK, target_modules=TARGETS, fan_in_fan_out=True
+        r=defaults.lora_rank,
+        lora_alpha=defaults.lora_alpha,
+        target_modules=list(TARGET_MODULES),
+        fan_in_fan_out=True,
     )
     model = get_peft_model(GPT2LMHeadModel(loaded.model.config), config)  # type: ignore[arg-type]
     generator = torch.Generator().manual_seed(0)
@@ -131,7 +136,7 @@ def run_adapters(loaded: LoadedModel, weights: str, workload: Workload) -> dict[
     rate = {name: r["tokens_per_s"] for name, r in results.items()}
     top = max(ADAPTER_COUNTS)
     return {
-        "rank": ADAPTER_RANK,
+        "rank": FinetuneConfig().lora_rank,
         "repeats": REPEATS,
         "dtype": label(loaded, weights),
         "results": results,
