@@ -36,6 +36,7 @@ import torch
 from admin.config import ABConfig, LearningConfig
 from bot.app import App
 from bot.bench.ab_simulation import simulate_ab
+from bot.bench.measure import machine
 from bot.chat import ChatConfig, ChatService, Origin
 from bot.settings import Settings
 from model.bootstrap import BootstrapConfig, build_bootstrap
@@ -180,6 +181,7 @@ async def run_loop_bench(
         "finetune": asdict(LOOP_FINETUNE),
         "lora": {"learning_rate": LORA_LEARNING_RATE, "kto_learning_rate": LORA_KTO_LEARNING_RATE},
         "ab_simulation": simulate_ab(ab or ABConfig()),
+        "machine": machine(),
     }
 
 

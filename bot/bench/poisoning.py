@@ -31,6 +31,7 @@ from admin.moderation import AllowAll, ModerationConfig, Moderator
 from admin.moderation.default import DefaultModerator
 from bot.app import App
 from bot.bench.loop import LOOP_FINETUNE, PROMPTS, TOPIC_WORD
+from bot.bench.measure import machine
 from bot.chat import ChatConfig, Origin
 from bot.params import InvalidRequest
 from bot.settings import Settings
@@ -178,6 +179,7 @@ async def run_poisoning_bench(cycles: int = 3, base: str | None = None) -> dict[
         off, _ = await _arm("defences_off", tmp, base or first, cycles, judge)
         rules, _ = await _arm("rules_only", tmp, base or first, cycles, judge)
     return {
+        "machine": machine(),
         "defences_on": on,
         "defences_off": off,
         "rules_only": rules,

@@ -7,9 +7,13 @@ How a step applies them: the adapters of a batch are stacked side by side, per l
 projection, into `down` (in, R) and `up` (R, out) matrices, R the sum of their ranks. A step
 computes `h @ down` for every row (N, R), zeroes the columns of the adapters that are not the
 row's (a per-row mask, one gather per step), and adds `@ up` to the base's output (`addmm`).
-Three small products per projection, the same count whatever the mix of adapters, and no
-gather or sort of the rows (Punica and S-LoRA sort rows by adapter for GPUs; on a few rows the
-wasted columns of the other adapters cost less than moving the rows).
+Two small products and a mask per projection, the same count whatever the mix of adapters, and
+no gather or sort of the rows (Punica and S-LoRA sort rows by adapter for GPUs; on a few rows
+the wasted columns of the other adapters cost less than moving the rows: measured on the 2-core
+Xeon, 8 adapters of rank 16 at 32 rows, sorting into groups and two batched products took 9.0
+ms a step against 5.1 stacked). On CPU the stacks are prepacked for oneDNN like the base
+(model/engine/linear.py), the add fused into the second product: at 32 rows (bf16, 768 x
+3072, rank 128) 73 us against 129 for `mm` + `addmm`.
 
 GPT-2's projections are transformers' `Conv1D`: PEFT stores `lora_A` (r, in) and `lora_B`
 (out, r) for them as for a `Linear`, and the update of `x` is `x @ A.T @ B.T * alpha / r`.
@@ -25,6 +29,7 @@ from pathlib import Path
 
 import torch
 
+from model.engine.linear import prepack_available
 from model.versions import ModelUnavailable
 
 ADAPTER_CONFIG = "adapter_config.json"
@@ -121,7 +126,7 @@ class AdapterStack:
     def __init__(self, layers: int, dtype: torch.dtype, device: torch.device) -> None:
         self.layers, self.dtype, self.device = layers, dtype, device
         self.adapters: dict[str, Adapter] = {}  # in stacking order
-        self.stacks: list[dict[str, tuple[torch.Tensor, torch.Tensor]]] = []
+        self.stacks: list[dict[str, LowRank]] = []
         self.selectors = torch.zeros(1, 0, dtype=dtype, device=device)  # (slots + 1, R)
         self.slots: dict[str, int] = {}
 
@@ -166,7 +171,9 @@ class AdapterStack:
             self.selectors[i, column : column + adapter.rank] = 1
             column += adapter.rank
         for layer in range(self.layers):
-            self.stacks.append({name: self._stacked(adapters, layer, name) for name in PROJECTIONS})
+            self.stacks.append(
+                {name: LowRank(*self._stacked(adapters, layer, name)) for name in PROJECTIONS}
+            )
 
     def _stacked(
         self, adapters: list[Adapter], layer: int, name: str
@@ -194,23 +201,42 @@ def _empty(dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     return torch.zeros(0, 0, dtype=dtype, device=device)
 
 
+class LowRank:
+    """One projection's stacked adapters: `add(x, mask, out)` is `out + ((x @ down) * mask) @
+    up`, prepacked for oneDNN on CPU (fp32, bf16), plain products elsewhere."""
+
+    def __init__(self, down: torch.Tensor, up: torch.Tensor) -> None:
+        self.empty = down.numel() == 0
+        on_cpu = down.device.type == "cpu" and down.dtype in (torch.float32, torch.bfloat16)
+        self.packed = not self.empty and on_cpu and prepack_available()
+        if self.packed:  # as `Linear` weights: (R, in) and (out, R)
+            self.down = torch.ops.mkldnn._reorder_linear_weight(down.t().contiguous())
+            self.up = torch.ops.mkldnn._reorder_linear_weight(up.t().contiguous())
+        else:
+            self.down, self.up = down, up
+
+    def add(self, x: torch.Tensor, mask: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        if self.empty:
+            return out
+        if not self.packed:
+            return torch.addmm(out, torch.mm(x, self.down).mul_(mask), self.up)
+        linear = torch.ops.mkldnn._linear_pointwise
+        low = linear(x, self.down, None, "none", [], "").mul_(mask)  # (N, R)
+        added: torch.Tensor = linear.binary(low, out, self.up, None, "add")
+        return added
+
+
 class LoraStep:
     """The adapters' part of one step (a prefill's tokens or a decode's rows): `add` puts each
     row's own adapter's update onto a projection's output."""
 
-    def __init__(
-        self, stacks: list[dict[str, tuple[torch.Tensor, torch.Tensor]]], mask: torch.Tensor
-    ) -> None:
+    def __init__(self, stacks: list[dict[str, LowRank]], mask: torch.Tensor) -> None:
         self.stacks = stacks
         self.mask = mask  # (N, R): 1 in the columns of each row's adapter
 
     def add(self, layer: int, name: str, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
         """`out` (N, out) plus the update of `x` (N, in) by each row's adapter."""
-        down, up = self.stacks[layer][name]
-        if down.numel() == 0:
-            return out
-        low = torch.mm(x, down).mul_(self.mask)  # (N, R)
-        return torch.addmm(out, low, up)
+        return self.stacks[layer][name].add(x, self.mask, out)
 
     def rows(self, rows: slice) -> LoraStep:
         """The part for a slice of the rows (a batch split after running out of memory)."""
