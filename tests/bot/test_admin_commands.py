@@ -43,8 +43,8 @@ async def test_model_list_and_use_as_the_owner(app) -> None:
     commands = AdminCommands(app)
     listed = (await commands.run(OWNER, "model list")).text.splitlines()
     assert sorted(listed) == [
-        "· `v2` candidate · parent v1",
-        "▶ `v1` active · parent - · eval_loss 3.500",
+        "· `v2` candidate · full model · parent v1",
+        "▶ `v1` active · full model · parent - · eval_loss 3.500",
     ]
     refused = (await commands.run(OWNER, "model use nothing")).text
     assert "nothing" in refused and "Traceback" not in refused
