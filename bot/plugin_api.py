@@ -27,7 +27,7 @@ from admin.base import AdminServices
 from admin.errors import AdminError
 from admin.moderation.base import PASSED, ModerationConfig, Moderator, Verdict
 from admin.moderation.fake import FakeModerator
-from bot.admin_commands import AdminCommands, AdminReply, Chart, Surface
+from bot.admin_commands import AdminCommands, AdminReply, Chart, Renderer, Surface, Upload
 from bot.chat import ChatService, Finished, GenerateEvent, Origin
 from bot.params import InvalidRequest
 from bot.platforms.base import (
@@ -59,7 +59,7 @@ from model.backends.fake import ScriptedBackend
 from model.config import ModelConfig
 
 # (major, minor): a major bump removes or changes a name; a minor bump only adds names
-API_VERSION = (1, 0)
+API_VERSION = (1, 1)  # 1.1: Renderer, Upload (a platform words /admin its own way)
 
 
 class PluginAPIError(RuntimeError):
@@ -87,9 +87,12 @@ class AppHandle(Protocol):
     backend: Backend  # what generates: its `model_version`, for a status line
 
 
-def admin_commands(app: AppHandle, surface: Surface | None = None) -> AdminCommands:
-    """The `/admin` command set for a platform that writes its replies as `surface` says."""
-    return AdminCommands(app, surface)
+def admin_commands(
+    app: AppHandle, surface: Surface | None = None, renderer: Renderer | None = None
+) -> AdminCommands:
+    """The `/admin` command set for a platform that writes its replies as `surface` says, or
+    words them as its own `renderer` (a `Renderer` subclass) does."""
+    return AdminCommands(app, surface, renderer)
 
 
 @asynccontextmanager
@@ -157,12 +160,14 @@ __all__ = [
     "PluginAPIError",
     "QueueHandle",
     "Queued",
+    "Renderer",
     "RunOptions",
     "SamplingParams",
     "ScriptedBackend",
     "SettingsError",
     "Surface",
     "TimedOut",
+    "Upload",
     "Verdict",
     "admin_commands",
     "app_for_tests",

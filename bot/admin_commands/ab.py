@@ -5,145 +5,105 @@ and B without version names, and a vote reveals which version was which)."""
 
 from __future__ import annotations
 
-from admin.ab_report import ABReport, latest_report, parse_share, report_of
+from typing import Any
+
+from admin.ab_report import ABReport, ab_chart, latest_report, parse_share, report_of
 from admin.base import AdminServices
-from bot.admin_commands.context import Command, Context, Surface
-from bot.platforms import ab_text, fleet_text
-from model.backends.base import BackendError
-
-PROMPT_CHARS = 500
-OUTPUT_CHARS = 800
-SOURCES = {"fixed": "a fixed evaluation prompt", "recent": "a member's recent prompt"}
-
-
-def _code(surface: Surface) -> ab_text.Markup:
-    return lambda text: surface.code(surface.escape(text))
-
-
-def _bold(surface: Surface) -> ab_text.Markup:
-    return lambda text: surface.bold(surface.escape(text))
-
-
-def experiment_text(report: ABReport, surface: Surface) -> str:
-    """The experiment in the platform's markup: head, both arms, the decision, the review."""
-    hint = f" ({surface.example('review next')} shows the pair to judge)"
-    return "\n".join(ab_text.experiment_lines(report, _bold(surface), _code(surface), hint))
+from admin.results import ExperimentStatus
+from bot.admin_commands.context import Command, Context
+from bot.admin_commands.surface import AdminReply, Chart
+from bot.params import InvalidRequest
+from bot.platforms import fleet_text
 
 
 async def latest(services: AdminServices) -> ABReport | None:
     return await latest_report(services.experiments, services.reviews)
 
 
-def _ab_usage(surface: Surface) -> str:
-    code = surface.code
-    return (
-        f"{surface.example('ab start VERSION [SHARE]')} · {code('ab status')} · {code('ab stop')}"
-    )
+def _ab_usage(ctx: Context) -> str:
+    code = ctx.surface.code
+    start = ctx.surface.example("ab start VERSION [SHARE]")
+    return f"{start} · {code('ab status')} · {code('ab stop')}"
 
 
-async def ab_start(ctx: Context) -> str:
+def _start_options(ctx: Context) -> dict[str, Any]:
     if not ctx.args or len(ctx.args) > 2:
-        usage = _ab_usage(ctx.surface)
-        return f"Name the candidate, and if you like its share of members: {usage}."
-    share = parse_share(ctx.args[1] if len(ctx.args) == 2 else None)
-    status = await ctx.services.experiments.start(ctx.actor.user_id, ctx.args[0], share)
+        usage = _ab_usage(ctx)
+        raise InvalidRequest(f"Name the candidate, and if you like its share of members: {usage}.")
+    return {"version": ctx.args[0], "share": parse_share(ctx.args[1] if ctx.args[1:] else None)}
+
+
+async def _experiment(ctx: Context, report: ABReport, intro: str = "") -> AdminReply | str:
+    chart = Chart("ab.png", f"A/B experiment #{report.status.id}", await ab_chart(report.status))
+    return ctx.render.experiment(report, chart, intro)
+
+
+async def _changed(ctx: Context, status: ExperimentStatus, done: str) -> AdminReply | str:
     followed = fleet_text.experiment_followed(await ctx.services.fleet.view())
     report = await report_of(status, ctx.services.reviews)
-    return f"Started. {followed}\n" + experiment_text(report, ctx.surface)
+    return await _experiment(ctx, report, f"{done} {followed}\n")
 
 
-async def ab_status(ctx: Context) -> str:
+async def ab_start(ctx: Context) -> AdminReply | str:
+    """Options: `version` (the candidate) and `share` (of members; None: `AB_SHARE`)."""
+    version, share = ctx.options["version"], ctx.options.get("share")
+    status = await ctx.services.experiments.start(ctx.actor.user_id, version, share)
+    return await _changed(ctx, status, "Started.")
+
+
+async def ab_status(ctx: Context) -> AdminReply | str:
     report = await latest(ctx.services)
-    if report is None:
-        start = ctx.surface.example("ab start VERSION")
-        return f"No A/B experiment has run yet: {start} starts one."
-    return experiment_text(report, ctx.surface)
+    return ctx.render.no_experiment() if report is None else await _experiment(ctx, report)
 
 
-async def ab_stop(ctx: Context) -> str:
+async def ab_stop(ctx: Context) -> AdminReply | str:
     status = await ctx.services.experiments.stop(ctx.actor.user_id)
-    followed = fleet_text.experiment_followed(await ctx.services.fleet.view())
-    report = await report_of(status, ctx.services.reviews)
-    return f"Stopped. {followed}\n" + experiment_text(report, ctx.surface)
+    return await _changed(ctx, status, "Stopped.")
 
 
-def _clip(surface: Surface, text: str, limit: int) -> str:
-    text = text.strip()
-    return surface.escape(text if len(text) <= limit else text[: limit - 1].rstrip() + "…")
-
-
-def _quote(surface: Surface, text: str) -> str:
-    body = _clip(surface, text, OUTPUT_CHARS) or "_(nothing: the model ended the text here)_"
-    return "\n".join(f"> {line}" for line in body.splitlines())
-
-
-def _review_usage(surface: Surface) -> str:
-    code = surface.code
-    next_item = surface.example("review next [VERSION_A] [VERSION_B]")
-    return f"{next_item} · {code('review vote ID a|b|tie')} · {code('review stats')}"
-
-
-async def review_next(ctx: Context) -> str:
+def _pair_options(ctx: Context) -> dict[str, Any]:
     if len(ctx.args) > 2:
-        return f"Name at most two versions: {_review_usage(ctx.surface)}."
-    try:
-        item = await ctx.services.reviews.next_item(ctx.actor.user_id, *ctx.args)
-    except BackendError as error:  # busy, timed out: the sentence says what to do
-        return str(error)
-    surface, code = ctx.surface, ctx.surface.code
-    return "\n".join(
-        [
-            f"{surface.bold(f'Blind review #{item.id}')}: which output is better? "
-            f"({SOURCES.get(item.source, item.source)}; same seed and settings for both)",
-            f"{surface.bold('Prompt:')} {_clip(surface, item.prompt, PROMPT_CHARS)}",
-            surface.bold("A"),
-            _quote(surface, item.output_a),
-            surface.bold("B"),
-            _quote(surface, item.output_b),
-            f"Vote: {surface.example(f'review vote {item.id} a')} (A is better), "
-            f"{code(f'… {item.id} b')} (B is better) or {code(f'… {item.id} tie')}.",
-        ]
-    )
+        code = ctx.surface.code
+        next_item = ctx.surface.example("review next [VERSION_A] [VERSION_B]")
+        usage = f"{next_item} · {code('review vote ID a|b|tie')} · {code('review stats')}"
+        raise InvalidRequest(f"Name at most two versions: {usage}.")
+    return dict(zip(("version_a", "version_b"), ctx.args, strict=False))
 
 
-async def review_vote(ctx: Context) -> str:
-    surface = ctx.surface
+async def review_next(ctx: Context) -> AdminReply | str:
+    """Options: `version_a`, `version_b` (defaults: the active one and the candidate or the
+    newest), or `same_pair_as` (a review item whose pair to show again)."""
+    pair = {
+        k: ctx.options[k] for k in ("version_a", "version_b", "same_pair_as") if k in ctx.options
+    }
+    item = await ctx.services.reviews.next_item(ctx.actor.user_id, **pair)
+    return ctx.render.blind_pair(item)
+
+
+def _vote_options(ctx: Context) -> dict[str, Any]:
     if len(ctx.args) != 2 or not ctx.args[0].lstrip("#").isdigit():
-        example = surface.example("review vote 12 a")
-        return f"Say which pair and which output: {example} (or `b`, `tie`)."
-    item_id = int(ctx.args[0].lstrip("#"))
-    item = await ctx.services.reviews.record(ctx.actor.user_id, item_id, ctx.args[1])
-    code = _code(surface)
-    sides = f"A was {code(item.version_a)}, B was {code(item.version_b)}"
-    winner = item.winner
-    verdict = "you called it a tie" if winner is None else f"you preferred {code(winner)}"
-    return f"{sides}: {verdict}. Next: {surface.example('review next')}."
+        example = ctx.surface.example("review vote 12 a")
+        raise InvalidRequest(f"Say which pair and which output: {example} (or `b`, `tie`).")
+    return {"id": int(ctx.args[0].lstrip("#")), "choice": ctx.args[1]}
+
+
+async def review_vote(ctx: Context) -> AdminReply | str:
+    """Options: `id` (the review item) and `choice` (`a`, `b` or `tie`)."""
+    item = await ctx.services.reviews.record(
+        ctx.actor.user_id, ctx.options["id"], ctx.options["choice"]
+    )
+    return ctx.render.revealed(item)
 
 
 async def review_stats(ctx: Context) -> str:
-    rates = await ctx.services.reviews.win_rates()
-    surface = ctx.surface
-    if not rates:
-        return (
-            f"No blind-review verdicts yet: {surface.example('review next')} shows a pair to judge."
-        )
-    code = _code(surface)
-    lines = [f"{surface.bold('Blind review win rates')} (a tie counts half a win for each)"]
-    for r in rates:
-        first, second = code(r.first), code(r.second)
-        lines.append(
-            f"{first} vs {second}: {r.judged} judged · {first} {r.first_wins} won "
-            f"({r.first_rate:.0%}) · {second} {r.second_wins} won ({r.second_rate:.0%}) · "
-            f"{r.ties} tied"
-        )
-    return "\n".join(lines)
+    return ctx.render.win_rates(await ctx.services.reviews.win_rates())
 
 
 COMMANDS = (
-    Command(("review", "next"), "review next [VERSION_A] [VERSION_B]", review_next),
-    Command(("review", "vote"), "review vote ID a|b|tie", review_vote),
+    Command(("review", "next"), "review next [VERSION_A] [VERSION_B]", review_next, _pair_options),
+    Command(("review", "vote"), "review vote ID a|b|tie", review_vote, _vote_options),
     Command(("review", "stats"), "review stats", review_stats),
-    Command(("ab", "start"), "ab start VERSION [SHARE]", ab_start),
+    Command(("ab", "start"), "ab start VERSION [SHARE]", ab_start, _start_options),
     Command(("ab", "status"), "ab status", ab_status),
     Command(("ab", "stop"), "ab stop", ab_stop),
 )

@@ -4,23 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Mapping
 from typing import Any, Protocol
 
 from admin.auth import Actor, AdminGate, NotAuthorized
 from admin.base import AdminServices
-from admin.errors import AdminError
 from bot.admin_commands import ab, learning, servers
-from bot.admin_commands.context import AdminReply, Command, Context, Surface, Tell
-from bot.params import InvalidRequest
+from bot.admin_commands.context import Command, Context, Progress, Tell
+from bot.admin_commands.render import Renderer, incident_sentence
+from bot.admin_commands.surface import AdminReply, Surface
 
 log = logging.getLogger(__name__)
 
 COMMANDS: tuple[Command, ...] = learning.COMMANDS + servers.COMMANDS + ab.COMMANDS
+BY_WORDS = {" ".join(command.words): command for command in COMMANDS}
 # the help text's lines, by the commands' first words (stats sits with the server's views)
 HELP_LINES = (
-    ("curate add", "curate list", "curate remove"),
+    ("curate add", "curate list", "curate remove", "curate queue"),
     ("retrain now", "retrain status", "retrain cancel", "retrain schedule"),
     ("model list", "model use", "model rollback"),
     ("stats", "server show", "server channels", "server cooldown"),
@@ -38,19 +38,22 @@ class AdminHost(Protocol):
 
 
 class AdminCommands:
-    """Runs the admin command set for one platform, written as its `surface` says."""
+    """Runs the admin command set for one platform, worded by its `renderer` (by default the
+    text every typed platform shows, in `surface`'s markup)."""
 
-    def __init__(self, app: AdminHost, surface: Surface | None = None) -> None:
+    def __init__(
+        self, app: AdminHost, surface: Surface | None = None, renderer: Renderer | None = None
+    ) -> None:
         self._app = app
-        self.surface = surface or Surface()
+        self.renderer = renderer or Renderer(surface)
+        self.surface = self.renderer.surface
         self._tasks: set[asyncio.Task[None]] = set()
 
     def usage(self) -> str:
         """The help text: every command, a line per group."""
-        by_words = {" ".join(c.words): c.usage for c in COMMANDS}
         lines = []
         for group in HELP_LINES:
-            first, *others = (by_words[words] for words in group)
+            first, *others = (BY_WORDS[words].usage for words in group)
             spans = [self.surface.example(first), *(self.surface.code(u) for u in others)]
             lines.append(" · ".join(spans))
         return "Admin commands:\n" + "\n".join(lines)
@@ -73,26 +76,44 @@ class AdminCommands:
             return AdminReply(f"I don't know {unknown}.\n{self.usage()}")
         size = len(command.words)
         rest = text.strip().split(maxsplit=size)[size:]
-        context = Context(
-            self._app.admin,
-            actor,
-            self.surface,
-            words[size:],
-            rest[0] if rest else "",
-            tell,
-            self._spawn,
-        )
-        return await self._answer(command, context)
+        context = self._context(actor, args=words[size:], rest=rest[0] if rest else "", tell=tell)
+        return await self._answer(command, context, parse=True)
 
-    async def _answer(self, command: Command, context: Context) -> AdminReply:
+    async def call(
+        self,
+        actor: Actor,
+        words: str,
+        options: Mapping[str, Any] | None = None,
+        *,
+        detail: Mapping[str, Any] | None = None,
+        tell: Tell | None = None,
+        progress: Progress | None = None,
+    ) -> AdminReply:
+        """Run the command named by `words` ("model use") with `options` already typed (a
+        platform whose commands take typed options, e.g. Discord's slash commands): authorized
+        and audited with `detail` (default: the options), then run; never raises for what a
+        use-case refused. `progress` shows a training run as it goes."""
+        command = BY_WORDS[words]  # a platform names only the commands it registered
+        options = dict(options or {})
         try:
+            audited = f"{self.surface.audit_prefix}{words}"
+            await self._app.gate.authorize(actor, audited, dict(detail or options))
+        except NotAuthorized as refusal:
+            log.warning("refused admin %s for user %s", words, actor.user_id)
+            return AdminReply(str(refusal))
+        context = self._context(actor, options=options, tell=tell, progress=progress)
+        return await self._answer(command, context, parse=False)
+
+    def _context(self, actor: Actor, **given: Any) -> Context:
+        return Context(self._app.admin, actor, self.renderer, self._spawn, **given)
+
+    async def _answer(self, command: Command, context: Context, parse: bool) -> AdminReply:
+        try:
+            if parse:
+                context.options = command.parse(context)
             reply = await command.handler(context)
-        except AdminError as error:  # a refusal written for the admin who asked
-            return AdminReply(error.sentence(self.surface.force))
-        except InvalidRequest as error:  # the command's own words could not be read
-            return AdminReply(str(error))
-        except Exception as error:
-            return AdminReply(incident_sentence(error))
+        except Exception as error:  # a refusal, a mistake or an incident: the renderer words it
+            return AdminReply(self.renderer.error(error, " ".join(command.words)))
         return AdminReply(reply) if isinstance(reply, str) else reply
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
@@ -102,13 +123,6 @@ class AdminCommands:
         task.add_done_callback(_log_failure)
 
 
-def incident_sentence(error: BaseException) -> str:
-    """Log an unexpected error with an id and return the sentence users see instead."""
-    incident = uuid.uuid4().hex[:8]
-    log.error("admin command failed (incident %s)", incident, exc_info=error)
-    return f"Something went wrong on our side (incident {incident}). Please try again later."
-
-
 def _log_failure(task: asyncio.Task[None]) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.error("could not report a training run", exc_info=task.exception())
@@ -116,7 +130,10 @@ def _log_failure(task: asyncio.Task[None]) -> None:
 
 def _lookup(words: list[str]) -> Command | None:
     for size in (2, 1):
-        for command in COMMANDS:
-            if len(words) >= size and command.words == tuple(words[:size]):
-                return command
+        command = BY_WORDS.get(" ".join(words[:size])) if len(words) >= size else None
+        if command is not None:
+            return command
     return None
+
+
+__all__ = ["COMMANDS", "AdminCommands", "AdminHost", "incident_sentence"]

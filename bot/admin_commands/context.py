@@ -1,5 +1,5 @@
-"""What every admin command works with: the platform's `Surface` (how it writes), the
-`Context` of one command, and the `AdminReply` it answers with."""
+"""What every admin command works with: the `Context` of one command (who asked, its options
+by name, the platform's `Renderer`), the `Command` table's rows, and an `Upload`."""
 
 from __future__ import annotations
 
@@ -10,79 +10,46 @@ from typing import Any
 
 from admin.auth import Actor
 from admin.base import AdminServices
+from bot.admin_commands.render import Renderer
+from bot.admin_commands.surface import AdminReply, Surface
 from bot.params import InvalidRequest
+from storage import TrainingRunRecord
 
 Tell = Callable[[str], Coroutine[Any, Any, None]]  # a later message to the admin who asked
-
-
-def _plain(text: str) -> str:
-    return text
-
-
-def _backticks(text: str) -> str:
-    return f"`{text}`"
-
-
-def _stars(text: str) -> str:
-    return f"**{text}**"
-
-
-def _words(text: str) -> list[str]:
-    return [word.lstrip("#") for word in text.split()]
+Progress = Callable[[TrainingRunRecord], None]  # a platform's own display of a training run
 
 
 @dataclass(frozen=True)
-class Surface:
-    """How a platform writes what the command set says (the defaults are Markdown)."""
-
-    command: str = "/admin"  # what admins type before the command words
-    server_noun: str = "server"  # what the platform calls a server ("workspace" on Slack)
-    code: Callable[[str], str] = _backticks  # a code span in the platform's markup
-    bold: Callable[[str], str] = _stars
-    escape: Callable[[str], str] = _plain  # user text made safe for the platform's markup
-    thumbs_up: str = "👍"  # how the platform writes the 👍 reaction in text
-    channel_ids: Callable[[str], list[str]] = _words  # channel ids in `server channels ...`
-    audit_prefix: str = ""  # before the words in the audit log's action ("slack " on Slack)
-
-    @property
-    def force(self) -> str:
-        """Said after a refusal an admin may override (the promotion gate)."""
-        how = self.code(f"{self.command} model use VERSION force")
-        return f"To promote it anyway, add {self.code('force')}: {how}."
-
-    def example(self, words: str) -> str:
-        """A whole command as the admin would type it, as code."""
-        return self.code(f"{self.command} {words}")
-
-
-@dataclass(frozen=True)
-class Chart:
-    """A PNG image to post with the reply."""
+class Upload:
+    """A file an admin attached (Discord's attachment option): its name, size, and bytes."""
 
     filename: str
-    title: str
-    png: bytes
-
-
-@dataclass(frozen=True)
-class AdminReply:
-    """What an admin command answers: text for the admin who asked, and charts to post."""
-
-    text: str
-    charts: tuple[Chart, ...] = ()
+    size: int
+    read: Callable[[], Awaitable[bytes]]
 
 
 @dataclass
 class Context:
-    """One admin command: who asked, its words after the command name, how to answer later."""
+    """One admin command: who asked, its options by name, how to word and send the answer.
+
+    A typed command line fills `args` and `rest`, and the command's `parse` reads them into
+    `options`; a platform with typed options (Discord's slash commands) gives `options` at once.
+    """
 
     services: AdminServices
     actor: Actor
-    surface: Surface
-    args: list[str]
-    rest: str  # the text after the command words, line breaks kept
-    tell: Tell | None
+    render: Renderer  # how the platform words each result
     spawn: Callable[[Coroutine[Any, Any, None]], None]
+    options: dict[str, Any] = field(default_factory=dict)
+    args: list[str] = field(default_factory=list)  # the words after the command's words
+    rest: str = ""  # the text after the command words, line breaks kept
+    tell: Tell | None = None  # a later message to the admin who asked
+    progress: Progress | None = None  # shows a training run as it goes (else: `tell` at the end)
+
+    @property
+    def surface(self) -> Surface:
+        """How the platform writes code, bold and user text."""
+        return self.render.surface
 
     @property
     def server_id(self) -> str:
@@ -102,12 +69,20 @@ class Context:
 
 
 Handler = Callable[[Context], Awaitable["AdminReply | str"]]
+Parser = Callable[[Context], dict[str, Any]]
+
+
+def no_options(ctx: Context) -> dict[str, Any]:
+    """The parser of a command that takes no arguments (extra words are ignored)."""
+    return {}
 
 
 @dataclass(frozen=True)
 class Command:
-    """One admin command: its words, its arguments as help shows them, and what it does."""
+    """One admin command: its words, its arguments as help shows them, how a typed line
+    becomes its options (`parse` raises `InvalidRequest` with the usage), and what it does."""
 
     words: tuple[str, ...]
     usage: str  # e.g. "curate list [N]"
     handler: Handler = field(repr=False)
+    parse: Parser = field(default=no_options, repr=False)

@@ -61,6 +61,7 @@ API_1_0 = {
     "serves_http",
     "uses_config",
 }
+API_1_1 = API_1_0 | {"Renderer", "Upload"}
 
 
 def test_every_promised_name_is_still_there() -> None:
@@ -71,9 +72,9 @@ def test_every_promised_name_is_still_there() -> None:
 
 
 def test_a_new_name_comes_with_a_minor_version() -> None:
-    added = set(plugin_api.__all__) - API_1_0
-    assert plugin_api.API_VERSION == (1, 0) or added, "bump API_VERSION only with a change"
-    assert not added or plugin_api.API_VERSION > (1, 0), (
+    added = set(plugin_api.__all__) - API_1_1
+    assert plugin_api.API_VERSION == (1, 1) or added, "bump API_VERSION only with a change"
+    assert not added or plugin_api.API_VERSION > (1, 1), (
         f"{sorted(added)} joined the API: bump API_VERSION's minor number and list them here"
     )
 
@@ -81,9 +82,10 @@ def test_a_new_name_comes_with_a_minor_version() -> None:
 def test_a_plugin_learns_at_load_time_when_the_api_is_not_its_own() -> None:
     plugin_api.require_api(1)
     plugin_api.require_api(1, 0)
+    plugin_api.require_api(1, 1)
     with pytest.raises(plugin_api.PluginAPIError, match=r"needs gpt2bot's plugin API 2\.0"):
         plugin_api.require_api(2)
-    with pytest.raises(plugin_api.PluginAPIError, match=r"offers 1\.0"):
+    with pytest.raises(plugin_api.PluginAPIError, match=r"offers 1\.1"):
         plugin_api.require_api(1, 7)
 
 

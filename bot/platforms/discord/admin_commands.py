@@ -2,12 +2,15 @@
 review of versions and A/B experiments have their own modules (`server_commands`,
 `review_commands`, `ab_commands`).
 
+Each slash command is thin: its typed options become the options of the shared command
+(`bot/admin_commands/`), which authorizes and audits the attempt (`AdminGate`: bot owners
+everything, a server's admins their own server), does the work and hands the result to
+`DiscordRenderer` (`admin_render.py`) for Discord's wording, charts and buttons.
+
 Discord shows the group to members with the Manage Server permission (`default_permissions`;
 a server can grant it to other roles in Server Settings → Integrations), and every invocation
-is checked again here by `AdminGate`, which decides by scope (bot owners: everything; a
-server's admins: their own server) and audits the attempt before anything happens. Answers are
-ephemeral and split into pages within Discord's 2,000 characters. The work is done by the
-admin services (`app.admin`).
+is checked again by the gate before anything happens. Answers are ephemeral and split into
+pages within Discord's 2,000 characters.
 """
 
 from __future__ import annotations
@@ -16,25 +19,27 @@ import asyncio
 import io
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import discord
 from discord import app_commands
 
-from admin.ab_report import ABReport, ab_chart, latest_report
 from admin.auth import Actor, AdminGate, NotAuthorized
 from admin.base import AdminServices
-from bot.params import InvalidRequest
+from bot.admin_commands import AdminCommands as SharedCommands
+from bot.admin_commands import AdminReply, Upload
 from bot.platforms.discord import admin_render, render
 from bot.platforms.discord.commands import PLATFORM
 from bot.platforms.discord.jobs import describe_error
 from storage import FINISHED_STATUSES, TrainingRunRecord
 
+if TYPE_CHECKING:
+    from bot.admin_commands.commands import AdminHost
+
 log = logging.getLogger(__name__)
 
-MAX_UPLOAD_BYTES = 8 * 1024 * 1024  # curated-sample files larger than this are refused
 PROGRESS_EDIT_INTERVAL_S = 5.0  # training progress: edit the answer at most this often
 ListLimit = app_commands.Range[int, 1, 50]
 SampleId = app_commands.Range[int, 1, None]
@@ -48,6 +53,7 @@ class Reply:
 
 
 Work = Callable[[AdminServices, Actor], Awaitable[Reply]]
+ViewOf = Callable[[AdminReply], "discord.ui.View | None"]  # buttons for a reply, if any
 
 
 def actor_of(interaction: discord.Interaction) -> Actor:
@@ -83,17 +89,47 @@ async def send_pages(
         await interaction.followup.send(page, ephemeral=True)
 
 
-class AdminCommands:
-    """Authorizes, audits and runs one admin action per invocation."""
+def attachments(reply: AdminReply) -> tuple[discord.File, ...]:
+    """The reply's charts as files attached to the answer."""
+    return tuple(discord.File(io.BytesIO(c.png), filename=c.filename) for c in reply.charts)
 
-    def __init__(self, service: AdminServices, gate: AdminGate) -> None:
-        self.service = service
-        self.gate = gate
+
+class AdminCommands:
+    """Runs the shared admin commands for slash commands, and the Discord-only ones
+    (`run_work`) with the same authorization and audit."""
+
+    def __init__(self, app: AdminHost) -> None:
+        self.service = app.admin
+        self.gate: AdminGate = app.gate
+        self.commands = SharedCommands(app, renderer=admin_render.DiscordRenderer())
         self._progress_tasks: set[asyncio.Task[Any]] = set()
 
     async def run(
+        self,
+        interaction: discord.Interaction,
+        words: str,
+        options: Mapping[str, Any] | None = None,
+        detail: Mapping[str, Any] | None = None,
+        view_of: ViewOf | None = None,
+    ) -> None:
+        """Defer, run the shared command `words` with the typed `options` (audited with
+        `detail`, default the options), and show its answer; `view_of` adds its buttons."""
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        reply = await self.commands.call(
+            actor_of(interaction),
+            words,
+            options,
+            detail=detail,
+            progress=self.progress_reporter(interaction),
+        )
+        view = view_of(reply) if view_of is not None else None
+        await send_pages(interaction, reply.text, attachments(reply), view)
+
+    async def run_work(
         self, interaction: discord.Interaction, action: str, detail: dict[str, Any], work: Work
     ) -> None:
+        """A Discord-only command (`server delete` removes a message): the same gate, audit
+        and error sentences around `work`."""
         await interaction.response.defer(ephemeral=True, thinking=True)
         actor = actor_of(interaction)
         try:
@@ -151,12 +187,6 @@ class AdminCommands:
             log.warning("could not post training progress in the channel: %s", error)
 
 
-async def experiment_chart(report: ABReport) -> discord.File:
-    """The chart of both arms of the experiment, as an attachment."""
-    chart = await ab_chart(report.status)
-    return discord.File(io.BytesIO(chart), filename=admin_render.AB_CHART_FILENAME)
-
-
 def build_admin_group(admin: AdminCommands) -> app_commands.Group:
     """The `/admin` command group bound to `admin`."""
     group = app_commands.Group(
@@ -172,21 +202,13 @@ def build_admin_group(admin: AdminCommands) -> app_commands.Group:
     @group.command(name="stats")
     async def stats(interaction: discord.Interaction) -> None:
         """Ratings per model version, and the running (or last) A/B experiment, with charts."""
-
-        async def work(service: AdminServices, actor: Actor) -> Reply:
-            rows = await service.reports.stats()
-            chart = await service.reports.stats_chart()
-            text = admin_render.rating_stats(rows)
-            files = [discord.File(io.BytesIO(chart), filename="ratings.png")]
-            report = await latest_report(service.experiments, service.reviews)
-            if report is not None:
-                text += "\n\n" + admin_render.experiment(report)
-                files.append(await experiment_chart(report))
-            return Reply(text, tuple(files))
-
-        await admin.run(interaction, "stats", {}, work)
+        await admin.run(interaction, "stats")
 
     return group
+
+
+def _upload(file: discord.Attachment) -> Upload:
+    return Upload(file.filename, file.size, file.read)
 
 
 def _add_curate(parent: app_commands.Group, admin: AdminCommands) -> None:
@@ -200,48 +222,20 @@ def _add_curate(parent: app_commands.Group, admin: AdminCommands) -> None:
         file: discord.Attachment | None = None,
     ) -> None:
         """Add a training sample, or a file of them."""
-
-        async def work(service: AdminServices, actor: Actor) -> Reply:
-            if file is None and not text:
-                return Reply("Give `text` or attach a `file` (.txt, one sample per line; .jsonl).")
-            reports = []
-            if text:
-                reports.append(await service.curation.add(actor.user_id, [text]))
-            if file is not None:
-                if file.size > MAX_UPLOAD_BYTES:
-                    return Reply(f"⚠️ {file.filename} is over {MAX_UPLOAD_BYTES // 2**20} MiB.")
-                content = await file.read()
-                reports.append(
-                    await service.curation.add_file(actor.user_id, file.filename, content)
-                )
-            return Reply("Curated samples: " + "; ".join(r.summary() for r in reports) + ".")
-
+        options = {"text": text, "file": _upload(file) if file is not None else None}
         detail = {"text_chars": len(text or ""), "file": file.filename if file else None}
-        await admin.run(interaction, "curate add", detail, work)
+        await admin.run(interaction, "curate add", options, detail)
 
     @curate.command(name="list")
     async def list_(interaction: discord.Interaction, limit: ListLimit = 20) -> None:
         """The newest curated samples."""
-
-        async def work(service: AdminServices, actor: Actor) -> Reply:
-            return Reply(admin_render.curated(await service.curation.recent(limit)))
-
-        await admin.run(interaction, "curate list", {"limit": limit}, work)
+        await admin.run(interaction, "curate list", {"limit": limit})
 
     @curate.command(name="remove")
     async def remove(interaction: discord.Interaction, sample_id: SampleId) -> None:
         """Stop using a curated sample for training."""
+        await admin.run(interaction, "curate remove", {"sample_id": sample_id})
 
-        async def work(service: AdminServices, actor: Actor) -> Reply:
-            await service.curation.remove(actor.user_id, sample_id)
-            return Reply(f"Sample `{sample_id}` will not be used for training any more.")
-
-        await admin.run(interaction, "curate remove", {"sample_id": sample_id}, work)
-
-    _add_queue(curate, admin)
-
-
-def _add_queue(curate: app_commands.Group, admin: AdminCommands) -> None:
     @curate.command(name="queue")
     @app_commands.describe(
         approve="id of a queued sample to train on", reject="id of a queued sample to drop"
@@ -252,20 +246,7 @@ def _add_queue(curate: app_commands.Group, admin: AdminCommands) -> None:
         reject: SampleId | None = None,
     ) -> None:
         """Rating-derived samples waiting for review; approve or reject one by its id."""
-
-        async def work(service: AdminServices, actor: Actor) -> Reply:
-            if approve is not None and reject is not None:
-                raise InvalidRequest("Approve or reject one sample at a time.")
-            if approve is None and reject is None:
-                return Reply(admin_render.review_queue(await service.curation.pending(20)))
-            sample_id, ok = (approve, True) if approve is not None else (reject, False)
-            assert sample_id is not None
-            done = await service.curation.review(actor.user_id, sample_id, ok)
-            verb = "approved: it joins the next training run" if ok else "rejected for good"
-            return Reply(f"Sample `{done.id}` {verb}.")
-
-        detail = {"approve": approve, "reject": reject}
-        await admin.run(interaction, "curate queue", detail, work)
+        await admin.run(interaction, "curate queue", {"approve": approve, "reject": reject})
 
 
 def _add_retrain(parent: app_commands.Group, admin: AdminCommands) -> None:
@@ -274,44 +255,24 @@ def _add_retrain(parent: app_commands.Group, admin: AdminCommands) -> None:
     @retrain.command(name="now")
     async def now(interaction: discord.Interaction) -> None:
         """Fine-tune on the curated samples now; this message shows the progress."""
-
-        async def work(service: AdminServices, actor: Actor) -> Reply:
-            run = await service.training.start(actor.user_id, admin.progress_reporter(interaction))
-            return Reply(admin_render.training_run(run))
-
-        await admin.run(interaction, "retrain now", {}, work)
+        await admin.run(interaction, "retrain now")
 
     @retrain.command(name="schedule")
     @app_commands.describe(cron="five cron fields, e.g. '0 3 * * 0' (Sundays 03:00), or 'off'")
     async def schedule(interaction: discord.Interaction, cron: str) -> None:
         """Retrain automatically on a cron schedule, or turn it off."""
         value = None if cron.strip().lower() in ("off", "none", "") else cron.strip()
-
-        async def work(service: AdminServices, actor: Actor) -> Reply:
-            return Reply(
-                admin_render.schedule(await service.training.schedule(actor.user_id, value))
-            )
-
-        await admin.run(interaction, "retrain schedule", {"cron": value}, work)
+        await admin.run(interaction, "retrain schedule", {"cron": value})
 
     @retrain.command(name="status")
     async def status(interaction: discord.Interaction) -> None:
         """The running or most recent training run."""
-
-        async def work(service: AdminServices, actor: Actor) -> Reply:
-            return Reply(admin_render.training_run(await service.training.status()))
-
-        await admin.run(interaction, "retrain status", {}, work)
+        await admin.run(interaction, "retrain status")
 
     @retrain.command(name="cancel")
     async def cancel(interaction: discord.Interaction) -> None:
         """Stop the running training run."""
-
-        async def work(service: AdminServices, actor: Actor) -> Reply:
-            stopped = await service.training.cancel(actor.user_id)
-            return Reply("Training run cancelled." if stopped else "No training run is running.")
-
-        await admin.run(interaction, "retrain cancel", {}, work)
+        await admin.run(interaction, "retrain cancel")
 
 
 def _add_model(parent: app_commands.Group, admin: AdminCommands) -> None:
@@ -320,29 +281,15 @@ def _add_model(parent: app_commands.Group, admin: AdminCommands) -> None:
     @model.command(name="list")
     async def list_(interaction: discord.Interaction) -> None:
         """All model versions and which one is serving."""
-
-        async def work(service: AdminServices, actor: Actor) -> Reply:
-            return Reply(admin_render.model_versions(await service.registry.versions()))
-
-        await admin.run(interaction, "model list", {}, work)
+        await admin.run(interaction, "model list")
 
     @model.command(name="use")
     @app_commands.describe(version="name from /admin model list", force="even if its loss is worse")
     async def use(interaction: discord.Interaction, version: str, force: bool = False) -> None:
         """Serve another model version (hot-swapped, no downtime)."""
-
-        async def work(service: AdminServices, actor: Actor) -> Reply:
-            record = await service.registry.use(actor.user_id, version, force)
-            return Reply(admin_render.switched(record, await service.fleet.view()))
-
-        await admin.run(interaction, "model use", {"version": version, "force": force}, work)
+        await admin.run(interaction, "model use", {"version": version, "force": force})
 
     @model.command(name="rollback")
     async def rollback(interaction: discord.Interaction) -> None:
         """Go back to the previously serving model version."""
-
-        async def work(service: AdminServices, actor: Actor) -> Reply:
-            record = await service.registry.rollback(actor.user_id)
-            return Reply(admin_render.switched(record, await service.fleet.view()))
-
-        await admin.run(interaction, "model rollback", {}, work)
+        await admin.run(interaction, "model rollback")

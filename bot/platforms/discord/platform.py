@@ -173,7 +173,7 @@ class DiscordPlatform:
             self.client, app.chat, self.inflight, self.config.edit_interval_s
         )
         self.client.tree.add_command(build_generate(self.generate))
-        admin_commands = AdminCommands(app.admin, app.gate)
+        admin_commands = AdminCommands(app)
         admin_group = build_admin_group(admin_commands)
         add_server_commands(admin_group, admin_commands)
         add_review_commands(admin_group, admin_commands, self.client)

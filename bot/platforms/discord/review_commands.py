@@ -17,123 +17,56 @@ from typing import Any, Self
 
 import discord
 from discord import app_commands
-from discord.utils import escape_markdown
 
-from admin.auth import Actor, NotAuthorized
-from admin.base import AdminServices
-from admin.errors import AdminError
-from admin.results import BlindPair
-from bot.platforms.discord.admin_commands import AdminCommands, Reply, actor_of
+from bot.admin_commands import AdminReply
+from bot.platforms.discord.admin_commands import AdminCommands, actor_of
+from bot.platforms.discord.admin_render import ButtonsReply
 from bot.platforms.discord.jobs import describe_error
-from model.backends.base import BackendError
-from storage import PairWinRate, ReviewItemRecord
 
 log = logging.getLogger(__name__)
 
 CUSTOM_ID = r"gpt2bot:review:(?P<item>[0-9]+):(?P<choice>a|b|tie|next)"
-PROMPT_CHARS = 500  # one message holds the prompt and both outputs (Discord: 2,000)
-OUTPUT_CHARS = 600
 BUTTONS = {  # choice: (label, style)
     "a": ("A is better", discord.ButtonStyle.primary),
     "tie": ("Tie", discord.ButtonStyle.secondary),
     "b": ("B is better", discord.ButtonStyle.primary),
     "next": ("Next pair", discord.ButtonStyle.secondary),
 }
-SOURCES = {"fixed": "a fixed evaluation prompt", "recent": "a member's recent prompt"}
 VersionName = app_commands.Range[str, 1, 64]
 
 
-def _clip(text: str, limit: int) -> str:
-    text = text.strip()
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
-
-
-def _quote(text: str, limit: int) -> str:
-    body = escape_markdown(_clip(text, limit)) or "*(nothing: the model ended the text here)*"
-    return "\n".join(f"> {line}" for line in body.splitlines() or [""])
-
-
-def pair_text(item: BlindPair | ReviewItemRecord) -> str:
-    """The item as shown before the verdict: no version names."""
-    return "\n".join(
-        [
-            f"**Blind review #{item.id}**: which output is better? "
-            f"({SOURCES.get(item.source, item.source)}; same seed and settings for both)",
-            f"**Prompt:** {escape_markdown(_clip(item.prompt, PROMPT_CHARS))}",
-            "**A**",
-            _quote(item.output_a, OUTPUT_CHARS),
-            "**B**",
-            _quote(item.output_b, OUTPUT_CHARS),
-        ]
-    )
-
-
-def revealed_text(item: ReviewItemRecord) -> str:
-    sides = f"A was `{item.version_a}`, B was `{item.version_b}`"
-    verdict = "you called it a tie" if item.winner is None else f"you preferred `{item.winner}`"
-    return f"{pair_text(item)}\n\n✅ {sides}: {verdict}."
-
-
-def win_rates_text(rates: list[PairWinRate]) -> str:
-    if not rates:
-        return "No blind-review verdicts yet. `/admin review next` shows a pair to judge."
-    lines = ["**Blind review win rates** (a tie counts half a win for each)"]
-    for r in rates:
-        lines.append(
-            f"`{r.first}` vs `{r.second}`: {r.judged} judged · `{r.first}` {r.first_wins} "
-            f"won ({r.first_rate:.0%}) · `{r.second}` {r.second_wins} won ({r.second_rate:.0%})"
-            f" · {r.ties} tied"
-        )
-    return "\n".join(lines)
-
-
 class ReviewCommands:
-    """The review group and its buttons, over the `/admin` commands' services and gate."""
+    """The review group's buttons, over the shared `review next` and `review vote`."""
 
     def __init__(self, admin: AdminCommands) -> None:
         self.admin = admin
         self.button = _button_type(self)
 
-    def view(self, item_id: int, *choices: str) -> discord.ui.View:
+    def view_of(self, reply: AdminReply) -> discord.ui.View | None:
+        """The buttons the renderer asked for under `reply` (a blind pair, a reveal)."""
+        if not isinstance(reply, ButtonsReply):
+            return None
         view = discord.ui.View(timeout=None)
-        for choice in choices:
-            view.add_item(self.button(item_id, choice))
+        for choice in reply.choices:
+            view.add_item(self.button(reply.item_id, choice))
         return view
-
-    async def next_reply(self, service: AdminServices, actor_id: str, **pair: Any) -> Reply:
-        try:
-            item = await service.reviews.next_item(actor_id, **pair)
-        except (AdminError, BackendError) as error:  # the sentence says what to do
-            return Reply(describe_error(error, "review"))
-        return Reply(pair_text(item), view=self.view(item.id, "a", "tie", "b"))
 
     async def pressed(self, interaction: discord.Interaction, item_id: int, choice: str) -> None:
         """A button: a verdict (then the reveal) or the next pair (a new answer)."""
+        detail = {"id": item_id, "choice": choice}
         if choice == "next":
-            await interaction.response.defer(ephemeral=True, thinking=True)
-        else:
-            await interaction.response.defer()  # the answer edits the message the button is on
+            await self.admin.run(
+                interaction, "review next", {"same_pair_as": item_id}, detail, self.view_of
+            )
+            return
+        await interaction.response.defer()  # the answer edits the message the button is on
         actor = actor_of(interaction)
-        action = "review next" if choice == "next" else "review vote"
-        try:
-            await self.admin.gate.authorize(actor, action, {"id": item_id, "choice": choice})
-        except NotAuthorized as refusal:
-            log.warning("refused a review button for user %s", actor.user_id)
-            await interaction.followup.send(str(refusal), ephemeral=True)
+        reply = await self.admin.commands.call(actor, "review vote", detail)
+        view = self.view_of(reply)
+        if view is None:  # refused, or the vote could not be recorded: said to the presser only
+            await interaction.followup.send(reply.text, ephemeral=True)
             return
-        service = self.admin.service
-        if choice == "next":
-            reply = await self.next_reply(service, actor.user_id, same_pair_as=item_id)
-            await interaction.edit_original_response(content=reply.text, view=reply.view)
-            return
-        try:
-            item = await service.reviews.record(actor.user_id, item_id, choice)
-        except AdminError as error:
-            await interaction.followup.send(describe_error(error, "review vote"), ephemeral=True)
-            return
-        await interaction.edit_original_response(
-            content=revealed_text(item), view=self.view(item.id, "next")
-        )
+        await interaction.edit_original_response(content=reply.text, view=view)
 
 
 class ReviewButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=CUSTOM_ID):
@@ -187,21 +120,12 @@ def add_review_commands(
         version_b: VersionName | None = None,
     ) -> None:
         """Two versions' outputs for one prompt, unnamed: pick the better one."""
-
-        async def work(service: AdminServices, actor: Actor) -> Reply:
-            pair = {"version_a": version_a, "version_b": version_b}
-            return await commands.next_reply(service, actor.user_id, **pair)
-
-        detail = {"version_a": version_a, "version_b": version_b}
-        await admin.run(interaction, "review next", detail, work)
+        pair = {"version_a": version_a, "version_b": version_b}
+        await admin.run(interaction, "review next", pair, view_of=commands.view_of)
 
     @review.command(name="stats")
     async def stats(interaction: discord.Interaction) -> None:
         """Win rates per pair of versions from the owners' blind-review verdicts."""
-
-        async def work(service: AdminServices, actor: Actor) -> Reply:
-            return Reply(win_rates_text(await service.reviews.win_rates()))
-
-        await admin.run(interaction, "review stats", {}, work)
+        await admin.run(interaction, "review stats")
 
     return commands

@@ -56,7 +56,7 @@ def add_server_commands(parent: app_commands.Group, admin: AdminCommands) -> Non
             record = await service.servers.get(PLATFORM, actor.server_id)
             return Reply(admin_render.server_settings(record))
 
-        await admin.run(interaction, "server show", {}, work)
+        await admin.run_work(interaction, "server show", {}, work)
 
     @server.command(name="channels")
     @app_commands.describe(channels="channel mentions, e.g. #bot #playground, or 'all'")
@@ -64,7 +64,7 @@ def add_server_commands(parent: app_commands.Group, admin: AdminCommands) -> Non
         """Where members may use /generate (default: every channel)."""
         ids = _mentioned_ids(channels)
         work = _setter(allowed_channels=ids)
-        await admin.run(interaction, "server channels", {"channels": ids}, work)
+        await admin.run_work(interaction, "server channels", {"channels": ids}, work)
 
     @server.command(name="blocklist")
     @app_commands.describe(terms="comma-separated words or phrases (re: for a pattern), or 'none'")
@@ -72,7 +72,7 @@ def add_server_commands(parent: app_commands.Group, admin: AdminCommands) -> Non
         """Terms moderation refuses here, on top of the bot's own list."""
         chosen = () if terms.strip().lower() == "none" else tuple(terms.split(","))
         work = _setter(blocklist=chosen)
-        await admin.run(interaction, "server blocklist", {"terms": list(chosen)}, work)
+        await admin.run_work(interaction, "server blocklist", {"terms": list(chosen)}, work)
 
     @server.command(name="cooldown")
     @app_commands.describe(seconds="between one member's requests; 0 turns it off")
@@ -80,7 +80,7 @@ def add_server_commands(parent: app_commands.Group, admin: AdminCommands) -> Non
         interaction: discord.Interaction, seconds: app_commands.Range[float, 0, 3600]
     ) -> None:
         """How long a member waits between /generate, 🔁 and ⏩ here."""
-        await admin.run(
+        await admin.run_work(
             interaction, "server cooldown", {"seconds": seconds}, _setter(cooldown_s=seconds)
         )
 
@@ -96,7 +96,7 @@ def add_server_commands(parent: app_commands.Group, admin: AdminCommands) -> Non
         """Limits on /generate here (leave one out to remove that cap)."""
         work = _setter(max_new_tokens_cap=max_new_tokens, samples_cap=samples)
         detail = {"max_new_tokens": max_new_tokens, "samples": samples}
-        await admin.run(interaction, "server caps", detail, work)
+        await admin.run_work(interaction, "server caps", detail, work)
 
     @server.command(name="defaults")
     @app_commands.describe(temperature="default temperature", max_new_tokens="default length")
@@ -108,7 +108,7 @@ def add_server_commands(parent: app_commands.Group, admin: AdminCommands) -> Non
         """Defaults for /generate options members leave out (none given: clear them)."""
         chosen = {"temperature": temperature, "max_new_tokens": max_new_tokens}
         values = {k: v for k, v in chosen.items() if v is not None}
-        await admin.run(interaction, "server defaults", values, _setter(defaults=values))
+        await admin.run_work(interaction, "server defaults", values, _setter(defaults=values))
 
     _add_training(server, admin)
     _add_template(server, admin)
@@ -122,7 +122,7 @@ def _add_training(server: app_commands.Group, admin: AdminCommands) -> None:
     async def training(interaction: discord.Interaction, enabled: bool) -> None:
         """Let this server's 👍/👎 feed the shared model's training (on by default)."""
         work = _setter(ratings_train=enabled)
-        await admin.run(interaction, "server training", {"enabled": enabled}, work)
+        await admin.run_work(interaction, "server training", {"enabled": enabled}, work)
 
 
 def _add_template(server: app_commands.Group, admin: AdminCommands) -> None:
@@ -149,7 +149,7 @@ def _add_template(server: app_commands.Group, admin: AdminCommands) -> None:
             return Reply("Saved.\n" + admin_render.server_settings(record))
 
         detail = {"template": chosen, "channel": place or "server"}
-        await admin.run(interaction, "server template", detail, work)
+        await admin.run_work(interaction, "server template", detail, work)
 
 
 def _add_delete_and_roles(server: app_commands.Group, admin: AdminCommands) -> None:
@@ -171,14 +171,16 @@ def _add_delete_and_roles(server: app_commands.Group, admin: AdminCommands) -> N
                     log.info("could not delete message %s: %s", message_id, error)
             return Reply(f"Generation `#{generation}` is deleted (text, ratings, training use).")
 
-        await admin.run(interaction, "server delete", {"generation": generation}, work)
+        await admin.run_work(interaction, "server delete", {"generation": generation}, work)
 
     @server.command(name="roles")
     @app_commands.describe(roles="role mentions whose holders are this server's gpt2bot admins")
     async def roles(interaction: discord.Interaction, roles: str) -> None:
         """Roles (by id) that may change these settings, besides Manage Server."""
         ids = _mentioned_ids(roles)
-        await admin.run(interaction, "server roles", {"roles": ids}, _setter(admin_role_ids=ids))
+        await admin.run_work(
+            interaction, "server roles", {"roles": ids}, _setter(admin_role_ids=ids)
+        )
 
 
 def _add_reports(server: app_commands.Group, admin: AdminCommands) -> None:
@@ -191,7 +193,7 @@ def _add_reports(server: app_commands.Group, admin: AdminCommands) -> None:
             rows = await service.servers.reported(PLATFORM, actor.server_id)
             return Reply(admin_render.reported(rows))
 
-        await admin.run(interaction, "server reports", {}, work)
+        await admin.run_work(interaction, "server reports", {}, work)
 
     @server.command(name="keep")
     @app_commands.describe(generation="a hidden output's number, from /admin server reports")
@@ -205,4 +207,4 @@ def _add_reports(server: app_commands.Group, admin: AdminCommands) -> None:
             )
             return Reply(f"Generation `#{generation}` is shown again; its reports are cleared.")
 
-        await admin.run(interaction, "server keep", {"generation": generation}, work)
+        await admin.run_work(interaction, "server keep", {"generation": generation}, work)
