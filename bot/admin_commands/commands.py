@@ -10,7 +10,7 @@ from typing import Any, Protocol
 from admin.auth import Actor, AdminGate, NotAuthorized
 from admin.base import AdminServices
 from bot.admin_commands import ab, learning, servers
-from bot.admin_commands.context import Command, Context, Progress, Tell
+from bot.admin_commands.context import Command, Context, Progress, Tell, Unpublish
 from bot.admin_commands.render import Renderer, incident_sentence
 from bot.admin_commands.surface import AdminReply, Surface
 
@@ -24,7 +24,9 @@ HELP_LINES = (
     ("retrain now", "retrain status", "retrain cancel", "retrain schedule"),
     ("model list", "model use", "model rollback"),
     ("stats", "server show", "server channels", "server cooldown"),
-    ("server caps", "server training", "server template"),
+    ("server caps", "server defaults", "server training", "server blocklist"),
+    ("server template", "server roles"),
+    ("server reports", "server keep", "server delete"),
     ("review next", "review vote", "review stats"),
     ("ab start", "ab status", "ab stop"),
 )
@@ -88,11 +90,13 @@ class AdminCommands:
         detail: Mapping[str, Any] | None = None,
         tell: Tell | None = None,
         progress: Progress | None = None,
+        unpublish: Unpublish | None = None,
     ) -> AdminReply:
         """Run the command named by `words` ("model use") with `options` already typed (a
         platform whose commands take typed options, e.g. Discord's slash commands): authorized
         and audited with `detail` (default: the options), then run; never raises for what a
-        use-case refused. `progress` shows a training run as it goes."""
+        use-case refused. `progress` shows a training run as it goes; `unpublish` deletes
+        the message of an output `server delete` removed."""
         command = BY_WORDS[words]  # a platform names only the commands it registered
         options = dict(options or {})
         try:
@@ -101,7 +105,8 @@ class AdminCommands:
         except NotAuthorized as refusal:
             log.warning("refused admin %s for user %s", words, actor.user_id)
             return AdminReply(str(refusal))
-        context = self._context(actor, options=options, tell=tell, progress=progress)
+        hooks = {"tell": tell, "progress": progress, "unpublish": unpublish}
+        context = self._context(actor, options=options, **hooks)
         return await self._answer(command, context, parse=False)
 
     def _context(self, actor: Actor, **given: Any) -> Context:

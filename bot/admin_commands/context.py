@@ -17,6 +17,7 @@ from storage import TrainingRunRecord
 
 Tell = Callable[[str], Coroutine[Any, Any, None]]  # a later message to the admin who asked
 Progress = Callable[[TrainingRunRecord], None]  # a platform's own display of a training run
+Unpublish = Callable[[str, str], Awaitable[None]]  # delete a posted message (channel, message)
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ class Context:
     rest: str = ""  # the text after the command words, line breaks kept
     tell: Tell | None = None  # a later message to the admin who asked
     progress: Progress | None = None  # shows a training run as it goes (else: `tell` at the end)
+    unpublish: Unpublish | None = None  # deletes an output's message (`server delete`)
 
     @property
     def surface(self) -> Surface:

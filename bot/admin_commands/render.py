@@ -20,13 +20,16 @@ from admin.results import BlindPair, CurationReport
 from bot.admin_commands.surface import AdminReply, Chart, Surface
 from bot.params import InvalidRequest
 from bot.platforms import ab_text, fleet_text
+from bot.platforms.server_text import settings_facts
 from model.backends.base import BackendError
 from storage import (
     ACTIVE_STATUSES,
     CuratedSampleRecord,
     ModelVersionRecord,
     PairWinRate,
+    ReportedRecord,
     ReviewItemRecord,
+    ServerSettingsRecord,
     TrainingRunRecord,
     VersionRatingStats,
 )
@@ -250,3 +253,31 @@ class Renderer:
                 f"{r.ties} tied"
             )
         return "\n".join(lines)
+
+    # a server's settings and outputs
+
+    def server_settings(self, record: ServerSettingsRecord, saved: bool) -> str:
+        """The server's settings in one sentence (after "Saved." when they just changed)."""
+        facts = settings_facts(record, roles=bool(record.admin_role_ids))
+        said = "; ".join(f"{label}: {value}" for label, value in facts)
+        return ("Saved.\n" if saved else "") + f"This {self.surface.server_noun}: {said}."
+
+    def reported(self, rows: list[ReportedRecord]) -> str:
+        noun = self.surface.server_noun
+        if not rows:
+            return f"No output of this {noun} is hidden by reports."
+        how = f"{self.surface.example('server delete ID')} or {self.surface.code('server keep ID')}"
+        lines = [f"{self.surface.bold('Hidden after 🚩 reports')} ({how})"]
+        for row in rows:
+            text = self.surface.escape(" ".join(row.output.split())[:PREVIEW_CHARS])
+            code = self.surface.code(f"#{row.generation_id}")
+            lines.append(f"{code} · {row.reports} report(s) · {text}")
+        return "\n".join(lines)
+
+    def kept(self, generation: int) -> str:
+        return f"Generation #{generation} is shown again; its reports are cleared."
+
+    def deleted(self, generation: int, message_left: bool) -> str:
+        """`message_left`: the platform could not delete the output's message itself."""
+        left = " Its message stays in the channel: delete it there." if message_left else ""
+        return f"Generation #{generation} is deleted (text, ratings, training use).{left}"

@@ -19,20 +19,18 @@ import asyncio
 import io
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import discord
 from discord import app_commands
 
-from admin.auth import Actor, AdminGate, NotAuthorized
-from admin.base import AdminServices
+from admin.auth import Actor
 from bot.admin_commands import AdminCommands as SharedCommands
 from bot.admin_commands import AdminReply, Upload
+from bot.admin_commands.context import Unpublish
 from bot.platforms.discord import admin_render, render
 from bot.platforms.discord.commands import PLATFORM
-from bot.platforms.discord.jobs import describe_error
 from storage import FINISHED_STATUSES, TrainingRunRecord
 
 if TYPE_CHECKING:
@@ -43,17 +41,7 @@ log = logging.getLogger(__name__)
 PROGRESS_EDIT_INTERVAL_S = 5.0  # training progress: edit the answer at most this often
 ListLimit = app_commands.Range[int, 1, 50]
 SampleId = app_commands.Range[int, 1, None]
-
-
-@dataclass(frozen=True)
-class Reply:
-    text: str
-    files: tuple[discord.File, ...] = ()
-    view: discord.ui.View | None = None  # buttons under the (first page of the) answer
-
-
-Work = Callable[[AdminServices, Actor], Awaitable[Reply]]
-ViewOf = Callable[[AdminReply], "discord.ui.View | None"]  # buttons for a reply, if any
+ViewOf = Callable[[AdminReply], discord.ui.View | None]  # the buttons under a reply, if any
 
 
 def actor_of(interaction: discord.Interaction) -> Actor:
@@ -95,12 +83,9 @@ def attachments(reply: AdminReply) -> tuple[discord.File, ...]:
 
 
 class AdminCommands:
-    """Runs the shared admin commands for slash commands, and the Discord-only ones
-    (`run_work`) with the same authorization and audit."""
+    """Runs the shared admin commands for Discord's slash commands and buttons."""
 
     def __init__(self, app: AdminHost) -> None:
-        self.service = app.admin
-        self.gate: AdminGate = app.gate
         self.commands = SharedCommands(app, renderer=admin_render.DiscordRenderer())
         self._progress_tasks: set[asyncio.Task[Any]] = set()
 
@@ -111,9 +96,11 @@ class AdminCommands:
         options: Mapping[str, Any] | None = None,
         detail: Mapping[str, Any] | None = None,
         view_of: ViewOf | None = None,
+        unpublish: Unpublish | None = None,
     ) -> None:
         """Defer, run the shared command `words` with the typed `options` (audited with
-        `detail`, default the options), and show its answer; `view_of` adds its buttons."""
+        `detail`, default the options), and show its answer; `view_of` adds its buttons,
+        `unpublish` deletes an output's message."""
         await interaction.response.defer(ephemeral=True, thinking=True)
         reply = await self.commands.call(
             actor_of(interaction),
@@ -121,28 +108,10 @@ class AdminCommands:
             options,
             detail=detail,
             progress=self.progress_reporter(interaction),
+            unpublish=unpublish,
         )
         view = view_of(reply) if view_of is not None else None
         await send_pages(interaction, reply.text, attachments(reply), view)
-
-    async def run_work(
-        self, interaction: discord.Interaction, action: str, detail: dict[str, Any], work: Work
-    ) -> None:
-        """A Discord-only command (`server delete` removes a message): the same gate, audit
-        and error sentences around `work`."""
-        await interaction.response.defer(ephemeral=True, thinking=True)
-        actor = actor_of(interaction)
-        try:
-            await self.gate.authorize(actor, action, detail)
-        except NotAuthorized as refusal:
-            log.warning("refused /admin %s for user %s", action, actor.user_id)
-            await interaction.edit_original_response(content=str(refusal))
-            return
-        try:
-            reply = await work(self.service, actor)
-        except Exception as error:  # a refusal is shown as written; anything else: an incident
-            reply = Reply(describe_error(error, f"/admin {action}"))
-        await send_pages(interaction, reply.text, reply.files, reply.view)
 
     def progress_reporter(
         self, interaction: discord.Interaction

@@ -288,3 +288,15 @@ class DiscordRenderer(Renderer):
 
     def win_rates(self, rates: list[PairWinRate]) -> str:
         return win_rates_text(rates)
+
+    def server_settings(self, record: ServerSettingsRecord, saved: bool) -> str:
+        return ("Saved.\n" if saved else "") + server_settings(record)
+
+    def reported(self, rows: list[ReportedRecord]) -> str:
+        return reported(rows)
+
+    def kept(self, generation: int) -> str:
+        return f"Generation `#{generation}` is shown again; its reports are cleared."
+
+    def deleted(self, generation: int, message_left: bool) -> str:
+        return f"Generation `#{generation}` is deleted (text, ratings, training use)."
