@@ -43,11 +43,13 @@ async def curate_add(ctx: Context) -> str:
 
 
 async def curate_list(ctx: Context) -> str:
+    """Options: `limit` (the newest N samples)."""
     items = await ctx.services.curation.recent(ctx.options.get("limit") or LIST_LIMIT)
     return ctx.render.curated(items)
 
 
 async def curate_remove(ctx: Context) -> str:
+    """Options: `sample_id`."""
     sample_id = ctx.options["sample_id"]
     await ctx.services.curation.remove(ctx.actor.user_id, sample_id)
     return ctx.render.curate_removed(sample_id)
