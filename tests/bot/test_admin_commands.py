@@ -8,9 +8,15 @@ from pathlib import Path
 import pytest
 
 from admin.auth import OWNERS_ONLY
-from bot.admin_commands import COMMANDS, AdminCommands, Surface
-from bot.plugin_api import Actor, Origin, app_for_tests
-from storage import AuditRepository, ModelVersionRepository
+from bot.admin_commands import COMMANDS, AdminCommands, Renderer, Surface
+from bot.plugin_api import Actor, InvalidRequest, Origin, app_for_tests
+from storage import (
+    AuditRepository,
+    GenerationRepository,
+    ModelVersionRecord,
+    ModelVersionRepository,
+    NewGeneration,
+)
 
 OWNER = Actor("chat", "olga", server_id="S1")
 SERVER_ADMIN = Actor("chat", "sam", server_id="S1", server_admin=True)
@@ -96,3 +102,90 @@ async def test_stats_answers_with_a_table_and_a_chart(app) -> None:
     assert "`fake-1` · 1 · 1 · +1.00 · 100% · 1" in reply.text
     assert reply.charts[0].png.startswith(b"\x89PNG")
     assert (await commands.run(OWNER, "retrain status")).text.startswith("No training run yet")
+
+
+class Terse(Renderer):
+    """A platform that words one answer its own way and keeps the rest."""
+
+    def versions(self, rows: list[ModelVersionRecord]) -> str:
+        return "versions: " + ", ".join(sorted(r.name for r in rows))
+
+
+async def test_a_platform_with_typed_options_words_answers_its_own_way(app) -> None:
+    commands = AdminCommands(app, renderer=Terse())
+    assert (await commands.call(OWNER, "model list")).text == "versions: v1, v2"
+    used = await commands.call(OWNER, "model use", {"version": "v2", "force": True})
+    assert used.text.startswith("Now serving v2 here")  # the default wording
+    refused = await commands.call(MEMBER, "model use", {"version": "v1"})
+    assert refused.text == OWNERS_ONLY and app.backend.model_version == "v2"
+    unknown = await commands.call(OWNER, "model use", {"version": "v9"})
+    assert unknown.text == "There is no model version named 'v9'; the model list shows them."
+    audit = AuditRepository(app.db).recent()
+    assert [(a["actor"], a["action"], a["allowed"], a["detail"]) for a in audit][1:] == [
+        ("mia", "model use", False, {"version": "v1"}),
+        ("olga", "model use", True, {"version": "v2", "force": True}),
+        ("olga", "model list", True, {}),
+    ]
+
+
+async def test_owners_review_the_rating_queue_by_typing(app) -> None:
+    generations = GenerationRepository(app.db)
+    new = NewGeneration("chat", "mia", "A rated", " output", {}, 1, "v1", 1, 1, 0.1)
+    generation = generations.add(new)
+    for rater in ("mia", "bob", "carol", "dave"):  # mia's own 👍 does not count
+        generations.rate(generation.id, rater, 1, "👍")
+    commands = AdminCommands(app)
+
+    queue = (await commands.run(OWNER, "curate queue")).text
+    assert "`#1` (👍 3 / 👎 0, bound 0.438) A rated output" in queue
+    assert "`/admin curate queue approve ID`" in queue
+    assert (await commands.run(SERVER_ADMIN, "curate queue approve 1")).text == OWNERS_ONLY
+    assert (
+        "Say `/admin curate queue approve ID`"
+        in (await commands.run(OWNER, "curate queue keep 1")).text
+    )
+    approved = await commands.run(OWNER, "curate queue approve #1")
+    assert approved.text == "Sample #1 approved: it joins the next training run."
+    again = await commands.run(OWNER, "curate queue reject 1")
+    assert "No curated sample 1 is waiting" in again.text
+    assert "A rated output" in (await commands.run(OWNER, "curate list")).text
+
+
+async def test_server_admins_delete_an_output_and_set_defaults_by_typing(app) -> None:
+    finished = await app.chat.generate(Origin("chat", "mia", "S1", "C1"), "Something rude")
+    (generation,) = finished.generations
+    await app.chat.attach_message(generation.id, "M1")
+    commands = AdminCommands(app)
+
+    deleted = (await commands.run(SERVER_ADMIN, f"server delete {generation.id}")).text
+    assert deleted == (
+        f"Generation #{generation.id} is deleted (text, ratings, training use). "
+        "Its message stays in the channel: delete it there."
+    )
+    assert GenerationRepository(app.db).get(generation.id).redacted
+    other = Actor("chat", "sam", server_id="S2", server_admin=True)
+    assert "no generation" in (await commands.run(other, "server delete 1")).text
+
+    defaults = (await commands.run(SERVER_ADMIN, "server defaults temperature=0.5")).text
+    assert defaults.startswith("Saved.") and "defaults: temperature 0.5" in defaults
+    blocked = await commands.run(SERVER_ADMIN, "server blocklist spoiler, plot twist")
+    assert blocked.text.startswith("Saved.")
+    with pytest.raises(InvalidRequest):
+        await app.chat.generate(Origin("chat", "mia", "S1"), "Here comes a plot twist")
+
+
+async def test_a_platform_deletes_the_message_of_an_output_it_posted(app) -> None:
+    finished = await app.chat.generate(Origin("chat", "mia", "S1", "C1"), "Something rude")
+    (generation,) = finished.generations
+    await app.chat.attach_message(generation.id, "M1")
+    removed: list[tuple[str, str]] = []
+
+    async def unpublish(channel_id: str, message_id: str) -> None:
+        removed.append((channel_id, message_id))
+
+    options = {"generation": generation.id}
+    reply = await AdminCommands(app).call(
+        SERVER_ADMIN, "server delete", options, unpublish=unpublish
+    )
+    assert reply.text == f"Generation #{generation.id} is deleted (text, ratings, training use)."
+    assert removed == [("C1", "M1")]
