@@ -71,7 +71,8 @@ async def curate_queue(ctx: Context) -> str:
         raise InvalidRequest("Approve or reject one sample at a time.")
     if approve is None and reject is None:
         return ctx.render.review_queue(await ctx.services.curation.pending(QUEUE_LIMIT))
-    sample_id, ok = (approve, True) if approve is not None else (reject, False)
+    ok = approve is not None
+    sample_id = ctx.options["approve" if ok else "reject"]
     done = await ctx.services.curation.review(ctx.actor.user_id, sample_id, ok)
     return ctx.render.queue_decided(done, ok)
 
