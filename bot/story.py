@@ -5,9 +5,10 @@ A story thread is known by its key, the platform message id of the output it was
 message's ts), so any process on the database recognizes one without extra state. The turns
 of a thread are generations stored with the thread as their channel. Turns run one at a time
 per thread, in the order members wrote them (an `asyncio.Lock` is first come, first served);
-each turn is a reply to the thread's newest generation, with the cooldown, caps and
-moderation of every request. A thread goes quiet after `STORY_THREAD_MAX_TURNS` turns or
-`STORY_THREAD_IDLE_MINUTES` without one.
+each turn is a reply to the thread's newest generation that members may see (a turn withheld
+by moderation or hidden by reports is passed over, so it cannot stall the story), with the
+cooldown, caps and moderation of every request. A thread goes quiet after
+`STORY_THREAD_MAX_TURNS` turns or `STORY_THREAD_IDLE_MINUTES` without one.
 
 The line is kept per process: one process receives a thread's messages (Discord shards split
 servers, not channels; a Slack workspace is served by one process).

@@ -236,12 +236,14 @@ class GenerationRepository:
             return [_generation_record(r, ratings[r.id]) for r in rows]
 
     def in_channel(self, platform: str, channel_id: str) -> tuple[int, GenerationRecord | None]:
-        """How many generations were made in a channel (a story thread) and the newest."""
+        """How many generations were made in a channel (a story thread), and the newest one
+        members may see (not withheld by moderation, not hidden by reports)."""
         with self._db.session() as session:
             where = (Generation.platform == platform, Generation.channel_id == channel_id)
             count = session.scalar(select(func.count(Generation.id)).where(*where)) or 0
+            shown = (Generation.flagged.is_(None), Generation.hidden.is_(False))
             row = session.scalars(
-                select(Generation).where(*where).order_by(Generation.id.desc()).limit(1)
+                select(Generation).where(*where, *shown).order_by(Generation.id.desc()).limit(1)
             ).first()
             if row is None:
                 return count, None

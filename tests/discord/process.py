@@ -81,3 +81,10 @@ async def start(env: dict[str, str], cwd: Path) -> asyncio.subprocess.Process:
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
+
+
+async def stop(process: asyncio.subprocess.Process) -> str:
+    """Stop the bot as a service manager would (SIGTERM); its log (stderr)."""
+    process.terminate()
+    _, stderr = await asyncio.wait_for(process.communicate(), EXIT_TIMEOUT_S)
+    return stderr.decode()

@@ -5,7 +5,9 @@ messages, and the refusals members meet."""
 from __future__ import annotations
 
 from bot.platforms.discord import render
-from storage import GenerationRepository
+from model.backends.base import GenerationRequest
+from model.backends.fake import ScriptedBackend
+from storage import GenerationRepository, ServerSettingsRepository
 from tests.discord.fake_discord import FakeDiscord
 from tests.discord.fake_records import Message
 from tests.discord.test_generate import ephemeral_reply, finished
@@ -149,6 +151,28 @@ async def test_a_story_thread_continues_messages_in_order_then_ends(fake, start_
     assert ended.channel_id == thread_id
     assert fake.threads[thread_id]["thread_metadata"]["locked"] is True
     assert len(bot.generations()) == 4
+
+
+async def test_a_withheld_turn_is_passed_over_and_the_story_goes_on(fake, start_bot):
+    def text(request: GenerationRequest, sample: int) -> str:
+        return " The kraken rose." if request.prompt.endswith("Dive!") else " Calm seas."
+
+    bot = await start_bot(ScriptedBackend(text), message_content=True)
+    servers = ServerSettingsRepository(bot.app.db)
+    await bot.app.db.run(
+        servers.update, "discord", str(fake.guild_id), "owner", blocklist=("kraken",)
+    )
+    await finished(fake, await fake.slash("generate", {"prompt": "The ship", "thread": True}))
+    thread_id = await fake.wait_for(lambda: next(iter(fake.threads), None), what="the thread")
+
+    await fake.say("Dive!", channel_id=thread_id)
+    await fake.wait_for(lambda: len(bot.generations()) == 2, what="the withheld turn")
+    after = await fake.say("Sail home.", member=fake.bob, channel_id=thread_id)
+    await answer_to(fake, after)
+    start, withheld, turn = bot.generations()
+    assert withheld.withheld and not turn.withheld
+    assert turn.parent_id == start.id  # from the last text the members saw
+    assert turn.prompt == start.prompt + start.output + "\nSail home."
 
 
 async def test_a_story_turn_during_the_cooldown_is_refused(fake, start_bot):

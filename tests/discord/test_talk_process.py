@@ -5,14 +5,13 @@ template is in the exported prompt of a generation made there."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 
 import pytest
 
 from tests.discord.fake_discord import FakeDiscord
-from tests.discord.process import EXIT_TIMEOUT_S, START_TIMEOUT_S, environment, save_tiny_model
+from tests.discord.process import START_TIMEOUT_S, environment, save_tiny_model, stop
 from tests.discord.process import start as start_bot
 from tests.discord.test_generate import finished
 from tests.discord.test_members import reply_text
@@ -33,6 +32,10 @@ async def test_replies_mentions_story_threads_and_templates_on_the_real_bot(
 ) -> None:
     env = environment(fake, tmp_path, tiny_model, fake.token)
     env.update(OMP_NUM_THREADS="1", DISCORD_MESSAGE_CONTENT="true", COOLDOWN_SECONDS="0")
+    # The random tiny model's text reads as offensive to the classifier now and then (8 of 300
+    # samples at the default 0.8), and a withheld turn would change the story's lineage below;
+    # the blocklist still applies.
+    env.update(MODERATION_THRESHOLD="1")
     process = await start_bot(env, tmp_path)
     try:
         await fake.wait_for(lambda: fake.identified, START_TIMEOUT_S, "the bot process to connect")
@@ -69,10 +72,10 @@ async def test_replies_mentions_story_threads_and_templates_on_the_real_bot(
         ]
         for turn in turns:
             await answer_to(fake, turn)
-    finally:
-        process.terminate()
-        _, stderr = await asyncio.wait_for(process.communicate(), EXIT_TIMEOUT_S)
-    log = stderr.decode()
+    except BaseException as failure:  # the bot's own words say why
+        failure.add_note(f"the bot's log, last part:\n{(await stop(process))[-6000:]}")
+        raise
+    log = await stop(process)
     assert "Traceback" not in log, log[-3000:]
 
     code, out, err = await gpt2bot(env, tmp_path, "export", "--format", "jsonl")
