@@ -119,64 +119,107 @@ def _scaling(config: dict[str, object], rank: int, prefix: str) -> float:
     return alpha / root
 
 
+@dataclass(frozen=True)
+class Stacked:
+    """One build of the stacks: the adapters in column order, the selectors (a row of ones in
+    each adapter's columns, then a row of zeros for rows without one) and the stacks per layer
+    and projection. `serial` counts builds; `after` is the serial it was built after."""
+
+    adapters: tuple[Adapter, ...]
+    slots: dict[str, int]
+    selectors: torch.Tensor  # (adapters + 1, R)
+    stacks: list[dict[str, LowRank]]
+    serial: int
+    after: int
+
+    @property
+    def none(self) -> int:
+        """The selector row of a version that is not an adapter here (all zeros)."""
+        return len(self.adapters)
+
+
 class AdapterStack:
     """The adapters resident over one batch's base, stacked for `LoraStep` (see the module
-    doc). Changed by the worker thread only, between steps."""
+    doc). A new adapter's stacks are built off the worker thread (`prepare`: copies and
+    prepacking that would pause decoding, docs/engine.md) and swapped in by the worker
+    between steps (`install`); unloading only stops selecting an adapter's columns, which stay
+    in the stacks until the next build leaves them out."""
 
     def __init__(self, layers: int, dtype: torch.dtype, device: torch.device) -> None:
         self.layers, self.dtype, self.device = layers, dtype, device
-        self.adapters: dict[str, Adapter] = {}  # in stacking order
-        self.stacks: list[dict[str, LowRank]] = []
-        self.selectors = torch.zeros(1, 0, dtype=dtype, device=device)  # (slots + 1, R)
-        self.slots: dict[str, int] = {}
+        # the build and the versions it serves, replaced together (read from other threads)
+        self._state: tuple[Stacked, frozenset[str]] = (self._build((), -1), frozenset())
+
+    @property
+    def built(self) -> Stacked:
+        return self._state[0]
+
+    @property
+    def versions(self) -> tuple[str, ...]:
+        """The adapter versions served, in column order."""
+        built, live = self._state
+        return tuple(a.version for a in built.adapters if a.version in live)
 
     def __contains__(self, version: object) -> bool:
-        return version in self.adapters
+        return version in self._state[1]
 
     def __len__(self) -> int:
-        return len(self.adapters)
+        return len(self._state[1])
+
+    def prepare(self, adapter: Adapter) -> Stacked:
+        """The stacks with `adapter` added and unloaded adapters' columns left out (any thread;
+        `install` refuses it when another adapter was installed meanwhile)."""
+        built, live = self._state
+        kept = [a for a in built.adapters if a.version in live and a.version != adapter.version]
+        return self._build((*kept, adapter), built.serial)
+
+    def install(self, prepared: Stacked, version: str) -> bool:
+        """Worker thread: serve `version` from `prepared`; False, and nothing changes, when the
+        stacks were rebuilt since it was prepared (prepare it again)."""
+        built, live = self._state
+        if prepared.after != built.serial:
+            return False
+        self._state = (prepared, (live & prepared.slots.keys()) | {version})
+        return True
 
     def add(self, adapter: Adapter) -> None:
-        self.adapters[adapter.version] = adapter
-        self._restack()
+        """Prepare and install at once (before the worker runs, and in tests)."""
+        if not self.install(self.prepare(adapter), adapter.version):
+            raise RuntimeError("the adapter stacks changed while one was added")
 
     def remove(self, versions: Iterable[str]) -> None:
-        gone = [v for v in versions if self.adapters.pop(v, None) is not None]
-        if gone:
-            self._restack()
+        built, live = self._state
+        self._state = (built, live - set(versions))
 
     def slot(self, version: str) -> int:
-        """The selector row of `version` (the last one, all zeros, when it is not an adapter)."""
-        return self.slots.get(version, len(self.slots))
+        """The selector row of `version` (the row of zeros when it is not an adapter here)."""
+        built, live = self._state
+        return built.slots[version] if version in live else built.none
 
     def step(self, slots: list[int]) -> LoraStep | None:
         """What a step over rows with these slots adds (None: no row has an adapter)."""
-        none = len(self.slots)
-        if all(s == none for s in slots):
+        built = self.built
+        if all(s == built.none for s in slots):
             return None
         index = torch.tensor(slots, device=self.device)
-        return LoraStep(self.stacks, self.selectors[index])
+        return LoraStep(built.stacks, built.selectors[index])
 
-    def _restack(self) -> None:
-        """Rebuild the stacks and selectors: a few MB of copies, once per load or unload."""
-        adapters = list(self.adapters.values())
-        self.slots = {a.version: i for i, a in enumerate(adapters)}
+    def _build(self, adapters: tuple[Adapter, ...], after: int) -> Stacked:
+        slots = {a.version: i for i, a in enumerate(adapters)}
         width = sum(a.rank for a in adapters)
-        self.selectors = torch.zeros(len(adapters) + 1, width, dtype=self.dtype, device=self.device)
-        self.stacks = []
-        if not adapters:
-            return
+        selectors = torch.zeros(len(adapters) + 1, width, dtype=self.dtype, device=self.device)
         column = 0
         for i, adapter in enumerate(adapters):
-            self.selectors[i, column : column + adapter.rank] = 1
+            selectors[i, column : column + adapter.rank] = 1
             column += adapter.rank
-        for layer in range(self.layers):
-            self.stacks.append(
-                {name: LowRank(*self._stacked(adapters, layer, name)) for name in PROJECTIONS}
-            )
+        stacks = [
+            {name: LowRank(*self._stacked(adapters, layer, name)) for name in PROJECTIONS}
+            for layer in (range(self.layers) if adapters else ())
+        ]
+        return Stacked(adapters, slots, selectors, stacks, after + 1, after)
 
     def _stacked(
-        self, adapters: list[Adapter], layer: int, name: str
+        self, adapters: tuple[Adapter, ...], layer: int, name: str
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(in, R) and (R, out) of one projection; zeros where an adapter leaves it alone or
         has a lower rank there than its widest."""

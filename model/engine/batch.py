@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 
 from model.backends.base import BackendError
-from model.engine.adapters import Adapter, AdapterStack, LoraStep
+from model.engine.adapters import AdapterStack, LoraStep, Stacked
 from model.engine.detok import IncrementalDetokenizer
 from model.engine.gpt2 import GPT2Runner
 from model.engine.graphs import DecodeGraphs
@@ -119,14 +119,17 @@ class Batch:
 
     # ---- adapters (model/engine/adapters.py) ---------------------------------------------------
 
-    def add_adapter(self, adapter: Adapter) -> None:
-        """Serve `adapter`'s version from this batch (rows naming it add its update)."""
-        self.adapters.add(adapter)
+    def add_adapter(self, version: str, prepared: Stacked) -> bool:
+        """Serve adapter `version` from this batch (rows naming it add its update), with the
+        stacks `self.adapters.prepare` built for it; False when they are out of date."""
+        if not self.adapters.install(prepared, version):
+            return False
         self._lora_stale = True
+        return True
 
     def drop_adapters(self, keep: set[str]) -> list[str]:
         """Unload the adapters not in `keep` that no running row uses; those unloaded."""
-        unnamed = [v for v in self.adapters.adapters if v not in keep]
+        unnamed = [v for v in self.adapters.versions if v not in keep]
         if not unnamed:
             return []
         used = {row.owner.version for row in self.rows}

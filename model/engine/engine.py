@@ -14,10 +14,10 @@ Versions (model/engine/residents.py): besides the active version, others can be 
 serving), each with its own batch, or, for an adapter version, on the batch of its base; a
 request naming one is served by it, any other by the active one. A version is loaded on a
 thread of its own that then ends (model/engine/loading.py), and the worker takes it in between
-two steps. Hot-swap: new requests go to the new
+two steps (an adapter's stacks too are built there). Hot-swap: new requests go to the new
 version's batch (a resident one is promoted without reloading) while rows already running
-finish on the old model; an unloaded version's rows finish too. When such a draining batch is
-empty, its model is dropped and its memory released.
+finish on the old model; an unloaded version's rows finish, and a draining batch's model is
+released once it is empty.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ from model.backends.base import (
 from model.engine.admission import Admission
 from model.engine.batch import Batch
 from model.engine.config import EngineConfig
-from model.engine.loading import Loader, Loading, Served, attach
+from model.engine.loading import Loader, Loading, Served
 from model.engine.metrics import EngineMetrics, EngineStats
 from model.engine.request import ActiveRequest, EngineHandle, tokenize_for
 from model.engine.residents import Plan, Residents, by_batch, resolve_change, settle_heap
@@ -118,8 +118,8 @@ class Engine:
 
     async def start(self, version: str, path: str) -> None:
         served = await self._loading.served(version, path, None)
-        if served.adapter is not None:
-            served.batch.add_adapter(served.adapter)
+        if served.stacks is not None:  # nothing else is stacked yet: they are current
+            served.batch.add_adapter(version, served.stacks)
         self._residents = Residents(served.batch, version)
         self.metrics.model_version = version
         self._thread = threading.Thread(target=self._work, name="generation-engine", daemon=True)
@@ -162,8 +162,8 @@ class Engine:
         (its running rows finish on it); a batch no version names any more is released."""
         with self._cond:
             batch = self.residents.others.get(version)
-        served = Served(version, batch, None) if batch else await self._served(version, path)
-        await self._change(lambda: self._attach(served, self.residents.promote))
+        served = Served(version, batch) if batch else await self._served(version, path)
+        await self._loading.settle(served, self.residents, Residents.promote, self._change)
 
     async def load_version(self, version: str, path: str) -> None:
         """Keep `version` (loaded from `path`) resident beside the active one, with a batch of
@@ -172,18 +172,13 @@ class Engine:
         if version in self.resident_versions:
             return
         served = await self._served(version, path)
-        await self._change(lambda: self._attach(served, self.residents.add))
+        await self._loading.settle(served, self.residents, Residents.add, self._change)
         settle_heap()  # the new model's objects too stay out of full collections
 
     async def _served(self, version: str, path: str) -> Served:
         with self._cond:
             residents = self.residents
         return await self._loading.served(version, path, residents)
-
-    def _attach(self, served: Served, serve: Callable[[Batch, str], None]) -> None:
-        """Worker thread: serve `served` with `serve` (promote or add), its adapter attached."""
-        attach(self.residents, served, self.config.max_adapters)
-        serve(served.batch, served.version)
 
     async def unload_version(self, version: str) -> None:
         """Stop admitting to `version` (never the active one: then, as for a version not

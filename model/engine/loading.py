@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from model.engine.adapters import Adapter, read_adapter
+from model.engine.adapters import Adapter, Stacked, read_adapter
 from model.engine.admission import Admission
 from model.engine.batch import Batch
 from model.engine.config import EngineConfig
@@ -27,12 +27,14 @@ Loader = Callable[[str, str], LoadedModel]
 
 @dataclass
 class Served:
-    """A version ready to serve: its batch and, for an adapter version, the adapter to attach
-    (None: the batch's own model)."""
+    """A version ready to serve: its batch and, for an adapter version, the adapter and the
+    batch's stacks with it added (`adapter` None: the batch's own model)."""
 
     version: str
     batch: Batch
-    adapter: Adapter | None
+    adapter: Adapter | None = None
+    stacks: Stacked | None = None
+    attached: bool = False  # set by `attach`: False when the stacks were out of date
 
 
 class Loading:
@@ -57,12 +59,33 @@ class Loading:
         holder: a stale answer only means the base is loaded again)."""
         base = adapter_base(path)
         if base is None:
-            return Served(version, await to_own_thread(self.batch, version, path), None)
+            return Served(version, await to_own_thread(self.batch, version, path))
         batch = residents.batch_of(base.version) if residents is not None else None
         if batch is None:
             batch = await to_own_thread(self.batch, base.version, base.path)
         adapter = await to_own_thread(self.adapter, version, path, batch)
-        return Served(version, batch, adapter)
+        return Served(version, batch, adapter, await to_own_thread(batch.adapters.prepare, adapter))
+
+    async def settle(
+        self,
+        served: Served,
+        residents: Residents,
+        serve: Callable[[Residents, Batch, str], None],
+        change: Callable[[Callable[[], None]], Awaitable[None]],
+    ) -> None:
+        """Have the worker (`change`) serve `served` with `serve` (promote or add), its adapter
+        attached; when another adapter was attached since its stacks were built, build them
+        again here, off the worker, and retry."""
+
+        def attached() -> None:
+            if attach(residents, served, self.config.max_adapters):
+                serve(residents, served.batch, served.version)
+
+        await change(attached)
+        while not served.attached:
+            assert served.adapter is not None  # only an adapter's stacks go out of date
+            served.stacks = await to_own_thread(served.batch.adapters.prepare, served.adapter)
+            await change(attached)
 
     def batch(self, version: str, path: str) -> Batch:
         """Load a full version and build everything it needs to serve."""
@@ -97,13 +120,15 @@ class Loading:
         return adapter
 
 
-def attach(residents: Residents, served: Served, max_adapters: int) -> None:
+def attach(residents: Residents, served: Served, max_adapters: int) -> bool:
     """Put `served`'s adapter on its batch (worker thread, between steps), first unloading the
     adapter versions asked for least recently beyond `max_adapters` (their running rows
-    finish on them)."""
-    if served.adapter is None or served.version in served.batch.adapters:
-        return
-    batch = served.batch
+    finish on them). False when its stacks are out of date (`Loading.settle` builds them
+    again)."""
+    batch, stacks = served.batch, served.stacks
+    if stacks is None or served.version in batch.adapters:
+        served.attached = True
+        return True
     resident = [v for v, b in residents.others.items() if b is batch and v in batch.adapters]
     while len(batch.adapters) >= max_adapters and resident:
         oldest = min(resident, key=residents.last_asked)
@@ -111,4 +136,5 @@ def attach(residents: Residents, served: Served, max_adapters: int) -> None:
         log.info("adapter %s unloaded to make room (ENGINE_MAX_ADAPTERS=%d)", oldest, max_adapters)
         residents.remove(oldest)
         residents.drop_unused_adapters()
-    batch.add_adapter(served.adapter)
+    served.attached = batch.add_adapter(served.version, stacks)
+    return served.attached

@@ -4,6 +4,7 @@ base batch is one; adapters come and go without reloading the base."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 from pathlib import Path
@@ -83,9 +84,11 @@ async def test_adapters_share_the_base_batch_and_serve_what_their_merged_models_
 
     engine = await started(model_versions["v1"], "v1")
     try:
-        for name, folders in adapters.items():
-            await engine.load_version(name, str(folders["adapter"]))
-        assert engine.resident_versions == ("v1", "a1", "a2")
+        # loaded at once: the stacks one prepares may be out of date when the worker takes it
+        await asyncio.gather(
+            *(engine.load_version(name, str(f["adapter"])) for name, f in adapters.items())
+        )
+        assert set(engine.resident_versions) == {"v1", "a1", "a2"}
         assert len(engine.residents.admitting()) == 1  # one base, read once per step
         # the three versions' requests interleaved, in flight together, in the same steps
         handles = [
@@ -132,7 +135,7 @@ async def test_the_adapter_asked_for_least_recently_makes_room(model_versions, a
         await engine.submit(GenerationRequest("x", GREEDY, version="a1")).result()  # a2 is older
         await engine.load_version("a3", str(third["adapter"]))
         assert engine.resident_versions == ("v1", "a1", "a3")
-        assert set(engine.residents.active.adapters.adapters) == {"a1", "a3"}
+        assert set(engine.residents.active.adapters.versions) == {"a1", "a3"}
         result = await engine.submit(GenerationRequest("x", GREEDY, version="a2")).result()
         assert result.model_version == "v1"  # not resident: the active version serves it
     finally:
@@ -175,6 +178,28 @@ def test_every_weight_layout_adds_the_adapter_update(
     base_next = runner.decode(tokens, positions, plain_cache, slice(0, 3)).float()
     expected = torch.stack([merged_next[0], base_next[1], merged_next[2]])
     assert float((got - expected).abs().max()) <= tolerance * float(expected.abs().max())
+
+
+def test_stacks_are_built_off_the_worker_and_refused_when_out_of_date(model_versions, adapters):
+    device = torch.device("cpu")
+    runner = GPT2Runner(load_model("v1", str(model_versions["v1"]), device, "fp32").model)
+    read = {
+        n: read_adapter(n, f["adapter"], runner.layers, runner.dtype, device)
+        for n, f in adapters.items()
+    }
+    stack = AdapterStack(runner.layers, runner.dtype, device)
+    with_a1, with_a2 = stack.prepare(read["a1"]), stack.prepare(read["a2"])  # both from empty
+    assert stack.install(with_a1, "a1") and stack.versions == ("a1",)
+    assert not stack.install(with_a2, "a2")  # built without a1: refused, nothing changes
+    assert stack.versions == ("a1",) and stack.built is with_a1
+    assert stack.install(stack.prepare(read["a2"]), "a2") and stack.versions == ("a1", "a2")
+
+    built = stack.built
+    stack.remove(["a1"])  # no copies: a1's columns stay, no row selects them
+    assert stack.built is built and "a1" not in stack and stack.slot("a1") == built.none
+    assert stack.step([stack.slot("a1")]) is None
+    stack.add(read["a1"])  # the next build leaves the unloaded columns out
+    assert [a.version for a in stack.built.adapters] == ["a2", "a1"]
 
 
 def test_an_adapter_the_engine_cannot_serve_is_refused_with_the_reason(model_versions, tmp_path):
