@@ -51,6 +51,7 @@ from model.device import (
 )
 from model.evaluate import evaluation, heldout_loss, pack_cyclic
 from model.job import FinetuneJob
+from model.lm_loss import FinalHidden, causal_lm_loss
 from model.split import digest, split_heldout, trained_digests
 from model.versions import folder_bytes, save_version
 
@@ -128,6 +129,8 @@ class TrainingRun:
         self.wrapped, self.optimizer = self.accelerator.prepare(
             self.model, _optimizer(self.model, self.config)
         )
+        self.final = FinalHidden(self.model)  # the loss is taken from its hidden states
+        self.head = self.model.get_output_embeddings().weight
         self.step, self.best, self.bad_evals = 0, math.inf, 0
         self.eval_before: dict[str, Any] = {}
 
@@ -203,7 +206,8 @@ class TrainingRun:
             last = micro == self.config.grad_accum - 1
             # gradients are averaged over the processes once per step, not per micro-batch
             with nullcontext() if last else self.accelerator.no_sync(self.wrapped):
-                loss = self.wrapped(input_ids=batch, labels=batch).loss / self.config.grad_accum
+                loss = causal_lm_loss(self.wrapped, self.final, self.head, batch, self.dtype)
+                loss = loss / self.config.grad_accum
                 self.accelerator.backward(loss)  # scaled for fp16
             total_loss += loss.detach()
         self.accelerator.clip_grad_norm_(self.wrapped.parameters(), 1.0)
