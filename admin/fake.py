@@ -9,9 +9,10 @@ Every call of every service is recorded in `calls` as `("service.method", args)`
 arguments bound to the Protocol method's signature (defaults filled in, `**changes` as one
 dict), and answered from `answers` by that name: a function of the arguments (sync or async)
 is called, an exception is raised, anything else is returned. Names the test leaves out get
-`QUIET`'s answers (nothing to report); a call nobody scripted raises `NotScripted`. Nothing
-here re-implements a service: a test that needs their rules (duplicates, the promotion gate,
-schedules) uses the real services on a SQLite file.
+`QUIET`'s answers (nothing to report); any other call raises `NotScripted`. Nothing here
+re-implements a service: a test that needs their rules (duplicates, the promotion gate,
+schedules) uses the real services on a SQLite file. Not part of the plugin API: a plugin's
+tests get the real services from `bot.plugin_api.app_for_tests`.
 """
 
 from __future__ import annotations
@@ -47,20 +48,33 @@ SEAMS: dict[str, type] = {
     "fleet": base.FleetService,
 }
 
-# what a call answers when the test does not say: there is nothing to report (no samples, runs,
-# versions, stats, experiment or settings), and lifecycle calls do nothing
+# what a call answers when the test does not say: nothing to report (no samples, runs, versions,
+# stats, experiment, reports or settings), and the lifecycle calls do nothing
+EMPTY = (  # an empty list
+    "curation.recent",
+    "curation.pending",
+    "registry.versions",
+    "reports.stats",
+    "servers.reported",
+    "reviews.win_rates",
+)
+NOTHING = (  # None
+    "training.status",
+    "training.wait",
+    "training.start_background",
+    "training.close",
+    "registry.follow",
+    "experiments.status",
+    "experiments.candidate",
+    "experiments.arm_for",
+    "experiments.evaluate",
+    "experiments.follow",
+    "experiments.resume",
+    "experiments.close",
+)
 QUIET: dict[str, Any] = {
-    **dict.fromkeys(
-        ("curation.recent", "curation.pending", "registry.versions", "reports.stats"),
-        lambda *args: [],
-    ),
-    **dict.fromkeys(("servers.reported", "reviews.win_rates"), lambda *args: []),
-    **dict.fromkeys(
-        ("training.status", "training.wait", "training.start_background", "training.close"),
-    ),
-    **dict.fromkeys(("registry.follow", "experiments.status", "experiments.candidate")),
-    **dict.fromkeys(("experiments.follow", "experiments.arm_for", "experiments.evaluate")),
-    **dict.fromkeys(("experiments.resume", "experiments.close")),
+    **{name: lambda *args: [] for name in EMPTY},
+    **dict.fromkeys(NOTHING),
     "training.cancel": False,
     "reports.stats_chart": CHART,
     "reports.loss_curve": CHART,
