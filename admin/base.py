@@ -5,8 +5,8 @@ One small Protocol per concept: curation, training, registry, reports, experimen
 (all global: bot owners) and servers (per-server settings: each server's admins). `App` holds
 one of each in `AdminServices`; the implementations live beside this file (`curation.py`,
 `training.py`, `registry.py`, `reports.py`, `experiments.py`, `review.py`, `servers.py`), their
-fakes in `admin/fake.py` (with `fake_experiments.py` and `fake_review.py`). What they answer
-with, beside the storage records, is in `admin/results.py`.
+test double in `admin/fake.py` (`scripted_admin(answers)`: the test says what each call
+answers). What they answer with, beside the storage records, is in `admin/results.py`.
 
 What a use-case refuses, it refuses with an `AdminError` (`admin/errors.py`): a sentence for
 the person who asked, which every platform shows as is.

@@ -1,66 +1,148 @@
-"""In-memory admin services for tests of the platforms (the way httpx ships `MockTransport`
-beside `BaseTransport`): they keep their state in lists, answer like the real ones, and record
-each call as `(method, args)` in one `calls` list shared by all of them.
+"""The admin services' double, beside their seams (`admin/base.py`), the way httpx ships
+`MockTransport(handler)` beside `BaseTransport`: the test says what happens.
 
-    admin = fake_admin()
+    admin = scripted_admin({"registry.use": PromotionRefused("v2 was not promoted: ...")})
     ... drive a chat command ...
-    assert ("curation.add", ("42", ["A sample."])) in admin.calls
+    assert ("registry.use", ("42", "v2", False)) in admin.calls
+
+Every call of every service is recorded in `calls` as `("service.method", args)`, the
+arguments bound to the Protocol method's signature (defaults filled in, `**changes` as one
+dict), and answered from `answers` by that name: a function of the arguments (sync or async)
+is called, an exception is raised, anything else is returned. Names the test leaves out get
+`QUIET`'s answers (nothing to report); any other call raises `NotScripted`. Nothing here
+re-implements a service: a test that needs their rules (duplicates, the promotion gate,
+schedules) uses the real services on a SQLite file. Not part of the plugin API: a plugin's
+tests get the real services from `bot.plugin_api.app_for_tests`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
-from collections.abc import Collection, Sequence
-from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
-from admin.base import AdminServices, FleetView, ProgressCallback
-from admin.errors import AlreadyRunning, Invalid, PromotionRefused, Unknown, no_version
-from admin.fake_experiments import FakeExperiments, now
-from admin.fake_review import FakeReviews
-from admin.results import CurationReport
-from admin.servers import validate
+from admin import base
+from admin.base import AdminServices
+from admin.fleet_view import FleetView
 from storage import (
-    CuratedSampleRecord,
+    FINISHED_STATUSES,
     ModelVersionRecord,
-    ReportedRecord,
     RunStatus,
     ServerSettingsRecord,
     TrainingRunRecord,
-    VersionRatingStats,
 )
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-FAKE_CHART = PNG_SIGNATURE + b"fake chart"
-MIN_SCHEDULE_FIELDS = 5
+CHART = PNG_SIGNATURE + b"scripted chart"
+
+SEAMS: dict[str, type] = {
+    "curation": base.CurationService,
+    "training": base.TrainingService,
+    "registry": base.RegistryService,
+    "reports": base.ReportService,
+    "servers": base.ServerService,
+    "experiments": base.ExperimentService,
+    "reviews": base.ReviewService,
+    "fleet": base.FleetService,
+}
+
+# what a call answers when the test does not say: nothing to report (no samples, runs, versions,
+# stats, experiment, reports or settings), and the lifecycle calls do nothing
+EMPTY = (  # an empty list
+    "curation.recent",
+    "curation.pending",
+    "registry.versions",
+    "reports.stats",
+    "servers.reported",
+    "reviews.win_rates",
+)
+NOTHING = (  # None
+    "training.status",
+    "training.wait",
+    "training.start_background",
+    "training.close",
+    "registry.follow",
+    "experiments.status",
+    "experiments.candidate",
+    "experiments.arm_for",
+    "experiments.evaluate",
+    "experiments.follow",
+    "experiments.resume",
+    "experiments.close",
+)
+QUIET: dict[str, Any] = {
+    **{name: lambda *args: [] for name in EMPTY},
+    **dict.fromkeys(NOTHING),
+    "training.cancel": False,
+    "reports.stats_chart": CHART,
+    "reports.loss_curve": CHART,
+    "servers.get": ServerSettingsRecord,  # the defaults: ServerSettingsRecord(platform, id)
+    "fleet.view": lambda: FleetView(None, None, (), 5.0),
+    "fleet.wait": lambda timeout_s: FleetView(None, None, (), 5.0),
+}
 
 
-def fake_run(run_id: int, status: RunStatus, actor: str = "admin", **fields: Any) -> Any:
-    """A training-run record as the real service reports it."""
-    done = status not in (RunStatus.QUEUED, RunStatus.RUNNING)
-    values: dict[str, Any] = {
-        "id": run_id,
-        "trigger": "manual",
-        "requested_by": actor,
-        "status": status,
-        "dataset_size": 42,
-        "dataset_snapshot": [],
-        "loss_log": [],
-        "progress": 1.0 if status == RunStatus.SUCCEEDED else 0.0,
-        "eval_before": {"eval_loss": 3.5},
-        "eval_after": {"eval_loss": 3.1, "promoted": True} if status == RunStatus.SUCCEEDED else {},
-        "model_version": f"ft-{run_id}" if status == RunStatus.SUCCEEDED else None,
-        "error": None,
-        "created_at": now(),
-        "finished_at": now() if done else None,
-        "eta_s": 30.0 if status == RunStatus.RUNNING else None,
-    }
-    return TrainingRunRecord(**{**values, **fields})
+class NotScripted(AssertionError):
+    """The code under test made a call the test did not say the answer to."""
 
 
-def fake_version(name: str, status: str = "retired", **fields: Any) -> ModelVersionRecord:
+@dataclass(frozen=True)
+class ScriptedAdmin(AdminServices):
+    """`AdminServices` answering from `answers` (a test may change them as it goes), with the
+    log of every call in `calls`."""
+
+    answers: dict[str, Any] = field(default_factory=dict)
+    calls: list[tuple[str, tuple[Any, ...]]] = field(default_factory=list)
+
+
+def scripted_admin(answers: Mapping[str, Any] = {}) -> ScriptedAdmin:
+    """Admin services answering each call from `answers` by its name ("registry.use"),
+    else from `QUIET`."""
+    merged: dict[str, Any] = {**QUIET, **answers}
+    calls: list[tuple[str, tuple[Any, ...]]] = []
+    services = {name: _Service(name, seam, merged, calls) for name, seam in SEAMS.items()}
+    return ScriptedAdmin(**services, answers=merged, calls=calls)
+
+
+class _Service:
+    """One service of a `ScriptedAdmin`: each method of its Protocol records the call and
+    answers what the test said."""
+
+    def __init__(self, name: str, seam: type, answers: dict[str, Any], calls: list[Any]) -> None:
+        self._name, self._seam, self._answers, self._calls = name, seam, answers, calls
+
+    def __getattr__(self, method: str) -> Callable[..., Any]:
+        if method.startswith("_") or not hasattr(self._seam, method):
+            raise AttributeError(f"{self._seam.__name__} has no {method}")
+        signature, name = inspect.signature(getattr(self._seam, method)), f"{self._name}.{method}"
+
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            bound = signature.bind(self, *args, **kwargs)
+            bound.apply_defaults()
+            values = tuple(bound.arguments.values())[1:]  # without self
+            self._calls.append((name, values))
+            return await _reply(self._answers, name, values)
+
+        return call
+
+
+async def _reply(answers: dict[str, Any], name: str, args: tuple[Any, ...]) -> Any:
+    if name not in answers:
+        raise NotScripted(f"the test did not say what {name} answers")
+    result = answers[name]
+    if isinstance(result, BaseException):
+        raise result
+    if callable(result):
+        result = result(*args)
+        if inspect.isawaitable(result):
+            result = await result
+    return result
+
+
+def version_record(name: str, status: str = "retired", **fields: Any) -> ModelVersionRecord:
+    """A model version as the registry reports it (`fields` override)."""
     values: dict[str, Any] = {
         "name": name,
         "parent": None,
@@ -69,298 +151,31 @@ def fake_version(name: str, status: str = "retired", **fields: Any) -> ModelVers
         "training_run_id": None,
         "metrics": {},
         "status": status,
-        "created_at": now(),
-        "activated_at": now() if status == "active" else None,
+        "created_at": datetime.now(UTC),
+        "activated_at": datetime.now(UTC) if status == "active" else None,
     }
     return ModelVersionRecord(**{**values, **fields})
 
 
-@dataclass
-class FakeCuration:
-    calls: list[tuple[str, Any]]
-    items: list[CuratedSampleRecord] = field(default_factory=list)
-
-    async def add(self, actor: str, texts: list[str]) -> CurationReport:
-        self.calls.append(("curation.add", (actor, texts)))
-        seen = {i.text for i in self.items if i.active}
-        fresh = []
-        for text in texts:
-            if text.strip() and text not in seen:
-                seen.add(text)
-                fresh.append(text)
-        for text in fresh:
-            record = CuratedSampleRecord(len(self.items) + 1, text, "admin", actor, now(), True)
-            self.items.append(record)
-        skipped = len(texts) - len(fresh)
-        return CurationReport(len(fresh), {"duplicates or empty": skipped} if skipped else {})
-
-    async def add_file(self, actor: str, filename: str, content: bytes) -> CurationReport:
-        self.calls.append(("curation.add_file", (actor, filename, content)))
-        lines = [line for line in content.decode().splitlines() if line.strip()]
-        if filename.endswith(".jsonl"):
-            lines = [json.loads(line)["text"] for line in lines]
-        return await self.add(actor, lines)
-
-    async def recent(self, limit: int = 20) -> list[CuratedSampleRecord]:
-        self.calls.append(("curation.recent", limit))
-        return [i for i in reversed(self.items) if i.active][:limit]
-
-    async def remove(self, actor: str, sample_id: int) -> None:
-        self.calls.append(("curation.remove", (actor, sample_id)))
-        for index, item in enumerate(self.items):
-            if item.id == sample_id and item.active:
-                self.items[index] = replace(item, active=False)
-                return
-        raise Unknown(f"There is no curated sample {sample_id}.")
-
-    async def pending(self, limit: int = 20) -> list[CuratedSampleRecord]:
-        self.calls.append(("curation.pending", limit))
-        return [i for i in self.items if i.status == "pending"][:limit]
-
-    async def review(self, actor: str, sample_id: int, approve: bool) -> CuratedSampleRecord:
-        self.calls.append(("curation.review", (actor, sample_id, approve)))
-        for index, item in enumerate(self.items):
-            if item.id == sample_id and item.status == "pending":
-                status = "approved" if approve else "rejected"
-                self.items[index] = replace(item, status=status, active=approve, reviewed_by=actor)
-                return self.items[index]
-        raise Unknown(f"No curated sample {sample_id} is waiting for review.")
-
-
-@dataclass
-class FakeTraining:
-    """Runs start as `running` and end when the test calls `report(...)`; `report_after_s`
-    ends them by themselves, from the background, like the real service."""
-
-    calls: list[tuple[str, Any]]
-    runs: list[TrainingRunRecord] = field(default_factory=list)
-    report_after_s: float | None = None
-    cron: str | None = None
-    progress: ProgressCallback | None = None
-
-    async def start(
-        self,
-        actor: str,
-        progress: ProgressCallback | None = None,
-        *,
-        include_ratings: bool = True,
-        epochs: int | None = None,
-    ) -> TrainingRunRecord:
-        self.calls.append(("training.start", actor))
-        if self.runs and self.runs[-1].status == RunStatus.RUNNING:
-            raise AlreadyRunning("A training run is already running (40%).")
-        run = fake_run(len(self.runs) + 1, RunStatus.RUNNING, actor, progress=0.4)
-        self.runs.append(run)
-        self.progress = progress
-        if self.report_after_s is not None:
-            loop = asyncio.get_running_loop()
-            loop.call_later(self.report_after_s, self.report, RunStatus.SUCCEEDED, 1.0)
-        return run
-
-    def report(self, status: RunStatus, progress: float) -> None:
-        """Advance (or end) the latest run and tell the caller of `start`."""
-        run = replace(fake_run(self.runs[-1].id, status), progress=progress)
-        self.runs[-1] = run
-        if self.progress is not None:
-            self.progress(run)
-
-    async def status(self) -> TrainingRunRecord | None:
-        return self.runs[-1] if self.runs else None
-
-    async def wait(self) -> TrainingRunRecord | None:
-        return await self.status()
-
-    async def cancel(self, actor: str) -> bool:
-        self.calls.append(("training.cancel", actor))
-        if not self.runs or self.runs[-1].status != RunStatus.RUNNING:
-            return False
-        self.runs[-1] = replace(self.runs[-1], status=RunStatus.CANCELLED)
-        return True
-
-    async def schedule(self, actor: str, cron: str | None) -> list[datetime]:
-        self.calls.append(("training.schedule", (actor, cron)))
-        if cron is not None and len(cron.split()) != MIN_SCHEDULE_FIELDS:
-            raise Invalid(f"{cron!r} is not a cron expression: use five fields.")
-        if cron is not None and cron.split()[0] == "*":
-            raise Invalid("Retraining every minute is too often: use at most hourly.")
-        self.cron = cron
-        return [] if cron is None else [now() + timedelta(days=7 * i) for i in (1, 2, 3)]
-
-    async def start_background(self) -> None:
-        """Nothing runs in the background of the fake."""
-
-    async def close(self) -> None:
-        """Nothing to stop."""
-
-
-@dataclass
-class FakeRegistry:
-    """Versions in a list; `use` and `rollback` switch which one is active (and swap
-    `backend` when one is given). The gate compares the versions' `eval_loss` metrics: a
-    version whose loss is higher than the active one's is refused unless forced."""
-
-    calls: list[tuple[str, Any]]
-    items: list[ModelVersionRecord] = field(default_factory=list)
-    backend: Any = None
-    previous: list[str] = field(default_factory=list)
-
-    async def versions(self) -> list[ModelVersionRecord]:
-        self.calls.append(("registry.versions", None))
-        return list(self.items)
-
-    async def use(self, actor: str, version: str, force: bool = False) -> ModelVersionRecord:
-        self.calls.append(("registry.use", (actor, version, force)))
-        by_name = {v.name: v for v in self.items}
-        if version not in by_name:
-            raise no_version(version)
-        active = [v.name for v in self.items if v.status == "active"]
-        if active and not force:
-            self._gate(by_name[version], by_name[active[0]])
-        self.previous.extend(active)
-        return await self._activate(version)
-
-    @staticmethod
-    def _gate(candidate: ModelVersionRecord, active: ModelVersionRecord) -> None:
-        loss, active_loss = candidate.metrics.get("eval_loss"), active.metrics.get("eval_loss")
-        if loss is not None and active_loss is not None and loss > active_loss:
-            raise PromotionRefused(
-                f"{candidate.name} was not promoted: its held-out loss {loss:.4f} is worse than "
-                f"the active {active.name}'s {active_loss:.4f}."
-            )
-
-    async def rollback(self, actor: str) -> ModelVersionRecord:
-        self.calls.append(("registry.rollback", actor))
-        if not self.previous:
-            raise Unknown("There is no earlier active version to roll back to.")
-        return await self._activate(self.previous.pop())
-
-    async def remove(self, actor: str, version: str) -> ModelVersionRecord:
-        """Drops `version` from the list; refuses the active one and a base of adapters."""
-        self.calls.append(("registry.remove", (actor, version)))
-        record = next((v for v in self.items if v.name == version), None)
-        if record is None:
-            raise no_version(version)
-        if record.status == "active" or any(v.base_version == version for v in self.items):
-            raise Invalid(f"{version} is in use and cannot be removed.")
-        self.items.remove(record)
-        return record
-
-    async def follow(self, avoid: Collection[str] = ()) -> ModelVersionRecord | None:
-        return next((v for v in self.items if v.status == "active"), None)
-
-    async def _activate(self, name: str) -> ModelVersionRecord:
-        self.items = [
-            replace(v, status="active" if v.name == name else "retired") for v in self.items
-        ]
-        record = next(v for v in self.items if v.name == name)
-        if self.backend is not None:
-            await self.backend.swap(record.name, record.path)
-        return record
-
-
-@dataclass
-class FakeFleet:
-    """No process serves: the view is what the fake registry and experiments say (a read,
-    so not in `calls`)."""
-
-    registry: FakeRegistry
-    experiments: FakeExperiments
-
-    async def view(self) -> FleetView:
-        active = next((v.name for v in self.registry.items if v.status == "active"), None)
-        return FleetView(active, await self.experiments.candidate(), (), 5.0)
-
-    async def wait(self, timeout_s: float) -> FleetView:
-        return await self.view()
-
-
-@dataclass
-class FakeReports:
-    calls: list[tuple[str, Any]]
-    rows: list[VersionRatingStats] = field(default_factory=list)
-    chart: bytes = FAKE_CHART
-
-    async def stats(self) -> list[VersionRatingStats]:
-        self.calls.append(("reports.stats", None))
-        return list(self.rows)
-
-    async def stats_chart(self) -> bytes:
-        return self.chart
-
-    async def loss_curve(self, run_id: int | None = None) -> bytes:
-        return self.chart
-
-
-@dataclass
-class FakeServers:
-    """Settings per (platform, server) in a dict, validated like the real ones."""
-
-    calls: list[tuple[str, Any]]
-    saved: dict[tuple[str, str], ServerSettingsRecord] = field(default_factory=dict)
-
-    async def get(self, platform: str, server_id: str) -> ServerSettingsRecord:
-        return self.saved.get((platform, server_id), ServerSettingsRecord(platform, server_id))
-
-    async def reported(self, platform: str, server_id: str) -> list[ReportedRecord]:
-        return []
-
-    async def keep_reported(
-        self, actor: str, platform: str, server_id: str, generation_id: int
-    ) -> None:
-        self.calls.append(("servers.keep_reported", (actor, platform, server_id, generation_id)))
-        raise Unknown(f"There is no generation #{generation_id} in this server.")
-
-    async def delete_generation(
-        self, actor: str, platform: str, server_id: str, generation_id: int
-    ) -> tuple[str | None, str | None]:
-        self.calls.append(
-            ("servers.delete_generation", (actor, platform, server_id, generation_id))
-        )
-        raise Unknown(f"There is no generation #{generation_id} in this server.")
-
-    async def update(
-        self, actor: str, platform: str, server_id: str, **changes: Any
-    ) -> ServerSettingsRecord:
-        self.calls.append(("servers.update", (actor, platform, server_id, changes)))
-        record = replace(await self.get(platform, server_id), **validate(changes))
-        self.saved[(platform, server_id)] = replace(record, updated_by=actor)
-        return self.saved[(platform, server_id)]
-
-
-@dataclass(frozen=True)
-class FakeAdmin(AdminServices):
-    """`AdminServices` of fakes, with their shared call log."""
-
-    calls: list[tuple[str, Any]] = field(default_factory=list)
-
-
-def fake_admin(
-    *,
-    samples: Sequence[str] = (),
-    versions: Sequence[ModelVersionRecord] = (),
-    stats: Sequence[VersionRatingStats] = (),
-    backend: Any = None,
-    report_after_s: float | None = None,
-) -> FakeAdmin:
-    """Fake admin services seeded with curated `samples`, model `versions` and `stats`."""
-    calls: list[tuple[str, Any]] = []
-    curation = FakeCuration(
-        calls,
-        [
-            CuratedSampleRecord(i + 1, t, "admin", "admin", now(), True)
-            for i, t in enumerate(samples)
-        ],
-    )
-    registry = FakeRegistry(calls, list(versions), backend)
-    experiments = FakeExperiments(calls, registry)
-    return FakeAdmin(
-        curation=curation,
-        training=FakeTraining(calls, report_after_s=report_after_s),
-        registry=registry,
-        reports=FakeReports(calls, list(stats)),
-        servers=FakeServers(calls),
-        experiments=experiments,
-        reviews=FakeReviews(calls, registry),
-        fleet=FakeFleet(registry, experiments),
-        calls=calls,
-    )
+def run_record(run_id: int, status: RunStatus, actor: str = "admin", **fields: Any) -> Any:
+    """A training run as the training service reports it: 42 samples; a success's eval loss
+    went 3.5 → 3.1 and promoted `ft-{run_id}` (`fields` override)."""
+    succeeded, done = status == RunStatus.SUCCEEDED, status in FINISHED_STATUSES
+    values: dict[str, Any] = {
+        "id": run_id,
+        "trigger": "manual",
+        "requested_by": actor,
+        "status": status,
+        "dataset_size": 42,
+        "dataset_snapshot": [],
+        "loss_log": [],
+        "progress": 1.0 if succeeded else 0.0,
+        "eval_before": {"eval_loss": 3.5},
+        "eval_after": {"eval_loss": 3.1, "promoted": True} if succeeded else {},
+        "model_version": f"ft-{run_id}" if succeeded else None,
+        "error": None,
+        "created_at": datetime.now(UTC),
+        "finished_at": datetime.now(UTC) if done else None,
+        "eta_s": 30.0 if status == RunStatus.RUNNING else None,
+    }
+    return TrainingRunRecord(**{**values, **fields})

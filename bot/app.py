@@ -3,7 +3,7 @@
 `App.open(settings)` migrates the database, prepares the model (registered active version, or
 the base model, or the offline bootstrap), starts the generation backend and builds the admin
 services and their gate. Every command, platform, benchmark and test builds through it; tests
-pass fakes (`backend=ScriptedBackend()`, `admin=fake_admin()`), never `None`.
+pass doubles (`backend=ScriptedBackend()`, `admin=scripted_admin(...)`), never `None`.
 """
 
 from __future__ import annotations

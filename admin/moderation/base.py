@@ -47,3 +47,10 @@ class Moderator(Protocol):
         """The verdict on `text`; `extra_terms` are a server's own blocklist additions (same
         syntax as `MODERATION_BLOCKLIST`). Never raises for ordinary text."""
         ...
+
+
+class AllowAll:
+    """Passes everything: moderation turned off (the poisoning benchmark's "defences off")."""
+
+    async def check(self, text: str, extra_terms: Sequence[str] = ()) -> Verdict:
+        return PASSED

@@ -1,11 +1,11 @@
 """The moderator double, beside its seam (`base.py`); part of the plugin API
-(`bot.plugin_api.FakeModerator`). Also `AllowAll`: moderation turned off."""
+(`bot.plugin_api.FakeModerator`), so it is not among `admin.moderation`'s public names."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from admin.moderation.base import PASSED, Verdict
+from admin.moderation.base import Verdict
 from admin.moderation.terms import Blocklist
 
 Judge = Callable[[str, Sequence[str]], Verdict]
@@ -23,10 +23,3 @@ class FakeModerator:
     async def check(self, text: str, extra_terms: Sequence[str] = ()) -> Verdict:
         self.checked.append(text)
         return self.judge(text, extra_terms)
-
-
-class AllowAll:
-    """Passes everything: moderation turned off (the poisoning benchmark's "defences off")."""
-
-    async def check(self, text: str, extra_terms: Sequence[str] = ()) -> Verdict:
-        return PASSED

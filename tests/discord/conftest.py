@@ -14,7 +14,7 @@ from discord.http import Route
 
 from admin.base import AdminServices
 from admin.config import AdminConfig
-from admin.fake import fake_admin
+from admin.fake import scripted_admin
 from bot.app import App
 from bot.chat import ChatConfig
 from bot.platforms.discord import DiscordConfig, DiscordPlatform
@@ -128,12 +128,12 @@ async def start_bot(
         story_turns: int = 50,
         **overrides: Any,
     ) -> Bot:
-        """`services`: the admin services (default: `fake_admin()`); `real_admin`: the real
+        """`services`: the admin services (default: `scripted_admin()`); `real_admin`: the real
         ones, on the test's database; `overrides`: `DiscordConfig` fields."""
         if real_admin:
             assert services is None, "real_admin builds its own services"
         else:
-            services = services or fake_admin()
+            services = services or scripted_admin()
         settings = discord_settings(tmp_path, admin, cooldown_s, story_max_turns=story_turns)
         app = await make_app(settings, backend_ or backend, services)
         bot = Bot(DiscordPlatform(app, discord_config(fake, **overrides), grace), fake)

@@ -4,12 +4,26 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
 
 from admin.auth import ADMINS_ONLY, OWNERS_ONLY
-from admin.base import AdminServices
+from admin.base import AdminServices, ProgressCallback
 from admin.config import AdminConfig
-from admin.fake import PNG_SIGNATURE, FakeAdmin, fake_admin, fake_version
+from admin.errors import Invalid, PromotionRefused, Unknown, no_version
+from admin.fake import (
+    PNG_SIGNATURE,
+    NotScripted,
+    ScriptedAdmin,
+    run_record,
+    scripted_admin,
+    version_record,
+)
+from admin.results import CurationReport
 from storage import (
+    CuratedSampleRecord,
     CuratedSampleRepository,
     GenerationRepository,
     NewGeneration,
@@ -21,18 +35,44 @@ from tests.discord.fake_discord import FakeDiscord
 from tests.discord.fake_records import Interaction, Message
 
 
-def seeded_admin() -> FakeAdmin:
-    """Fake admin services holding a curated sample, two versions and their rating stats."""
-    return fake_admin(
-        samples=["a curated *sample*"],
-        versions=[
-            fake_version("fake-1"),
-            fake_version(
-                "ft-7", "active", parent="fake-1", base_version="fake-1", metrics={"eval_loss": 3.1}
-            ),
-        ],
-        stats=[VersionRatingStats("fake-1", 10, 4, 0.5, 0.75, 3)],
+def sample(sample_id: int, text: str) -> CuratedSampleRecord:
+    return CuratedSampleRecord(sample_id, text, "admin", "admin", datetime.now(UTC), True)
+
+
+def seeded_admin(answers: dict[str, Any] | None = None) -> ScriptedAdmin:
+    """Admin services holding a curated sample, two versions (`ft-7` active) and their rating
+    stats; `model use` and `rollback` switch to the version asked for; `answers` add more."""
+    versions = [
+        version_record("fake-1"),
+        version_record(
+            "ft-7", "active", parent="fake-1", base_version="fake-1", metrics={"eval_loss": 3.1}
+        ),
+    ]
+    return scripted_admin(
+        {
+            "curation.recent": lambda limit: [sample(1, "a curated *sample*")],
+            "registry.versions": versions,
+            "registry.use": lambda actor, version, force: version_record(version, "active"),
+            "registry.rollback": lambda actor: version_record("ft-7", "active"),
+            "reports.stats": [VersionRatingStats("fake-1", 10, 4, 0.5, 0.75, 3)],
+            **(answers or {}),
+        }
     )
+
+
+def retraining(progress: list[ProgressCallback]) -> dict[str, Any]:
+    """Answers for a retrain that runs until the test calls `progress[0](run)`."""
+
+    def start(actor: str, report: ProgressCallback, *options: Any) -> Any:
+        progress.append(report)
+        return run_record(1, RunStatus.RUNNING, actor, progress=0.4)
+
+    return {"training.start": start}
+
+
+def called(services: ScriptedAdmin, *names: str) -> list[tuple[str, tuple[Any, ...]]]:
+    """The calls of these names, in order."""
+    return [call for call in services.calls if call[0] in names]
 
 
 async def answer(fake: FakeDiscord, interaction: Interaction, contains: str = "") -> Message:
@@ -56,9 +96,22 @@ def owners(*members: p.Member) -> AdminConfig:
     return AdminConfig(user_ids=tuple(str(m.id) for m in members))
 
 
-def test_fake_admin_implements_the_services():
-    services: AdminServices = fake_admin()  # checked by mypy/pyright too
+async def test_the_scripted_admin_answers_what_the_test_says():
+    services: AdminServices = scripted_admin({"registry.remove": Unknown("no such version")})
     assert callable(services.reports.stats_chart)
+    assert (await services.reports.stats_chart()).startswith(PNG_SIGNATURE)
+    with pytest.raises(Unknown, match="no such version"):
+        await services.registry.remove("ann", "v1")
+    with pytest.raises(NotScripted, match=r"registry\.rollback"):
+        await services.registry.rollback("ann")
+    with pytest.raises(AttributeError):
+        services.registry.promote  # type: ignore[attr-defined]  # noqa: B018 (not in the seam)
+    assert isinstance(services, ScriptedAdmin)
+    assert services.calls == [
+        ("reports.stats_chart", ()),
+        ("registry.remove", ("ann", "v1")),
+        ("registry.rollback", ("ann",)),
+    ]
 
 
 async def test_non_admin_is_refused_and_audited(fake, start_bot):
@@ -69,7 +122,7 @@ async def test_non_admin_is_refused_and_audited(fake, start_bot):
     reply = await answer(fake, interaction)
 
     assert reply.content == OWNERS_ONLY
-    assert services.calls == []
+    assert services.calls == [("experiments.resume", ())]  # the app's start-up only
     assert audit(bot) == [(str(fake.alice.id), "model use", False)]
 
 
@@ -96,9 +149,9 @@ async def test_only_owners_change_the_shared_model_and_role_names_grant_nothing(
     back = await answer(fake, await fake.slash("admin model rollback", member=dave), "ft-7")
     assert "Now serving `ft-7`" in back.content
 
-    assert services.calls[-2:] == [
+    assert called(services, "registry.use", "registry.rollback") == [
         ("registry.use", (str(dave.id), "fake-1", True)),
-        ("registry.rollback", str(dave.id)),
+        ("registry.rollback", (str(dave.id),)),
     ]
     boss, carol_id = str(fake.boss.id), str(carol.id)
     assert audit(bot) == [
@@ -167,7 +220,9 @@ async def test_channels_limit_where_members_generate(fake, start_bot):
 
 async def test_long_admin_answers_come_in_pages(fake, start_bot):
     long_texts = [f"Sample {i}: " + "a fairly long training sentence " * 4 for i in range(50)]
-    await start_bot(services=fake_admin(samples=long_texts), admin=owners(fake.boss))
+    samples = [sample(i + 1, text) for i, text in enumerate(long_texts)]
+    services = scripted_admin({"curation.recent": lambda limit: samples[:limit]})
+    await start_bot(services=services, admin=owners(fake.boss))
 
     interaction = await fake.slash("admin curate list", {"limit": 50}, member=fake.boss)
     first = await answer(fake, interaction, "Sample")
@@ -195,7 +250,13 @@ async def test_stats_come_with_a_chart(fake, start_bot):
 
 
 async def test_curation_from_text_and_file(fake, start_bot):
-    services = seeded_admin()
+    services = seeded_admin(
+        {
+            "curation.add": CurationReport(1),
+            "curation.add_file": CurationReport(2, {"duplicates": 1}),
+            "curation.remove": Unknown("There is no curated sample 99."),
+        }
+    )
     await start_bot(services=services, admin=owners(fake.boss))
     boss = str(fake.boss.id)
     upload = b"one\ntwo\nA good sample.\n"  # the last line was added already
@@ -212,17 +273,26 @@ async def test_curation_from_text_and_file(fake, start_bot):
     listed = await answer(fake, listing, r"\*sample\*")
     assert r"`1` [admin] a curated \*sample\*" in listed.content
 
-    assert ("curation.add", (boss, ["A good sample."])) in services.calls
-    assert ("curation.add_file", (boss, "samples.txt", upload)) in services.calls
+    assert called(services, "curation.add", "curation.add_file", "curation.remove") == [
+        ("curation.add", (boss, ["A good sample."])),
+        ("curation.add_file", (boss, "samples.txt", upload)),
+        ("curation.remove", (boss, 99)),
+    ]
 
 
 async def test_retraining_shows_progress_and_schedule_errors(fake, start_bot):
-    services = seeded_admin()
+    def schedule(actor: str, cron: str | None) -> list[datetime]:
+        if cron is not None:
+            raise Invalid("Retraining every minute is too often: use at most hourly.")
+        return []
+
+    progress: list[ProgressCallback] = []
+    services = seeded_admin({**retraining(progress), "training.schedule": schedule})
     await start_bot(services=services, admin=owners(fake.boss))
 
     started = await fake.slash("admin retrain now", member=fake.boss)
     assert "#1**: running" in (await answer(fake, started)).content
-    services.training.report(RunStatus.SUCCEEDED, 1.0)
+    progress[0](run_record(1, RunStatus.SUCCEEDED))
     done = await answer(fake, started, "succeeded")
     assert "held-out loss 3.500 → 3.100" in done.content and "`ft-1` promoted" in done.content
 
@@ -232,7 +302,10 @@ async def test_retraining_shows_progress_and_schedule_errors(fake, start_bot):
     assert "too often" in (await answer(fake, every_minute)).content
     off = await fake.slash("admin retrain schedule", {"cron": "off"}, member=fake.boss)
     assert "Scheduled retraining is off." in (await answer(fake, off)).content
-    assert ("training.schedule", (str(fake.boss.id), None)) in services.calls
+    assert called(services, "training.schedule") == [
+        ("training.schedule", (str(fake.boss.id), "* * * * *")),
+        ("training.schedule", (str(fake.boss.id), None)),
+    ]
 
 
 async def test_the_real_admin_services_answer_admins_only(fake, start_bot):
@@ -254,13 +327,13 @@ async def test_the_real_admin_services_answer_admins_only(fake, start_bot):
 
 
 async def test_retrain_progress_outliving_the_interaction_goes_to_the_channel(fake, start_bot):
-    services = seeded_admin()
-    await start_bot(services=services, admin=owners(fake.boss))
+    progress: list[ProgressCallback] = []
+    await start_bot(services=seeded_admin(retraining(progress)), admin=owners(fake.boss))
     started = await fake.slash("admin retrain now", member=fake.boss)
     await answer(fake, started, "running")
 
     del fake.interactions[started.token]  # Discord forgets the token after 15 minutes
-    services.training.report(RunStatus.SUCCEEDED, 1.0)
+    progress[0](run_record(1, RunStatus.SUCCEEDED))
 
     def posted() -> Message | None:
         return next(
@@ -364,9 +437,18 @@ async def test_reports_hide_an_output_until_a_server_admin_decides(fake, start_b
 async def test_a_gate_refusal_says_why_and_how_to_force(fake, start_bot):
     """The promotion gate's refusal is the admin's answer, not an incident: its reason and
     Discord's way to force it; forcing then switches."""
-    services = seeded_admin()
-    services.registry.items.append(fake_version("ft-8", parent="ft-7", metrics={"eval_loss": 3.4}))
-    await start_bot(services=services, admin=owners(fake.boss))
+
+    def use(actor: str, version: str, force: bool) -> Any:
+        if version == "v9":
+            raise no_version(version)
+        if not force:
+            raise PromotionRefused(
+                f"{version} was not promoted: its held-out loss 3.4000 is worse than the "
+                "active ft-7's 3.1000."
+            )
+        return version_record(version, "active", parent="ft-7", metrics={"eval_loss": 3.4})
+
+    await start_bot(services=seeded_admin({"registry.use": use}), admin=owners(fake.boss))
 
     refused = await fake.slash("admin model use", {"version": "ft-8"}, member=fake.boss)
     reply = (await answer(fake, refused, "ft-8")).content

@@ -16,7 +16,7 @@ from slack_sdk.signature import SignatureVerifier
 
 from admin.base import AdminServices
 from admin.config import AdminConfig
-from admin.fake import FakeAdmin, fake_admin, fake_version
+from admin.fake import ScriptedAdmin, scripted_admin, version_record
 from bot.app import App
 from bot.chat import ChatConfig
 from bot.platforms.base import RunOptions
@@ -150,18 +150,21 @@ def backend() -> ScriptedBackend:
 
 @pytest.fixture
 def admin_services() -> AdminServices | None:
-    """The admin services the app is opened with: fakes holding one active version and its
-    rating stats. A test parametrized with `admin_services=None` gets the real services."""
-    return fake_admin(
-        versions=[fake_version("fake-1", "active", metrics={"eval_loss": 3.5})],
-        stats=[VersionRatingStats("fake-1", 10, 4, 0.5, 0.75, 3)],
+    """The admin services the app is opened with: scripted, holding one active version and
+    its rating stats (a test adds the answers it needs). A test parametrized with
+    `admin_services=None` gets the real services."""
+    return scripted_admin(
+        {
+            "registry.versions": [version_record("fake-1", "active", metrics={"eval_loss": 3.5})],
+            "reports.stats": [VersionRatingStats("fake-1", 10, 4, 0.5, 0.75, 3)],
+        }
     )
 
 
 @pytest.fixture
-def fake_services(admin_services: AdminServices | None) -> FakeAdmin:
-    """The fake admin services, for tests that read their call log."""
-    assert isinstance(admin_services, FakeAdmin)
+def scripted(admin_services: AdminServices | None) -> ScriptedAdmin:
+    """The scripted admin services, for tests that add answers or read their call log."""
+    assert isinstance(admin_services, ScriptedAdmin)
     return admin_services
 
 

@@ -1,6 +1,7 @@
 """Fixtures for the web platform: a real App on a tmp SQLite with a tiny bootstrap model (and
 the real admin services `App.open` builds), and aiohttp's test client against the real web
-application; for retrain flows, an App over `admin.fake.fake_admin`."""
+application; for retrain flows, an App over admin services the test scripts
+(`admin.fake.scripted_admin`)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 from web_helpers import ADMIN_TOKEN, TINY, Browser, make_settings, open_browser
 
-from admin.fake import FakeAdmin, fake_admin
+from admin.fake import ScriptedAdmin, scripted_admin
 from admin.registry import BOOTSTRAP_VERSION
 from bot.app import App
 from bot.platforms.web import build_web_app
@@ -54,12 +55,14 @@ async def admin_browser(browser: Browser) -> Browser:
 
 
 @pytest.fixture
-async def fake_admin_app(tmp_path: Path, model_dir: Path) -> AsyncIterator[tuple[App, FakeAdmin]]:
-    """An App whose admin services are the in-memory fakes (training runs start and end
+async def scripted_admin_app(
+    tmp_path: Path, model_dir: Path
+) -> AsyncIterator[tuple[App, ScriptedAdmin]]:
+    """An App whose admin services answer what the test says (training runs start and end
     without training anything) over a scripted backend."""
-    folder = tmp_path / "fake-admin"
+    folder = tmp_path / "scripted-admin"
     folder.mkdir()
-    admin = fake_admin()
+    admin = scripted_admin()
     opened = await App.open(
         make_settings(folder, model_dir), backend=ScriptedBackend(), admin=admin
     )
@@ -68,11 +71,11 @@ async def fake_admin_app(tmp_path: Path, model_dir: Path) -> AsyncIterator[tuple
 
 
 @pytest.fixture
-async def fake_admin_browser(
-    fake_admin_app: tuple[App, FakeAdmin],
-) -> AsyncIterator[tuple[Browser, App, FakeAdmin]]:
-    """A logged-in admin's browser on the App over the fake admin services."""
-    app, admin = fake_admin_app
+async def scripted_admin_browser(
+    scripted_admin_app: tuple[App, ScriptedAdmin],
+) -> AsyncIterator[tuple[Browser, App, ScriptedAdmin]]:
+    """A logged-in admin's browser on the App over the scripted admin services."""
+    app, admin = scripted_admin_app
     client, visitor = await open_browser(build_web_app(app, Guard(admin_token=ADMIN_TOKEN)))
     await visitor.login()
     yield visitor, app, admin

@@ -7,32 +7,63 @@ from __future__ import annotations
 import asyncio
 import shutil
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from web_helpers import ADMIN_TOKEN, TINY, make_settings, web_config
 
-from admin.fake import fake_admin, fake_version
+from admin.fake import run_record, scripted_admin, version_record
+from admin.results import CurationReport
 from bot.app import App
 from bot.chat import Origin
 from bot.platforms.base import RunOptions
 from bot.platforms.web import WebPlatform, create
 from model.backends.fake import ScriptedBackend
-from storage import Database, ModelVersionRepository, upgrade
+from storage import CuratedSampleRecord, Database, ModelVersionRepository, RunStatus, upgrade
 from storage.models import TrainingRun
 
 CHROMIUM = "/usr/bin/chromium"
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "screenshots"
 XSS = "<img src=x onerror=alert(1)>"
 WAIT_MS = 30_000
+NOW = datetime.now(UTC)
 
 pytestmark = pytest.mark.slow
 
 
+def scripted_dashboard() -> Any:
+    """Admin services for the dashboard test: curated texts are listed newest first, and a
+    retrain starts run #1, which stays at 40%."""
+    samples: list[CuratedSampleRecord] = []
+    runs: list[Any] = []
+
+    def add(actor: str, texts: list[str]) -> CurationReport:
+        for text in texts:
+            samples.insert(
+                0, CuratedSampleRecord(len(samples) + 1, text, "admin", actor, NOW, True)
+            )
+        return CurationReport(len(texts))
+
+    def start(actor: str, *options: Any) -> Any:
+        runs.append(run_record(1, RunStatus.RUNNING, actor, progress=0.4))
+        return runs[-1]
+
+    return scripted_admin(
+        {
+            "registry.versions": [version_record("bootstrap-1", "active")],
+            "curation.add": add,
+            "curation.recent": lambda limit: samples[:limit],
+            "training.start": start,
+            "training.status": lambda: runs[-1] if runs else None,
+        }
+    )
+
+
 class ServerThread(threading.Thread):
     """The real web platform over a real App, on its own event loop in a thread: with the
-    real admin services, or (`with_admin`) the fake ones, whose training runs need no model;
+    real admin services, or (`with_admin`) scripted ones, whose training runs need no model;
     `review`: the real services over a scripted backend serving two registered versions."""
 
     def __init__(
@@ -57,8 +88,7 @@ class ServerThread(threading.Thread):
             self.ready.set()
 
     async def _serve(self) -> None:
-        fake = fake_admin(versions=[fake_version("bootstrap-1", "active")])
-        admin = fake if self.with_admin else None  # None: the real services `App.open` builds
+        admin = scripted_dashboard() if self.with_admin else None  # None: the real services
         if self.review:
             app = self.app = await App.open(self.settings, backend=two_versions(self.settings))
         else:
@@ -117,7 +147,7 @@ def server(tmp_path: Path, model_dir: Path) -> Any:
 
 @pytest.fixture
 def admin_server(tmp_path: Path, model_dir: Path) -> Any:
-    """The same server over the fake admin services, and one finished training run."""
+    """The same server over scripted admin services, and one finished training run."""
     thread = start_server(tmp_path, model_dir, with_admin=True)
     assert thread.app is not None
     with thread.app.db.session() as session:

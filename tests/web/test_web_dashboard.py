@@ -1,5 +1,5 @@
 """The admin dashboard's endpoints: login, filters, export, stats, models, training, curation,
-audit — over the real admin services, and over their fakes for training runs."""
+audit — over the real admin services, and over scripted ones for training runs."""
 
 from __future__ import annotations
 
@@ -8,15 +8,17 @@ import io
 import json
 import os
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import aiohttp
 import pytest
 from web_helpers import ADMIN_TOKEN, Browser, parse_sse
 
-from admin.fake import FakeAdmin, FakeTraining, fake_version
+from admin.errors import AlreadyRunning, Invalid, PromotionRefused, no_version
+from admin.fake import ScriptedAdmin, run_record, version_record
 from bot.app import App
 from bot.platforms.web import dashboard
-from storage import ModelVersionRepository
+from storage import ModelVersionRepository, RunStatus, TrainingRunRecord
 from storage.models import TrainingRun
 
 ADMIN_GETS = (
@@ -204,11 +206,30 @@ async def test_panels_are_live_and_actions_answer_in_sentences(browser: Browser)
 
 
 async def test_training_panel_start_status_cancel_schedule(
-    fake_admin_browser: tuple[Browser, App, FakeAdmin],
+    scripted_admin_browser: tuple[Browser, App, ScriptedAdmin],
 ) -> None:
-    browser, app, admin = fake_admin_browser
-    assert isinstance(admin.training, FakeTraining)
-    service = admin.training
+    browser, app, admin = scripted_admin_browser
+    runs: list[TrainingRunRecord] = []
+
+    def start(actor: str, *options: Any) -> TrainingRunRecord:
+        if runs:
+            raise AlreadyRunning("A training run is already running (40%).")
+        runs.append(run_record(1, RunStatus.RUNNING, actor, progress=0.4))
+        return runs[0]
+
+    def schedule(actor: str, cron: str | None) -> list[datetime]:
+        if cron is not None and len(cron.split()) != 5:
+            raise Invalid(f"{cron!r} is not a cron expression: use five fields.")
+        return [] if cron is None else [datetime.now(UTC) + timedelta(days=d) for d in (7, 14, 21)]
+
+    admin.answers.update(
+        {
+            "training.start": start,
+            "training.status": lambda: runs[-1] if runs else None,
+            "training.cancel": True,
+            "training.schedule": schedule,
+        }
+    )
     started = await browser.post("/admin/api/training/start", {})
     assert started.status == 200 and "run #1 started" in (await started.json())["message"]
     again = await browser.post("/admin/api/training/start", {})
@@ -220,11 +241,13 @@ async def test_training_panel_start_status_cancel_schedule(
     assert (await cancelled.json())["message"] == "Training cancelled."
     scheduled = await browser.post("/admin/api/training/schedule", {"cron": "0 3 * * 0"})
     assert scheduled.status == 200 and len((await scheduled.json())["next"]) == 3
-    assert service.cron == "0 3 * * 0"
     bad = await browser.post("/admin/api/training/schedule", {"cron": "every day"})
     assert bad.status == 400 and "cron" in (await bad.json())["error"]
     off = await browser.post("/admin/api/training/schedule", {"cron": ""})
-    assert "off" in (await off.json())["message"] and service.cron is None
+    assert "off" in (await off.json())["message"]
+    asked = [args[1:] for call, args in admin.calls if call == "training.schedule"]
+    assert asked == [("0 3 * * 0",), ("every day",), (None,)]
+    assert [call for call, _ in admin.calls if call == "training.cancel"] == ["training.cancel"]
     log = await app.db.run(app.gate.audit.recent)
     actions = [e["action"] for e in log]
     for action in ("retrain.now", "retrain.cancel", "retrain.schedule"):
@@ -340,17 +363,23 @@ async def test_the_dashboard_shows_each_process_and_what_it_serves(
 
 
 async def test_a_gate_refusal_is_a_409_sentence_that_says_how_to_force(
-    fake_admin_browser: tuple[Browser, App, FakeAdmin],
+    scripted_admin_browser: tuple[Browser, App, ScriptedAdmin],
 ) -> None:
     """`models/use` of a version the promotion gate refuses: the reason and the Force box,
     as a 4xx JSON answer (it was a 500 "Something went wrong"); forced, it switches."""
-    browser, _, admin = fake_admin_browser
-    admin.registry.items.extend(  # type: ignore[attr-defined]
-        [
-            fake_version("v1", "active", metrics={"eval_loss": 3.0}),
-            fake_version("v2", parent="v1", metrics={"eval_loss": 3.6}),
-        ]
-    )
+    browser, _, admin = scripted_admin_browser
+
+    def use(actor: str, version: str, force: bool) -> Any:
+        if version != "v2":
+            raise no_version(version)
+        if not force:
+            raise PromotionRefused(
+                "v2 was not promoted: its held-out loss 3.6000 is worse than the active v1's "
+                "3.0000."
+            )
+        return version_record("v2", "active", parent="v1", metrics={"eval_loss": 3.6})
+
+    admin.answers["registry.use"] = use
 
     refused = await browser.post("/admin/api/models/use", {"version": "v2"})
 
