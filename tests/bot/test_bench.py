@@ -57,9 +57,9 @@ def test_the_cli_loads_without_torch_so_help_stays_quick() -> None:
 def test_the_new_generation_scenarios_report_their_documented_keys() -> None:
     """`ceiling`, `single_stream` and `burst_1000` on the quick model (the whole bench's smoke
     run is in test_cli.py)."""
-    from bot.bench.ceiling import ceilings, flops_per_token
     from bot.bench.scenarios import run_burst_1000, run_single_stream
-    from bot.bench.workload import build_model, build_workload
+    from model.bench.ceiling import ceilings, flops_per_token
+    from model.bench.workload import build_model, build_workload
 
     base = build_model(quick=True)
     workload = build_workload(base, quick=True)
@@ -80,7 +80,7 @@ def test_the_burst_bound_charges_a_shrinking_batch_for_reading_the_weights() -> 
     """A step of k rows costs max(k tokens at the GEMM rate, one read of the weights)."""
     from types import SimpleNamespace
 
-    from bot.bench.ceiling import burst_bound
+    from model.bench.ceiling import burst_bound
 
     # 2,000 weights: 4,000 flops a token (1 s at 4e-6 GFLOP/s) and 8 kB in fp32 (2 s at 4e-6 GB/s)
     config = SimpleNamespace(n_layer=1, n_embd=10, vocab_size=80)
@@ -97,8 +97,8 @@ def test_the_burst_bound_charges_a_shrinking_batch_for_reading_the_weights() -> 
 def test_the_step_breakdown_counts_the_bytes_a_step_reads_against_the_bandwidth() -> None:
     import torch
 
-    from bot.bench.breakdown import COLUMNS, step_breakdown
-    from bot.bench.workload import build_model, with_dtype
+    from model.bench.breakdown import COLUMNS, step_breakdown
+    from model.bench.workload import build_model, with_dtype
 
     base = build_model(quick=True)
     bf16 = with_dtype(base, torch.bfloat16, "bench-bf16")
@@ -153,7 +153,7 @@ def test_the_loop_bench_can_run_just_the_ab_simulation(
 
 @pytest.mark.slow
 def test_the_training_bench_reports_its_documented_keys_on_the_tiny_config() -> None:
-    from bot.bench.training import VARIANTS, run_training_bench
+    from model.bench.training import VARIANTS, run_training_bench
 
     report = run_training_bench(None, ("tiny",))
     tiny = report["configs"]["tiny"]
@@ -170,8 +170,8 @@ def test_the_training_bench_reports_its_documented_keys_on_the_tiny_config() -> 
 def test_the_adapter_mixes_are_served_by_the_versions_they_name() -> None:
     """`adapters` on the quick model: each mix is served by exactly the versions it names (the
     scenario checks it), and the documented ratios come out."""
-    from bot.bench.adapters import ADAPTER_COUNTS, run_adapters
-    from bot.bench.workload import build_model, build_workload
+    from model.bench.adapters import ADAPTER_COUNTS, run_adapters
+    from model.bench.workload import build_model, build_workload
 
     base = build_model(quick=True)
     report = run_adapters(base, "", build_workload(base, quick=True))

@@ -42,8 +42,8 @@ from typing import Any
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from bot.bench.ceiling import fastest_s, weight_elements
-from bot.bench.measure import machine
+from model.bench.ceiling import fastest_s, weight_elements
+from model.bench.measure import machine
 from model.bootstrap import train_tokenizer
 from model.device import forget_training_precision, resolve_training_dtype
 from model.finetune import FinetuneConfig, FinetuneJob, TrainingRun
