@@ -16,10 +16,11 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from admin.base import AdminServices, FleetView, ProgressCallback
+from admin.base import AdminServices, ProgressCallback
 from admin.errors import AlreadyRunning, Invalid, PromotionRefused, Unknown, no_version
 from admin.fake_experiments import FakeExperiments, now
 from admin.fake_review import FakeReviews
+from admin.fleet_view import FleetView
 from admin.results import CurationReport
 from admin.servers import validate
 from storage import (
