@@ -62,7 +62,7 @@ class Tally:
 
 @dataclass(frozen=True)
 class Decision:
-    verdict: Ruling
+    ruling: Ruling
     probability: float  # P(candidate's 👍 rate > control's)
     fewest: int  # counted ratings of the arm with fewer
     min_ratings: int
@@ -71,11 +71,11 @@ class Decision:
     def reason(self) -> str:
         """The decision in words (built on demand: the simulation decides millions of times)."""
         p = self.probability
-        if self.verdict is Ruling.PROMOTE:
+        if self.ruling is Ruling.PROMOTE:
             return f"the candidate is better with probability {p:.4f}"
-        if self.verdict is Ruling.RETIRE:
+        if self.ruling is Ruling.RETIRE:
             return f"the candidate is worse with probability {1 - p:.4f}"
-        if self.verdict is Ruling.NO_DIFFERENCE:
+        if self.ruling is Ruling.NO_DIFFERENCE:
             return f"no confident difference after {self.fewest} ratings per arm (P = {p:.3f})"
         if self.fewest < self.min_ratings:
             return f"each arm needs {self.min_ratings} ratings ({self.fewest} so far)"
@@ -133,19 +133,19 @@ def next_probability(
 def decide(
     control: Tally, candidate: Tally, config: ABConfig, probability: float | None = None
 ) -> Decision:
-    """The verdict now; `probability` when the caller has it (else it is computed)."""
+    """The ruling now; `probability` when the caller has it (else it is computed)."""
     p = probability_better(control, candidate) if probability is None else probability
     fewest = min(control.ratings, candidate.ratings)
-    verdict = Ruling.CONTINUE
+    ruling = Ruling.CONTINUE
     if fewest < config.min_ratings:
         pass
     elif p >= config.promote_probability:
-        verdict = Ruling.PROMOTE
+        ruling = Ruling.PROMOTE
     elif p <= 1.0 - config.retire_probability:
-        verdict = Ruling.RETIRE
+        ruling = Ruling.RETIRE
     elif fewest >= max(config.max_ratings, config.min_ratings):
-        verdict = Ruling.NO_DIFFERENCE
-    return Decision(verdict, p, fewest, config.min_ratings)
+        ruling = Ruling.NO_DIFFERENCE
+    return Decision(ruling, p, fewest, config.min_ratings)
 
 
 def _beta_cdf(x: float, a: int, b: int) -> float:

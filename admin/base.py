@@ -19,14 +19,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-# the errors live in admin/errors.py; re-exported while admin/training.py imports them from here
-from admin.errors import AdminError as AdminError
-from admin.errors import AlreadyRunning as AlreadyRunning
-from admin.errors import ExperimentRefused as ExperimentRefused
-from admin.errors import Invalid as Invalid
-from admin.errors import PromotionRefused as PromotionRefused
-from admin.errors import ReviewUnavailable as ReviewUnavailable
-from admin.errors import Unknown as Unknown
 from admin.fleet_view import FleetView
 from admin.results import Assignment, BlindPair, CurationReport, ExperimentStatus
 from storage import (

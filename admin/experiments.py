@@ -85,7 +85,7 @@ def _arm(arm: str, version: str, share: float, counts: ArmCounts) -> ArmStatus:
 
 
 def _status(
-    record: ExperimentRecord, counts: dict[str, ArmCounts], verdict: str, p: float, reason: str
+    record: ExperimentRecord, counts: dict[str, ArmCounts], ruling: str, p: float, reason: str
 ) -> ExperimentStatus:
     """Blocking (the intervals take milliseconds): called in a thread."""
     share = record.candidate_share
@@ -94,7 +94,7 @@ def _status(
         status=record.status,
         control=_arm("control", record.control_version, 1.0 - share, counts["control"]),
         candidate=_arm("candidate", record.candidate_version, share, counts["candidate"]),
-        decision=str(verdict),
+        decision=str(ruling),
         probability=p,
         reason=reason,
         rule=record.rule,
@@ -245,7 +245,7 @@ class Experiments:
             if running is None or experiment_id not in (None, running.id):
                 return None
             counts, decision = await self._decision(running)
-            if decision.verdict is Ruling.CONTINUE:
+            if decision.ruling is Ruling.CONTINUE:
                 return None
             return await self._conclude(running, counts, decision)
 
@@ -283,7 +283,7 @@ class Experiments:
     async def _conclude(
         self, running: ExperimentRecord, counts: dict[str, ArmCounts], decision: Decision
     ) -> ExperimentStatus | None:
-        ending = ENDINGS[decision.verdict]
+        ending = ENDINGS[decision.ruling]
         outcome = _outcome(counts, decision, decision.reason)
         ended = await self.db.run(self.repository.finish, running.id, ending, AB_ACTOR, outcome)
         if ended is None:
@@ -291,7 +291,7 @@ class Experiments:
         self._remember(None)
         candidate = running.candidate_version
         detail = {"experiment": running.id, "candidate": candidate, **outcome}
-        if decision.verdict is Ruling.PROMOTE:
+        if decision.ruling is Ruling.PROMOTE:
             try:
                 await self.registry.use(AB_ACTOR, candidate)
             except Exception as error:  # the held-out loss gate, or a broken folder
@@ -303,7 +303,7 @@ class Experiments:
                 await self._unload(candidate)
                 await self._audit(AB_ACTOR, "ab promotion refused", {**detail, **refused})
                 return await self._status_of(ended)
-        elif decision.verdict is Ruling.RETIRE:
+        elif decision.ruling is Ruling.RETIRE:
             await self.db.run(self.versions.retire, candidate)
         await self._unload(candidate)
         await self._audit(AB_ACTOR, f"ab {ending}", detail)
@@ -313,15 +313,15 @@ class Experiments:
     async def _status_of(self, record: ExperimentRecord) -> ExperimentStatus:
         if record.running:
             counts, decision = await self._decision(record)
-            verdict, p, reason = decision.verdict, decision.probability, decision.reason
+            ruling, p, reason = decision.ruling, decision.probability, decision.reason
         else:  # the numbers it ended on
             outcome = record.outcome or {}
             counts = {arm: ArmCounts(**outcome.get(arm, {})) for arm in ("control", "candidate")}
-            verdict = outcome.get("decision", Ruling.CONTINUE)
+            ruling = outcome.get("decision", Ruling.CONTINUE)
             p, reason = outcome.get("probability", 0.5), outcome.get("reason", record.status)
             if "refused" in outcome:
                 reason = f"{reason}; not promoted: {outcome['refused']}"
-        return await asyncio.to_thread(_status, record, counts, verdict, p, reason)
+        return await asyncio.to_thread(_status, record, counts, ruling, p, reason)
 
     # -- which experiment this process serves -------------------------------------------------
     async def _current(self) -> ExperimentRecord | None:
@@ -388,7 +388,7 @@ class Experiments:
 def _outcome(counts: dict[str, ArmCounts], decision: Decision, reason: str) -> dict[str, Any]:
     """The numbers a decision was made on, as stored with the ended experiment."""
     return {
-        "decision": str(decision.verdict),
+        "decision": str(decision.ruling),
         "probability": decision.probability,
         "reason": reason,
         **{arm: asdict(c) for arm, c in counts.items()},

@@ -89,7 +89,7 @@ def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     partial.replace(path)  # atomic: a crash never leaves a half-written checkpoint
 
 
-class TrainingRun:
+class FinetuneRun:
     """One training run's state: the loaded model and tokenizer, the packed `blocks` (N, T), the
     optimizer. `train_step()` is one optimizer step, `train()` the loop; `run_finetune` drives a
     whole run, and the training benchmark times `train_step` on its own."""
@@ -325,7 +325,7 @@ def run_finetune(job: FinetuneJob, emit: Emit) -> dict[str, Any]:
     if Path(job.output_dir).exists():
         raise ValueError(f"{job.output_dir} already exists: pick a new version name")
     if job.config.objective == "sft":
-        run = TrainingRun(job, emit)
+        run = FinetuneRun(job, emit)
         run.resume_or_start()
         run.train()
         result = run.finish()
@@ -352,7 +352,7 @@ def _run_with_preferences(job: FinetuneJob, emit: Emit) -> dict[str, Any]:
         sft_job = replace(
             job, work_dir=str(Path(job.work_dir) / "sft"), output_dir=str(stage), preferences=[]
         )
-        sft = TrainingRun(sft_job, first_stage_events(emit, kto.steps))
+        sft = FinetuneRun(sft_job, first_stage_events(emit, kto.steps))
         sft.resume_or_start()
         sft.train()
         sft.finish()

@@ -1,14 +1,7 @@
 """Torch work off the generation engine's worker runs on a thread of its own that then ends.
 
-torch's CPU ops run on OpenMP (libgomp), and every thread that runs a parallel op gets a pool of
-OpenMP threads that lives as long as that thread does. By libgomp's source (`do_spin`), a thread
-waiting at a barrier spins for a short, throttled count before it sleeps on a futex once the
-process's OpenMP threads outnumber the CPUs, so each of the ~500 parallel ops of a decode step
-pays a sleep and a wake-up. One idle pool beside the engine's is enough on 2 cores. Measured on
-the 2-core AMD EPYC (Zen 4), GPT-2 124M, bf16, one decode step of one row: 9.0-11.0 ms when the
-same thread built the model and decodes, 16.5-20.1 ms when the model was built on the main
-thread and the step runs on another one (the engine's case), back to 8.9-9.3 ms when the thread
-that built it had ended.
+Why: a thread that ran torch CPU ops keeps its OpenMP pool while it lives, and a pool beyond the
+engine's makes every decode step slower (measured in docs/engine.md, "One OpenMP pool").
 
 `asyncio.to_thread` runs on the event loop's executor, whose threads live on (and keep their
 pools), so loading a model, building the bootstrap model or scoring held-out texts there would

@@ -1,8 +1,10 @@
 """`gpt2bot bench generation|training|loop`: the benchmarks, one module each, behind one
 subcommand. `bot.cli` registers `add_parser` and dispatches to `run`.
 
-- `generation.py` (workload in `workload.py`): the engine against the usual ways of serving GPT-2.
-- `training.py`: tokens/s of the fine-tuning recipe against padded and HF `Trainer` baselines.
+- `generation.py` (scenarios in `scenarios.py`; workload, baselines and ceilings in
+  `model/bench/`): the engine against the usual ways of serving GPT-2.
+- `model/bench/training.py`: tokens/s of the fine-tuning recipe against padded and HF `Trainer`
+  baselines.
 - `loop.py`: does the learning loop learn what simulated raters like? (And `ab_simulation.py`:
   how often the A/B rule promotes a better, equal or worse candidate; `--ab-only` runs just it.)
 - `poisoning.py`: can colluders teach it what moderation flags (defences on, off, rules only)?
@@ -55,7 +57,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     if args.kind == "generation":
         return _generation(settings, args)
     if args.kind == "training":
-        from bot.bench.training import run_training_bench
+        from model.bench.training import run_training_bench
 
         result = run_training_bench(args.data, tuple(args.configs.split(",")))
     elif args.kind == "poisoning":

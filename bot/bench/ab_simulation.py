@@ -46,8 +46,8 @@ def _experiment(rng: random.Random, candidate_rate: float, config: ABConfig) -> 
         else:
             control = control.add(up)
         decision = decide(control, candidate, config, probability)
-        if decision.verdict is not Ruling.CONTINUE:
-            return OUTCOMES[decision.verdict], control.ratings + candidate.ratings
+        if decision.ruling is not Ruling.CONTINUE:
+            return OUTCOMES[decision.ruling], control.ratings + candidate.ratings
 
 
 def simulate_ab(config: ABConfig, runs: int | None = None, seed: int = SEED) -> dict[str, Any]:

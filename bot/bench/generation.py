@@ -1,7 +1,8 @@
 """`gpt2bot bench generation`: the engine against the usual ways of serving GPT-2, and against
 the machine, in one run.
 
-On the same seeded workload (`workload.py`): the engine in each dtype it can serve here
+On the same seeded workload (`model/bench/workload.py`; the other engine-only parts are beside
+it in `model/bench/`): the engine in each dtype it can serve here
 (`scenarios.py`: burst, arrivals, short-in-busy, one stream alone, a burst of 1,000 short
 requests), the baselines (`baselines.py`: naive bot, HF static batching, `generate_batch`,
 CTranslate2 when installed), the tokens/s ceiling that a GEMM at the decode shape implies
@@ -21,13 +22,14 @@ from typing import Any
 
 import torch
 
-from bot.bench import baselines, scenarios
-from bot.bench.adapters import run_adapters
-from bot.bench.breakdown import step_breakdown
-from bot.bench.ceiling import burst_bound, ceilings
-from bot.bench.measure import machine
-from bot.bench.workload import build_model, build_workload, with_dtype
+from bot.bench import scenarios
 from model.backends.local import engine_dtype_name, load_dtype_name
+from model.bench import baselines
+from model.bench.adapters import run_adapters
+from model.bench.breakdown import step_breakdown
+from model.bench.ceiling import burst_bound, ceilings
+from model.bench.measure import label, machine
+from model.bench.workload import build_model, build_workload, with_dtype
 from model.config import ModelConfig
 from model.device import cpu_has_fast_bf16, resolve_device, resolve_dtype
 from model.engine import native
@@ -174,7 +176,7 @@ def run_benchmark(quick: bool = False, progress: Any = None, device: str = "cpu"
             **workload.shape,
             "quick": quick,
             "device": torch.cuda.get_device_name(where) if where.type == "cuda" else where.type,
-            "dtype": scenarios.label(fast, int8),  # the default
+            "dtype": label(fast, int8),  # the default
             "bf16_available": where.type == "cpu" and cpu_has_fast_bf16(),
             "loadavg_1min": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],  # start, end
         },

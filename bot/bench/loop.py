@@ -36,9 +36,9 @@ import torch
 from admin.config import ABConfig, LearningConfig
 from bot.app import App
 from bot.bench.ab_simulation import simulate_ab
-from bot.bench.measure import machine
 from bot.chat import ChatConfig, ChatService, Origin
 from bot.settings import Settings
+from model.bench.measure import machine
 from model.bootstrap import BootstrapConfig, build_bootstrap
 from model.config import FinetuneConfig, ModelConfig
 from storage import ModelVersionRepository, StorageConfig

@@ -31,10 +31,10 @@ from admin.moderation import AllowAll, ModerationConfig, Moderator
 from admin.moderation.default import DefaultModerator
 from bot.app import App
 from bot.bench.loop import LOOP_FINETUNE, PROMPTS, TOPIC_WORD
-from bot.bench.measure import machine
 from bot.chat import ChatConfig, Origin
 from bot.params import InvalidRequest
 from bot.settings import Settings
+from model.bench.measure import machine
 from model.config import ModelConfig
 from storage import CuratedSampleRepository, ModelVersionRepository, StorageConfig
 

@@ -16,28 +16,19 @@ from typing import Any
 
 from admin.moderation import ModerationConfig, Moderator
 from admin.moderation.default import DefaultModerator
-from bot.bench.measure import PeakRss, dtype_name, summarize
-from bot.bench.workload import BenchRequest, Workload
 from model.backends.base import Busy, GenerationRequest, GenerationResult, SamplingParams
 from model.backends.local import int8_rows_of
+from model.bench.measure import PeakRss, label, summarize
+from model.bench.workload import BENCH_CONFIG, BenchRequest, Workload
 from model.engine import Engine, EngineConfig
 from model.engine.metrics import percentile
 from model.versions import LoadedModel
 
 TICK_S = 0.01  # the event-loop ticker's period
-BENCH_CONFIG = EngineConfig(max_batch=32, max_queue=128, max_per_user=128, metrics_log_interval_s=0)
 SINGLE_STREAM: dict[str, Any] = {"prompt_tokens": 16, "new_tokens": 128, "runs": 5}
 SINGLE_STREAM_QUICK: dict[str, Any] = {"prompt_tokens": 4, "new_tokens": 16, "runs": 3}
 BURST: dict[str, Any] = {"requests": 1000, "new_tokens": 12, "prompt_tokens": (8, 32)}
 BURST_QUICK: dict[str, Any] = {"requests": 100, "new_tokens": 4, "prompt_tokens": (4, 8)}
-
-
-def label(loaded: LoadedModel, weights: str) -> str:
-    """The dtype a scenario reports: the model's, "int8" for int8 weights, or the model's with
-    "+int8" for int8 weights in steps of few rows (`ENGINE_CPU_DTYPE=bf16+int8`)."""
-    if weights == "int8":
-        return "int8"
-    return dtype_name(loaded.dtype) + ("+int8" if weights.endswith("+int8") else "")
 
 
 def engine_on(config: EngineConfig, loaded: LoadedModel, weights: str) -> Engine:

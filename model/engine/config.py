@@ -31,11 +31,11 @@ class EngineConfig:
     cpu_dtype: str = field(
         default="auto", metadata={"env": "ENGINE_CPU_DTYPE", "choices": CPU_DTYPES}
     )
-    # CPU, fp32 and bf16: prepack the weights for oneDNN (fp32 engine tokens/s x1.52-2.7 on the
-    # 2-core AMD EPYC, x1.13-1.18 on 2 Xeon cores; weights held twice); model/engine/linear.py
+    # CPU, fp32 and bf16: prepack the weights for oneDNN: faster decode steps for the weights
+    # held twice (timed in docs/engine.md, "Prepacked weights"); model/engine/linear.py
     cpu_prepack: bool = field(default=True, metadata={"env": "ENGINE_CPU_PREPACK"})
     # CPU, fp32 and bf16: decode attention by gpt2bot's own AVX-512 kernel, compiled on first
-    # use (C++ compiler and ninja, ~6 s once, cached in TORCH_EXTENSIONS_DIR); where it cannot
+    # use (C++ compiler and ninja, once, cached in TORCH_EXTENSIONS_DIR); where it cannot
     # be built, torch's batched products (model/engine/native)
     cpu_native_attention: bool = field(
         default=True, metadata={"env": "ENGINE_CPU_NATIVE_ATTENTION"}

@@ -1,29 +1,14 @@
 """The projections of a GPT-2 block as callables: prepacked for oneDNN on CPU, or int8 weights.
 
-A decode step multiplies a few rows (one per running sample) by every weight matrix of the
-model. For such short inputs, torch's default CPU GEMM spends much of its time re-arranging the
-weight on every call, and on CPUs where MKL takes a generic code path (AMD) it is slow outright.
-oneDNN can re-arrange (prepack) a weight once, for good, in fp32 and in bf16. Measured on the
-2-core AMD EPYC (Zen 4) of this project, 2026-12-01, one 768x3072 projection (ms):
-
-    rows                     1      32
-    fp32 F.linear          0.55    1.21
-    fp32 prepacked         0.23    0.54
-    bf16 F.linear          0.27    0.43
-    bf16 prepacked         0.13    0.30
-
-and the 50257-wide output layer at 32 rows: bf16 21 ms as a module, 4.4-8.2 ms prepacked (fp32:
-67 → 17 ms). The cost is memory: the prepacked copies sit beside the model's own weights (which
-the rest of the program still uses), so the engine holds the weights twice (+500 MB for GPT-2
-124M in fp32, +250 MB in bf16). `ENGINE_CPU_PREPACK=false` turns it off.
+Prepacked (fp32, bf16): oneDNN re-arranges each weight once, where torch's CPU GEMM re-arranges it
+on every call of a decode step's few rows; the cost is the weights held twice
+(`ENGINE_CPU_PREPACK=false` turns it off).
 
 int8 (`ENGINE_CPU_DTYPE=int8`, `Int8Weights`): every projection and the output layer, weights
-quantized once per output channel, activations per row at each call, `torch._int_mm`. Measured
-alternatives (same CPU, the 48 block projections, weights cold, ms at 1 / 32 rows): bf16
-prepacked 7.2 / 12.6; torch's weight-only `_weight_int8pack_mm` (bf16 x) 4.6 / 24.5: fast for a
-row, slow for a batch; fbgemm's dynamic `linear_dynamic` 4.1 / 9.4, but its one activation scale
-per call makes a row's result depend on its neighbours, and its quantized-tensor API is
-deprecated in torch 2.13; `_int_mm` with per-row scales 3.8 / 11.8 (before the abs/amax fix).
+quantized once per output channel, activations per row at each call, `torch._int_mm`: the
+fastest int8 product at one row that keeps a row's result independent of its neighbours.
+
+The timings behind both choices are in docs/engine.md ("Prepacked weights", "int8 weights").
 """
 
 from __future__ import annotations
@@ -106,8 +91,8 @@ class Int8Weights:
             weight = weight_out_in.detach().float()
             scale = weight.abs().amax(dim=1).clamp(min=1e-12) / 127  # (N,)
             quantized = torch.round(weight / scale[:, None]).clamp(-127, 127).to(torch.int8)
-            # (K, N), a view of contiguous (N, K) rows: `_int_mm`'s fast layout (32 rows of a
-            # 3072x768 weight: 0.14 ms; (K, N) rows: 7.3 ms) and the native kernel's
+            # (K, N), a view of contiguous (N, K) rows: `_int_mm`'s fast layout (docs/engine.md
+            # times (K, N)-contiguous rows far slower) and the native kernel's
             self.weight = quantized.contiguous().t()
             dtype = weight_out_in.dtype
             self.scale = (scale / 127).to(dtype)  # folds the activations' 1/127 in

@@ -70,7 +70,7 @@ def test_intervals_are_the_beta_posteriors_quantiles() -> None:
 def test_nothing_is_decided_before_each_arm_has_its_minimum() -> None:
     config = ABConfig(min_ratings=100)
     lopsided = decide(Tally(0, 99), Tally(500, 0), config)
-    assert lopsided.verdict is Ruling.CONTINUE and lopsided.probability > 0.999
+    assert lopsided.ruling is Ruling.CONTINUE and lopsided.probability > 0.999
     assert "each arm needs 100 ratings (99 so far)" in lopsided.reason
 
 
@@ -78,14 +78,14 @@ def test_the_thresholds_promote_retire_or_end_undecided() -> None:
     config = ABConfig(
         promote_probability=0.95, retire_probability=0.95, min_ratings=20, max_ratings=200
     )
-    assert decide(Tally(10, 10), Tally(17, 3), config).verdict is Ruling.PROMOTE
-    assert decide(Tally(17, 3), Tally(10, 10), config).verdict is Ruling.RETIRE
-    assert decide(Tally(10, 10), Tally(11, 9), config).verdict is Ruling.CONTINUE
+    assert decide(Tally(10, 10), Tally(17, 3), config).ruling is Ruling.PROMOTE
+    assert decide(Tally(17, 3), Tally(10, 10), config).ruling is Ruling.RETIRE
+    assert decide(Tally(10, 10), Tally(11, 9), config).ruling is Ruling.CONTINUE
     undecided = decide(Tally(100, 100), Tally(101, 99), config)
-    assert undecided.verdict is Ruling.NO_DIFFERENCE
+    assert undecided.ruling is Ruling.NO_DIFFERENCE
     assert "no confident difference after 200 ratings per arm" in undecided.reason
     # a maximum below the minimum acts as the minimum
-    assert decide(Tally(10, 10), Tally(11, 9), replace(config, max_ratings=5)).verdict is (
+    assert decide(Tally(10, 10), Tally(11, 9), replace(config, max_ratings=5)).ruling is (
         Ruling.NO_DIFFERENCE
     )
 

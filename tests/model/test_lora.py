@@ -11,7 +11,7 @@ import torch
 
 from model.bootstrap import build_bootstrap, bundled_corpus
 from model.evaluate import compare_on_heldout
-from model.finetune import FinetuneConfig, FinetuneJob, TrainingRun, run_finetune
+from model.finetune import FinetuneConfig, FinetuneJob, FinetuneRun, run_finetune
 from model.preference import completion_logprobs
 from model.versions import ModelUnavailable, adapter_base, folder_bytes, load_model, read_metadata
 from tests.model.conftest import TINY
@@ -119,13 +119,13 @@ def test_training_from_an_adapter_continues_it_over_the_same_base(
 
 def test_a_resumed_lora_run_goes_on_from_its_adapter_checkpoint(base: Path, tmp_path: Path) -> None:
     job = _job(base, "ft-1", tmp_path)
-    run = TrainingRun(job, lambda event: None)
+    run = FinetuneRun(job, lambda event: None)
     run.resume_or_start()
     for _ in range(3):
         run.train_step()
     run.checkpoint()
     trained = {k: v.clone() for k, v in run.model.named_parameters() if v.requires_grad}
-    again = TrainingRun(job, lambda event: None)
+    again = FinetuneRun(job, lambda event: None)
     again.resume_or_start()
     assert again.step == 3
     resumed = {k: v for k, v in again.model.named_parameters() if v.requires_grad}

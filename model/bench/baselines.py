@@ -11,8 +11,8 @@ from typing import Any
 
 import torch
 
-from bot.bench.measure import PeakRss, summarize
-from bot.bench.workload import Workload
+from model.bench.measure import PeakRss, summarize
+from model.bench.workload import Workload
 from model.versions import LoadedModel
 
 # CTranslate2's CPU compute types, fastest first on the project's CPUs (int8_float32 was its

@@ -24,11 +24,10 @@ from typing import Any
 
 import torch
 
-from bot.bench.measure import PeakRss, summarize
-from bot.bench.scenarios import BENCH_CONFIG, label
-from bot.bench.workload import Workload
 from model.backends.base import GenerationRequest
 from model.backends.local import int8_rows_of
+from model.bench.measure import PeakRss, label, summarize
+from model.bench.workload import BENCH_CONFIG, Workload
 from model.config import FinetuneConfig
 from model.engine import Engine
 from model.lora import TARGET_MODULES

@@ -18,9 +18,12 @@ from transformers import GPT2Config, GPT2LMHeadModel
 
 from model.backends.base import SamplingParams
 from model.bootstrap import bundled_corpus, train_tokenizer
+from model.engine import EngineConfig
 from model.versions import LoadedModel
 
 SEED = 2024
+# the engine every scenario serves the workload with: the whole burst admitted at once
+BENCH_CONFIG = EngineConfig(max_batch=32, max_queue=128, max_per_user=128, metrics_log_interval_s=0)
 FULL: dict[str, Any] = {
     "requests": 32,
     "prompt_tokens": (8, 64),

@@ -4,7 +4,7 @@ the recipe replaced and against the machine.
 Variants, each in a fresh process (its own peak RSS and thread pool), `STEPS` timed optimizer
 steps after one warm-up, run in turn and repeated (`REPEATS`): the median counts, `runs` shows
 the spread (this machine is shared and drifts between runs).
-- `recipe`: the real recipe (`model.finetune.TrainingRun.train_step`) at `TRAIN_DTYPE=auto`
+- `recipe`: the real recipe (`model.finetune.FinetuneRun.train_step`) at `TRAIN_DTYPE=auto`
   (bf16 autocast where the hardware has native bf16), samples packed into full blocks;
 - `recipe_fp32`: the same in fp32. The two start from the same weights and take the same
   batches, so their held-out losses after the same steps are the bf16 quality check;
@@ -42,11 +42,11 @@ from typing import Any
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from bot.bench.ceiling import fastest_s, weight_elements
-from bot.bench.measure import machine
+from model.bench.ceiling import fastest_s, weight_elements
+from model.bench.measure import machine
 from model.bootstrap import train_tokenizer
 from model.device import forget_training_precision, resolve_training_dtype
-from model.finetune import FinetuneConfig, FinetuneJob, TrainingRun
+from model.finetune import FinetuneConfig, FinetuneJob, FinetuneRun
 
 CONFIGS: dict[str, dict[str, Any]] = {
     "tiny": {"n_layer": 2, "n_head": 2, "n_embd": 64, "vocab_size": 2048},
@@ -95,7 +95,7 @@ def _timed(step: Any, steps: int) -> float:
     return time.perf_counter() - started
 
 
-def _padded(run: TrainingRun, lines: list[str], steps: int) -> tuple[float, int]:
+def _padded(run: FinetuneRun, lines: list[str], steps: int) -> tuple[float, int]:
     eos = run.tokenizer.eos_token_id
     rows = [[*run.tokenizer.encode(line), eos][:BLOCK_SIZE] for line in lines]
     ids = torch.full((len(rows), BLOCK_SIZE), eos, dtype=torch.long)  # (N, T)
@@ -120,7 +120,7 @@ def _padded(run: TrainingRun, lines: list[str], steps: int) -> tuple[float, int]
     return _timed(step, steps), int(per_step * steps)
 
 
-def _trainer(run: TrainingRun, steps: int, out: Path) -> tuple[float, int]:
+def _trainer(run: FinetuneRun, steps: int, out: Path) -> tuple[float, int]:
     from transformers import Trainer, TrainingArguments
 
     blocks = run.blocks
@@ -161,7 +161,7 @@ def _measure(config_name: str, variant: str, data: str | None) -> dict[str, Any]
         job = FinetuneJob(
             str(folder), "bench", lines, tmp, str(Path(tmp) / "out"), "bench", config=config
         )
-        run = TrainingRun(job, lambda _event: None)
+        run = FinetuneRun(job, lambda _event: None)
         steps = STEPS[config_name]
         quality = {}
         if kind == "recipe":

@@ -19,8 +19,8 @@ from typing import Any
 
 import torch
 
-from bot.bench.ceiling import fastest_s, weight_elements
 from model.backends.local import int8_rows_of
+from model.bench.ceiling import fastest_s, weight_elements
 from model.engine.gpt2 import GPT2Runner
 from model.engine.linear import ByRows
 from model.engine.sampling import RowParams, row_generator, sample_next

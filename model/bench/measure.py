@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from model.engine.metrics import percentile
+from model.versions import LoadedModel
 
 
 class PeakRss:
@@ -71,6 +72,14 @@ def summarize(
 def dtype_name(dtype: torch.dtype | str) -> str:
     """`torch.bfloat16` -> "bfloat16"; a name ("int8") as it is."""
     return str(dtype).removeprefix("torch.")
+
+
+def label(loaded: LoadedModel, weights: str) -> str:
+    """The dtype a scenario reports: the model's, "int8" for int8 weights, or the model's with
+    "+int8" for int8 weights in steps of few rows (`ENGINE_CPU_DTYPE=bf16+int8`)."""
+    if weights == "int8":
+        return "int8"
+    return dtype_name(loaded.dtype) + ("+int8" if weights.endswith("+int8") else "")
 
 
 def machine() -> dict[str, Any]:
