@@ -51,8 +51,8 @@ from model.device import (
 )
 from model.evaluate import evaluation, heldout_loss, pack_cyclic
 from model.job import FinetuneJob
-from model.lm_loss import FinalHidden, causal_lm_loss
 from model.split import digest, split_heldout, trained_digests
+from model.training_step import FinalHidden, causal_lm_loss, fuse_gelu
 from model.versions import folder_bytes, save_version
 
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -129,6 +129,7 @@ class FinetuneRun:
         self.wrapped, self.optimizer = self.accelerator.prepare(
             self.model, _optimizer(self.model, self.config)
         )
+        fuse_gelu(self.model)  # model/training_step.py: same function, one kernel
         self.final = FinalHidden(self.model)  # the loss is taken from its hidden states
         self.head = self.model.get_output_embeddings().weight
         self.step, self.best, self.bad_evals = 0, math.inf, 0

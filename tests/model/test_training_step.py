@@ -7,8 +7,8 @@ import pytest
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from model import lm_loss
-from model.lm_loss import FinalHidden, causal_lm_loss
+from model import training_step
+from model.training_step import FinalHidden, causal_lm_loss, fuse_gelu
 
 
 def _gradients(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -22,7 +22,7 @@ def _gradients(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 def test_the_chunked_loss_and_its_gradients_match_transformers(
     monkeypatch: pytest.MonkeyPatch, dtype: torch.dtype, tolerance: float, head_trains: bool
 ) -> None:
-    monkeypatch.setattr(lm_loss, "CHUNK_TOKENS", 5)  # several chunks, the last one short
+    monkeypatch.setattr(training_step, "CHUNK_TOKENS", 5)  # several chunks, the last one short
     torch.manual_seed(0)
     config = GPT2Config(n_layer=2, n_embd=32, n_head=2, vocab_size=300, n_positions=64)
     model = GPT2LMHeadModel(config).eval()  # no dropout: both passes see the same network
@@ -51,3 +51,14 @@ def test_the_chunked_loss_and_its_gradients_match_transformers(
 def test_a_model_without_gpt2_s_final_norm_is_refused() -> None:
     with pytest.raises(ValueError, match="GPT-2"):
         FinalHidden(torch.nn.Linear(2, 2))
+
+
+def test_the_fused_gelu_computes_what_gpt2_s_gelu_new_computes() -> None:
+    torch.manual_seed(0)
+    config = GPT2Config(n_layer=2, n_embd=32, n_head=2, vocab_size=300, n_positions=64)
+    model = GPT2LMHeadModel(config).eval()
+    ids = torch.randint(0, 300, (2, 9))
+    expected = model(input_ids=ids).logits
+    assert fuse_gelu(model) == 2  # one per block
+    assert fuse_gelu(model) == 0
+    assert torch.allclose(model(input_ids=ids).logits, expected, atol=1e-5)
