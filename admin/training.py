@@ -1,27 +1,27 @@
 """Training: fine-tuning runs started now, on a schedule, cancelled, or resumed after a crash.
 
 A run trains in its own process (`admin/supervisor.py` launches and watches it), so serving
-goes on. When it succeeds the new version is registered, its loss curve drawn, and the
-registry's gate decides whether it is promoted (and hot-swapped into the running engine).
+goes on. When it succeeds, `admin/registration.py` registers the new version and the registry's
+gate decides whether it is promoted; `admin/schedule_lease.py` decides which of several
+processes fires the schedule.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import socket
-import uuid
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from admin.base import AdminError, AlreadyRunning, Invalid, ProgressCallback, PromotionRefused
-from admin.charts import loss_curve_png
+from admin.base import ProgressCallback
 from admin.config import LearningConfig
 from admin.curation import Curation, PreferenceRow, dataset_snapshot
-from admin.registry import Registry, method_summary
+from admin.errors import AdminError, AlreadyRunning, Invalid
+from admin.registration import Registration
+from admin.registry import Registry
+from admin.schedule_lease import ScheduleLease
 from admin.scheduler import RetrainScheduler, parse_cron
 from admin.supervisor import (
     RunProgress,
@@ -32,13 +32,11 @@ from admin.supervisor import (
     is_orphaned,
     job_path,
 )
-from model.backends.base import BackendError
 from model.config import ModelConfig
 from model.versions import validate_version_name, version_dir
 from storage import (
     CuratedSampleRecord,
     Database,
-    LeaseRepository,
     ModelVersionRecord,
     RunStatus,
     TrainingRunRecord,
@@ -51,10 +49,8 @@ if TYPE_CHECKING:  # torch-heavy: imported when a run starts, so quick commands 
 log = logging.getLogger(__name__)
 
 RUNS_FOLDER = ".runs"  # checkpoints and logs of training runs, under MODEL_DIR
-LOSS_CURVE_FILE = "loss_curve.png"
 MIN_SAMPLES = 2  # the held-out split needs one, training at least one more
 MIN_PREFERENCES = 2  # KTO compares each batch's rows with each other: at least 2
-SCHEDULE_LEASE = "retrain-schedule"
 
 
 class Training:
@@ -77,62 +73,27 @@ class Training:
         self._task: asyncio.Task[None] | None = None
         self._process: TrainingProcess | None = None
         self._closing = False
-        self.leases = LeaseRepository(db)
-        self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-        self.leading = False  # this process holds the schedule lease
-        self._lease_task: asyncio.Task[None] | None = None
+        self.lease = ScheduleLease(db, config, self.scheduler, self._resume_interrupted)
+        self.registration = Registration(
+            db, self.runs, registry, curation.moderator, config.auto_promote
+        )
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def start_background(self) -> None:
         """Start the schedule; of several processes on one database, only the holder of the
         schedule lease fires it and resumes interrupted runs (the others stand by)."""
-        held = await self._hold_lease()
-        await self.scheduler.start(
-            self._retrain_cron, self.config.min_schedule_minutes, paused=not held
-        )
-        await self._lead(held)
-        self._lease_task = asyncio.create_task(self._keep_lease())
+        await self.lease.start(self._retrain_cron)
 
-    async def _hold_lease(self) -> bool:
-        try:
-            ttl = self.config.schedule_lease_ttl_s
-            return await self.db.run(self.leases.acquire, SCHEDULE_LEASE, self.holder, ttl)
-        except Exception:  # unable to renew: another process may take over, so stand by
-            log.exception("cannot renew the schedule lease")
-            return False
-
-    async def _lead(self, held: bool) -> None:
-        if held and not self.leading:
-            self.leading = True
-            log.info("this process runs the retrain schedule (lease holder %s)", self.holder)
-            self.scheduler.resume()
-            interrupted = await self.interrupted_run()
-            if interrupted is not None:
-                log.warning("resuming training run %d from its last checkpoint", interrupted.id)
-                await self._resume(interrupted)
-        elif not held and self.leading:
-            self.leading = False
-            log.warning("another gpt2bot process took the retrain schedule; standing by")
-            self.scheduler.pause()
-        elif held:
-            self.scheduler.wakeup()  # pick up schedule changes made in other processes
-
-    async def _keep_lease(self) -> None:
-        while True:
-            await asyncio.sleep(self.config.schedule_lease_renew_s)
-            try:
-                await self._lead(await self._hold_lease())
-            except Exception:  # keep renewing whatever one round did
-                log.exception("the schedule lease round failed")
+    async def _resume_interrupted(self) -> None:
+        """What the new holder of the schedule lease does first: finish a crashed run."""
+        interrupted = await self.interrupted_run()
+        if interrupted is not None:
+            log.warning("resuming training run %d from its last checkpoint", interrupted.id)
+            await self._resume(interrupted)
 
     async def close(self) -> None:
         self._closing = True
-        if self._lease_task is not None:
-            self._lease_task.cancel()
-            await asyncio.gather(self._lease_task, return_exceptions=True)
-        if self.leading:  # let a standby process take over at once
-            await self.db.run(self.leases.release, SCHEDULE_LEASE, self.holder)
-            self.leading = False
+        await self.lease.close()
         await self.scheduler.stop()
         if self._process is not None:
             await self._process.stop_for_shutdown()
@@ -336,7 +297,7 @@ class Training:
         assert self._process is not None
         try:
             done = await self._process.wait()
-            await self._register(run_id, job, done)
+            await self.registration.register(run_id, job, done)
         except TrainingCancelled as error:
             await self._finish(run_id, RunStatus.CANCELLED, str(error))
         except TrainingFailed as error:
@@ -351,50 +312,5 @@ class Training:
         except Exception:
             log.exception("final progress report of run %d failed", run_id)
 
-    async def _flagged_share(self, evaluation: dict[str, Any]) -> float:
-        """The share of a version's fixed-prompt samples that the moderator flags."""
-        samples = [s.get("output", "") for s in evaluation.get("samples", [])]
-        if not samples:
-            return 0.0
-        checks = [await self.curation.moderator.check(text) for text in samples]
-        return sum(1 for verdict in checks if verdict.flagged) / len(samples)
-
     async def _finish(self, run_id: int, status: RunStatus, error: str) -> None:
         await self.db.run(self.runs.update, run_id, status=status, error=error)
-
-    async def _register(self, run_id: int, job: FinetuneJob, done: dict[str, Any]) -> None:
-        """Add the new version, draw its loss curve, and promote it if the gate allows."""
-        metrics = {
-            **done["metrics"],
-            "flagged_share": await self._flagged_share(done["after"]),
-            "baseline_flagged_share": await self._flagged_share(done["before"]),
-        }
-        base_model = job.metadata.get("base_model", "")
-        await self.registry.register(
-            job.version_name, job.output_dir, base_model, job.base_version, metrics, run_id
-        )
-        run = await self.db.run(self.runs.get, run_id)
-        title = f"run {run_id}: {job.version_name}"
-        png = await asyncio.to_thread(loss_curve_png, run.loss_log, title)
-        (Path(job.output_dir) / LOSS_CURVE_FILE).write_bytes(png)
-        promoted, reason = False, "not promoted automatically (auto-promote is off)"
-        if self.config.auto_promote:
-            try:
-                _, reason = await self.registry.promote(job.version_name)
-                promoted = True
-            except (PromotionRefused, BackendError) as refusal:  # not promoted; still trained
-                reason = str(refusal)
-        await self.db.run(
-            self.runs.update,
-            run_id,
-            status=RunStatus.SUCCEEDED,
-            progress=1.0,
-            eval_before=done["before"],
-            eval_after={
-                **done["after"],
-                "promoted": promoted,
-                "gate": reason,
-                **method_summary(metrics),
-            },
-            model_version=job.version_name,
-        )

@@ -10,8 +10,9 @@ import pytest
 
 from admin.curation import Curation
 from admin.errors import AlreadyRunning
+from admin.registration import LOSS_CURVE_FILE
 from admin.reports import Reports
-from admin.training import LOSS_CURVE_FILE, Training
+from admin.training import Training
 from model.backends.local import LocalBackend
 from model.config import ModelConfig
 from storage import Database, ModelVersionRepository, RunStatus, TrainingRunRecord

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from apscheduler.triggers.interval import IntervalTrigger
 
-from admin.training import SCHEDULE_LEASE, Training
+from admin.schedule_lease import SCHEDULE_LEASE
+from admin.training import Training
 from model.backends.fake import ScriptedBackend
 from storage import Database, LeaseRepository, ModelVersionRepository, upgrade
 from tests.admin.conftest import build_services
@@ -63,7 +64,7 @@ class Process:
 
     async def lease_round(self) -> None:
         """What the renewal task does every `schedule_lease_renew_s`."""
-        await self.training._lead(await self.training._hold_lease())
+        await self.training.lease.renew()
 
     async def close(self) -> None:
         await self.services.close()
@@ -89,18 +90,18 @@ async def test_only_the_holder_fires_and_a_standby_takes_over(two_processes):
     first, second = two_processes
     await first.training.start_background()
     await second.training.start_background()
-    assert first.training.leading and not second.training.leading
-    holder = await first.db.run(first.training.leases.holder, SCHEDULE_LEASE)
-    assert holder == first.training.holder
+    assert first.training.lease.leading and not second.training.lease.leading
+    holder = await first.db.run(first.training.lease.leases.holder, SCHEDULE_LEASE)
+    assert holder == first.training.lease.holder
 
     # an admin changes the schedule through the standby (say, another Discord shard)
     await second.training.scheduler.set_trigger(IntervalTrigger(seconds=1, timezone=UTC))
     await first.lease_round()  # the holder renews and re-reads the stored schedule
     await asyncio.wait_for(first.fired.wait(), FIRE_TIMEOUT_S)
     await second.lease_round()
-    assert not second.training.leading and not second.fired.is_set()
+    assert not second.training.lease.leading and not second.fired.is_set()
 
     await first.close()  # the holder stops and gives the lease up
     await second.lease_round()
-    assert second.training.leading
+    assert second.training.lease.leading
     await asyncio.wait_for(second.fired.wait(), FIRE_TIMEOUT_S)
