@@ -340,9 +340,7 @@ class NoLines:
     async def add(self, actor: str, key: str, texts: list[str]) -> CurationReport:
         raise Invalid(NO_LINES)
 
-    async def add_file(
-        self, actor: str, key: str, filename: str, content: bytes
-    ) -> CurationReport:
+    async def add_file(self, actor: str, key: str, filename: str, content: bytes) -> CurationReport:
         raise Invalid(NO_LINES)
 
     async def retrain(

@@ -175,9 +175,7 @@ class Curation:
             c.rating_min_account_days,
         )
 
-    async def add(
-        self, actor: str, texts: list[str], origin: str | None = None
-    ) -> CurationReport:
+    async def add(self, actor: str, texts: list[str], origin: str | None = None) -> CurationReport:
         """Clean, screen and store `texts`; `origin`: the server line they are for."""
         existing = await self.db.run(self.samples.active_texts)
         cleaned = clean(texts, existing)

@@ -11,8 +11,8 @@ only (bot/lines.py). Everything here is checked against the database, so every p
 from __future__ import annotations
 
 from admin.base import Invalid, ProgressCallback
-from admin.errors import no_version
 from admin.curation import Curation
+from admin.errors import no_version
 from admin.registry import Registry
 from admin.results import CurationReport, LineStatus
 from admin.training import Training
@@ -72,9 +72,7 @@ class Lines:
         await self._enabled(key)
         return await self.curation.add(actor, texts, key)
 
-    async def add_file(
-        self, actor: str, key: str, filename: str, content: bytes
-    ) -> CurationReport:
+    async def add_file(self, actor: str, key: str, filename: str, content: bytes) -> CurationReport:
         await self._enabled(key)
         return await self.curation.add_file(actor, filename, content, key)
 
