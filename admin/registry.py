@@ -107,7 +107,8 @@ class Registry:
         self._switch = asyncio.Lock()  # one switch at a time
 
     async def versions(self) -> list[ModelVersionRecord]:
-        return await self.db.run(self.repository.list)
+        """The shared line's versions (a server's line: `admin.lines.Lines.status`)."""
+        return await self.db.run(self.repository.in_line, None)
 
     async def register(
         self,
