@@ -114,3 +114,14 @@ class LineStatus:
         if not self.enabled:
             return None
         return next((v for v in self.versions if v.status == "active"), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        """For `--json` and the dashboard (datetimes left as they are)."""
+        active = self.active
+        return {
+            "server": self.key,
+            "enabled": self.enabled,
+            "shares": self.shares,
+            "served": None if active is None else active.name,  # None: the shared version
+            "versions": [asdict(v) for v in self.versions],
+        }

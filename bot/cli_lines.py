@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import asdict
 from typing import Any
 
 from admin.results import LineStatus
@@ -73,19 +72,8 @@ async def models(settings: Settings, args: argparse.Namespace) -> int:
         status = await lines.status(key)
     finally:
         await app.close()
-    print(json.dumps(_to_dict(status), default=str)) if args.json else print(render(status))
+    print(json.dumps(status.to_dict(), default=str)) if args.json else print(render(status))
     return 0
-
-
-def _to_dict(status: LineStatus) -> dict[str, Any]:
-    active = status.active
-    return {
-        "server": status.key,
-        "enabled": status.enabled,
-        "shares": status.shares,
-        "served": None if active is None else active.name,  # None: the shared version
-        "versions": [asdict(v) for v in status.versions],
-    }
 
 
 def render(status: LineStatus) -> str:
