@@ -24,6 +24,7 @@ ADMIN_GETS = (
     "export",
     "stats",
     "models",
+    "lines",
     "fleet",
     "training",
     "curation",
