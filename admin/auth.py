@@ -51,6 +51,7 @@ ACTION_SCOPES: dict[str, Scope] = {
     "server keep": Scope.SERVER,
     "line show": Scope.READ,
     "line add": Scope.LINE,
+    "line queue": Scope.LINE,
     "line retrain": Scope.LINE,
     "line use": Scope.LINE,
     "line rollback": Scope.LINE,  # line enable|disable|share: unlisted, so owners only

@@ -305,6 +305,13 @@ class LineService(Protocol):
     async def add_file(
         self, actor: str, key: str, filename: str, content: bytes
     ) -> CurationReport: ...
+    async def queue(self, key: str, limit: int = 20) -> list[CuratedSampleRecord]:
+        """The line's own rating-derived samples waiting for review."""
+        ...
+
+    async def review(
+        self, actor: str, key: str, sample_id: int, approve: bool
+    ) -> CuratedSampleRecord: ...
     async def retrain(
         self,
         actor: str,
@@ -341,6 +348,14 @@ class NoLines:
         raise Invalid(NO_LINES)
 
     async def add_file(self, actor: str, key: str, filename: str, content: bytes) -> CurationReport:
+        raise Invalid(NO_LINES)
+
+    async def queue(self, key: str, limit: int = 20) -> list[CuratedSampleRecord]:
+        raise Invalid(NO_LINES)
+
+    async def review(
+        self, actor: str, key: str, sample_id: int, approve: bool
+    ) -> CuratedSampleRecord:
         raise Invalid(NO_LINES)
 
     async def retrain(

@@ -12,14 +12,16 @@ from __future__ import annotations
 
 from admin.base import Invalid, ProgressCallback
 from admin.curation import Curation
-from admin.errors import no_version
+from admin.errors import Unknown, no_version
 from admin.registry import Registry
 from admin.results import CurationReport, LineStatus
 from admin.training import Training
 from storage import (
+    CuratedSampleRecord,
     Database,
     ModelVersionRecord,
     ModelVersionRepository,
+    NotFound,
     ServerSettingsRecord,
     ServerSettingsRepository,
     TrainingRunRecord,
@@ -75,6 +77,22 @@ class Lines:
     async def add_file(self, actor: str, key: str, filename: str, content: bytes) -> CurationReport:
         await self._enabled(key)
         return await self.curation.add_file(actor, filename, content, key)
+
+    async def queue(self, key: str, limit: int = 20) -> list[CuratedSampleRecord]:
+        """The line's own rating-derived samples waiting for review (synced first)."""
+        key = (await self._enabled(key)).key
+        await self.curation.sync_ratings()
+        return await self.db.run(self.curation.samples.pending, limit, key)
+
+    async def review(
+        self, actor: str, key: str, sample_id: int, approve: bool
+    ) -> CuratedSampleRecord:
+        """Approve or reject one of the line's own queued samples (`Unknown` otherwise)."""
+        key = (await self._enabled(key)).key
+        try:
+            return await self.db.run(self.curation.samples.review, sample_id, actor, approve, key)
+        except NotFound:
+            raise Unknown(f"No curated sample {sample_id} of {key} waits for review.") from None
 
     async def retrain(
         self,

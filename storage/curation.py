@@ -255,8 +255,9 @@ class CuratedSampleRepository:
         rule = rule or RatingRule(min_net_score, min_raters, min_lower_bound=0, daily_cap=0)
         return self.apply_ratings(passing(self.rating_rows(), rule), auto_approve=True)
 
-    def pending(self, limit: int = 20) -> list[CuratedSampleRecord]:
-        """Rating-derived samples waiting for review, oldest first."""
+    def pending(self, limit: int = 20, line: str | None = ALL_LINES) -> list[CuratedSampleRecord]:
+        """Rating-derived samples waiting for review, oldest first (of `line`'s data only,
+        when given; the default: every line's)."""
         with self._db.session() as session:
             query = (
                 select(CuratedSample)
@@ -264,13 +265,19 @@ class CuratedSampleRepository:
                 .order_by(CuratedSample.id)
                 .limit(limit)
             )
+            if (fits := _origin_in(session, line)) is not None:
+                query = query.where(fits)
             return [_sample_record(r) for r in session.scalars(query)]
 
-    def review(self, sample_id: int, reviewer: str, approve: bool) -> CuratedSampleRecord:
-        """Approve (into the dataset) or reject (for good) a pending sample."""
+    def review(
+        self, sample_id: int, reviewer: str, approve: bool, line: str | None = ALL_LINES
+    ) -> CuratedSampleRecord:
+        """Approve (into the dataset) or reject (for good) a pending sample (one of `line`'s
+        own, when given: a line's admins review their server's samples only)."""
         with self._db.session() as session:
             row = session.get(CuratedSample, sample_id)
-            if row is None or row.status != "pending":
+            foreign = line not in (ALL_LINES, None) and (row is None or row.origin != line)
+            if row is None or row.status != "pending" or foreign:
                 raise NotFound(f"pending curated sample {sample_id}")
             row.status = "approved" if approve else "rejected"
             row.active = approve

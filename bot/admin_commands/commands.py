@@ -30,7 +30,7 @@ HELP_LINES = (
     ("review next", "review vote", "review stats"),
     ("ab start", "ab status", "ab stop"),
     ("line show", "line enable", "line disable", "line share"),
-    ("line add", "line retrain", "line use", "line rollback"),
+    ("line add", "line queue", "line retrain", "line use", "line rollback"),
 )
 
 

@@ -1,6 +1,7 @@
 """A server's own model line: `line show` (any admin), `line enable|disable|share` (the bot's
-owners), `line add|retrain|use|rollback` (the server's admins, once the owners enabled its line:
-`admin.auth.Scope.LINE`). The line is always the server asked in (docs/communities.md).
+owners), `line add|queue|retrain|use|rollback` (the server's admins, once the owners enabled
+its line: `admin.auth.Scope.LINE`). The line is always the server asked in
+(docs/communities.md).
 """
 
 from __future__ import annotations
@@ -53,6 +54,30 @@ async def line_add(ctx: Context) -> str:
     return ctx.render.curated_added([report])
 
 
+def _queue_options(ctx: Context) -> dict[str, Any]:
+    if not ctx.args:
+        return {}
+    if len(ctx.args) != 2 or ctx.args[0] not in ("approve", "reject"):
+        how = ctx.surface.example("line queue approve ID")
+        raise InvalidRequest(f"Say {how} or {ctx.surface.code('reject ID')}.")
+    return {ctx.args[0]: ctx.number("ID", args=ctx.args[1:])}
+
+
+async def line_queue(ctx: Context) -> str:
+    """Options: `approve` or `reject` (one of this line's queued samples); neither lists them."""
+    approve, reject = ctx.options.get("approve"), ctx.options.get("reject")
+    if approve is not None and reject is not None:
+        raise InvalidRequest("Approve or reject one sample at a time.")
+    if approve is None and reject is None:
+        items = await ctx.services.lines.queue(_key(ctx))
+        return ctx.render.review_queue(items, "line queue")
+    ok = approve is not None
+    sample_id = approve if approve is not None else reject
+    assert sample_id is not None
+    done = await ctx.services.lines.review(ctx.actor.user_id, _key(ctx), sample_id, ok)
+    return ctx.render.queue_decided(done, ok)
+
+
 async def line_retrain(ctx: Context) -> str:
     tell = ctx.tell
 
@@ -93,6 +118,7 @@ COMMANDS = (
     Command(("line", "disable"), "line disable", line_disable),
     Command(("line", "share"), "line share on|off", line_share, _on_off),
     Command(("line", "add"), "line add TEXT", line_add, _rest),
+    Command(("line", "queue"), "line queue [approve ID|reject ID]", line_queue, _queue_options),
     Command(("line", "retrain"), "line retrain", line_retrain),
     Command(("line", "use"), "line use VERSION [force]", line_use, _version),
     Command(("line", "rollback"), "line rollback", line_rollback),

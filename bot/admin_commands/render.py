@@ -37,7 +37,7 @@ from storage import (
 PREVIEW_CHARS = 80  # of a curated text in `curate list`
 PROMPT_CHARS = 500
 OUTPUT_CHARS = 800
-LINE_VERBS = ("add", "retrain", "use", "rollback")  # what a line's admins may do
+LINE_VERBS = ("add", "queue", "retrain", "use", "rollback")  # what a line's admins may do
 SOURCES = {"fixed": "a fixed evaluation prompt", "recent": "a member's recent prompt"}
 
 log = logging.getLogger(__name__)
@@ -94,11 +94,11 @@ class Renderer:
     def curate_removed(self, sample_id: int) -> str:
         return f"Removed curated sample #{sample_id}."
 
-    def review_queue(self, items: list[CuratedSampleRecord]) -> str:
+    def review_queue(self, items: list[CuratedSampleRecord], command: str = "curate queue") -> str:
         if not items:
             return "Nothing waits for review: no rated output has passed the rating rule lately."
         code = self.surface.code
-        how = f"{self.surface.example('curate queue approve ID')} or {code('reject ID')}"
+        how = f"{self.surface.example(f'{command} approve ID')} or {code('reject ID')}"
         lines = [f"{self.surface.bold('Waiting for review')} (oldest first; {how})"]
         for item in items:
             why = item.why or {}

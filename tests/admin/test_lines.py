@@ -6,11 +6,17 @@ from __future__ import annotations
 import pytest
 
 from admin.base import AdminServices
-from admin.errors import ExperimentRefused, Invalid
+from admin.errors import ExperimentRefused, Invalid, Unknown
 from admin.lines import Lines
 from admin.registry import Registry
 from model.backends.fake import ScriptedBackend
-from storage import ModelVersionRepository
+from storage import (
+    CuratedSampleRepository,
+    Database,
+    GenerationRepository,
+    ModelVersionRepository,
+    NewGeneration,
+)
 from tests.admin.conftest import build_services
 
 KEY = "discord:42"
@@ -90,3 +96,43 @@ async def test_services_without_lines_say_so(db, model_dir, versions) -> None:  
     with pytest.raises(Invalid, match="not available"):
         await plain.lines.retrain("owner", KEY)
     await built.close()
+
+
+async def test_a_lines_admins_review_their_servers_queued_outputs_only(
+    lines: Lines, db: Database
+) -> None:
+    samples = CuratedSampleRepository(db)
+    a_output, b_output = _rated(db, "42"), _rated(db, "7")
+    why = {"up": 2, "down": 0}
+    samples.apply_ratings({a_output: why, b_output: why}, auto_approve=False)
+    await lines.allow("owner", KEY, enabled=True)
+    [queued] = await lines.queue(KEY)
+    assert queued.generation_id == a_output and queued.origin == KEY
+    b_sample = next(s for s in samples.pending() if s.generation_id == b_output)
+    with pytest.raises(Unknown, match="waits for review"):
+        await lines.review("mod", KEY, b_sample.id, approve=True)  # another server's
+    decided = await lines.review("mod", KEY, queued.id, approve=True)
+    assert decided.status == "approved" and decided.reviewed_by == "mod"
+    assert [s.generation_id for s in samples.active(KEY)] == [a_output]
+    assert samples.active(None) == []  # B's output still waits; A's is A's only
+
+
+def _rated(db: Database, guild: str) -> int:
+    new = NewGeneration(
+        platform="discord",
+        user_id=f"author-{guild}",
+        guild_id=guild,
+        prompt=f"A prompt in {guild}.",
+        output=" An output.",
+        params={},
+        seed=1,
+        model_version="tiny-1",
+        prompt_tokens=3,
+        completion_tokens=3,
+        latency_s=0.1,
+    )
+    generations = GenerationRepository(db)
+    generation = generations.add(new).id
+    for rater in ("r1", "r2"):
+        generations.rate(generation, rater, 1, "👍")
+    return generation

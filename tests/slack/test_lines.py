@@ -30,6 +30,8 @@ async def test_owners_enable_a_workspace_line_and_its_admins_run_it(
     assert added == "Curated data: added 1."
     shown = await admin(slack, fake_slack, "line show", user="UWSADMIN")
     assert "its members get the shared version" in shown
+    queue = await admin(slack, fake_slack, "line queue", user="UWSADMIN")
+    assert queue.startswith("Nothing waits for review")
     missing = await admin(slack, fake_slack, "line use v9", user="UWSADMIN")
     assert "no model version named 'v9'" in missing
     [sample] = CuratedSampleRepository(app.db).active()
@@ -42,5 +44,6 @@ async def test_owners_enable_a_workspace_line_and_its_admins_run_it(
         ("slack line enable", "global", True),
         ("slack line add", "line", True),
         ("slack line show", "read", True),
+        ("slack line queue", "line", True),
         ("slack line use", "line", True),
     ]

@@ -1,10 +1,10 @@
-"""`/admin line show|enable|disable|share|add|retrain|use|rollback`: a server's own model line
+"""`/admin line show|enable|disable|share|add|queue|retrain|use|rollback`: a server's own model line
 in Discord, always the server asked in.
 
 `enable`, `disable` and `share` are for the bot's owners (`AdminGate`, global scope); once the
-owners enabled a server's line, its admins may add texts to it, retrain it, and switch or roll
-back its version (`Scope.LINE`); `show` is a read any admin may do. Every attempt is audited;
-the shared commands (`bot/admin_commands/lines.py`) do the work.
+owners enabled a server's line, its admins may add texts to it, review its rated outputs,
+retrain it, and switch or roll back its version (`Scope.LINE`); `show` is a read any admin
+may do. Every attempt is audited; the shared commands (`bot/admin_commands/lines.py`) do the work.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import discord
 from discord import app_commands
 
-from bot.platforms.discord.admin_commands import AdminCommands
+from bot.platforms.discord.admin_commands import AdminCommands, SampleId
 
 VersionName = app_commands.Range[str, 1, 64]
 Text = app_commands.Range[str, 1, 4000]
@@ -50,6 +50,19 @@ def add_line_commands(parent: app_commands.Group, admin: AdminCommands) -> None:
     async def add(interaction: discord.Interaction, text: Text) -> None:
         """Add a curated text to this server's line only."""
         await admin.run(interaction, "line add", {"text": text})
+
+    @line.command(name="queue")
+    @app_commands.describe(
+        approve="a queued sample's id to add to this line's data",
+        reject="a queued sample's id to keep out for good",
+    )
+    async def queue(
+        interaction: discord.Interaction,
+        approve: SampleId | None = None,
+        reject: SampleId | None = None,
+    ) -> None:
+        """This server's rated outputs waiting for review; approve or reject one by its id."""
+        await admin.run(interaction, "line queue", {"approve": approve, "reject": reject})
 
     @line.command(name="retrain")
     async def retrain(interaction: discord.Interaction) -> None:
