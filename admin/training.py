@@ -136,7 +136,8 @@ class Training:
         if len(samples) < MIN_SAMPLES:
             raise Invalid(
                 f"There are only {len(samples)} curated sample(s): add at least {MIN_SAMPLES} "
-                "with `curate add` (or rate more outputs) before retraining."
+                f"with `{'line' if line else 'curate'} add` (or rate more outputs) before "
+                "retraining."
             )
         rows = await self._preferences(samples, include_ratings, line)
         run = await self.db.run(self.runs.create, trigger, actor, RunStatus.RUNNING)
