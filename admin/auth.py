@@ -7,7 +7,8 @@ Two scopes of authority, the same on every platform:
   global training data;
 - **server admins** (Discord: the Manage Server permission, or a role whose *id* is listed in
   `ADMIN_ROLE` or in the server's own settings; Slack: workspace admins and owners) control
-  their own server only: its settings and its members' data.
+  their own server only: its settings and its members' data, and, where the owners gave their
+  server a model line of its own (admin/lines.py), that line's versions (`Scope.LINE`).
 Role *names* grant nothing: any member can create a role called "admin" in their own server.
 Every attempt is audited with the actor, the scope and the server, allowed or refused.
 """
@@ -18,13 +19,14 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from storage import AuditRepository, Database, ServerSettingsRepository
+from storage import AuditRepository, Database, ServerSettingsRecord, ServerSettingsRepository
 
 
 class Scope(StrEnum):
     GLOBAL = "global"  # the shared model and training data: bot owners only
     SERVER = "server"  # one server's settings and data: its admins and the owners
     READ = "read"  # views that change nothing: any admin, in their server
+    LINE = "line"  # the server's own model line: its admins once the owners enabled it
 
 
 # actions by their words (platforms' spellings "model.use", "slack model use" normalize to this)
@@ -47,12 +49,22 @@ ACTION_SCOPES: dict[str, Scope] = {
     "server delete": Scope.SERVER,
     "server reports": Scope.SERVER,
     "server keep": Scope.SERVER,
+    "line show": Scope.READ,
+    "line add": Scope.LINE,
+    "line queue": Scope.LINE,
+    "line retrain": Scope.LINE,
+    "line use": Scope.LINE,
+    "line rollback": Scope.LINE,  # line enable|disable|share: unlisted, so owners only
 }
 PLATFORM_PREFIXES = ("slack ", "web ", "discord ")
 
 OWNERS_ONLY = (
     "Sorry, only the bot's owners (ADMIN_USER_IDS) can do that: it changes what every server "
     "shares. Nothing was changed."
+)
+NO_LINE = (
+    "Sorry, this server has no model line of its own: the bot's owners decide that "
+    "(`line enable`). Nothing was changed."
 )
 ADMINS_ONLY = (
     "Sorry, only this server's admins (Manage Server, or a listed admin role) and the bot's "
@@ -123,11 +135,13 @@ class AdminGate:
     ) -> Scope:
         """Allow `action` or raise `NotAuthorized` (with the refusal to show); audited."""
         scope = action_scope(action)
-        roles: tuple[str, ...] = ()
+        settings = ServerSettingsRecord(actor.platform, actor.server_id or "")
         if actor.server_id is not None and scope is not Scope.GLOBAL:
             settings = await self.db.run(self.servers.get, actor.platform, actor.server_id)
-            roles = settings.admin_role_ids
-        allowed = self.policy.allows(actor, scope, roles)
+        roles = settings.admin_role_ids
+        permitted = self.policy.allows(actor, scope, roles)
+        no_line = scope is Scope.LINE and not self.policy.is_owner(actor) and not settings.own_line
+        allowed = permitted and not no_line
         await self.db.run(
             self.audit.record,
             actor.user_id,
@@ -139,5 +153,7 @@ class AdminGate:
             actor.server_id,
         )
         if not allowed:
-            raise NotAuthorized(OWNERS_ONLY if scope is Scope.GLOBAL else ADMINS_ONLY)
+            raise NotAuthorized(
+                OWNERS_ONLY if scope is Scope.GLOBAL else ADMINS_ONLY if not permitted else NO_LINE
+            )
         return scope

@@ -15,12 +15,12 @@ the person who asked, which every platform shows as is.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
 from admin.fleet_view import FleetView
-from admin.results import Assignment, BlindPair, CurationReport, ExperimentStatus
+from admin.results import Assignment, BlindPair, CurationReport, ExperimentStatus, LineStatus
 from storage import (
     CuratedSampleRecord,
     ModelVersionRecord,
@@ -281,6 +281,95 @@ class ReviewService(Protocol):
         ...
 
 
+class LineService(Protocol):
+    """Model lines: a server's own versions (admin/lines.py). `key` is "platform:server id";
+    every method but `status` and `every` refuses (`Invalid`) a server without a line."""
+
+    async def status(self, key: str) -> LineStatus: ...
+    async def every(self) -> list[LineStatus]: ...
+    async def allow(
+        self, actor: str, key: str, enabled: bool | None = None, shares: bool | None = None
+    ) -> ServerSettingsRecord:
+        """Owners only: enable or disable a server's line; let its data train the shared one."""
+        ...
+
+    async def add(self, actor: str, key: str, texts: list[str]) -> CurationReport: ...
+    async def add_file(
+        self, actor: str, key: str, filename: str, content: bytes
+    ) -> CurationReport: ...
+    async def queue(self, key: str, limit: int = 20) -> list[CuratedSampleRecord]:
+        """The line's own rating-derived samples waiting for review."""
+        ...
+
+    async def review(
+        self, actor: str, key: str, sample_id: int, approve: bool
+    ) -> CuratedSampleRecord: ...
+    async def retrain(
+        self,
+        actor: str,
+        key: str,
+        progress: ProgressCallback | None = None,
+        *,
+        include_ratings: bool = True,
+        epochs: int | None = None,
+    ) -> TrainingRunRecord: ...
+    async def use(
+        self, actor: str, key: str, version: str, force: bool = False
+    ) -> ModelVersionRecord: ...
+    async def rollback(self, actor: str, key: str) -> ModelVersionRecord: ...
+
+
+NO_LINES = "Model lines are not available in this bot."
+
+
+class NoLines:
+    """Services built without model lines (test doubles): every server gets the shared model."""
+
+    async def status(self, key: str) -> LineStatus:
+        return LineStatus(key, False, False, ())
+
+    async def every(self) -> list[LineStatus]:
+        return []
+
+    async def allow(
+        self, actor: str, key: str, enabled: bool | None = None, shares: bool | None = None
+    ) -> ServerSettingsRecord:
+        raise Invalid(NO_LINES)
+
+    async def add(self, actor: str, key: str, texts: list[str]) -> CurationReport:
+        raise Invalid(NO_LINES)
+
+    async def add_file(self, actor: str, key: str, filename: str, content: bytes) -> CurationReport:
+        raise Invalid(NO_LINES)
+
+    async def queue(self, key: str, limit: int = 20) -> list[CuratedSampleRecord]:
+        raise Invalid(NO_LINES)
+
+    async def review(
+        self, actor: str, key: str, sample_id: int, approve: bool
+    ) -> CuratedSampleRecord:
+        raise Invalid(NO_LINES)
+
+    async def retrain(
+        self,
+        actor: str,
+        key: str,
+        progress: ProgressCallback | None = None,
+        *,
+        include_ratings: bool = True,
+        epochs: int | None = None,
+    ) -> TrainingRunRecord:
+        raise Invalid(NO_LINES)
+
+    async def use(
+        self, actor: str, key: str, version: str, force: bool = False
+    ) -> ModelVersionRecord:
+        raise Invalid(NO_LINES)
+
+    async def rollback(self, actor: str, key: str) -> ModelVersionRecord:
+        raise Invalid(NO_LINES)
+
+
 @dataclass(frozen=True)
 class AdminServices:
     """The admin use-cases, one per concept, built together by the composition root."""
@@ -293,6 +382,7 @@ class AdminServices:
     experiments: ExperimentService
     reviews: ReviewService
     fleet: FleetService
+    lines: LineService = field(default_factory=NoLines)
 
     async def close(self) -> None:
         await self.experiments.close()

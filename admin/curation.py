@@ -175,19 +175,22 @@ class Curation:
             c.rating_min_account_days,
         )
 
-    async def add(self, actor: str, texts: list[str]) -> CurationReport:
+    async def add(self, actor: str, texts: list[str], origin: str | None = None) -> CurationReport:
+        """Clean, screen and store `texts`; `origin`: the server line they are for."""
         existing = await self.db.run(self.samples.active_texts)
         cleaned = clean(texts, existing)
         kept = [t for t in cleaned.texts if not (await self.moderator.check(t)).flagged]
         if len(kept) < len(cleaned.texts):
             cleaned.skipped["flagged by moderation"] += len(cleaned.texts) - len(kept)
         if kept:
-            await self.db.run(self.samples.add_many, kept, actor)
+            await self.db.run(self.samples.add_many, kept, actor, "admin", origin)
         return Cleaned(kept, cleaned.skipped).report()
 
-    async def add_file(self, actor: str, filename: str, content: bytes) -> CurationReport:
+    async def add_file(
+        self, actor: str, filename: str, content: bytes, origin: str | None = None
+    ) -> CurationReport:
         texts, unreadable = parse_file(filename, content)
-        report = await self.add(actor, texts)
+        report = await self.add(actor, texts, origin)
         return CurationReport(report.added, {**report.skipped, **unreadable})
 
     async def recent(self, limit: int = 20) -> list[CuratedSampleRecord]:
@@ -225,19 +228,24 @@ class Curation:
         except NotFound:
             raise Unknown(f"No curated sample {sample_id} is waiting for review.") from None
 
-    async def training_set(self, include_ratings: bool) -> list[CuratedSampleRecord]:
-        """The active samples to train on (rating-derived ones synced first, or left out)."""
+    async def training_set(
+        self, include_ratings: bool, line: str | None = None
+    ) -> list[CuratedSampleRecord]:
+        """The active samples `line` trains on (None: the shared line; see storage.curation),
+        rating-derived ones synced first, or left out."""
         if include_ratings:
             await self.sync_ratings()
-        samples = await self.db.run(self.samples.active)
+        samples = await self.db.run(self.samples.active, line)
         return samples if include_ratings else [s for s in samples if s.source != "rating"]
 
-    async def preference_set(self, samples: list[CuratedSampleRecord]) -> list[PreferenceRow]:
+    async def preference_set(
+        self, samples: list[CuratedSampleRecord], line: str | None = None
+    ) -> list[PreferenceRow]:
         """Rated outputs for preference training, beside `samples` (the training set just
         taken, so both come from one sync): 👍 its rating-derived samples, 👎 the outputs
         the mirror rule turns down (see the module docstring). Oldest generation first."""
         liked = {s.generation_id for s in samples if s.source == "rating" and s.generation_id}
-        disliked = failing(await self.db.run(self.samples.rating_rows), self.rule)
+        disliked = failing(await self.db.run(self.samples.rating_rows, line), self.rule)
         pairs = await self.db.run(self.samples.pairs_of, sorted(liked | set(disliked)))
         return [
             PreferenceRow(gid, prompt, output, gid in liked)

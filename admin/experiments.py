@@ -153,6 +153,8 @@ class Experiments:
         candidate = await self.db.run(self.versions.get, version)
         if candidate is None:
             raise no_version(version)
+        if candidate.line is not None:  # its server's data must not reach other servers
+            raise ExperimentRefused(f"{version} belongs to {candidate.line}'s model line only.")
         active = await self.db.run(self.versions.active)
         if active is None:
             raise ExperimentRefused(

@@ -44,8 +44,9 @@ class Registration:
             "baseline_flagged_share": await self._flagged_share(done["before"]),
         }
         base_model = job.metadata.get("base_model", "")
+        line = job.metadata.get("line")  # a server's model line (admin/lines.py), or None
         await self.registry.register(
-            job.version_name, job.output_dir, base_model, job.base_version, metrics, run_id
+            job.version_name, job.output_dir, base_model, job.base_version, metrics, run_id, line
         )
         run = await self.db.run(self.runs.get, run_id)
         title = f"run {run_id}: {job.version_name}"

@@ -107,7 +107,8 @@ class Registry:
         self._switch = asyncio.Lock()  # one switch at a time
 
     async def versions(self) -> list[ModelVersionRecord]:
-        return await self.db.run(self.repository.list)
+        """The shared line's versions (a server's line: `admin.lines.Lines.status`)."""
+        return await self.db.run(self.repository.in_line, None)
 
     async def register(
         self,
@@ -117,8 +118,10 @@ class Registry:
         parent: str | None,
         metrics: dict[str, Any],
         run_id: int | None,
+        line: str | None = None,
     ) -> ModelVersionRecord:
-        """Add a trained version (a candidate); an adapter's row names its full base version."""
+        """Add a trained version (a candidate) to `line` (None: the shared line); an adapter's
+        row names its full base version."""
         base = adapter_base(path)
         return await self.db.run(
             self.repository.add,
@@ -129,6 +132,7 @@ class Registry:
             metrics,
             run_id,
             None if base is None else base.version,
+            line,
         )
 
     async def use(self, actor: str, version: str, force: bool = False) -> ModelVersionRecord:
@@ -136,9 +140,10 @@ class Registry:
         log.info("%s promoted %s: %s", actor, version, reason)
         return record
 
-    async def rollback(self, actor: str) -> ModelVersionRecord:
+    async def rollback(self, actor: str, line: str | None = None) -> ModelVersionRecord:
+        """Return `line` (None: the shared line) to its previously active version."""
         async with self._switch:
-            previous = await self.db.run(self.repository.previous_active)
+            previous = await self.db.run(self.repository.previous_active, line)
             if previous is None:
                 raise Unknown("There is no earlier active version to roll back to.")
             record = await self._switch_to(previous, actor)
@@ -189,8 +194,11 @@ class Registry:
         return active
 
     async def judge(self, candidate: ModelVersionRecord) -> GateDecision:
-        """Compare `candidate` with the active version on the same held-out texts."""
-        active = await self.db.run(self.repository.active)
+        """Compare `candidate` with the active version of its line (a server line's first
+        version: with the shared one) on the same held-out texts."""
+        active = await self.db.run(self.repository.active, candidate.line)
+        if active is None and candidate.line is not None:
+            active = await self.db.run(self.repository.active)
         if active is None or active.name == candidate.name:
             return GateDecision(True, "no other active version to compare with")
         metrics: dict[str, Any] = candidate.metrics
@@ -262,6 +270,8 @@ class Registry:
         return record, decision.reason if not force else f"forced; {decision.reason}"
 
     async def _switch_to(self, version: ModelVersionRecord, actor: str) -> ModelVersionRecord:
+        if version.line is not None:  # a server's line: its requests name it (bot/lines.py)
+            return await self.db.run(self.repository.activate, version.name)
         # load first: if the folder is broken (or the backend cannot publish it), the
         # database still names the working model
         try:

@@ -7,6 +7,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
+from storage import ModelVersionRecord
+
 
 @dataclass(frozen=True)
 class CurationReport:
@@ -94,4 +96,32 @@ class ExperimentStatus:
             "arms": arms,
             "started_at": started,
             "ended_at": None if ended is None else ended.isoformat(),
+        }
+
+
+@dataclass(frozen=True)
+class LineStatus:
+    """A server's line: whether the owners enabled it, and its versions (oldest first)."""
+
+    key: str  # "discord:1234"
+    enabled: bool
+    shares: bool  # its data may also train the shared model
+    versions: tuple[ModelVersionRecord, ...]
+
+    @property
+    def active(self) -> ModelVersionRecord | None:
+        """The version its members are served (None: the shared active version serves)."""
+        if not self.enabled:
+            return None
+        return next((v for v in self.versions if v.status == "active"), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        """For `--json` and the dashboard (datetimes left as they are)."""
+        active = self.active
+        return {
+            "server": self.key,
+            "enabled": self.enabled,
+            "shares": self.shares,
+            "served": None if active is None else active.name,  # None: the shared version
+            "versions": [asdict(v) for v in self.versions],
         }

@@ -154,7 +154,7 @@ class Reviews:
     async def _pair(
         self, version_a: str | None, version_b: str | None
     ) -> tuple[ModelVersionRecord, ModelVersionRecord]:
-        versions = await self.db.run(self.versions.list)
+        versions = await self.db.run(self.versions.in_line)  # the shared line
         by_name = {v.name: v for v in versions}
         for name in (version_a, version_b):
             if name is not None and name not in by_name:

@@ -109,7 +109,9 @@ class Training:
         include_ratings: bool = True,
         epochs: int | None = None,
         trigger: str = "manual",
+        line: str | None = None,
     ) -> TrainingRunRecord:
+        """`line`: a server's model line (admin/lines.py) trains on its own data only."""
         self._check_idle()
         others = await self.db.run(self.runs.running)
         interrupted = await self.interrupted_run() if others else None
@@ -121,8 +123,9 @@ class Training:
                 f"A training run is already running ({others[0].progress:.0%}) "
                 "in another gpt2bot process."
             )
-        samples = await self.curation.training_set(include_ratings)
-        active = await self.db.run(self.registry.repository.active)
+        samples = await self.curation.training_set(include_ratings, line)
+        versions = self.registry.repository  # a line extends its active version, or starts one
+        active = await self.db.run(versions.active, line) or await self.db.run(versions.active)
         if active is None:
             raise Invalid("There is no model version to fine-tune yet: start the bot once first.")
         if self.config.train_processes > 1 and self.config.finetune.objective != "sft":
@@ -133,26 +136,27 @@ class Training:
         if len(samples) < MIN_SAMPLES:
             raise Invalid(
                 f"There are only {len(samples)} curated sample(s): add at least {MIN_SAMPLES} "
-                "with `curate add` (or rate more outputs) before retraining."
+                f"with `{'line' if line else 'curate'} add` (or rate more outputs) before "
+                "retraining."
             )
-        rows = await self._preferences(samples, include_ratings)
+        rows = await self._preferences(samples, include_ratings, line)
         run = await self.db.run(self.runs.create, trigger, actor, RunStatus.RUNNING)
         snapshot = dataset_snapshot(samples, rows)
         run = await self.db.run(
             self.runs.update, run.id, dataset_snapshot=snapshot, dataset_size=len(snapshot)
         )
-        job = self._job(run.id, active, [s.text for s in samples], epochs, rows)
+        job = self._job(run.id, active, [s.text for s in samples], epochs, rows, line)
         self._launch(run.id, job, progress)
         return run
 
     async def _preferences(
-        self, samples: list[CuratedSampleRecord], include_ratings: bool
+        self, samples: list[CuratedSampleRecord], include_ratings: bool, line: str | None
     ) -> list[PreferenceRow]:
         """The rated outputs a `kto` or `sft+kto` run learns from (none for `sft`)."""
         objective = self.config.finetune.objective
         if objective == "sft":
             return []
-        rows = await self.curation.preference_set(samples) if include_ratings else []
+        rows = await self.curation.preference_set(samples, line) if include_ratings else []
         if len(rows) < MIN_PREFERENCES:
             raise Invalid(
                 f"Only {len(rows)} rated output(s) qualify for TRAIN_OBJECTIVE={objective}: "
@@ -233,6 +237,7 @@ class Training:
         texts: list[str],
         epochs: int | None,
         rows: list[PreferenceRow],
+        line: str | None = None,
     ) -> FinetuneJob:
         from model.finetune import FinetuneJob
 
@@ -241,6 +246,8 @@ class Training:
         finetune = self.config.finetune
         if epochs is not None:
             finetune = replace(finetune, epochs=epochs)
+        if line is not None:  # a server's versions are adapters over the shared base
+            finetune = replace(finetune, method="lora")
         return FinetuneJob(
             base_path=base.path,
             base_version=base.name,
@@ -248,7 +255,7 @@ class Training:
             work_dir=str(self._work_dir(run_id)),
             output_dir=str(version_dir(self.model.model_dir, name)),
             version_name=name,
-            metadata={"base_model": base.base_model, "training_run_id": run_id},
+            metadata={"base_model": base.base_model, "training_run_id": run_id, "line": line},
             config=finetune,
             preferences=[
                 {"prompt": r.prompt, "completion": r.completion, "label": r.liked} for r in rows

@@ -19,6 +19,7 @@ from admin.curation import Curation
 from admin.experiments import Experiments
 from admin.fleet import Fleet
 from admin.follow import Follower, ProcessIdentity
+from admin.lines import Lines
 from admin.moderation import Moderator
 from admin.registry import ProgressFn, Registry, prepare_model
 from admin.reports import Reports
@@ -205,6 +206,7 @@ def _admin_services(
     reviews = Reviews(db, backend, candidate=experiments.candidate)  # A/B's arm is kept loaded
     servers = Servers(db, moderator)
     fleet = Fleet(db, settings.fleet)
+    lines = Lines(db, curation, training, registry)  # each server's own versions
     return AdminServices(
-        curation, training, registry, Reports(db), servers, experiments, reviews, fleet
+        curation, training, registry, Reports(db), servers, experiments, reviews, fleet, lines
     )

@@ -18,6 +18,7 @@ from admin.moderation import Moderator, Verdict
 from bot.arms import Arms, NoExperiments
 from bot.chat_config import ChatConfig
 from bot.fairuse import Cooldown, CoolingDown, NotAllowedHere, within_caps
+from bot.lines import LineServing
 from bot.metrics import ChatObserver, Unobserved
 from bot.params import MAX_SEED, InvalidRequest, parse_params, validate_prompt
 from bot.screening import PromptRefused, StreamGate, report_withheld, shown
@@ -66,6 +67,7 @@ class Origin:
     guild_id: str | None = None
     channel_id: str | None = None
     parent_channel_id: str | None = None  # a thread's channel: the server's rules apply there
+    serves_as: str | None = None  # a server key whose model line serves it (CLI `--server`)
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,7 @@ class ChatService:
     ) -> None:
         self._db = db
         self.arms = Arms(experiments or NoExperiments())  # A/B: which version serves whom
+        self.lines = LineServing(db, backend)  # a server's own model line serves it first
         self.moderator = moderator
         self._generations = GenerationRepository(db)
         self._servers = ServerSettingsRepository(db)
@@ -240,8 +243,7 @@ class ChatService:
         return outcome
 
     def stop(self, origin: Origin) -> int:
-        """Stop the member's own running generations (⏹); returns how many. Their streams end
-        with `Cancelled`."""
+        """Stop the member's running generations (⏹); how many. Their streams end `Cancelled`."""
         handles = self._running.pop((origin.platform, origin.user_id), set())
         for handle in handles:
             handle.cancel()
@@ -252,8 +254,7 @@ class ChatService:
         lately ones without a trip to the database, as every request needs them."""
         if origin.guild_id is None:
             return ServerSettingsRecord(origin.platform, "")
-        recent = self._servers.recent(origin.platform, origin.guild_id)
-        if recent is not None:
+        if (recent := self._servers.recent(origin.platform, origin.guild_id)) is not None:
             return recent
         return await self._db.run(self._servers.get, origin.platform, origin.guild_id)
 
@@ -294,8 +295,7 @@ class ChatService:
         cut: tuple[bool, bool] = (False, False),  # (text left out, and for the first time)
     ) -> AsyncIterator[GenerateEvent]:
         request_id = uuid.uuid4().hex[:12]
-        arm = await self.arms.of(origin.platform, origin.user_id)
-        version = arm.version if arm else None
+        version, arm = await self.lines.choose(origin, self.arms)
         request = GenerationRequest(prompt, params, origin.user_id, request_id, version)
         try:
             handle = self.backend.submit(request)

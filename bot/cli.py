@@ -13,7 +13,7 @@ from dataclasses import asdict
 from typing import Any
 
 from admin.errors import AdminError
-from bot import bench, cli_ab, cli_fleet, cli_learning, cli_ops, cli_run
+from bot import bench, cli_ab, cli_fleet, cli_learning, cli_lines, cli_ops, cli_run
 from bot.chat import Finished, Origin
 from bot.cli_run import CommandError, open_app
 from bot.export import FORMATS, write_export, write_reviews
@@ -64,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("prompt")
     _add_sampling_options(generate)
     generate.add_argument("--json", action="store_true", help="print JSON")
+    cli_lines.add_server_option(generate, "generate as that server is served (its model line)")
 
     export = sub.add_parser("export", help="export every generation with its ratings")
     export.add_argument("--format", choices=FORMATS, default="jsonl")
@@ -84,12 +85,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     models = sub.add_parser("models", help="list, switch, roll back or remove model versions")
     models.add_argument(
-        "action", nargs="?", choices=["list", "use", "rollback", "remove"], default="list"
+        "action",
+        nargs="?",
+        choices=["list", "use", "rollback", "remove", *cli_lines.LINE_ACTIONS],
+        default="list",
     )
     models.add_argument("version", nargs="?")
     models.add_argument("--json", action="store_true", help="print JSON")
     models.add_argument("--force", action="store_true", help="promote even if the gate refuses")
     cli_fleet.add_wait_options(models)
+    cli_lines.add_server_option(models, "that server's own model line (enable|disable|share ...)")
 
     sub.add_parser("demo", help="generate from a few prompts, rate one, show how to export")
     cli_learning.add_parsers(sub)  # train, review
@@ -139,7 +144,8 @@ async def _generate(settings: Settings, args: argparse.Namespace) -> int:
     parse_params(raw)
     app = await open_app(settings)
     try:
-        finished = await app.chat.generate(Origin(platform="cli", user_id="cli"), args.prompt, raw)
+        origin = Origin(platform="cli", user_id="cli", serves_as=args.server)
+        finished = await app.chat.generate(origin, args.prompt, raw)
     finally:
         await app.close()
     _print_generation(finished, args.json)
@@ -203,6 +209,10 @@ async def _export_reviews(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _models(settings: Settings, args: argparse.Namespace) -> int:
+    if args.server is not None:
+        return await cli_lines.models(settings, args)
+    if args.action in cli_lines.LINE_ACTIONS:
+        raise CommandError(f"name the server: gpt2bot models {args.action} --server PLATFORM:ID")
     if args.action in ("use", "remove") and not args.version:
         raise CommandError(f"name the version: gpt2bot models {args.action} VERSION")
     app = await open_app(settings, model="none")

@@ -17,7 +17,9 @@ from typing import Any
 
 from admin.ab_report import ABReport, report_of
 from admin.results import ArmStatus, ExperimentStatus
+from bot import cli_lines
 from bot.cli_fleet import add_wait_options, followed
+from bot.cli_lines import add_server_option
 from bot.cli_run import CommandError
 from bot.platforms.ab_text import review_line
 from bot.settings import Settings
@@ -36,9 +38,12 @@ def add_parsers(sub: Any) -> None:
     )
     ab.add_argument("--json", action="store_true", help="print JSON")
     add_wait_options(ab)
+    add_server_option(ab, "inside that server's model line (not available yet: says so)")
 
 
 async def ab(settings: Settings, args: argparse.Namespace) -> int:
+    if args.server is not None:
+        return await cli_lines.ab(settings, args)
     if args.action == "start" and not args.version:
         raise CommandError("name the candidate: gpt2bot ab start VERSION [--share S]")
     from bot.app import App  # torch-heavy: imported when the command runs

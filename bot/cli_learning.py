@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from bot import cli_lines
+from bot.cli_lines import add_server_option
 from bot.settings import Settings
 from storage import RunStatus, TrainingRunRecord
 
@@ -28,6 +30,7 @@ def add_parsers(sub: Any) -> None:
     )
     train.add_argument("--epochs", type=int, help="passes over the data (default: TRAIN_EPOCHS)")
     train.add_argument("--json", action="store_true", help="print JSON")
+    add_server_option(train, "train that server's own model line on its own data only")
     review = sub.add_parser("review", help="rating-derived samples waiting for review")
     review.add_argument("--approve", type=int, action="append", default=[], metavar="ID")
     review.add_argument("--reject", type=int, action="append", default=[], metavar="ID")
@@ -92,16 +95,18 @@ async def train(settings: Settings, args: argparse.Namespace) -> int:
     # an active version to fine-tune (prepared if need be); no model is loaded here
     app = await App.open(settings, model="prepare")
     try:
-        for name in args.data:
+        if args.server is not None:  # a server's own line (bot/cli_lines.py)
+            await cli_lines.train(app, args, None if args.json else _bar)
+        for name in [] if args.server else args.data:
             report = await app.admin.curation.add_file("cli", name, Path(name).read_bytes())
             print(f"{name}: {report.summary()}", file=sys.stderr)
-        # an interrupted run is resumed instead (the log says so)
-        await app.admin.training.start(
-            "cli",
-            None if args.json else _bar,
-            include_ratings=args.from_ratings,
-            epochs=args.epochs,
-        )
+        if args.server is None:  # an interrupted run is resumed instead (the log says so)
+            await app.admin.training.start(
+                "cli",
+                None if args.json else _bar,
+                include_ratings=args.from_ratings,
+                epochs=args.epochs,
+            )
         info = await app.admin.training.wait()
     finally:
         await app.close()

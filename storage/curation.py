@@ -1,6 +1,10 @@
 """Curated samples: the training texts, added by admins or derived from well-rated
 generations.
 
+Each text records the server it came from (`origin`). Training data is taken per model line:
+a server's line trains on its own texts and ratings only; the shared line on the rest, leaving
+out the servers that have a line of their own unless the owners let it share (`line_shares`).
+
 Every method is one transaction returning records; async callers use `Database.run`.
 """
 
@@ -11,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from storage.db import Database
@@ -25,6 +29,9 @@ from storage.models import (
     utcnow,
 )
 from storage.rating_rule import RatingRow, RatingRule, passing
+from storage.servers import server_key
+
+ALL_LINES = "*"  # no line's selection: every text and rating (the rating sync, exports)
 
 
 @dataclass(frozen=True)
@@ -39,6 +46,7 @@ class CuratedSampleRecord:
     status: str = "approved"  # pending|approved|rejected|lapsed (pending that stopped passing)
     why: dict[str, Any] | None = None  # rating ids, raters, counts and bound that brought it in
     reviewed_by: str | None = None  # who approved or rejected it ("auto": CURATION_AUTO_APPROVE)
+    origin: str | None = None  # the server it came from ("discord:1234"); None: the owners
 
 
 def _sample_record(row: CuratedSample) -> CuratedSampleRecord:
@@ -53,7 +61,33 @@ def _sample_record(row: CuratedSample) -> CuratedSampleRecord:
         status=row.status,
         why=row.why,
         reviewed_by=row.reviewed_by,
+        origin=row.origin,
     )
+
+
+def _closed_lines(session: Session) -> set[str]:
+    """Servers with a line of their own whose data stays out of the shared line's training."""
+    query = select(ServerSettings.platform, ServerSettings.server_id).where(
+        ServerSettings.own_line.is_(True), ServerSettings.line_shares.is_(False)
+    )
+    return {server_key(platform, server_id) for platform, server_id in session.execute(query)}
+
+
+def _origin_in(session: Session, line: str | None) -> ColumnElement[bool] | None:
+    """Which samples `line` trains on (None: the shared line; `ALL_LINES`: no filter)."""
+    if line == ALL_LINES:
+        return None
+    if line is not None:
+        return CuratedSample.origin == line
+    closed = _closed_lines(session)
+    return CuratedSample.origin.is_(None) | CuratedSample.origin.not_in(closed or {""})
+
+
+def _serves_line(key: str | None, line: str | None, closed: set[str]) -> bool:
+    """Whether data from the server `key` (None: outside servers) may train `line`."""
+    if line == ALL_LINES:
+        return True
+    return key == line if line is not None else key not in closed
 
 
 def _kept_out(session: Session) -> set[int]:
@@ -85,9 +119,15 @@ class CuratedSampleRepository:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    def add_many(self, texts: list[str], added_by: str, source: str = "admin") -> list[int]:
+    def add_many(
+        self, texts: list[str], added_by: str, source: str = "admin", origin: str | None = None
+    ) -> list[int]:
+        """`origin`: the server whose line the texts are for (None: the shared data)."""
         with self._db.session() as session:
-            rows = [CuratedSample(text=t, source=source, added_by=added_by) for t in texts]
+            rows = [
+                CuratedSample(text=t, source=source, added_by=added_by, origin=origin)
+                for t in texts
+            ]
             session.add_all(rows)
             session.flush()
             return [r.id for r in rows]
@@ -104,14 +144,17 @@ class CuratedSampleRepository:
                 query = query.where(CuratedSample.active.is_(True))
             return [_sample_record(r) for r in session.scalars(query)]
 
-    def active(self) -> list[CuratedSampleRecord]:
-        """Every active sample, oldest first: the dataset a run trains on."""
+    def active(self, line: str | None = ALL_LINES) -> list[CuratedSampleRecord]:
+        """Every active sample `line` trains on, oldest first: the dataset a run trains on
+        (None: the shared line's; the default: every line's)."""
         with self._db.session() as session:
             query = (
                 select(CuratedSample)
                 .where(CuratedSample.active.is_(True))
                 .order_by(CuratedSample.id)
             )
+            if (fits := _origin_in(session, line)) is not None:
+                query = query.where(fits)
             return [_sample_record(r) for r in session.scalars(query)]
 
     def deactivate(self, sample_id: int, removed_by: str) -> None:
@@ -129,19 +172,20 @@ class CuratedSampleRepository:
                 select(func.max(CuratedSample.created_at)).where(CuratedSample.active.is_(True))
             )
 
-    def rating_rows(self) -> list[RatingRow]:
-        """Every rating of a generation that may become training data (see `_kept_out`)."""
+    def rating_rows(self, line: str | None = ALL_LINES) -> list[RatingRow]:
+        """Every rating of a generation that may become training data (see `_kept_out`), of
+        the servers whose data trains `line` (the default: every server's)."""
         with self._db.session() as session:
-            kept_out = _kept_out(session)
-            query = select(Rating, Generation.user_id, Generation.platform).join(
-                Generation, Generation.id == Rating.generation_id
-            )
+            kept_out, closed = _kept_out(session), _closed_lines(session)
+            query = select(Rating, Generation.user_id, Generation.platform, Generation.guild_id)
+            query = query.join(Generation, Generation.id == Rating.generation_id)
             return [
                 RatingRow(
                     r.id, r.generation_id, author, r.rater_id, r.score, r.created_at, platform
                 )
-                for r, author, platform in session.execute(query)
+                for r, author, platform, guild in session.execute(query)
                 if r.generation_id not in kept_out
+                and _serves_line(guild and server_key(platform, guild), line, closed)
             ]
 
     def pairs_of(self, generation_ids: Iterable[int]) -> dict[int, tuple[str, str]]:
@@ -196,6 +240,8 @@ class CuratedSampleRepository:
                             status="approved" if auto_approve else "pending",
                             why=dict(passing[generation.id]),
                             reviewed_by="auto" if auto_approve else None,
+                            origin=generation.guild_id
+                            and server_key(generation.platform, generation.guild_id),
                         )
                     )
                     added += auto_approve
@@ -209,8 +255,9 @@ class CuratedSampleRepository:
         rule = rule or RatingRule(min_net_score, min_raters, min_lower_bound=0, daily_cap=0)
         return self.apply_ratings(passing(self.rating_rows(), rule), auto_approve=True)
 
-    def pending(self, limit: int = 20) -> list[CuratedSampleRecord]:
-        """Rating-derived samples waiting for review, oldest first."""
+    def pending(self, limit: int = 20, line: str | None = ALL_LINES) -> list[CuratedSampleRecord]:
+        """Rating-derived samples waiting for review, oldest first (of `line`'s data only,
+        when given; the default: every line's)."""
         with self._db.session() as session:
             query = (
                 select(CuratedSample)
@@ -218,13 +265,19 @@ class CuratedSampleRepository:
                 .order_by(CuratedSample.id)
                 .limit(limit)
             )
+            if (fits := _origin_in(session, line)) is not None:
+                query = query.where(fits)
             return [_sample_record(r) for r in session.scalars(query)]
 
-    def review(self, sample_id: int, reviewer: str, approve: bool) -> CuratedSampleRecord:
-        """Approve (into the dataset) or reject (for good) a pending sample."""
+    def review(
+        self, sample_id: int, reviewer: str, approve: bool, line: str | None = ALL_LINES
+    ) -> CuratedSampleRecord:
+        """Approve (into the dataset) or reject (for good) a pending sample (one of `line`'s
+        own, when given: a line's admins review their server's samples only)."""
         with self._db.session() as session:
             row = session.get(CuratedSample, sample_id)
-            if row is None or row.status != "pending":
+            foreign = line not in (ALL_LINES, None) and (row is None or row.origin != line)
+            if row is None or row.status != "pending" or foreign:
                 raise NotFound(f"pending curated sample {sample_id}")
             row.status = "approved" if approve else "rejected"
             row.active = approve

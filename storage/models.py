@@ -111,6 +111,9 @@ class ModelVersion(Base):
     parent: Mapped[str | None] = mapped_column(String(64))
     # an adapter version's full base version (the engine loads it under the adapter); NULL: full
     base_version: Mapped[str | None] = mapped_column(String(64))
+    # the model line it belongs to: NULL for the shared line, else a server's key
+    # ("discord:1234", storage.servers.server_key); each line has at most one active version
+    line: Mapped[str | None] = mapped_column(String(100), index=True)
     path: Mapped[str] = mapped_column(Text)
     base_model: Mapped[str] = mapped_column(String(200))
     training_run_id: Mapped[int | None] = mapped_column(Integer)
@@ -135,6 +138,9 @@ class CuratedSample(Base):
     why: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # the ratings that brought it in
     reviewed_by: Mapped[str | None] = mapped_column(String(64))
     reviewed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # the server the text came from ("discord:1234"): a rated output's server, or the line an
+    # owner added it to; NULL for texts the owners added to the shared data
+    origin: Mapped[str | None] = mapped_column(String(100), index=True)
 
 
 class TrainingRun(Base):
@@ -186,6 +192,12 @@ class ServerSettings(Base):
     max_new_tokens_cap: Mapped[int | None] = mapped_column(Integer)
     samples_cap: Mapped[int | None] = mapped_column(Integer)
     ratings_train: Mapped[bool] = mapped_column(Boolean, default=True)
+    own_line: Mapped[bool] = mapped_column(
+        Boolean, default=False
+    )  # owners: a model line of its own
+    line_shares: Mapped[bool] = mapped_column(
+        Boolean, default=False
+    )  # owners: its data trains shared
     blocklist: Mapped[list[Any] | None] = mapped_column(JSON)  # moderation terms added here
     # prompt templates: "" for the whole server, a channel id for one channel
     templates: Mapped[dict[str, Any] | None] = mapped_column(JSON)

@@ -27,6 +27,22 @@ EDITABLE = (
     "blocklist",
     "templates",
 )
+# the columns only the bot's owners may change (admin.lines): what a server's own model line is
+OWNER_ONLY = ("own_line", "line_shares")
+KEY_SEPARATOR = ":"
+
+
+def server_key(platform: str, server_id: str) -> str:
+    """The key of a server's model line and of the texts it contributes: "discord:1234"."""
+    return f"{platform}{KEY_SEPARATOR}{server_id}"
+
+
+def parse_server_key(key: str) -> tuple[str, str]:
+    """(platform, server id) of "discord:1234"; `ValueError` saying the form otherwise."""
+    platform, _, server_id = key.strip().partition(KEY_SEPARATOR)
+    if not platform or not server_id or not platform.isidentifier():
+        raise ValueError(f"{key!r} is not a server: write PLATFORM:ID, e.g. discord:1234")
+    return platform, server_id
 
 
 @dataclass(frozen=True)
@@ -40,11 +56,17 @@ class ServerSettingsRecord:
     max_new_tokens_cap: int | None = None
     samples_cap: int | None = None
     ratings_train: bool = True  # this server's ratings may feed training
+    own_line: bool = False  # owners let it have a model line of its own (admin.lines)
+    line_shares: bool = False  # owners let its line's data also train the shared model
     blocklist: tuple[str, ...] = ()  # moderation terms this server adds to the bot's
     # prompt templates around a member's text: "" for the whole server, else a channel id
     templates: dict[str, str] = field(default_factory=dict)
     updated_by: str | None = None
     updated_at: datetime | None = None
+
+    @property
+    def key(self) -> str:
+        return server_key(self.platform, self.server_id)
 
     def template_for(self, channel_id: str | None) -> tuple[str | None, str]:
         """The template that applies in a channel and where it was set ("channel", "server"),
@@ -67,6 +89,8 @@ def _record(row: ServerSettings) -> ServerSettingsRecord:
         max_new_tokens_cap=row.max_new_tokens_cap,
         samples_cap=row.samples_cap,
         ratings_train=row.ratings_train,
+        own_line=bool(row.own_line),
+        line_shares=bool(row.line_shares),
         blocklist=tuple(row.blocklist or ()),
         templates={str(k): str(v) for k, v in (row.templates or {}).items()},
         updated_by=row.updated_by,
@@ -98,7 +122,7 @@ class ServerSettingsRepository:
     def update(
         self, platform: str, server_id: str, updated_by: str, **changes: Any
     ) -> ServerSettingsRecord:
-        unknown = set(changes) - set(EDITABLE)
+        unknown = set(changes) - set(EDITABLE) - set(OWNER_ONLY)  # owners: admin.lines checks
         if unknown:
             raise ValueError(f"not a server setting: {', '.join(sorted(unknown))}")
         with self._db.session() as session:
@@ -111,6 +135,8 @@ class ServerSettingsRepository:
                     admin_role_ids=[],
                     defaults={},
                     ratings_train=True,
+                    own_line=False,
+                    line_shares=False,
                 )
                 session.add(row)
             for name, value in changes.items():
@@ -135,6 +161,12 @@ class ServerSettingsRepository:
                 key = (str(platform), str(server_id))
                 rows.setdefault(key, ServerSettingsRecord(*key))
             return [rows[key] for key in sorted(rows)][:limit]
+
+    def lines(self) -> list[ServerSettingsRecord]:
+        """The servers the owners gave a model line of their own."""
+        with self._db.session() as session:
+            query = select(ServerSettings).where(ServerSettings.own_line.is_(True))
+            return [_record(r) for r in session.scalars(query.order_by(ServerSettings.id))]
 
     @staticmethod
     def _row(session: Any, platform: str, server_id: str) -> ServerSettings | None:

@@ -1,4 +1,6 @@
-"""Model versions: the registry of trained models, exactly one of them `active`.
+"""Model versions: the registry of trained models, in lines: the shared line (`line` None) and a
+line per server that the owners gave one (`line` is its key, "discord:1234"). Each line has at
+most one `active` version; a server's line serves that server only (bot/lines.py).
 
 Every method is one transaction returning records; async callers use `Database.run`.
 """
@@ -29,6 +31,7 @@ class ModelVersionRecord:
     created_at: datetime
     activated_at: datetime | None
     base_version: str | None = None  # an adapter's full base version; None: a full version
+    line: str | None = None  # a server's line ("discord:1234"); None: the shared line
 
     @property
     def is_adapter(self) -> bool:
@@ -47,11 +50,16 @@ def _version_record(row: ModelVersion) -> ModelVersionRecord:
         created_at=row.created_at,
         activated_at=row.activated_at,
         base_version=row.base_version,
+        line=row.line,
     )
 
 
+def _in_line(line: str | None) -> Any:
+    return ModelVersion.line.is_(None) if line is None else ModelVersion.line == line
+
+
 class ModelVersionRepository:
-    """Rows of the model-version registry; exactly one version is `active` at a time."""
+    """Rows of the model-version registry; one version per line is `active` at a time."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -65,9 +73,11 @@ class ModelVersionRepository:
         metrics: dict[str, Any] | None = None,
         training_run_id: int | None = None,
         base_version: str | None = None,
+        line: str | None = None,
     ) -> ModelVersionRecord:
         with self._db.session() as session:
             row = ModelVersion(
+                line=line,
                 name=name,
                 path=path,
                 base_model=base_model,
@@ -81,7 +91,14 @@ class ModelVersionRepository:
             session.flush()
             return _version_record(row)
 
+    def in_line(self, line: str | None = None) -> list[ModelVersionRecord]:
+        """The versions of `line` (None: the shared line), oldest first."""
+        with self._db.session() as session:
+            query = select(ModelVersion).where(_in_line(line)).order_by(ModelVersion.id)
+            return [_version_record(r) for r in session.scalars(query)]
+
     def list(self) -> list[ModelVersionRecord]:
+        """Every version of every line."""
         with self._db.session() as session:
             rows = session.scalars(select(ModelVersion).order_by(ModelVersion.id))
             return [_version_record(r) for r in rows]
@@ -91,19 +108,22 @@ class ModelVersionRepository:
             row = session.scalars(select(ModelVersion).where(ModelVersion.name == name)).first()
             return None if row is None else _version_record(row)
 
-    def active(self) -> ModelVersionRecord | None:
+    def active(self, line: str | None = None) -> ModelVersionRecord | None:
+        """The active version of `line` (None: the shared line)."""
         with self._db.session() as session:
-            query = select(ModelVersion).where(ModelVersion.status == "active")
+            query = select(ModelVersion).where(ModelVersion.status == "active", _in_line(line))
             row = session.scalars(query).first()
             return None if row is None else _version_record(row)
 
     def activate(self, name: str) -> ModelVersionRecord:
-        """Make `name` the active version and retire the one before, in one transaction."""
+        """Make `name` the active version of its line and retire the line's one before, in one
+        transaction."""
         with self._db.session() as session:
             target = session.scalars(select(ModelVersion).where(ModelVersion.name == name)).first()
             if target is None:
                 raise NotFound(f"model version {name}")
-            for row in session.scalars(select(ModelVersion).where(ModelVersion.status == "active")):
+            query = select(ModelVersion).where(ModelVersion.status == "active")
+            for row in session.scalars(query.where(_in_line(target.line))):
                 if row.id != target.id:
                     row.status = "retired"
             target.status = "active"
@@ -123,12 +143,13 @@ class ModelVersionRepository:
             session.flush()
             return _version_record(row)
 
-    def previous_active(self) -> ModelVersionRecord | None:
-        """The most recently activated version other than the active one."""
+    def previous_active(self, line: str | None = None) -> ModelVersionRecord | None:
+        """The most recently activated version of `line` other than its active one."""
         with self._db.session() as session:
             query = (
                 select(ModelVersion)
                 .where(ModelVersion.status != "active", ModelVersion.activated_at.is_not(None))
+                .where(_in_line(line))
                 .order_by(ModelVersion.activated_at.desc(), ModelVersion.id.desc())
             )
             row = session.scalars(query).first()

@@ -16,7 +16,7 @@ rendering replies, not by copying another platform's handlers (Discord, Slack an
 - `render.py`: `Renderer`, the words of every answer
 - `commands.py`: `AdminCommands` (dispatch), the command table and the help text
 - `learning.py`: curate, retrain, model, stats; `servers.py`: server settings;
-  `ab.py`: A/B experiments and the blind review
+  `ab.py`: A/B experiments and the blind review; `lines.py`: a server's own model line
 """
 
 from bot.admin_commands.commands import COMMANDS, AdminCommands, incident_sentence

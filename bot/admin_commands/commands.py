@@ -9,14 +9,14 @@ from typing import Any, Protocol
 
 from admin.auth import Actor, AdminGate, NotAuthorized
 from admin.base import AdminServices
-from bot.admin_commands import ab, learning, servers
+from bot.admin_commands import ab, learning, lines, servers
 from bot.admin_commands.context import Command, Context, Progress, Tell, Unpublish
 from bot.admin_commands.render import Renderer, incident_sentence
 from bot.admin_commands.surface import AdminReply, Surface
 
 log = logging.getLogger(__name__)
 
-COMMANDS: tuple[Command, ...] = learning.COMMANDS + servers.COMMANDS + ab.COMMANDS
+COMMANDS: tuple[Command, ...] = learning.COMMANDS + servers.COMMANDS + ab.COMMANDS + lines.COMMANDS
 BY_WORDS = {" ".join(command.words): command for command in COMMANDS}
 # the help text's lines, by the commands' first words (stats sits with the server's views)
 HELP_LINES = (
@@ -29,6 +29,8 @@ HELP_LINES = (
     ("server reports", "server keep", "server delete"),
     ("review next", "review vote", "review stats"),
     ("ab start", "ab status", "ab stop"),
+    ("line show", "line enable", "line disable", "line share"),
+    ("line add", "line queue", "line retrain", "line use", "line rollback"),
 )
 
 

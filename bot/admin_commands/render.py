@@ -16,7 +16,7 @@ from datetime import datetime
 from admin.ab_report import ABReport
 from admin.errors import AdminError
 from admin.fleet_view import FleetView
-from admin.results import BlindPair, CurationReport
+from admin.results import BlindPair, CurationReport, LineStatus
 from bot.admin_commands.surface import AdminReply, Chart, Surface
 from bot.params import InvalidRequest
 from bot.platforms import ab_text, fleet_text
@@ -37,6 +37,7 @@ from storage import (
 PREVIEW_CHARS = 80  # of a curated text in `curate list`
 PROMPT_CHARS = 500
 OUTPUT_CHARS = 800
+LINE_VERBS = ("add", "queue", "retrain", "use", "rollback")  # what a line's admins may do
 SOURCES = {"fixed": "a fixed evaluation prompt", "recent": "a member's recent prompt"}
 
 log = logging.getLogger(__name__)
@@ -93,11 +94,11 @@ class Renderer:
     def curate_removed(self, sample_id: int) -> str:
         return f"Removed curated sample #{sample_id}."
 
-    def review_queue(self, items: list[CuratedSampleRecord]) -> str:
+    def review_queue(self, items: list[CuratedSampleRecord], command: str = "curate queue") -> str:
         if not items:
             return "Nothing waits for review: no rated output has passed the rating rule lately."
         code = self.surface.code
-        how = f"{self.surface.example('curate queue approve ID')} or {code('reject ID')}"
+        how = f"{self.surface.example(f'{command} approve ID')} or {code('reject ID')}"
         lines = [f"{self.surface.bold('Waiting for review')} (oldest first; {how})"]
         for item in items:
             why = item.why or {}
@@ -162,6 +163,39 @@ class Renderer:
     def switched(self, record: ModelVersionRecord, fleet: FleetView, rolled_back: bool) -> str:
         back = "Rolled back. " if rolled_back else ""
         return back + fleet_text.switched(record.name, fleet)
+
+    # model lines
+
+    def line(self, status: LineStatus) -> str:
+        """A server's model line: enabled or not, what its members get, its versions."""
+        key = self._code(status.key)
+        if not status.enabled:
+            head = f"{key} has no model line of its own: its members get the shared version."
+        else:
+            active = status.active
+            serves = "the shared version" if active is None else self._code(active.name)
+            shares = "also train" if status.shares else "stay out of"
+            head = (
+                f"{key} has its own model line: its members get {serves}; its texts and "
+                f"ratings {shares} the shared model."
+            )
+        return "\n".join([head, *(self.version_line(v) for v in status.versions)])
+
+    def line_switched(self, record: ModelVersionRecord, rolled_back: bool) -> str:
+        back = "Rolled back: " if rolled_back else ""
+        line = self._code(record.line or "")
+        return f"{back}{line}'s members now get {self._code(record.name)}."
+
+    def line_allowed(self, record: ServerSettingsRecord) -> str:
+        key = self._code(record.key)
+        if not record.own_line:
+            return f"{key} has no model line of its own now: the shared version serves it."
+        shares = "also train" if record.line_shares else "stay out of"
+        verbs = ", ".join(self.surface.code(f"line {verb}") for verb in LINE_VERBS)
+        return (
+            f"{key} has its own model line: its admins may {verbs}; its texts and ratings "
+            f"{shares} the shared model."
+        )
 
     # stats
 

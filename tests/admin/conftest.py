@@ -15,6 +15,7 @@ from admin.config import FleetConfig, LearningConfig
 from admin.curation import Curation
 from admin.experiments import Experiments
 from admin.fleet import Fleet
+from admin.lines import Lines
 from admin.moderation.fake import FakeModerator
 from admin.registry import Registry
 from admin.reports import Reports
@@ -64,8 +65,9 @@ def build_services(db: Database, model_dir: Path, backend: Backend) -> AdminServ
     reviews = Reviews(db, backend, candidate=experiments.candidate)
     servers = Servers(db)
     fleet = Fleet(db, FleetConfig())
+    lines = Lines(db, curation, training, registry)
     return AdminServices(
-        curation, training, registry, Reports(db), servers, experiments, reviews, fleet
+        curation, training, registry, Reports(db), servers, experiments, reviews, fleet, lines
     )
 
 

@@ -26,6 +26,7 @@ ADMIN_GETS = (
     "export",
     "stats",
     "models",
+    "lines",
     "fleet",
     "training",
     "curation",

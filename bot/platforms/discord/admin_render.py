@@ -91,12 +91,10 @@ def curated(items: list[CuratedSampleRecord]) -> str:
     return "\n".join(lines)
 
 
-def review_queue(items: list[CuratedSampleRecord]) -> str:
+def review_queue(items: list[CuratedSampleRecord], command: str = "curate queue") -> str:
     if not items:
         return "Nothing waits for review: no rated output has passed the rating rule lately."
-    lines = [
-        "**Waiting for review** (oldest first; `/admin curate queue approve:ID` or `reject:ID`)"
-    ]
+    lines = [f"**Waiting for review** (oldest first; `/admin {command} approve:ID` or `reject:ID`)"]
     for item in items:
         text = item.text.replace("\n", " ")
         if len(text) > SAMPLE_PREVIEW_CHARS:
@@ -233,8 +231,8 @@ class DiscordRenderer(Renderer):
     def curate_removed(self, sample_id: int) -> str:
         return f"Sample `{sample_id}` will not be used for training any more."
 
-    def review_queue(self, items: list[CuratedSampleRecord]) -> str:
-        return review_queue(items)
+    def review_queue(self, items: list[CuratedSampleRecord], command: str = "curate queue") -> str:
+        return review_queue(items, command)
 
     def queue_decided(self, sample: CuratedSampleRecord, approved: bool) -> str:
         verb = "approved: it joins the next training run" if approved else "rejected for good"

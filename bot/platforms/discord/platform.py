@@ -25,6 +25,7 @@ from bot.platforms.discord.admin_commands import AdminCommands, build_admin_grou
 from bot.platforms.discord.commands import GenerateHandler, build_generate, on_tree_error
 from bot.platforms.discord.config import TOKEN_HELP, DiscordConfig, shard_options
 from bot.platforms.discord.jobs import InFlight
+from bot.platforms.discord.line_commands import add_line_commands
 from bot.platforms.discord.member_commands import build_member_commands
 from bot.platforms.discord.messages import MessageHandler
 from bot.platforms.discord.reactions import ReactionHandler
@@ -178,6 +179,7 @@ class DiscordPlatform:
         add_server_commands(admin_group, admin_commands)
         add_review_commands(admin_group, admin_commands, self.client)
         add_ab_commands(admin_group, admin_commands)
+        add_line_commands(admin_group, admin_commands)
         self.client.tree.add_command(admin_group)
         for command in build_member_commands(app.chat, app.mydata):
             self.client.tree.add_command(command)

@@ -268,6 +268,11 @@ class DashboardApi:
         rows = await self.ctx.admin.registry.versions()
         return web.json_response({"models": [_record_json(r) for r in rows]})
 
+    async def lines(self, request: web.Request) -> web.Response:
+        """Every server's own model line: enabled, what it is served, its versions."""
+        lines = await self.ctx.admin.lines.every()
+        return web.json_response({"lines": [_jsonable(line.to_dict()) for line in lines]})
+
     async def fleet(self, request: web.Request) -> web.Response:
         """The database's choice and every live `gpt2bot run` process (admin/fleet.py)."""
         view = await self.ctx.admin.fleet.view()
@@ -304,6 +309,7 @@ class DashboardApi:
             web.get("/admin/api/export", self.export),
             web.get("/admin/api/stats", self.stats),
             web.get("/admin/api/models", self.models),
+            web.get("/admin/api/lines", self.lines),
             web.get("/admin/api/fleet", self.fleet),
             web.get("/admin/api/training", self.training),
             web.get("/admin/api/curation", self.curation),

@@ -122,6 +122,17 @@
     }
   }
 
+  async function loadLines() {
+    const { lines } = await call("GET", "/admin/api/lines");
+    const body = $("lines").tBodies[0];
+    body.replaceChildren();
+    for (const l of lines) {
+      const versions = l.versions.map((v) => `${v.name} (${v.status}, adapter of ${v.base_version || "–"})`).join(", ");
+      body.append(row([l.server, l.enabled ? "yes" : "no", l.served || "the shared version", l.shares ? "yes" : "no", versions || "–"]));
+    }
+    if (!lines.length) body.append(row(["No server has a model line of its own.", "", "", "", ""]));
+  }
+
   async function loadFleet() {
     const fleet = await call("GET", "/admin/api/fleet");
     $("fleet-summary").textContent =
@@ -279,7 +290,7 @@
   }
 
   async function refresh() {
-    await Promise.all([loadStats(), loadAB(), loadModels(), loadFleet(), loadTraining(), loadCuration(), loadGenerations(false), loadServers(), loadAudit()]
+    await Promise.all([loadStats(), loadAB(), loadModels(), loadLines(), loadFleet(), loadTraining(), loadCuration(), loadGenerations(false), loadServers(), loadAudit()]
       .map((p) => p.catch((error) => console.error(error))));
   }
 

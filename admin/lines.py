@@ -1,0 +1,143 @@
+"""Model lines: a server's own versions, trained on its own texts and ratings, served to it only.
+
+The bot's owners decide which servers have a line (`allow`: off by default) and whether a
+line's data may also train the shared model (`line_shares`, off by default). Within an enabled
+line, the server's admins retrain, promote and roll back (`admin.auth.Scope.LINE`); a line's
+versions are LoRA adapters over the shared base, registered with the line's key
+("discord:1234"), and the chat service serves a line's active version to that server's requests
+only (bot/lines.py). Everything here is checked against the database, so every process agrees.
+"""
+
+from __future__ import annotations
+
+from admin.base import Invalid, ProgressCallback
+from admin.curation import Curation
+from admin.errors import Unknown, no_version
+from admin.registry import Registry
+from admin.results import CurationReport, LineStatus
+from admin.training import Training
+from storage import (
+    CuratedSampleRecord,
+    Database,
+    ModelVersionRecord,
+    ModelVersionRepository,
+    NotFound,
+    ServerSettingsRecord,
+    ServerSettingsRepository,
+    TrainingRunRecord,
+)
+from storage.servers import parse_server_key
+
+
+def no_line(key: str) -> Invalid:
+    return Invalid(
+        f"{key} has no model line of its own: the bot's owners can give it one "
+        f"(`line enable` there, or `gpt2bot models enable --server {key}`)."
+    )
+
+
+class Lines:
+    """The `LineService`: owners enable lines; a line's admins train and switch its versions."""
+
+    def __init__(
+        self, db: Database, curation: Curation, training: Training, registry: Registry
+    ) -> None:
+        self.db, self.curation, self.training, self.registry = db, curation, training, registry
+        self.settings = ServerSettingsRepository(db)
+        self.versions = ModelVersionRepository(db)
+
+    async def status(self, key: str) -> LineStatus:
+        platform, server_id = _parse(key)
+        settings = await self.db.run(self.settings.get, platform, server_id)
+        versions = await self.db.run(self.versions.in_line, settings.key)
+        return LineStatus(settings.key, settings.own_line, settings.line_shares, tuple(versions))
+
+    async def every(self) -> list[LineStatus]:
+        """Every enabled line, and every line that has versions (the dashboard's table)."""
+        enabled = {s.key for s in await self.db.run(self.settings.lines)}
+        trained = {v.line for v in await self.db.run(self.versions.list) if v.line is not None}
+        return [await self.status(key) for key in sorted(enabled | trained)]
+
+    async def allow(
+        self, actor: str, key: str, enabled: bool | None = None, shares: bool | None = None
+    ) -> ServerSettingsRecord:
+        """Owners only (the caller authorizes and audits): give a server its own line or take
+        it back (its versions stay; the shared version serves it again), and let its data
+        train the shared model too, or not."""
+        platform, server_id = _parse(key)
+        changes = {"own_line": enabled, "line_shares": shares}
+        given = {name: value for name, value in changes.items() if value is not None}
+        return await self.db.run(self.settings.update, platform, server_id, actor, **given)
+
+    async def add(self, actor: str, key: str, texts: list[str]) -> CurationReport:
+        """Curated texts for the line only (cleaned and screened like the shared ones)."""
+        await self._enabled(key)
+        return await self.curation.add(actor, texts, key)
+
+    async def add_file(self, actor: str, key: str, filename: str, content: bytes) -> CurationReport:
+        await self._enabled(key)
+        return await self.curation.add_file(actor, filename, content, key)
+
+    async def queue(self, key: str, limit: int = 20) -> list[CuratedSampleRecord]:
+        """The line's own rating-derived samples waiting for review (synced first)."""
+        key = (await self._enabled(key)).key
+        await self.curation.sync_ratings()
+        return await self.db.run(self.curation.samples.pending, limit, key)
+
+    async def review(
+        self, actor: str, key: str, sample_id: int, approve: bool
+    ) -> CuratedSampleRecord:
+        """Approve or reject one of the line's own queued samples (`Unknown` otherwise)."""
+        key = (await self._enabled(key)).key
+        try:
+            return await self.db.run(self.curation.samples.review, sample_id, actor, approve, key)
+        except NotFound:
+            raise Unknown(f"No curated sample {sample_id} of {key} waits for review.") from None
+
+    async def retrain(
+        self,
+        actor: str,
+        key: str,
+        progress: ProgressCallback | None = None,
+        *,
+        include_ratings: bool = True,
+        epochs: int | None = None,
+    ) -> TrainingRunRecord:
+        """Train an adapter on the line's texts and ratings only: from its active version
+        (extending the line) or, for its first, from the shared active version."""
+        key = (await self._enabled(key)).key
+        return await self.training.start(
+            actor, progress, include_ratings=include_ratings, epochs=epochs, line=key
+        )
+
+    async def use(
+        self, actor: str, key: str, version: str, force: bool = False
+    ) -> ModelVersionRecord:
+        """Make one of the line's versions the one its server is served (the gate compares
+        it with the line's active version, or the shared one)."""
+        key = (await self._enabled(key)).key
+        record = await self.db.run(self.versions.get, version)
+        if record is None:
+            raise no_version(version)
+        if record.line != key:
+            raise Invalid(f"{version} is not a version of {key}'s line (see `line show`).")
+        promoted, _ = await self.registry.promote(version, force, actor)
+        return promoted
+
+    async def rollback(self, actor: str, key: str) -> ModelVersionRecord:
+        key = (await self._enabled(key)).key
+        return await self.registry.rollback(actor, key)
+
+    async def _enabled(self, key: str) -> ServerSettingsRecord:
+        platform, server_id = _parse(key)
+        settings = await self.db.run(self.settings.get, platform, server_id)
+        if not settings.own_line:
+            raise no_line(settings.key)
+        return settings
+
+
+def _parse(key: str) -> tuple[str, str]:
+    try:
+        return parse_server_key(key)
+    except ValueError as error:
+        raise Invalid(f"{error}.") from None

@@ -1,0 +1,83 @@
+"""`/admin line show|enable|disable|share|add|queue|retrain|use|rollback`: a server's own model line
+in Discord, always the server asked in.
+
+`enable`, `disable` and `share` are for the bot's owners (`AdminGate`, global scope); once the
+owners enabled a server's line, its admins may add texts to it, review its rated outputs,
+retrain it, and switch or roll back its version (`Scope.LINE`); `show` is a read any admin
+may do. Every attempt is audited; the shared commands (`bot/admin_commands/lines.py`) do the work.
+"""
+
+from __future__ import annotations
+
+import discord
+from discord import app_commands
+
+from bot.platforms.discord.admin_commands import AdminCommands, SampleId
+
+VersionName = app_commands.Range[str, 1, 64]
+Text = app_commands.Range[str, 1, 4000]
+
+
+def add_line_commands(parent: app_commands.Group, admin: AdminCommands) -> None:
+    """`/admin line ...` under `parent`."""
+    line = app_commands.Group(
+        name="line", description="this server's own model line", parent=parent
+    )
+
+    @line.command(name="show")
+    async def show(interaction: discord.Interaction) -> None:
+        """Whether this server has its own line, what its members get, and its versions."""
+        await admin.run(interaction, "line show")
+
+    @line.command(name="enable")
+    async def enable(interaction: discord.Interaction) -> None:
+        """Bot owners: give this server a model line of its own."""
+        await admin.run(interaction, "line enable")
+
+    @line.command(name="disable")
+    async def disable(interaction: discord.Interaction) -> None:
+        """Bot owners: serve this server the shared version again (its versions are kept)."""
+        await admin.run(interaction, "line disable")
+
+    @line.command(name="share")
+    @app_commands.describe(enabled="whether this server's texts and ratings train it too")
+    async def share(interaction: discord.Interaction, enabled: bool) -> None:
+        """Bot owners: let this server's data also train the shared model, or not."""
+        await admin.run(interaction, "line share", {"enabled": enabled})
+
+    @line.command(name="add")
+    @app_commands.describe(text="a training text for this server's line only")
+    async def add(interaction: discord.Interaction, text: Text) -> None:
+        """Add a curated text to this server's line only."""
+        await admin.run(interaction, "line add", {"text": text})
+
+    @line.command(name="queue")
+    @app_commands.describe(
+        approve="a queued sample's id to add to this line's data",
+        reject="a queued sample's id to keep out for good",
+    )
+    async def queue(
+        interaction: discord.Interaction,
+        approve: SampleId | None = None,
+        reject: SampleId | None = None,
+    ) -> None:
+        """This server's rated outputs waiting for review; approve or reject one by its id."""
+        await admin.run(interaction, "line queue", {"approve": approve, "reject": reject})
+
+    @line.command(name="retrain")
+    async def retrain(interaction: discord.Interaction) -> None:
+        """Train this server's adapter on its own texts and ratings; shows the progress."""
+        await admin.run(interaction, "line retrain")
+
+    @line.command(name="use")
+    @app_commands.describe(version="one of this line's versions (/admin line show)")
+    async def use(
+        interaction: discord.Interaction, version: VersionName, force: bool = False
+    ) -> None:
+        """Serve this server another version of its line."""
+        await admin.run(interaction, "line use", {"version": version, "force": force})
+
+    @line.command(name="rollback")
+    async def rollback(interaction: discord.Interaction) -> None:
+        """Go back to this line's previous version."""
+        await admin.run(interaction, "line rollback")
