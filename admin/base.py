@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from admin.errors import Invalid
 from admin.fleet_view import FleetView
 from admin.results import Assignment, BlindPair, CurationReport, ExperimentStatus, LineStatus
 from storage import (
