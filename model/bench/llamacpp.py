@@ -22,6 +22,7 @@ import statistics
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -70,22 +71,25 @@ def run_llamacpp(
     # the engine is given the prompt as text and encodes it: the same ids here
     prompt = tokenizer.encode(tokenizer.decode(workload.short.prompt_ids[: shape["prompt_tokens"]]))
     by_type: dict[str, Any] = {}
+    crashed: list[str] = []  # types measured again without the extra buffer types
     best: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="gpt2bot-gguf-") as folder:
         source = write_gguf(loaded, Path(folder) / "f32.gguf")
         for name in LLAMACPP_TYPES:
             try:
-                result = _in_child(_measure, source, name, prompt, shape, params, threads)
+                result = _measure_type(source, name, prompt, shape, params, threads)
             except Exception as error:  # a crashed type is a result, the others still run
                 by_type[name] = {"error": f"{type(error).__name__}: {error}"}
                 continue
             del result["tokens"]  # the report keeps the rates, not the text
+            if not result.pop("extra_buffer_types"):
+                crashed.append(name)
             by_type[name] = result["tokens_per_s"]
             if result["tokens_per_s"] > best.get("tokens_per_s", 0.0):
                 best = {**result, "type": name}
     if not best:
         raise RuntimeError(f"no GGUF type ran: {by_type}")
-    return {**best, "by_type": by_type}
+    return {**best, "by_type": by_type, "crashed_with_extra_buffer_types": crashed}
 
 
 def continuation(
@@ -96,9 +100,7 @@ def continuation(
     greedy = SamplingParams(temperature=0.0, top_k=0, top_p=1.0, repetition_penalty=1.0)
     with tempfile.TemporaryDirectory(prefix="gpt2bot-gguf-") as folder:
         source = write_gguf(loaded, Path(folder) / "f32.gguf")
-        tokens: list[int] = _in_child(_measure, source, name, prompt, shape, greedy, threads)[
-            "tokens"
-        ]
+        tokens: list[int] = _measure_type(source, name, prompt, shape, greedy, threads)["tokens"]
     return tokens
 
 
@@ -170,6 +172,25 @@ def _tensors(model: Any) -> list[tuple[str, torch.Tensor]]:
     return out
 
 
+def _measure_type(
+    source: Path,
+    name: str,
+    prompt: list[int],
+    shape: dict[str, Any],
+    params: SamplingParams,
+    threads: int,
+) -> dict[str, Any]:
+    """Type `name` measured in a child; where its process dies with llama.cpp's extra buffer
+    types (on the project's Xeon q8_0 segfaults in `ggml_backend_amx_mul_mat`, its AMX
+    kernel), measured again with plain CPU buffers; `extra_buffer_types` says which ran."""
+    try:
+        result = _in_child(_measure, source, name, prompt, shape, params, threads, True)
+        return {**result, "extra_buffer_types": True}
+    except BrokenProcessPool:
+        result = _in_child(_measure, source, name, prompt, shape, params, threads, False)
+        return {**result, "extra_buffer_types": False}
+
+
 def _in_child(function: Any, *args: Any) -> dict[str, Any]:
     """`function(*args)` in a spawned process of its own (see the module's docstring)."""
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
@@ -187,6 +208,7 @@ def _measure(
     shape: dict[str, Any],
     params: SamplingParams,
     threads: int,
+    extra_buffers: bool,
 ) -> dict[str, Any]:
     """Make type `name` from the f32 file, then time `shape["runs"]` runs after a warm-up."""
     import llama_cpp
@@ -195,7 +217,9 @@ def _measure(
     set_verbose(False)  # llama.cpp logs every tensor it loads
     llama_cpp.llama_backend_init()
     path = source if name == "f32" else _quantize(llama_cpp, source, name, threads)
-    model = llama_cpp.llama_model_load_from_file(str(path).encode(), _model_params(llama_cpp))
+    model = llama_cpp.llama_model_load_from_file(
+        str(path).encode(), _model_params(llama_cpp, extra_buffers)
+    )
     if not model:
         raise RuntimeError(f"llama.cpp could not load the {name} GGUF")
     context = llama_cpp.llama_init_from_model(
@@ -214,9 +238,10 @@ def _measure(
     return _summary(runs[1:] or runs, shape, threads, llama_cpp)
 
 
-def _model_params(llama_cpp: Any) -> Any:
+def _model_params(llama_cpp: Any, extra_buffers: bool) -> Any:
     params = llama_cpp.llama_model_default_params()
     params.n_gpu_layers = 0  # this baseline is the CPU's
+    params.use_extra_bufts = extra_buffers  # AMX and repacked weights, where the CPU has them
     return params
 
 
@@ -250,11 +275,14 @@ def _sampler(llama_cpp: Any, model: Any, params: SamplingParams, seed: int, wind
     if params.temperature == 0:
         samplers.append(llama_cpp.llama_sampler_init_greedy())
     else:
-        if params.repetition_penalty != 1.0:  # over the whole context, as the engine's is
-            penalty = params.repetition_penalty
-            samplers.append(llama_cpp.llama_sampler_init_penalties(window, penalty, 0.0, 0.0))
         if params.top_k:
             samplers.append(llama_cpp.llama_sampler_init_top_k(params.top_k))
+        if params.repetition_penalty != 1.0:  # over the whole context, as the engine's is
+            # after top-k, as llama.h advises: over the whole vocabulary it is slow
+            penalty = params.repetition_penalty
+            samplers.append(
+                llama_cpp.llama_sampler_init_penalties(n_vocab, window, penalty, 0.0, 0.0)
+            )
         if params.top_p < 1.0:
             samplers.append(llama_cpp.llama_sampler_init_top_p(params.top_p, 1))
         samplers.append(llama_cpp.llama_sampler_init_temp(params.temperature))
