@@ -36,7 +36,7 @@ if TYPE_CHECKING:  # the child process imports this module: it needs neither tor
 
 # the types measured, each made by llama.cpp's quantizer from the f32 file: its 16-bit types
 # and its 8-bit one (the engine's int8 is held to the same quality test), fastest usually last
-LLAMACPP_TYPES = ("bf16", "f16", "q8_0")
+LLAMACPP_TYPES = ("bf16", "q8_0")
 FTYPES = {"f32": 0, "f16": 1, "q8_0": 7, "bf16": 32}  # llama.cpp's LLAMA_FTYPE_* values
 # token types of llama.cpp's vocabulary (gguf.TokenType)
 NORMAL, CONTROL, USER_DEFINED, UNUSED = 1, 3, 4, 5
