@@ -225,13 +225,9 @@ def _measure(
     context = llama_cpp.llama_init_from_model(
         model, _context_params(llama_cpp, prompt, shape, threads)
     )
+    seeds = range(shape["runs"] + 1)  # the first run warms up; seeds as `single_stream`'s
     try:
-        runs = [
-            _run(llama_cpp, model, context, prompt, shape, params, seed)
-            for seed in range(
-                shape["runs"] + 1  # the first one warms up
-            )
-        ]
+        runs = [_run(llama_cpp, model, context, prompt, shape, params, seed) for seed in seeds]
     finally:
         llama_cpp.llama_free(context)
         llama_cpp.llama_model_free(model)
