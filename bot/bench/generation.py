@@ -5,7 +5,8 @@ On the same seeded workload (`model/bench/workload.py`; the other engine-only pa
 it in `model/bench/`): the engine in each dtype it can serve here
 (`scenarios.py`: burst, arrivals, short-in-busy, one stream alone, a burst of 1,000 short
 requests), the baselines (`baselines.py`: naive bot, HF static batching, `generate_batch`,
-CTranslate2 when installed), the tokens/s ceiling that a GEMM at the decode shape implies
+CTranslate2 when installed), llama.cpp's single sequence beside `single_stream` (`llamacpp.py`,
+when installed), the tokens/s ceiling that a GEMM at the decode shape implies
 for each dtype (`ceiling.py`), where a decode step's time goes against the memory bandwidth
 (`breakdown.py`, CPU), the most any engine could serve the burst at on this machine
 (`ceiling.burst_bound`, CPU), and the burst over adapter versions (`adapters.py`). Tokens/s
@@ -28,8 +29,9 @@ from model.bench import baselines
 from model.bench.adapters import run_adapters
 from model.bench.breakdown import step_breakdown
 from model.bench.ceiling import burst_bound, ceilings
+from model.bench.llamacpp import llamacpp_available, run_llamacpp
 from model.bench.measure import label, machine
-from model.bench.workload import build_model, build_workload, with_dtype
+from model.bench.workload import Workload, build_model, build_workload, with_dtype
 from model.config import ModelConfig
 from model.device import cpu_has_fast_bf16, resolve_device, resolve_dtype
 from model.engine import native
@@ -149,6 +151,7 @@ def run_benchmark(quick: bool = False, progress: Any = None, device: str = "cpu"
         n: own(scenarios.run_single_stream, m, workload, quick, i) for n, (m, i) in variants.items()
     }
     say(f"  { ({n: s['tokens_per_s'] for n, s in streams.items()}) } tokens/s")
+    llamacpp = own(_llamacpp, fp32, workload, quick, where, say)
     say("a burst of 1,000 short requests")
     burst = own(scenarios.run_burst_1000, fast, workload, quick, int8)
     say(f"  generated share {burst['generated_share']}")
@@ -187,14 +190,39 @@ def run_benchmark(quick: bool = False, progress: Any = None, device: str = "cpu"
             **streams[default],
             "by_dtype": {n: s["tokens_per_s"] for n, s in streams.items()},
         },
+        "llamacpp": llamacpp,
         "burst_1000": burst,
         "short_request": short,
         "step_breakdown": breakdown,
         "burst_bound": bound,
         "adapters": adapters,
-        "ratios": {**_ratios(results, ceiling, default, bound), **adapters.get("ratios", {})},
+        "ratios": {
+            **_ratios(results, ceiling, default, bound),
+            "single_stream_vs_llamacpp": _ratio(
+                streams[default]["tokens_per_s"], llamacpp.get("tokens_per_s")
+            ),
+            **adapters.get("ratios", {}),
+        },
         "max_loop_lag_s": round(lag[0], 4),
     }
+
+
+def _llamacpp(
+    fp32: LoadedModel, workload: Workload, quick: bool, where: torch.device, say: Any
+) -> dict[str, Any]:
+    """llama.cpp's single sequence on the same model, prompt and sampling as `single_stream`."""
+    if where.type != "cpu":
+        return {"skipped": "measured on CPU only (llama-cpp-python is built for the CPU here)"}
+    if not llamacpp_available():
+        return {"skipped": "llama-cpp-python and gguf are not installed (docs/benchmarks.md)"}
+    say("llama.cpp: one request alone")
+    shape = scenarios.SINGLE_STREAM_QUICK if quick else scenarios.SINGLE_STREAM
+    params = scenarios.single_stream_params(shape, seed=0)
+    result = _attempt(
+        "llama.cpp", run_llamacpp, fp32, workload, shape, params, torch.get_num_threads()
+    )
+    say(f"  llamacpp: {result.get('by_type', result.get('error'))} tokens/s")
+    return result
 
 
 def _ratios(
@@ -252,6 +280,7 @@ def render(report: dict[str, Any]) -> str:
         "",
         f"ceiling: { {k: v['tokens_per_s'] for k, v in report['ceiling'].items()} }",
         f"single stream: {report['single_stream']}",
+        f"llama.cpp single stream: {report['llamacpp']}",
         f"burst of 1,000: {report['burst_1000']}",
         f"adapters: {report['adapters']}",
         f"short request: {report['short_request']}",

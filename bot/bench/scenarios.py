@@ -132,6 +132,11 @@ async def short_request(
     }
 
 
+def single_stream_params(shape: dict[str, Any], seed: int) -> SamplingParams:
+    """The lone request's sampling (the llama.cpp baseline samples the same way)."""
+    return SamplingParams(temperature=0.8, top_k=50, max_new_tokens=shape["new_tokens"], seed=seed)
+
+
 async def _single_stream(
     loaded: LoadedModel, workload: Workload, shape: dict[str, Any], weights: str
 ) -> list[GenerationResult]:
@@ -142,9 +147,7 @@ async def _single_stream(
     results = []
     try:
         for run in range(shape["runs"] + 1):  # the first one warms up
-            params = SamplingParams(
-                temperature=0.8, top_k=50, max_new_tokens=shape["new_tokens"], seed=run
-            )
+            params = single_stream_params(shape, seed=run)
             results.append(await engine.submit(GenerationRequest(prompt, params)).result())
     finally:
         await engine.close()

@@ -8,6 +8,7 @@
 - `ceiling.py`: the compute and memory ceilings of a decode step; `breakdown.py`: one step's
   time by part.
 - `baselines.py`: the naive bot, HF static and continuous batching, CTranslate2.
+- `llamacpp.py`: llama.cpp's single sequence (the model written as GGUF), beside `single_stream`.
 - `adapters.py`: the burst over 0, 2 and 8 adapter versions, and two full versions.
 - `training.py`: tokens/s of the fine-tuning recipe against padded and HF `Trainer` baselines.
 

@@ -164,6 +164,10 @@ def test_generation_benchmark_quick_run_prints_the_documented_json(install):
     for bound in report["burst_bound"].values():
         assert 0 < bound["vs_ceiling"] <= 1 and bound["tokens_per_s"] > 0
     assert report["ratios"]["engine_vs_burst_bound"] > 0
+    # llama.cpp's single sequence where llama-cpp-python is installed (not in CI): it says why not
+    llamacpp = report["llamacpp"]
+    assert "skipped" in llamacpp or llamacpp["tokens_per_s"] > 0, llamacpp
+    assert "single_stream_vs_llamacpp" in report["ratios"]
 
 
 def test_a_refusal_is_one_line_that_says_how_to_force(monkeypatch, capsys):
