@@ -79,6 +79,7 @@ class ExperimentStatus:
     started_at: datetime
     ended_by: str | None = None
     ended_at: datetime | None = None
+    line: str | None = None  # the model line it runs in (None: the shared line)
 
     @property
     def running(self) -> bool:
@@ -107,6 +108,9 @@ class LineStatus:
     enabled: bool
     shares: bool  # its data may also train the shared model
     versions: tuple[ModelVersionRecord, ...]
+    # the next runs of its own retrain schedule (empty: none); None where this process does
+    # not keep the schedule (one-shot commands: `gpt2bot run` does)
+    next_runs: tuple[datetime, ...] | None = None
 
     @property
     def active(self) -> ModelVersionRecord | None:
@@ -124,4 +128,5 @@ class LineStatus:
             "shares": self.shares,
             "served": None if active is None else active.name,  # None: the shared version
             "versions": [asdict(v) for v in self.versions],
+            "next_runs": None if self.next_runs is None else list(self.next_runs),
         }

@@ -37,7 +37,8 @@ from storage import (
 PREVIEW_CHARS = 80  # of a curated text in `curate list`
 PROMPT_CHARS = 500
 OUTPUT_CHARS = 800
-LINE_VERBS = ("add", "queue", "retrain", "use", "rollback")  # what a line's admins may do
+# what a line's admins may do
+LINE_VERBS = ("add", "queue", "retrain", "schedule", "use", "rollback", "ab")
 SOURCES = {"fixed": "a fixed evaluation prompt", "recent": "a member's recent prompt"}
 
 log = logging.getLogger(__name__)
@@ -179,7 +180,11 @@ class Renderer:
                 f"{key} has its own model line: its members get {serves}; its texts and "
                 f"ratings {shares} the shared model."
             )
-        return "\n".join([head, *(self.version_line(v) for v in status.versions)])
+        rows = [head, *(self.version_line(v) for v in status.versions)]
+        if status.enabled and status.next_runs is not None:
+            times = ", ".join(f"{t:%Y-%m-%d %H:%M} UTC" for t in status.next_runs)
+            rows.append(f"Scheduled retraining: next runs {times}." if times else "No schedule.")
+        return "\n".join(rows)
 
     def line_switched(self, record: ModelVersionRecord, rolled_back: bool) -> str:
         back = "Rolled back: " if rolled_back else ""

@@ -88,10 +88,11 @@ async def test_a_server_line_is_trained_and_served_to_its_server_only(
         b_admin = p.Member(moderator.id, "moderator", permissions=p.MANAGE_GUILD)
         in_b = await fake.slash("admin line retrain", member=b_admin, guild_id=b)
         assert (await answer(fake, in_b)).content == NO_LINE
+        entries = list(reversed(app.gate.audit.recent()))
         lines = [
             (e["action"], e["allowed"], e["scope"], e["server_id"])
-            for e in reversed(app.gate.audit.recent())
-            if e["action"].startswith("line")
+            for e in entries
+            if e["action"].startswith("line") and e["platform"] == "discord"
         ]
         assert lines == [
             ("line retrain", False, "line", str(a)),
@@ -100,6 +101,16 @@ async def test_a_server_line_is_trained_and_served_to_its_server_only(
             ("line retrain", True, "line", str(a)),
             ("line show", True, "read", str(a)),
             ("line retrain", False, "line", str(b)),
+        ]
+        # what each change did, by the line service with the line's key (the CLI's "cli" too)
+        changes = [
+            (e["action"], e["scope"], e["server_id"]) for e in entries if e["platform"] == "line"
+        ]
+        assert changes == [
+            ("line enable", "line", a_key),
+            ("line add", "line", a_key),
+            ("line add", "line", a_key),
+            ("line retrain", "line", a_key),
         ]
     finally:
         await bot.stop()
