@@ -14,14 +14,20 @@ the person who asked, which every platform shows as is.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
 from admin.fleet_view import FleetView
 from admin.line_seam import LineService, NoLines
-from admin.results import Assignment, BlindPair, CurationReport, ExperimentStatus
+from admin.results import (
+    Assignment,
+    BlindPair,
+    CurationReport,
+    ExperimentStatus,
+    ProgressCallback,
+)
 from storage import (
     CuratedSampleRecord,
     ModelVersionRecord,
@@ -32,9 +38,6 @@ from storage import (
     TrainingRunRecord,
     VersionRatingStats,
 )
-
-# called with the run as it advances and when it ends (`progress` and `eta_s` are live)
-ProgressCallback = Callable[[TrainingRunRecord], Any]
 
 
 class CurationService(Protocol):

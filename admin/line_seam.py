@@ -4,19 +4,16 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from admin.errors import Invalid
-from admin.results import CurationReport, ExperimentStatus, LineStatus
+from admin.results import CurationReport, ExperimentStatus, LineStatus, ProgressCallback
 from storage import (
     CuratedSampleRecord,
     ModelVersionRecord,
     ServerSettingsRecord,
     TrainingRunRecord,
 )
-
-if TYPE_CHECKING:
-    from admin.base import ProgressCallback
 
 
 class LineService(Protocol):

@@ -3,11 +3,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from storage import ModelVersionRecord
+from storage import ModelVersionRecord, TrainingRunRecord
+
+# called with the run as it advances and when it ends (`progress` and `eta_s` are live)
+ProgressCallback = Callable[[TrainingRunRecord], Any]
 
 
 @dataclass(frozen=True)
