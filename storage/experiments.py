@@ -86,12 +86,12 @@ def _record(row: Experiment) -> ExperimentRecord:
         ended_by=row.ended_by,
         ended_at=None if row.ended_at is None else _utc(row.ended_at),
         outcome=None if row.outcome is None else dict(row.outcome),
-        line=row.line,
+        line=row.line or None,
     )
 
 
 def _in_line(line: str | None) -> Any:
-    return Experiment.line.is_(None) if line is None else Experiment.line == line
+    return Experiment.line == (line or "")  # the shared line is "" in this table
 
 
 class ExperimentRepository:
@@ -122,7 +122,7 @@ class ExperimentRepository:
                     status=RUNNING,
                     rule=rule,
                     started_by=started_by,
-                    line=line,
+                    line=line or "",
                 )
                 session.add(row)
                 announce(session)  # every serving process loads the candidate (fleet.py)

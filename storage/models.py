@@ -296,13 +296,13 @@ RUNNING_ONLY = text("status = 'running'")
 class Experiment(Base):
     """An A/B experiment: a line's active version (control) against a candidate of the same
     line on live ratings. At most one runs per line (a partial unique index on the running
-    row's line; the shared line is NULL, so the index takes `coalesce(line, '')`)."""
+    row's line)."""
 
     __tablename__ = "experiments"
     __table_args__ = (
         Index(
             "uq_experiments_one_running_per_line",
-            text("coalesce(line, '')"),
+            "line",
             unique=True,
             sqlite_where=RUNNING_ONLY,
             postgresql_where=RUNNING_ONLY,
@@ -321,5 +321,7 @@ class Experiment(Base):
     ended_by: Mapped[str | None] = mapped_column(String(64))
     ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     outcome: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # the decision's numbers
-    # the model line it runs in: NULL for the shared line, else a server's key ("discord:1234")
-    line: Mapped[str | None] = mapped_column(String(100), index=True)
+    # the model line it runs in: a server's key ("discord:1234"), or "" for the shared line (not
+    # NULL as elsewhere: NULLs never collide in the unique index, and an expression index such
+    # as coalesce(line, '') would be lost when SQLite batch migrations copy the table)
+    line: Mapped[str] = mapped_column(String(100), default="", server_default="")
