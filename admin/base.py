@@ -97,12 +97,10 @@ class TrainingService(Protocol):
         """Cancel the running run; False when none is running."""
         ...
 
-    async def schedule(
-        self, actor: str, cron: str | None, line: str | None = None
-    ) -> list[datetime]:
-        """Set (or with None, clear) the retrain schedule of `line` (None: the shared one;
-        a server's line: admin/lines.py); returns the next three run times. Raises `Invalid`
-        with a clear message for invalid or absurd schedules."""
+    async def schedule(self, actor: str, cron: str | None) -> list[datetime]:
+        """Set (or with None, clear) the retrain schedule; returns the next three run times.
+        Raises `Invalid` with a clear message for invalid or absurd schedules. (A server
+        line's own schedule: admin/lines.py.)"""
         ...
 
     async def start_background(self) -> None:
@@ -262,7 +260,8 @@ class ServerService(Protocol):
 
 
 class ReviewService(Protocol):
-    """Blind side-by-side review of two model versions by the bot's owners."""
+    """Blind side-by-side review of two model versions by the bot's owners; `line`: of a
+    server line's versions, on that server's prompts (its admins, through admin/lines.py)."""
 
     async def next_item(
         self,
@@ -271,6 +270,7 @@ class ReviewService(Protocol):
         version_b: str | None = None,
         *,
         same_pair_as: int | None = None,
+        line: str | None = None,
     ) -> BlindPair:
         """A prompt (a fixed evaluation prompt or a member's recent one) and the outputs of two
         versions for it, made with the same seed and sampling, in random order. Default pair:
@@ -282,14 +282,17 @@ class ReviewService(Protocol):
         failed."""
         ...
 
-    async def record(self, actor: str, item_id: int, choice: str) -> ReviewItemRecord:
+    async def record(
+        self, actor: str, item_id: int, choice: str, line: str | None = None
+    ) -> ReviewItemRecord:
         """Store `actor`'s verdict, "a", "b" or "tie", and return the item with its versions
-        revealed. `Unknown` for an unknown item; `Invalid` for another choice or an
-        item judged already."""
+        revealed. `Unknown` for an unknown item (with `line`: one not of the line's versions);
+        `Invalid` for another choice or an item judged already."""
         ...
 
-    async def win_rates(self) -> list[PairWinRate]:
-        """Wins, losses and ties per pair of versions (a tie counts half in the rates)."""
+    async def win_rates(self, line: str | None = None) -> list[PairWinRate]:
+        """Wins, losses and ties per pair of versions (a tie counts half in the rates); with
+        `line`, the pairs of that line's versions only."""
         ...
 
 

@@ -7,10 +7,18 @@ from datetime import datetime
 from typing import Protocol
 
 from admin.errors import Invalid
-from admin.results import CurationReport, ExperimentStatus, LineStatus, ProgressCallback
+from admin.results import (
+    BlindPair,
+    CurationReport,
+    ExperimentStatus,
+    LineStatus,
+    ProgressCallback,
+)
 from storage import (
     CuratedSampleRecord,
     ModelVersionRecord,
+    PairWinRate,
+    ReviewItemRecord,
     ServerSettingsRecord,
     TrainingRunRecord,
 )
@@ -66,6 +74,27 @@ class LineService(Protocol):
 
     async def ab_status(self, key: str) -> ExperimentStatus | None: ...
     async def ab_stop(self, actor: str, key: str) -> ExperimentStatus: ...
+    async def review_next(
+        self,
+        actor: str,
+        key: str,
+        version_a: str | None = None,
+        version_b: str | None = None,
+        same_pair_as: int | None = None,
+    ) -> BlindPair:
+        """A blind pair of two of the line's versions (default: its active one and its newest
+        other) on one of its server's recent prompts or a fixed one."""
+        ...
+
+    async def review_vote(
+        self, actor: str, key: str, item_id: int, choice: str
+    ) -> ReviewItemRecord:
+        """A verdict on one of the line's pairs (`Unknown` for another line's or the shared)."""
+        ...
+
+    async def review_stats(self, key: str) -> list[PairWinRate]:
+        """The win rates of the line's pairs only."""
+        ...
 
 
 NO_LINES = "Model lines are not available in this bot."
@@ -130,4 +159,22 @@ class NoLines:
         return None
 
     async def ab_stop(self, actor: str, key: str) -> ExperimentStatus:
+        raise Invalid(NO_LINES)
+
+    async def review_next(
+        self,
+        actor: str,
+        key: str,
+        version_a: str | None = None,
+        version_b: str | None = None,
+        same_pair_as: int | None = None,
+    ) -> BlindPair:
+        raise Invalid(NO_LINES)
+
+    async def review_vote(
+        self, actor: str, key: str, item_id: int, choice: str
+    ) -> ReviewItemRecord:
+        raise Invalid(NO_LINES)
+
+    async def review_stats(self, key: str) -> list[PairWinRate]:
         raise Invalid(NO_LINES)

@@ -13,11 +13,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from admin.base import ExperimentService, ProgressCallback
+from admin.base import ExperimentService, ProgressCallback, ReviewService
 from admin.curation import Curation
 from admin.errors import Invalid, Unknown, no_version
 from admin.registry import Registry
-from admin.results import CurationReport, ExperimentStatus, LineStatus
+from admin.results import BlindPair, CurationReport, ExperimentStatus, LineStatus
 from admin.training import Training
 from storage import (
     AuditRepository,
@@ -26,6 +26,8 @@ from storage import (
     ModelVersionRecord,
     ModelVersionRepository,
     NotFound,
+    PairWinRate,
+    ReviewItemRecord,
     ServerSettingsRecord,
     ServerSettingsRepository,
     TrainingRunRecord,
@@ -52,9 +54,10 @@ class Lines:
         training: Training,
         registry: Registry,
         experiments: ExperimentService,
+        reviews: ReviewService,
     ) -> None:
         self.db, self.curation, self.training, self.registry = db, curation, training, registry
-        self.experiments = experiments
+        self.experiments, self.reviews = experiments, reviews
         self.settings = ServerSettingsRepository(db)
         self.versions = ModelVersionRepository(db)
         self.audit = AuditRepository(db)
@@ -181,6 +184,33 @@ class Lines:
     async def ab_stop(self, actor: str, key: str) -> ExperimentStatus:
         key = (await self._enabled(key)).key
         return await self.experiments.stop(actor, line=key)
+
+    async def review_next(
+        self,
+        actor: str,
+        key: str,
+        version_a: str | None = None,
+        version_b: str | None = None,
+        same_pair_as: int | None = None,
+    ) -> BlindPair:
+        """A blind pair of the line's versions on a prompt of its server (or a fixed one)."""
+        key = (await self._enabled(key)).key
+        return await self.reviews.next_item(
+            actor, version_a, version_b, same_pair_as=same_pair_as, line=key
+        )
+
+    async def review_vote(
+        self, actor: str, key: str, item_id: int, choice: str
+    ) -> ReviewItemRecord:
+        """A verdict on one of the line's pairs: it counts for the line's versions only."""
+        key = (await self._enabled(key)).key
+        item = await self.reviews.record(actor, item_id, choice, key)
+        await self._audit(actor, "line review", key, {"item": item_id, "verdict": item.verdict})
+        return item
+
+    async def review_stats(self, key: str) -> list[PairWinRate]:
+        key = (await self._enabled(key)).key
+        return await self.reviews.win_rates(key)
 
     async def _enabled(self, key: str) -> ServerSettingsRecord:
         platform, server_id = _parse(key)

@@ -1,5 +1,5 @@
 """A server's own model line: `line show` (any admin), `line enable|disable|share` (the bot's
-owners), `line add|queue|retrain|schedule|use|rollback|ab` (the server's admins, once the
+owners), `line add|queue|retrain|schedule|use|rollback|ab|review` (the server's admins, once the
 owners enabled its line: `admin.auth.Scope.LINE`). The line is always the server asked in
 (docs/communities.md). `line ab start|status|stop` answers as `ab ...` does
 (bot/admin_commands/ab.py).
@@ -163,6 +163,37 @@ async def line_ab(ctx: Context) -> AdminReply | str:
     return await experiment_reply(ctx, report, f"{done} In {key}'s line.\n" if done else "")
 
 
+REVIEW_ACTIONS = ("next", "vote", "stats")
+
+
+def _review_options(ctx: Context) -> dict[str, Any]:
+    action, rest = (ctx.args[0], ctx.args[1:]) if ctx.args else ("next", [])
+    vote = action == "vote" and len(rest) == 2 and rest[0].lstrip("#").isdigit()
+    if action not in REVIEW_ACTIONS or (action == "vote" and not vote) or len(rest) > 2:
+        code = ctx.surface.code
+        next_pair = ctx.surface.example("line review next [VERSION_A] [VERSION_B]")
+        usage = f"{next_pair} · {code('line review vote ID a|b|tie')} · {code('line review stats')}"
+        raise InvalidRequest(f"Say {usage}.")
+    if action == "vote":
+        return {"action": action, "id": int(rest[0].lstrip("#")), "choice": rest[1]}
+    return {"action": action, **dict(zip(("version_a", "version_b"), rest, strict=False))}
+
+
+async def line_review(ctx: Context) -> AdminReply | str:
+    """Options: `action` (`next`, `vote` or `stats`); for `next` optionally `version_a`,
+    `version_b` (two of this line's versions) or `same_pair_as`; for `vote` the item `id` and
+    the `choice` (`a`, `b` or `tie`). The blind review of this line's versions only."""
+    lines, key, actor = ctx.services.lines, _key(ctx), ctx.actor.user_id
+    action = ctx.options.get("action") or "next"
+    if action == "vote":
+        item = await lines.review_vote(actor, key, ctx.options["id"], ctx.options["choice"])
+        return ctx.render.revealed(item, "line review")
+    if action == "stats":
+        return ctx.render.win_rates(await lines.review_stats(key), "line review")
+    pair = [ctx.options.get(k) for k in ("version_a", "version_b", "same_pair_as")]
+    return ctx.render.blind_pair(await lines.review_next(actor, key, *pair), "line review")
+
+
 def _rest(ctx: Context) -> dict[str, Any]:
     return {"text": ctx.rest.strip()}
 
@@ -179,4 +210,10 @@ COMMANDS = (
     Command(("line", "rollback"), "line rollback", line_rollback),
     Command(("line", "schedule"), "line schedule CRON|off", line_schedule, _cron),
     Command(("line", "ab"), "line ab start VERSION [SHARE]|status|stop", line_ab, _ab_options),
+    Command(
+        ("line", "review"),
+        "line review next [A] [B]|vote ID a|b|tie|stats",
+        line_review,
+        _review_options,
+    ),
 )

@@ -1,4 +1,4 @@
-"""An A/B experiment inside a workspace's own model line, from Slack through the shared admin
+"""An A/B experiment (and the blind review) inside a workspace's own model line, from Slack through the shared admin
 command set (`line ab start|status|stop`), over the real services: the workspace's admins run
 it once the owners enabled the line, its members are split between the line's two versions,
 the shared line is left alone, and everything is audited in the line's scope."""
@@ -57,6 +57,14 @@ async def test_a_workspace_admin_runs_an_experiment_inside_the_line(
     arms = {generations.get(i).arm for i in range(1, 9)}
     assert served == {"w-1", "w-2"} and arms == {"control", "candidate"}
     assert {generations.get(i).experiment_id for i in range(1, 9)} == {1}
+
+    # the blind review of the line's own pair, with the line's commands in its answers
+    stats = await admin(slack, fake_slack, "line review stats", user="UWSADMIN")
+    assert stats.startswith("No blind-review verdicts yet: `/gpt2bot-admin line review next`")
+    pair = await admin(slack, fake_slack, "line review next", user="UWSADMIN")
+    assert "*Blind review #1*" in pair and "`/gpt2bot-admin line review vote 1 a`" in pair
+    voted = await admin(slack, fake_slack, "line review vote 1 tie", user="UWSADMIN")
+    assert "you called it a tie" in voted and "`w-1`" in voted and "`w-2`" in voted
 
     stopped = await admin(slack, fake_slack, "line ab stop", user="UWSADMIN")
     assert stopped.startswith(f"Stopped. In {KEY}'s line.") and "#1: stopped" in stopped
