@@ -1,7 +1,8 @@
-"""An A/B experiment (and the blind review) inside a workspace's own model line, from Slack through the shared admin
-command set (`line ab start|status|stop`), over the real services: the workspace's admins run
-it once the owners enabled the line, its members are split between the line's two versions,
-the shared line is left alone, and everything is audited in the line's scope."""
+"""An A/B experiment and the blind review inside a workspace's own model line, from Slack
+through the shared admin command set (`line ab start|status|stop`, `line review`), over the
+real services: the workspace's admins run them once the owners enabled the line, its members
+are split between the line's two versions, the shared line is left alone, and everything is
+audited in the line's scope."""
 
 from __future__ import annotations
 
