@@ -72,6 +72,10 @@ async def test_a_server_line_is_trained_and_served_to_its_server_only(
         assert adapter.status == "active"
         shown = await fake.slash("admin line show", member=moderator)
         assert adapter.name in (await answer(fake, shown)).content
+        ab = await fake.slash("admin line ab", {"action": "status"}, member=moderator)
+        assert "No A/B experiment has run in this line yet" in (await answer(fake, ab)).content
+        ab = await fake.slash("admin line ab", {"action": "start"}, member=moderator)
+        assert "Name the candidate" in (await answer(fake, ab)).content
 
         # served: A's member gets A's adapter, B's member the shared version
         b_member = p.Member(fake.next_id(), "bea")
@@ -100,6 +104,8 @@ async def test_a_server_line_is_trained_and_served_to_its_server_only(
             ("line add", True, "line", str(a)),
             ("line retrain", True, "line", str(a)),
             ("line show", True, "read", str(a)),
+            ("line ab", True, "line", str(a)),
+            ("line ab", True, "line", str(a)),
             ("line retrain", False, "line", str(b)),
         ]
         # what each change did, by the line service with the line's key (the CLI's "cli" too)
