@@ -164,8 +164,9 @@ class Experiments:
     async def stop(self, actor: str, line: str | None = None) -> ExperimentStatus:
         running = await self.db.run(self.repository.running, line)
         if running is None:
+            status = "ab status" if line is None else "line ab status"
             raise ExperimentRefused(
-                "No experiment is running, so there is nothing to stop (`ab status` shows the "
+                f"No experiment is running, so there is nothing to stop (`{status}` shows the "
                 "last one)."
             )
         counts, decision = await self._decision(running)

@@ -183,7 +183,8 @@ class Renderer:
         rows = [head, *(self.version_line(v) for v in status.versions)]
         if status.enabled and status.next_runs is not None:
             times = ", ".join(f"{t:%Y-%m-%d %H:%M} UTC" for t in status.next_runs)
-            rows.append(f"Scheduled retraining: next runs {times}." if times else "No schedule.")
+            none = f"No retrain schedule of its own ({self.surface.code('line schedule CRON')})."
+            rows.append(f"Scheduled retraining: next runs {times}." if times else none)
         return "\n".join(rows)
 
     def line_switched(self, record: ModelVersionRecord, rolled_back: bool) -> str:

@@ -16,6 +16,7 @@ from admin.errors import Invalid
 from admin.lines import Lines
 from admin.scheduler import RetrainScheduler, job_id, line_of
 from admin.training import Training
+from bot.admin_commands.render import Renderer
 from storage import AuditRepository, Database, RunStatus, ServerSettingsRepository
 
 KEY = "discord:42"
@@ -47,12 +48,15 @@ async def test_a_line_schedule_is_set_shown_and_cleared_beside_the_shared_one(
     times = await lines.schedule("mod", KEY, "30 4 * * *")
     assert len(times) == 3 and all((t.hour, t.minute) == (4, 30) for t in times)
     assert (await lines.status(KEY)).next_runs == tuple(times)
+    shown = Renderer().line(await lines.status(KEY))  # `line show`
+    assert f"Scheduled retraining: next runs {times[0]:%Y-%m-%d} 04:30 UTC" in shown
     assert training.scheduler.next_runs() == []  # the shared schedule is untouched
     await training.schedule("owner", "0 2 * * *")
     assert (await lines.status(KEY)).next_runs == tuple(times)
 
     assert await lines.schedule("mod", KEY, None) == []
     assert (await lines.status(KEY)).next_runs == ()
+    assert "No retrain schedule of its own" in Renderer().line(await lines.status(KEY))
     assert len(training.scheduler.next_runs()) == 3
     audited = [e for e in AuditRepository(db).recent() if e["action"] == "line schedule"]
     assert [e["detail"]["cron"] for e in reversed(audited)] == ["30 4 * * *", None]
