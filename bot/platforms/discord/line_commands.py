@@ -1,5 +1,5 @@
-"""`/admin line show|enable|disable|share|add|queue|retrain|schedule|use|rollback|ab`: a server's
-own model line in Discord, always the server asked in.
+"""`/admin line show|enable|disable|share|add|queue|retrain|schedule|use|rollback|ab|review`: a
+server's own model line in Discord, always the server asked in.
 
 `enable`, `disable` and `share` are for the bot's owners (`AdminGate`, global scope); once the
 owners enabled a server's line, its admins may add texts to it, review its rated outputs,
@@ -16,13 +16,16 @@ from discord import app_commands
 
 from bot.platforms.discord.ab_commands import Share
 from bot.platforms.discord.admin_commands import AdminCommands, SampleId
+from bot.platforms.discord.review_commands import ReviewCommands
 
 VersionName = app_commands.Range[str, 1, 64]
 Text = app_commands.Range[str, 1, 4000]
 
 
-def add_line_commands(parent: app_commands.Group, admin: AdminCommands) -> None:
-    """`/admin line ...` under `parent`."""
+def add_line_commands(
+    parent: app_commands.Group, admin: AdminCommands, review: ReviewCommands
+) -> None:
+    """`/admin line ...` under `parent`; `review`: the review buttons (for `line review`)."""
     line = app_commands.Group(
         name="line", description="this server's own model line", parent=parent
     )
@@ -85,6 +88,14 @@ def add_line_commands(parent: app_commands.Group, admin: AdminCommands) -> None:
         """Go back to this line's previous version."""
         await admin.run(interaction, "line rollback")
 
+    _add_schedule_and_comparisons(line, admin, review)
+
+
+def _add_schedule_and_comparisons(
+    line: app_commands.Group, admin: AdminCommands, review: ReviewCommands
+) -> None:
+    """`/admin line schedule|ab|review` under `line`."""
+
     @line.command(name="schedule")
     @app_commands.describe(cron="five cron fields, e.g. '0 3 * * 0' (Sundays 03:00), or 'off'")
     async def schedule(interaction: discord.Interaction, cron: str) -> None:
@@ -110,3 +121,22 @@ def add_line_commands(parent: app_commands.Group, admin: AdminCommands) -> None:
         """A/B inside this server's line: its version against a candidate, on its members."""
         options = {"action": action, "version": version, "share": share}
         await admin.run(interaction, "line ab", options)
+
+    @line.command(name="review")
+    @app_commands.describe(
+        action="next: a blind pair of this line's versions; stats: its win rates",
+        version_a="next: one of this line's versions (default: its active one)",
+        version_b="next: another (default: its newest other version)",
+    )
+    @app_commands.choices(
+        action=[app_commands.Choice(name=name, value=name) for name in ("next", "stats")]
+    )
+    async def review_(
+        interaction: discord.Interaction,
+        action: str = "next",
+        version_a: VersionName | None = None,
+        version_b: VersionName | None = None,
+    ) -> None:
+        """Blind review of this line's versions on this server's prompts: pick the better."""
+        options = {"action": action, "version_a": version_a, "version_b": version_b}
+        await admin.run(interaction, "line review", options, view_of=review.line_view_of)
