@@ -82,14 +82,18 @@ class Lines:
         self, actor: str, key: str, enabled: bool | None = None, shares: bool | None = None
     ) -> ServerSettingsRecord:
         """Owners only (the caller authorizes and audits): give a server its own line or take
-        it back (its versions stay; the shared version serves it again), and let its data
-        train the shared model too, or not."""
+        it back (its versions stay; the shared version serves it again, and the line's running
+        experiment, which no member would reach, is stopped), and let its data train the
+        shared model too, or not."""
         platform, server_id = _parse(key)
         changes = {"own_line": enabled, "line_shares": shares}
         given = {name: value for name, value in changes.items() if value is not None}
         record = await self.db.run(self.settings.update, platform, server_id, actor, **given)
         verb = "share" if enabled is None else "enable" if enabled else "disable"
         await self._audit(actor, f"line {verb}", record.key, given)
+        latest = await self.experiments.status(record.key) if enabled is False else None
+        if latest is not None and latest.running:
+            await self.experiments.stop(actor, line=record.key)
         return record
 
     async def add(self, actor: str, key: str, texts: list[str]) -> CurationReport:

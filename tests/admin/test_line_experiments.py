@@ -12,6 +12,7 @@ from bot.chat import Origin
 from bot.lines import LineServing
 from model.backends.fake import ScriptedBackend
 from storage import AuditRepository, Database, ModelVersionRepository, ServerSettingsRepository
+from tests.admin.conftest import build_services
 from tests.admin.test_experiments import backend, rate, service, versions  # noqa: F401
 
 KEY = "discord:42"
@@ -115,3 +116,20 @@ async def test_a_lines_members_get_its_experiments_arms_and_no_one_else_does(
             None,
         )
     await experiments.stop("mod", KEY)
+
+
+async def test_taking_a_line_back_stops_its_experiment(
+    db: Database,
+    line: ModelVersionRepository,
+    model_dir,  # type: ignore[no-untyped-def]
+) -> None:
+    services = build_services(db, model_dir, ScriptedBackend(model_version="tiny-1"))
+    await services.lines.allow("owner", KEY, enabled=True)
+    await services.lines.allow("owner", KEY, enabled=False)  # nothing ran: nothing to stop
+    await services.lines.allow("owner", KEY, enabled=True)
+    started = await services.lines.ab_start("mod", KEY, "a-2")
+    await services.lines.allow("owner", KEY, enabled=False)
+    ended = await services.experiments.status(KEY)
+    assert ended is not None and ended.id == started.id and ended.status == "stopped"
+    assert ended.ended_by == "owner"
+    await services.close()
