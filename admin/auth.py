@@ -55,6 +55,9 @@ ACTION_SCOPES: dict[str, Scope] = {
     "line retrain": Scope.LINE,
     "line use": Scope.LINE,
     "line rollback": Scope.LINE,  # line enable|disable|share: unlisted, so owners only
+    "line schedule": Scope.LINE,
+    "line ab": Scope.LINE,  # start, status and stop inside the server's own line
+    "line review": Scope.LINE,  # the blind review of the line's own versions
 }
 PLATFORM_PREFIXES = ("slack ", "web ", "discord ")
 

@@ -14,14 +14,20 @@ the person who asked, which every platform shows as is.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from admin.errors import Invalid
 from admin.fleet_view import FleetView
-from admin.results import Assignment, BlindPair, CurationReport, ExperimentStatus, LineStatus
+from admin.line_seam import LineService, NoLines
+from admin.results import (
+    Assignment,
+    BlindPair,
+    CurationReport,
+    ExperimentStatus,
+    ProgressCallback,
+)
 from storage import (
     CuratedSampleRecord,
     ModelVersionRecord,
@@ -32,9 +38,6 @@ from storage import (
     TrainingRunRecord,
     VersionRatingStats,
 )
-
-# called with the run as it advances and when it ends (`progress` and `eta_s` are live)
-ProgressCallback = Callable[[TrainingRunRecord], Any]
 
 
 class CurationService(Protocol):
@@ -96,7 +99,8 @@ class TrainingService(Protocol):
 
     async def schedule(self, actor: str, cron: str | None) -> list[datetime]:
         """Set (or with None, clear) the retrain schedule; returns the next three run times.
-        Raises `Invalid` with a clear message for invalid or absurd schedules."""
+        Raises `Invalid` with a clear message for invalid or absurd schedules. (A server
+        line's own schedule: admin/lines.py.)"""
         ...
 
     async def start_background(self) -> None:
@@ -156,31 +160,36 @@ class ReportService(Protocol):
 
 
 class ExperimentService(Protocol):
-    """A/B experiments: the active version (control) against a candidate on live ratings.
-    One runs at a time; it survives restarts; every start, stop and decision is audited."""
+    """A/B experiments: a line's active version (control) against a candidate on live ratings.
+    One runs per line (`line`: None for the shared line, else a server's key, whose members
+    alone it splits); it survives restarts; every start, stop and decision is audited."""
 
-    async def start(self, actor: str, version: str, share: float | None = None) -> ExperimentStatus:
-        """Serve `version` to a `share` of members beside the active version (loaded resident
-        when this process serves). `Unknown` for an unknown version; `ExperimentRefused`
-        for the active version, a second experiment, a share outside (0, 1) or a backend
-        that keeps one version only."""
+    async def start(
+        self, actor: str, version: str, share: float | None = None, line: str | None = None
+    ) -> ExperimentStatus:
+        """Serve `version` (of `line`) to a `share` of members beside the line's active version
+        (loaded resident when this process serves). `Unknown` for an unknown version;
+        `ExperimentRefused` for the active version, another line's version, a second
+        experiment in the line, a share outside (0, 1) or a backend that keeps one version."""
         ...
 
-    async def status(self) -> ExperimentStatus | None:
-        """The running experiment, else the latest one; None when there was never one."""
+    async def status(self, line: str | None = None) -> ExperimentStatus | None:
+        """The line's running experiment, else its latest; None when it never had one."""
         ...
 
-    async def stop(self, actor: str) -> ExperimentStatus:
-        """End the running experiment undecided; `ExperimentRefused` when none runs."""
+    async def stop(self, actor: str, line: str | None = None) -> ExperimentStatus:
+        """End the line's running experiment undecided; `ExperimentRefused` when none runs."""
         ...
 
     async def candidate(self) -> str | None:
-        """The running experiment's candidate version (kept resident), or None."""
+        """The shared running experiment's candidate version (kept resident), or None."""
         ...
 
-    async def arm_for(self, platform: str, user_id: str) -> Assignment | None:
-        """The member's arm of the running experiment (sticky: a hash of platform and user
-        id), None when none runs."""
+    async def arm_for(
+        self, platform: str, user_id: str, line: str | None = None
+    ) -> Assignment | None:
+        """The member's arm of the experiment running in `line` (sticky: a hash of platform
+        and user id), None when none runs there."""
         ...
 
     async def evaluate(self, experiment_id: int | None = None) -> ExperimentStatus | None:
@@ -193,8 +202,8 @@ class ExperimentService(Protocol):
         ...
 
     async def follow(self) -> str | None:
-        """Read the running experiment now and load its candidate here (or unload the one of
-        an experiment that ended); the candidate that should be resident, or None."""
+        """Read the running experiments now and load their candidates here (or unload those
+        of experiments that ended); the shared one's candidate, or None."""
         ...
 
     async def close(self) -> None:
@@ -251,7 +260,8 @@ class ServerService(Protocol):
 
 
 class ReviewService(Protocol):
-    """Blind side-by-side review of two model versions by the bot's owners."""
+    """Blind side-by-side review of two model versions by the bot's owners; `line`: of a
+    server line's versions, on that server's prompts (its admins, through admin/lines.py)."""
 
     async def next_item(
         self,
@@ -260,6 +270,7 @@ class ReviewService(Protocol):
         version_b: str | None = None,
         *,
         same_pair_as: int | None = None,
+        line: str | None = None,
     ) -> BlindPair:
         """A prompt (a fixed evaluation prompt or a member's recent one) and the outputs of two
         versions for it, made with the same seed and sampling, in random order. Default pair:
@@ -271,104 +282,18 @@ class ReviewService(Protocol):
         failed."""
         ...
 
-    async def record(self, actor: str, item_id: int, choice: str) -> ReviewItemRecord:
+    async def record(
+        self, actor: str, item_id: int, choice: str, line: str | None = None
+    ) -> ReviewItemRecord:
         """Store `actor`'s verdict, "a", "b" or "tie", and return the item with its versions
-        revealed. `Unknown` for an unknown item; `Invalid` for another choice or an
-        item judged already."""
+        revealed. `Unknown` for an unknown item (with `line`: one not of the line's versions);
+        `Invalid` for another choice or an item judged already."""
         ...
 
-    async def win_rates(self) -> list[PairWinRate]:
-        """Wins, losses and ties per pair of versions (a tie counts half in the rates)."""
+    async def win_rates(self, line: str | None = None) -> list[PairWinRate]:
+        """Wins, losses and ties per pair of versions (a tie counts half in the rates); with
+        `line`, the pairs of that line's versions only."""
         ...
-
-
-class LineService(Protocol):
-    """Model lines: a server's own versions (admin/lines.py). `key` is "platform:server id";
-    every method but `status` and `every` refuses (`Invalid`) a server without a line."""
-
-    async def status(self, key: str) -> LineStatus: ...
-    async def every(self) -> list[LineStatus]: ...
-    async def allow(
-        self, actor: str, key: str, enabled: bool | None = None, shares: bool | None = None
-    ) -> ServerSettingsRecord:
-        """Owners only: enable or disable a server's line; let its data train the shared one."""
-        ...
-
-    async def add(self, actor: str, key: str, texts: list[str]) -> CurationReport: ...
-    async def add_file(
-        self, actor: str, key: str, filename: str, content: bytes
-    ) -> CurationReport: ...
-    async def queue(self, key: str, limit: int = 20) -> list[CuratedSampleRecord]:
-        """The line's own rating-derived samples waiting for review."""
-        ...
-
-    async def review(
-        self, actor: str, key: str, sample_id: int, approve: bool
-    ) -> CuratedSampleRecord: ...
-    async def retrain(
-        self,
-        actor: str,
-        key: str,
-        progress: ProgressCallback | None = None,
-        *,
-        include_ratings: bool = True,
-        epochs: int | None = None,
-    ) -> TrainingRunRecord: ...
-    async def use(
-        self, actor: str, key: str, version: str, force: bool = False
-    ) -> ModelVersionRecord: ...
-    async def rollback(self, actor: str, key: str) -> ModelVersionRecord: ...
-
-
-NO_LINES = "Model lines are not available in this bot."
-
-
-class NoLines:
-    """Services built without model lines (test doubles): every server gets the shared model."""
-
-    async def status(self, key: str) -> LineStatus:
-        return LineStatus(key, False, False, ())
-
-    async def every(self) -> list[LineStatus]:
-        return []
-
-    async def allow(
-        self, actor: str, key: str, enabled: bool | None = None, shares: bool | None = None
-    ) -> ServerSettingsRecord:
-        raise Invalid(NO_LINES)
-
-    async def add(self, actor: str, key: str, texts: list[str]) -> CurationReport:
-        raise Invalid(NO_LINES)
-
-    async def add_file(self, actor: str, key: str, filename: str, content: bytes) -> CurationReport:
-        raise Invalid(NO_LINES)
-
-    async def queue(self, key: str, limit: int = 20) -> list[CuratedSampleRecord]:
-        raise Invalid(NO_LINES)
-
-    async def review(
-        self, actor: str, key: str, sample_id: int, approve: bool
-    ) -> CuratedSampleRecord:
-        raise Invalid(NO_LINES)
-
-    async def retrain(
-        self,
-        actor: str,
-        key: str,
-        progress: ProgressCallback | None = None,
-        *,
-        include_ratings: bool = True,
-        epochs: int | None = None,
-    ) -> TrainingRunRecord:
-        raise Invalid(NO_LINES)
-
-    async def use(
-        self, actor: str, key: str, version: str, force: bool = False
-    ) -> ModelVersionRecord:
-        raise Invalid(NO_LINES)
-
-    async def rollback(self, actor: str, key: str) -> ModelVersionRecord:
-        raise Invalid(NO_LINES)
 
 
 @dataclass(frozen=True)

@@ -3,11 +3,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from storage import ModelVersionRecord
+from storage import ModelVersionRecord, TrainingRunRecord
+
+# called with the run as it advances and when it ends (`progress` and `eta_s` are live)
+ProgressCallback = Callable[[TrainingRunRecord], Any]
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,7 @@ class ExperimentStatus:
     started_at: datetime
     ended_by: str | None = None
     ended_at: datetime | None = None
+    line: str | None = None  # the model line it runs in (None: the shared line)
 
     @property
     def running(self) -> bool:
@@ -107,6 +112,9 @@ class LineStatus:
     enabled: bool
     shares: bool  # its data may also train the shared model
     versions: tuple[ModelVersionRecord, ...]
+    # the next runs of its own retrain schedule (empty: none); None where this process does
+    # not keep the schedule (one-shot commands: `gpt2bot run` does)
+    next_runs: tuple[datetime, ...] | None = None
 
     @property
     def active(self) -> ModelVersionRecord | None:
@@ -124,4 +132,5 @@ class LineStatus:
             "shares": self.shares,
             "served": None if active is None else active.name,  # None: the shared version
             "versions": [asdict(v) for v in self.versions],
+            "next_runs": None if self.next_runs is None else list(self.next_runs),
         }

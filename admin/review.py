@@ -8,6 +8,10 @@ Both versions must be resident in the serving backend at once (`ServesSeveralVer
 that is not is loaded for the item and unloaded after it (unless it is the A/B candidate, which
 the experiment keeps resident), so reviewing never changes what members are served. Items are
 not generations: they are not rated, exported with the generations or sampled as recent prompts.
+
+Inside a server's model line (`line`, admin/lines.py) the pair is two of the line's versions,
+the recent prompts are that server's members' only, and a verdict can be given only on an item
+of the line's versions; its win rates list the line's pairs only.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from storage import (
     ReviewRepository,
 )
 from storage.reviews import VERDICTS
+from storage.servers import parse_server_key
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +54,10 @@ SEED_RANGE = 2**31
 NO_SECOND_VERSION = (
     "Train or register a second version first: a blind review compares two model versions, "
     "and only one is registered (`/admin retrain now` or `gpt2bot train` makes another)."
+)
+NO_SECOND_LINE_VERSION = (
+    "Train a second version of this line first (`line retrain`): a blind review compares two "
+    "of the line's versions."
 )
 ONE_BACKEND_VERSION = (
     "This bot's model backend serves one version at a time, so it cannot make a blind "
@@ -99,16 +108,17 @@ class Reviews:
         version_b: str | None = None,
         *,
         same_pair_as: int | None = None,
+        line: str | None = None,
     ) -> BlindPair:
         if same_pair_as is not None:
-            earlier = await self._item(same_pair_as)
+            earlier = await self._item(same_pair_as, line)
             version_a, version_b = earlier.version_a, earlier.version_b
-        first, second = await self._pair(version_a, version_b)
+        first, second = await self._pair(version_a, version_b, line)
         pair = (min(first.name, second.name), max(first.name, second.name))
         waiting = await self.db.run(self.items.waiting, actor, pair)
         if waiting is not None:
             return blind(waiting)
-        prompt, source, generation_id = await self._prompt()
+        prompt, source, generation_id = await self._prompt(line)
         params = replace(self.params, samples=1, seed=self._rng.randrange(SEED_RANGE))
         outputs = await self._generate_both(prompt, params, first, second, actor)
         sides = [(first.name, outputs[0]), (second.name, outputs[1])]
@@ -131,36 +141,50 @@ class Reviews:
         log.info("review item %d for %s: %s vs %s (%s prompt)", item.id, actor, *pair, source)
         return blind(item)
 
-    async def record(self, actor: str, item_id: int, choice: str) -> ReviewItemRecord:
+    async def record(
+        self, actor: str, item_id: int, choice: str, line: str | None = None
+    ) -> ReviewItemRecord:
         verdict = choice.strip().lower()
         if verdict not in VERDICTS:
             raise Invalid("Choose a (A is better), b (B is better) or tie.")
-        await self._item(item_id)
+        await self._item(item_id, line)
         try:
             return await self.db.run(self.items.decide, item_id, verdict, actor)
         except ValueError as error:  # judged already: the repository says so in a sentence
             raise Invalid(str(error)) from None
 
-    async def win_rates(self) -> list[PairWinRate]:
-        return await self.db.run(self.items.win_rates)
+    async def win_rates(self, line: str | None = None) -> list[PairWinRate]:
+        rates = await self.db.run(self.items.win_rates)
+        if line is None:
+            return rates
+        ours = {v.name for v in await self.db.run(self.versions.in_line, line)}
+        return [r for r in rates if {r.first, r.second} <= ours]
 
     # -- choosing the pair and the prompt ------------------------------------------------
-    async def _item(self, item_id: int) -> ReviewItemRecord:
+    async def _item(self, item_id: int, line: str | None = None) -> ReviewItemRecord:
+        """The item; with `line`, only one of that line's versions (else `Unknown`)."""
         try:
-            return await self.db.run(self.items.get, item_id)
+            item = await self.db.run(self.items.get, item_id)
         except NotFound:
-            raise Unknown(f"There is no review pair #{item_id}.") from None
+            item = None
+        if item is not None and line is not None:
+            ours = {v.name for v in await self.db.run(self.versions.in_line, line)}
+            item = item if {item.version_a, item.version_b} <= ours else None
+        if item is None:
+            where = "" if line is None else f" of {line}'s line"
+            raise Unknown(f"There is no review pair #{item_id}{where}.")
+        return item
 
     async def _pair(
-        self, version_a: str | None, version_b: str | None
+        self, version_a: str | None, version_b: str | None, line: str | None = None
     ) -> tuple[ModelVersionRecord, ModelVersionRecord]:
-        versions = await self.db.run(self.versions.in_line)  # the shared line
+        versions = await self.db.run(self.versions.in_line, line)  # the shared line: None
         by_name = {v.name: v for v in versions}
         for name in (version_a, version_b):
             if name is not None and name not in by_name:
                 raise no_version(name)
         if len(versions) < 2:
-            raise ReviewUnavailable(NO_SECOND_VERSION)
+            raise ReviewUnavailable(NO_SECOND_VERSION if line is None else NO_SECOND_LINE_VERSION)
         active = next((v for v in versions if v.status == "active"), None)
         active = active or by_name.get(self.backend.model_version) or versions[-1]
         named = [by_name[n] for n in (version_a, version_b) if n is not None]
@@ -169,25 +193,26 @@ class Reviews:
         elif named and named[0].name != active.name:
             first, second = active, named[0]
         else:
-            first, second = active, await self._counterpart(active, versions)
+            first, second = active, await self._counterpart(active, versions, line is None)
         if first.name == second.name:
             raise Invalid("Choose two different versions to compare.")
         return first, second
 
     async def _counterpart(
-        self, active: ModelVersionRecord, versions: list[ModelVersionRecord]
+        self, active: ModelVersionRecord, versions: list[ModelVersionRecord], shared: bool
     ) -> ModelVersionRecord:
-        """The A/B candidate when an experiment runs, else the newest other version."""
+        """The shared A/B candidate when an experiment runs, else the newest other version."""
         others = {v.name: v for v in versions if v.name != active.name}
-        candidate = await self.candidate()
+        candidate = await self.candidate() if shared else None
         if candidate in others:
             return others[candidate]
         return max(others.values(), key=lambda v: v.created_at)
 
-    async def _prompt(self) -> tuple[str, str, int | None]:
-        """(prompt, source, the generation it came from)."""
+    async def _prompt(self, line: str | None = None) -> tuple[str, str, int | None]:
+        """(prompt, source, the generation it came from); a line's: its server's prompts."""
         if self._rng.random() < self.recent_share:
-            recent = await self.db.run(self.items.recent_prompts, RECENT_POOL)
+            server = None if line is None else parse_server_key(line)
+            recent = await self.db.run(self.items.recent_prompts, RECENT_POOL, server)
             if recent:
                 pick = self._rng.choice(recent)
                 return pick.prompt, "recent", pick.generation_id

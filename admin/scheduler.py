@@ -9,6 +9,9 @@ downtime; at start-up an existing stored job is kept as is (re-adding it with
 `replace_existing=True` would silently drop the missed run). The job store creates its table
 on start with a check first, which races when several processes start on a new database (a
 fleet): `_create_job_table` creates it before and lets the loser of that race go on.
+
+A server's model line may have a retrain schedule of its own: a second job in the same store
+whose id names the line (`job_id`), fired by the same lease holder (admin/schedule_lease.py).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from admin.errors import Invalid
 log = logging.getLogger(__name__)
 
 RETRAIN_JOB_ID = "gpt2bot-retrain"
+LINE_JOB_SEPARATOR = "@"  # "gpt2bot-retrain@discord:1234": the schedule of that server's line
 JOB_TABLE = "apscheduler_jobs"
 MISFIRE_GRACE_S = 6 * 3600  # a run missed while the bot was down still happens if this recent
 NEXT_RUNS_SHOWN = 3
@@ -41,6 +45,19 @@ GAP_CHECKED_RUNS = 24  # fire times inspected to find the shortest gap of a sche
 
 async def retrain_tick() -> None:
     """The stored job. The scheduler's listener does the work (see the module docstring)."""
+
+
+def job_id(line: str | None = None) -> str:
+    """The stored job of `line`'s retrain schedule (None: the shared line's)."""
+    return RETRAIN_JOB_ID if line is None else f"{RETRAIN_JOB_ID}{LINE_JOB_SEPARATOR}{line}"
+
+
+def line_of(job: str) -> tuple[bool, str | None]:
+    """(whether `job` is a retrain schedule, the line it retrains: None for the shared one)."""
+    if job == RETRAIN_JOB_ID:
+        return True, None
+    prefix = RETRAIN_JOB_ID + LINE_JOB_SEPARATOR
+    return (True, job.removeprefix(prefix)) if job.startswith(prefix) else (False, None)
 
 
 def _weekday(token: str) -> str:
@@ -98,9 +115,10 @@ def next_fire_times(
 
 
 class RetrainScheduler:
-    """Owns the APScheduler instance; `on_fire` is awaited when the retrain job fires."""
+    """Owns the APScheduler instance; `on_fire(line)` is awaited when a retrain job fires
+    (`line`: None for the shared schedule, else the server line's key)."""
 
-    def __init__(self, engine: Engine, on_fire: Callable[[], Awaitable[object]]) -> None:
+    def __init__(self, engine: Engine, on_fire: Callable[[str | None], Awaitable[object]]) -> None:
         self._engine = engine
         self._on_fire = on_fire
         self._scheduler: AsyncIOScheduler | None = None
@@ -131,19 +149,21 @@ class RetrainScheduler:
         if default_cron and scheduler.get_job(RETRAIN_JOB_ID) is None:
             await self.set_trigger(parse_cron(default_cron, min_gap_minutes))
 
-    async def set_trigger(self, trigger: BaseTrigger | None) -> list[datetime]:
-        """Replace (or with None, remove) the retrain job; returns its next run times."""
-        scheduler = self._require()
+    async def set_trigger(
+        self, trigger: BaseTrigger | None, line: str | None = None
+    ) -> list[datetime]:
+        """Replace (or with None, remove) `line`'s retrain job; returns its next run times."""
+        scheduler, job = self._require(), job_id(line)
         if trigger is None:
-            if scheduler.get_job(RETRAIN_JOB_ID) is not None:
-                await asyncio.to_thread(scheduler.remove_job, RETRAIN_JOB_ID)
+            if scheduler.get_job(job) is not None:
+                await asyncio.to_thread(scheduler.remove_job, job)
             return []
         await asyncio.to_thread(
             scheduler.add_job,
             "admin.scheduler:retrain_tick",
             trigger=trigger,
-            id=RETRAIN_JOB_ID,
-            name="retrain",
+            id=job,
+            name="retrain" if line is None else f"retrain {line}",
             replace_existing=True,  # an explicit change by an admin, not the start-up path
         )
         return next_fire_times(trigger, NEXT_RUNS_SHOWN)
@@ -160,22 +180,28 @@ class RetrainScheduler:
         """Re-read the job store now: another process may have changed the schedule."""
         self._require().wakeup()
 
-    def next_runs(self) -> list[datetime]:
-        job = self._require().get_job(RETRAIN_JOB_ID)
+    def next_runs(self, line: str | None = None) -> list[datetime]:
+        job = self._require().get_job(job_id(line))
         return [] if job is None else next_fire_times(job.trigger, NEXT_RUNS_SHOWN)
 
+    @property
+    def running(self) -> bool:
+        """Whether this process keeps the schedule (`gpt2bot run`; not one-shot commands)."""
+        return self._scheduler is not None
+
     def _executed(self, event: JobExecutionEvent) -> None:
-        if event.job_id != RETRAIN_JOB_ID:
+        retrain, line = line_of(event.job_id)
+        if not retrain:
             return
-        task = asyncio.get_running_loop().create_task(self._fire())
+        task = asyncio.get_running_loop().create_task(self._fire(line))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _fire(self) -> None:
+    async def _fire(self, line: str | None) -> None:
         try:
-            await self._on_fire()
+            await self._on_fire(line)
         except Exception:
-            log.exception("scheduled retrain failed")
+            log.exception("scheduled retrain of %s failed", line or "the shared line")
 
     def _require(self) -> AsyncIOScheduler:
         if self._scheduler is None:  # one-shot commands and tests open without the schedule

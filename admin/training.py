@@ -39,9 +39,11 @@ from storage import (
     Database,
     ModelVersionRecord,
     RunStatus,
+    ServerSettingsRepository,
     TrainingRunRecord,
     TrainingRunRepository,
 )
+from storage.servers import parse_server_key
 
 if TYPE_CHECKING:  # torch-heavy: imported when a run starts, so quick commands stay quick
     from model.finetune import FinetuneJob
@@ -140,7 +142,7 @@ class Training:
                 "retraining."
             )
         rows = await self._preferences(samples, include_ratings, line)
-        run = await self.db.run(self.runs.create, trigger, actor, RunStatus.RUNNING)
+        run = await self.db.run(self.runs.create, trigger, actor, RunStatus.RUNNING, line)
         snapshot = dataset_snapshot(samples, rows)
         run = await self.db.run(
             self.runs.update, run.id, dataset_snapshot=snapshot, dataset_size=len(snapshot)
@@ -189,29 +191,53 @@ class Training:
         return None
 
     # -- the schedule ------------------------------------------------------------------------
-    async def schedule(self, actor: str, cron: str | None) -> list[datetime]:
+    async def schedule(
+        self, actor: str, cron: str | None, line: str | None = None
+    ) -> list[datetime]:
+        """Set (None: clear) the retrain schedule of `line` (None: the shared line)."""
         trigger = None if cron is None else parse_cron(cron, self.config.min_schedule_minutes)
-        log.info("%s set the retrain schedule to %r", actor, cron)
-        return await self.scheduler.set_trigger(trigger)
+        log.info("%s set the retrain schedule of %s to %r", actor, line or "the shared line", cron)
+        return await self.scheduler.set_trigger(trigger, line)
 
-    async def scheduled_retrain(self) -> TrainingRunRecord | None:
-        """What the schedule calls: retrain, unless nothing was curated since the last run."""
+    async def scheduled_retrain(self, line: str | None = None) -> TrainingRunRecord | None:
+        """What a schedule calls: retrain `line`, unless nothing new reached its training data
+        since its last run (or, for a server's line, the owners took the line back)."""
         await self.curation.sync_ratings()
-        last = await self.db.run(self.runs.last_trained)
-        ratings = self.config.finetune.objective != "sft"  # new 👎 teach the kto objectives
-        if last is not None and not await self.curation.changed_since(last.created_at, ratings):
-            run = await self.db.run(self.runs.create, "schedule", "scheduler", RunStatus.SKIPPED)
+        last = await self.db.run(self.runs.last_trained, line)
+        reason = None
+        if line is not None and not await self._line_enabled(line):
+            reason = f"skipped: {line} no longer has a model line of its own"
+        elif last is not None and not await self._new_data_since(last, line):
             reason = f"skipped: no new curated data since run {last.id}"
+        if reason is not None:
+            run = await self.db.run(
+                self.runs.create, "schedule", "scheduler", RunStatus.SKIPPED, line
+            )
             run = await self.db.run(
                 self.runs.update, run.id, error=reason, status=RunStatus.SKIPPED
             )
             log.info("scheduled retrain %s", reason)
             return run
         try:
-            return await self.start("scheduler", trigger="schedule")
+            return await self.start("scheduler", trigger="schedule", line=line)
         except AdminError as error:
-            log.warning("scheduled retrain not started: %s", error)
+            log.warning("scheduled retrain of %s not started: %s", line or "shared", error)
             return None
+
+    async def _new_data_since(self, last: TrainingRunRecord, line: str | None) -> bool:
+        """The shared line: anything curated (or, for kto, rated) after its last run. A
+        server's line: a text in its training set that its last run did not train on."""
+        if line is None:
+            ratings = self.config.finetune.objective != "sft"  # new 👎 teach the kto objectives
+            return await self.curation.changed_since(last.created_at, ratings)
+        trained = {item.get("id") for item in last.dataset_snapshot if "id" in item}
+        samples = await self.curation.training_set(True, line)
+        return any(sample.id not in trained for sample in samples)
+
+    async def _line_enabled(self, line: str) -> bool:
+        platform, server_id = parse_server_key(line)
+        settings = await self.db.run(ServerSettingsRepository(self.db).get, platform, server_id)
+        return settings.own_line
 
     # -- supervision -------------------------------------------------------------------------
     def _check_idle(self) -> None:

@@ -206,7 +206,7 @@ def _admin_services(
     reviews = Reviews(db, backend, candidate=experiments.candidate)  # A/B's arm is kept loaded
     servers = Servers(db, moderator)
     fleet = Fleet(db, settings.fleet)
-    lines = Lines(db, curation, training, registry)  # each server's own versions
+    lines = Lines(db, curation, training, registry, experiments, reviews)  # servers' own
     return AdminServices(
         curation, training, registry, Reports(db), servers, experiments, reviews, fleet, lines
     )

@@ -22,7 +22,9 @@ class NoExperiments:
     """Chat without A/B serving (services built without one): every member gets the active
     version."""
 
-    async def arm_for(self, platform: str, user_id: str) -> Assignment | None:
+    async def arm_for(
+        self, platform: str, user_id: str, line: str | None = None
+    ) -> Assignment | None:
         return None
 
     async def evaluate(self, experiment_id: int | None = None) -> ExperimentStatus | None:
@@ -36,11 +38,12 @@ class Arms:
         self.experiments = experiments
         self._tasks: set[asyncio.Task[ExperimentStatus | None]] = set()
 
-    async def of(self, platform: str, user_id: str) -> Assignment | None:
-        """The member's arm; None without an experiment, or when it cannot be read (the
-        active version serves then: chat never fails for an experiment)."""
+    async def of(self, platform: str, user_id: str, line: str | None = None) -> Assignment | None:
+        """The member's arm in `line`'s experiment (None: the shared line's); None without
+        one, or when it cannot be read (the line's active version serves then: chat never
+        fails for an experiment)."""
         try:
-            return await self.experiments.arm_for(platform, user_id)
+            return await self.experiments.arm_for(platform, user_id, line)
         except Exception:
             log.exception("could not read the A/B experiment; the active version serves")
             return None

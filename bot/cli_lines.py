@@ -1,5 +1,6 @@
 """`--server PLATFORM:ID` on `gpt2bot train`, `generate`, `models` and `ab`: a server's own model
-line from the command line, acting as the bot's owners (audited as "cli").
+line from the command line, acting as the bot's owners (the line service audits each change
+as "cli", with the scope `line` and the server key; `ab --server` is in bot/cli_ab.py).
 
 `models enable|disable|share|unshare --server K` decide whether K has a line and whether its
 data also trains the shared model; `models [list|use V|rollback] --server K` show and switch
@@ -38,11 +39,6 @@ def add_server_option(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument("--server", type=server_arg, metavar="PLATFORM:ID", help=what)
 
 
-async def _audit(app: Any, action: str, key: str, detail: dict[str, Any]) -> None:
-    record = app.gate.audit.record
-    await app.db.run(record, "cli", "cli", action, True, {"line": key, **detail}, "global")
-
-
 async def models(settings: Settings, args: argparse.Namespace) -> int:
     """`gpt2bot models ACTION --server K`."""
     if args.action == "remove":
@@ -56,14 +52,12 @@ async def models(settings: Settings, args: argparse.Namespace) -> int:
     try:
         if args.action in LINE_ACTIONS:
             enabled, shares = ALLOWED.get(args.action, (None, False))
-            await lines.allow("cli", key, enabled, shares)
-            await _audit(app, f"line {args.action}", key, {})
+            await lines.allow("cli", key, enabled, shares)  # the service audits each change
         elif args.action == "use":
             record = await lines.use("cli", key, args.version, args.force)
         elif args.action == "rollback":
             record = await lines.rollback("cli", key)
         if args.action in ("use", "rollback"):
-            await _audit(app, f"line {args.action}", key, {"version": record.name})
             print(
                 f"The database now names {record.name} the active version of {key}'s line; "
                 f"serving processes give it to that server's requests within {LINE_FOLLOW_S:g} s.",
@@ -103,15 +97,6 @@ async def train(app: Any, args: argparse.Namespace, progress: Any) -> None:
         content = Path(name).read_bytes()
         report = await app.admin.lines.add_file("cli", args.server, name, content)
         print(f"{name}: {report.summary()} (for {args.server}'s line)", file=sys.stderr)
-    await _audit(app, "line retrain", args.server, {"data": list(args.data)})
     await app.admin.lines.retrain(
         "cli", args.server, progress, include_ratings=args.from_ratings, epochs=args.epochs
-    )
-
-
-async def ab(settings: Settings, args: argparse.Namespace) -> int:
-    """`gpt2bot ab ... --server K`: A/B inside a server's line is not built yet; say so."""
-    raise CommandError(
-        f"A/B experiments inside a server's line are not available yet: compare {args.server}'s "
-        "versions with `gpt2bot models use VERSION --server` and `models rollback --server`."
     )

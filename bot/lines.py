@@ -1,5 +1,6 @@
-"""Which version serves a request: its server's own model line, else the member's A/B arm, else
-the shared active version.
+"""Which version serves a request: its server's own model line (the member's arm of the line's
+A/B experiment, else the line's active version), else the member's arm of the shared
+experiment, else the shared active version.
 
 A server's line serves only while the owners keep it enabled (`own_line`) and it has an active
 version (admin/lines.py). Every process decides from the database: a server's settings as the
@@ -8,7 +9,9 @@ chat service reads them anyway, and each line's active version read again after
 within that bound. The line's adapter is attached on the request's way in (milliseconds; the
 engine unloads the least recently used ones, `ENGINE_MAX_ADAPTERS`). When a line cannot be
 served (a backend that keeps one version, a missing folder) the shared version serves, and the
-stored generation's `model_version` says so: chat never fails for a line.
+stored generation's `model_version` says so: chat never fails for a line. A line's experiment
+splits only its server's members; until its candidate is resident here, the line's active
+version serves the candidate's members (counted for the control arm, as the shared A/B does).
 """
 
 from __future__ import annotations
@@ -55,16 +58,25 @@ class LineServing:
         self._loading = asyncio.Lock()
 
     async def choose(self, place: Place, arms: Arms) -> tuple[str | None, Assignment | None]:
-        """(the version the request names, the member's A/B arm): a line's version (no arm),
-        else the arm's version, else (None, None): the active version serves."""
+        """(the version the request names, the member's A/B arm): a line's version (or its
+        experiment's arm), else the shared arm's version, else (None, None): the active
+        version serves."""
         key = place.serves_as
         if key is None and place.guild_id is not None:
             key = server_key(place.platform, place.guild_id)
         version = None if key is None else await self.version_for(key)
         if version is not None:
-            return version, None
+            assert key is not None
+            arm = await arms.of(place.platform, place.user_id, key)
+            if arm is not None and self._resident(arm.version):
+                return arm.version, arm
+            return version, arm  # the arm the generation records is the version that served
         arm = await arms.of(place.platform, place.user_id)
         return (arm.version if arm else None), arm
+
+    def _resident(self, version: str) -> bool:
+        backend = self.backend
+        return isinstance(backend, ServesSeveralVersions) and version in backend.resident_versions
 
     async def version_for(self, key: str) -> str | None:
         """The version `key`'s line serves now, attached to the backend; None: the shared one."""

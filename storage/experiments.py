@@ -1,9 +1,10 @@
 """A/B experiments: the active version (control) against a candidate on live ratings, and the
 counts of each arm.
 
-At most one experiment runs at a time: `start` checks in its transaction, and a partial unique
-index on the running row (`uq_experiments_one_running`) refuses a second one that another
-process inserted at the same moment.
+At most one experiment runs per model line (the shared line is `None`, a server's line its key
+"discord:1234"): `start` checks in its transaction, and a partial unique index on the running
+row's line (`uq_experiments_one_running_per_line`) refuses a second one that another process
+inserted at the same moment.
 
 Ratings are counted per rating row, over the generations each arm served, with the rules of
 `storage.rating_rule.counted` that treat both arms alike: a member's rating of their own output
@@ -34,7 +35,7 @@ ENDED_STATUSES = ("promoted", "retired", "no_difference", "stopped")
 
 
 class ExperimentRunning(Exception):
-    """Another experiment is running; only one may run at a time."""
+    """Another experiment is running in the line; only one may run per line."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ class ExperimentRecord:
     ended_by: str | None = None
     ended_at: datetime | None = None
     outcome: dict[str, Any] | None = None  # the numbers the decision was made on
+    line: str | None = None  # the model line it runs in (None: the shared line)
 
     @property
     def running(self) -> bool:
@@ -84,7 +86,12 @@ def _record(row: Experiment) -> ExperimentRecord:
         ended_by=row.ended_by,
         ended_at=None if row.ended_at is None else _utc(row.ended_at),
         outcome=None if row.outcome is None else dict(row.outcome),
+        line=row.line or None,
     )
+
+
+def _in_line(line: str | None) -> Any:
+    return Experiment.line == (line or "")  # the shared line is "" in this table
 
 
 class ExperimentRepository:
@@ -94,12 +101,19 @@ class ExperimentRepository:
         self._db = db
 
     def start(
-        self, control: str, candidate: str, share: float, rule: dict[str, Any], started_by: str
+        self,
+        control: str,
+        candidate: str,
+        share: float,
+        rule: dict[str, Any],
+        started_by: str,
+        line: str | None = None,
     ) -> ExperimentRecord:
-        """Record a running experiment; `ExperimentRunning` when one runs already."""
+        """Record a running experiment in `line`; `ExperimentRunning` when one runs there."""
+        running = select(Experiment).where(Experiment.status == RUNNING, _in_line(line))
         try:
             with self._db.session() as session:
-                if session.scalars(select(Experiment).where(Experiment.status == RUNNING)).first():
+                if session.scalars(running).first():
                     raise ExperimentRunning("an experiment is running already")
                 row = Experiment(
                     control_version=control,
@@ -108,6 +122,7 @@ class ExperimentRepository:
                     status=RUNNING,
                     rule=rule,
                     started_by=started_by,
+                    line=line or "",
                 )
                 session.add(row)
                 announce(session)  # every serving process loads the candidate (fleet.py)
@@ -116,15 +131,24 @@ class ExperimentRepository:
         except IntegrityError:  # another process started one between our check and insert
             raise ExperimentRunning("an experiment is running already") from None
 
-    def running(self) -> ExperimentRecord | None:
+    def running(self, line: str | None = None) -> ExperimentRecord | None:
+        """The experiment running in `line` (None: the shared line)."""
         with self._db.session() as session:
-            row = session.scalars(select(Experiment).where(Experiment.status == RUNNING)).first()
+            query = select(Experiment).where(Experiment.status == RUNNING, _in_line(line))
+            row = session.scalars(query).first()
             return None if row is None else _record(row)
 
-    def latest(self) -> ExperimentRecord | None:
-        """The running experiment, else the one started last."""
+    def every_running(self) -> list[ExperimentRecord]:
+        """The experiments running in every line (what a serving process keeps resident)."""
         with self._db.session() as session:
-            query = select(Experiment).order_by((Experiment.status == RUNNING).desc())
+            query = select(Experiment).where(Experiment.status == RUNNING)
+            return [_record(row) for row in session.scalars(query.order_by(Experiment.id))]
+
+    def latest(self, line: str | None = None) -> ExperimentRecord | None:
+        """The experiment running in `line`, else the one started there last."""
+        with self._db.session() as session:
+            query = select(Experiment).where(_in_line(line))
+            query = query.order_by((Experiment.status == RUNNING).desc())
             row = session.scalars(query.order_by(Experiment.id.desc()).limit(1)).first()
             return None if row is None else _record(row)
 

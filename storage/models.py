@@ -160,6 +160,7 @@ class TrainingRun(Base):
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    line: Mapped[str | None] = mapped_column(String(100), index=True)  # NULL: the shared line
 
 
 class AuditEntry(Base):
@@ -293,14 +294,15 @@ RUNNING_ONLY = text("status = 'running'")
 
 
 class Experiment(Base):
-    """An A/B experiment: the active version (control) against a candidate on live ratings.
-    At most one runs at a time (a partial unique index on the running row)."""
+    """An A/B experiment: a line's active version (control) against a candidate of the same
+    line on live ratings. At most one runs per line (a partial unique index on the running
+    row's line)."""
 
     __tablename__ = "experiments"
     __table_args__ = (
         Index(
-            "uq_experiments_one_running",
-            "status",
+            "uq_experiments_one_running_per_line",
+            "line",
             unique=True,
             sqlite_where=RUNNING_ONLY,
             postgresql_where=RUNNING_ONLY,
@@ -319,3 +321,7 @@ class Experiment(Base):
     ended_by: Mapped[str | None] = mapped_column(String(64))
     ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     outcome: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # the decision's numbers
+    # the model line it runs in: a server's key ("discord:1234"), or "" for the shared line (not
+    # NULL as elsewhere: NULLs never collide in the unique index, and an expression index such
+    # as coalesce(line, '') would be lost when SQLite batch migrations copy the table)
+    line: Mapped[str] = mapped_column(String(100), default="", server_default="")

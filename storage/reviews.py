@@ -234,10 +234,13 @@ class ReviewRepository:
             yield from page
             last_id = page[-1].id
 
-    def recent_prompts(self, limit: int) -> list[RecentPrompt]:
+    def recent_prompts(
+        self, limit: int, server: tuple[str, str] | None = None
+    ) -> list[RecentPrompt]:
         """Members' newest distinct prompts that may be shown for review: typed by a member
         (not a 🔁/⏩ of an output), not deleted, not withheld by moderation, never reported,
-        and not by a member who deleted their data. Newest first."""
+        and not by a member who deleted their data; `server` (platform, server id): typed
+        there only. Newest first."""
         reported = exists().where(Report.generation_id == Generation.id)
         deleted = exists().where(
             DataDeletion.platform == Generation.platform,
@@ -257,6 +260,8 @@ class ReviewRepository:
             .order_by(Generation.id.desc())
             .limit(limit * 4)  # samples of one request share their prompt
         )
+        if server is not None:
+            query = query.where(Generation.platform == server[0], Generation.guild_id == server[1])
         seen: set[str] = set()
         prompts: list[RecentPrompt] = []
         with self._db.session() as session:

@@ -49,6 +49,7 @@ class TrainingRunRecord:
     created_at: datetime
     finished_at: datetime | None
     eta_s: float | None = None  # a live estimate from the running process, never stored
+    line: str | None = None  # the model line it trained (None: the shared line)
 
     @property
     def promoted(self) -> bool | None:
@@ -91,6 +92,7 @@ def _run_record(row: TrainingRun) -> TrainingRunRecord:
         error=row.error,
         created_at=row.created_at,
         finished_at=row.finished_at,
+        line=row.line,
     )
 
 
@@ -119,10 +121,14 @@ class TrainingRunRepository:
         self._db = db
 
     def create(
-        self, trigger: str, requested_by: str, status: str = RunStatus.QUEUED
+        self,
+        trigger: str,
+        requested_by: str,
+        status: str = RunStatus.QUEUED,
+        line: str | None = None,
     ) -> TrainingRunRecord:
         with self._db.session() as session:
-            row = TrainingRun(trigger=trigger, requested_by=requested_by, status=status)
+            row = TrainingRun(trigger=trigger, requested_by=requested_by, status=status, line=line)
             session.add(row)
             session.flush()
             return _run_record(row)
@@ -150,12 +156,14 @@ class TrainingRunRepository:
             query = select(TrainingRun).where(TrainingRun.status.in_(ACTIVE_STATUSES))
             return [_run_record(r) for r in session.scalars(query)]
 
-    def last_trained(self) -> TrainingRunRecord | None:
-        """The most recent run that trained (succeeded), to tell whether data is new."""
+    def last_trained(self, line: str | None = None) -> TrainingRunRecord | None:
+        """The most recent run of `line` (None: the shared line) that trained (succeeded), to
+        tell whether its data is new."""
+        in_line = TrainingRun.line.is_(None) if line is None else TrainingRun.line == line
         with self._db.session() as session:
             query = (
                 select(TrainingRun)
-                .where(TrainingRun.status == RunStatus.SUCCEEDED)
+                .where(TrainingRun.status == RunStatus.SUCCEEDED, in_line)
                 .order_by(TrainingRun.id.desc())
             )
             row = session.scalars(query).first()

@@ -33,7 +33,8 @@ def _start_options(ctx: Context) -> dict[str, Any]:
     return {"version": ctx.args[0], "share": parse_share(ctx.args[1] if ctx.args[1:] else None)}
 
 
-async def _experiment(ctx: Context, report: ABReport, intro: str = "") -> AdminReply | str:
+async def experiment_reply(ctx: Context, report: ABReport, intro: str = "") -> AdminReply | str:
+    """An experiment as `ab` (and `line ab`) shows it: its text and its chart."""
     chart = Chart("ab.png", f"A/B experiment #{report.status.id}", await ab_chart(report.status))
     return ctx.render.experiment(report, chart, intro)
 
@@ -41,7 +42,7 @@ async def _experiment(ctx: Context, report: ABReport, intro: str = "") -> AdminR
 async def _changed(ctx: Context, status: ExperimentStatus, done: str) -> AdminReply | str:
     followed = fleet_text.experiment_followed(await ctx.services.fleet.view())
     report = await report_of(status, ctx.services.reviews)
-    return await _experiment(ctx, report, f"{done} {followed}\n")
+    return await experiment_reply(ctx, report, f"{done} {followed}\n")
 
 
 async def ab_start(ctx: Context) -> AdminReply | str:
@@ -53,7 +54,7 @@ async def ab_start(ctx: Context) -> AdminReply | str:
 
 async def ab_status(ctx: Context) -> AdminReply | str:
     report = await latest(ctx.services)
-    return ctx.render.no_experiment() if report is None else await _experiment(ctx, report)
+    return ctx.render.no_experiment() if report is None else await experiment_reply(ctx, report)
 
 
 async def ab_stop(ctx: Context) -> AdminReply | str:

@@ -31,6 +31,7 @@ HELP_LINES = (
     ("ab start", "ab status", "ab stop"),
     ("line show", "line enable", "line disable", "line share"),
     ("line add", "line queue", "line retrain", "line use", "line rollback"),
+    ("line schedule", "line ab", "line review"),
 )
 
 

@@ -1,14 +1,18 @@
 """A server's own model line: `line show` (any admin), `line enable|disable|share` (the bot's
-owners), `line add|queue|retrain|use|rollback` (the server's admins, once the owners enabled
-its line: `admin.auth.Scope.LINE`). The line is always the server asked in
-(docs/communities.md).
+owners), `line add|queue|retrain|schedule|use|rollback|ab|review` (the server's admins, once the
+owners enabled its line: `admin.auth.Scope.LINE`). The line is always the server asked in
+(docs/communities.md). `line ab start|status|stop` answers as `ab ...` does
+(bot/admin_commands/ab.py).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from admin.ab_report import parse_share, report_of
+from bot.admin_commands.ab import experiment_reply
 from bot.admin_commands.context import Command, Context
+from bot.admin_commands.surface import AdminReply
 from bot.params import InvalidRequest
 from storage import FINISHED_STATUSES, TrainingRunRecord
 from storage.servers import server_key
@@ -108,6 +112,88 @@ async def line_rollback(ctx: Context) -> str:
     return ctx.render.line_switched(record, rolled_back=True)
 
 
+def _cron(ctx: Context) -> dict[str, Any]:
+    if not ctx.args:
+        example = ctx.surface.example("line schedule 0 3 * * 0")
+        raise InvalidRequest(f"Give a cron expression or {ctx.surface.code('off')}: {example}.")
+    return {"cron": None if ctx.args == ["off"] else " ".join(ctx.args)}
+
+
+async def line_schedule(ctx: Context) -> str:
+    """Options: `cron` (five cron fields), or None to turn the line's own schedule off. A
+    scheduled run trains only when the line has new data since its last run."""
+    cron = ctx.options.get("cron")
+    upcoming = await ctx.services.lines.schedule(ctx.actor.user_id, _key(ctx), cron)
+    return ctx.render.schedule(cron, upcoming)
+
+
+AB_ACTIONS = ("start", "status", "stop")
+
+
+def _ab_options(ctx: Context) -> dict[str, Any]:
+    action, rest = (ctx.args[0], ctx.args[1:]) if ctx.args else ("status", [])
+    if action not in AB_ACTIONS or (action == "start" and not 1 <= len(rest) <= 2):
+        start = ctx.surface.example("line ab start VERSION [SHARE]")
+        others = f"{ctx.surface.code('line ab status')} · {ctx.surface.code('line ab stop')}"
+        raise InvalidRequest(f"Say {start} (one of this line's versions) · {others}.")
+    share = parse_share(rest[1]) if action == "start" and rest[1:] else None
+    return {"action": action, "version": rest[0] if rest else None, "share": share}
+
+
+async def line_ab(ctx: Context) -> AdminReply | str:
+    """Options: `action` (`start`, `status` or `stop`), and for `start` the `version` (one of
+    this line's) and its `share` of this server's members (None: `AB_SHARE`)."""
+    lines, key, actor = ctx.services.lines, _key(ctx), ctx.actor.user_id
+    action = ctx.options.get("action") or "status"
+    if action == "start":
+        version = ctx.options.get("version")
+        if not version:
+            raise InvalidRequest(f"Name the candidate: {ctx.surface.example('line ab start V')}.")
+        status = await lines.ab_start(actor, key, version, ctx.options.get("share"))
+    elif action == "stop":
+        status = await lines.ab_stop(actor, key)
+    else:
+        found = await lines.ab_status(key)
+        if found is None:
+            start = ctx.surface.example("line ab start VERSION")
+            return f"No A/B experiment has run in this line yet: {start} starts one."
+        status = found
+    done = {"start": "Started.", "stop": "Stopped."}.get(action, "")
+    report = await report_of(status, ctx.services.reviews)
+    return await experiment_reply(ctx, report, f"{done} In {key}'s line.\n" if done else "")
+
+
+REVIEW_ACTIONS = ("next", "vote", "stats")
+
+
+def _review_options(ctx: Context) -> dict[str, Any]:
+    action, rest = (ctx.args[0], ctx.args[1:]) if ctx.args else ("next", [])
+    vote = action == "vote" and len(rest) == 2 and rest[0].lstrip("#").isdigit()
+    if action not in REVIEW_ACTIONS or (action == "vote" and not vote) or len(rest) > 2:
+        code = ctx.surface.code
+        next_pair = ctx.surface.example("line review next [VERSION_A] [VERSION_B]")
+        usage = f"{next_pair} · {code('line review vote ID a|b|tie')} · {code('line review stats')}"
+        raise InvalidRequest(f"Say {usage}.")
+    if action == "vote":
+        return {"action": action, "id": int(rest[0].lstrip("#")), "choice": rest[1]}
+    return {"action": action, **dict(zip(("version_a", "version_b"), rest, strict=False))}
+
+
+async def line_review(ctx: Context) -> AdminReply | str:
+    """Options: `action` (`next`, `vote` or `stats`); for `next` optionally `version_a`,
+    `version_b` (two of this line's versions) or `same_pair_as`; for `vote` the item `id` and
+    the `choice` (`a`, `b` or `tie`). The blind review of this line's versions only."""
+    lines, key, actor = ctx.services.lines, _key(ctx), ctx.actor.user_id
+    action = ctx.options.get("action") or "next"
+    if action == "vote":
+        item = await lines.review_vote(actor, key, ctx.options["id"], ctx.options["choice"])
+        return ctx.render.revealed(item, "line review")
+    if action == "stats":
+        return ctx.render.win_rates(await lines.review_stats(key), "line review")
+    pair = [ctx.options.get(k) for k in ("version_a", "version_b", "same_pair_as")]
+    return ctx.render.blind_pair(await lines.review_next(actor, key, *pair), "line review")
+
+
 def _rest(ctx: Context) -> dict[str, Any]:
     return {"text": ctx.rest.strip()}
 
@@ -122,4 +208,12 @@ COMMANDS = (
     Command(("line", "retrain"), "line retrain", line_retrain),
     Command(("line", "use"), "line use VERSION [force]", line_use, _version),
     Command(("line", "rollback"), "line rollback", line_rollback),
+    Command(("line", "schedule"), "line schedule CRON|off", line_schedule, _cron),
+    Command(("line", "ab"), "line ab start VERSION [SHARE]|status|stop", line_ab, _ab_options),
+    Command(
+        ("line", "review"),
+        "line review next [A] [B]|vote ID a|b|tie|stats",
+        line_review,
+        _review_options,
+    ),
 )

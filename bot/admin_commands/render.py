@@ -37,7 +37,8 @@ from storage import (
 PREVIEW_CHARS = 80  # of a curated text in `curate list`
 PROMPT_CHARS = 500
 OUTPUT_CHARS = 800
-LINE_VERBS = ("add", "queue", "retrain", "use", "rollback")  # what a line's admins may do
+# what a line's admins may do
+LINE_VERBS = ("add", "queue", "retrain", "schedule", "use", "rollback", "ab", "review")
 SOURCES = {"fixed": "a fixed evaluation prompt", "recent": "a member's recent prompt"}
 
 log = logging.getLogger(__name__)
@@ -179,7 +180,12 @@ class Renderer:
                 f"{key} has its own model line: its members get {serves}; its texts and "
                 f"ratings {shares} the shared model."
             )
-        return "\n".join([head, *(self.version_line(v) for v in status.versions)])
+        rows = [head, *(self.version_line(v) for v in status.versions)]
+        if status.enabled and status.next_runs is not None:
+            times = ", ".join(f"{t:%Y-%m-%d %H:%M} UTC" for t in status.next_runs)
+            none = f"No retrain schedule of its own ({self.surface.code('line schedule CRON')})."
+            rows.append(f"Scheduled retraining: next runs {times}." if times else none)
+        return "\n".join(rows)
 
     def line_switched(self, record: ModelVersionRecord, rolled_back: bool) -> str:
         back = "Rolled back: " if rolled_back else ""
@@ -247,7 +253,7 @@ class Renderer:
         body = self._clip(text, OUTPUT_CHARS) or "_(nothing: the model ended the text here)_"
         return "\n".join(f"> {line}" for line in body.splitlines())
 
-    def blind_pair(self, item: BlindPair) -> AdminReply | str:
+    def blind_pair(self, item: BlindPair, command: str = "review") -> AdminReply | str:
         """`review next`: the prompt and both outputs as A and B, without version names."""
         bold, code = self.surface.bold, self.surface.code
         return "\n".join(
@@ -259,21 +265,22 @@ class Renderer:
                 self._quote(item.output_a),
                 bold("B"),
                 self._quote(item.output_b),
-                f"Vote: {self.surface.example(f'review vote {item.id} a')} (A is better), "
+                f"Vote: {self.surface.example(f'{command} vote {item.id} a')} (A is better), "
                 f"{code(f'… {item.id} b')} (B is better) or {code(f'… {item.id} tie')}.",
             ]
         )
 
-    def revealed(self, item: ReviewItemRecord) -> AdminReply | str:
-        """`review vote`: which version was A and which B, and the verdict."""
+    def revealed(self, item: ReviewItemRecord, command: str = "review") -> AdminReply | str:
+        """`review vote` (`command`: "line review" in a line): which version was A and which
+        B, and the verdict."""
         sides = f"A was {self._code(item.version_a)}, B was {self._code(item.version_b)}"
         winner = item.winner
         verdict = "you called it a tie" if winner is None else f"you preferred {self._code(winner)}"
-        return f"{sides}: {verdict}. Next: {self.surface.example('review next')}."
+        return f"{sides}: {verdict}. Next: {self.surface.example(f'{command} next')}."
 
-    def win_rates(self, rates: list[PairWinRate]) -> str:
+    def win_rates(self, rates: list[PairWinRate], command: str = "review") -> str:
         if not rates:
-            next_ = self.surface.example("review next")
+            next_ = self.surface.example(f"{command} next")
             return f"No blind-review verdicts yet: {next_} shows a pair to judge."
         code = self._code
         lines = [

@@ -65,7 +65,7 @@ def build_services(db: Database, model_dir: Path, backend: Backend) -> AdminServ
     reviews = Reviews(db, backend, candidate=experiments.candidate)
     servers = Servers(db)
     fleet = Fleet(db, FleetConfig())
-    lines = Lines(db, curation, training, registry)
+    lines = Lines(db, curation, training, registry, experiments, reviews)
     return AdminServices(
         curation, training, registry, Reports(db), servers, experiments, reviews, fleet, lines
     )

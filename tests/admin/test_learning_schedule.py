@@ -32,7 +32,7 @@ def test_cron_validation() -> None:
 
 
 async def test_schedule_persists_and_fires_after_a_scheduler_restart(db: Database) -> None:
-    async def unexpected() -> None:
+    async def unexpected(line: str | None) -> None:
         raise AssertionError("the first scheduler must not fire")
 
     first = RetrainScheduler(db.engine, unexpected)
@@ -42,7 +42,8 @@ async def test_schedule_persists_and_fires_after_a_scheduler_restart(db: Databas
 
     fired = asyncio.Event()
 
-    async def on_fire() -> None:
+    async def on_fire(line: str | None) -> None:
+        assert line is None  # the shared schedule
         fired.set()
 
     second = RetrainScheduler(db.engine, on_fire)
@@ -82,7 +83,7 @@ async def test_scheduled_run_without_new_data_is_skipped(
 
 
 async def test_a_schedule_change_without_the_running_bot_is_a_sentence(db: Database) -> None:
-    async def never() -> None:
+    async def never(line: str | None) -> None:
         raise AssertionError("nothing is scheduled")
 
     scheduler = RetrainScheduler(db.engine, never)  # never started: a one-shot command

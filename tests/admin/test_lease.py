@@ -57,7 +57,7 @@ class Process:
         self.training = self.services.training
         self.fired = asyncio.Event()
 
-        async def fire() -> None:
+        async def fire(line: str | None) -> None:
             self.fired.set()
 
         self.training.scheduler._on_fire = fire

@@ -15,7 +15,14 @@ from bot.chat import Origin
 from bot.cli import main
 from bot.settings import Settings
 from model.backends.fake import ScriptedBackend
-from storage import Database, NewReviewItem, ReviewRepository
+from storage import (
+    AuditRepository,
+    Database,
+    ModelVersionRepository,
+    NewReviewItem,
+    ReviewRepository,
+    ServerSettingsRepository,
+)
 from tests.bot.test_ab import install
 
 
@@ -133,3 +140,47 @@ async def test_a_running_bot_serves_an_experiment_the_command_started(env_file: 
         assert finished.generations[0].arm == "candidate"
     finally:
         await app.close()
+
+
+def test_an_experiment_inside_a_servers_line(
+    env_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--server`: the line's active version against another of its versions, refused until
+    the owners enabled the line; the shared line keeps its own experiment (or none)."""
+    key = "discord:1234"
+    db = Database(env_file.read_text().split("DATABASE_URL=")[1].split()[0])
+    versions = ModelVersionRepository(db)
+    for name in ("a-1", "a-2"):
+        versions.add(name, f"/models/{name}", "bootstrap", base_version="tiny-1", line=key)
+    versions.activate("a-1")
+
+    assert main(ab(env_file, "start", "a-2", "--server", key)) == 1
+    assert "has no model line of its own" in capsys.readouterr().err
+    ServerSettingsRepository(db).update("discord", "1234", "owner", own_line=True)
+    assert main(ab(env_file, "start", "better", "--server", key)) == 1
+    assert f"better is not a version of {key}'s line" in capsys.readouterr().err
+
+    assert main(ab(env_file, "start", "a-2", "--share", "0.4", "--server", key)) == 0
+    out, err = capsys.readouterr()
+    assert f"experiment #1 in {key}'s line: running" in out and "40% of members" in out
+    assert "Serving processes follow it within AB_REFRESH_SECONDS" in err
+    assert main(ab(env_file, "start", "better")) == 0  # the shared line's, beside it
+    capsys.readouterr()
+    assert main(ab(env_file, "status", "--json", "--server", key)) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert (status["id"], status["line"]) == (1, key)
+    assert (status["arms"]["control"]["version"], status["arms"]["candidate"]["version"]) == (
+        "a-1",
+        "a-2",
+    )
+    assert main(ab(env_file, "stop", "--server", key)) == 0
+    assert "experiment #1 in discord:1234's line: stopped" in capsys.readouterr().out
+    assert main(ab(env_file, "status", "--json")) == 0
+    assert json.loads(capsys.readouterr().out)["status"] == "running"  # the shared one runs on
+    entries = [e for e in AuditRepository(db).recent() if e["platform"] == "ab"]
+    db.dispose()
+    assert {(e["action"], e["scope"], e["server_id"]) for e in entries} == {
+        ("ab start", "line", key),
+        ("ab stop", "line", key),
+        ("ab start", "global", None),
+    }

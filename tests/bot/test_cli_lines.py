@@ -60,10 +60,14 @@ def test_a_server_line_from_the_command_line(
     assert shared != version  # a server without a line: the shared version
     code, out, _ = _run(capsys, env_file, "models", "list", "--json")
     assert version not in out  # the shared line lists the shared versions only
-    code, _, err = _run(capsys, env_file, "ab", "status", "--server", KEY)
-    assert code == 1 and "not available yet" in err
+    code, out, _ = _run(capsys, env_file, "ab", "status", "--server", KEY)
+    assert code == 0 and f"`gpt2bot ab start VERSION --server {KEY}` starts one" in out
+    code, _, err = _run(capsys, env_file, "ab", "start", version, "--server", KEY)
+    assert code == 1 and f"{version} is the active version already" in err
 
     db = Database(env_file.read_text().split("DATABASE_URL=")[1].split()[0])
-    actions = [e["action"] for e in reversed(AuditRepository(db).recent())]
+    entries = list(reversed(AuditRepository(db).recent()))
     db.dispose()
-    assert actions == ["line enable", "line retrain", "line use"]
+    # the line service audits every change, whoever asked: the CLI too, in the line's scope
+    assert [e["action"] for e in entries] == ["line enable", "line add", "line retrain", "line use"]
+    assert {(e["actor"], e["scope"], e["server_id"]) for e in entries} == {("cli", "line", KEY)}

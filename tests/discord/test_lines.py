@@ -72,6 +72,10 @@ async def test_a_server_line_is_trained_and_served_to_its_server_only(
         assert adapter.status == "active"
         shown = await fake.slash("admin line show", member=moderator)
         assert adapter.name in (await answer(fake, shown)).content
+        ab = await fake.slash("admin line ab", {"action": "status"}, member=moderator)
+        assert "No A/B experiment has run in this line yet" in (await answer(fake, ab)).content
+        ab = await fake.slash("admin line ab", {"action": "start"}, member=moderator)
+        assert "Name the candidate" in (await answer(fake, ab)).content
 
         # served: A's member gets A's adapter, B's member the shared version
         b_member = p.Member(fake.next_id(), "bea")
@@ -88,10 +92,11 @@ async def test_a_server_line_is_trained_and_served_to_its_server_only(
         b_admin = p.Member(moderator.id, "moderator", permissions=p.MANAGE_GUILD)
         in_b = await fake.slash("admin line retrain", member=b_admin, guild_id=b)
         assert (await answer(fake, in_b)).content == NO_LINE
+        entries = list(reversed(app.gate.audit.recent()))
         lines = [
             (e["action"], e["allowed"], e["scope"], e["server_id"])
-            for e in reversed(app.gate.audit.recent())
-            if e["action"].startswith("line")
+            for e in entries
+            if e["action"].startswith("line") and e["platform"] == "discord"
         ]
         assert lines == [
             ("line retrain", False, "line", str(a)),
@@ -99,7 +104,19 @@ async def test_a_server_line_is_trained_and_served_to_its_server_only(
             ("line add", True, "line", str(a)),
             ("line retrain", True, "line", str(a)),
             ("line show", True, "read", str(a)),
+            ("line ab", True, "line", str(a)),
+            ("line ab", True, "line", str(a)),
             ("line retrain", False, "line", str(b)),
+        ]
+        # what each change did, by the line service with the line's key (the CLI's "cli" too)
+        changes = [
+            (e["action"], e["scope"], e["server_id"]) for e in entries if e["platform"] == "line"
+        ]
+        assert changes == [
+            ("line enable", "line", a_key),
+            ("line add", "line", a_key),
+            ("line add", "line", a_key),
+            ("line retrain", "line", a_key),
         ]
     finally:
         await bot.stop()

@@ -37,7 +37,8 @@ async def test_owners_enable_a_workspace_line_and_its_admins_run_it(
     [sample] = CuratedSampleRepository(app.db).active()
     assert sample.origin == key and CuratedSampleRepository(app.db).active(None) == []
 
-    scopes = [(e["action"], e["scope"], e["allowed"]) for e in reversed(app.gate.audit.recent())]
+    entries = list(reversed(app.gate.audit.recent()))
+    scopes = [(e["action"], e["scope"], e["allowed"]) for e in entries if e["platform"] != "line"]
     assert scopes == [
         ("slack line add", "line", False),
         ("slack line enable", "global", False),
@@ -47,3 +48,8 @@ async def test_owners_enable_a_workspace_line_and_its_admins_run_it(
         ("slack line queue", "line", True),
         ("slack line use", "line", True),
     ]
+    # and what each allowed change did, written by the line service with the workspace's key
+    changes = [
+        (e["action"], e["scope"], e["server_id"]) for e in entries if e["platform"] == "line"
+    ]
+    assert changes == [("line enable", "line", key), ("line add", "line", key)]

@@ -278,13 +278,13 @@ class DiscordRenderer(Renderer):
     def no_experiment(self) -> str:
         return NO_EXPERIMENT
 
-    def blind_pair(self, item: BlindPair) -> AdminReply:
+    def blind_pair(self, item: BlindPair, command: str = "review") -> AdminReply:
         return ButtonsReply(pair_text(item), item_id=item.id, choices=("a", "tie", "b"))
 
-    def revealed(self, item: ReviewItemRecord) -> AdminReply:
+    def revealed(self, item: ReviewItemRecord, command: str = "review") -> AdminReply:
         return ButtonsReply(revealed_text(item), item_id=item.id, choices=("next",))
 
-    def win_rates(self, rates: list[PairWinRate]) -> str:
+    def win_rates(self, rates: list[PairWinRate], command: str = "review") -> str:
         return win_rates_text(rates)
 
     def server_settings(self, record: ServerSettingsRecord, saved: bool) -> str:

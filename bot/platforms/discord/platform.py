@@ -177,9 +177,9 @@ class DiscordPlatform:
         admin_commands = AdminCommands(app)
         admin_group = build_admin_group(admin_commands)
         add_server_commands(admin_group, admin_commands)
-        add_review_commands(admin_group, admin_commands, self.client)
+        review = add_review_commands(admin_group, admin_commands, self.client)
         add_ab_commands(admin_group, admin_commands)
-        add_line_commands(admin_group, admin_commands)
+        add_line_commands(admin_group, admin_commands, review)
         self.client.tree.add_command(admin_group)
         for command in build_member_commands(app.chat, app.mydata):
             self.client.tree.add_command(command)

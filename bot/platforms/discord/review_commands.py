@@ -7,6 +7,9 @@ again (owners only) and audited like every `/admin` command, stores the verdict 
 which version was which, with a "Next pair" button (the same pair again). The buttons are
 `DynamicItem`s whose `custom_id` carries the item and the choice, so they keep working after
 a restart and never time out. Answers are ephemeral: recent prompts come from every server.
+The same buttons serve a server line's own review (`/admin line review`, bot/platforms/discord/
+line_commands.py): their `custom_id` says `line-review`, and a press goes to `line review`
+in the server it was pressed in (its admins, once the owners enabled its line).
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ from bot.platforms.discord.jobs import describe_error
 
 log = logging.getLogger(__name__)
 
-CUSTOM_ID = r"gpt2bot:review:(?P<item>[0-9]+):(?P<choice>a|b|tie|next)"
+CUSTOM_ID = r"gpt2bot:(?P<kind>review|line-review):(?P<item>[0-9]+):(?P<choice>a|b|tie|next)"
+LINE = "line-review"  # the buttons of a server line's own review
 BUTTONS = {  # choice: (label, style)
     "a": ("A is better", discord.ButtonStyle.primary),
     "tie": ("Tie", discord.ButtonStyle.secondary),
@@ -42,47 +46,65 @@ class ReviewCommands:
         self.admin = admin
         self.button = _button_type(self)
 
-    def view_of(self, reply: AdminReply) -> discord.ui.View | None:
+    def view_of(self, reply: AdminReply, kind: str = "review") -> discord.ui.View | None:
         """The buttons the renderer asked for under `reply` (a blind pair, a reveal)."""
         if not isinstance(reply, ButtonsReply):
             return None
         view = discord.ui.View(timeout=None)
         for choice in reply.choices:
-            view.add_item(self.button(reply.item_id, choice))
+            view.add_item(self.button(reply.item_id, choice, kind))
         return view
 
-    async def pressed(self, interaction: discord.Interaction, item_id: int, choice: str) -> None:
+    def line_view_of(self, reply: AdminReply) -> discord.ui.View | None:
+        """The buttons of a server line's own review."""
+        return self.view_of(reply, LINE)
+
+    async def pressed(
+        self, interaction: discord.Interaction, item_id: int, choice: str, kind: str = "review"
+    ) -> None:
         """A button: a verdict (then the reveal) or the next pair (a new answer)."""
+        words, options = _route(kind, item_id, choice)
         detail = {"id": item_id, "choice": choice}
+        view_of = self.line_view_of if kind == LINE else self.view_of
         if choice == "next":
-            await self.admin.run(
-                interaction, "review next", {"same_pair_as": item_id}, detail, self.view_of
-            )
+            await self.admin.run(interaction, words, options, detail, view_of)
             return
         await interaction.response.defer()  # the answer edits the message the button is on
         actor = actor_of(interaction)
-        reply = await self.admin.commands.call(actor, "review vote", detail)
-        view = self.view_of(reply)
+        reply = await self.admin.commands.call(actor, words, options, detail=detail)
+        view = view_of(reply)
         if view is None:  # refused, or the vote could not be recorded: said to the presser only
             await interaction.followup.send(reply.text, ephemeral=True)
             return
         await interaction.edit_original_response(content=reply.text, view=view)
 
 
-class ReviewButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=CUSTOM_ID):
-    """A verdict ("a", "tie", "b") or "next" button of review item `item_id`."""
+def _route(kind: str, item_id: int, choice: str) -> tuple[str, dict[str, Any]]:
+    """The command a press runs, and its options: the owners' review, or a line's own."""
+    if kind == LINE:
+        if choice == "next":
+            return "line review", {"action": "next", "same_pair_as": item_id}
+        return "line review", {"action": "vote", "id": item_id, "choice": choice}
+    if choice == "next":
+        return "review next", {"same_pair_as": item_id}
+    return "review vote", {"id": item_id, "choice": choice}
 
-    def __init__(self, item_id: int, choice: str) -> None:
+
+class ReviewButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=CUSTOM_ID):
+    """A verdict ("a", "tie", "b") or "next" button of review item `item_id` (`kind`:
+    "review", or "line-review" for a server line's own review)."""
+
+    def __init__(self, item_id: int, choice: str, kind: str = "review") -> None:
         label, style = BUTTONS[choice]
-        custom_id = f"gpt2bot:review:{item_id}:{choice}"
+        custom_id = f"gpt2bot:{kind}:{item_id}:{choice}"
         super().__init__(discord.ui.Button(label=label, style=style, custom_id=custom_id))
-        self.item_id, self.choice = item_id, choice
+        self.item_id, self.choice, self.kind = item_id, choice, kind
 
     @classmethod
     async def from_custom_id(
         cls, interaction: discord.Interaction, item: Any, match: re.Match[str], /
     ) -> Self:
-        return cls(int(match["item"]), match["choice"])
+        return cls(int(match["item"]), match["choice"], match["kind"])
 
 
 def _button_type(commands: ReviewCommands) -> type[ReviewButton]:
@@ -91,7 +113,7 @@ def _button_type(commands: ReviewCommands) -> type[ReviewButton]:
     class BoundReviewButton(ReviewButton, template=CUSTOM_ID):
         async def callback(self, interaction: discord.Interaction) -> None:
             try:
-                await commands.pressed(interaction, self.item_id, self.choice)
+                await commands.pressed(interaction, self.item_id, self.choice, self.kind)
             except Exception as error:
                 text = describe_error(error, "review button")
                 await interaction.followup.send(text, ephemeral=True)
