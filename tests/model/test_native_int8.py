@@ -28,7 +28,7 @@ def int8_rows():
 )
 def test_int8_rows_equals_torchs_int8_products(int8_rows, rows, k, n):
     generator = torch.Generator().manual_seed(rows * n)
-    x = torch.randint(-127, 128, (rows, k), generator=generator, dtype=torch.int8)
+    x = torch.randint(-128, 128, (rows, k), generator=generator, dtype=torch.int8)
     weight = torch.randint(-127, 128, (n, k), generator=generator, dtype=torch.int8)
     assert torch.equal(int8_rows(x, weight), torch._int_mm(x, weight.t()))
 

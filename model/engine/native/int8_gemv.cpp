@@ -7,10 +7,15 @@
 //
 // Why: torch's int8 products read a projection's weights at 6-22 GB/s for one row (oneDNN and
 // fbgemm are tuned for batches), so int8 decoded one sequence slower than bf16 although it
-// reads half the bytes. Here each output channel is one pass over its weight row: 32 weights
-// at a time widened to int16 and multiplied-added in pairs (AVX512-BW `vpmaddwd`) into int32
-// lanes, four channels at once so the adds do not wait on each other, channels split over
-// ATen's threads. Built with decode_attention.cpp (model/engine/native/__init__.py).
+// reads half the bytes. Here each output channel is one pass over its weight row, four
+// channels at once so the adds do not wait on each other, channels split over ATen's threads.
+// With AVX512-VNNI (checked at run time), 64 weights a step go straight into `vpdpbusd`, which
+// multiplies unsigned by signed bytes: x is shifted to x + 128 once per call, and 128 times
+// each channel's weight sum (a second `vpdpbusd` against ones, on weights already loaded) is
+// taken off again, so the sums stay exact. Without it, 32 weights a step are widened to int16
+// and multiplied-added in pairs (AVX512-BW `vpmaddwd`): four instructions per 32 weights
+// against two per 64, and the widening's shuffle bounds it below the memory's speed.
+// Built with decode_attention.cpp (model/engine/native/__init__.py).
 
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
@@ -67,6 +72,66 @@ void channels4(const int16_t* x, const int8_t* w, int64_t rows, int64_t k, int32
   }
 }
 
+// the VNNI path: `xu` is x + 128 as unsigned bytes
+constexpr int64_t BYTES = 64;  // int8 weights per `vpdpbusd`
+
+__attribute__((target("avx512f,avx512bw,avx512vnni"))) inline __m512i bytes(const void* p) {
+  return _mm512_loadu_si512(p);
+}
+
+__attribute__((target("avx512f,avx512bw,avx512vnni"))) void channels4_vnni(
+    const uint8_t* xu, const int8_t* x, const int8_t* w, int64_t rows, int64_t k, int32_t* out,
+    int64_t out_stride) {
+  const int64_t body = k - k % BYTES;
+  // 128 x each channel's weight sum over the body (what x + 128 adds), from the first row's pass
+  const __m512i ones = _mm512_set1_epi8(1);
+  int32_t shift[CHANNELS] = {0, 0, 0, 0};
+  for (int64_t r = 0; r < rows; ++r) {
+    const uint8_t* xr = xu + r * k;
+    __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
+    if (r == 0) {
+      __m512i s0 = a0, s1 = a0, s2 = a0, s3 = a0;
+      for (int64_t i = 0; i < body; i += BYTES) {
+        const __m512i xv = bytes(xr + i);
+        const __m512i w0 = bytes(w + i), w1 = bytes(w + k + i);
+        const __m512i w2 = bytes(w + 2 * k + i), w3 = bytes(w + 3 * k + i);
+        a0 = _mm512_dpbusd_epi32(a0, xv, w0);
+        a1 = _mm512_dpbusd_epi32(a1, xv, w1);
+        a2 = _mm512_dpbusd_epi32(a2, xv, w2);
+        a3 = _mm512_dpbusd_epi32(a3, xv, w3);
+        s0 = _mm512_dpbusd_epi32(s0, ones, w0);
+        s1 = _mm512_dpbusd_epi32(s1, ones, w1);
+        s2 = _mm512_dpbusd_epi32(s2, ones, w2);
+        s3 = _mm512_dpbusd_epi32(s3, ones, w3);
+      }
+      shift[0] = 128 * _mm512_reduce_add_epi32(s0);
+      shift[1] = 128 * _mm512_reduce_add_epi32(s1);
+      shift[2] = 128 * _mm512_reduce_add_epi32(s2);
+      shift[3] = 128 * _mm512_reduce_add_epi32(s3);
+    } else {
+      for (int64_t i = 0; i < body; i += BYTES) {
+        const __m512i xv = bytes(xr + i);
+        a0 = _mm512_dpbusd_epi32(a0, xv, bytes(w + i));
+        a1 = _mm512_dpbusd_epi32(a1, xv, bytes(w + k + i));
+        a2 = _mm512_dpbusd_epi32(a2, xv, bytes(w + 2 * k + i));
+        a3 = _mm512_dpbusd_epi32(a3, xv, bytes(w + 3 * k + i));
+      }
+    }
+    int32_t sums[CHANNELS] = {_mm512_reduce_add_epi32(a0), _mm512_reduce_add_epi32(a1),
+                              _mm512_reduce_add_epi32(a2), _mm512_reduce_add_epi32(a3)};
+    for (int64_t c = 0; c < CHANNELS; ++c) {
+      int32_t sum = sums[c] - shift[c];
+      for (int64_t i = body; i < k; ++i) sum += int32_t(x[r * k + i]) * int32_t(w[c * k + i]);
+      out[r * out_stride + c] = sum;
+    }
+  }
+}
+
+bool has_vnni() {
+  static const bool yes = __builtin_cpu_supports("avx512vnni");
+  return yes;
+}
+
 void channel1(const int16_t* x, const int8_t* w, int64_t rows, int64_t k, int32_t* out,
               int64_t out_stride) {
   for (int64_t r = 0; r < rows; ++r) {
@@ -86,12 +151,22 @@ at::Tensor int8_rows(const at::Tensor& x, const at::Tensor& weight) {
   const at::Tensor wc = weight.contiguous();
   const int64_t rows = xc.size(0), k = xc.size(1), n = wc.size(0);
   at::Tensor out = at::empty({rows, n}, xc.options().dtype(at::kInt));
-  const std::vector<int16_t> x16 = widen(xc.data_ptr<int8_t>(), rows, k);
+  const int8_t* x8 = xc.data_ptr<int8_t>();
+  const std::vector<int16_t> x16 = widen(x8, rows, k);
   const int8_t* w = wc.data_ptr<int8_t>();
   int32_t* o = out.data_ptr<int32_t>();
+  const bool vnni = has_vnni();
+  std::vector<uint8_t> xu(vnni ? rows * k : 0);
+  for (size_t i = 0; i < xu.size(); ++i) xu[i] = uint8_t(int32_t(x8[i]) + 128);
   at::parallel_for(0, n, GRAIN, [&](int64_t begin, int64_t end) {
     int64_t c = begin;
-    for (; c + CHANNELS <= end; c += CHANNELS) channels4(x16.data(), w + c * k, rows, k, o + c, n);
+    for (; c + CHANNELS <= end; c += CHANNELS) {
+      if (vnni) {
+        channels4_vnni(xu.data(), x8, w + c * k, rows, k, o + c, n);
+      } else {
+        channels4(x16.data(), w + c * k, rows, k, o + c, n);
+      }
+    }
     for (; c < end; ++c) channel1(x16.data(), w + c * k, rows, k, o + c, n);
   });
   return out;
