@@ -7,6 +7,7 @@ does the work through the admin services and hands the result to `ctx.render`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from admin.ab_report import ab_chart
@@ -55,38 +56,54 @@ async def curate_remove(ctx: Context) -> str:
     return ctx.render.curate_removed(sample_id)
 
 
-def _queue_options(ctx: Context) -> dict[str, Any]:
-    if not ctx.args:
-        return {}
-    if len(ctx.args) != 2 or ctx.args[0] not in ("approve", "reject"):
-        how = ctx.surface.example("curate queue approve ID")
-        raise InvalidRequest(f"Say {how} or {ctx.surface.code('reject ID')}.")
-    return {ctx.args[0]: ctx.number("ID", args=ctx.args[1:])}
+def queue_options(command: str) -> Callable[[Context], dict[str, Any]]:
+    """Typed lines' options of `command` (a review queue): `approve ID` or `reject ID`."""
+
+    def parse(ctx: Context) -> dict[str, Any]:
+        if not ctx.args:
+            return {}
+        if len(ctx.args) != 2 or ctx.args[0] not in ("approve", "reject"):
+            how = ctx.surface.example(f"{command} approve ID")
+            raise InvalidRequest(f"Say {how} or {ctx.surface.code('reject ID')}.")
+        return {ctx.args[0]: ctx.number("ID", args=ctx.args[1:])}
+
+    return parse
+
+
+def queue_decision(ctx: Context) -> tuple[int, bool] | None:
+    """(the sample, whether it is approved) of a review queue's options; None lists the queue."""
+    approve, reject = ctx.options.get("approve"), ctx.options.get("reject")
+    if approve is not None and reject is not None:
+        raise InvalidRequest("Approve or reject one sample at a time.")
+    if approve is not None:
+        return int(approve), True
+    return None if reject is None else (int(reject), False)
 
 
 async def curate_queue(ctx: Context) -> str:
     """Options: `approve` or `reject` (a queued sample's id); neither lists the queue."""
-    approve, reject = ctx.options.get("approve"), ctx.options.get("reject")
-    if approve is not None and reject is not None:
-        raise InvalidRequest("Approve or reject one sample at a time.")
-    if approve is None and reject is None:
+    decision = queue_decision(ctx)
+    if decision is None:
         return ctx.render.review_queue(await ctx.services.curation.pending(QUEUE_LIMIT))
-    ok = approve is not None
-    sample_id = ctx.options["approve" if ok else "reject"]
+    sample_id, ok = decision
     done = await ctx.services.curation.review(ctx.actor.user_id, sample_id, ok)
     return ctx.render.queue_decided(done, ok)
 
 
-async def retrain_now(ctx: Context) -> str:
+def run_progress(ctx: Context) -> Callable[[TrainingRunRecord], None]:
+    """What a started run reports to: the platform's progress, else one message at its end."""
     tell = ctx.tell
 
     def told_at_the_end(info: TrainingRunRecord) -> None:
         if tell is not None and info.status in FINISHED_STATUSES:
             ctx.spawn(tell(ctx.render.training_run(info)))
 
-    progress = ctx.progress or told_at_the_end
-    run = await ctx.services.training.start(ctx.actor.user_id, progress)
-    return ctx.render.run_started(run, telling=tell is not None)
+    return ctx.progress or told_at_the_end
+
+
+async def retrain_now(ctx: Context) -> str:
+    run = await ctx.services.training.start(ctx.actor.user_id, run_progress(ctx))
+    return ctx.render.run_started(run, telling=ctx.tell is not None)
 
 
 async def retrain_status(ctx: Context) -> str:
@@ -159,7 +176,10 @@ COMMANDS = (
     Command(("curate", "list"), "curate list [N]", curate_list, _limit),
     Command(("curate", "remove"), "curate remove ID", curate_remove, _sample_id),
     Command(
-        ("curate", "queue"), "curate queue [approve ID|reject ID]", curate_queue, _queue_options
+        ("curate", "queue"),
+        "curate queue [approve ID|reject ID]",
+        curate_queue,
+        queue_options("curate queue"),
     ),
     Command(("retrain", "now"), "retrain now", retrain_now),
     Command(("retrain", "status"), "retrain status", retrain_status),

@@ -12,9 +12,9 @@ from typing import Any
 from admin.ab_report import parse_share, report_of
 from bot.admin_commands.ab import experiment_reply
 from bot.admin_commands.context import Command, Context
+from bot.admin_commands.learning import queue_decision, queue_options, run_progress
 from bot.admin_commands.surface import AdminReply
 from bot.params import InvalidRequest
-from storage import FINISHED_STATUSES, TrainingRunRecord
 from storage.servers import server_key
 
 
@@ -58,40 +58,20 @@ async def line_add(ctx: Context) -> str:
     return ctx.render.curated_added([report])
 
 
-def _queue_options(ctx: Context) -> dict[str, Any]:
-    if not ctx.args:
-        return {}
-    if len(ctx.args) != 2 or ctx.args[0] not in ("approve", "reject"):
-        how = ctx.surface.example("line queue approve ID")
-        raise InvalidRequest(f"Say {how} or {ctx.surface.code('reject ID')}.")
-    return {ctx.args[0]: ctx.number("ID", args=ctx.args[1:])}
-
-
 async def line_queue(ctx: Context) -> str:
     """Options: `approve` or `reject` (one of this line's queued samples); neither lists them."""
-    approve, reject = ctx.options.get("approve"), ctx.options.get("reject")
-    if approve is not None and reject is not None:
-        raise InvalidRequest("Approve or reject one sample at a time.")
-    if approve is None and reject is None:
+    decision = queue_decision(ctx)
+    if decision is None:
         items = await ctx.services.lines.queue(_key(ctx))
         return ctx.render.review_queue(items, "line queue")
-    ok = approve is not None
-    sample_id = approve if approve is not None else reject
-    assert sample_id is not None
+    sample_id, ok = decision
     done = await ctx.services.lines.review(ctx.actor.user_id, _key(ctx), sample_id, ok)
     return ctx.render.queue_decided(done, ok)
 
 
 async def line_retrain(ctx: Context) -> str:
-    tell = ctx.tell
-
-    def told_at_the_end(info: TrainingRunRecord) -> None:
-        if tell is not None and info.status in FINISHED_STATUSES:
-            ctx.spawn(tell(ctx.render.training_run(info)))
-
-    progress = ctx.progress or told_at_the_end
-    run = await ctx.services.lines.retrain(ctx.actor.user_id, _key(ctx), progress)
-    return ctx.render.run_started(run, telling=tell is not None)
+    run = await ctx.services.lines.retrain(ctx.actor.user_id, _key(ctx), run_progress(ctx))
+    return ctx.render.run_started(run, telling=ctx.tell is not None)
 
 
 def _version(ctx: Context) -> dict[str, Any]:
@@ -204,7 +184,12 @@ COMMANDS = (
     Command(("line", "disable"), "line disable", line_disable),
     Command(("line", "share"), "line share on|off", line_share, _on_off),
     Command(("line", "add"), "line add TEXT", line_add, _rest),
-    Command(("line", "queue"), "line queue [approve ID|reject ID]", line_queue, _queue_options),
+    Command(
+        ("line", "queue"),
+        "line queue [approve ID|reject ID]",
+        line_queue,
+        queue_options("line queue"),
+    ),
     Command(("line", "retrain"), "line retrain", line_retrain),
     Command(("line", "use"), "line use VERSION [force]", line_use, _version),
     Command(("line", "rollback"), "line rollback", line_rollback),
